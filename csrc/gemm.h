@@ -1,0 +1,32 @@
+/* Single-precision GEMM, row-major:  C = alpha * op(A) * op(B) + beta * C.
+ *
+ * op(A) is M x K: A is stored (M, K) with row stride lda >= K, or, when
+ * trans_a != 0, (K, M) with lda >= M. Likewise op(B) is K x N: B is (K, N) with
+ * ldb >= N, or (N, K) with ldb >= K when trans_b != 0. C is (M, N), ldc >= N.
+ * beta == 0 overwrites C without reading it (NaNs there are ignored), as BLAS.
+ *
+ * Work is split over tiles of C only, and every tile accumulates K in the same
+ * order, so the result is bitwise identical for any thread count.
+ */
+#ifndef FC_GEMM_H
+#define FC_GEMM_H
+#include "fc_common.h"
+
+/* Uses fc_get_num_threads() threads. Returns FC_OK or FC_ENOMEM. */
+int fc_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
+             float alpha, const float *A, int64_t lda,
+             const float *B, int64_t ldb,
+             float beta, float *C, int64_t ldc);
+
+/* One thread; safe to call from inside another kernel's parallel region. */
+int fc_sgemm_serial(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
+                    float alpha, const float *A, int64_t lda,
+                    const float *B, int64_t ldb,
+                    float beta, float *C, int64_t ldc);
+
+/* Plain triple loop with double accumulation: the oracle for tests. */
+void fc_sgemm_reference(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
+                        float alpha, const float *A, int64_t lda,
+                        const float *B, int64_t ldb,
+                        float beta, float *C, int64_t ldc);
+#endif

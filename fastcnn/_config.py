@@ -1,0 +1,81 @@
+"""Thread count and build/run-time configuration."""
+import os
+import platform
+import sys
+
+from . import _ext
+
+__version__ = "0.1.0"
+
+# Far beyond any sensible machine; stops a typo (1e9) from making OpenMP spawn a billion threads.
+MAX_THREADS = 1024
+
+
+def _cpu_count():
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+def set_num_threads(n):
+    """Set how many threads fastcnn's kernels use (scikit-learn's convention).
+
+    * ``n >= 1``: use ``n`` threads (capped at 1024; more than the cores oversubscribes).
+    * ``n < 0``: ``cpu_count + 1 + n`` threads, so ``-1`` means all cores, ``-2`` all but one;
+      never fewer than 1.
+    * ``n is None``: back to the default (``OMP_NUM_THREADS`` if set, else all cores).
+    * ``n == 0``: ``ValueError``.
+
+    Results do not depend on the thread count: every kernel splits work over outputs only.
+    """
+    if n is None:
+        _ext.set_num_threads(0)
+        return
+    if isinstance(n, bool) or not isinstance(n, (int,)) and not hasattr(n, "__index__"):
+        raise TypeError("set_num_threads: expected an int or None, got %r" % (n,))
+    n = int(n)
+    if n == 0:
+        raise ValueError("set_num_threads: n=0 is not a thread count; use n >= 1, "
+                         "a negative n (-1 = all cores) or None for the default")
+    if n < 0:
+        n = max(1, _cpu_count() + 1 + n)
+    _ext.set_num_threads(min(n, MAX_THREADS))
+
+
+def get_num_threads():
+    """Threads the kernels will use (honours OMP_NUM_THREADS until set_num_threads is called)."""
+    return int(_ext.get_num_threads())
+
+
+def config():
+    """The configuration as a dict (what show_config prints)."""
+    try:
+        from ._build_config import BUILD_CONFIG
+    except ImportError:  # pragma: no cover - only when built without setup.py
+        BUILD_CONFIG = {"compiler": "unknown", "openmp": _ext.openmp_enabled(), "cflags": ""}
+    return {
+        "version": __version__,
+        "python": sys.version.split()[0],
+        "platform": platform.platform(),
+        "compiler": BUILD_CONFIG.get("compiler", "unknown"),
+        "cflags": BUILD_CONFIG.get("cflags", ""),
+        "openmp": bool(_ext.openmp_enabled()),
+        "simd": _ext.simd_name(),
+        "num_threads": get_num_threads(),
+        "cpu_count": _cpu_count(),
+    }
+
+
+def show_config(file=None):
+    """Print version, compiler, OpenMP, the SIMD path in use and the thread count."""
+    c = config()
+    lines = [
+        "fastcnn %s" % c["version"],
+        "  python      : %s (%s)" % (c["python"], c["platform"]),
+        "  compiler    : %s  [%s]" % (c["compiler"], c["cflags"]),
+        "  openmp      : %s" % ("on" if c["openmp"] else "OFF (serial build)"),
+        "  simd path   : %s" % c["simd"],
+        "  threads     : %d (of %d cpus)" % (c["num_threads"], c["cpu_count"]),
+    ]
+    print("\n".join(lines), file=file if file is not None else sys.stdout)

@@ -1,0 +1,14 @@
+# cython: language_level=3
+"""fastcnn._ext: the thin Cython binding over csrc/.
+
+Each kernel family has its own ``_ext_*.pxi`` (declarations + ``def`` wrappers).
+Wrappers take already-validated, C-contiguous float32 arrays (fastcnn.ops does the
+checking), release the GIL and call the C kernel; outputs are preallocated by the caller.
+"""
+include "_ext_runtime.pxi"
+include "_ext_gemm.pxi"
+include "_ext_conv.pxi"
+include "_ext_pool.pxi"
+include "_ext_nn.pxi"
+include "_ext_optim.pxi"
+include "_ext_data.pxi"

@@ -1,0 +1,1 @@
+# fastcnn._ext: conv kernels (filled in by the conv work)

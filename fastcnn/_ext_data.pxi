@@ -1,0 +1,1 @@
+# fastcnn._ext: data kernels (filled in by the data work)

@@ -1,0 +1,1 @@
+# fastcnn._ext: nn kernels (filled in by the nn work)

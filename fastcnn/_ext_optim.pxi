@@ -1,0 +1,1 @@
+# fastcnn._ext: optim kernels (filled in by the optim work)

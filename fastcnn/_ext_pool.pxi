@@ -1,0 +1,1 @@
+# fastcnn._ext: pool kernels (filled in by the pool work)

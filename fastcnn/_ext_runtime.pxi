@@ -1,0 +1,40 @@
+from libc.stdint cimport int64_t
+
+cdef extern from "fc_common.h":
+    int fc_get_num_threads() nogil
+    void fc_set_num_threads(int n) nogil
+    int fc_openmp_enabled() nogil
+    int fc_simd_level() nogil
+    void fc_force_simd_level(int level) nogil
+    const char *fc_simd_name() nogil
+    int FC_OK
+    int FC_ENOMEM
+
+
+cdef inline int _check(int rc, str what) except -1:
+    if rc == FC_ENOMEM:
+        raise MemoryError("%s: could not allocate kernel scratch memory" % what)
+    if rc != FC_OK:
+        raise RuntimeError("%s: kernel failed with code %d" % (what, rc))
+    return 0
+
+
+def get_num_threads():
+    return fc_get_num_threads()
+
+
+def set_num_threads(int n):
+    fc_set_num_threads(n)
+
+
+def openmp_enabled():
+    return bool(fc_openmp_enabled())
+
+
+def simd_name():
+    return fc_simd_name().decode("ascii")
+
+
+def force_simd(int level):
+    """1: AVX2+FMA (if the CPU has it), 0: portable C, -1: auto-detect."""
+    fc_force_simd_level(level)

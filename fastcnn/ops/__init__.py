@@ -1,0 +1,16 @@
+"""fastcnn.ops: one checked NumPy-facing function per C kernel.
+
+Each function validates shapes once, converts float64 / non-contiguous input to
+C-contiguous float32, allocates its outputs, and runs the kernel with the GIL released.
+Anything impossible raises ValueError (or TypeError) naming the argument and what was
+expected; nothing reaches C unchecked.
+"""
+from .gemm import *  # noqa: F401,F403
+from .conv import *  # noqa: F401,F403
+from .pool import *  # noqa: F401,F403
+from .nn import *  # noqa: F401,F403
+from .optim import *  # noqa: F401,F403
+from . import gemm as _gemm, conv as _conv, pool as _pool, nn as _nn, optim as _optim
+
+__all__ = (list(_gemm.__all__) + list(_conv.__all__) + list(_pool.__all__)
+           + list(_nn.__all__) + list(_optim.__all__))

@@ -1,0 +1,2 @@
+"""fastcnn.ops: conv kernels."""
+__all__ = []

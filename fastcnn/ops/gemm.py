@@ -1,0 +1,39 @@
+"""Matrix multiply on fastcnn's GEMM kernel."""
+import numpy as np
+
+from .. import _ext
+from ._validation import as_float32
+
+__all__ = ["matmul"]
+
+
+def matmul(a, b, transpose_a=False, transpose_b=False, out=None, alpha=1.0, beta=0.0,
+           reference=False):
+    """``alpha * op(a) @ op(b) + beta * out`` for 2-D arrays, in float32.
+
+    ``op(x)`` is ``x.T`` when the matching ``transpose_*`` flag is set. ``out`` (optional)
+    must be a C-contiguous float32 array of shape ``(M, N)``; it is overwritten (or
+    accumulated into when ``beta != 0``) and returned. ``reference=True`` runs the naive C
+    loop kept as the test oracle.
+    """
+    a = as_float32(a, "matmul: a", ndim=2)
+    b = as_float32(b, "matmul: b", ndim=2)
+    m, ka = (a.shape[1], a.shape[0]) if transpose_a else a.shape
+    kb, n = (b.shape[1], b.shape[0]) if transpose_b else b.shape
+    if ka != kb:
+        raise ValueError("matmul: inner dimensions differ: op(a) is %dx%d but op(b) is %dx%d"
+                         % (m, ka, kb, n))
+    if out is None:
+        if beta != 0.0:
+            raise ValueError("matmul: beta != 0 needs an `out` array to accumulate into")
+        out = np.empty((m, n), dtype=np.float32)
+    elif not (isinstance(out, np.ndarray) and out.dtype == np.float32
+              and out.flags.c_contiguous and out.flags.writeable):
+        raise ValueError("matmul: out must be a writeable C-contiguous float32 array")
+    elif out.shape != (m, n):
+        raise ValueError("matmul: out: expected shape (%d, %d), got %s" % (m, n, out.shape))
+    if np.shares_memory(out, a) or np.shares_memory(out, b):
+        raise ValueError("matmul: out must not overlap a or b")
+    _ext.sgemm(bool(transpose_a), bool(transpose_b), float(alpha), a, b, float(beta), out,
+               bool(reference))
+    return out

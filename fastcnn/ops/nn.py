@@ -1,0 +1,2 @@
+"""fastcnn.ops: nn kernels."""
+__all__ = []

@@ -1,0 +1,2 @@
+"""fastcnn.ops: pool kernels."""
+__all__ = []

@@ -1,0 +1,48 @@
+"""Shared test helpers: float64 finite differences and thread-count switching."""
+import contextlib
+
+import numpy as np
+import pytest
+
+import fastcnn
+
+
+def fd_grad(f, x, eps=1e-6):
+    """Central finite-difference gradient of scalar f at x, in float64 (x is not modified)."""
+    x = np.array(x, dtype=np.float64, copy=True)
+    g = np.zeros_like(x)
+    flat, gflat = x.reshape(-1), g.reshape(-1)
+    for i in range(flat.size):
+        old = flat[i]
+        flat[i] = old + eps
+        fp = f(x)
+        flat[i] = old - eps
+        fm = f(x)
+        flat[i] = old
+        gflat[i] = (fp - fm) / (2 * eps)
+    return g
+
+
+@contextlib.contextmanager
+def num_threads(n):
+    """Run the block with fastcnn using n threads, then restore the previous setting."""
+    old = fastcnn.get_num_threads()
+    fastcnn.set_num_threads(n)
+    try:
+        yield
+    finally:
+        fastcnn.set_num_threads(old)
+
+
+def assert_close(actual, expected, rtol=1e-5, atol=1e-5, what=""):
+    """Like np.testing.assert_allclose, with a relative-to-max-magnitude atol for sums."""
+    actual = np.asarray(actual, dtype=np.float64)
+    expected = np.asarray(expected, dtype=np.float64)
+    assert actual.shape == expected.shape, "%s: shape %s != %s" % (what, actual.shape, expected.shape)
+    scale = max(1.0, float(np.abs(expected).max()) if expected.size else 1.0)
+    np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol * scale, err_msg=what)
+
+
+@pytest.fixture
+def rng():
+    return np.random.default_rng(1234)
