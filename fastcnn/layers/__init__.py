@@ -1,0 +1,45 @@
+"""fastcnn.layers: Keras 3 layer classes running on fastcnn's C kernels.
+
+Every layer has ``build(input_shape)``, ``compute_output_shape``, ``get_config`` /
+``from_config``, ``get_weights`` / ``set_weights`` in Keras layouts, and the training
+protocol ``forward(x, training)`` / ``backward(dy)`` described in ``fastcnn.layers.base``.
+"""
+from .base import Layer, Variable
+from .core import Activation, Dense, Dropout, Flatten, Input, InputLayer, ReLU
+from .convolutional import Conv2D
+from .pooling import (AveragePooling2D, AvgPool2D, AveragePool2D, GlobalAveragePooling2D,
+                      GlobalAvgPool2D, MaxPool2D, MaxPooling2D)
+from .normalization import BatchNormalization
+
+Convolution2D = Conv2D
+
+__all__ = ["Layer", "Variable", "Input", "InputLayer", "Dense", "Flatten", "Dropout",
+           "Activation", "ReLU", "Conv2D", "Convolution2D", "MaxPooling2D", "MaxPool2D",
+           "AveragePooling2D", "AvgPool2D", "AveragePool2D", "GlobalAveragePooling2D",
+           "GlobalAvgPool2D", "BatchNormalization", "get", "serialize", "deserialize"]
+
+_REGISTRY = {cls.__name__: cls for cls in (
+    InputLayer, Dense, Flatten, Dropout, Activation, ReLU, Conv2D, MaxPooling2D,
+    AveragePooling2D, GlobalAveragePooling2D, BatchNormalization)}
+
+
+def serialize(layer):
+    """``{"class_name": ..., "config": ...}`` (JSON-able) for a layer."""
+    return {"class_name": type(layer).__name__, "config": layer.get_config()}
+
+
+def deserialize(config, custom_objects=None):
+    """Rebuild a layer from ``serialize`` output (custom layer classes via custom_objects)."""
+    if not isinstance(config, dict) or "class_name" not in config:
+        raise ValueError("layers.deserialize: expected a dict with 'class_name' and 'config', "
+                         "got %r" % (config,))
+    name = config["class_name"]
+    cls = (custom_objects or {}).get(name) or _REGISTRY.get(name)
+    if cls is None:
+        raise ValueError("Unknown layer class %r. Known layers: %s (pass custom layer classes "
+                         "via custom_objects={'%s': MyLayer})"
+                         % (name, ", ".join(sorted(_REGISTRY)), name))
+    return cls.from_config(dict(config.get("config", {})))
+
+
+get = deserialize

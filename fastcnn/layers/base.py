@@ -1,0 +1,418 @@
+"""Layer base class, weight Variables and the training protocol shared by all layers.
+
+Training protocol (what Sequential.fit runs, and what tests drive directly):
+
+* ``forward(x, training=False)`` -> y: runs the layer's kernels (fastcnn.ops) writing into
+  buffers the layer allocated once for this input shape (its *workspace*), and keeps what
+  ``backward`` needs (the input, the output, pooling indices, dropout masks, ...).
+* ``backward(dy, need_input_grad=True)`` -> dx (or None): gradients of the weights go into
+  arrays preallocated at ``build`` (``layer.gradients``, aligned with
+  ``trainable_weights``); dx goes into a workspace buffer.
+
+Workspaces are keyed by input shape and kept in a small LRU, so a fit (full batches, the
+last partial batch, validation batches) allocates nothing after its first steps and memory
+stays flat across epochs and repeated fit calls. Returned arrays are those buffers: they are
+overwritten by the next call with the same shape (``layer(x)`` returns a copy instead).
+"""
+import collections
+import numbers
+import operator
+
+import numpy as np
+
+from .. import initializers, utils
+
+__all__ = ["Layer", "Variable"]
+
+_WORKSPACE_CACHE = 6
+
+
+class Variable:
+    """A named float32 weight. ``.value`` is the storage the kernels read and update in place.
+
+    Mirrors the parts of ``keras.Variable`` users touch: ``shape``, ``dtype``, ``name``,
+    ``path``, ``trainable``, ``numpy()``, ``assign()`` and NumPy interoperability
+    (``np.asarray(layer.kernel)``, ``layer.kernel * 2``).
+    """
+
+    __array_priority__ = 100
+
+    def __init__(self, value, name, path, trainable=True):
+        self.value = np.ascontiguousarray(value, dtype=np.float32)
+        self.name = name
+        self.path = path
+        self.trainable = trainable
+
+    @property
+    def shape(self):
+        return self.value.shape
+
+    @property
+    def dtype(self):
+        return "float32"
+
+    @property
+    def ndim(self):
+        return self.value.ndim
+
+    @property
+    def size(self):
+        return self.value.size
+
+    def numpy(self):
+        return self.value.copy()
+
+    def assign(self, value):
+        value = np.asarray(value)
+        if value.shape != self.value.shape:
+            raise ValueError("Variable %s: cannot assign a value of shape %s to a variable of "
+                             "shape %s" % (self.path, value.shape, self.value.shape))
+        np.copyto(self.value, value, casting="unsafe")
+        return self
+
+    def __array__(self, dtype=None, copy=None):
+        if dtype is not None and np.dtype(dtype) != np.float32:
+            return self.value.astype(dtype)
+        return self.value.copy() if copy else self.value
+
+    def __len__(self):
+        return len(self.value)
+
+    def __getitem__(self, item):
+        return self.value[item]
+
+    def __repr__(self):
+        return "<Variable path=%s, shape=%s, dtype=float32>" % (self.path, self.value.shape)
+
+    def __array_ufunc__(self, ufunc, method, *inputs, **kwargs):
+        inputs = tuple(i.value if isinstance(i, Variable) else i for i in inputs)
+        return getattr(ufunc, method)(*inputs, **kwargs)
+
+
+def _binary(name):
+    def op(self, other):
+        other = other.value if isinstance(other, Variable) else other
+        return getattr(self.value, name)(other)
+    op.__name__ = name
+    return op
+
+
+for _name in ("__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__",
+              "__truediv__", "__rtruediv__", "__matmul__", "__rmatmul__", "__pow__",
+              "__lt__", "__le__", "__gt__", "__ge__", "__eq__", "__ne__"):
+    setattr(Variable, _name, _binary(_name))
+Variable.__hash__ = object.__hash__
+Variable.__neg__ = lambda self: -self.value
+
+
+class _Workspace(dict):
+    """Buffers of one layer for one input shape; created on first use, then reused."""
+
+    def buf(self, key, shape, dtype=np.float32):
+        a = self.get(key)
+        if a is None or a.shape != shape:
+            a = np.empty(shape, dtype=dtype)
+            self[key] = a
+        return a
+
+
+def _shape_str(shape):
+    return "(" + ", ".join("None" if d is None else str(d) for d in shape) + \
+        ("," if len(shape) == 1 else "") + ")"
+
+
+def _positive_int(value, arg, layer):
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+        raise ValueError("Invalid value for argument `%s` of %s: expected a strictly positive "
+                         "integer. Received %s=%r" % (arg, layer, arg, value))
+    return int(value)
+
+
+def _int_tuple(value, arg, layer, n=2, minimum=1):
+    """Keras' standardize_tuple: an int or a tuple of n ints, each >= minimum."""
+    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
+        tup = (int(value),) * n
+    else:
+        try:
+            tup = tuple(operator.index(v) for v in value)
+        except TypeError:
+            raise ValueError("The `%s` argument of %s must be an int or a tuple of %d integers. "
+                             "Received %s=%r" % (arg, layer, n, arg, value)) from None
+        if len(tup) != n or any(isinstance(v, bool) for v in value):
+            raise ValueError("The `%s` argument of %s must be an int or a tuple of %d integers. "
+                             "Received %s=%r" % (arg, layer, n, arg, value))
+    if any(v < minimum for v in tup):
+        raise ValueError("The `%s` argument of %s must be a tuple of %d integers >= %d. "
+                         "Received %s=%r" % (arg, layer, n, minimum, arg, value))
+    return tup
+
+
+def _padding(value, layer):
+    p = value.lower() if isinstance(value, str) else None
+    if p not in ("valid", "same"):
+        raise ValueError("The `padding` argument of %s must be 'valid' or 'same'. "
+                         "Received padding=%r" % (layer, value))
+    return p
+
+
+def _data_format(value, layer):
+    if value not in (None, "channels_last"):
+        raise ValueError("%s: fastcnn supports only data_format='channels_last' (NHWC). "
+                         "Received data_format=%r" % (layer, value))
+    return "channels_last"
+
+
+def _unsupported(layer, **kwargs):
+    """Keras arguments fastcnn accepts only at their default (None/False)."""
+    for k, v in kwargs.items():
+        if v is not None and v is not False:
+            raise ValueError("%s: argument `%s` is not supported by fastcnn (got %r); "
+                             "leave it at its default" % (layer, k, v))
+
+
+class Layer:
+    """Base class of fastcnn layers (Keras 3 names and semantics)."""
+
+    _allowed_kwargs = ("input_shape", "input_dim", "batch_input_shape", "batch_size")
+
+    def __init__(self, trainable=True, name=None, dtype=None, **kwargs):
+        cls = type(self).__name__
+        unknown = {k: v for k, v in kwargs.items() if k not in self._allowed_kwargs}
+        if unknown:
+            raise TypeError("Unrecognized keyword arguments passed to %s: %r" % (cls, unknown))
+        if dtype is not None:
+            dname = dtype
+            if isinstance(dtype, dict):
+                dname = dtype.get("config", {}).get("name", dtype)
+            try:
+                ok = np.dtype(dname) == np.float32
+            except TypeError:
+                ok = False
+            if not ok:
+                raise ValueError("%s: fastcnn computes in float32 only; got dtype=%r"
+                                 % (cls, dtype))
+        if name is None:
+            name = utils._unique_name(utils._to_snake_case(cls))
+        elif not isinstance(name, str) or not name:
+            raise ValueError("%s: name must be a non-empty string, got %r" % (cls, name))
+        self.name = name
+        self._trainable = bool(trainable)
+        self.built = False
+        self._weights = []
+        self._grads = {}
+        self._workspaces = collections.OrderedDict()
+        self._ws = None
+        self.input_shape = None
+        self.output_shape = None
+        shape = kwargs.get("input_shape")
+        if kwargs.get("batch_input_shape") is not None:
+            shape = tuple(kwargs["batch_input_shape"])[1:]
+        if kwargs.get("input_dim") is not None:
+            shape = (kwargs["input_dim"],)
+        if shape is not None:
+            shape = self._validate_input_shape_arg(shape)
+        self._input_shape_arg = shape
+
+    def _validate_input_shape_arg(self, shape):
+        if isinstance(shape, numbers.Integral) and not isinstance(shape, bool):
+            shape = (shape,)
+        try:
+            shape = tuple(None if d is None else operator.index(d) for d in shape)
+        except TypeError:
+            raise ValueError("%s: input_shape must be a tuple of positive ints (without the "
+                             "batch dimension), got %r" % (self.name, shape)) from None
+        if any(d is None or d <= 0 for d in shape):
+            raise ValueError("%s: input_shape must be a tuple of positive ints (without the "
+                             "batch dimension), got %r" % (self.name, shape))
+        return shape
+
+    # ------------------------------------------------------------------ weights
+    @property
+    def trainable(self):
+        return self._trainable
+
+    @trainable.setter
+    def trainable(self, value):
+        self._trainable = bool(value)
+        for v in self._weights:
+            v.trainable = self._trainable and getattr(v, "_trainable_by_nature", True)
+
+    def add_weight(self, shape, initializer="glorot_uniform", name=None, trainable=True):
+        init = initializers.get(initializer)
+        value = np.asarray(init(tuple(shape), "float32"), dtype=np.float32)
+        if value.shape != tuple(shape):
+            raise ValueError("%s: initializer %r returned shape %s, expected %s"
+                             % (self.name, initializer, value.shape, tuple(shape)))
+        var = Variable(value, name, "%s/%s" % (self.name, name),
+                       trainable=trainable and self._trainable)
+        var._trainable_by_nature = trainable
+        self._weights.append(var)
+        if trainable:
+            self._grads[id(var)] = np.zeros(var.shape, dtype=np.float32)
+        return var
+
+    @property
+    def weights(self):
+        return list(self._weights)
+
+    @property
+    def variables(self):
+        return list(self._weights)
+
+    @property
+    def trainable_weights(self):
+        return [v for v in self._weights if v.trainable]
+
+    @property
+    def non_trainable_weights(self):
+        return [v for v in self._weights if not v.trainable]
+
+    @property
+    def trainable_variables(self):
+        return self.trainable_weights
+
+    @property
+    def non_trainable_variables(self):
+        return self.non_trainable_weights
+
+    @property
+    def gradients(self):
+        """Gradient arrays written by ``backward``, aligned with ``trainable_weights``."""
+        return [self._grads[id(v)] for v in self.trainable_weights]
+
+    def _grad(self, var):
+        return self._grads[id(var)]
+
+    def count_params(self):
+        if not self.built:
+            raise ValueError("You tried to call `count_params` on layer '%s', but the layer "
+                             "isn't built. You can build it manually via: "
+                             "`layer.build(input_shape)`." % self.name)
+        return int(sum(v.size for v in self._weights))
+
+    def get_weights(self):
+        return [v.numpy() for v in self._weights]
+
+    def set_weights(self, weights):
+        weights = list(weights)
+        if len(weights) != len(self._weights):
+            raise ValueError("You called `set_weights(weights)` on layer '%s' with a weight list "
+                             "of length %d, but the layer was expecting %d weights."
+                             % (self.name, len(weights), len(self._weights)))
+        arrays = []
+        for var, w in zip(self._weights, weights):
+            w = np.asarray(w)
+            if w.shape != var.shape:
+                raise ValueError("Layer %s weight shape %s is not compatible with provided "
+                                 "weight shape %s (weight '%s')."
+                                 % (self.name, var.shape, w.shape, var.name))
+            if not np.issubdtype(w.dtype, np.number):
+                raise TypeError("Layer %s: weight '%s' must be numeric, got dtype %s"
+                                % (self.name, var.name, w.dtype))
+            arrays.append(w)
+        for var, w in zip(self._weights, arrays):
+            var.assign(w)
+
+    # ------------------------------------------------------------------ shapes
+    def _incompatible(self, what, shape):
+        raise ValueError('Input 0 of layer "%s" is incompatible with the layer: %s, but '
+                         "received input with shape %s" % (self.name, what, _shape_str(shape)))
+
+    def _check_ndim(self, shape, ndim=None, min_ndim=None):
+        if ndim is not None and len(shape) != ndim:
+            raise ValueError('Input 0 of layer "%s" is incompatible with the layer: expected '
+                             "ndim=%d, found ndim=%d. Full shape received: %s"
+                             % (self.name, ndim, len(shape), _shape_str(shape)))
+        if min_ndim is not None and len(shape) < min_ndim:
+            raise ValueError('Input 0 of layer "%s" is incompatible with the layer: expected '
+                             "min_ndim=%d, found ndim=%d. Full shape received: %s"
+                             % (self.name, min_ndim, len(shape), _shape_str(shape)))
+
+    def _check_last_axis(self, shape, expected):
+        if shape[-1] != expected:
+            self._incompatible("expected axis -1 of input shape to have value %d" % expected,
+                               shape)
+
+    def compute_output_shape(self, input_shape):
+        return tuple(input_shape)
+
+    def build(self, input_shape):
+        self.built = True
+
+    def _build_for(self, input_shape):
+        """Check ``input_shape`` (batch dim included, may be None), build, record shapes."""
+        input_shape = tuple(None if d is None else int(d) for d in input_shape)
+        out = tuple(self.compute_output_shape(input_shape))
+        if not self.built:
+            self.build(input_shape)
+            self.built = True
+        self.input_shape = (None,) + input_shape[1:]
+        self.output_shape = (None,) + out[1:]
+        return out
+
+    # ------------------------------------------------------------------ config
+    def get_config(self):
+        return {"name": self.name, "trainable": self.trainable, "dtype": "float32"}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def _extra_state(self):
+        """Arrays besides weights needed to resume exactly (saved with the model)."""
+        return {}
+
+    def _set_extra_state(self, state):
+        pass
+
+    # ------------------------------------------------------------------ running
+    def _workspace(self, shape):
+        ws = self._workspaces.get(shape)
+        if ws is None:
+            ws = _Workspace()
+            self._workspaces[shape] = ws
+            if len(self._workspaces) > _WORKSPACE_CACHE:
+                self._workspaces.popitem(last=False)
+        else:
+            self._workspaces.move_to_end(shape)
+        return ws
+
+    def _release_workspaces(self):
+        self._workspaces.clear()
+        self._ws = None
+
+    def forward(self, x, training=False, return_logits=False):
+        """Run the layer on a float32 C-contiguous batch; caches what backward needs.
+
+        ``return_logits`` (softmax-activated layers only) skips the final softmax so a
+        cross-entropy loss can work from the logits.
+        """
+        ws = self._workspace(x.shape)
+        ws["x"] = x
+        ws["training"] = bool(training)
+        ws["logits"] = bool(return_logits)
+        self._ws = ws
+        return self._forward(x, ws, bool(training), bool(return_logits))
+
+    def backward(self, dy, need_input_grad=True):
+        """Gradient w.r.t. the input of the last ``forward`` (None if not needed)."""
+        if self._ws is None:
+            raise RuntimeError("%s.backward called before forward" % self.name)
+        return self._backward(dy, self._ws, bool(need_input_grad))
+
+    def _forward(self, x, ws, training, return_logits):
+        raise NotImplementedError
+
+    def _backward(self, dy, ws, need_input_grad):
+        raise NotImplementedError
+
+    def __call__(self, inputs, training=False):
+        """Eager call on a NumPy batch (builds the layer on first use); returns a new array."""
+        x = np.ascontiguousarray(inputs, dtype=np.float32)
+        if x.ndim == 0:
+            raise ValueError("%s: expected a batch of inputs, got a scalar" % self.name)
+        self._build_for((None,) + x.shape[1:])
+        return np.array(self.forward(x, training=training), dtype=np.float32, copy=True)
+
+    def __repr__(self):
+        return "<%s name=%s, built=%s>" % (type(self).__name__, self.name, self.built)

@@ -1,0 +1,112 @@
+"""Conv2D (NHWC, kernel (kh, kw, in, filters), Keras 3 arguments and output shapes)."""
+from .. import initializers, ops
+from ..ops._validation import conv_output_size
+from .base import Layer, _data_format, _int_tuple, _padding, _positive_int, _unsupported
+from .core import _Activated, get_activation
+
+__all__ = ["Conv2D"]
+
+
+def conv_output_shape(layer, input_shape, window, strides, padding, what):
+    """(None, H, W, C) -> (OH, OW) as Keras, or ValueError naming the layer."""
+    h, w = input_shape[1], input_shape[2]
+    out = []
+    for size, k, s in zip((h, w), window, strides):
+        if size is None:
+            out.append(None)
+            continue
+        o = conv_output_size(size, k, s, padding)[0]
+        if o <= 0:
+            raise ValueError(
+                "Computed output size would be negative in layer \"%s\": input shape %s is too "
+                "small for %s %s with padding='%s' (each spatial size must be >= the window, "
+                "or use padding='same')"
+                % (layer.name, "(None, %s, %s, %s)" % tuple(input_shape[1:]), what,
+                   window, padding))
+        out.append(o)
+    return tuple(out)
+
+
+class Conv2D(_Activated, Layer):
+    """2-D convolution; ``activation='relu'`` is fused into the kernel."""
+
+    def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format=None,
+                 dilation_rate=(1, 1), groups=1, activation=None, use_bias=True,
+                 kernel_initializer="glorot_uniform", bias_initializer="zeros",
+                 kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
+                 kernel_constraint=None, bias_constraint=None, **kwargs):
+        super().__init__(**kwargs)
+        self.filters = _positive_int(filters, "filters", self.name)
+        self.kernel_size = _int_tuple(kernel_size, "kernel_size", self.name)
+        self.strides = _int_tuple(strides, "strides", self.name)
+        self.padding = _padding(padding, self.name)
+        self.data_format = _data_format(data_format, self.name)
+        if _int_tuple(dilation_rate, "dilation_rate", self.name) != (1, 1):
+            raise ValueError("%s: dilation_rate other than (1, 1) is not supported by fastcnn. "
+                             "Received dilation_rate=%r" % (self.name, dilation_rate))
+        if groups != 1:
+            raise ValueError("%s: groups other than 1 is not supported by fastcnn. "
+                             "Received groups=%r" % (self.name, groups))
+        self.activation = get_activation(activation, self.name)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        _unsupported(self.name, kernel_regularizer=kernel_regularizer,
+                     bias_regularizer=bias_regularizer,
+                     activity_regularizer=activity_regularizer,
+                     kernel_constraint=kernel_constraint, bias_constraint=bias_constraint)
+        self.kernel = self.bias = None
+
+    def compute_output_shape(self, input_shape):
+        self._check_ndim(input_shape, ndim=4)
+        if input_shape[-1] is None:
+            self._incompatible("the channel axis (-1) must be known", input_shape)
+        if self.built:
+            self._check_last_axis(input_shape, self.kernel.shape[2])
+        oh, ow = conv_output_shape(self, input_shape, self.kernel_size, self.strides,
+                                   self.padding, "kernel_size")
+        return (input_shape[0], oh, ow, self.filters)
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight(self.kernel_size + (input_shape[-1], self.filters),
+                                      self.kernel_initializer, "kernel")
+        if self.use_bias:
+            self.bias = self.add_weight((self.filters,), self.bias_initializer, "bias")
+        self.built = True
+
+    def _out_shape(self, x):
+        oh = conv_output_size(x.shape[1], self.kernel_size[0], self.strides[0], self.padding)[0]
+        ow = conv_output_size(x.shape[2], self.kernel_size[1], self.strides[1], self.padding)[0]
+        return (x.shape[0], oh, ow, self.filters)
+
+    def _forward(self, x, ws, training, return_logits):
+        out = ws.get("out")
+        if out is None:
+            out = ws.buf("out", self._out_shape(x))
+        z = ops.conv2d(x, self.kernel.value, self.bias.value if self.use_bias else None,
+                       strides=self.strides, padding=self.padding,
+                       activation=self._kernel_activation(), out=out)
+        return self._finish(z, ws, return_logits)
+
+    def _backward(self, dy, ws, need_input_grad):
+        dz = self._activation_backward(dy, ws)
+        x = ws["x"]
+        dx, _, _ = ops.conv2d_backward(
+            dz, x, self.kernel.value, strides=self.strides, padding=self.padding,
+            need_input_grad=need_input_grad, use_bias=self.use_bias,
+            dx=ws.buf("dx", x.shape) if need_input_grad else None,
+            dkernel=self._grad(self.kernel),
+            dbias=self._grad(self.bias) if self.use_bias else None)
+        return dx
+
+    def get_config(self):
+        c = super().get_config()
+        c.update(filters=self.filters, kernel_size=list(self.kernel_size),
+                 strides=list(self.strides), padding=self.padding, data_format=self.data_format,
+                 dilation_rate=[1, 1], groups=1, activation=self.activation,
+                 use_bias=self.use_bias,
+                 kernel_initializer=initializers.serialize(self.kernel_initializer),
+                 bias_initializer=initializers.serialize(self.bias_initializer),
+                 kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
+                 kernel_constraint=None, bias_constraint=None)
+        return c

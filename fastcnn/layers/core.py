@@ -1,0 +1,343 @@
+"""Core layers: Input, Dense, Flatten, Dropout, Activation, ReLU (Keras 3 semantics)."""
+import numbers
+
+import numpy as np
+
+from .. import initializers, ops, utils
+from .base import Layer, _data_format, _positive_int, _unsupported
+
+__all__ = ["InputLayer", "Input", "Dense", "Flatten", "Dropout", "Activation", "ReLU"]
+
+ACTIVATIONS = ("linear", "relu", "softmax")
+
+
+def get_activation(identifier, layer):
+    """None/'linear', 'relu' or 'softmax' -> canonical name; anything else -> ValueError."""
+    if identifier is None:
+        return "linear"
+    if isinstance(identifier, str) and identifier.lower() in ACTIVATIONS:
+        return identifier.lower()
+    name = getattr(identifier, "__name__", None)
+    if callable(identifier) and name in ACTIVATIONS:
+        return name
+    raise ValueError("%s: could not interpret activation function identifier %r. fastcnn "
+                     "supports: None or 'linear', 'relu', 'softmax'" % (layer, identifier))
+
+
+class _Activated:
+    """Activation handling for layers whose kernel can fuse ReLU (Conv2D, Dense, Activation).
+
+    ReLU is fused in the kernel (``activation='relu'``) and undone in backward with
+    ``relu_backward`` on the stored output. Softmax runs as ``ops.softmax`` unless the model
+    asks for logits (``return_logits``: cross-entropy then works from the logits, which is the
+    exact gradient of softmax + cross-entropy).
+    """
+
+    def _kernel_activation(self):
+        return "relu" if self.activation == "relu" else None
+
+    def _finish(self, z, ws, return_logits):
+        ws["z"] = z
+        if self.activation == "softmax" and not return_logits:
+            y = ops.softmax(z, out=ws.buf("y", z.shape))
+            ws["y"] = y
+            return y
+        return z
+
+    def _activation_backward(self, dy, ws):
+        if self.activation == "relu":
+            return ops.relu_backward(dy, ws["z"], out=ws.buf("dz", dy.shape))
+        if self.activation == "softmax" and not ws["logits"]:
+            # d softmax: dz = y * (dy - sum(dy * y)); O(N*classes), done once per batch
+            y = ws["y"]
+            t = ws.buf("sm_t", y.shape)
+            s = ws.buf("sm_s", y.shape[:-1] + (1,))
+            dz = ws.buf("dz", y.shape)
+            np.multiply(dy, y, out=t)
+            np.sum(t, axis=-1, keepdims=True, out=s)
+            np.subtract(dy, s, out=dz)
+            np.multiply(dz, y, out=dz)
+            return dz
+        return dy
+
+
+class InputLayer(Layer):
+    """The model's input: a shape without the batch dimension (``Input(shape=(32, 32, 3))``)."""
+
+    def __init__(self, shape=None, batch_size=None, dtype=None, sparse=None, batch_shape=None,
+                 name=None, **kwargs):
+        if "input_shape" in kwargs and shape is None:
+            shape = kwargs.pop("input_shape")
+        kwargs.pop("trainable", None)
+        super().__init__(name=name, dtype=dtype, **kwargs)
+        if sparse:
+            raise ValueError("InputLayer: sparse inputs are not supported by fastcnn")
+        if batch_shape is not None:
+            if shape is not None:
+                raise ValueError("InputLayer: pass `shape` or `batch_shape`, not both")
+            batch_shape = tuple(batch_shape)
+            batch_size, shape = batch_shape[0], batch_shape[1:]
+        if shape is None:
+            raise ValueError("InputLayer: you must pass a `shape` argument, e.g. "
+                             "Input(shape=(32, 32, 3))")
+        self._shape = self._validate_input_shape_arg(shape)
+        self.batch_size = None if batch_size is None else int(batch_size)
+        self.built = True
+        self.input_shape = self.output_shape = (None,) + self._shape
+
+    @property
+    def shape(self):
+        return (self.batch_size,) + self._shape
+
+    @property
+    def batch_shape(self):
+        return self.shape
+
+    def _forward(self, x, ws, training, return_logits):
+        return x
+
+    def _backward(self, dy, ws, need_input_grad):
+        return dy if need_input_grad else None
+
+    def get_config(self):
+        return {"batch_shape": list(self.shape), "dtype": "float32", "sparse": False,
+                "name": self.name}
+
+
+def Input(shape=None, batch_size=None, dtype=None, sparse=None, batch_shape=None, name=None,
+          tensor=None):
+    """Declare the model input, e.g. ``Sequential([Input(shape=(32, 32, 3)), ...])``."""
+    if tensor is not None:
+        raise ValueError("Input: the `tensor` argument is not supported by fastcnn")
+    return InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, sparse=sparse,
+                      batch_shape=batch_shape, name=name)
+
+
+class Dense(_Activated, Layer):
+    """``activation(x @ kernel + bias)`` on the last axis; kernel (in, units) as in Keras."""
+
+    def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
+                 bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
+                 activity_regularizer=None, kernel_constraint=None, bias_constraint=None,
+                 lora_rank=None, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(units, bool) or not isinstance(units, numbers.Integral) or units <= 0:
+            raise ValueError("Received an invalid value for `units`, expected a positive "
+                             "integer. Received: units=%r" % (units,))
+        self.units = int(units)
+        self.activation = get_activation(activation, self.name)
+        self.use_bias = bool(use_bias)
+        self.kernel_initializer = initializers.get(kernel_initializer)
+        self.bias_initializer = initializers.get(bias_initializer)
+        _unsupported(self.name, kernel_regularizer=kernel_regularizer,
+                     bias_regularizer=bias_regularizer,
+                     activity_regularizer=activity_regularizer,
+                     kernel_constraint=kernel_constraint, bias_constraint=bias_constraint,
+                     lora_rank=lora_rank)
+        self.kernel = self.bias = None
+
+    def compute_output_shape(self, input_shape):
+        self._check_ndim(input_shape, min_ndim=2)
+        if input_shape[-1] is None:
+            self._incompatible("the last axis must be known", input_shape)
+        if self.built:
+            self._check_last_axis(input_shape, self.kernel.shape[0])
+        return tuple(input_shape[:-1]) + (self.units,)
+
+    def build(self, input_shape):
+        self.kernel = self.add_weight((input_shape[-1], self.units), self.kernel_initializer,
+                                      "kernel")
+        if self.use_bias:
+            self.bias = self.add_weight((self.units,), self.bias_initializer, "bias")
+        self.built = True
+
+    def _forward(self, x, ws, training, return_logits):
+        x2 = x if x.ndim == 2 else x.reshape(-1, x.shape[-1])
+        ws["x2"] = x2
+        z = ops.dense(x2, self.kernel.value, self.bias.value if self.use_bias else None,
+                      activation=self._kernel_activation(),
+                      out=ws.buf("out", (x2.shape[0], self.units)))
+        y = self._finish(z, ws, return_logits)
+        return y if x.ndim == 2 else y.reshape(x.shape[:-1] + (self.units,))
+
+    def _backward(self, dy, ws, need_input_grad):
+        x2 = ws["x2"]
+        dy2 = dy if dy.ndim == 2 else dy.reshape(-1, self.units)
+        dz = self._activation_backward(dy2, ws)
+        dx, _, _ = ops.dense_backward(
+            dz, x2, self.kernel.value, need_input_grad=need_input_grad, use_bias=self.use_bias,
+            dx=ws.buf("dx", x2.shape) if need_input_grad else None,
+            dkernel=self._grad(self.kernel),
+            dbias=self._grad(self.bias) if self.use_bias else None)
+        if dx is None:
+            return None
+        return dx if ws["x"].ndim == 2 else dx.reshape(ws["x"].shape)
+
+    def get_config(self):
+        c = super().get_config()
+        c.update(units=self.units, activation=self.activation, use_bias=self.use_bias,
+                 kernel_initializer=initializers.serialize(self.kernel_initializer),
+                 bias_initializer=initializers.serialize(self.bias_initializer),
+                 kernel_regularizer=None, bias_regularizer=None, kernel_constraint=None,
+                 bias_constraint=None)
+        return c
+
+
+class Flatten(Layer):
+    """(N, d1, d2, ...) -> (N, d1*d2*...) in C (NHWC) order: a reshape, no copy."""
+
+    def __init__(self, data_format=None, **kwargs):
+        super().__init__(**kwargs)
+        self.data_format = _data_format(data_format, self.name)
+
+    def compute_output_shape(self, input_shape):
+        self._check_ndim(input_shape, min_ndim=1)
+        rest = input_shape[1:]
+        n = None if any(d is None for d in rest) else int(np.prod(rest, dtype=np.int64))
+        return (input_shape[0], n)
+
+    def _forward(self, x, ws, training, return_logits):
+        return x.reshape(x.shape[0], -1)
+
+    def _backward(self, dy, ws, need_input_grad):
+        return dy.reshape(ws["x"].shape) if need_input_grad else None
+
+    def get_config(self):
+        c = super().get_config()
+        c["data_format"] = self.data_format
+        return c
+
+
+_SEED_MUL = 6364136223846793005
+_SEED_INC = 1442695040888963407
+
+
+class Dropout(Layer):
+    """Zero a fraction ``rate`` of inputs while training and scale the rest by 1/(1-rate).
+
+    At inference it is the identity. The mask comes from the kernel's counter-based RNG with a
+    per-call seed derived from the layer seed and a call counter, so masks are reproducible
+    (``seed=`` or ``fastcnn.utils.set_random_seed``) at any thread count and after reloading.
+    """
+
+    def __init__(self, rate, noise_shape=None, seed=None, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(rate, bool) or not isinstance(rate, numbers.Real) or not 0 <= rate <= 1:
+            raise ValueError("Invalid value received for argument `rate`. Expected a float "
+                             "value between 0 and 1. Received: rate=%r" % (rate,))
+        if noise_shape is not None:
+            raise ValueError("%s: noise_shape is not supported by fastcnn" % self.name)
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
+                                 or seed < 0):
+            raise ValueError("%s: seed must be None or an int >= 0, got %r" % (self.name, seed))
+        self.rate = float(rate)
+        self.seed = None if seed is None else int(seed)
+        self._seed = self.seed if seed is not None else utils._draw_seed()
+        self._calls = 0
+        self.built = True
+
+    def _next_seed(self):
+        s = (self._seed * _SEED_MUL + self._calls * _SEED_INC + 1) % (2 ** 63)
+        self._calls += 1
+        return s
+
+    def _forward(self, x, ws, training, return_logits):
+        ws["active"] = training and self.rate > 0
+        if not ws["active"]:
+            return x
+        if self.rate >= 1:
+            y = ws.buf("y", x.shape)
+            y.fill(0.0)
+            return y
+        y, mask = ops.dropout(x, self.rate, self._next_seed(), out=ws.buf("y", x.shape),
+                              mask=ws.get("mask"))
+        ws["mask"] = mask
+        return y
+
+    def _backward(self, dy, ws, need_input_grad):
+        if not need_input_grad:
+            return None
+        if not ws["active"]:
+            return dy
+        if self.rate >= 1:
+            dx = ws.buf("dx", dy.shape)
+            dx.fill(0.0)
+            return dx
+        return ops.dropout_backward(dy, ws["mask"], self.rate, out=ws.buf("dx", dy.shape))
+
+    def get_config(self):
+        c = super().get_config()
+        c.update(rate=self.rate, seed=self.seed, noise_shape=None)
+        return c
+
+    def _extra_state(self):
+        return {"seed": np.array(self._seed, dtype=np.int64),
+                "calls": np.array(self._calls, dtype=np.int64)}
+
+    def _set_extra_state(self, state):
+        if "seed" in state:
+            self._seed = int(state["seed"])
+        if "calls" in state:
+            self._calls = int(state["calls"])
+
+
+class Activation(_Activated, Layer):
+    """Apply 'relu', 'softmax' or 'linear' as a separate layer."""
+
+    def __init__(self, activation, **kwargs):
+        super().__init__(**kwargs)
+        self.activation = get_activation(activation, self.name)
+        self.built = True
+
+    def _forward(self, x, ws, training, return_logits):
+        if self.activation == "relu":
+            z = ops.relu(x, out=ws.buf("out", x.shape))
+            ws["z"] = z
+            return z
+        if self.activation == "softmax":
+            if x.ndim != 2:
+                x = x.reshape(-1, x.shape[-1])
+            y = self._finish(x, ws, return_logits)
+            return y.reshape(ws["x"].shape)
+        return x
+
+    def _backward(self, dy, ws, need_input_grad):
+        if not need_input_grad:
+            return None
+        if self.activation == "softmax" and dy.ndim != 2:
+            return self._activation_backward(dy.reshape(-1, dy.shape[-1]), ws).reshape(dy.shape)
+        return self._activation_backward(dy, ws)
+
+    def get_config(self):
+        c = super().get_config()
+        c["activation"] = self.activation
+        return c
+
+
+class ReLU(Layer):
+    """max(x, 0). Only Keras' defaults (no max_value, slope or threshold) are supported."""
+
+    def __init__(self, max_value=None, negative_slope=0.0, threshold=0.0, **kwargs):
+        super().__init__(**kwargs)
+        if max_value is not None or negative_slope != 0.0 or threshold != 0.0:
+            raise ValueError("%s: fastcnn's ReLU supports only max_value=None, "
+                             "negative_slope=0 and threshold=0; got max_value=%r, "
+                             "negative_slope=%r, threshold=%r"
+                             % (self.name, max_value, negative_slope, threshold))
+        self.built = True
+
+    def _forward(self, x, ws, training, return_logits):
+        y = ops.relu(x, out=ws.buf("out", x.shape))
+        ws["y"] = y
+        return y
+
+    def _backward(self, dy, ws, need_input_grad):
+        if not need_input_grad:
+            return None
+        return ops.relu_backward(dy, ws["y"], out=ws.buf("dx", dy.shape))
+
+    def get_config(self):
+        c = super().get_config()
+        c.update(max_value=None, negative_slope=0.0, threshold=0.0)
+        return c
+

@@ -1,0 +1,115 @@
+"""BatchNormalization over the last (channel) axis, Keras 3 defaults and weight order."""
+import numbers
+
+import numpy as np
+
+from .. import initializers, ops
+from .base import Layer, _unsupported
+
+__all__ = ["BatchNormalization"]
+
+
+class BatchNormalization(Layer):
+    """Normalize with batch statistics while training, moving statistics at inference.
+
+    Weights (Keras order): gamma, beta (trainable), moving_mean, moving_variance
+    (non-trainable; updated in place by the kernel: ``moving = moving*momentum +
+    batch*(1-momentum)``). A layer with ``trainable=False`` runs in inference mode, as Keras.
+    """
+
+    def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True,
+                 beta_initializer="zeros", gamma_initializer="ones",
+                 moving_mean_initializer="zeros", moving_variance_initializer="ones",
+                 beta_regularizer=None, gamma_regularizer=None, beta_constraint=None,
+                 gamma_constraint=None, synchronized=False, **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(axis, (list, tuple)):
+            axis = axis[0] if len(axis) == 1 else axis
+        if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
+            raise ValueError("%s: axis must be an int (the channel axis), got %r"
+                             % (self.name, axis))
+        for arg, val in (("momentum", momentum), ("epsilon", epsilon)):
+            if isinstance(val, bool) or not isinstance(val, numbers.Real):
+                raise ValueError("%s: %s must be a number, got %r" % (self.name, arg, val))
+        if not 0.0 <= momentum <= 1.0:
+            raise ValueError("%s: momentum must be in [0, 1], got %r" % (self.name, momentum))
+        if epsilon <= 0:
+            raise ValueError("%s: epsilon must be > 0, got %r" % (self.name, epsilon))
+        _unsupported(self.name, beta_regularizer=beta_regularizer,
+                     gamma_regularizer=gamma_regularizer, beta_constraint=beta_constraint,
+                     gamma_constraint=gamma_constraint, synchronized=synchronized)
+        self.axis = int(axis)
+        self.momentum = float(momentum)
+        self.epsilon = float(epsilon)
+        self.center = bool(center)
+        self.scale = bool(scale)
+        self.beta_initializer = initializers.get(beta_initializer)
+        self.gamma_initializer = initializers.get(gamma_initializer)
+        self.moving_mean_initializer = initializers.get(moving_mean_initializer)
+        self.moving_variance_initializer = initializers.get(moving_variance_initializer)
+        self.gamma = self.beta = self.moving_mean = self.moving_variance = None
+
+    def compute_output_shape(self, input_shape):
+        self._check_ndim(input_shape, min_ndim=2)
+        if self.axis not in (-1, len(input_shape) - 1):
+            raise ValueError("%s: fastcnn normalizes over the last (channel) axis only; "
+                             "got axis=%d for an input of rank %d"
+                             % (self.name, self.axis, len(input_shape)))
+        if input_shape[-1] is None:
+            self._incompatible("the channel axis (-1) must be known", input_shape)
+        if self.built:
+            self._check_last_axis(input_shape, self.moving_mean.shape[0])
+        return tuple(input_shape)
+
+    def build(self, input_shape):
+        c = input_shape[-1]
+        if self.scale:
+            self.gamma = self.add_weight((c,), self.gamma_initializer, "gamma")
+        else:
+            self._const_gamma = np.ones((c,), np.float32)
+            self._scratch_dgamma = np.zeros((c,), np.float32)
+        if self.center:
+            self.beta = self.add_weight((c,), self.beta_initializer, "beta")
+        else:
+            self._const_beta = np.zeros((c,), np.float32)
+            self._scratch_dbeta = np.zeros((c,), np.float32)
+        self.moving_mean = self.add_weight((c,), self.moving_mean_initializer, "moving_mean",
+                                           trainable=False)
+        self.moving_variance = self.add_weight((c,), self.moving_variance_initializer,
+                                               "moving_variance", trainable=False)
+        self.built = True
+
+    def _gamma(self):
+        return self.gamma.value if self.scale else self._const_gamma
+
+    def _beta(self):
+        return self.beta.value if self.center else self._const_beta
+
+    def _forward(self, x, ws, training, return_logits):
+        training = training and self.trainable
+        y, cache = ops.batch_norm_forward(
+            x, self._gamma(), self._beta(), self.moving_mean.value, self.moving_variance.value,
+            momentum=self.momentum, epsilon=self.epsilon, training=training,
+            out=ws.buf("out", x.shape))
+        ws["cache"] = cache
+        return y
+
+    def _backward(self, dy, ws, need_input_grad):
+        dgamma = self._grad(self.gamma) if self.scale else self._scratch_dgamma
+        dbeta = self._grad(self.beta) if self.center else self._scratch_dbeta
+        dx, _, _ = ops.batch_norm_backward(dy, ws["cache"], dx=ws.buf("dx", dy.shape),
+                                           dgamma=dgamma, dbeta=dbeta)
+        return dx if need_input_grad else None
+
+    def get_config(self):
+        c = super().get_config()
+        c.update(axis=self.axis, momentum=self.momentum, epsilon=self.epsilon,
+                 center=self.center, scale=self.scale,
+                 beta_initializer=initializers.serialize(self.beta_initializer),
+                 gamma_initializer=initializers.serialize(self.gamma_initializer),
+                 moving_mean_initializer=initializers.serialize(self.moving_mean_initializer),
+                 moving_variance_initializer=initializers.serialize(
+                     self.moving_variance_initializer),
+                 beta_regularizer=None, gamma_regularizer=None, beta_constraint=None,
+                 gamma_constraint=None, synchronized=False)
+        return c

@@ -1,0 +1,113 @@
+"""Pooling layers: MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D (NHWC)."""
+from .. import ops
+from ..ops._validation import conv_output_size
+from .base import Layer, _data_format, _int_tuple, _padding
+from .convolutional import conv_output_shape
+
+__all__ = ["MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D", "MaxPool2D",
+           "AvgPool2D", "AveragePool2D", "GlobalAvgPool2D"]
+
+
+class _Pooling2D(Layer):
+    def __init__(self, pool_size=(2, 2), strides=None, padding="valid", data_format=None,
+                 **kwargs):
+        super().__init__(**kwargs)
+        self.pool_size = _int_tuple(pool_size, "pool_size", self.name)
+        self.strides = (self.pool_size if strides is None
+                        else _int_tuple(strides, "strides", self.name))
+        self.padding = _padding(padding, self.name)
+        self.data_format = _data_format(data_format, self.name)
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        self._check_ndim(input_shape, ndim=4)
+        oh, ow = conv_output_shape(self, input_shape, self.pool_size, self.strides,
+                                   self.padding, "pool_size")
+        return (input_shape[0], oh, ow, input_shape[3])
+
+    def _out_shape(self, x):
+        oh = conv_output_size(x.shape[1], self.pool_size[0], self.strides[0], self.padding)[0]
+        ow = conv_output_size(x.shape[2], self.pool_size[1], self.strides[1], self.padding)[0]
+        return (x.shape[0], oh, ow, x.shape[3])
+
+    def get_config(self):
+        c = super().get_config()
+        c.update(pool_size=list(self.pool_size), strides=list(self.strides),
+                 padding=self.padding, data_format=self.data_format)
+        return c
+
+
+class MaxPooling2D(_Pooling2D):
+    """Max over windows; backward routes each gradient to the window's first maximum."""
+
+    def _forward(self, x, ws, training, return_logits):
+        out = ws.get("out")
+        if out is None:
+            out = ws.buf("out", self._out_shape(x))
+        if not training:
+            return ops.max_pool2d(x, self.pool_size, self.strides, self.padding, out=out)
+        y, idx = ops.max_pool2d(x, self.pool_size, self.strides, self.padding,
+                                return_indices=True, out=out, indices=ws.get("indices"))
+        ws["indices"] = idx
+        return y
+
+    def _backward(self, dy, ws, need_input_grad):
+        if not need_input_grad:
+            return None
+        x = ws["x"]
+        return ops.max_pool2d_backward(dy, ws["indices"], x.shape, dx=ws.buf("dx", x.shape))
+
+
+class AveragePooling2D(_Pooling2D):
+    """Mean over windows (``same``: over the non-padding elements, as Keras)."""
+
+    def _forward(self, x, ws, training, return_logits):
+        out = ws.get("out")
+        if out is None:
+            out = ws.buf("out", self._out_shape(x))
+        return ops.avg_pool2d(x, self.pool_size, self.strides, self.padding, out=out)
+
+    def _backward(self, dy, ws, need_input_grad):
+        if not need_input_grad:
+            return None
+        x = ws["x"]
+        return ops.avg_pool2d_backward(dy, x.shape, self.pool_size, self.strides, self.padding,
+                                       dx=ws.buf("dx", x.shape))
+
+
+class GlobalAveragePooling2D(Layer):
+    """(N, H, W, C) -> (N, C) mean over H and W (``keepdims=True``: (N, 1, 1, C))."""
+
+    def __init__(self, data_format=None, keepdims=False, **kwargs):
+        super().__init__(**kwargs)
+        self.data_format = _data_format(data_format, self.name)
+        self.keepdims = bool(keepdims)
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        self._check_ndim(input_shape, ndim=4)
+        if self.keepdims:
+            return (input_shape[0], 1, 1, input_shape[3])
+        return (input_shape[0], input_shape[3])
+
+    def _forward(self, x, ws, training, return_logits):
+        y = ops.global_avg_pool2d(x, out=ws.buf("out", (x.shape[0], x.shape[3])))
+        return y.reshape(x.shape[0], 1, 1, x.shape[3]) if self.keepdims else y
+
+    def _backward(self, dy, ws, need_input_grad):
+        if not need_input_grad:
+            return None
+        x = ws["x"]
+        dy = dy.reshape(x.shape[0], x.shape[3])
+        return ops.global_avg_pool2d_backward(dy, x.shape, dx=ws.buf("dx", x.shape))
+
+    def get_config(self):
+        c = super().get_config()
+        c.update(data_format=self.data_format, keepdims=self.keepdims)
+        return c
+
+
+# Keras aliases
+MaxPool2D = MaxPooling2D
+AvgPool2D = AveragePool2D = AveragePooling2D
+GlobalAvgPool2D = GlobalAveragePooling2D

@@ -1,0 +1,299 @@
+"""Optimizers with Keras 3 names, defaults and update rules, applied by fastcnn's C kernels.
+
+Every (weight, gradient) pair is updated in place by ``ops.adam_update`` /
+``ops.sgd_update`` / ``ops.rmsprop_update``. ``learning_rate`` can be changed at any time
+(callbacks do), ``iterations`` counts applied steps, and the state (iterations + slot arrays)
+is saved with the model so training resumes exactly.
+
+Like Keras, the learning rate is stored as a float32 value (``optimizer.learning_rate``
+returns that value as a Python float).
+"""
+import math
+import numbers
+
+import numpy as np
+
+from . import ops
+
+__all__ = ["Optimizer", "Adam", "SGD", "RMSprop", "get", "serialize", "deserialize"]
+
+
+def _check_lr(value, who):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        if callable(value):
+            raise TypeError("%s: learning-rate schedules are not supported; pass a float and use "
+                            "callbacks.LearningRateScheduler" % who)
+        raise TypeError("%s: learning_rate must be a float, got %r" % (who, value))
+    value = float(value)
+    if not math.isfinite(value) or value < 0:
+        raise ValueError("%s: learning_rate must be a finite number >= 0, got %r" % (who, value))
+    return float(np.float32(value))
+
+
+def _check_unit(value, name, who, closed_high=False):
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise ValueError("%s: %s must be a float, got %r" % (who, name, value))
+    ok = 0.0 <= value <= 1.0 if closed_high else 0.0 <= value < 1.0
+    if not ok:
+        raise ValueError("%s: `%s` must be a float between [0, 1%s. Received: %s=%r"
+                         % (who, name, "]" if closed_high else ")", name, value))
+    return float(value)
+
+
+class Optimizer:
+    """Base class; subclasses define ``_slot_names`` and ``_update(w, g, slots)``."""
+
+    _slot_names = ()
+
+    def __init__(self, learning_rate, weight_decay=None, clipnorm=None, clipvalue=None,
+                 global_clipnorm=None, use_ema=False, ema_momentum=0.99,
+                 ema_overwrite_frequency=None, loss_scale_factor=None,
+                 gradient_accumulation_steps=None, name=None, **kwargs):
+        who = type(self).__name__
+        if "lr" in kwargs:
+            raise ValueError("%s: argument `lr` is no longer supported. Use `learning_rate` "
+                             "instead." % who)
+        if kwargs:
+            raise TypeError("%s: unrecognized keyword arguments %r" % (who, sorted(kwargs)))
+        for arg, val in (("weight_decay", weight_decay), ("clipnorm", clipnorm),
+                         ("clipvalue", clipvalue), ("global_clipnorm", global_clipnorm),
+                         ("use_ema", use_ema), ("loss_scale_factor", loss_scale_factor),
+                         ("gradient_accumulation_steps", gradient_accumulation_steps),
+                         ("ema_overwrite_frequency", ema_overwrite_frequency)):
+            if val is not None and val is not False:
+                raise ValueError("%s: argument `%s` is not supported by fastcnn (got %r)"
+                                 % (who, arg, val))
+        self.name = name or who.lower()
+        self._learning_rate = _check_lr(learning_rate, who)
+        self.iterations = 0
+        self._slots = {}     # id(variable) -> list of slot arrays
+        self._vars = {}      # id(variable) -> variable (keeps ids valid)
+
+    # ------------------------------------------------------------------ public API
+    @property
+    def learning_rate(self):
+        return self._learning_rate
+
+    @learning_rate.setter
+    def learning_rate(self, value):
+        self._learning_rate = _check_lr(value, type(self).__name__)
+
+    # Keras 2 name
+    lr = learning_rate
+
+    @property
+    def built(self):
+        return bool(self._slots) or self.iterations > 0
+
+    def build(self, var_list):
+        """Create the slot arrays (zeros) for each variable not seen before."""
+        for var in var_list:
+            if id(var) not in self._slots:
+                self._slots[id(var)] = [np.zeros(var.shape, dtype=np.float32)
+                                        for _ in self._slot_names]
+                self._vars[id(var)] = var
+
+    @property
+    def variables(self):
+        """Keras' optimizer variables: iterations, learning_rate, then the slots."""
+        out = [np.array(self.iterations, dtype=np.int64),
+               np.array(self._learning_rate, dtype=np.float32)]
+        for slots in self._slots.values():
+            out.extend(slots)
+        return out
+
+    def apply_gradients(self, grads_and_vars):
+        """Keras API: ``[(grad, variable), ...]`` -> one step (iterations += 1)."""
+        pairs = list(grads_and_vars)
+        grads = [g for g, _ in pairs]
+        variables = [v for _, v in pairs]
+        self.apply(grads, variables)
+        return self.iterations
+
+    def apply(self, grads, trainable_variables):
+        grads = list(grads)
+        variables = list(trainable_variables)
+        if len(grads) != len(variables):
+            raise ValueError("%s.apply: got %d gradients for %d variables"
+                             % (type(self).__name__, len(grads), len(variables)))
+        checked = []
+        for g, v in zip(grads, variables):
+            g = np.ascontiguousarray(g, dtype=np.float32)
+            if g.shape != v.shape:
+                raise ValueError("%s.apply: gradient of shape %s for variable %s of shape %s"
+                                 % (type(self).__name__, g.shape, getattr(v, "path", "?"),
+                                    v.shape))
+            checked.append(g)
+        self.build(variables)
+        self._step(variables, checked)
+
+    def _step(self, variables, grads):
+        """One update of every (variable, grad) pair with the kernels; grads are float32."""
+        step = self.iterations + 1
+        for var, g in zip(variables, grads):
+            self._update(var.value, g, self._slots[id(var)], step)
+        self.iterations = step
+
+    def _update(self, w, g, slots, step):
+        raise NotImplementedError
+
+    # ------------------------------------------------------------------ config / state
+    def get_config(self):
+        return {"name": self.name, "learning_rate": self._learning_rate, "weight_decay": None,
+                "clipnorm": None, "global_clipnorm": None, "clipvalue": None,
+                "use_ema": False, "ema_momentum": 0.99, "ema_overwrite_frequency": None,
+                "loss_scale_factor": None, "gradient_accumulation_steps": None}
+
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
+    def _get_state(self, variables):
+        """{"iterations": int64 array, "<var.path>/<slot>": array} for saving."""
+        state = {"iterations": np.array(self.iterations, dtype=np.int64),
+                 "learning_rate": np.array(self._learning_rate, dtype=np.float32)}
+        for var in variables:
+            slots = self._slots.get(id(var))
+            if slots is None:
+                continue
+            for name, arr in zip(self._slot_names, slots):
+                state["%s/%s" % (var.path, name)] = arr
+        return state
+
+    def _set_state(self, state, variables, where="optimizer state"):
+        """Restore what ``_get_state`` produced (validating every shape)."""
+        if "iterations" not in state:
+            raise ValueError("%s: missing 'iterations'" % where)
+        self.build(variables)
+        for var in variables:
+            for name, arr in zip(self._slot_names, self._slots[id(var)]):
+                key = "%s/%s" % (var.path, name)
+                if key not in state:
+                    if int(state["iterations"]) > 0:
+                        raise ValueError("%s: missing slot %r" % (where, key))
+                    continue
+                value = np.asarray(state[key])
+                if value.shape != arr.shape:
+                    raise ValueError("%s: slot %r has shape %s, expected %s"
+                                     % (where, key, value.shape, arr.shape))
+                np.copyto(arr, value, casting="unsafe")
+        self.iterations = int(state["iterations"])
+        if "learning_rate" in state:
+            self._learning_rate = _check_lr(float(state["learning_rate"]), type(self).__name__)
+
+    def __repr__(self):
+        return "<%s learning_rate=%g iterations=%d>" % (type(self).__name__,
+                                                         self._learning_rate, self.iterations)
+
+
+class Adam(Optimizer):
+    """Keras' Adam: lr_t = lr*sqrt(1-b2^t)/(1-b1^t); w -= lr_t*m/(sqrt(v)+eps)."""
+
+    _slot_names = ("m", "v")
+
+    def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
+                 amsgrad=False, name="adam", **kwargs):
+        super().__init__(learning_rate, name=name, **kwargs)
+        if amsgrad:
+            raise ValueError("Adam: amsgrad=True is not supported by fastcnn")
+        self.beta_1 = _check_unit(beta_1, "beta_1", "Adam")
+        self.beta_2 = _check_unit(beta_2, "beta_2", "Adam")
+        if not epsilon > 0:
+            raise ValueError("Adam: epsilon must be > 0, got %r" % (epsilon,))
+        self.epsilon = float(epsilon)
+        self.amsgrad = False
+
+    def _update(self, w, g, slots, step):
+        ops.adam_update(w, g, slots[0], slots[1], step, learning_rate=self._learning_rate,
+                        beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon)
+
+    def get_config(self):
+        c = super().get_config()
+        c.update(beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon, amsgrad=False)
+        return c
+
+
+class SGD(Optimizer):
+    """Keras' SGD: v = momentum*v - lr*g; w += v (nesterov: w += momentum*v - lr*g)."""
+
+    def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, name="SGD", **kwargs):
+        super().__init__(learning_rate, name=name, **kwargs)
+        self.momentum = _check_unit(momentum, "momentum", "SGD", closed_high=True)
+        self.nesterov = bool(nesterov)
+
+    @property
+    def _slot_names(self):
+        return ("momentum",) if self.momentum != 0.0 else ()
+
+    def _update(self, w, g, slots, step):
+        ops.sgd_update(w, g, slots[0] if slots else None, learning_rate=self._learning_rate,
+                       momentum=self.momentum, nesterov=self.nesterov)
+
+    def get_config(self):
+        c = super().get_config()
+        c.update(momentum=self.momentum, nesterov=self.nesterov)
+        return c
+
+
+class RMSprop(Optimizer):
+    """Keras' RMSprop (momentum=0, centered=False): v = rho*v + (1-rho)*g^2."""
+
+    _slot_names = ("velocity",)
+
+    def __init__(self, learning_rate=0.001, rho=0.9, momentum=0.0, epsilon=1e-7,
+                 centered=False, name="rmsprop", **kwargs):
+        super().__init__(learning_rate, name=name, **kwargs)
+        if momentum != 0.0 or centered:
+            raise ValueError("RMSprop: fastcnn supports only momentum=0 and centered=False; got "
+                             "momentum=%r, centered=%r" % (momentum, centered))
+        self.rho = _check_unit(rho, "rho", "RMSprop")
+        if not epsilon > 0:
+            raise ValueError("RMSprop: epsilon must be > 0, got %r" % (epsilon,))
+        self.epsilon = float(epsilon)
+        self.momentum = 0.0
+        self.centered = False
+
+    def _update(self, w, g, slots, step):
+        ops.rmsprop_update(w, g, slots[0], learning_rate=self._learning_rate, rho=self.rho,
+                           epsilon=self.epsilon)
+
+    def get_config(self):
+        c = super().get_config()
+        c.update(rho=self.rho, momentum=0.0, epsilon=self.epsilon, centered=False)
+        return c
+
+
+_BY_NAME = {"adam": Adam, "sgd": SGD, "rmsprop": RMSprop}
+_CLASSES = {"Adam": Adam, "SGD": SGD, "RMSprop": RMSprop}
+
+
+def get(identifier):
+    """'adam' / 'sgd' / 'rmsprop' (any case), an Optimizer instance, or a config dict."""
+    if isinstance(identifier, Optimizer):
+        return identifier
+    if isinstance(identifier, str):
+        cls = _BY_NAME.get(identifier.lower())
+        if cls is None:
+            raise ValueError("Unknown optimizer %r. Valid names: %s"
+                             % (identifier, ", ".join(sorted(_BY_NAME))))
+        return cls()
+    if isinstance(identifier, type) and issubclass(identifier, Optimizer):
+        return identifier()
+    if isinstance(identifier, dict) and "class_name" in identifier:
+        return deserialize(identifier)
+    raise TypeError("Could not interpret optimizer %r: expected one of %s or an Optimizer "
+                    "instance" % (identifier, ", ".join(sorted(_BY_NAME))))
+
+
+def serialize(optimizer):
+    return {"class_name": type(optimizer).__name__, "config": optimizer.get_config()}
+
+
+def deserialize(config, custom_objects=None):
+    name = config.get("class_name")
+    cls = (custom_objects or {}).get(name) or _CLASSES.get(name) or _BY_NAME.get(
+        str(name).lower())
+    if cls is None:
+        raise ValueError("Unknown optimizer class %r. Known: %s"
+                         % (name, ", ".join(sorted(_CLASSES))))
+    return cls.from_config(config.get("config", {}))

@@ -1,0 +1,313 @@
+"""Saving and loading models and weights, in fastcnn's own format (no pickle, no HDF5).
+
+``model.save("model.keras")`` writes a zip archive (like Keras' ``.keras``) holding:
+
+* ``metadata.json``  -- format name and version, fastcnn version;
+* ``config.json``    -- the architecture (each layer's ``get_config``) and compile settings
+  (optimizer / loss / metrics configs);
+* ``model.weights.npz`` -- every weight, extra layer state (dropout seed counters) and the
+  optimizer state (iterations, learning rate, slot arrays), so training resumes exactly.
+
+``model.save_weights("x.weights.h5")`` writes the same kind of zip with the weights only. The
+Keras file names are accepted so Keras code runs unchanged, but the content is NOT HDF5: it
+is read back only by fastcnn (``load_model`` / ``load_weights``), with ``json`` and
+``np.load(allow_pickle=False)``. Files are written atomically (a crash never leaves a half
+file in place). Damaged, truncated, foreign or newer-version files raise ValueError naming
+the file and the problem.
+"""
+import datetime
+import io
+import json
+import os
+import zipfile
+
+import numpy as np
+
+from ._fileio import atomic_write
+
+__all__ = ["save_model", "load_model", "save_weights", "load_weights", "FORMAT_VERSION"]
+
+FORMAT_VERSION = 1
+_MODEL_FORMAT = "fastcnn.model"
+_WEIGHTS_FORMAT = "fastcnn.weights"
+_WEIGHTS_ENTRY = "model.weights.npz"
+
+
+def _version():
+    from . import _config
+    return _config.__version__
+
+
+def _weight_keys(model):
+    """[(layer_index, layer, [(key, variable), ...])] for layers with weights."""
+    out = []
+    for i, layer in enumerate(model.layers):
+        out.append((i, layer, [("layers/%d/vars/%d" % (i, j), v)
+                               for j, v in enumerate(layer.weights)]))
+    return out
+
+
+def _arrays_for(model, with_optimizer):
+    arrays = {}
+    layout = []
+    var_keys = {}
+    for i, layer, pairs in _weight_keys(model):
+        layout.append({"index": i, "name": layer.name, "class_name": type(layer).__name__,
+                       "weights": [[v.name, list(v.shape)] for _, v in pairs]})
+        for key, var in pairs:
+            arrays[key] = var.value
+            var_keys[id(var)] = key
+        for name, arr in layer._extra_state().items():
+            arrays["layers/%d/state/%s" % (i, name)] = np.asarray(arr)
+    if with_optimizer and model.optimizer is not None:
+        opt = model.optimizer
+        variables = [v for v in model.trainable_weights if id(v) in opt._slots]
+        state = opt._get_state(variables)
+        for k, arr in state.items():
+            if k in ("iterations", "learning_rate"):
+                arrays["optimizer/" + k] = arr
+        for var in variables:
+            for slot, arr in zip(opt._slot_names, opt._slots[id(var)]):
+                arrays["optimizer/%s/%s" % (var_keys[id(var)], slot)] = arr
+    return arrays, layout
+
+
+def _npz_bytes(arrays):
+    buf = io.BytesIO()
+    np.savez(buf, **arrays)
+    return buf.getvalue()
+
+
+def _check_overwrite(filepath, overwrite):
+    if not overwrite and os.path.exists(filepath):
+        raise FileExistsError("%s already exists and overwrite=False" % filepath)
+
+
+def _write_zip(filepath, entries):
+    with atomic_write(filepath, "wb") as f:
+        with zipfile.ZipFile(f, "w", compression=zipfile.ZIP_STORED) as zf:
+            for name, data in entries:
+                zf.writestr(name, data)
+
+
+def save_model(model, filepath, overwrite=True, zipped=None, **kwargs):
+    """Write architecture, weights and optimizer state of ``model`` to ``filepath``."""
+    if kwargs:
+        raise TypeError("save: unexpected arguments %s" % sorted(kwargs))
+    if zipped is False:
+        raise ValueError("save: zipped=False is not supported; fastcnn always writes one file")
+    filepath = os.fspath(filepath)
+    if not filepath.endswith((".keras", ".h5")):
+        raise ValueError("Invalid filepath extension for saving. Please add a `.keras` "
+                         "extension (fastcnn's zip model format; `.h5` is accepted as an alias "
+                         "but is not HDF5). Received: filepath=%s" % filepath)
+    if not model.built:
+        raise ValueError("save: the model '%s' has not been built yet, so it has no weights to "
+                         "save; build it (model.build or an input shape) first" % model.name)
+    _check_overwrite(filepath, overwrite)
+    from . import losses, metrics, optimizers
+    config = {"class_name": type(model).__name__, "config": model.get_config()}
+    if model.compiled:
+        config["compile_config"] = {
+            "optimizer": optimizers.serialize(model.optimizer),
+            "loss": losses.serialize(model.loss) if model.loss is not None else None,
+            "metrics": [metrics.serialize(m) for m in model._compiled_metrics],
+        }
+    arrays, layout = _arrays_for(model, with_optimizer=model.compiled)
+    metadata = {"format": _MODEL_FORMAT, "format_version": FORMAT_VERSION,
+                "fastcnn_version": _version(), "layout": layout,
+                "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S")}
+    _write_zip(filepath, [("metadata.json", json.dumps(metadata, indent=1)),
+                          ("config.json", json.dumps(config, indent=1)),
+                          (_WEIGHTS_ENTRY, _npz_bytes(arrays))])
+
+
+def save_weights(model, filepath, overwrite=True):
+    """Write the model's weights (not the optimizer) to ``filepath`` (``*.weights.h5``)."""
+    filepath = os.fspath(filepath)
+    if not filepath.endswith(".weights.h5"):
+        raise ValueError("The filename must end in `.weights.h5` (fastcnn's zip weights format, "
+                         "not HDF5). Received: filepath=%s" % filepath)
+    if not model.built:
+        raise ValueError("save_weights: the model '%s' has not been built yet" % model.name)
+    _check_overwrite(filepath, overwrite)
+    arrays, layout = _arrays_for(model, with_optimizer=False)
+    metadata = {"format": _WEIGHTS_FORMAT, "format_version": FORMAT_VERSION,
+                "fastcnn_version": _version(), "layout": layout}
+    _write_zip(filepath, [("metadata.json", json.dumps(metadata, indent=1)),
+                          (_WEIGHTS_ENTRY, _npz_bytes(arrays))])
+
+
+class _Archive:
+    """A checked view of a saved file: metadata, optional config and the arrays."""
+
+    def __init__(self, filepath, expected_formats):
+        self.path = os.fspath(filepath)
+        if not os.path.exists(self.path):
+            raise FileNotFoundError("No such file: %s" % self.path)
+        if os.path.isdir(self.path):
+            raise ValueError("%s is a directory, not a fastcnn model/weights file" % self.path)
+        try:
+            with zipfile.ZipFile(self.path, "r") as zf:
+                names = set(zf.namelist())
+                if "metadata.json" not in names:
+                    self._fail("it has no metadata.json (not a file written by fastcnn)")
+                self.metadata = self._json(zf, "metadata.json")
+                fmt = self.metadata.get("format") if isinstance(self.metadata, dict) else None
+                if fmt not in (_MODEL_FORMAT, _WEIGHTS_FORMAT):
+                    self._fail("unknown format %r (not a file written by fastcnn)" % (fmt,))
+                if fmt not in expected_formats:
+                    self._fail("it is a %s file, expected %s"
+                               % (fmt, " or ".join(expected_formats)))
+                version = self.metadata.get("format_version")
+                if not isinstance(version, int) or version < 1:
+                    self._fail("invalid format_version %r" % (version,))
+                if version > FORMAT_VERSION:
+                    self._fail("it was written in format version %d by a newer fastcnn (%s); "
+                               "this fastcnn reads up to version %d"
+                               % (version, self.metadata.get("fastcnn_version"), FORMAT_VERSION))
+                self.format = fmt
+                self.config = (self._json(zf, "config.json") if "config.json" in names
+                               else None)
+                if fmt == _MODEL_FORMAT and self.config is None:
+                    self._fail("config.json is missing")
+                if _WEIGHTS_ENTRY not in names:
+                    self._fail("%s is missing" % _WEIGHTS_ENTRY)
+                raw = zf.read(_WEIGHTS_ENTRY)
+        except zipfile.BadZipFile as e:
+            self._fail("it is not a valid zip archive or is truncated/corrupted (%s)" % e)
+        except (EOFError, OSError) as e:
+            if isinstance(e, FileNotFoundError):
+                raise
+            self._fail("it could not be read (%s)" % e)
+        try:
+            with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
+                self.arrays = {k: npz[k] for k in npz.files}
+        except Exception as e:  # zip/npy parse errors of the inner archive
+            self._fail("its weights archive is corrupted (%s: %s)" % (type(e).__name__, e))
+
+    def _fail(self, what):
+        raise ValueError("Cannot load %s: %s" % (self.path, what))
+
+    def _json(self, zf, name):
+        try:
+            return json.loads(zf.read(name).decode("utf-8"))
+        except (ValueError, UnicodeDecodeError) as e:
+            self._fail("%s is not valid JSON (%s)" % (name, e))
+
+    def get(self, key, shape=None, what=None):
+        if key not in self.arrays:
+            self._fail("%s is missing (%s)" % (what or key, key))
+        arr = self.arrays[key]
+        if shape is not None and tuple(arr.shape) != tuple(shape):
+            self._fail("%s has shape %s but the model expects %s"
+                       % (what or key, tuple(arr.shape), tuple(shape)))
+        if arr.dtype.kind not in "biuf":
+            self._fail("%s has non-numeric dtype %s" % (what or key, arr.dtype))
+        return arr
+
+
+def _load_arrays_into(model, archive, skip_mismatch=False):
+    """Assign layer weights (by layer position) and extra state from an archive."""
+    layout = archive.metadata.get("layout")
+    if not isinstance(layout, list):
+        archive._fail("metadata has no valid layer layout")
+    saved_with_weights = [e for e in layout if e.get("weights")]
+    own_with_weights = [(i, l) for i, l in enumerate(model.layers) if l.weights]
+    if len(saved_with_weights) != len(own_with_weights) and not skip_mismatch:
+        archive._fail("it holds weights for %d layers (%s) but model '%s' has %d layers with "
+                      "weights (%s)"
+                      % (len(saved_with_weights), ", ".join(e["name"] for e in saved_with_weights),
+                         model.name, len(own_with_weights),
+                         ", ".join(l.name for _, l in own_with_weights)))
+    pending = []
+    for entry, (i, layer) in zip(saved_with_weights, own_with_weights):
+        src = entry["index"]
+        values = []
+        mismatch = len(entry["weights"]) != len(layer.weights)
+        for j, var in enumerate(layer.weights):
+            key = "layers/%d/vars/%d" % (src, j)
+            if mismatch or key not in archive.arrays or \
+                    archive.arrays[key].shape != var.shape:
+                if skip_mismatch:
+                    values = None
+                    break
+                what = "weight '%s' of layer '%s' (saved as layer '%s')" % (
+                    var.name, layer.name, entry["name"])
+                if mismatch:
+                    archive._fail("%s: saved layer has %d weights, model layer has %d"
+                                  % (what, len(entry["weights"]), len(layer.weights)))
+            values.append(archive.get(key, var.shape, "weight '%s' of layer '%s'"
+                                      % (var.name, layer.name)))
+        if values is not None:
+            pending.append((layer, values, src))
+    for layer, values, src in pending:
+        for var, val in zip(layer.weights, values):
+            var.assign(val)
+        prefix = "layers/%d/state/" % src
+        state = {k[len(prefix):]: v for k, v in archive.arrays.items() if k.startswith(prefix)}
+        if state:
+            layer._set_extra_state(state)
+
+
+def load_weights(model, filepath, skip_mismatch=False):
+    """Load weights saved by ``save_weights`` or ``save`` into a built model."""
+    archive = _Archive(filepath, (_WEIGHTS_FORMAT, _MODEL_FORMAT))
+    if not model.built:
+        raise ValueError("load_weights: the model '%s' has not been built yet; build it with the "
+                         "same architecture first" % model.name)
+    _load_arrays_into(model, archive, skip_mismatch)
+
+
+def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
+    """Rebuild a model saved by ``model.save``: architecture, weights, compile state and the
+    optimizer state (so ``fit`` continues exactly where it stopped)."""
+    from . import losses, metrics, optimizers
+    from .models import Sequential
+    archive = _Archive(filepath, (_MODEL_FORMAT,))
+    config = archive.config
+    if not isinstance(config, dict) or config.get("class_name") != "Sequential":
+        archive._fail("config.json does not describe a Sequential model")
+    try:
+        model = Sequential.from_config(config.get("config", {}), custom_objects=custom_objects)
+    except (TypeError, ValueError, KeyError) as e:
+        archive._fail("its architecture could not be rebuilt (%s: %s)" % (type(e).__name__, e))
+    if not model.built:
+        archive._fail("the saved architecture has no input shape")
+    _load_arrays_into(model, archive)
+    compile_config = config.get("compile_config")
+    if compile and compile_config:
+        try:
+            model.compile(
+                optimizer=optimizers.deserialize(compile_config["optimizer"], custom_objects),
+                loss=(losses.deserialize(compile_config["loss"], custom_objects)
+                      if compile_config.get("loss") else None),
+                metrics=[metrics.get(m) for m in compile_config.get("metrics", [])])
+        except (TypeError, ValueError, KeyError) as e:
+            archive._fail("its compile settings could not be restored (%s: %s)"
+                          % (type(e).__name__, e))
+        if "optimizer/iterations" in archive.arrays:
+            _restore_optimizer(model, archive)
+    return model
+
+
+def _restore_optimizer(model, archive):
+    opt = model.optimizer
+    keys = {}
+    for i, layer in enumerate(model.layers):
+        for j, v in enumerate(layer.weights):
+            keys[id(v)] = "layers/%d/vars/%d" % (i, j)
+    variables = model.trainable_weights
+    iterations = int(archive.get("optimizer/iterations", (), "optimizer iterations"))
+    opt.build(variables)
+    for var in variables:
+        for slot, arr in zip(opt._slot_names, opt._slots[id(var)]):
+            key = "optimizer/%s/%s" % (keys[id(var)], slot)
+            if key not in archive.arrays and iterations == 0:
+                continue
+            np.copyto(arr, archive.get(key, arr.shape, "optimizer slot '%s' of %s"
+                                       % (slot, var.path)), casting="unsafe")
+    opt.iterations = iterations
+    if "optimizer/learning_rate" in archive.arrays:
+        opt.learning_rate = float(archive.get("optimizer/learning_rate", (),
+                                              "optimizer learning rate"))
