@@ -19,7 +19,7 @@ import numpy as np
 
 from .. import callbacks as callbacks_module
 from .. import layers as layers_module
-from .. import losses, optimizers, utils
+from .. import losses, ops, optimizers, utils
 from .. import metrics as metrics_module
 from ..layers.base import Layer, _shape_str
 from ..layers.core import InputLayer
@@ -344,17 +344,20 @@ class Sequential:
                                  "expected shape=%s, found shape=%s (%s has shape %s)%s"
                                  % (first, _shape_str((None,) + expected),
                                     _shape_str((None,) + arr.shape[1:]), what, arr.shape, hint))
-        x32 = np.ascontiguousarray(arr, dtype=np.float32)
-        if arr.dtype.kind == "f":
+        if arr.dtype == np.uint8 and arr.size:
+            x32 = ops.to_float32(arr)  # converted in C
+        else:
+            x32 = np.ascontiguousarray(arr, dtype=np.float32)
+        if arr.dtype.kind == "f" and x32.size and ops.count_nonfinite(x32):
             for lo in range(0, x32.shape[0], _FINITE_CHUNK):
-                chunk = x32[lo:lo + _FINITE_CHUNK]
-                if not np.isfinite(chunk).all():
-                    bad = lo + int(np.flatnonzero(~np.isfinite(chunk).reshape(len(chunk), -1)
-                                                  .all(axis=1))[0])
+                chunk = x32[lo:lo + _FINITE_CHUNK].reshape(-1, int(np.prod(x32.shape[1:])))
+                ok = np.isfinite(chunk).all(axis=1)
+                if not ok.all():
+                    bad = lo + int(np.flatnonzero(~ok)[0])
+                    overflow = bool(np.isfinite(arr[bad]).all())
                     raise ValueError("%s: %s contains NaN or infinite values (first at sample %d)"
                                      "%s" % (who, what, bad,
-                                             "; values beyond float32 range overflow to inf"
-                                             if np.isfinite(arr[bad]).all() else ""))
+                                             "; its values overflow float32" if overflow else ""))
         return x32
 
     def _prepare_y(self, y, n, who, what="y"):
@@ -387,6 +390,8 @@ class Sequential:
 
     def _gather(self, arr, idx, tag):
         out = self._buffer(tag, (len(idx),) + arr.shape[1:], arr.dtype)
+        if arr.ndim == 4 and arr.dtype == np.float32:
+            return ops.gather_batch(arr, idx, out=out)  # C, multithreaded
         return np.take(arr, idx, axis=0, out=out, mode="clip")
 
     def _prepare_training(self):
@@ -430,7 +435,6 @@ class Sequential:
                 continue
             if self._fused_softmax:
                 if probs is None:
-                    from .. import ops
                     probs = ops.softmax(out, out=self._buffer("probs", out.shape))
                 m._update_batch(yb, probs, None)
             else:
