@@ -35,8 +35,11 @@ void fc_relu_backward(const float *dy, const float *y, float *dx, int64_t n)
     num_threads(fc_get_num_threads())
     for (b = 0; b < nb; b++) {
         int64_t i0 = b * FC_NN_BLOCK, i1 = i0 + FC_NN_BLOCK < n ? i0 + FC_NN_BLOCK : n;
-        for (int64_t i = i0; i < i1; i++)
-            dx[i] = y[i] > 0.0f ? dy[i] : 0.0f;
+        for (int64_t i = i0; i < i1; i++) {
+            /* load dy unconditionally: a select, not a data-dependent branch */
+            const float g = dy[i];
+            dx[i] = y[i] > 0.0f ? g : 0.0f;
+        }
     }
 }
 
@@ -96,9 +99,10 @@ void fc_dropout_forward(const float *x, float *y, uint8_t *mask, int64_t n,
         int64_t i0 = b * FC_NN_BLOCK, i1 = i0 + FC_NN_BLOCK < n ? i0 + FC_NN_BLOCK : n;
         for (int64_t i = i0; i < i1; i++) {
             uint64_t h = mix64(key + (uint64_t)(i + 1) * FC_GOLDEN);
-            int keep = (h >> 32) >= threshold;
+            const int keep = (h >> 32) >= threshold;
+            const float v = x[i] * scale;
             mask[i] = (uint8_t)keep;
-            y[i] = keep ? x[i] * scale : 0.0f;
+            y[i] = keep ? v : 0.0f;
         }
     }
 }
@@ -112,7 +116,9 @@ void fc_dropout_backward(const float *dy, const uint8_t *mask, float *dx, int64_
     num_threads(fc_get_num_threads())
     for (b = 0; b < nb; b++) {
         int64_t i0 = b * FC_NN_BLOCK, i1 = i0 + FC_NN_BLOCK < n ? i0 + FC_NN_BLOCK : n;
-        for (int64_t i = i0; i < i1; i++)
-            dx[i] = mask[i] ? dy[i] * scale : 0.0f;
+        for (int64_t i = i0; i < i1; i++) {
+            const float g = dy[i] * scale;
+            dx[i] = mask[i] ? g : 0.0f;
+        }
     }
 }
