@@ -2,6 +2,7 @@
 import numpy as np
 import pytest
 
+import fastcnn._ext as ext
 from fastcnn import ops
 from conftest import assert_close, fd_grad, num_threads
 
@@ -173,6 +174,25 @@ def test_bn_threads_bitwise(rng):
             grads = ops.batch_norm_backward(dy, cache)
             yi, _ = ops.batch_norm_forward(x, gamma, beta, m1, v1, training=False)
         res.append((y, m1, v1, cache.mean, cache.inv_std, yi) + grads)
+    for a, b in zip(*res):
+        assert a.tobytes() == b.tobytes()
+
+
+@pytest.mark.parametrize("c", [64, 12, 7])
+def test_bn_portable_path_bitwise_equal(rng, c):
+    """The AVX2 path does the same per-channel operations in the same order."""
+    x = (1 + rng.standard_normal((9, 11, 13, c))).astype(np.float32)
+    dy = rng.standard_normal(x.shape).astype(np.float32)
+    gamma, beta, mm, mv = _params(rng, c)
+    res = []
+    for level in (-1, 0):
+        ext.force_simd(level)
+        try:
+            m1, v1 = mm.copy(), mv.copy()
+            y, cache = ops.batch_norm_forward(x, gamma, beta, m1, v1, training=True)
+            res.append((y, m1, v1, cache.mean, cache.inv_std) + ops.batch_norm_backward(dy, cache))
+        finally:
+            ext.force_simd(-1)
     for a, b in zip(*res):
         assert a.tobytes() == b.tobytes()
 
