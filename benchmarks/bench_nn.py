@@ -158,6 +158,25 @@ def batchnorm_case(shape):
     return {"fastcnn": fast, "numpy": numpy}
 
 
+def dropout_case(shape, rate=0.5):
+    rng = _rng()
+    x = rng.standard_normal(shape).astype(np.float32)
+    y = np.empty_like(x)
+    mask = np.empty(shape, np.uint8)
+    gen = np.random.default_rng(1)
+    scale = np.float32(1.0 / (1.0 - rate))
+
+    def fast():
+        ops.dropout(x, rate, seed=1, out=y, mask=mask)
+
+    def numpy():
+        keep = gen.random(shape, dtype=np.float32) >= rate
+        np.multiply(x, keep * scale, out=y)
+        return keep
+
+    return {"fastcnn": fast, "numpy": numpy}
+
+
 CASES = {
     "dense 1024->64 relu": dense_case(1024, 64, True),
     "dense 64->10": dense_case(64, 10, False),
@@ -167,6 +186,7 @@ CASES = {
     "relu_backward 32x30x30x32": relu_backward_case(),
     "softmax_ce 32x10": softmax_ce_case(),
     "batchnorm fwd+bwd 32x13x13x64": batchnorm_case((BATCH, 13, 13, 64)),
+    "dropout 32x1024": dropout_case((BATCH, 1024)),
 }
 
 
