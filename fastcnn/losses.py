@@ -99,7 +99,7 @@ def _class_ids(y, output_shape, loss_name, what):
         if lo < 0 or hi >= classes:
             _fail("%s: %s contains class ids in [%s, %s], but the model outputs %d classes, "
                   "so labels must be in [0, %d)", loss_name, what, lo, hi, classes, classes)
-    return np.ascontiguousarray(y, dtype=np.int32)
+    return np.ascontiguousarray(y, dtype=np.int64)
 
 
 def _float_targets(y, output_shape, loss_name, what):

@@ -244,10 +244,14 @@ def _load_arrays_into(model, archive, skip_mismatch=False):
     for layer, values, src in pending:
         for var, val in zip(layer.weights, values):
             var.assign(val)
-        prefix = "layers/%d/state/" % src
-        state = {k[len(prefix):]: v for k, v in archive.arrays.items() if k.startswith(prefix)}
-        if state:
-            layer._set_extra_state(state)
+    # extra state (e.g. dropout seed streams) when the layer stacks are the same
+    if [e.get("class_name") for e in layout] == [type(l).__name__ for l in model.layers]:
+        for i, layer in enumerate(model.layers):
+            prefix = "layers/%d/state/" % layout[i]["index"]
+            state = {k[len(prefix):]: v for k, v in archive.arrays.items()
+                     if k.startswith(prefix)}
+            if state:
+                layer._set_extra_state(state)
 
 
 def load_weights(model, filepath, skip_mismatch=False):

@@ -101,7 +101,7 @@ def test_label_validation_messages():
     with pytest.raises(ValueError, match="non-integer"):
         scce.prepare_targets(np.array([0.5, 1.0]), (2, 3))
     ids = scce.prepare_targets(np.array([[1], [2]], np.uint8), (2, 3))
-    assert ids.dtype == np.int32 and ids.shape == (2,)
+    assert ids.dtype == np.int64 and ids.shape == (2,)
     cce = losses.CategoricalCrossentropy()
     with pytest.raises(ValueError, match="integer class ids use SparseCategoricalCrossentropy"):
         cce.prepare_targets(np.array([[1], [2]]), (2, 3))

@@ -115,9 +115,9 @@ def test_summary_unbuilt_with_bn_and_after_compile(capsys):
     assert " Total params: 52 (208.00 B)" not in out  # optimizer params are added, as Keras
     assert " Trainable params: 24 (96.00 B)" in out
     assert " Non-trainable params: 8 (32.00 B)" in out
-    # Adam: iterations + learning_rate + m and v for each of the 24 trainable values
-    assert " Optimizer params: 50 (196.00 B)" in out
-    assert " Total params: 82 (324.00 B)" in out
+    # Adam: iterations (int64) + learning_rate (float32) + m and v of the 24 trainable values
+    assert " Optimizer params: 50 (204.00 B)" in out
+    assert " Total params: 82 (332.00 B)" in out
 
 
 def test_structure_weights_layouts_and_set_weights(rng):

@@ -469,8 +469,8 @@ class Sequential:
         """Drop workspace references to caller data so converted inputs can be freed."""
         for layer in self._layers:
             for ws in layer._workspaces.values():
-                ws.pop("x", None)
-                ws.pop("x2", None)
+                for key in ("x", "x2", "cache"):
+                    ws.pop(key, None)
             layer._ws = None
 
     def _run_evaluation(self, x, y, batch_size, cbs):
