@@ -321,67 +321,110 @@ POOL_INLINE void covering_outputs(int64_t i, int64_t stride, int64_t pad, int64_
     *hi = h > out - 1 ? out - 1 : h;
 }
 
-POOL_INLINE void avg_pool_backward_row_body(const pool_geom *g, const float *dy, float *dx,
-                                            int64_t r)
+/* Per-axis tables for the average-pool backward, computed once per call: for every input
+ * position the covered outputs [lo, hi], and 1/count for every output window. */
+typedef struct {
+    const int64_t *h_lo, *h_hi, *w_lo, *w_hi;
+    const float *inv_count; /* (OH, OW) */
+} avg_tables;
+
+/* dx row (n, h): each element gathers dy * (1/count) of the windows covering it, in
+ * (oh, ow) order; the first term is stored, the rest added (no memset + re-read). */
+POOL_INLINE void avg_pool_backward_row_body(const pool_geom *g, const avg_tables *t,
+                                            const float *dy, float *dx, int64_t r)
 {
     const int64_t n = r / g->H, h = r % g->H, C = g->C, W = g->W, OW = g->OW;
     const float *FC_RESTRICT dyi = dy + n * g->OH * OW * C;
     float *FC_RESTRICT dxrow = dx + r * W * C;
-    int64_t oh0, oh1;
-    covering_outputs(h, g->sh, g->pt, g->ph, g->OH, &oh0, &oh1);
-    memset(dxrow, 0, (size_t)(W * C) * sizeof(float));
+    const int64_t oh0 = t->h_lo[h], oh1 = t->h_hi[h];
     for (int64_t w = 0; w < W; w++) {
-        int64_t ow0, ow1;
+        const int64_t ow0 = t->w_lo[w], ow1 = t->w_hi[w];
         float *FC_RESTRICT dxo = dxrow + w * C;
-        covering_outputs(w, g->sw, g->pl, g->pw, OW, &ow0, &ow1);
+        int first = 1;
         for (int64_t oh = oh0; oh <= oh1; oh++) {
-            int64_t a0, a1;
-            window_range(oh, g->sh, g->pt, g->ph, g->H, &a0, &a1);
             for (int64_t ow = ow0; ow <= ow1; ow++) {
-                int64_t b0, b1;
-                window_range(ow, g->sw, g->pl, g->pw, W, &b0, &b1);
-                const float count = (float)((a1 - a0) * (b1 - b0));
+                const float inv = t->inv_count[oh * OW + ow];
                 const float *FC_RESTRICT d = dyi + (oh * OW + ow) * C;
-                for (int64_t c = 0; c < C; c++)
-                    dxo[c] += d[c] / count;
+                if (first) {
+                    for (int64_t c = 0; c < C; c++)
+                        dxo[c] = d[c] * inv;
+                    first = 0;
+                } else {
+                    for (int64_t c = 0; c < C; c++)
+                        dxo[c] += d[c] * inv;
+                }
             }
         }
+        if (first) /* in no window (stride > pool, or `valid` leftovers) */
+            memset(dxo, 0, (size_t)C * sizeof(float));
     }
 }
 
-static void avg_pool_backward_row_generic(const pool_geom *g, const float *dy, float *dx,
-                                          int64_t r)
+static void avg_pool_backward_row_generic(const pool_geom *g, const avg_tables *t,
+                                          const float *dy, float *dx, int64_t r)
 {
-    avg_pool_backward_row_body(g, dy, dx, r);
+    avg_pool_backward_row_body(g, t, dy, dx, r);
 }
 
 #ifdef FC_HAVE_AVX2_PATH
-FC_TARGET_AVX2 static void avg_pool_backward_row_avx2(const pool_geom *g, const float *dy,
-                                                      float *dx, int64_t r)
+FC_TARGET_AVX2 static void avg_pool_backward_row_avx2(const pool_geom *g, const avg_tables *t,
+                                                      const float *dy, float *dx, int64_t r)
 {
-    avg_pool_backward_row_body(g, dy, dx, r);
+    avg_pool_backward_row_body(g, t, dy, dx, r);
 }
 #endif
 
-void fc_avg_pool2d_backward(const float *dy, int64_t N, int64_t H, int64_t W, int64_t C,
-                            int64_t ph, int64_t pw, int64_t sh, int64_t sw,
-                            int64_t pad_top, int64_t pad_left, int64_t OH, int64_t OW,
-                            float *dx)
+typedef void (*avg_bwd_row_fn)(const pool_geom *, const avg_tables *, const float *, float *,
+                               int64_t);
+
+int fc_avg_pool2d_backward(const float *dy, int64_t N, int64_t H, int64_t W, int64_t C,
+                           int64_t ph, int64_t pw, int64_t sh, int64_t sw,
+                           int64_t pad_top, int64_t pad_left, int64_t OH, int64_t OW,
+                           float *dx)
 {
     const pool_geom g = {N, H, W, C, ph, pw, sh, sw, pad_top, pad_left, OH, OW};
     const int64_t rows = N * H;
-    avg_row_fn fn = avg_pool_backward_row_generic;
-    int64_t r;
+    avg_bwd_row_fn fn = avg_pool_backward_row_generic;
+    int64_t r, *ibuf;
+    float *inv;
+    avg_tables t;
 #ifdef FC_HAVE_AVX2_PATH
     if (fc_simd_level() >= 1)
         fn = avg_pool_backward_row_avx2;
 #endif
     if (rows <= 0 || W <= 0 || C <= 0)
-        return;
+        return FC_OK;
+    ibuf = (int64_t *)fc_malloc((size_t)(2 * H + 2 * W) * sizeof(int64_t));
+    inv = (float *)fc_malloc((size_t)(OH * OW) * sizeof(float));
+    if (ibuf == NULL || inv == NULL) {
+        fc_free(ibuf);
+        fc_free(inv);
+        return FC_ENOMEM;
+    }
+    for (int64_t i = 0; i < H; i++)
+        covering_outputs(i, sh, pad_top, ph, OH, &ibuf[i], &ibuf[H + i]);
+    for (int64_t i = 0; i < W; i++)
+        covering_outputs(i, sw, pad_left, pw, OW, &ibuf[2 * H + i], &ibuf[2 * H + W + i]);
+    for (int64_t oh = 0; oh < OH; oh++) {
+        int64_t a0, a1, b0, b1;
+        window_range(oh, sh, pad_top, ph, H, &a0, &a1);
+        for (int64_t ow = 0; ow < OW; ow++) {
+            window_range(ow, sw, pad_left, pw, W, &b0, &b1);
+            inv[oh * OW + ow] = 1.0f / (float)((a1 - a0) * (b1 - b0));
+        }
+    }
+    t.h_lo = ibuf;
+    t.h_hi = ibuf + H;
+    t.w_lo = ibuf + 2 * H;
+    t.w_hi = ibuf + 2 * H + W;
+    t.inv_count = inv;
 #pragma omp parallel for schedule(static) num_threads(fc_get_num_threads()) \
     if (N * H * W * C >= POOL_PARALLEL_MIN)
     for (r = 0; r < rows; r++)
-        fn(&g, dy, dx, r);
+        fn(&g, &t, dy, dx, r);
+    fc_free(ibuf);
+    fc_free(inv);
+    return FC_OK;
 }
 
 /* ------------------------------------------------------------ global average pool */
@@ -428,8 +471,14 @@ void fc_global_avg_pool2d_backward(const float *dy, int64_t N, int64_t H, int64_
     for (r = 0; r < rows; r++) {
         const float *FC_RESTRICT d = dy + (r / H) * C;
         float *FC_RESTRICT dxrow = dx + r * W * C;
-        for (int64_t w = 0; w < W; w++)
-            for (int64_t c = 0; c < C; c++)
-                dxrow[w * C + c] = d[c] / hw;
+        for (int64_t c0 = 0; c0 < C; c0 += GAP_BLOCK) {
+            const int64_t nc = C - c0 < GAP_BLOCK ? C - c0 : GAP_BLOCK;
+            float q[GAP_BLOCK]; /* dy / (H*W), divided once per row */
+            for (int64_t c = 0; c < nc; c++)
+                q[c] = d[c0 + c] / hw;
+            for (int64_t w = 0; w < W; w++)
+                for (int64_t c = 0; c < nc; c++)
+                    dxrow[w * C + c0 + c] = q[c];
+        }
     }
 }

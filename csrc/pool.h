@@ -36,11 +36,11 @@ void fc_avg_pool2d_forward(const float *x, int64_t N, int64_t H, int64_t W, int6
                            int64_t pad_top, int64_t pad_left, int64_t OH, int64_t OW,
                            float *y);
 
-/* dx[h,w,c] = sum over the windows holding (h,w) of dy/count (gathered, so no races). */
-void fc_avg_pool2d_backward(const float *dy, int64_t N, int64_t H, int64_t W, int64_t C,
-                            int64_t ph, int64_t pw, int64_t sh, int64_t sw,
-                            int64_t pad_top, int64_t pad_left, int64_t OH, int64_t OW,
-                            float *dx);
+/* dx[h,w,c] = sum over the windows holding (h,w) of dy * (1/count) (gathered: no races). */
+int fc_avg_pool2d_backward(const float *dy, int64_t N, int64_t H, int64_t W, int64_t C,
+                           int64_t ph, int64_t pw, int64_t sh, int64_t sw,
+                           int64_t pad_top, int64_t pad_left, int64_t OH, int64_t OW,
+                           float *dx); /* FC_OK or FC_ENOMEM */
 
 /* y (N,C) = mean of x (N,H,W,C) over H and W (accumulated in double). */
 void fc_global_avg_pool2d_forward(const float *x, int64_t N, int64_t H, int64_t W, int64_t C,

@@ -14,10 +14,10 @@ cdef extern from "pool.h":
                                int64_t ph, int64_t pw, int64_t sh, int64_t sw,
                                int64_t pad_top, int64_t pad_left, int64_t OH, int64_t OW,
                                float *y) nogil
-    void fc_avg_pool2d_backward(const float *dy, int64_t N, int64_t H, int64_t W, int64_t C,
-                                int64_t ph, int64_t pw, int64_t sh, int64_t sw,
-                                int64_t pad_top, int64_t pad_left, int64_t OH, int64_t OW,
-                                float *dx) nogil
+    int fc_avg_pool2d_backward(const float *dy, int64_t N, int64_t H, int64_t W, int64_t C,
+                               int64_t ph, int64_t pw, int64_t sh, int64_t sw,
+                               int64_t pad_top, int64_t pad_left, int64_t OH, int64_t OW,
+                               float *dx) nogil
     void fc_global_avg_pool2d_forward(const float *x, int64_t N, int64_t H, int64_t W,
                                       int64_t C, float *y) nogil
     void fc_global_avg_pool2d_backward(const float *dy, int64_t N, int64_t H, int64_t W,
@@ -79,10 +79,12 @@ def avg_pool2d_backward(const float[:, :, :, ::1] dy, int64_t ph, int64_t pw, in
     if _empty4(dy):
         dx[...] = 0
         return
+    cdef int rc
     with nogil:
-        fc_avg_pool2d_backward(&dy[0, 0, 0, 0], dx.shape[0], dx.shape[1], dx.shape[2],
-                               dx.shape[3], ph, pw, sh, sw, pad_top, pad_left, dy.shape[1],
-                               dy.shape[2], &dx[0, 0, 0, 0])
+        rc = fc_avg_pool2d_backward(&dy[0, 0, 0, 0], dx.shape[0], dx.shape[1], dx.shape[2],
+                                    dx.shape[3], ph, pw, sh, sw, pad_top, pad_left,
+                                    dy.shape[1], dy.shape[2], &dx[0, 0, 0, 0])
+    _check(rc, "avg_pool2d_backward")
 
 
 def global_avg_pool2d_forward(const float[:, :, :, ::1] x, float[:, ::1] y):
