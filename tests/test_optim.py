@@ -253,6 +253,19 @@ def test_gradient_may_be_float64_or_noncontiguous(rng):
         assert a.tobytes() == b.tobytes()
 
 
+def test_tuples_and_converted_gradients_take_the_checked_path_with_same_result(rng):
+    ws = [rng.standard_normal(s).astype(np.float32) for s in SEED_SHAPES[:4]]
+    gs = [rng.standard_normal(s).astype(np.float32) for s in SEED_SHAPES[:4]]
+    ms = [np.zeros(s, np.float32) for s in SEED_SHAPES[:4]]
+    vs = [np.zeros(s, np.float32) for s in SEED_SHAPES[:4]]
+    copies = [[a.copy() for a in lst] for lst in (ws, ms, vs)]
+    ops.adam_update_many(ws, gs, ms, vs, 1)                       # fast pre-check path
+    ops.adam_update_many(tuple(copies[0]), [g.astype(np.float64) for g in gs],
+                         tuple(copies[1]), tuple(copies[2]), 1)  # one-by-one checks
+    for a, b in zip(ws + ms + vs, copies[0] + copies[1] + copies[2]):
+        assert a.tobytes() == b.tobytes()
+
+
 def test_empty_tensors_are_fine():
     w = np.zeros((0, 3), np.float32)
     ops.adam_update(w, w.copy(), w.copy(), w.copy(), 1)
