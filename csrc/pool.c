@@ -2,8 +2,9 @@
  *
  * Every kernel works on whole C-vectors (channels are contiguous in NHWC), so the inner loops
  * are plain per-channel loops the compiler vectorises. The same bodies are compiled twice:
- * once portable, once with AVX2 enabled (FC_TARGET_AVX2); no arithmetic is reordered between
- * the two, so both paths give bitwise identical results.
+ * once portable, once with AVX2 enabled (FC_TARGET_AVX2); the max-pool windows also have
+ * AVX2 intrinsics keeping the running max/argmax of 8 channels in registers. No arithmetic
+ * is reordered between the paths, so they give bitwise identical results.
  *
  * Parallelism: forward kernels and the average-pool backward split over output rows (n, oh)
  * or input rows (n, h); the max-pool backward scatters, so it splits over images (windows of
