@@ -1,7 +1,7 @@
 """Optimizers with Keras 3 names, defaults and update rules, applied by fastcnn's C kernels.
 
-Every (weight, gradient) pair is updated in place by ``ops.adam_update`` /
-``ops.sgd_update`` / ``ops.rmsprop_update``. ``learning_rate`` can be changed at any time
+All (weight, gradient) pairs are updated in place by one multi-tensor kernel call per step
+(``ops.adam_update_many`` / ``ops.sgd_update_many`` / ``ops.rmsprop_update_many``). ``learning_rate`` can be changed at any time
 (callbacks do), ``iterations`` counts applied steps, and the state (iterations + slot arrays)
 is saved with the model so training resumes exactly.
 
@@ -41,7 +41,7 @@ def _check_unit(value, name, who, closed_high=False):
 
 
 class Optimizer:
-    """Base class; subclasses define ``_slot_names`` and ``_update(w, g, slots)``."""
+    """Base class; subclasses define ``_slot_names`` and ``_update_many(...)``."""
 
     _slot_names = ()
 
@@ -128,13 +128,16 @@ class Optimizer:
         self._step(variables, checked)
 
     def _step(self, variables, grads):
-        """One update of every (variable, grad) pair with the kernels; grads are float32."""
+        """One update of every (variable, grad) pair: ONE multi-tensor kernel call."""
         step = self.iterations + 1
-        for var, g in zip(variables, grads):
-            self._update(var.value, g, self._slots[id(var)], step)
+        if variables:
+            params = [v.value for v in variables]
+            slots = [[self._slots[id(v)][k] for v in variables]
+                     for k in range(len(self._slot_names))]
+            self._update_many(params, list(grads), slots, step)
         self.iterations = step
 
-    def _update(self, w, g, slots, step):
+    def _update_many(self, params, grads, slots, step):
         raise NotImplementedError
 
     # ------------------------------------------------------------------ config / state
@@ -203,9 +206,10 @@ class Adam(Optimizer):
         self.epsilon = float(epsilon)
         self.amsgrad = False
 
-    def _update(self, w, g, slots, step):
-        ops.adam_update(w, g, slots[0], slots[1], step, learning_rate=self._learning_rate,
-                        beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon)
+    def _update_many(self, params, grads, slots, step):
+        ops.adam_update_many(params, grads, slots[0], slots[1], step,
+                             learning_rate=self._learning_rate, beta_1=self.beta_1,
+                             beta_2=self.beta_2, epsilon=self.epsilon)
 
     def get_config(self):
         c = super().get_config()
@@ -225,9 +229,10 @@ class SGD(Optimizer):
     def _slot_names(self):
         return ("momentum",) if self.momentum != 0.0 else ()
 
-    def _update(self, w, g, slots, step):
-        ops.sgd_update(w, g, slots[0] if slots else None, learning_rate=self._learning_rate,
-                       momentum=self.momentum, nesterov=self.nesterov)
+    def _update_many(self, params, grads, slots, step):
+        ops.sgd_update_many(params, grads, slots[0] if slots else None,
+                            learning_rate=self._learning_rate, momentum=self.momentum,
+                            nesterov=self.nesterov)
 
     def get_config(self):
         c = super().get_config()
@@ -236,7 +241,8 @@ class SGD(Optimizer):
 
 
 class RMSprop(Optimizer):
-    """Keras' RMSprop (momentum=0, centered=False): v = rho*v + (1-rho)*g^2."""
+    """Keras 3's RMSprop (momentum=0, centered=False): v = rho*v + (1-rho)*g^2;
+    w -= lr*g / sqrt(v + epsilon) (epsilon inside the root, as Keras 3)."""
 
     _slot_names = ("velocity",)
 
@@ -253,9 +259,9 @@ class RMSprop(Optimizer):
         self.momentum = 0.0
         self.centered = False
 
-    def _update(self, w, g, slots, step):
-        ops.rmsprop_update(w, g, slots[0], learning_rate=self._learning_rate, rho=self.rho,
-                           epsilon=self.epsilon)
+    def _update_many(self, params, grads, slots, step):
+        ops.rmsprop_update_many(params, grads, slots[0], learning_rate=self._learning_rate,
+                                rho=self.rho, epsilon=self.epsilon)
 
     def get_config(self):
         c = super().get_config()

@@ -316,7 +316,7 @@ def test_models_with_every_layer_kind_train():
                                                  activation="relu"),
         layers.Dropout(0.2), layers.GlobalAveragePooling2D(), layers.Dense(4),
         layers.Activation("softmax")])
-    model.compile("rmsprop", "sparse_categorical_crossentropy", ["accuracy"])
+    model.compile("rmsprop", "sparse_categorical_crossentropy", metrics=["accuracy"])
     before = model.layers[1].moving_mean.numpy()
     hist = model.fit(x, y, epochs=3, batch_size=16, verbose=0)
     assert hist.history["loss"][-1] < hist.history["loss"][0]

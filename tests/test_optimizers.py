@@ -73,9 +73,9 @@ def test_rmsprop_matches_keras_formula(rng):
     for g in grads:
         opt.apply_gradients([(g, w)])
     ref, v = w0.copy(), np.zeros(6)
-    for g in grads:
+    for g in grads:  # Keras 3: epsilon inside the square root
         v = 0.9 * v + 0.1 * g * g
-        ref -= 0.01 * g / (np.sqrt(v) + 1e-7)
+        ref -= 0.01 * g / np.sqrt(v + 1e-7)
     assert_close(w.numpy(), ref, rtol=1e-5, atol=1e-6)
 
 
