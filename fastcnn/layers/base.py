@@ -32,7 +32,8 @@ class Variable:
 
     Mirrors the parts of ``keras.Variable`` users touch: ``shape``, ``dtype``, ``name``,
     ``path``, ``trainable``, ``numpy()``, ``assign()`` and NumPy interoperability
-    (``np.asarray(layer.kernel)``, ``layer.kernel * 2``).
+    (``np.asarray(layer.kernel)``, ``layer.kernel * 2``). Equality stays identity, so
+    ``var in model.weights`` works; compare values with ``np.array_equal``.
     """
 
     __array_priority__ = 100
@@ -98,10 +99,8 @@ def _binary(name):
 
 
 for _name in ("__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__",
-              "__truediv__", "__rtruediv__", "__matmul__", "__rmatmul__", "__pow__",
-              "__lt__", "__le__", "__gt__", "__ge__", "__eq__", "__ne__"):
+              "__truediv__", "__rtruediv__", "__matmul__", "__rmatmul__", "__pow__"):
     setattr(Variable, _name, _binary(_name))
-Variable.__hash__ = object.__hash__
 Variable.__neg__ = lambda self: -self.value
 
 
