@@ -1,9 +1,10 @@
 """Optimizers with Keras 3 names, defaults and update rules, applied by fastcnn's C kernels.
 
 All (weight, gradient) pairs are updated in place by one multi-tensor kernel call per step
-(``ops.adam_update_many`` / ``ops.sgd_update_many`` / ``ops.rmsprop_update_many``). ``learning_rate`` can be changed at any time
-(callbacks do), ``iterations`` counts applied steps, and the state (iterations + slot arrays)
-is saved with the model so training resumes exactly.
+(``ops.adam_update_many`` / ``ops.sgd_update_many`` / ``ops.rmsprop_update_many``).
+``learning_rate`` can be changed at any time (callbacks do), ``iterations`` counts applied
+steps, and the state (iterations + slot arrays) is saved with the model so training resumes
+exactly.
 
 Like Keras, the learning rate is stored as a float32 value (``optimizer.learning_rate``
 returns that value as a Python float).

@@ -66,7 +66,8 @@ def test_mean_squared_error(rng):
     assert abs(losses.MeanSquaredError()(a, b) - ((a - b) ** 2).mean()) < 1e-5
     assert abs(losses.get("mse")(a, b) - ((a - b) ** 2).mean()) < 1e-5
     # (N,) targets for an (N, 1) output, as Keras accepts
-    assert abs(losses.mean_squared_error(a[:, 0], b[:, :1]) - ((a[:, 0] - b[:, 0]) ** 2).mean()) < 1e-5
+    got = losses.mean_squared_error(a[:, 0], b[:, :1])
+    assert abs(got - ((a[:, 0] - b[:, 0]) ** 2).mean()) < 1e-5
 
 
 def test_compute_gradients_are_those_of_the_loss(rng):

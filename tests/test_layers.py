@@ -198,8 +198,9 @@ def test_dense_on_rank4_input_applies_to_last_axis(rng):
     check_grads(layer, x, lambda xv, k: xv @ k, rng)
 
 
-@pytest.mark.parametrize("pool,strides,padding", [((2, 2), None, "valid"), ((2, 2), None, "same"),
-                                                  ((3, 3), (2, 2), "valid"), ((3, 2), (1, 2), "same")])
+@pytest.mark.parametrize("pool,strides,padding", [
+    ((2, 2), None, "valid"), ((2, 2), None, "same"), ((3, 3), (2, 2), "valid"),
+    ((3, 2), (1, 2), "same")])
 def test_max_pooling_forward_and_gradient(pool, strides, padding, rng):
     layer = layers.MaxPooling2D(pool, strides, padding)
     x = rng.standard_normal((2, 5, 7, 3))
@@ -208,7 +209,8 @@ def test_max_pooling_forward_and_gradient(pool, strides, padding, rng):
     check_grads(layer, x, lambda xv: ref_max_pool(xv, pool, st, padding), rng, weights=[])
 
 
-@pytest.mark.parametrize("pool,strides,padding", [((2, 2), None, "valid"), ((3, 3), (2, 2), "same")])
+@pytest.mark.parametrize("pool,strides,padding", [((2, 2), None, "valid"),
+                                                  ((3, 3), (2, 2), "same")])
 def test_average_pooling_forward_and_gradient(pool, strides, padding, rng):
     layer = layers.AveragePooling2D(pool, strides, padding)
     x = rng.standard_normal((2, 5, 6, 3))

@@ -9,8 +9,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-import fastcnn
-from fastcnn import callbacks, layers, losses, models, optimizers, utils
+from fastcnn import layers, losses, models, optimizers, utils
 from conftest import assert_close, num_threads
 
 

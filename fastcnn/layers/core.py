@@ -4,7 +4,7 @@ import numbers
 import numpy as np
 
 from .. import initializers, ops, utils
-from .base import Layer, _data_format, _positive_int, _unsupported
+from .base import Layer, _data_format, _unsupported
 
 __all__ = ["InputLayer", "Input", "Dense", "Flatten", "Dropout", "Activation", "ReLU"]
 
