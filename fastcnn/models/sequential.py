@@ -396,6 +396,10 @@ class Sequential:
 
     def _prepare_training(self):
         """Per-fit setup: which layers need backward, the (weight, grad) lists, fusion."""
+        signature = (self.trainable, self.optimizer, self.loss,
+                     tuple(id(v) for v in self.trainable_weights))
+        if self._train_ready == signature:
+            return
         train_vars, train_grads, first = [], [], len(self._layers)
         for i, layer in enumerate(self._layers):
             tw = layer.trainable_weights if self.trainable else []
@@ -408,7 +412,7 @@ class Sequential:
         self._train_vars, self._train_grads, self._first_trainable = \
             train_vars, train_grads, first
         self._set_output_mode()
-        self._train_ready = True
+        self._train_ready = signature
 
     def _set_output_mode(self):
         last = self._layers[-1]
