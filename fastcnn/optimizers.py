@@ -41,6 +41,26 @@ def _check_unit(value, name, who, closed_high=False):
     return float(value)
 
 
+class _LearningRate(float):
+    """The value of ``optimizer.learning_rate``: a float that also supports Keras' variable
+    idioms ``optimizer.learning_rate.assign(0.01)`` and ``.numpy()``."""
+
+    def __new__(cls, value, optimizer):
+        obj = float.__new__(cls, value)
+        obj._optimizer = optimizer
+        return obj
+
+    def assign(self, value):
+        self._optimizer.learning_rate = value
+        return self._optimizer.learning_rate
+
+    def numpy(self):
+        return np.float32(self)
+
+    def __reduce__(self):
+        return (float, (float(self),))
+
+
 class Optimizer:
     """Base class; subclasses define ``_slot_names`` and ``_update_many(...)``."""
 
@@ -73,7 +93,7 @@ class Optimizer:
     # ------------------------------------------------------------------ public API
     @property
     def learning_rate(self):
-        return self._learning_rate
+        return _LearningRate(self._learning_rate, self)
 
     @learning_rate.setter
     def learning_rate(self, value):

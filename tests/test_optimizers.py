@@ -87,6 +87,8 @@ def test_learning_rate_is_settable_and_float32_like_keras():
     w = var([1.0])
     opt.apply_gradients([(np.array([1.0]), w)])
     assert_close(w.numpy(), [0.5], rtol=1e-4, atol=1e-4)  # first Adam step moves by ~lr
+    opt.learning_rate.assign(0.25)  # Keras' variable idiom
+    assert opt.learning_rate == 0.25 and opt.learning_rate.numpy() == np.float32(0.25)
     with pytest.raises(ValueError, match="learning_rate"):
         opt.learning_rate = -1.0
     with pytest.raises(TypeError, match="learning_rate"):
