@@ -2,9 +2,9 @@
 
     pytest benchmarks/bench_conv.py --benchmark-only --benchmark-group-by=param:case
 
-Batch 32, 3x3 `valid` kernels, fastcnn on 2 threads (the machine's cores). Compare the
-medians of the two implementations within one run (benchmarks/conv_ratio.py prints
-interleaved medians and their ratios directly).
+Batch 32, 3x3 `valid` kernels, fastcnn on 2 threads (the machine's cores), NumPy on its
+default BLAS threads. Compare the medians of the two implementations within one run
+(benchmarks/conv_ratio.py prints interleaved medians and their ratios directly).
 """
 import os
 import sys
@@ -12,7 +12,7 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from conv_ratio import make_cases  # noqa: E402
+from conv_ratio import WARMUP, make_cases, time_block  # noqa: E402
 
 import fastcnn  # noqa: E402
 
@@ -34,4 +34,6 @@ def _threads():
 def test_conv2d(benchmark, case, impl):
     name, direction = case.rsplit(" ", 1)
     benchmark.group = case
-    benchmark(CASES[(name, direction)][impl])
+    fn = CASES[(name, direction)][impl]
+    time_block(fn, WARMUP, 0)  # let the other library's spinning thread pool go idle
+    benchmark(fn)

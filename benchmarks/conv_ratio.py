@@ -1,10 +1,14 @@
 """Interleaved timing of fastcnn's conv2d against the NumPy baseline on the seed shapes.
 
-    python benchmarks/conv_ratio.py [--threads 2] [--batch 32] [--repeats 30]
+    python benchmarks/conv_ratio.py [--threads 2] [--batch 32] [--rounds 10]
 
-Each repeat times every (shape, direction, implementation) once, in turn, so slow
-phases of a noisy machine hit both sides alike; prints the medians and
-ratio = numpy_median / fastcnn_median (> 1: fastcnn is faster).
+Every round times each (shape, direction, implementation) in turn, so slow phases of a
+noisy machine hit both sides alike. Each timing is a block: first WARMUP seconds of
+untimed calls, then INNER timed calls (block median). The warm-up matters: after a NumPy
+call, OpenBLAS's worker threads keep spinning for ~70 ms and steal a core from whatever
+runs next (and an idle vCPU is slow to wake), so back-to-back single calls would measure
+the two libraries' thread pools fighting rather than either kernel. Prints the median of
+the block medians and ratio = numpy / fastcnn (> 1: fastcnn is faster).
 """
 import argparse
 import os
@@ -58,20 +62,32 @@ def make_cases(batch, seed=0):
     return cases
 
 
-def run(batch=32, repeats=30, threads=2, inner=3):
+WARMUP = 0.12  # seconds of untimed calls before each timed block
+INNER = 10     # timed calls per block
+
+
+def time_block(fn, warmup=WARMUP, inner=INNER):
+    """Median seconds per call of fn after `warmup` seconds of untimed calls."""
+    end = time.perf_counter() + warmup
+    while time.perf_counter() < end:
+        fn()
+    ts = []
+    for _ in range(inner):
+        t0 = time.perf_counter()
+        fn()
+        ts.append(time.perf_counter() - t0)
+    return float(np.median(ts))
+
+
+def run(batch=32, rounds=10, threads=2):
     fastcnn.set_num_threads(threads)
     cases = make_cases(batch)
     times = {(key, impl): [] for key in cases for impl in ("fastcnn", "numpy")}
-    for fns in cases.values():  # warm up (page faults, BLAS threads)
-        for fn in fns.values():
-            fn()
-    for _ in range(repeats):
+    for r in range(rounds):
         for key, fns in cases.items():
-            for impl, fn in fns.items():
-                t0 = time.perf_counter()
-                for _ in range(inner):
-                    fn()
-                times[(key, impl)].append((time.perf_counter() - t0) / inner)
+            order = ("fastcnn", "numpy") if r % 2 == 0 else ("numpy", "fastcnn")
+            for impl in order:
+                times[(key, impl)].append(time_block(fns[impl]))
     print("batch %d, fastcnn threads %d, simd %s, numpy BLAS threads: its default"
           % (batch, threads, fastcnn.config()["simd"]))
     print("%-20s %-9s %12s %12s %8s" % ("shape", "direction", "fastcnn ms", "numpy ms", "ratio"))
@@ -88,9 +104,9 @@ def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--batch", type=int, default=32)
-    ap.add_argument("--repeats", type=int, default=30)
+    ap.add_argument("--rounds", type=int, default=10)
     args = ap.parse_args(argv)
-    run(args.batch, args.repeats, args.threads)
+    run(args.batch, args.rounds, args.threads)
 
 
 if __name__ == "__main__":

@@ -1,14 +1,20 @@
 /* 2-D convolution forward/backward as im2col + GEMM (see conv2d.h for the method).
  *
- * Threading: im2col, col2im and the epilogues are OpenMP loops over disjoint outputs; the
- * GEMMs thread themselves (fc_sgemm splits over tiles of C only). The batch is cut into
- * chunks of whole output lines whose size depends only on the geometry, and chunks run in
- * order, so every sum (dW over the batch, dx over overlapping windows) is accumulated in
- * the same order for any thread count.
+ * Threading and determinism:
+ *  - forward and the dcols GEMM of backward_input split output rows between threads; each
+ *    thread runs im2col + a serial GEMM (+ epilogue) on its own rows, so there is no
+ *    synchronisation inside a chunk, and a row's value never depends on who computed it
+ *    (the GEMM's sum over K is blocked by K alone);
+ *  - col2im is a gather over input lines (one owner per dx element, fixed order), run
+ *    chunk after chunk;
+ *  - dW sums over the whole batch: chunks of whole output lines, sized by the geometry
+ *    only, are accumulated in order by the threaded GEMM (beta = 1 after the first).
+ * So 1 and N threads agree bitwise.
  */
 #include <string.h>
 #include "conv2d.h"
 #include "gemm.h"
+
 
 /* Target size of one chunk's column matrix, in floats (1 MiB): small enough to stay in
  * L2/L3 between im2col and the GEMM, large enough that the GEMM runs at full speed. */
@@ -44,51 +50,86 @@ int64_t fc_conv2d_chunk_lines(const fc_conv2d_geometry *g)
     return chunk;
 }
 
+/* The kernel gradient sums over the whole batch. To let threads work on it with serial
+ * GEMMs, the output lines are cut into a fixed number of parts (contiguous line ranges),
+ * each summed into its own partial dW; the partials are added in part order at the end.
+ * The part count depends on the geometry only, never on the thread count. */
+#ifndef FC_CONV2D_DW_PARTS
+#define FC_CONV2D_DW_PARTS 4
+#endif
+/* Cap on the floats the extra partial sums may take (larger kernels use fewer parts). */
+#define FC_CONV2D_PARTIAL_FLOATS (1 << 18)
+
+static int64_t dw_parts(const fc_conv2d_geometry *g)
+{
+    const int64_t kf = cols_k(g) * g->f;
+    int64_t parts = FC_CONV2D_DW_PARTS;
+    if (im2col_is_identity(g) || kf <= 0)
+        return 1;
+    if (parts > fc_conv2d_chunk_lines(g)) /* every part needs a slice of >= 1 line */
+        parts = fc_conv2d_chunk_lines(g);
+    if ((parts - 1) * kf > FC_CONV2D_PARTIAL_FLOATS)
+        parts = 1 + FC_CONV2D_PARTIAL_FLOATS / kf;
+    return parts < 1 ? 1 : parts;
+}
+
 int64_t fc_conv2d_workspace_size(const fc_conv2d_geometry *g)
 {
     if (im2col_is_identity(g) || g->n <= 0)
         return 0;
-    return fc_conv2d_chunk_lines(g) * g->ow * cols_k(g);
+    /* one chunk of column rows, then the partial kernel gradients */
+    return fc_conv2d_chunk_lines(g) * g->ow * cols_k(g) + (dw_parts(g) - 1) * cols_k(g) * g->f;
+}
+
+
+static int thread_id(void)
+{
+#ifdef FASTCNN_OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+static int team_size(void)
+{
+#ifdef FASTCNN_OPENMP
+    return omp_get_num_threads();
+#else
+    return 1;
+#endif
 }
 
 /* ---------------------------------------------------------------------------------- */
-/* im2col / col2im on a chunk of output lines [l0, l1) (line = n*OH + oh)              */
+/* im2col / col2im, one line at a time (line = n*OH + oh)                               */
 
-/* Column rows of output lines [l0, l1) into cols ((l1-l0)*OW, K). */
-static void im2col_lines(const fc_conv2d_geometry *g, const float *FC_RESTRICT x,
-                         int64_t l0, int64_t l1, float *FC_RESTRICT cols)
+/* The OW column rows of output line l, each K long, into dst (OW, K). */
+static void im2col_line(const fc_conv2d_geometry *g, const float *FC_RESTRICT x, int64_t l,
+                        float *FC_RESTRICT dst)
 {
-    const int64_t H = g->h, W = g->w, C = g->c, KH = g->kh, KW = g->kw;
-    const int64_t OH = g->oh, OW = g->ow, K = cols_k(g), seg = KW * C;
-    int64_t l;
-#pragma omp parallel for schedule(static) num_threads(fc_get_num_threads()) \
-    if ((l1 - l0) * OW * K > 32768)
-    for (l = l0; l < l1; l++) {
-        const int64_t n = l / OH, oh = l % OH;
-        float *dst_line = cols + (l - l0) * OW * K;
-        for (int64_t kh = 0; kh < KH; kh++) {
-            const int64_t ih = oh * g->sh - g->pad_top + kh;
-            if (ih < 0 || ih >= H) {
-                for (int64_t ow = 0; ow < OW; ow++)
-                    memset(dst_line + ow * K + kh * seg, 0, (size_t)seg * sizeof(float));
+    const int64_t H = g->h, W = g->w, C = g->c, KW = g->kw, OW = g->ow;
+    const int64_t K = cols_k(g), seg = KW * C, n = l / g->oh, oh = l % g->oh;
+    for (int64_t kh = 0; kh < g->kh; kh++) {
+        const int64_t ih = oh * g->sh - g->pad_top + kh;
+        if (ih < 0 || ih >= H) {
+            for (int64_t ow = 0; ow < OW; ow++)
+                memset(dst + ow * K + kh * seg, 0, (size_t)seg * sizeof(float));
+            continue;
+        }
+        const float *src_row = x + (n * H + ih) * W * C;
+        for (int64_t ow = 0; ow < OW; ow++) {
+            float *d = dst + ow * K + kh * seg;
+            const int64_t iw0 = ow * g->sw - g->pad_left;
+            if (iw0 >= 0 && iw0 + KW <= W) { /* the KW*C segment is contiguous in x too */
+                memcpy(d, src_row + iw0 * C, (size_t)seg * sizeof(float));
                 continue;
             }
-            const float *src_row = x + ((n * H + ih) * W) * C;
-            for (int64_t ow = 0; ow < OW; ow++) {
-                float *dst = dst_line + ow * K + kh * seg;
-                const int64_t iw0 = ow * g->sw - g->pad_left;
-                if (iw0 >= 0 && iw0 + KW <= W) {
-                    /* the KW*C segment is contiguous in x too */
-                    memcpy(dst, src_row + iw0 * C, (size_t)seg * sizeof(float));
-                    continue;
-                }
-                for (int64_t kw = 0; kw < KW; kw++) {
-                    const int64_t iw = iw0 + kw;
-                    if (iw < 0 || iw >= W)
-                        memset(dst + kw * C, 0, (size_t)C * sizeof(float));
-                    else
-                        memcpy(dst + kw * C, src_row + iw * C, (size_t)C * sizeof(float));
-                }
+            for (int64_t kw = 0; kw < KW; kw++) {
+                const int64_t iw = iw0 + kw;
+                if (iw < 0 || iw >= W)
+                    memset(d + kw * C, 0, (size_t)C * sizeof(float));
+                else
+                    memcpy(d + kw * C, src_row + iw * C, (size_t)C * sizeof(float));
             }
         }
     }
@@ -100,50 +141,37 @@ static inline void add_floats(float *FC_RESTRICT dst, const float *FC_RESTRICT s
         dst[i] += src[i];
 }
 
-/* dx += col2im(dcols) for output lines [l0, l1). Written as a gather over input lines
- * (n, ih): each input line belongs to one thread, and its contributions arrive in a fixed
- * order (kh, then ow, then kw), so there is no race and no thread-count dependence. */
-static void col2im_lines(const fc_conv2d_geometry *g, const float *FC_RESTRICT dcols,
-                         int64_t l0, int64_t l1, float *FC_RESTRICT dx)
+/* Input line gl = n*H + ih of dx += its share of col2im(dcols), where dcols holds the
+ * column rows of output lines [l0, l1). A gather: the line's contributions arrive in a
+ * fixed order (kh, then ow, then kw) and only its owner writes it. */
+static void col2im_gather_line(const fc_conv2d_geometry *g, const float *FC_RESTRICT dcols,
+                               int64_t l0, int64_t l1, int64_t gl, float *FC_RESTRICT dx)
 {
-    const int64_t H = g->h, W = g->w, C = g->c, KH = g->kh, KW = g->kw;
-    const int64_t OH = g->oh, OW = g->ow, K = cols_k(g), seg = KW * C;
-    const int64_t sh = g->sh, sw = g->sw, pt = g->pad_top, pl = g->pad_left;
-    const int64_t n0 = l0 / OH, oh0 = l0 % OH, n1 = (l1 - 1) / OH, oh1 = (l1 - 1) % OH;
-    int64_t ih_lo = oh0 * sh - pt, ih_hi = oh1 * sh - pt + KH;
-    if (ih_lo < 0)
-        ih_lo = 0;
-    if (ih_hi > H)
-        ih_hi = H;
-    const int64_t g0 = n0 * H + ih_lo, g1 = n1 * H + ih_hi;
-    int64_t gl;
-#pragma omp parallel for schedule(static) num_threads(fc_get_num_threads()) \
-    if ((l1 - l0) * OW * K > 32768)
-    for (gl = g0; gl < g1; gl++) {
-        const int64_t n = gl / H, ih = gl % H;
-        float *dx_row = dx + gl * W * C;
-        for (int64_t kh = 0; kh < KH; kh++) {
-            const int64_t t = ih + pt - kh;
-            if (t < 0)
-                break; /* t only decreases with kh */
-            if (t % sh != 0)
+    const int64_t H = g->h, W = g->w, C = g->c, KW = g->kw, OH = g->oh, OW = g->ow;
+    const int64_t K = cols_k(g), seg = KW * C, sh = g->sh, sw = g->sw, pl = g->pad_left;
+    const int64_t n = gl / H, ih = gl % H;
+    float *dx_row = dx + gl * W * C;
+    for (int64_t kh = 0; kh < g->kh; kh++) {
+        const int64_t t = ih + g->pad_top - kh;
+        if (t < 0)
+            break; /* t only decreases with kh */
+        if (t % sh != 0)
+            continue;
+        const int64_t oh = t / sh, line = n * OH + oh;
+        if (oh >= OH || line < l0 || line >= l1)
+            continue;
+        const float *src_line = dcols + (line - l0) * OW * K + kh * seg;
+        for (int64_t ow = 0; ow < OW; ow++) {
+            const float *src = src_line + ow * K;
+            const int64_t iw0 = ow * sw - pl;
+            if (iw0 >= 0 && iw0 + KW <= W) {
+                add_floats(dx_row + iw0 * C, src, seg);
                 continue;
-            const int64_t oh = t / sh, line = n * OH + oh;
-            if (oh >= OH || line < l0 || line >= l1)
-                continue;
-            const float *src_line = dcols + (line - l0) * OW * K + kh * seg;
-            for (int64_t ow = 0; ow < OW; ow++) {
-                const float *src = src_line + ow * K;
-                const int64_t iw0 = ow * sw - pl;
-                if (iw0 >= 0 && iw0 + KW <= W) {
-                    add_floats(dx_row + iw0 * C, src, seg);
-                    continue;
-                }
-                for (int64_t kw = 0; kw < KW; kw++) {
-                    const int64_t iw = iw0 + kw;
-                    if (iw >= 0 && iw < W)
-                        add_floats(dx_row + iw * C, src + kw * C, C);
-                }
+            }
+            for (int64_t kw = 0; kw < KW; kw++) {
+                const int64_t iw = iw0 + kw;
+                if (iw >= 0 && iw < W)
+                    add_floats(dx_row + iw * C, src + kw * C, C);
             }
         }
     }
@@ -153,12 +181,9 @@ static void col2im_lines(const fc_conv2d_geometry *g, const float *FC_RESTRICT d
 static void bias_relu_rows(float *FC_RESTRICT out, int64_t rows, int64_t F,
                            const float *FC_RESTRICT bias, int relu)
 {
-    int64_t r;
     if (bias == NULL && !relu)
         return;
-#pragma omp parallel for schedule(static) num_threads(fc_get_num_threads()) \
-    if (rows * F > 32768)
-    for (r = 0; r < rows; r++) {
+    for (int64_t r = 0; r < rows; r++) {
         float *o = out + r * F;
         if (bias != NULL)
             for (int64_t j = 0; j < F; j++)
@@ -187,61 +212,123 @@ static void workspace_release(float *ws, int owned)
 
 /* ---------------------------------------------------------------------------------- */
 
+/* Output lines [l0, l1): (im2col +) GEMM + epilogue, on the calling thread. */
+static int forward_lines(const fc_conv2d_geometry *g, const float *x, const float *kernel,
+                         const float *bias, int relu, float *out, float *cols,
+                         int64_t l0, int64_t l1)
+{
+    const int64_t K = cols_k(g), F = g->f, OW = g->ow, rows = (l1 - l0) * OW;
+    const float *a = x + l0 * OW * K;  /* identity: x rows are the column rows */
+    float *o = out + l0 * OW * F;
+    if (cols != NULL) {
+        for (int64_t l = l0; l < l1; l++)
+            im2col_line(g, x, l, cols + (l - l0) * OW * K);
+        a = cols;
+    }
+    int rc = fc_sgemm_serial(0, 0, rows, F, K, 1.0f, a, K, kernel, F, 0.0f, o, F);
+    bias_relu_rows(o, rows, F, bias, relu);
+    return rc;
+}
+
 int fc_conv2d_forward(const fc_conv2d_geometry *g, const float *x, const float *kernel,
                       const float *bias, int relu, float *out, float *workspace)
 {
-    const int64_t K = cols_k(g), F = g->f, OW = g->ow;
-    const int64_t lines = g->n * g->oh;
+    const int64_t K = cols_k(g), F = g->f, OW = g->ow, lines = g->n * g->oh;
+    const int identity = im2col_is_identity(g);
+    const int nthreads = fc_get_num_threads();
+    const int64_t chunk = fc_conv2d_chunk_lines(g);
     int rc = FC_OK, owned;
     if (lines <= 0 || OW <= 0 || F <= 0)
         return FC_OK;
-    if (im2col_is_identity(g)) {
-        rc = fc_sgemm(0, 0, lines * OW, F, K, 1.0f, x, K, kernel, F, 0.0f, out, F);
-        if (rc == FC_OK)
-            bias_relu_rows(out, lines * OW, F, bias, relu);
+    float *ws = workspace_acquire(g, workspace, &owned);
+    if (ws == NULL && !identity)
+        return FC_ENOMEM;
+
+    if (!identity && chunk < nthreads) {
+        /* a single output line fills the workspace: lines in turn, threads in the GEMM */
+        for (int64_t l = 0; l < lines && rc == FC_OK; l++) {
+            float *o = out + l * OW * F;
+            im2col_line(g, x, l, ws);
+            rc = fc_sgemm(0, 0, OW, F, K, 1.0f, ws, K, kernel, F, 0.0f, o, F);
+            bias_relu_rows(o, OW, F, bias, relu);
+        }
+        workspace_release(ws, owned);
         return rc;
     }
-    float *cols = workspace_acquire(g, workspace, &owned);
-    if (cols == NULL)
-        return FC_ENOMEM;
-    const int64_t chunk = fc_conv2d_chunk_lines(g);
-    for (int64_t l0 = 0; l0 < lines && rc == FC_OK; l0 += chunk) {
-        const int64_t l1 = l0 + chunk < lines ? l0 + chunk : lines;
-        const int64_t rows = (l1 - l0) * OW;
-        float *o = out + l0 * OW * F;
-        im2col_lines(g, x, l0, l1, cols);
-        rc = fc_sgemm(0, 0, rows, F, K, 1.0f, cols, K, kernel, F, 0.0f, o, F);
-        if (rc == FC_OK)
-            bias_relu_rows(o, rows, F, bias, relu);
+
+    /* Each thread owns a contiguous range of output lines and walks it in pieces of
+     * `piece` lines through its own slice of the workspace: no synchronisation at all. */
+    const int64_t piece = identity ? lines : chunk / nthreads; /* >= 1 */
+#pragma omp parallel num_threads(nthreads) if (lines * OW * F * K > 65536)
+    {
+        const int t = thread_id(), nt = team_size();
+        const int64_t a = lines * t / nt, b = lines * (t + 1) / nt;
+        float *cols = identity ? NULL : ws + t * piece * OW * K;
+        int my_rc = FC_OK;
+        for (int64_t l0 = a; l0 < b && my_rc == FC_OK; l0 += piece) {
+            const int64_t l1 = l0 + piece < b ? l0 + piece : b;
+            my_rc = forward_lines(g, x, kernel, bias, relu, out, cols, l0, l1);
+        }
+        if (my_rc != FC_OK) {
+#pragma omp atomic write
+            rc = my_rc;
+        }
     }
-    workspace_release(cols, owned);
+    workspace_release(ws, owned);
     return rc;
 }
 
 int fc_conv2d_backward_input(const fc_conv2d_geometry *g, const float *dy, const float *kernel,
                              float *dx, float *workspace)
 {
-    const int64_t K = cols_k(g), F = g->f, OW = g->ow;
-    const int64_t lines = g->n * g->oh, HWC = g->h * g->w * g->c;
+    const int64_t K = cols_k(g), F = g->f, H = g->h, OW = g->ow, OH = g->oh;
+    const int64_t lines = g->n * OH, HWC = g->h * g->w * g->c;
+    const int identity = im2col_is_identity(g);
+    const int64_t chunk = identity ? lines : fc_conv2d_chunk_lines(g);
     int rc = FC_OK, owned;
-    int64_t n;
     if (g->n <= 0 || HWC <= 0)
         return FC_OK;
-    if (im2col_is_identity(g)) /* dx viewed as (N*OH*OW, K) is dcols itself */
-        return fc_sgemm(0, 1, lines * OW, K, F, 1.0f, dy, F, kernel, F, 0.0f, dx, K);
     float *dcols = workspace_acquire(g, workspace, &owned);
-    if (dcols == NULL)
+    if (dcols == NULL && !identity)
         return FC_ENOMEM;
-#pragma omp parallel for schedule(static) num_threads(fc_get_num_threads())
-    for (n = 0; n < g->n; n++)
-        memset(dx + n * HWC, 0, (size_t)HWC * sizeof(float));
-    const int64_t chunk = fc_conv2d_chunk_lines(g);
-    for (int64_t l0 = 0; l0 < lines && rc == FC_OK; l0 += chunk) {
-        const int64_t l1 = l0 + chunk < lines ? l0 + chunk : lines;
-        const int64_t rows = (l1 - l0) * OW;
-        rc = fc_sgemm(0, 1, rows, K, F, 1.0f, dy + l0 * OW * F, F, kernel, F, 0.0f, dcols, K);
-        if (rc == FC_OK)
-            col2im_lines(g, dcols, l0, l1, dx);
+
+#pragma omp parallel num_threads(fc_get_num_threads()) if (lines * OW * F * K > 65536)
+    {
+        const int t = thread_id(), nt = team_size();
+        int my_rc = FC_OK;
+        int64_t n;
+        if (!identity) {
+#pragma omp for schedule(static)
+            for (n = 0; n < g->n; n++)
+                memset(dx + n * HWC, 0, (size_t)HWC * sizeof(float));
+        }
+        for (int64_t l0 = 0; l0 < lines; l0 += chunk) {
+            const int64_t l1 = l0 + chunk < lines ? l0 + chunk : lines;
+            /* this thread's share of the chunk's dcols = dy @ W^T */
+            const int64_t a = l0 + (l1 - l0) * t / nt, b = l0 + (l1 - l0) * (t + 1) / nt;
+            float *dst = identity ? dx + a * OW * K : dcols + (a - l0) * OW * K;
+            if (b > a && my_rc == FC_OK)
+                my_rc = fc_sgemm_serial(0, 1, (b - a) * OW, K, F, 1.0f, dy + a * OW * F, F,
+                                        kernel, F, 0.0f, dst, K);
+            if (identity)
+                continue;
+#pragma omp barrier
+            /* input lines the chunk touches; col2im_gather_line skips the rest */
+            const int64_t oh0 = l0 % OH, oh1 = (l1 - 1) % OH;
+            int64_t ih_lo = oh0 * g->sh - g->pad_top, ih_hi = oh1 * g->sh - g->pad_top + g->kh;
+            ih_lo = ih_lo < 0 ? 0 : ih_lo;
+            ih_hi = ih_hi > H ? H : ih_hi;
+            const int64_t g0 = (l0 / OH) * H + ih_lo, g1 = ((l1 - 1) / OH) * H + ih_hi;
+            int64_t gl;
+#pragma omp for schedule(static)
+            for (gl = g0; gl < g1; gl++)
+                col2im_gather_line(g, dcols, l0, l1, gl, dx);
+            /* (implicit barrier: dcols is free again) */
+        }
+        if (my_rc != FC_OK) {
+#pragma omp atomic write
+            rc = my_rc;
+        }
     }
     workspace_release(dcols, owned);
     return rc;
@@ -250,8 +337,7 @@ int fc_conv2d_backward_input(const fc_conv2d_geometry *g, const float *dy, const
 int fc_conv2d_backward_kernel(const fc_conv2d_geometry *g, const float *dy, const float *x,
                               float *dkernel, float *workspace)
 {
-    const int64_t K = cols_k(g), F = g->f, OW = g->ow;
-    const int64_t lines = g->n * g->oh;
+    const int64_t K = cols_k(g), F = g->f, OW = g->ow, lines = g->n * g->oh;
     int rc = FC_OK, owned;
     if (K <= 0 || F <= 0)
         return FC_OK;
@@ -261,19 +347,63 @@ int fc_conv2d_backward_kernel(const fc_conv2d_geometry *g, const float *dy, cons
     }
     if (im2col_is_identity(g))
         return fc_sgemm(1, 0, K, F, lines * OW, 1.0f, x, K, dy, F, 0.0f, dkernel, F);
-    float *cols = workspace_acquire(g, workspace, &owned);
-    if (cols == NULL)
+    float *ws = workspace_acquire(g, workspace, &owned);
+    if (ws == NULL)
         return FC_ENOMEM;
-    const int64_t chunk = fc_conv2d_chunk_lines(g);
-    for (int64_t l0 = 0; l0 < lines && rc == FC_OK; l0 += chunk) {
-        const int64_t l1 = l0 + chunk < lines ? l0 + chunk : lines;
-        const int64_t rows = (l1 - l0) * OW;
-        im2col_lines(g, x, l0, l1, cols);
-        /* chunks accumulate in batch order: beta = 0 for the first, then 1 */
-        rc = fc_sgemm(1, 0, K, F, rows, 1.0f, cols, K, dy + l0 * OW * F, F,
-                      l0 == 0 ? 0.0f : 1.0f, dkernel, F);
+    const int64_t chunk = fc_conv2d_chunk_lines(g), parts = dw_parts(g);
+    if (parts == 1) {
+        /* chunks in batch order, threads inside the GEMM */
+        for (int64_t l0 = 0; l0 < lines && rc == FC_OK; l0 += chunk) {
+            const int64_t l1 = l0 + chunk < lines ? l0 + chunk : lines;
+            const int64_t rows = (l1 - l0) * OW;
+            int64_t l;
+#pragma omp parallel for schedule(static) num_threads(fc_get_num_threads()) \
+    if (rows * K > 32768)
+            for (l = l0; l < l1; l++)
+                im2col_line(g, x, l, ws + (l - l0) * OW * K);
+            rc = fc_sgemm(1, 0, K, F, rows, 1.0f, ws, K, dy + l0 * OW * F, F,
+                          l0 == 0 ? 0.0f : 1.0f, dkernel, F);
+        }
+        workspace_release(ws, owned);
+        return rc;
     }
-    workspace_release(cols, owned);
+
+    /* Part s covers lines [lines*s/parts, lines*(s+1)/parts), walked in pieces of `piece`
+     * lines through workspace slice s; its sum goes to dkernel (s = 0) or partial s. */
+    const int64_t piece = chunk / parts, KF = K * F;
+    float *partials = ws + chunk * OW * K;
+#pragma omp parallel num_threads(fc_get_num_threads()) if (lines * OW * KF > 65536)
+    {
+        const int t = thread_id(), nt = team_size();
+        int my_rc = FC_OK;
+        for (int64_t s = t; s < parts; s += nt) {
+            const int64_t a = lines * s / parts, b = lines * (s + 1) / parts;
+            float *cols = ws + s * piece * OW * K;
+            float *sum = s == 0 ? dkernel : partials + (s - 1) * KF;
+            if (b <= a)
+                memset(sum, 0, (size_t)KF * sizeof(float));
+            for (int64_t l0 = a; l0 < b && my_rc == FC_OK; l0 += piece) {
+                const int64_t l1 = l0 + piece < b ? l0 + piece : b;
+                for (int64_t l = l0; l < l1; l++)
+                    im2col_line(g, x, l, cols + (l - l0) * OW * K);
+                my_rc = fc_sgemm_serial(1, 0, K, F, (l1 - l0) * OW, 1.0f, cols, K,
+                                        dy + l0 * OW * F, F, l0 == a ? 0.0f : 1.0f, sum, F);
+            }
+        }
+        if (my_rc != FC_OK) {
+#pragma omp atomic write
+            rc = my_rc;
+        }
+#pragma omp barrier
+        int64_t i0;
+#pragma omp for schedule(static)
+        for (i0 = 0; i0 < KF; i0 += 256) { /* dkernel = ((P0 + P1) + P2) + ... */
+            const int64_t n = KF - i0 < 256 ? KF - i0 : 256;
+            for (int64_t s = 1; s < parts; s++)
+                add_floats(dkernel + i0, partials + (s - 1) * KF + i0, n);
+        }
+    }
+    workspace_release(ws, owned);
     return rc;
 }
 

@@ -102,6 +102,8 @@ def test_forward_grid_matches_reference(rng, idx):
     ((2, 1, 1, 5), (1, 1, 5, 3), (1, 1), "valid"),      # size-1 dims
     ((2, 1, 9, 3), (1, 3, 3, 4), (1, 2), "same"),
     ((2, 5, 5, 3), (5, 5, 3, 4), (1, 1), "valid"),      # kernel covers the image (identity)
+    ((1, 3, 3, 1), (3, 3, 1, 1), (1, 1), "valid"),      # ... with a single output pixel
+    ((1, 1, 1, 2), (1, 1, 2, 1), (1, 1), "same"),
     ((2, 3, 4, 3), (5, 5, 3, 4), (1, 1), "same"),       # kernel larger than the input
     ((3, 8, 9, 4), (2, 3, 4, 5), (3, 2), "same"),       # kernel smaller than the stride
     ((2, 9, 9, 3), (1, 1, 3, 5), (2, 3), "valid"),
@@ -215,6 +217,8 @@ _DET_CASES = [
     ((6, 32, 32, 3), (3, 3, 3, 32), (1, 1), "valid"),   # the seed's first conv
     ((5, 16, 16, 64), (3, 3, 64, 8), (1, 1), "same"),   # several chunks
     ((4, 13, 11, 7), (5, 5, 7, 16), (2, 2), "same"),
+    ((1, 3, 512, 64), (3, 3, 64, 4), (1, 1), "same"),   # one line per chunk
+    ((3, 7, 6, 5), (1, 1, 5, 4), (1, 1), "valid"),      # identity im2col
 ]
 
 
