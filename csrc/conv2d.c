@@ -16,10 +16,14 @@
 #include "gemm.h"
 
 
-/* Target size of one chunk's column matrix, in floats (1 MiB): small enough to stay in
- * L2/L3 between im2col and the GEMM, large enough that the GEMM runs at full speed. */
+/* Column rows per chunk, in floats (2 MiB): the workspace. The dW reduction walks it in
+ * DW_PARTS slices; forward / backward_input give each thread a slice of at most
+ * PIECE_FLOATS (512 KiB), which stays in its core's L2 between im2col and the GEMM. */
 #ifndef FC_CONV2D_CHUNK_FLOATS
-#define FC_CONV2D_CHUNK_FLOATS (1 << 18)
+#define FC_CONV2D_CHUNK_FLOATS (1 << 19)
+#endif
+#ifndef FC_CONV2D_PIECE_FLOATS
+#define FC_CONV2D_PIECE_FLOATS (1 << 17)
 #endif
 
 static int64_t cols_k(const fc_conv2d_geometry *g)
@@ -55,7 +59,7 @@ int64_t fc_conv2d_chunk_lines(const fc_conv2d_geometry *g)
  * each summed into its own partial dW; the partials are added in part order at the end.
  * The part count depends on the geometry only, never on the thread count. */
 #ifndef FC_CONV2D_DW_PARTS
-#define FC_CONV2D_DW_PARTS 4
+#define FC_CONV2D_DW_PARTS 2
 #endif
 /* Cap on the floats the extra partial sums may take (larger kernels use fewer parts). */
 #define FC_CONV2D_PARTIAL_FLOATS (1 << 18)
@@ -141,9 +145,40 @@ static inline void add_floats(float *FC_RESTRICT dst, const float *FC_RESTRICT s
         dst[i] += src[i];
 }
 
+/* Order of the col2im sums. Every dx element receives its contributions ordered by output
+ * line (ascending), then ow (ascending): the scatter (by output line) and the gather (by
+ * input line, kh descending) below both follow it, so they agree bitwise. */
+
+/* dx += col2im of output line l's column rows drows (OW, K); the caller owns image l/OH. */
+static void col2im_scatter_line(const fc_conv2d_geometry *g, const float *FC_RESTRICT drows,
+                                int64_t l, float *FC_RESTRICT dx)
+{
+    const int64_t H = g->h, W = g->w, C = g->c, KW = g->kw, OW = g->ow;
+    const int64_t K = cols_k(g), seg = KW * C, sw = g->sw, pl = g->pad_left;
+    const int64_t n = l / g->oh, oh = l % g->oh;
+    for (int64_t kh = 0; kh < g->kh; kh++) {
+        const int64_t ih = oh * g->sh - g->pad_top + kh;
+        if (ih < 0 || ih >= H)
+            continue;
+        float *dx_row = dx + (n * H + ih) * W * C;
+        for (int64_t ow = 0; ow < OW; ow++) {
+            const float *src = drows + ow * K + kh * seg;
+            const int64_t iw0 = ow * sw - pl;
+            if (iw0 >= 0 && iw0 + KW <= W) {
+                add_floats(dx_row + iw0 * C, src, seg);
+                continue;
+            }
+            for (int64_t kw = 0; kw < KW; kw++) {
+                const int64_t iw = iw0 + kw;
+                if (iw >= 0 && iw < W)
+                    add_floats(dx_row + iw * C, src + kw * C, C);
+            }
+        }
+    }
+}
+
 /* Input line gl = n*H + ih of dx += its share of col2im(dcols), where dcols holds the
- * column rows of output lines [l0, l1). A gather: the line's contributions arrive in a
- * fixed order (kh, then ow, then kw) and only its owner writes it. */
+ * column rows of output lines [l0, l1). A gather: only the line's owner writes it. */
 static void col2im_gather_line(const fc_conv2d_geometry *g, const float *FC_RESTRICT dcols,
                                int64_t l0, int64_t l1, int64_t gl, float *FC_RESTRICT dx)
 {
@@ -151,11 +186,9 @@ static void col2im_gather_line(const fc_conv2d_geometry *g, const float *FC_REST
     const int64_t K = cols_k(g), seg = KW * C, sh = g->sh, sw = g->sw, pl = g->pad_left;
     const int64_t n = gl / H, ih = gl % H;
     float *dx_row = dx + gl * W * C;
-    for (int64_t kh = 0; kh < g->kh; kh++) {
+    for (int64_t kh = g->kh - 1; kh >= 0; kh--) { /* output lines ascending */
         const int64_t t = ih + g->pad_top - kh;
-        if (t < 0)
-            break; /* t only decreases with kh */
-        if (t % sh != 0)
+        if (t < 0 || t % sh != 0)
             continue;
         const int64_t oh = t / sh, line = n * OH + oh;
         if (oh >= OH || line < l0 || line >= l1)
@@ -212,6 +245,18 @@ static void workspace_release(float *ws, int owned)
 
 /* ---------------------------------------------------------------------------------- */
 
+/* Lines per thread slice of the workspace when nthreads threads share it (>= 1 when
+ * chunk >= nthreads). Rows are independent here, so this may depend on the threads. */
+static int64_t thread_piece(const fc_conv2d_geometry *g, int nthreads)
+{
+    const int64_t per_line = g->ow * cols_k(g);
+    int64_t piece = fc_conv2d_chunk_lines(g) / nthreads;
+    int64_t cap = per_line > 0 ? FC_CONV2D_PIECE_FLOATS / per_line : piece;
+    if (cap < 1)
+        cap = 1;
+    return piece < cap ? piece : cap;
+}
+
 /* Output lines [l0, l1): (im2col +) GEMM + epilogue, on the calling thread. */
 static int forward_lines(const fc_conv2d_geometry *g, const float *x, const float *kernel,
                          const float *bias, int relu, float *out, float *cols,
@@ -258,7 +303,7 @@ int fc_conv2d_forward(const fc_conv2d_geometry *g, const float *x, const float *
 
     /* Each thread owns a contiguous range of output lines and walks it in pieces of
      * `piece` lines through its own slice of the workspace: no synchronisation at all. */
-    const int64_t piece = identity ? lines : chunk / nthreads; /* >= 1 */
+    const int64_t piece = identity ? lines : thread_piece(g, nthreads); /* >= 1 */
 #pragma omp parallel num_threads(nthreads) if (lines * OW * F * K > 65536)
     {
         const int t = thread_id(), nt = team_size();
@@ -283,35 +328,60 @@ int fc_conv2d_backward_input(const fc_conv2d_geometry *g, const float *dy, const
 {
     const int64_t K = cols_k(g), F = g->f, H = g->h, OW = g->ow, OH = g->oh;
     const int64_t lines = g->n * OH, HWC = g->h * g->w * g->c;
-    const int identity = im2col_is_identity(g);
-    const int64_t chunk = identity ? lines : fc_conv2d_chunk_lines(g);
+    const int nthreads = fc_get_num_threads();
+    const int64_t chunk = fc_conv2d_chunk_lines(g);
     int rc = FC_OK, owned;
     if (g->n <= 0 || HWC <= 0)
         return FC_OK;
-    float *dcols = workspace_acquire(g, workspace, &owned);
-    if (dcols == NULL && !identity)
+    if (im2col_is_identity(g)) /* dx viewed as (N*OH*OW, K) is dcols itself */
+        return fc_sgemm(0, 1, lines * OW, K, F, 1.0f, dy, F, kernel, F, 0.0f, dx, K);
+    float *ws = workspace_acquire(g, workspace, &owned);
+    if (ws == NULL)
         return FC_ENOMEM;
 
-#pragma omp parallel num_threads(fc_get_num_threads()) if (lines * OW * F * K > 65536)
+    if (g->n >= nthreads && chunk >= nthreads) {
+        /* Each thread owns whole images: it zeroes their dx, then walks their output lines
+         * in pieces through its own workspace slice (dcols GEMM, then scatter). */
+        const int64_t piece = thread_piece(g, nthreads);
+#pragma omp parallel num_threads(nthreads) if (lines * OW * F * K > 65536)
+        {
+            const int t = thread_id(), nt = team_size();
+            const int64_t n0 = g->n * t / nt, n1 = g->n * (t + 1) / nt;
+            float *dcols = ws + t * piece * OW * K;
+            int my_rc = FC_OK;
+            memset(dx + n0 * HWC, 0, (size_t)((n1 - n0) * HWC) * sizeof(float));
+            for (int64_t l0 = n0 * OH; l0 < n1 * OH && my_rc == FC_OK; l0 += piece) {
+                const int64_t l1 = l0 + piece < n1 * OH ? l0 + piece : n1 * OH;
+                my_rc = fc_sgemm_serial(0, 1, (l1 - l0) * OW, K, F, 1.0f, dy + l0 * OW * F, F,
+                                        kernel, F, 0.0f, dcols, K);
+                for (int64_t l = l0; l < l1 && my_rc == FC_OK; l++)
+                    col2im_scatter_line(g, dcols + (l - l0) * OW * K, l, dx);
+            }
+            if (my_rc != FC_OK) {
+#pragma omp atomic write
+                rc = my_rc;
+            }
+        }
+        workspace_release(ws, owned);
+        return rc;
+    }
+
+    /* Fewer images than threads: chunks in turn; threads split each chunk's dcols GEMM by
+     * rows, then gather dx by input lines. */
+#pragma omp parallel num_threads(nthreads) if (lines * OW * F * K > 65536)
     {
         const int t = thread_id(), nt = team_size();
         int my_rc = FC_OK;
         int64_t n;
-        if (!identity) {
 #pragma omp for schedule(static)
-            for (n = 0; n < g->n; n++)
-                memset(dx + n * HWC, 0, (size_t)HWC * sizeof(float));
-        }
+        for (n = 0; n < g->n; n++)
+            memset(dx + n * HWC, 0, (size_t)HWC * sizeof(float));
         for (int64_t l0 = 0; l0 < lines; l0 += chunk) {
             const int64_t l1 = l0 + chunk < lines ? l0 + chunk : lines;
-            /* this thread's share of the chunk's dcols = dy @ W^T */
             const int64_t a = l0 + (l1 - l0) * t / nt, b = l0 + (l1 - l0) * (t + 1) / nt;
-            float *dst = identity ? dx + a * OW * K : dcols + (a - l0) * OW * K;
             if (b > a && my_rc == FC_OK)
                 my_rc = fc_sgemm_serial(0, 1, (b - a) * OW, K, F, 1.0f, dy + a * OW * F, F,
-                                        kernel, F, 0.0f, dst, K);
-            if (identity)
-                continue;
+                                        kernel, F, 0.0f, ws + (a - l0) * OW * K, K);
 #pragma omp barrier
             /* input lines the chunk touches; col2im_gather_line skips the rest */
             const int64_t oh0 = l0 % OH, oh1 = (l1 - 1) % OH;
@@ -322,15 +392,15 @@ int fc_conv2d_backward_input(const fc_conv2d_geometry *g, const float *dy, const
             int64_t gl;
 #pragma omp for schedule(static)
             for (gl = g0; gl < g1; gl++)
-                col2im_gather_line(g, dcols, l0, l1, gl, dx);
-            /* (implicit barrier: dcols is free again) */
+                col2im_gather_line(g, ws, l0, l1, gl, dx);
+            /* (implicit barrier: the workspace is free again) */
         }
         if (my_rc != FC_OK) {
 #pragma omp atomic write
             rc = my_rc;
         }
     }
-    workspace_release(dcols, owned);
+    workspace_release(ws, owned);
     return rc;
 }
 
@@ -407,9 +477,11 @@ int fc_conv2d_backward_kernel(const fc_conv2d_geometry *g, const float *dy, cons
     return rc;
 }
 
-/* Columns go to threads in fixed blocks; each column is summed over rows in order, in
- * double, so the result does not depend on the thread count. */
+/* Columns go to threads in fixed blocks of BIAS_BLOCK; each column is summed over rows
+ * in order (float partial sums over BIAS_ROWS rows, added up in double), so the result
+ * does not depend on the thread count. */
 #define BIAS_BLOCK 16
+#define BIAS_ROWS 64
 
 void fc_conv2d_backward_bias(const fc_conv2d_geometry *g, const float *dy, float *dbias)
 {
@@ -422,10 +494,20 @@ void fc_conv2d_backward_bias(const fc_conv2d_geometry *g, const float *dy, float
         const int64_t f0 = b * BIAS_BLOCK;
         const int64_t nf = F - f0 < BIAS_BLOCK ? F - f0 : BIAS_BLOCK;
         double acc[BIAS_BLOCK] = {0};
-        for (int64_t r = 0; r < rows; r++) {
-            const float *d = dy + r * F + f0;
+        for (int64_t r0 = 0; r0 < rows; r0 += BIAS_ROWS) {
+            const int64_t r1 = r0 + BIAS_ROWS < rows ? r0 + BIAS_ROWS : rows;
+            float part[BIAS_BLOCK] = {0};
+            if (nf == BIAS_BLOCK) { /* constant trip count: vectorises */
+                for (int64_t r = r0; r < r1; r++)
+                    for (int64_t j = 0; j < BIAS_BLOCK; j++)
+                        part[j] += dy[r * F + f0 + j];
+            } else {
+                for (int64_t r = r0; r < r1; r++)
+                    for (int64_t j = 0; j < nf; j++)
+                        part[j] += dy[r * F + f0 + j];
+            }
             for (int64_t j = 0; j < nf; j++)
-                acc[j] += (double)d[j];
+                acc[j] += (double)part[j];
         }
         for (int64_t j = 0; j < nf; j++)
             dbias[f0 + j] = (float)acc[j];
