@@ -1,20 +1,22 @@
 /* 2-D convolution forward/backward as im2col + GEMM (see conv2d.h for the method).
  *
- * Threading and determinism:
- *  - forward and the dcols GEMM of backward_input split output rows between threads; each
- *    thread runs im2col + a serial GEMM (+ epilogue) on its own rows, so there is no
- *    synchronisation inside a chunk, and a row's value never depends on who computed it
- *    (the GEMM's sum over K is blocked by K alone);
- *  - col2im is a gather over input lines (one owner per dx element, fixed order), run
- *    chunk after chunk;
- *  - dW sums over the whole batch: chunks of whole output lines, sized by the geometry
- *    only, are accumulated in order by the threaded GEMM (beta = 1 after the first).
- * So 1 and N threads agree bitwise.
+ * Threading, and why 1 and N threads agree bitwise:
+ *  - forward: each thread owns a contiguous range of output lines and runs im2col, a
+ *    serial GEMM and the bias/ReLU epilogue on it, piece by piece, in its own slice of the
+ *    workspace; no synchronisation. An output row's value does not depend on which thread
+ *    computed it (the GEMM blocks its sum over K by K alone).
+ *  - backward_input: each thread owns whole images (so dx writes never collide): dcols =
+ *    dy @ W^T with a serial GEMM, then a scatter-add into dx. With fewer images than
+ *    threads, the chunk's dcols rows are split instead and dx is gathered by input line.
+ *    Both add each dx element's terms in the same order (output line, then ow).
+ *  - backward_kernel: the output lines are cut into FC_CONV2D_DW_PARTS fixed parts, each
+ *    summed (serial GEMMs, beta = 1 after its first piece) into its own partial dW; the
+ *    partials are added in part order. Parts and pieces depend on the geometry only.
+ *  - backward_bias: threads split the columns; each column is summed in row order.
  */
 #include <string.h>
 #include "conv2d.h"
 #include "gemm.h"
-
 
 /* Column rows per chunk, in floats (2 MiB): the workspace. The dW reduction walks it in
  * DW_PARTS slices; forward / backward_input give each thread a slice of at most
@@ -84,7 +86,6 @@ int64_t fc_conv2d_workspace_size(const fc_conv2d_geometry *g)
     /* one chunk of column rows, then the partial kernel gradients */
     return fc_conv2d_chunk_lines(g) * g->ow * cols_k(g) + (dw_parts(g) - 1) * cols_k(g) * g->f;
 }
-
 
 static int thread_id(void)
 {

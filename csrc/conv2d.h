@@ -10,9 +10,10 @@
  *     out(P, F) = cols(P, K) @ W(K, F),   K = KH*KW*C,
  *     dcols(P, K) = dy(P, F) @ W^T  -> col2im -> dx,
  *     dW(K, F) = cols^T @ dy  (summed over the batch),   dbias = column sums of dy.
- * The batch is processed in chunks of whole output lines whose size depends only on the
- * geometry (never on the thread count), so the scratch ("workspace") stays small and
- * results are bitwise identical for any thread count. When im2col is the identity
+ * The batch is processed in pieces of whole output lines through a bounded scratch buffer
+ * (the "workspace", ~2 MiB whatever the batch size); every sum is split in a way that
+ * depends only on the geometry, so results are bitwise identical for any thread count
+ * (details in conv2d.c). When im2col is the identity
  * (1x1 kernel, stride 1, no padding; or a kernel covering the whole unpadded input) no
  * workspace is used and x itself is the column matrix.
  */
@@ -32,7 +33,7 @@ typedef struct {
  * is the identity). Bounded by a few MB whatever the batch size. */
 int64_t fc_conv2d_workspace_size(const fc_conv2d_geometry *g);
 
-/* Output lines (N*OH of them) processed per chunk; exposed for tests and benchmarks. */
+/* Output lines (N*OH of them) whose column rows fill the workspace; exposed for tests. */
 int64_t fc_conv2d_chunk_lines(const fc_conv2d_geometry *g);
 
 /* For all kernels: `workspace` holds fc_conv2d_workspace_size(g) floats, or is NULL, in
