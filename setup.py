@@ -119,8 +119,14 @@ class BuildExt(build_ext):
             "openmp_flags": " ".join(omp_c),
             "cflags": " ".join(opt),
         }
-        with open(os.path.join(HERE, "fastcnn", "_build_config.py"), "w") as f:
-            f.write("# Written by setup.py at build time.\nBUILD_CONFIG = %r\n" % (config,))
+        # The package's copy goes where the extension goes (in place or build/lib), since
+        # build_py has already copied the sources by the time build_ext runs.
+        text = "# Written by setup.py at build time.\nBUILD_CONFIG = %r\n" % (config,)
+        ext_dir = os.path.dirname(self.get_ext_fullpath("fastcnn._ext"))
+        for d in {os.path.join(HERE, "fastcnn"), ext_dir}:
+            os.makedirs(d, exist_ok=True)
+            with open(os.path.join(d, "_build_config.py"), "w") as f:
+                f.write(text)
 
         for ext in self.extensions:
             ext.extra_compile_args = opt + omp_c + ext.extra_compile_args

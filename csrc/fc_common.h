@@ -46,6 +46,9 @@ int fc_simd_level(void);
 void fc_force_simd_level(int level); /* -1 restores auto-detection */
 const char *fc_simd_name(void);
 
+/* fp32 FMA throughput probe for benchmarks: returns flops done by all threads. */
+double fc_fma_probe(int64_t iters, float *sink);
+
 /* 64-byte aligned scratch; free with fc_free. NULL on failure. */
 void *fc_malloc(size_t bytes);
 void fc_free(void *p);

@@ -7,6 +7,7 @@ cdef extern from "fc_common.h":
     int fc_simd_level() nogil
     void fc_force_simd_level(int level) nogil
     const char *fc_simd_name() nogil
+    double fc_fma_probe(int64_t iters, float *sink) nogil
     int FC_OK
     int FC_ENOMEM
 
@@ -38,3 +39,19 @@ def simd_name():
 def force_simd(int level):
     """1: AVX2+FMA (if the CPU has it), 0: portable C, -1: auto-detect."""
     fc_force_simd_level(level)
+
+
+def fma_peak_gflops(double seconds=0.2):
+    """Measured fp32 FMA throughput (GFLOP/s) of the current thread count, for benchmarks."""
+    import time
+    cdef float sink = 0
+    cdef double flops
+    cdef int64_t iters = 1 << 16
+    while True:
+        t0 = time.perf_counter()
+        with nogil:
+            flops = fc_fma_probe(iters, &sink)
+        dt = time.perf_counter() - t0
+        if dt >= seconds or iters > (1 << 40):
+            return flops / dt / 1e9
+        iters *= 2

@@ -1,7 +1,30 @@
 """Atomic file writes: a process killed midway leaves the previous file intact."""
 import contextlib
 import os
+import stat
 import tempfile
+
+
+def _umask():
+    """The process umask, read without changing it where /proc allows (os.umask is racy)."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+def _new_file_mode(path):
+    """Mode the finished file gets: the replaced file's, else what open() would give."""
+    try:
+        return stat.S_IMODE(os.stat(path).st_mode)
+    except OSError:
+        return 0o666 & ~_umask()
 
 
 @contextlib.contextmanager
@@ -16,6 +39,9 @@ def atomic_write(path, mode="wb"):
     os.makedirs(directory, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix="." + os.path.basename(path) + ".tmp-", dir=directory)
     try:
+        # mkstemp makes the file 0600; the result should have ordinary permissions.
+        with contextlib.suppress(OSError):
+            os.chmod(tmp, _new_file_mode(path))
         with os.fdopen(fd, mode) as f:
             yield f
             f.flush()

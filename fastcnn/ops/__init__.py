@@ -10,7 +10,8 @@ from .conv import *  # noqa: F401,F403
 from .pool import *  # noqa: F401,F403
 from .nn import *  # noqa: F401,F403
 from .optim import *  # noqa: F401,F403
-from . import gemm as _gemm, conv as _conv, pool as _pool, nn as _nn, optim as _optim
+from .data import *  # noqa: F401,F403
+from . import gemm as _gemm, conv as _conv, pool as _pool, nn as _nn, optim as _optim, data as _data
 
 __all__ = (list(_gemm.__all__) + list(_conv.__all__) + list(_pool.__all__)
-           + list(_nn.__all__) + list(_optim.__all__))
+           + list(_nn.__all__) + list(_optim.__all__) + list(_data.__all__))

@@ -1,0 +1,276 @@
+"""Side-by-side speed of the Keras CIFAR-10 tutorial model: fastcnn vs NumPy vs PyTorch.
+
+Every framework trains (batch 32 and 128) and predicts (batch 1000) the same model on the
+same real CIFAR-10 arrays with the same thread count. Rounds alternate between frameworks so
+that the machine's drift hits all of them alike; the report gives medians (min-max) of
+images/s, ratios to fastcnn, achieved GFLOP/s and percent of the measured fp32 peak.
+
+    python benchmarks/side_by_side.py --threads 2 --rounds 5
+    python benchmarks/side_by_side.py --markdown bench.md --png bench.png
+
+PyTorch is optional (``pip install torch==2.13.0``); it is measured in both NCHW and
+channels_last layouts when installed.
+"""
+import argparse
+import os
+import statistics
+import sys
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+sys.path.insert(0, HERE)
+
+# The tutorial model: (kind, args). Shapes follow from 32x32x3 inputs.
+TUTORIAL = [("conv", 32, 3), ("pool", 2), ("conv", 64, 3), ("pool", 2), ("conv", 64, 3),
+            ("flatten",), ("dense", 64, "relu"), ("dense", 10, None)]
+
+
+def tutorial_flops():
+    """(forward FLOP per image, training FLOP per image) of the tutorial model.
+
+    Training = forward + weight gradients + input gradients (none for the first conv).
+    """
+    h, w, c = 32, 32, 3
+    fwd = 0
+    train = 0
+    first = True
+    for layer in TUTORIAL:
+        if layer[0] == "conv":
+            f, k = layer[1], layer[2]
+            h, w = h - k + 1, w - k + 1
+            macs = h * w * f * k * k * c
+            fwd += 2 * macs
+            train += 2 * macs * (2 if first else 3)
+            c = f
+            first = False
+        elif layer[0] == "pool":
+            h, w = h // 2, w // 2
+        elif layer[0] == "flatten":
+            c, h, w = h * w * c, 1, 1
+        elif layer[0] == "dense":
+            macs = c * layer[1]
+            fwd += 2 * macs
+            train += 6 * macs
+            c = layer[1]
+    return fwd, train
+
+
+def measure_peak_gflops(threads):
+    """fp32 FMA throughput of this machine at `threads` threads (a tight C FMA loop)."""
+    from fastcnn import _ext
+    import fastcnn
+    old = fastcnn.get_num_threads()
+    fastcnn.set_num_threads(threads)
+    try:
+        best = 0.0
+        for _ in range(5):
+            best = max(best, _ext.fma_peak_gflops(0.2))
+        return best
+    finally:
+        fastcnn.set_num_threads(old)
+
+
+# ----------------------------------------------------------------------------- runners
+class FastcnnRunner:
+    name = "fastcnn"
+
+    def __init__(self, threads, seed=0):
+        import fastcnn
+        from fastcnn import layers, models
+        fastcnn.set_num_threads(threads)
+        fastcnn.utils.set_random_seed(seed)
+        m = models.Sequential([
+            layers.Input(shape=(32, 32, 3)),
+            layers.Conv2D(32, (3, 3), activation="relu"),
+            layers.MaxPooling2D((2, 2)),
+            layers.Conv2D(64, (3, 3), activation="relu"),
+            layers.MaxPooling2D((2, 2)),
+            layers.Conv2D(64, (3, 3), activation="relu"),
+            layers.Flatten(),
+            layers.Dense(64, activation="relu"),
+            layers.Dense(10),
+        ])
+        m.compile(optimizer="adam",
+                  loss=fastcnn.losses.SparseCategoricalCrossentropy(from_logits=True),
+                  metrics=["accuracy"])
+        self.model = m
+
+    def train_step(self, x, y):
+        self.model.train_on_batch(x, y)
+
+    def predict(self, x):
+        self.model.predict_on_batch(x)
+
+
+class NumpyRunner:
+    name = "numpy"
+
+    def __init__(self, threads, seed=0):
+        from numpy_baseline import TutorialModel
+        self.model = TutorialModel(seed=seed)
+
+    def train_step(self, x, y):
+        self.model.train_step(x, y)
+
+    def predict(self, x):
+        self.model.forward(x)
+
+
+class TorchRunner:
+    def __init__(self, threads, channels_last, seed=0):
+        import torch
+        from torch import nn
+        torch.set_num_threads(threads)
+        torch.manual_seed(seed)
+        self.torch = torch
+        self.name = "torch-" + ("channels_last" if channels_last else "nchw")
+        self.fmt = torch.channels_last if channels_last else torch.contiguous_format
+        m = nn.Sequential(
+            nn.Conv2d(3, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(64, 64, 3), nn.ReLU(), nn.Flatten(),
+            nn.Linear(1024, 64), nn.ReLU(), nn.Linear(64, 10))
+        for mod in m.modules():  # Keras' defaults: Glorot-uniform kernels, zero biases
+            if isinstance(mod, (nn.Conv2d, nn.Linear)):
+                nn.init.xavier_uniform_(mod.weight)
+                nn.init.zeros_(mod.bias)
+        self.model = m.to(memory_format=self.fmt)
+        self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-3, eps=1e-7)
+        self.loss = nn.CrossEntropyLoss()
+        self._cache = {}
+
+    def _tensor(self, x):
+        key = (x.__array_interface__["data"][0], x.shape)
+        t = self._cache.get(key)
+        if t is None:  # convert once per distinct batch array, outside the timed region
+            t = self.torch.from_numpy(np.ascontiguousarray(x.transpose(0, 3, 1, 2)))
+            t = t.contiguous(memory_format=self.fmt)
+            self._cache[key] = t
+        return t
+
+    def prepare(self, x, y):
+        return self._tensor(x), self.torch.from_numpy(y.astype(np.int64).reshape(-1))
+
+    def train_step(self, x, y):
+        xt, yt = self._pre[(id(x), id(y))]
+        self.opt.zero_grad(set_to_none=True)
+        self.loss(self.model(xt), yt).backward()
+        self.opt.step()
+
+    def predict(self, x):
+        with self.torch.inference_mode():
+            self.model(self._tensor(x))
+
+    def warm(self, batches):
+        self._pre = {(id(x), id(y)): self.prepare(x, y) for x, y in batches}
+
+
+# ----------------------------------------------------------------------------- driver
+def load_cifar(n):
+    from fastcnn.datasets import cifar10
+    (x, y), _ = cifar10.load_data(os.environ.get("FASTCNN_CIFAR10_DIR"))
+    x = (x[:n].astype(np.float32) / np.float32(255.0))
+    return x, y[:n].reshape(-1).astype(np.int64)
+
+
+def time_round(fn, items):
+    t0 = time.perf_counter()
+    for it in items:
+        fn(*it)
+    return time.perf_counter() - t0
+
+
+def run(args):
+    import fastcnn
+    fastcnn.set_num_threads(args.threads)
+    x, y = load_cifar(max(args.images, 1000))
+    fwd_flop, train_flop = tutorial_flops()
+    peak = measure_peak_gflops(args.threads)
+
+    runners = [FastcnnRunner(args.threads), NumpyRunner(args.threads)]
+    if not args.no_torch:
+        try:
+            import torch  # noqa: F401
+            runners += [TorchRunner(args.threads, False), TorchRunner(args.threads, True)]
+        except ImportError:
+            print("(PyTorch not installed: pip install torch==2.13.0 to compare)")
+
+    cases = [("train b32", 32, True), ("train b128", 128, True), ("infer b1000", 1000, False)]
+    results = {(r.name, c[0]): [] for r in runners for c in cases}
+    for case, bs, train in cases:
+        nb = max(1, args.images // bs) if train else max(1, args.infer_batches)
+        batches = [(x[(i * bs) % (len(x) - bs + 1):][:bs], y[(i * bs) % (len(x) - bs + 1):][:bs])
+                   for i in range(nb)]
+        for r in runners:
+            if hasattr(r, "warm"):
+                r.warm(batches)
+            # one untimed pass: first-touch allocations, thread pools, caches
+            (r.train_step if train else r.predict)(*((batches[0]) if train else (batches[0][0],)))
+        for rnd in range(args.rounds):
+            order = runners if rnd % 2 == 0 else runners[::-1]
+            for r in order:
+                if train:
+                    dt = time_round(r.train_step, batches)
+                else:
+                    dt = time_round(r.predict, [(b[0],) for b in batches])
+                results[(r.name, case)].append(len(batches) * bs / dt)
+            print("  round %d/%d of %s done" % (rnd + 1, args.rounds, case), file=sys.stderr)
+
+    rows = []
+    for case, bs, train in cases:
+        base = statistics.median(results[("fastcnn", case)])
+        for r in runners:
+            v = results[(r.name, case)]
+            med = statistics.median(v)
+            gflops = med * (train_flop if train else fwd_flop) / 1e9
+            rows.append((case, r.name, med, min(v), max(v), base / med, gflops,
+                         100.0 * gflops / peak))
+    header = ("| case | framework | images/s median (min-max) | fastcnn is x faster | "
+              "GFLOP/s | % of peak |\n|---|---|---|---|---|---|")
+    lines = [header] + ["| %s | %s | %.0f (%.0f-%.0f) | %.2f | %.1f | %.1f |" % r for r in rows]
+    table = "\n".join(lines)
+    print("\nthreads=%d, rounds=%d, measured fp32 peak %.0f GFLOP/s, "
+          "%.2f MFLOP/image forward, %.2f MFLOP/image training"
+          % (args.threads, args.rounds, peak, fwd_flop / 1e6, train_flop / 1e6))
+    print(table)
+    if args.markdown:
+        with open(args.markdown, "w") as f:
+            f.write(table + "\n")
+    if args.png:
+        _bar_chart(rows, cases, [r.name for r in runners], args.png)
+    return rows
+
+
+def _bar_chart(rows, cases, names, path):
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    fig, ax = plt.subplots(figsize=(8, 4))
+    width = 0.8 / len(names)
+    for j, name in enumerate(names):
+        vals = [next(r[2] for r in rows if r[0] == c[0] and r[1] == name) for c in cases]
+        ax.bar(np.arange(len(cases)) + j * width, vals, width, label=name)
+    ax.set_xticks(np.arange(len(cases)) + width * (len(names) - 1) / 2)
+    ax.set_xticklabels([c[0] for c in cases])
+    ax.set_ylabel("images / s (median)")
+    ax.legend()
+    fig.tight_layout()
+    fig.savefig(path)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--rounds", type=int, default=5)
+    p.add_argument("--images", type=int, default=2048, help="training images per round")
+    p.add_argument("--infer-batches", type=int, default=2)
+    p.add_argument("--no-torch", action="store_true")
+    p.add_argument("--markdown")
+    p.add_argument("--png")
+    run(p.parse_args(argv))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,92 @@
+/* The "nn" kernel family: activations, dense layer, losses, dropout, batch norm.
+ *
+ * Sources: activations.c (relu, softmax, dropout), nn.c (dense), losses.c
+ * (softmax cross-entropy, mean squared error), normalization.c (batch norm).
+ *
+ * Every kernel follows fc_common.h: float32, C-contiguous, caller-allocated
+ * outputs, and results that do not depend on the thread count. Elementwise and
+ * row-wise kernels split work over outputs; every reduction over the batch runs
+ * over FIXED-size chunks whose partial sums (in double) are added in chunk order.
+ * Elementwise kernels may run in place (out == in, same layout).
+ */
+#ifndef FC_NN_H
+#define FC_NN_H
+#include "fc_common.h"
+
+/* ---- activations.c ---- */
+
+/* y = max(x, 0) (NaN stays NaN). */
+void fc_relu_forward(const float *x, float *y, int64_t n);
+/* dx = dy where y > 0, else 0 (y is the relu OUTPUT). */
+void fc_relu_backward(const float *dy, const float *y, float *dx, int64_t n);
+/* Row-wise softmax of a (rows, cols) matrix, max-subtracted; sums in double. */
+void fc_softmax_forward(const float *x, float *y, int64_t rows, int64_t cols);
+
+/* Inverted dropout. mask[i] = 1 keeps element i, 0 drops it; kept elements are
+ * scaled by 1/(1-rate). The keep decision is a pure function of (seed, i): a
+ * splitmix64 hash of the element index keyed by the seed, so the mask is the same
+ * at any thread count. Requires 0 <= rate < 1. */
+void fc_dropout_forward(const float *x, float *y, uint8_t *mask, int64_t n,
+                        double rate, uint64_t seed);
+void fc_dropout_backward(const float *dy, const uint8_t *mask, float *dx, int64_t n,
+                         double rate);
+
+/* ---- nn.c ---- */
+
+/* y (n, units) = x (n, in) @ kernel (in, units) [+ bias] [then relu].
+ * bias may be NULL. Returns FC_OK or FC_ENOMEM (from the GEMM). */
+int fc_dense_forward(const float *x, const float *kernel, const float *bias,
+                     int64_t n, int64_t in, int64_t units, int relu, float *y);
+/* dkernel = x^T dy; dx = dy kernel^T (skipped when dx is NULL);
+ * dbias = column sums of dy (skipped when dbias is NULL). */
+int fc_dense_backward(const float *dy, const float *x, const float *kernel,
+                      int64_t n, int64_t in, int64_t units,
+                      float *dx, float *dkernel, float *dbias);
+/* out[j] = sum_i a[i, j] for a (rows, cols): double accumulation, rows in order,
+ * threads split over column blocks. */
+void fc_column_sums(const float *a, int64_t rows, int64_t cols, float *out);
+
+/* ---- losses.c ---- */
+
+/* Softmax cross-entropy on logits (n, c) with integer class ids labels[n]
+ * (already checked to lie in [0, c)). Writes dlogits = (softmax - onehot) / n
+ * (may alias logits), *loss_sum = sum of the per-row losses (double, rows summed
+ * in order), *n_correct = rows whose first argmax equals the label. */
+int fc_softmax_cross_entropy_sparse(const float *logits, const int64_t *labels,
+                                    int64_t n, int64_t c, float *dlogits,
+                                    double *loss_sum, int64_t *n_correct);
+/* Same with target distributions targets (n, c): row loss sum_j -t_j log p_j,
+ * dlogits = (p * sum_j t_j - t) / n (the exact gradient; = (p - t)/n when rows
+ * sum to 1), correct = first argmax of the logits equals first argmax of t. */
+int fc_softmax_cross_entropy_dense(const float *logits, const float *targets,
+                                   int64_t n, int64_t c, float *dlogits,
+                                   double *loss_sum, int64_t *n_correct);
+/* *loss_sum = sum (pred - target)^2 (double, fixed chunks);
+ * dpred = 2 (pred - target) / n (skipped when NULL). */
+int fc_mean_squared_error(const float *pred, const float *target, int64_t n,
+                          float *dpred, double *loss_sum);
+
+/* ---- normalization.c ---- */
+
+/* Batch norm over x viewed as (rows, channels): statistics per channel over rows.
+ * Training: batch mean and biased variance normalise, and the moving statistics
+ * are updated in place, moving = moving*momentum + batch*(1-momentum) (Keras 3).
+ * mean_out / inv_std_out (channels) receive what backward needs.
+ * rows must be >= 1. Returns FC_OK or FC_ENOMEM. */
+int fc_batch_norm_forward_train(const float *x, int64_t rows, int64_t channels,
+                                const float *gamma, const float *beta,
+                                double momentum, double epsilon,
+                                float *moving_mean, float *moving_var,
+                                float *y, float *mean_out, float *inv_std_out);
+/* Inference: normalise with the moving statistics. */
+void fc_batch_norm_forward_infer(const float *x, int64_t rows, int64_t channels,
+                                 const float *gamma, const float *beta,
+                                 const float *moving_mean, const float *moving_var,
+                                 double epsilon, float *y, float *mean_out,
+                                 float *inv_std_out);
+/* Gradients. training != 0: the statistics were batch statistics (they depend
+ * on x); otherwise they were constants. */
+int fc_batch_norm_backward(const float *dy, const float *x, int64_t rows, int64_t channels,
+                           const float *mean, const float *inv_std, const float *gamma,
+                           int training, float *dx, float *dgamma, float *dbeta);
+#endif

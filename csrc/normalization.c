@@ -1,0 +1,383 @@
+/* Batch normalisation, channels-last: x is viewed as (rows, channels) with
+ * rows = N*H*W, statistics per channel over the rows.
+ *
+ * Reductions over the rows run over FIXED chunks of rows (their size depends on
+ * the channel count only); each chunk's per-channel partial results (double) go
+ * to their own slot and the slots are merged in chunk order, so 1 and N threads
+ * give bitwise identical results.
+ *
+ * Every loop vectorises over channels only (each channel's sum keeps its
+ * sequential row order), so the AVX2 path gives results bitwise identical to the
+ * portable one; it only runs more lanes at once. */
+#include <math.h>
+#include "nn.h"
+#ifdef FC_HAVE_AVX2_PATH
+#include <immintrin.h>
+#endif
+
+#define FC_BN_CHUNK_ELEMS 8192
+#define FC_BN_PARALLEL_MIN 32768
+
+#if defined(__GNUC__) || defined(__clang__)
+#define FC_ALWAYS_INLINE inline __attribute__((always_inline))
+#else
+#define FC_ALWAYS_INLINE inline
+#endif
+
+static int64_t chunk_rows(int64_t channels)
+{
+    int64_t r = FC_BN_CHUNK_ELEMS / (channels > 0 ? channels : 1);
+    return r < 1 ? 1 : r;
+}
+
+/* ---- per-chunk loops: portable versions ---- */
+
+/* Exact two-pass mean and M2 = sum (x - chunk_mean)^2 of rows [r0, r1): the chunk
+ * is cache resident, so x is streamed from memory once, and there is no
+ * cancellation when |mean| >> std. */
+static void chunk_stats_generic(const float *x, int64_t r0, int64_t r1, int64_t C,
+                                double *mean, double *m2)
+{
+    const double inv_n = 1.0 / (double)(r1 - r0);
+    for (int64_t c = 0; c < C; c++)
+        mean[c] = m2[c] = 0.0;
+    for (int64_t r = r0; r < r1; r++) {
+        const float *xr = x + r * C;
+        for (int64_t c = 0; c < C; c++)
+            mean[c] += xr[c];
+    }
+    for (int64_t c = 0; c < C; c++)
+        mean[c] *= inv_n;
+    for (int64_t r = r0; r < r1; r++) {
+        const float *xr = x + r * C;
+        for (int64_t c = 0; c < C; c++) {
+            const double d = (double)xr[c] - mean[c];
+            m2[c] += d * d;
+        }
+    }
+}
+
+/* Elementwise loops are written once and compiled twice (portable / AVX2). */
+
+/* y = (x - mean) * inv_std * gamma + beta for rows [r0, r1) */
+static FC_ALWAYS_INLINE void normalize_body(const float *x, int64_t r0, int64_t r1, int64_t C,
+                                            const float *mean, const float *inv_std,
+                                            const float *gamma, const float *beta, float *y)
+{
+    for (int64_t r = r0; r < r1; r++) {
+        const float *xr = x + r * C;
+        float *yr = y + r * C;
+        for (int64_t c = 0; c < C; c++)
+            yr[c] = (xr[c] - mean[c]) * inv_std[c] * gamma[c] + beta[c];
+    }
+}
+
+/* sum dy and sum dy * x_hat over rows [r0, r1) (x_hat recomputed as in the forward) */
+static void grad_sums_generic(const float *dy, const float *x, int64_t r0, int64_t r1,
+                              int64_t C, const float *mean, const float *inv_std,
+                              double *s_dy, double *s_dyx)
+{
+    for (int64_t c = 0; c < C; c++)
+        s_dy[c] = s_dyx[c] = 0.0;
+    for (int64_t r = r0; r < r1; r++) {
+        const float *xr = x + r * C, *dyr = dy + r * C;
+        for (int64_t c = 0; c < C; c++) {
+            const float xhat = (xr[c] - mean[c]) * inv_std[c];
+            s_dy[c] += dyr[c];
+            s_dyx[c] += (double)dyr[c] * (double)xhat;
+        }
+    }
+}
+
+/* dx = k_dy * (dy - k_mean - x_hat * k_xhat) for rows [r0, r1); dx may alias dy */
+static FC_ALWAYS_INLINE void input_grad_body(const float *dy, const float *x, int64_t r0,
+                                             int64_t r1, int64_t C, const float *mean,
+                                             const float *inv_std, const float *k_dy,
+                                             const float *k_mean, const float *k_xhat,
+                                             float *dx)
+{
+    for (int64_t r = r0; r < r1; r++) {
+        const float *xr = x + r * C, *dyr = dy + r * C;
+        float *dxr = dx + r * C;
+        for (int64_t c = 0; c < C; c++) {
+            const float xhat = (xr[c] - mean[c]) * inv_std[c];
+            dxr[c] = k_dy[c] * (dyr[c] - k_mean[c] - xhat * k_xhat[c]);
+        }
+    }
+}
+
+static void normalize_generic(const float *x, int64_t r0, int64_t r1, int64_t C,
+                              const float *mean, const float *inv_std, const float *gamma,
+                              const float *beta, float *y)
+{
+    normalize_body(x, r0, r1, C, mean, inv_std, gamma, beta, y);
+}
+
+static void input_grad_generic(const float *dy, const float *x, int64_t r0, int64_t r1,
+                               int64_t C, const float *mean, const float *inv_std,
+                               const float *k_dy, const float *k_mean, const float *k_xhat,
+                               float *dx)
+{
+    input_grad_body(dy, x, r0, r1, C, mean, inv_std, k_dy, k_mean, k_xhat, dx);
+}
+
+#ifdef FC_HAVE_AVX2_PATH
+/* The AVX2 reductions keep 8 channels' double accumulators in registers while
+ * the chunk's rows stream past. Per channel they perform exactly the generic
+ * path's operations in the same order (no FMA), so both paths agree bitwise. */
+FC_TARGET_AVX2 static void chunk_stats_avx2(const float *x, int64_t r0, int64_t r1, int64_t C,
+                                            double *mean, double *m2)
+{
+    const double inv_n = 1.0 / (double)(r1 - r0);
+    int64_t c0 = 0;
+    for (; c0 + 8 <= C; c0 += 8) {
+        __m256d s_lo = _mm256_setzero_pd(), s_hi = _mm256_setzero_pd();
+        __m256d q_lo = _mm256_setzero_pd(), q_hi = _mm256_setzero_pd();
+        for (int64_t r = r0; r < r1; r++) {
+            const __m256 v = _mm256_loadu_ps(x + r * C + c0);
+            s_lo = _mm256_add_pd(s_lo, _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
+            s_hi = _mm256_add_pd(s_hi, _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
+        }
+        const __m256d n = _mm256_set1_pd(inv_n);
+        s_lo = _mm256_mul_pd(s_lo, n);
+        s_hi = _mm256_mul_pd(s_hi, n);
+        for (int64_t r = r0; r < r1; r++) {
+            const __m256 v = _mm256_loadu_ps(x + r * C + c0);
+            const __m256d d_lo = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(v)), s_lo);
+            const __m256d d_hi = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)), s_hi);
+            q_lo = _mm256_add_pd(q_lo, _mm256_mul_pd(d_lo, d_lo));
+            q_hi = _mm256_add_pd(q_hi, _mm256_mul_pd(d_hi, d_hi));
+        }
+        _mm256_storeu_pd(mean + c0, s_lo);
+        _mm256_storeu_pd(mean + c0 + 4, s_hi);
+        _mm256_storeu_pd(m2 + c0, q_lo);
+        _mm256_storeu_pd(m2 + c0 + 4, q_hi);
+    }
+    for (int64_t c = c0; c < C; c++) { /* remaining channels */
+        double s = 0.0, q = 0.0;
+        for (int64_t r = r0; r < r1; r++)
+            s += x[r * C + c];
+        s *= inv_n;
+        for (int64_t r = r0; r < r1; r++) {
+            const double d = (double)x[r * C + c] - s;
+            q += d * d;
+        }
+        mean[c] = s;
+        m2[c] = q;
+    }
+}
+
+FC_TARGET_AVX2 static void normalize_avx2(const float *x, int64_t r0, int64_t r1, int64_t C,
+                                          const float *mean, const float *inv_std,
+                                          const float *gamma, const float *beta, float *y)
+{
+    normalize_body(x, r0, r1, C, mean, inv_std, gamma, beta, y);
+}
+
+FC_TARGET_AVX2 static void grad_sums_avx2(const float *dy, const float *x, int64_t r0,
+                                          int64_t r1, int64_t C, const float *mean,
+                                          const float *inv_std, double *s_dy, double *s_dyx)
+{
+    int64_t c0 = 0;
+    for (; c0 + 8 <= C; c0 += 8) {
+        __m256d a_lo = _mm256_setzero_pd(), a_hi = _mm256_setzero_pd();
+        __m256d b_lo = _mm256_setzero_pd(), b_hi = _mm256_setzero_pd();
+        const __m256 m = _mm256_loadu_ps(mean + c0), is = _mm256_loadu_ps(inv_std + c0);
+        for (int64_t r = r0; r < r1; r++) {
+            const __m256 g = _mm256_loadu_ps(dy + r * C + c0);
+            const __m256 xh = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + r * C + c0), m), is);
+            const __m256d g_lo = _mm256_cvtps_pd(_mm256_castps256_ps128(g));
+            const __m256d g_hi = _mm256_cvtps_pd(_mm256_extractf128_ps(g, 1));
+            a_lo = _mm256_add_pd(a_lo, g_lo);
+            a_hi = _mm256_add_pd(a_hi, g_hi);
+            b_lo = _mm256_add_pd(b_lo, _mm256_mul_pd(g_lo, _mm256_cvtps_pd(_mm256_castps256_ps128(xh))));
+            b_hi = _mm256_add_pd(b_hi, _mm256_mul_pd(g_hi, _mm256_cvtps_pd(_mm256_extractf128_ps(xh, 1))));
+        }
+        _mm256_storeu_pd(s_dy + c0, a_lo);
+        _mm256_storeu_pd(s_dy + c0 + 4, a_hi);
+        _mm256_storeu_pd(s_dyx + c0, b_lo);
+        _mm256_storeu_pd(s_dyx + c0 + 4, b_hi);
+    }
+    for (int64_t c = c0; c < C; c++) {
+        double a = 0.0, b = 0.0;
+        for (int64_t r = r0; r < r1; r++) {
+            const float g = dy[r * C + c];
+            const float xhat = (x[r * C + c] - mean[c]) * inv_std[c];
+            a += g;
+            b += (double)g * (double)xhat;
+        }
+        s_dy[c] = a;
+        s_dyx[c] = b;
+    }
+}
+
+FC_TARGET_AVX2 static void input_grad_avx2(const float *dy, const float *x, int64_t r0,
+                                           int64_t r1, int64_t C, const float *mean,
+                                           const float *inv_std, const float *k_dy,
+                                           const float *k_mean, const float *k_xhat, float *dx)
+{
+    input_grad_body(dy, x, r0, r1, C, mean, inv_std, k_dy, k_mean, k_xhat, dx);
+}
+#endif
+
+typedef void (*chunk_stats_fn)(const float *, int64_t, int64_t, int64_t, double *, double *);
+typedef void (*normalize_fn)(const float *, int64_t, int64_t, int64_t, const float *,
+                             const float *, const float *, const float *, float *);
+typedef void (*grad_sums_fn)(const float *, const float *, int64_t, int64_t, int64_t,
+                             const float *, const float *, double *, double *);
+typedef void (*input_grad_fn)(const float *, const float *, int64_t, int64_t, int64_t,
+                              const float *, const float *, const float *, const float *,
+                              const float *, float *);
+
+/* ---- kernels ---- */
+
+static void normalize_rows(const float *x, int64_t rows, int64_t C, const float *mean,
+                           const float *inv_std, const float *gamma, const float *beta, float *y)
+{
+    const int64_t R = chunk_rows(C), nchunks = (rows + R - 1) / R;
+    normalize_fn fn = normalize_generic;
+    int64_t k;
+#ifdef FC_HAVE_AVX2_PATH
+    if (fc_simd_level() >= 1)
+        fn = normalize_avx2;
+#endif
+#pragma omp parallel for schedule(static) if (rows * C >= FC_BN_PARALLEL_MIN) \
+    num_threads(fc_get_num_threads())
+    for (k = 0; k < nchunks; k++)
+        fn(x, k * R, (k + 1) * R < rows ? (k + 1) * R : rows, C, mean, inv_std, gamma, beta, y);
+}
+
+int fc_batch_norm_forward_train(const float *x, int64_t rows, int64_t channels,
+                                const float *gamma, const float *beta,
+                                double momentum, double epsilon,
+                                float *moving_mean, float *moving_var,
+                                float *y, float *mean_out, float *inv_std_out)
+{
+    const int64_t C = channels, R = chunk_rows(channels);
+    const int64_t nchunks = rows > 0 ? (rows + R - 1) / R : 0;
+    const float mom = (float)momentum, one_minus_mom = (float)(1.0 - momentum);
+    chunk_stats_fn stats = chunk_stats_generic;
+    double *part, *mean, *m2;
+    int64_t k;
+    if (C <= 0 || rows <= 0)
+        return FC_OK;
+#ifdef FC_HAVE_AVX2_PATH
+    if (fc_simd_level() >= 1)
+        stats = chunk_stats_avx2;
+#endif
+    /* per chunk: C means then C M2s; then the merged mean and M2 */
+    part = (double *)fc_malloc((size_t)(2 * nchunks * C + 2 * C) * sizeof(double));
+    if (!part)
+        return FC_ENOMEM;
+    mean = part + 2 * nchunks * C;
+    m2 = mean + C;
+
+#pragma omp parallel for schedule(static) if (rows * C >= FC_BN_PARALLEL_MIN) \
+    num_threads(fc_get_num_threads())
+    for (k = 0; k < nchunks; k++)
+        stats(x, k * R, (k + 1) * R < rows ? (k + 1) * R : rows, C, part + 2 * k * C,
+              part + 2 * k * C + C);
+
+    /* merge the chunks in order (Chan, Golub & LeVeque's pairwise update) */
+    for (int64_t c = 0; c < C; c++) {
+        mean[c] = part[c];
+        m2[c] = part[C + c];
+    }
+    for (k = 1; k < nchunks; k++) {
+        const double *p_mean = part + 2 * k * C, *p_m2 = p_mean + C;
+        const double n_a = (double)(k * R);
+        const double n_b = (double)(((k + 1) * R < rows ? (k + 1) * R : rows) - k * R);
+        const double w_b = n_b / (n_a + n_b), w_ab = n_a * n_b / (n_a + n_b);
+        for (int64_t c = 0; c < C; c++) {
+            const double delta = p_mean[c] - mean[c];
+            mean[c] += delta * w_b;
+            m2[c] += p_m2[c] + delta * delta * w_ab;
+        }
+    }
+
+    for (int64_t c = 0; c < C; c++) {
+        const double v = m2[c] / (double)rows; /* biased, as Keras */
+        mean_out[c] = (float)mean[c];
+        inv_std_out[c] = (float)(1.0 / sqrt(v + epsilon));
+        /* Keras 3: moving = moving * momentum + batch * (1 - momentum), in float32 */
+        moving_mean[c] = moving_mean[c] * mom + (float)mean[c] * one_minus_mom;
+        moving_var[c] = moving_var[c] * mom + (float)v * one_minus_mom;
+    }
+    fc_free(part);
+    normalize_rows(x, rows, C, mean_out, inv_std_out, gamma, beta, y);
+    return FC_OK;
+}
+
+void fc_batch_norm_forward_infer(const float *x, int64_t rows, int64_t channels,
+                                 const float *gamma, const float *beta,
+                                 const float *moving_mean, const float *moving_var,
+                                 double epsilon, float *y, float *mean_out,
+                                 float *inv_std_out)
+{
+    for (int64_t c = 0; c < channels; c++) {
+        mean_out[c] = moving_mean[c];
+        inv_std_out[c] = (float)(1.0 / sqrt((double)moving_var[c] + epsilon));
+    }
+    if (rows > 0 && channels > 0)
+        normalize_rows(x, rows, channels, mean_out, inv_std_out, gamma, beta, y);
+}
+
+int fc_batch_norm_backward(const float *dy, const float *x, int64_t rows, int64_t channels,
+                           const float *mean, const float *inv_std, const float *gamma,
+                           int training, float *dx, float *dgamma, float *dbeta)
+{
+    const int64_t C = channels, R = chunk_rows(channels);
+    const int64_t nchunks = rows > 0 ? (rows + R - 1) / R : 0;
+    const int par = rows * C >= FC_BN_PARALLEL_MIN;
+    grad_sums_fn sums = grad_sums_generic;
+    input_grad_fn input_grad = input_grad_generic;
+    double *part, *sum_dy, *sum_dy_xhat;
+    float *k_dy, *k_mean, *k_xhat;
+    int64_t k;
+    if (C <= 0)
+        return FC_OK;
+#ifdef FC_HAVE_AVX2_PATH
+    if (fc_simd_level() >= 1) {
+        sums = grad_sums_avx2;
+        input_grad = input_grad_avx2;
+    }
+#endif
+    /* chunk partials (2 per channel), the two sums, then 3*C floats of coefficients */
+    part = (double *)fc_malloc((size_t)(2 * nchunks * C + 4 * C) * sizeof(double));
+    if (!part)
+        return FC_ENOMEM;
+    sum_dy = part + 2 * nchunks * C;
+    sum_dy_xhat = sum_dy + C;
+    k_dy = (float *)(sum_dy_xhat + C);
+    k_mean = k_dy + C;
+    k_xhat = k_mean + C;
+
+#pragma omp parallel for schedule(static) if (par) num_threads(fc_get_num_threads())
+    for (k = 0; k < nchunks; k++)
+        sums(dy, x, k * R, (k + 1) * R < rows ? (k + 1) * R : rows, C, mean, inv_std,
+             part + 2 * k * C, part + 2 * k * C + C);
+
+    for (int64_t c = 0; c < C; c++)
+        sum_dy[c] = sum_dy_xhat[c] = 0.0;
+    for (k = 0; k < nchunks; k++)
+        for (int64_t c = 0; c < C; c++) {
+            sum_dy[c] += part[2 * k * C + c];
+            sum_dy_xhat[c] += part[2 * k * C + C + c];
+        }
+
+    for (int64_t c = 0; c < C; c++) {
+        dbeta[c] = (float)sum_dy[c];
+        dgamma[c] = (float)sum_dy_xhat[c];
+        k_dy[c] = gamma[c] * inv_std[c];
+        /* batch statistics depend on x: remove the projections onto 1 and x_hat */
+        k_mean[c] = training ? (float)(sum_dy[c] / (double)rows) : 0.0f;
+        k_xhat[c] = training ? (float)(sum_dy_xhat[c] / (double)rows) : 0.0f;
+    }
+
+#pragma omp parallel for schedule(static) if (par) num_threads(fc_get_num_threads())
+    for (k = 0; k < nchunks; k++)
+        input_grad(dy, x, k * R, (k + 1) * R < rows ? (k + 1) * R : rows, C, mean, inv_std,
+                   k_dy, k_mean, k_xhat, dx);
+    fc_free(part);
+    return FC_OK;
+}
