@@ -12,7 +12,7 @@ import sys
 import pytest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from conv_ratio import WARMUP, make_cases, time_block  # noqa: E402
+from conv_ratio import make_cases, warm_up  # noqa: E402
 
 import fastcnn  # noqa: E402
 
@@ -35,5 +35,5 @@ def test_conv2d(benchmark, case, impl):
     name, direction = case.rsplit(" ", 1)
     benchmark.group = case
     fn = CASES[(name, direction)][impl]
-    time_block(fn, WARMUP, 0)  # let the other library's spinning thread pool go idle
+    warm_up(fn)  # let the other library's spinning thread pool go idle first
     benchmark(fn)

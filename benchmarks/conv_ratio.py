@@ -66,11 +66,16 @@ WARMUP = 0.12  # seconds of untimed calls before each timed block
 INNER = 10     # timed calls per block
 
 
-def time_block(fn, warmup=WARMUP, inner=INNER):
-    """Median seconds per call of fn after `warmup` seconds of untimed calls."""
-    end = time.perf_counter() + warmup
+def warm_up(fn, seconds=WARMUP):
+    """Call fn for `seconds` (until the other library's spinning threads have gone idle)."""
+    end = time.perf_counter() + seconds
     while time.perf_counter() < end:
         fn()
+
+
+def time_block(fn, warmup=WARMUP, inner=INNER):
+    """Median seconds per call of fn after `warmup` seconds of untimed calls."""
+    warm_up(fn, warmup)
     ts = []
     for _ in range(inner):
         t0 = time.perf_counter()

@@ -108,9 +108,41 @@ static int team_size(void)
 /* ---------------------------------------------------------------------------------- */
 /* im2col / col2im, one line at a time (line = n*OH + oh)                               */
 
+/* The copies/adds below are plain C loops; each line routine is compiled twice, portable
+ * and (under FC_TARGET_AVX2) with 256-bit vectors, from one always-inlined body. Both do
+ * the same element-wise operations in the same order, so they agree bitwise. */
+#if defined(__GNUC__) || defined(__clang__)
+#define CONV_INLINE inline __attribute__((always_inline))
+#else
+#define CONV_INLINE inline
+#endif
+
+/* dst[0:n] = src[0:n]. Short runs (the 9-float segments of a 3x3 kernel on 3 channels)
+ * use two overlapping fixed-size copies, which compile to a few moves instead of a call. */
+static CONV_INLINE void copy_floats(float *FC_RESTRICT dst, const float *FC_RESTRICT src, int64_t n)
+{
+    if (n >= 8 && n <= 16) {
+        memcpy(dst, src, 8 * sizeof(float));
+        memcpy(dst + n - 8, src + n - 8, 8 * sizeof(float));
+    } else if (n >= 4 && n < 8) {
+        memcpy(dst, src, 4 * sizeof(float));
+        memcpy(dst + n - 4, src + n - 4, 4 * sizeof(float));
+    } else if (n < 4) { /* (a loop here would become a memmove call) */
+        if (n > 0)
+            dst[0] = src[0];
+        if (n > 1)
+            dst[1] = src[1];
+        if (n > 2)
+            dst[2] = src[2];
+    } else {
+        memcpy(dst, src, (size_t)n * sizeof(float));
+    }
+}
+
 /* The OW column rows of output line l, each K long, into dst (OW, K). */
-static void im2col_line(const fc_conv2d_geometry *g, const float *FC_RESTRICT x, int64_t l,
-                        float *FC_RESTRICT dst)
+static CONV_INLINE void im2col_line_body(const fc_conv2d_geometry *g,
+                                         const float *FC_RESTRICT x, int64_t l,
+                                         float *FC_RESTRICT dst)
 {
     const int64_t H = g->h, W = g->w, C = g->c, KW = g->kw, OW = g->ow;
     const int64_t K = cols_k(g), seg = KW * C, n = l / g->oh, oh = l % g->oh;
@@ -126,7 +158,7 @@ static void im2col_line(const fc_conv2d_geometry *g, const float *FC_RESTRICT x,
             float *d = dst + ow * K + kh * seg;
             const int64_t iw0 = ow * g->sw - g->pad_left;
             if (iw0 >= 0 && iw0 + KW <= W) { /* the KW*C segment is contiguous in x too */
-                memcpy(d, src_row + iw0 * C, (size_t)seg * sizeof(float));
+                copy_floats(d, src_row + iw0 * C, seg);
                 continue;
             }
             for (int64_t kw = 0; kw < KW; kw++) {
@@ -134,13 +166,13 @@ static void im2col_line(const fc_conv2d_geometry *g, const float *FC_RESTRICT x,
                 if (iw < 0 || iw >= W)
                     memset(d + kw * C, 0, (size_t)C * sizeof(float));
                 else
-                    memcpy(d + kw * C, src_row + iw * C, (size_t)C * sizeof(float));
+                    copy_floats(d + kw * C, src_row + iw * C, C);
             }
         }
     }
 }
 
-static inline void add_floats(float *FC_RESTRICT dst, const float *FC_RESTRICT src, int64_t n)
+static CONV_INLINE void add_floats(float *FC_RESTRICT dst, const float *FC_RESTRICT src, int64_t n)
 {
     for (int64_t i = 0; i < n; i++)
         dst[i] += src[i];
@@ -151,8 +183,9 @@ static inline void add_floats(float *FC_RESTRICT dst, const float *FC_RESTRICT s
  * input line, kh descending) below both follow it, so they agree bitwise. */
 
 /* dx += col2im of output line l's column rows drows (OW, K); the caller owns image l/OH. */
-static void col2im_scatter_line(const fc_conv2d_geometry *g, const float *FC_RESTRICT drows,
-                                int64_t l, float *FC_RESTRICT dx)
+static CONV_INLINE void col2im_scatter_body(const fc_conv2d_geometry *g,
+                                            const float *FC_RESTRICT drows, int64_t l,
+                                            float *FC_RESTRICT dx)
 {
     const int64_t H = g->h, W = g->w, C = g->c, KW = g->kw, OW = g->ow;
     const int64_t K = cols_k(g), seg = KW * C, sw = g->sw, pl = g->pad_left;
@@ -180,8 +213,9 @@ static void col2im_scatter_line(const fc_conv2d_geometry *g, const float *FC_RES
 
 /* Input line gl = n*H + ih of dx += its share of col2im(dcols), where dcols holds the
  * column rows of output lines [l0, l1). A gather: only the line's owner writes it. */
-static void col2im_gather_line(const fc_conv2d_geometry *g, const float *FC_RESTRICT dcols,
-                               int64_t l0, int64_t l1, int64_t gl, float *FC_RESTRICT dx)
+static CONV_INLINE void col2im_gather_body(const fc_conv2d_geometry *g,
+                                           const float *FC_RESTRICT dcols, int64_t l0,
+                                           int64_t l1, int64_t gl, float *FC_RESTRICT dx)
 {
     const int64_t H = g->h, W = g->w, C = g->c, KW = g->kw, OH = g->oh, OW = g->ow;
     const int64_t K = cols_k(g), seg = KW * C, sh = g->sh, sw = g->sw, pl = g->pad_left;
@@ -209,6 +243,48 @@ static void col2im_gather_line(const fc_conv2d_geometry *g, const float *FC_REST
             }
         }
     }
+}
+
+typedef struct {
+    void (*im2col)(const fc_conv2d_geometry *g, const float *x, int64_t l, float *dst);
+    void (*scatter)(const fc_conv2d_geometry *g, const float *drows, int64_t l, float *dx);
+    void (*gather)(const fc_conv2d_geometry *g, const float *dcols, int64_t l0, int64_t l1,
+                   int64_t gl, float *dx);
+} line_ops;
+
+#define DEFINE_LINE_OPS(SUFFIX, ATTR)                                                       \
+    ATTR static void im2col_line_##SUFFIX(const fc_conv2d_geometry *g, const float *x,      \
+                                          int64_t l, float *dst)                            \
+    {                                                                                       \
+        im2col_line_body(g, x, l, dst);                                                     \
+    }                                                                                       \
+    ATTR static void scatter_line_##SUFFIX(const fc_conv2d_geometry *g, const float *drows, \
+                                           int64_t l, float *dx)                            \
+    {                                                                                       \
+        col2im_scatter_body(g, drows, l, dx);                                               \
+    }                                                                                       \
+    ATTR static void gather_line_##SUFFIX(const fc_conv2d_geometry *g, const float *dcols,  \
+                                          int64_t l0, int64_t l1, int64_t gl, float *dx)    \
+    {                                                                                       \
+        col2im_gather_body(g, dcols, l0, l1, gl, dx);                                       \
+    }
+
+DEFINE_LINE_OPS(generic, )
+#ifdef FC_HAVE_AVX2_PATH
+DEFINE_LINE_OPS(avx2, FC_TARGET_AVX2)
+#endif
+
+static line_ops pick_line_ops(void)
+{
+    line_ops ops = {im2col_line_generic, scatter_line_generic, gather_line_generic};
+#ifdef FC_HAVE_AVX2_PATH
+    if (fc_simd_level() >= 1) {
+        ops.im2col = im2col_line_avx2;
+        ops.scatter = scatter_line_avx2;
+        ops.gather = gather_line_avx2;
+    }
+#endif
+    return ops;
 }
 
 /* out rows (rows, F): += bias, then max(., 0) when relu. */
@@ -259,16 +335,16 @@ static int64_t thread_piece(const fc_conv2d_geometry *g, int nthreads)
 }
 
 /* Output lines [l0, l1): (im2col +) GEMM + epilogue, on the calling thread. */
-static int forward_lines(const fc_conv2d_geometry *g, const float *x, const float *kernel,
-                         const float *bias, int relu, float *out, float *cols,
-                         int64_t l0, int64_t l1)
+static int forward_lines(const fc_conv2d_geometry *g, const line_ops *ops, const float *x,
+                         const float *kernel, const float *bias, int relu, float *out,
+                         float *cols, int64_t l0, int64_t l1)
 {
     const int64_t K = cols_k(g), F = g->f, OW = g->ow, rows = (l1 - l0) * OW;
     const float *a = x + l0 * OW * K;  /* identity: x rows are the column rows */
     float *o = out + l0 * OW * F;
     if (cols != NULL) {
         for (int64_t l = l0; l < l1; l++)
-            im2col_line(g, x, l, cols + (l - l0) * OW * K);
+            ops->im2col(g, x, l, cols + (l - l0) * OW * K);
         a = cols;
     }
     int rc = fc_sgemm_serial(0, 0, rows, F, K, 1.0f, a, K, kernel, F, 0.0f, o, F);
@@ -283,6 +359,7 @@ int fc_conv2d_forward(const fc_conv2d_geometry *g, const float *x, const float *
     const int identity = im2col_is_identity(g);
     const int nthreads = fc_get_num_threads();
     const int64_t chunk = fc_conv2d_chunk_lines(g);
+    const line_ops ops = pick_line_ops();
     int rc = FC_OK, owned;
     if (lines <= 0 || OW <= 0 || F <= 0)
         return FC_OK;
@@ -294,7 +371,7 @@ int fc_conv2d_forward(const fc_conv2d_geometry *g, const float *x, const float *
         /* a single output line fills the workspace: lines in turn, threads in the GEMM */
         for (int64_t l = 0; l < lines && rc == FC_OK; l++) {
             float *o = out + l * OW * F;
-            im2col_line(g, x, l, ws);
+            ops.im2col(g, x, l, ws);
             rc = fc_sgemm(0, 0, OW, F, K, 1.0f, ws, K, kernel, F, 0.0f, o, F);
             bias_relu_rows(o, OW, F, bias, relu);
         }
@@ -313,7 +390,7 @@ int fc_conv2d_forward(const fc_conv2d_geometry *g, const float *x, const float *
         int my_rc = FC_OK;
         for (int64_t l0 = a; l0 < b && my_rc == FC_OK; l0 += piece) {
             const int64_t l1 = l0 + piece < b ? l0 + piece : b;
-            my_rc = forward_lines(g, x, kernel, bias, relu, out, cols, l0, l1);
+            my_rc = forward_lines(g, &ops, x, kernel, bias, relu, out, cols, l0, l1);
         }
         if (my_rc != FC_OK) {
 #pragma omp atomic write
@@ -331,6 +408,7 @@ int fc_conv2d_backward_input(const fc_conv2d_geometry *g, const float *dy, const
     const int64_t lines = g->n * OH, HWC = g->h * g->w * g->c;
     const int nthreads = fc_get_num_threads();
     const int64_t chunk = fc_conv2d_chunk_lines(g);
+    const line_ops ops = pick_line_ops();
     int rc = FC_OK, owned;
     if (g->n <= 0 || HWC <= 0)
         return FC_OK;
@@ -356,7 +434,7 @@ int fc_conv2d_backward_input(const fc_conv2d_geometry *g, const float *dy, const
                 my_rc = fc_sgemm_serial(0, 1, (l1 - l0) * OW, K, F, 1.0f, dy + l0 * OW * F, F,
                                         kernel, F, 0.0f, dcols, K);
                 for (int64_t l = l0; l < l1 && my_rc == FC_OK; l++)
-                    col2im_scatter_line(g, dcols + (l - l0) * OW * K, l, dx);
+                    ops.scatter(g, dcols + (l - l0) * OW * K, l, dx);
             }
             if (my_rc != FC_OK) {
 #pragma omp atomic write
@@ -393,7 +471,7 @@ int fc_conv2d_backward_input(const fc_conv2d_geometry *g, const float *dy, const
             int64_t gl;
 #pragma omp for schedule(static)
             for (gl = g0; gl < g1; gl++)
-                col2im_gather_line(g, ws, l0, l1, gl, dx);
+                ops.gather(g, ws, l0, l1, gl, dx);
             /* (implicit barrier: the workspace is free again) */
         }
         if (my_rc != FC_OK) {
@@ -409,6 +487,7 @@ int fc_conv2d_backward_kernel(const fc_conv2d_geometry *g, const float *dy, cons
                               float *dkernel, float *workspace)
 {
     const int64_t K = cols_k(g), F = g->f, OW = g->ow, lines = g->n * g->oh;
+    const line_ops ops = pick_line_ops();
     int rc = FC_OK, owned;
     if (K <= 0 || F <= 0)
         return FC_OK;
@@ -431,7 +510,7 @@ int fc_conv2d_backward_kernel(const fc_conv2d_geometry *g, const float *dy, cons
 #pragma omp parallel for schedule(static) num_threads(fc_get_num_threads()) \
     if (rows * K > 32768)
             for (l = l0; l < l1; l++)
-                im2col_line(g, x, l, ws + (l - l0) * OW * K);
+                ops.im2col(g, x, l, ws + (l - l0) * OW * K);
             rc = fc_sgemm(1, 0, K, F, rows, 1.0f, ws, K, dy + l0 * OW * F, F,
                           l0 == 0 ? 0.0f : 1.0f, dkernel, F);
         }
@@ -456,7 +535,7 @@ int fc_conv2d_backward_kernel(const fc_conv2d_geometry *g, const float *dy, cons
             for (int64_t l0 = a; l0 < b && my_rc == FC_OK; l0 += piece) {
                 const int64_t l1 = l0 + piece < b ? l0 + piece : b;
                 for (int64_t l = l0; l < l1; l++)
-                    im2col_line(g, x, l, cols + (l - l0) * OW * K);
+                    ops.im2col(g, x, l, cols + (l - l0) * OW * K);
                 my_rc = fc_sgemm_serial(1, 0, K, F, (l1 - l0) * OW, 1.0f, cols, K,
                                         dy + l0 * OW * F, F, l0 == a ? 0.0f : 1.0f, sum, F);
             }
