@@ -1,1 +1,118 @@
-# fastcnn._ext: conv kernels (filled in by the conv work)
+# fastcnn._ext: conv2d kernels (csrc/conv2d.c). Shapes are checked by fastcnn.ops.conv.
+cdef extern from "conv2d.h":
+    ctypedef struct fc_conv2d_geometry:
+        int64_t n, h, w, c
+        int64_t kh, kw, f
+        int64_t sh, sw
+        int64_t pad_top, pad_left
+        int64_t oh, ow
+
+    int64_t fc_conv2d_workspace_size(const fc_conv2d_geometry *g) nogil
+    int64_t fc_conv2d_chunk_lines(const fc_conv2d_geometry *g) nogil
+    int fc_conv2d_forward(const fc_conv2d_geometry *g, const float *x, const float *kernel,
+                          const float *bias, int relu, float *out, float *workspace) nogil
+    int fc_conv2d_backward_input(const fc_conv2d_geometry *g, const float *dy,
+                                 const float *kernel, float *dx, float *workspace) nogil
+    int fc_conv2d_backward_kernel(const fc_conv2d_geometry *g, const float *dy, const float *x,
+                                  float *dkernel, float *workspace) nogil
+    void fc_conv2d_backward_bias(const fc_conv2d_geometry *g, const float *dy,
+                                 float *dbias) nogil
+
+
+cdef fc_conv2d_geometry _conv2d_geometry(tuple x_shape, tuple k_shape, tuple strides,
+                                         tuple pads, tuple out_hw):
+    cdef fc_conv2d_geometry g
+    g.n, g.h, g.w, g.c = x_shape
+    g.kh, g.kw, _, g.f = k_shape
+    g.sh, g.sw = strides
+    g.pad_top, g.pad_left = pads
+    g.oh, g.ow = out_hw
+    return g
+
+
+def conv2d_workspace_size(tuple x_shape, tuple k_shape, tuple strides, tuple pads,
+                          tuple out_hw):
+    """Floats of workspace the conv2d kernels need (0: none)."""
+    cdef fc_conv2d_geometry g = _conv2d_geometry(x_shape, k_shape, strides, pads, out_hw)
+    return fc_conv2d_workspace_size(&g)
+
+
+def conv2d_chunk_lines(tuple x_shape, tuple k_shape, tuple strides, tuple pads, tuple out_hw):
+    """Output lines per batch chunk (depends on the geometry only)."""
+    cdef fc_conv2d_geometry g = _conv2d_geometry(x_shape, k_shape, strides, pads, out_hw)
+    return fc_conv2d_chunk_lines(&g)
+
+
+cdef inline float *_ws_ptr(float[::1] workspace):
+    return &workspace[0] if workspace is not None and workspace.shape[0] > 0 else NULL
+
+
+def conv2d_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] kernel,
+                   const float[::1] bias, tuple strides, tuple pads, bint relu,
+                   float[:, :, :, ::1] out, float[::1] workspace):
+    """out = act(conv(x, kernel) + bias); bias and workspace may be None."""
+    cdef fc_conv2d_geometry g = _conv2d_geometry(
+        (x.shape[0], x.shape[1], x.shape[2], x.shape[3]),
+        (kernel.shape[0], kernel.shape[1], kernel.shape[2], kernel.shape[3]), strides, pads,
+        (out.shape[1], out.shape[2]))
+    cdef const float *pb = &bias[0] if bias is not None and bias.shape[0] > 0 else NULL
+    cdef float *pw = _ws_ptr(workspace)
+    cdef int rc
+    if out.size == 0 or x.size == 0:
+        return
+    with nogil:
+        rc = fc_conv2d_forward(&g, &x[0, 0, 0, 0], &kernel[0, 0, 0, 0], pb, relu,
+                               &out[0, 0, 0, 0], pw)
+    _check(rc, "conv2d_forward")
+
+
+def conv2d_backward_input(const float[:, :, :, ::1] dy, const float[:, :, :, ::1] kernel,
+                          tuple strides, tuple pads, float[:, :, :, ::1] dx,
+                          float[::1] workspace):
+    """dx = gradient of conv2d w.r.t. its input (overwritten)."""
+    cdef fc_conv2d_geometry g = _conv2d_geometry(
+        (dx.shape[0], dx.shape[1], dx.shape[2], dx.shape[3]),
+        (kernel.shape[0], kernel.shape[1], kernel.shape[2], kernel.shape[3]), strides, pads,
+        (dy.shape[1], dy.shape[2]))
+    cdef float *pw = _ws_ptr(workspace)
+    cdef int rc
+    if dx.size == 0 or dy.size == 0:
+        return
+    with nogil:
+        rc = fc_conv2d_backward_input(&g, &dy[0, 0, 0, 0], &kernel[0, 0, 0, 0],
+                                      &dx[0, 0, 0, 0], pw)
+    _check(rc, "conv2d_backward_input")
+
+
+def conv2d_backward_kernel(const float[:, :, :, ::1] dy, const float[:, :, :, ::1] x,
+                           tuple strides, tuple pads, float[:, :, :, ::1] dkernel,
+                           float[::1] workspace):
+    """dkernel = gradient of conv2d w.r.t. its kernel, summed over the batch (overwritten)."""
+    cdef fc_conv2d_geometry g = _conv2d_geometry(
+        (x.shape[0], x.shape[1], x.shape[2], x.shape[3]),
+        (dkernel.shape[0], dkernel.shape[1], dkernel.shape[2], dkernel.shape[3]), strides,
+        pads, (dy.shape[1], dy.shape[2]))
+    cdef float *pw = _ws_ptr(workspace)
+    cdef int rc
+    if dkernel.size == 0:
+        return
+    if dy.size == 0 or x.size == 0:
+        dkernel[:, :, :, :] = 0
+        return
+    with nogil:
+        rc = fc_conv2d_backward_kernel(&g, &dy[0, 0, 0, 0], &x[0, 0, 0, 0],
+                                       &dkernel[0, 0, 0, 0], pw)
+    _check(rc, "conv2d_backward_kernel")
+
+
+def conv2d_backward_bias(const float[:, :, :, ::1] dy, float[::1] dbias):
+    """dbias = sum of dy over all axes but the last (overwritten)."""
+    cdef fc_conv2d_geometry g
+    g.n, g.oh, g.ow, g.f = dy.shape[0], dy.shape[1], dy.shape[2], dy.shape[3]
+    if dbias.shape[0] == 0:
+        return
+    if dy.size == 0:
+        dbias[:] = 0
+        return
+    with nogil:
+        fc_conv2d_backward_bias(&g, &dy[0, 0, 0, 0], &dbias[0])

@@ -1,2 +1,198 @@
-"""fastcnn.ops: conv kernels."""
-__all__ = []
+"""2-D convolution (Keras ``Conv2D``) on fastcnn's im2col + GEMM kernels.
+
+Layouts are Keras': input ``x`` (N, H, W, C), ``kernel`` (kh, kw, C, F), ``bias`` (F,),
+output (N, OH, OW, F). ``padding='same'`` pads like TensorFlow (any odd extra row/column
+at the bottom/right).
+
+The kernels process the batch in fixed-size chunks through a small scratch buffer, the
+*workspace*. Pass ``workspace=`` (a float32 array of at least
+:func:`conv2d_workspace_size` elements, e.g. allocated once per layer) to avoid
+allocating it on every call; otherwise one is allocated per call.
+"""
+import numpy as np
+
+from .. import _ext
+from ._validation import (as_float32, as_int_pair, check_shape, conv_output_size,
+                          normalize_padding)
+
+__all__ = ["conv2d", "conv2d_backward", "conv2d_workspace_size", "conv2d_output_shape"]
+
+_ACTIVATIONS = (None, "linear", "relu")
+
+
+def _geometry(fn, x_shape, k_shape, strides, padding):
+    """Checked (strides, padding, (pad_top, pad_left), (OH, OW)) for x_shape * k_shape."""
+    strides = as_int_pair(strides, "%s: strides" % fn)
+    padding = normalize_padding(padding, "%s: padding" % fn)
+    n, h, w, c = x_shape
+    kh, kw, kc, f = k_shape
+    if min(h, w, c) < 1:
+        raise ValueError("%s: x: expected shape (N, H, W, C) with H, W, C >= 1, got %s"
+                         % (fn, tuple(x_shape)))
+    if min(kh, kw, f) < 1:
+        raise ValueError("%s: kernel: expected shape (kh, kw, %d, F) with kh, kw, F >= 1, "
+                         "got %s" % (fn, c, tuple(k_shape)))
+    if kc != c:
+        raise ValueError("%s: kernel: expected shape (%d, %d, %d, %d) to match the %d input "
+                         "channels of x %s, got %s"
+                         % (fn, kh, kw, c, f, c, tuple(x_shape), tuple(k_shape)))
+    oh, pt, _ = conv_output_size(h, kh, strides[0], padding)
+    ow, pl, _ = conv_output_size(w, kw, strides[1], padding)
+    if oh < 1 or ow < 1:
+        raise ValueError("%s: kernel %dx%d is larger than the %dx%d input with "
+                         "padding='valid' (the output would be empty); use a smaller "
+                         "kernel or padding='same'" % (fn, kh, kw, h, w))
+    return strides, padding, (pt, pl), (oh, ow)
+
+
+def conv2d_output_shape(input_shape, kernel_shape, strides=(1, 1), padding="valid"):
+    """Output shape (N, OH, OW, F) of :func:`conv2d` for these input/kernel shapes."""
+    fn = "conv2d_output_shape"
+    x_shape = _shape4(input_shape, "input_shape", fn)
+    k_shape = _shape4(kernel_shape, "kernel_shape", fn)
+    _, _, _, (oh, ow) = _geometry(fn, x_shape, k_shape, strides, padding)
+    return (x_shape[0], oh, ow, k_shape[3])
+
+
+def _shape4(shape, name, fn):
+    try:
+        shape = tuple(int(s) for s in shape)
+    except (TypeError, ValueError):
+        raise ValueError("%s: %s: expected a 4-tuple of ints, got %r"
+                         % (fn, name, shape)) from None
+    if len(shape) != 4 or min(shape) < 0:
+        raise ValueError("%s: %s: expected a 4-tuple of ints >= 0, got %r"
+                         % (fn, name, shape))
+    return shape
+
+
+def conv2d_workspace_size(input_shape, kernel_shape, strides=(1, 1), padding="valid"):
+    """Float32 elements of workspace conv2d / conv2d_backward need for these shapes.
+
+    Bounded (a few MB at most) whatever the batch size; 0 when the kernels need none
+    (1x1 stride-1 kernels, or a kernel covering the whole unpadded input).
+    """
+    fn = "conv2d_workspace_size"
+    x_shape = _shape4(input_shape, "input_shape", fn)
+    k_shape = _shape4(kernel_shape, "kernel_shape", fn)
+    strides, _, pads, out_hw = _geometry(fn, x_shape, k_shape, strides,
+                                         padding)
+    return int(_ext.conv2d_workspace_size(x_shape, k_shape, strides, pads, out_hw))
+
+
+def _check_out(fn, arr, name, shape, inputs):
+    """A caller-provided output: float32, C-contiguous, writeable, shape, no overlap."""
+    if not isinstance(arr, np.ndarray):
+        raise TypeError("%s: %s: expected a numpy float32 array of shape %s, got %s"
+                        % (fn, name, shape, type(arr).__name__))
+    if arr.dtype != np.float32 or not arr.flags.c_contiguous or not arr.flags.writeable:
+        raise ValueError("%s: %s must be a writeable C-contiguous float32 array of shape %s "
+                         "(got dtype %s, c_contiguous=%s, writeable=%s)"
+                         % (fn, name, shape, arr.dtype, arr.flags.c_contiguous,
+                            arr.flags.writeable))
+    check_shape(arr, shape, "%s: %s" % (fn, name))
+    for other_name, other in inputs:
+        if other is not None and np.shares_memory(arr, other):
+            raise ValueError("%s: %s must not overlap %s" % (fn, name, other_name))
+    return arr
+
+
+def _workspace(fn, workspace, size, inputs):
+    """The caller's workspace as a flat float32 view (checked), or a fresh one."""
+    if workspace is None:
+        return np.empty(size, dtype=np.float32) if size > 0 else None
+    if not isinstance(workspace, np.ndarray):
+        raise TypeError("%s: workspace: expected a numpy float32 array, got %s"
+                        % (fn, type(workspace).__name__))
+    if (workspace.dtype != np.float32 or not workspace.flags.c_contiguous
+            or not workspace.flags.writeable):
+        raise ValueError("%s: workspace must be a writeable C-contiguous float32 array "
+                         "(got dtype %s, c_contiguous=%s, writeable=%s)"
+                         % (fn, workspace.dtype, workspace.flags.c_contiguous,
+                            workspace.flags.writeable))
+    if workspace.size < size:
+        raise ValueError("%s: workspace: expected at least %d float32 elements "
+                         "(conv2d_workspace_size), got %d" % (fn, size, workspace.size))
+    for other_name, other in inputs:
+        if other is not None and np.shares_memory(workspace, other):
+            raise ValueError("%s: workspace must not overlap %s" % (fn, other_name))
+    return workspace.reshape(-1) if size > 0 else None
+
+
+def conv2d(x, kernel, bias=None, strides=(1, 1), padding="valid", activation=None, out=None,
+           workspace=None):
+    """Keras ``Conv2D`` forward: ``act(conv(x, kernel) + bias)``.
+
+    x (N, H, W, C), kernel (kh, kw, C, F), bias (F,) or None, strides int or pair,
+    padding 'valid' | 'same', activation None | 'linear' | 'relu' (fused into the kernel).
+    ``out`` (optional): a writeable C-contiguous float32 array (N, OH, OW, F) to write into.
+    ``workspace`` (optional): scratch, see :func:`conv2d_workspace_size`.
+    Returns y (N, OH, OW, F) float32.
+    """
+    fn = "conv2d"
+    x = as_float32(x, "%s: x (N, H, W, C)" % fn, ndim=4)
+    kernel = as_float32(kernel, "%s: kernel (kh, kw, C, F)" % fn, ndim=4)
+    strides, padding, pads, (oh, ow) = _geometry(fn, x.shape, kernel.shape, strides, padding)
+    f = kernel.shape[3]
+    if bias is not None:
+        bias = as_float32(bias, "%s: bias (%d,)" % (fn, f))
+        check_shape(bias, (f,), "%s: bias" % fn)
+    if activation not in _ACTIVATIONS:
+        raise ValueError("%s: activation: expected None, 'linear' or 'relu', got %r"
+                         % (fn, activation))
+    shape = (x.shape[0], oh, ow, f)
+    inputs = (("x", x), ("kernel", kernel), ("bias", bias))
+    if out is None:
+        out = np.empty(shape, dtype=np.float32)
+    else:
+        out = _check_out(fn, out, "out", shape, inputs)
+    size = _ext.conv2d_workspace_size(x.shape, kernel.shape, strides, pads, (oh, ow))
+    ws = _workspace(fn, workspace, size, inputs + (("out", out),))
+    _ext.conv2d_forward(x, kernel, bias, strides, pads, activation == "relu", out, ws)
+    return out
+
+
+def conv2d_backward(dy, x, kernel, strides=(1, 1), padding="valid", need_input_grad=True,
+                    use_bias=True, dx=None, dkernel=None, dbias=None, workspace=None):
+    """Gradients of :func:`conv2d` given ``dy`` = dLoss/d(pre-activation output).
+
+    dy (N, OH, OW, F), x (N, H, W, C), kernel (kh, kw, C, F); strides/padding as in the
+    forward. Returns ``(dx | None, dkernel, dbias | None)``: dx (N, H, W, C) only when
+    ``need_input_grad``, dkernel (kh, kw, C, F) and dbias (F,) summed over the batch, dbias
+    only when ``use_bias``. dx / dkernel / dbias (optional) are preallocated outputs
+    (writeable C-contiguous float32 of exactly those shapes); ``workspace`` as in conv2d.
+    """
+    fn = "conv2d_backward"
+    x = as_float32(x, "%s: x (N, H, W, C)" % fn, ndim=4)
+    kernel = as_float32(kernel, "%s: kernel (kh, kw, C, F)" % fn, ndim=4)
+    strides, padding, pads, (oh, ow) = _geometry(fn, x.shape, kernel.shape, strides, padding)
+    n, f = x.shape[0], kernel.shape[3]
+    dy = as_float32(dy, "%s: dy (%d, %d, %d, %d)" % (fn, n, oh, ow, f), ndim=4)
+    check_shape(dy, (n, oh, ow, f), "%s: dy (the output gradient for x %s, padding=%r, "
+                "strides=%s)" % (fn, tuple(x.shape), padding, strides))
+    inputs = (("dy", dy), ("x", x), ("kernel", kernel))
+    outs = []
+    if need_input_grad:
+        dx = (np.empty(x.shape, dtype=np.float32) if dx is None
+              else _check_out(fn, dx, "dx", x.shape, inputs))
+        outs.append(("dx", dx))
+    else:
+        dx = None
+    dkernel = (np.empty(kernel.shape, dtype=np.float32) if dkernel is None
+               else _check_out(fn, dkernel, "dkernel", kernel.shape, inputs + tuple(outs)))
+    outs.append(("dkernel", dkernel))
+    if use_bias:
+        dbias = (np.empty((f,), dtype=np.float32) if dbias is None
+                 else _check_out(fn, dbias, "dbias", (f,), inputs + tuple(outs)))
+        outs.append(("dbias", dbias))
+    else:
+        dbias = None
+    size = _ext.conv2d_workspace_size(x.shape, kernel.shape, strides, pads, (oh, ow))
+    ws = _workspace(fn, workspace, size, inputs + tuple(outs))
+
+    if dx is not None:
+        _ext.conv2d_backward_input(dy, kernel, strides, pads, dx, ws)
+    _ext.conv2d_backward_kernel(dy, x, strides, pads, dkernel, ws)
+    if dbias is not None:
+        _ext.conv2d_backward_bias(dy, dbias)
+    return dx, dkernel, dbias

@@ -1,0 +1,39 @@
+"""pytest-benchmark: fastcnn conv2d vs the NumPy baseline on the seed model's conv shapes.
+
+    pytest benchmarks/bench_conv.py --benchmark-only --benchmark-group-by=param:case
+
+Batch 32, 3x3 `valid` kernels, fastcnn on 2 threads (the machine's cores), NumPy on its
+default BLAS threads. Compare the medians of the two implementations within one run
+(benchmarks/conv_ratio.py prints interleaved medians and their ratios directly).
+"""
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from conv_ratio import make_cases, warm_up  # noqa: E402
+
+import fastcnn  # noqa: E402
+
+BATCH = 32
+THREADS = 2
+CASES = make_cases(BATCH)
+
+
+@pytest.fixture(autouse=True)
+def _threads():
+    old = fastcnn.get_num_threads()
+    fastcnn.set_num_threads(THREADS)
+    yield
+    fastcnn.set_num_threads(old)
+
+
+@pytest.mark.parametrize("impl", ["fastcnn", "numpy"])
+@pytest.mark.parametrize("case", ["%s %s" % key for key in CASES])
+def test_conv2d(benchmark, case, impl):
+    name, direction = case.rsplit(" ", 1)
+    benchmark.group = case
+    fn = CASES[(name, direction)][impl]
+    warm_up(fn)  # let the other library's spinning thread pool go idle first
+    benchmark(fn)

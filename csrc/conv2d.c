@@ -1,0 +1,595 @@
+/* 2-D convolution forward/backward as im2col + GEMM (see conv2d.h for the method).
+ *
+ * Threading, and why 1 and N threads agree bitwise:
+ *  - forward: each thread owns a contiguous range of output lines and runs im2col, a
+ *    serial GEMM and the bias/ReLU epilogue on it, piece by piece, in its own slice of the
+ *    workspace; no synchronisation. An output row's value does not depend on which thread
+ *    computed it (the GEMM blocks its sum over K by K alone).
+ *  - backward_input: each thread owns whole images (so dx writes never collide): dcols =
+ *    dy @ W^T with a serial GEMM, then a scatter-add into dx. With fewer images than
+ *    threads, the chunk's dcols rows are split instead and dx is gathered by input line.
+ *    Both add each dx element's terms in the same order (output line, then ow).
+ *  - backward_kernel: the output lines are cut into FC_CONV2D_DW_PARTS fixed parts, each
+ *    summed (serial GEMMs, beta = 1 after its first piece) into its own partial dW; the
+ *    partials are added in part order. Parts and pieces depend on the geometry only.
+ *  - backward_bias: threads split the columns; each column is summed in row order.
+ */
+#include <string.h>
+#include "conv2d.h"
+#include "gemm.h"
+
+/* Column rows per chunk, in floats (2 MiB): the workspace. The dW reduction walks it in
+ * DW_PARTS slices; forward / backward_input give each thread a slice of at most
+ * PIECE_FLOATS (512 KiB), which stays in its core's L2 between im2col and the GEMM. */
+#ifndef FC_CONV2D_CHUNK_FLOATS
+#define FC_CONV2D_CHUNK_FLOATS (1 << 19)
+#endif
+#ifndef FC_CONV2D_PIECE_FLOATS
+#define FC_CONV2D_PIECE_FLOATS (1 << 17)
+#endif
+
+static int64_t cols_k(const fc_conv2d_geometry *g)
+{
+    return g->kh * g->kw * g->c;
+}
+
+/* True when the column matrix (N*OH*OW, K) is x itself, read in place. */
+static int im2col_is_identity(const fc_conv2d_geometry *g)
+{
+    if (g->pad_top != 0 || g->pad_left != 0)
+        return 0;
+    if (g->kh == 1 && g->kw == 1 && g->sh == 1 && g->sw == 1)
+        return g->oh == g->h && g->ow == g->w;
+    /* one window covering the whole image: the image is its own column row */
+    return g->kh == g->h && g->kw == g->w && g->oh == 1 && g->ow == 1;
+}
+
+int64_t fc_conv2d_chunk_lines(const fc_conv2d_geometry *g)
+{
+    int64_t lines = g->n * g->oh;
+    int64_t per_line = g->ow * cols_k(g);
+    int64_t chunk = per_line > 0 ? FC_CONV2D_CHUNK_FLOATS / per_line : lines;
+    if (chunk < 1)
+        chunk = 1;
+    if (chunk > lines)
+        chunk = lines;
+    return chunk;
+}
+
+/* The kernel gradient sums over the whole batch. To let threads work on it with serial
+ * GEMMs, the output lines are cut into a fixed number of parts (contiguous line ranges),
+ * each summed into its own partial dW; the partials are added in part order at the end.
+ * The part count depends on the geometry only, never on the thread count. */
+#ifndef FC_CONV2D_DW_PARTS
+#define FC_CONV2D_DW_PARTS 2
+#endif
+/* Cap on the floats the extra partial sums may take (larger kernels use fewer parts). */
+#define FC_CONV2D_PARTIAL_FLOATS (1 << 18)
+
+static int64_t dw_parts(const fc_conv2d_geometry *g)
+{
+    const int64_t kf = cols_k(g) * g->f;
+    int64_t parts = FC_CONV2D_DW_PARTS;
+    if (im2col_is_identity(g) || kf <= 0)
+        return 1;
+    if (parts > fc_conv2d_chunk_lines(g)) /* every part needs a slice of >= 1 line */
+        parts = fc_conv2d_chunk_lines(g);
+    if ((parts - 1) * kf > FC_CONV2D_PARTIAL_FLOATS)
+        parts = 1 + FC_CONV2D_PARTIAL_FLOATS / kf;
+    return parts < 1 ? 1 : parts;
+}
+
+int64_t fc_conv2d_workspace_size(const fc_conv2d_geometry *g)
+{
+    if (im2col_is_identity(g) || g->n <= 0)
+        return 0;
+    /* one chunk of column rows, then the partial kernel gradients */
+    return fc_conv2d_chunk_lines(g) * g->ow * cols_k(g) + (dw_parts(g) - 1) * cols_k(g) * g->f;
+}
+
+static int thread_id(void)
+{
+#ifdef FASTCNN_OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+static int team_size(void)
+{
+#ifdef FASTCNN_OPENMP
+    return omp_get_num_threads();
+#else
+    return 1;
+#endif
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* im2col / col2im, one line at a time (line = n*OH + oh)                               */
+
+/* The copies/adds below are plain C loops; each line routine is compiled twice, portable
+ * and (under FC_TARGET_AVX2) with 256-bit vectors, from one always-inlined body. Both do
+ * the same element-wise operations in the same order, so they agree bitwise. */
+#if defined(__GNUC__) || defined(__clang__)
+#define CONV_INLINE inline __attribute__((always_inline))
+#else
+#define CONV_INLINE inline
+#endif
+
+/* dst[0:n] = src[0:n]. Short runs (the 9-float segments of a 3x3 kernel on 3 channels)
+ * use two overlapping fixed-size copies, which compile to a few moves instead of a call. */
+static CONV_INLINE void copy_floats(float *FC_RESTRICT dst, const float *FC_RESTRICT src, int64_t n)
+{
+    if (n >= 8 && n <= 16) {
+        memcpy(dst, src, 8 * sizeof(float));
+        memcpy(dst + n - 8, src + n - 8, 8 * sizeof(float));
+    } else if (n >= 4 && n < 8) {
+        memcpy(dst, src, 4 * sizeof(float));
+        memcpy(dst + n - 4, src + n - 4, 4 * sizeof(float));
+    } else if (n < 4) { /* (a loop here would become a memmove call) */
+        if (n > 0)
+            dst[0] = src[0];
+        if (n > 1)
+            dst[1] = src[1];
+        if (n > 2)
+            dst[2] = src[2];
+    } else {
+        memcpy(dst, src, (size_t)n * sizeof(float));
+    }
+}
+
+/* The OW column rows of output line l, each K long, into dst (OW, K). */
+static CONV_INLINE void im2col_line_body(const fc_conv2d_geometry *g,
+                                         const float *FC_RESTRICT x, int64_t l,
+                                         float *FC_RESTRICT dst)
+{
+    const int64_t H = g->h, W = g->w, C = g->c, KW = g->kw, OW = g->ow;
+    const int64_t K = cols_k(g), seg = KW * C, n = l / g->oh, oh = l % g->oh;
+    for (int64_t kh = 0; kh < g->kh; kh++) {
+        const int64_t ih = oh * g->sh - g->pad_top + kh;
+        if (ih < 0 || ih >= H) {
+            for (int64_t ow = 0; ow < OW; ow++)
+                memset(dst + ow * K + kh * seg, 0, (size_t)seg * sizeof(float));
+            continue;
+        }
+        const float *src_row = x + (n * H + ih) * W * C;
+        for (int64_t ow = 0; ow < OW; ow++) {
+            float *d = dst + ow * K + kh * seg;
+            const int64_t iw0 = ow * g->sw - g->pad_left;
+            if (iw0 >= 0 && iw0 + KW <= W) { /* the KW*C segment is contiguous in x too */
+                copy_floats(d, src_row + iw0 * C, seg);
+                continue;
+            }
+            for (int64_t kw = 0; kw < KW; kw++) {
+                const int64_t iw = iw0 + kw;
+                if (iw < 0 || iw >= W)
+                    memset(d + kw * C, 0, (size_t)C * sizeof(float));
+                else
+                    copy_floats(d + kw * C, src_row + iw * C, C);
+            }
+        }
+    }
+}
+
+static CONV_INLINE void add_floats(float *FC_RESTRICT dst, const float *FC_RESTRICT src, int64_t n)
+{
+    for (int64_t i = 0; i < n; i++)
+        dst[i] += src[i];
+}
+
+/* Order of the col2im sums. Every dx element receives its contributions ordered by output
+ * line (ascending), then ow (ascending): the scatter (by output line) and the gather (by
+ * input line, kh descending) below both follow it, so they agree bitwise. */
+
+/* dx += col2im of output line l's column rows drows (OW, K); the caller owns image l/OH. */
+static CONV_INLINE void col2im_scatter_body(const fc_conv2d_geometry *g,
+                                            const float *FC_RESTRICT drows, int64_t l,
+                                            float *FC_RESTRICT dx)
+{
+    const int64_t H = g->h, W = g->w, C = g->c, KW = g->kw, OW = g->ow;
+    const int64_t K = cols_k(g), seg = KW * C, sw = g->sw, pl = g->pad_left;
+    const int64_t n = l / g->oh, oh = l % g->oh;
+    for (int64_t kh = 0; kh < g->kh; kh++) {
+        const int64_t ih = oh * g->sh - g->pad_top + kh;
+        if (ih < 0 || ih >= H)
+            continue;
+        float *dx_row = dx + (n * H + ih) * W * C;
+        for (int64_t ow = 0; ow < OW; ow++) {
+            const float *src = drows + ow * K + kh * seg;
+            const int64_t iw0 = ow * sw - pl;
+            if (iw0 >= 0 && iw0 + KW <= W) {
+                add_floats(dx_row + iw0 * C, src, seg);
+                continue;
+            }
+            for (int64_t kw = 0; kw < KW; kw++) {
+                const int64_t iw = iw0 + kw;
+                if (iw >= 0 && iw < W)
+                    add_floats(dx_row + iw * C, src + kw * C, C);
+            }
+        }
+    }
+}
+
+/* Input line gl = n*H + ih of dx += its share of col2im(dcols), where dcols holds the
+ * column rows of output lines [l0, l1). A gather: only the line's owner writes it. */
+static CONV_INLINE void col2im_gather_body(const fc_conv2d_geometry *g,
+                                           const float *FC_RESTRICT dcols, int64_t l0,
+                                           int64_t l1, int64_t gl, float *FC_RESTRICT dx)
+{
+    const int64_t H = g->h, W = g->w, C = g->c, KW = g->kw, OH = g->oh, OW = g->ow;
+    const int64_t K = cols_k(g), seg = KW * C, sh = g->sh, sw = g->sw, pl = g->pad_left;
+    const int64_t n = gl / H, ih = gl % H;
+    float *dx_row = dx + gl * W * C;
+    for (int64_t kh = g->kh - 1; kh >= 0; kh--) { /* output lines ascending */
+        const int64_t t = ih + g->pad_top - kh;
+        if (t < 0 || t % sh != 0)
+            continue;
+        const int64_t oh = t / sh, line = n * OH + oh;
+        if (oh >= OH || line < l0 || line >= l1)
+            continue;
+        const float *src_line = dcols + (line - l0) * OW * K + kh * seg;
+        for (int64_t ow = 0; ow < OW; ow++) {
+            const float *src = src_line + ow * K;
+            const int64_t iw0 = ow * sw - pl;
+            if (iw0 >= 0 && iw0 + KW <= W) {
+                add_floats(dx_row + iw0 * C, src, seg);
+                continue;
+            }
+            for (int64_t kw = 0; kw < KW; kw++) {
+                const int64_t iw = iw0 + kw;
+                if (iw >= 0 && iw < W)
+                    add_floats(dx_row + iw * C, src + kw * C, C);
+            }
+        }
+    }
+}
+
+typedef struct {
+    void (*im2col)(const fc_conv2d_geometry *g, const float *x, int64_t l, float *dst);
+    void (*scatter)(const fc_conv2d_geometry *g, const float *drows, int64_t l, float *dx);
+    void (*gather)(const fc_conv2d_geometry *g, const float *dcols, int64_t l0, int64_t l1,
+                   int64_t gl, float *dx);
+} line_ops;
+
+#define DEFINE_LINE_OPS(SUFFIX, ATTR)                                                       \
+    ATTR static void im2col_line_##SUFFIX(const fc_conv2d_geometry *g, const float *x,      \
+                                          int64_t l, float *dst)                            \
+    {                                                                                       \
+        im2col_line_body(g, x, l, dst);                                                     \
+    }                                                                                       \
+    ATTR static void scatter_line_##SUFFIX(const fc_conv2d_geometry *g, const float *drows, \
+                                           int64_t l, float *dx)                            \
+    {                                                                                       \
+        col2im_scatter_body(g, drows, l, dx);                                               \
+    }                                                                                       \
+    ATTR static void gather_line_##SUFFIX(const fc_conv2d_geometry *g, const float *dcols,  \
+                                          int64_t l0, int64_t l1, int64_t gl, float *dx)    \
+    {                                                                                       \
+        col2im_gather_body(g, dcols, l0, l1, gl, dx);                                       \
+    }
+
+DEFINE_LINE_OPS(generic, )
+#ifdef FC_HAVE_AVX2_PATH
+DEFINE_LINE_OPS(avx2, FC_TARGET_AVX2)
+#endif
+
+static line_ops pick_line_ops(void)
+{
+    line_ops ops = {im2col_line_generic, scatter_line_generic, gather_line_generic};
+#ifdef FC_HAVE_AVX2_PATH
+    if (fc_simd_level() >= 1) {
+        ops.im2col = im2col_line_avx2;
+        ops.scatter = scatter_line_avx2;
+        ops.gather = gather_line_avx2;
+    }
+#endif
+    return ops;
+}
+
+/* out rows (rows, F): += bias, then max(., 0) when relu. */
+static void bias_relu_rows(float *FC_RESTRICT out, int64_t rows, int64_t F,
+                           const float *FC_RESTRICT bias, int relu)
+{
+    if (bias == NULL && !relu)
+        return;
+    for (int64_t r = 0; r < rows; r++) {
+        float *o = out + r * F;
+        if (bias != NULL)
+            for (int64_t j = 0; j < F; j++)
+                o[j] += bias[j];
+        if (relu)
+            for (int64_t j = 0; j < F; j++)
+                o[j] = o[j] > 0.0f ? o[j] : 0.0f;
+    }
+}
+
+/* Hands out the caller's workspace, or allocates one (freed by workspace_release). */
+static float *workspace_acquire(const fc_conv2d_geometry *g, float *workspace, int *owned)
+{
+    *owned = 0;
+    if (workspace != NULL || fc_conv2d_workspace_size(g) == 0)
+        return workspace;
+    *owned = 1;
+    return (float *)fc_malloc((size_t)fc_conv2d_workspace_size(g) * sizeof(float));
+}
+
+static void workspace_release(float *ws, int owned)
+{
+    if (owned)
+        fc_free(ws);
+}
+
+/* ---------------------------------------------------------------------------------- */
+
+/* Lines per thread slice of the workspace when nthreads threads share it (>= 1 when
+ * chunk >= nthreads). Rows are independent here, so this may depend on the threads. */
+static int64_t thread_piece(const fc_conv2d_geometry *g, int nthreads)
+{
+    const int64_t per_line = g->ow * cols_k(g);
+    int64_t piece = fc_conv2d_chunk_lines(g) / nthreads;
+    int64_t cap = per_line > 0 ? FC_CONV2D_PIECE_FLOATS / per_line : piece;
+    if (cap < 1)
+        cap = 1;
+    return piece < cap ? piece : cap;
+}
+
+/* Output lines [l0, l1): (im2col +) GEMM + epilogue, on the calling thread. */
+static int forward_lines(const fc_conv2d_geometry *g, const line_ops *ops, const float *x,
+                         const float *kernel, const float *bias, int relu, float *out,
+                         float *cols, int64_t l0, int64_t l1)
+{
+    const int64_t K = cols_k(g), F = g->f, OW = g->ow, rows = (l1 - l0) * OW;
+    const float *a = x + l0 * OW * K;  /* identity: x rows are the column rows */
+    float *o = out + l0 * OW * F;
+    if (cols != NULL) {
+        for (int64_t l = l0; l < l1; l++)
+            ops->im2col(g, x, l, cols + (l - l0) * OW * K);
+        a = cols;
+    }
+    int rc = fc_sgemm_serial(0, 0, rows, F, K, 1.0f, a, K, kernel, F, 0.0f, o, F);
+    bias_relu_rows(o, rows, F, bias, relu);
+    return rc;
+}
+
+int fc_conv2d_forward(const fc_conv2d_geometry *g, const float *x, const float *kernel,
+                      const float *bias, int relu, float *out, float *workspace)
+{
+    const int64_t K = cols_k(g), F = g->f, OW = g->ow, lines = g->n * g->oh;
+    const int identity = im2col_is_identity(g);
+    const int nthreads = fc_get_num_threads();
+    const int64_t chunk = fc_conv2d_chunk_lines(g);
+    const line_ops ops = pick_line_ops();
+    int rc = FC_OK, owned;
+    if (lines <= 0 || OW <= 0 || F <= 0)
+        return FC_OK;
+    float *ws = workspace_acquire(g, workspace, &owned);
+    if (ws == NULL && !identity)
+        return FC_ENOMEM;
+
+    if (!identity && chunk < nthreads) {
+        /* a single output line fills the workspace: lines in turn, threads in the GEMM */
+        for (int64_t l = 0; l < lines && rc == FC_OK; l++) {
+            float *o = out + l * OW * F;
+            ops.im2col(g, x, l, ws);
+            rc = fc_sgemm(0, 0, OW, F, K, 1.0f, ws, K, kernel, F, 0.0f, o, F);
+            bias_relu_rows(o, OW, F, bias, relu);
+        }
+        workspace_release(ws, owned);
+        return rc;
+    }
+
+    /* Each thread owns a contiguous range of output lines and walks it in pieces of
+     * `piece` lines through its own slice of the workspace: no synchronisation at all. */
+    const int64_t piece = identity ? lines : thread_piece(g, nthreads); /* >= 1 */
+#pragma omp parallel num_threads(nthreads) if (lines * OW * F * K > 65536)
+    {
+        const int t = thread_id(), nt = team_size();
+        const int64_t a = lines * t / nt, b = lines * (t + 1) / nt;
+        float *cols = identity ? NULL : ws + t * piece * OW * K;
+        int my_rc = FC_OK;
+        for (int64_t l0 = a; l0 < b && my_rc == FC_OK; l0 += piece) {
+            const int64_t l1 = l0 + piece < b ? l0 + piece : b;
+            my_rc = forward_lines(g, &ops, x, kernel, bias, relu, out, cols, l0, l1);
+        }
+        if (my_rc != FC_OK) {
+#pragma omp atomic write
+            rc = my_rc;
+        }
+    }
+    workspace_release(ws, owned);
+    return rc;
+}
+
+int fc_conv2d_backward_input(const fc_conv2d_geometry *g, const float *dy, const float *kernel,
+                             float *dx, float *workspace)
+{
+    const int64_t K = cols_k(g), F = g->f, H = g->h, OW = g->ow, OH = g->oh;
+    const int64_t lines = g->n * OH, HWC = g->h * g->w * g->c;
+    const int nthreads = fc_get_num_threads();
+    const int64_t chunk = fc_conv2d_chunk_lines(g);
+    const line_ops ops = pick_line_ops();
+    int rc = FC_OK, owned;
+    if (g->n <= 0 || HWC <= 0)
+        return FC_OK;
+    if (im2col_is_identity(g)) /* dx viewed as (N*OH*OW, K) is dcols itself */
+        return fc_sgemm(0, 1, lines * OW, K, F, 1.0f, dy, F, kernel, F, 0.0f, dx, K);
+    float *ws = workspace_acquire(g, workspace, &owned);
+    if (ws == NULL)
+        return FC_ENOMEM;
+
+    if (g->n >= nthreads && chunk >= nthreads) {
+        /* Each thread owns whole images: it zeroes their dx, then walks their output lines
+         * in pieces through its own workspace slice (dcols GEMM, then scatter). */
+        const int64_t piece = thread_piece(g, nthreads);
+#pragma omp parallel num_threads(nthreads) if (lines * OW * F * K > 65536)
+        {
+            const int t = thread_id(), nt = team_size();
+            const int64_t n0 = g->n * t / nt, n1 = g->n * (t + 1) / nt;
+            float *dcols = ws + t * piece * OW * K;
+            int my_rc = FC_OK;
+            memset(dx + n0 * HWC, 0, (size_t)((n1 - n0) * HWC) * sizeof(float));
+            for (int64_t l0 = n0 * OH; l0 < n1 * OH && my_rc == FC_OK; l0 += piece) {
+                const int64_t l1 = l0 + piece < n1 * OH ? l0 + piece : n1 * OH;
+                my_rc = fc_sgemm_serial(0, 1, (l1 - l0) * OW, K, F, 1.0f, dy + l0 * OW * F, F,
+                                        kernel, F, 0.0f, dcols, K);
+                for (int64_t l = l0; l < l1 && my_rc == FC_OK; l++)
+                    ops.scatter(g, dcols + (l - l0) * OW * K, l, dx);
+            }
+            if (my_rc != FC_OK) {
+#pragma omp atomic write
+                rc = my_rc;
+            }
+        }
+        workspace_release(ws, owned);
+        return rc;
+    }
+
+    /* Fewer images than threads: chunks in turn; threads split each chunk's dcols GEMM by
+     * rows, then gather dx by input lines. */
+#pragma omp parallel num_threads(nthreads) if (lines * OW * F * K > 65536)
+    {
+        const int t = thread_id(), nt = team_size();
+        int my_rc = FC_OK;
+        int64_t n;
+#pragma omp for schedule(static)
+        for (n = 0; n < g->n; n++)
+            memset(dx + n * HWC, 0, (size_t)HWC * sizeof(float));
+        for (int64_t l0 = 0; l0 < lines; l0 += chunk) {
+            const int64_t l1 = l0 + chunk < lines ? l0 + chunk : lines;
+            const int64_t a = l0 + (l1 - l0) * t / nt, b = l0 + (l1 - l0) * (t + 1) / nt;
+            if (b > a && my_rc == FC_OK)
+                my_rc = fc_sgemm_serial(0, 1, (b - a) * OW, K, F, 1.0f, dy + a * OW * F, F,
+                                        kernel, F, 0.0f, ws + (a - l0) * OW * K, K);
+#pragma omp barrier
+            /* input lines the chunk touches; col2im_gather_line skips the rest */
+            const int64_t oh0 = l0 % OH, oh1 = (l1 - 1) % OH;
+            int64_t ih_lo = oh0 * g->sh - g->pad_top, ih_hi = oh1 * g->sh - g->pad_top + g->kh;
+            ih_lo = ih_lo < 0 ? 0 : ih_lo;
+            ih_hi = ih_hi > H ? H : ih_hi;
+            const int64_t g0 = (l0 / OH) * H + ih_lo, g1 = ((l1 - 1) / OH) * H + ih_hi;
+            int64_t gl;
+#pragma omp for schedule(static)
+            for (gl = g0; gl < g1; gl++)
+                ops.gather(g, ws, l0, l1, gl, dx);
+            /* (implicit barrier: the workspace is free again) */
+        }
+        if (my_rc != FC_OK) {
+#pragma omp atomic write
+            rc = my_rc;
+        }
+    }
+    workspace_release(ws, owned);
+    return rc;
+}
+
+int fc_conv2d_backward_kernel(const fc_conv2d_geometry *g, const float *dy, const float *x,
+                              float *dkernel, float *workspace)
+{
+    const int64_t K = cols_k(g), F = g->f, OW = g->ow, lines = g->n * g->oh;
+    const line_ops ops = pick_line_ops();
+    int rc = FC_OK, owned;
+    if (K <= 0 || F <= 0)
+        return FC_OK;
+    if (lines <= 0 || OW <= 0) {
+        memset(dkernel, 0, (size_t)(K * F) * sizeof(float));
+        return FC_OK;
+    }
+    if (im2col_is_identity(g))
+        return fc_sgemm(1, 0, K, F, lines * OW, 1.0f, x, K, dy, F, 0.0f, dkernel, F);
+    float *ws = workspace_acquire(g, workspace, &owned);
+    if (ws == NULL)
+        return FC_ENOMEM;
+    const int64_t chunk = fc_conv2d_chunk_lines(g), parts = dw_parts(g);
+    if (parts == 1) {
+        /* chunks in batch order, threads inside the GEMM */
+        for (int64_t l0 = 0; l0 < lines && rc == FC_OK; l0 += chunk) {
+            const int64_t l1 = l0 + chunk < lines ? l0 + chunk : lines;
+            const int64_t rows = (l1 - l0) * OW;
+            int64_t l;
+#pragma omp parallel for schedule(static) num_threads(fc_get_num_threads()) \
+    if (rows * K > 32768)
+            for (l = l0; l < l1; l++)
+                ops.im2col(g, x, l, ws + (l - l0) * OW * K);
+            rc = fc_sgemm(1, 0, K, F, rows, 1.0f, ws, K, dy + l0 * OW * F, F,
+                          l0 == 0 ? 0.0f : 1.0f, dkernel, F);
+        }
+        workspace_release(ws, owned);
+        return rc;
+    }
+
+    /* Part s covers lines [lines*s/parts, lines*(s+1)/parts), walked in pieces of `piece`
+     * lines through workspace slice s; its sum goes to dkernel (s = 0) or partial s. */
+    const int64_t piece = chunk / parts, KF = K * F;
+    float *partials = ws + chunk * OW * K;
+#pragma omp parallel num_threads(fc_get_num_threads()) if (lines * OW * KF > 65536)
+    {
+        const int t = thread_id(), nt = team_size();
+        int my_rc = FC_OK;
+        for (int64_t s = t; s < parts; s += nt) {
+            const int64_t a = lines * s / parts, b = lines * (s + 1) / parts;
+            float *cols = ws + s * piece * OW * K;
+            float *sum = s == 0 ? dkernel : partials + (s - 1) * KF;
+            if (b <= a)
+                memset(sum, 0, (size_t)KF * sizeof(float));
+            for (int64_t l0 = a; l0 < b && my_rc == FC_OK; l0 += piece) {
+                const int64_t l1 = l0 + piece < b ? l0 + piece : b;
+                for (int64_t l = l0; l < l1; l++)
+                    ops.im2col(g, x, l, cols + (l - l0) * OW * K);
+                my_rc = fc_sgemm_serial(1, 0, K, F, (l1 - l0) * OW, 1.0f, cols, K,
+                                        dy + l0 * OW * F, F, l0 == a ? 0.0f : 1.0f, sum, F);
+            }
+        }
+        if (my_rc != FC_OK) {
+#pragma omp atomic write
+            rc = my_rc;
+        }
+#pragma omp barrier
+        int64_t i0;
+#pragma omp for schedule(static)
+        for (i0 = 0; i0 < KF; i0 += 256) { /* dkernel = ((P0 + P1) + P2) + ... */
+            const int64_t n = KF - i0 < 256 ? KF - i0 : 256;
+            for (int64_t s = 1; s < parts; s++)
+                add_floats(dkernel + i0, partials + (s - 1) * KF + i0, n);
+        }
+    }
+    workspace_release(ws, owned);
+    return rc;
+}
+
+/* Columns go to threads in fixed blocks of BIAS_BLOCK; each column is summed over rows
+ * in order (float partial sums over BIAS_ROWS rows, added up in double), so the result
+ * does not depend on the thread count. */
+#define BIAS_BLOCK 16
+#define BIAS_ROWS 64
+
+void fc_conv2d_backward_bias(const fc_conv2d_geometry *g, const float *dy, float *dbias)
+{
+    const int64_t F = g->f, rows = g->n * g->oh * g->ow;
+    const int64_t nblocks = (F + BIAS_BLOCK - 1) / BIAS_BLOCK;
+    int64_t b;
+#pragma omp parallel for schedule(static) num_threads(fc_get_num_threads()) \
+    if (rows * F > 65536)
+    for (b = 0; b < nblocks; b++) {
+        const int64_t f0 = b * BIAS_BLOCK;
+        const int64_t nf = F - f0 < BIAS_BLOCK ? F - f0 : BIAS_BLOCK;
+        double acc[BIAS_BLOCK] = {0};
+        for (int64_t r0 = 0; r0 < rows; r0 += BIAS_ROWS) {
+            const int64_t r1 = r0 + BIAS_ROWS < rows ? r0 + BIAS_ROWS : rows;
+            float part[BIAS_BLOCK] = {0};
+            if (nf == BIAS_BLOCK) { /* constant trip count: vectorises */
+                for (int64_t r = r0; r < r1; r++)
+                    for (int64_t j = 0; j < BIAS_BLOCK; j++)
+                        part[j] += dy[r * F + f0 + j];
+            } else {
+                for (int64_t r = r0; r < r1; r++)
+                    for (int64_t j = 0; j < nf; j++)
+                        part[j] += dy[r * F + f0 + j];
+            }
+            for (int64_t j = 0; j < nf; j++)
+                acc[j] += (double)part[j];
+        }
+        for (int64_t j = 0; j < nf; j++)
+            dbias[f0 + j] = (float)acc[j];
+    }
+}

@@ -1,0 +1,58 @@
+/* 2-D convolution (Keras Conv2D semantics), forward and backward, on the GEMM.
+ *
+ * Layouts: input x (N, H, W, C), kernel (KH, KW, C, F), bias (F,), output (N, OH, OW, F),
+ * all float32 C-contiguous. Padding is explicit zeros: pad_top rows above and pad_left
+ * columns left of the input; the caller computes OH/OW (Keras `same` puts any extra
+ * padding at the bottom/right, which needs no argument here: windows past the input read 0).
+ *
+ * Method: with NHWC and a (KH, KW, C, F) kernel, the im2col row of an output pixel is
+ * KH*KW*C long (C-contiguous segments, in kernel order), so for P output pixels
+ *     out(P, F) = cols(P, K) @ W(K, F),   K = KH*KW*C,
+ *     dcols(P, K) = dy(P, F) @ W^T  -> col2im -> dx,
+ *     dW(K, F) = cols^T @ dy  (summed over the batch),   dbias = column sums of dy.
+ * The batch is processed in pieces of whole output lines through a bounded scratch buffer
+ * (the "workspace", ~2 MiB whatever the batch size); every sum is split in a way that
+ * depends only on the geometry, so results are bitwise identical for any thread count
+ * (details in conv2d.c). When im2col is the identity
+ * (1x1 kernel, stride 1, no padding; or a kernel covering the whole unpadded input) no
+ * workspace is used and x itself is the column matrix.
+ */
+#ifndef FC_CONV2D_H
+#define FC_CONV2D_H
+#include "fc_common.h"
+
+typedef struct {
+    int64_t n, h, w, c;          /* input (N, H, W, C) */
+    int64_t kh, kw, f;           /* kernel (KH, KW, C, F) */
+    int64_t sh, sw;              /* strides, >= 1 */
+    int64_t pad_top, pad_left;   /* zero padding before the first row / column, >= 0 */
+    int64_t oh, ow;              /* output (N, OH, OW, F), >= 1 */
+} fc_conv2d_geometry;
+
+/* Floats of workspace every conv2d kernel below needs for this geometry (0 when im2col
+ * is the identity). Bounded by a few MB whatever the batch size. */
+int64_t fc_conv2d_workspace_size(const fc_conv2d_geometry *g);
+
+/* Output lines (N*OH of them) whose column rows fill the workspace; exposed for tests. */
+int64_t fc_conv2d_chunk_lines(const fc_conv2d_geometry *g);
+
+/* For all kernels: `workspace` holds fc_conv2d_workspace_size(g) floats, or is NULL, in
+ * which case the kernel allocates (and frees) its own. Return FC_OK or FC_ENOMEM. */
+
+/* out = act(conv(x, kernel) + bias); bias may be NULL; relu != 0 fuses max(., 0). */
+int fc_conv2d_forward(const fc_conv2d_geometry *g, const float *x, const float *kernel,
+                      const float *bias, int relu, float *out, float *workspace);
+
+/* dx (N, H, W, C) = gradient w.r.t. x, given dy (N, OH, OW, F) w.r.t. the pre-activation
+ * output. dx is overwritten. */
+int fc_conv2d_backward_input(const fc_conv2d_geometry *g, const float *dy, const float *kernel,
+                             float *dx, float *workspace);
+
+/* dkernel (KH, KW, C, F) = sum over the batch of the kernel gradient; overwritten. */
+int fc_conv2d_backward_kernel(const fc_conv2d_geometry *g, const float *dy, const float *x,
+                              float *dkernel, float *workspace);
+
+/* dbias (F,) = sum of dy over N, OH, OW; overwritten. Needs no workspace. */
+void fc_conv2d_backward_bias(const fc_conv2d_geometry *g, const float *dy, float *dbias);
+
+#endif

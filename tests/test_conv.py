@@ -1,0 +1,402 @@
+"""conv2d forward/backward (fastcnn.ops.conv) against plain NumPy references."""
+import itertools
+import os
+import sys
+
+import numpy as np
+import pytest
+
+import fastcnn
+from fastcnn import _ext
+from fastcnn.ops import conv2d, conv2d_backward, conv2d_output_shape, conv2d_workspace_size
+from conftest import assert_close, fd_grad, num_threads
+
+# ---------------------------------------------------------------------------------------
+# NumPy references (float64), written independently of fastcnn
+
+
+def keras_pads(size, window, stride, padding):
+    """(out, before, after) as TensorFlow/Keras: `same` puts the odd extra at the end."""
+    if padding == "valid":
+        return (size - window) // stride + 1, 0, 0
+    out = (size + stride - 1) // stride
+    total = max((out - 1) * stride + window - size, 0)
+    return out, total // 2, total - total // 2
+
+
+def _geom(x_shape, k_shape, strides, padding):
+    _, h, w, _ = x_shape
+    kh, kw = k_shape[:2]
+    oh, pt, pb = keras_pads(h, kh, strides[0], padding)
+    ow, pl, pr = keras_pads(w, kw, strides[1], padding)
+    return oh, ow, (pt, pb), (pl, pr)
+
+
+def ref_conv(x, k, b=None, strides=(1, 1), padding="valid", activation=None):
+    """Direct convolution: one einsum per kernel tap over the strided input windows."""
+    x, k = np.asarray(x, np.float64), np.asarray(k, np.float64)
+    oh, ow, ph, pw = _geom(x.shape, k.shape, strides, padding)
+    xp = np.pad(x, ((0, 0), ph, pw, (0, 0)))
+    sh, sw = strides
+    y = np.zeros((x.shape[0], oh, ow, k.shape[3]))
+    for i in range(k.shape[0]):
+        for j in range(k.shape[1]):
+            win = xp[:, i:i + sh * (oh - 1) + 1:sh, j:j + sw * (ow - 1) + 1:sw, :]
+            y += np.einsum("nhwc,cf->nhwf", win, k[i, j])
+    if b is not None:
+        y += np.asarray(b, np.float64)
+    if activation == "relu":
+        y = np.maximum(y, 0.0)
+    return y
+
+
+def ref_conv_backward(dy, x, k, strides=(1, 1), padding="valid"):
+    """Analytic gradients of ref_conv (without activation): (dx, dk, db)."""
+    dy, x, k = (np.asarray(a, np.float64) for a in (dy, x, k))
+    oh, ow, ph, pw = _geom(x.shape, k.shape, strides, padding)
+    xp = np.pad(x, ((0, 0), ph, pw, (0, 0)))
+    dxp = np.zeros_like(xp)
+    dk = np.zeros_like(k)
+    sh, sw = strides
+    for i in range(k.shape[0]):
+        for j in range(k.shape[1]):
+            sl = (slice(None), slice(i, i + sh * (oh - 1) + 1, sh),
+                  slice(j, j + sw * (ow - 1) + 1, sw), slice(None))
+            dk[i, j] = np.einsum("nhwc,nhwf->cf", xp[sl], dy)
+            dxp[sl] += np.einsum("nhwf,cf->nhwc", dy, k[i, j])
+    dx = dxp[:, ph[0]:ph[0] + x.shape[1], pw[0]:pw[0] + x.shape[2], :]
+    return dx, dk, dy.sum(axis=(0, 1, 2))
+
+
+def _data(rng, x_shape, k_shape, scale=1.0):
+    x = rng.standard_normal(x_shape).astype(np.float32)
+    k = (rng.standard_normal(k_shape) * scale / np.sqrt(np.prod(k_shape[:3]))).astype(np.float32)
+    b = rng.standard_normal(k_shape[3]).astype(np.float32)
+    return x, k, b
+
+
+# ---------------------------------------------------------------------------------------
+# forward
+
+_GRID = list(itertools.product((1, 3, 5), (1, 2), ("same", "valid"), (3, 7)))
+
+
+@pytest.mark.parametrize("idx", range(len(_GRID)))
+def test_forward_grid_matches_reference(rng, idx):
+    ksize, stride, padding, c = _GRID[idx]
+    n = 1 if idx % 2 == 0 else 5                      # batch 1 and a bigger batch
+    use_bias, act = idx % 3 != 0, ("relu", None, "linear")[idx % 3]
+    x, k, b = _data(rng, (n, 9, 7, c), (ksize, ksize, c, 6))
+    b = b if use_bias else None
+    y = conv2d(x, k, b, strides=stride, padding=padding, activation=act)
+    assert y.dtype == np.float32 and y.flags.c_contiguous
+    assert y.shape == conv2d_output_shape(x.shape, k.shape, stride, padding)
+    assert_close(y, ref_conv(x, k, b, (stride, stride), padding, act), 1e-5, 1e-5)
+
+
+@pytest.mark.parametrize("x_shape,k_shape,strides,padding", [
+    ((3, 16, 16, 64), (3, 3, 64, 64), (1, 1), "same"),   # C = F = 64
+    ((2, 15, 15, 32), (3, 3, 32, 64), (1, 1), "valid"),  # the seed's second conv
+    ((2, 11, 13, 64), (5, 5, 64, 7), (2, 2), "same"),
+    ((4, 6, 6, 64), (3, 3, 64, 64), (1, 1), "valid"),
+    ((2, 1, 1, 5), (1, 1, 5, 3), (1, 1), "valid"),      # size-1 dims
+    ((2, 1, 9, 3), (1, 3, 3, 4), (1, 2), "same"),
+    ((2, 5, 5, 3), (5, 5, 3, 4), (1, 1), "valid"),      # kernel covers the image (identity)
+    ((1, 3, 3, 1), (3, 3, 1, 1), (1, 1), "valid"),      # ... with a single output pixel
+    ((1, 1, 1, 2), (1, 1, 2, 1), (1, 1), "same"),
+    ((2, 3, 4, 3), (5, 5, 3, 4), (1, 1), "same"),       # kernel larger than the input
+    ((3, 8, 9, 4), (2, 3, 4, 5), (3, 2), "same"),       # kernel smaller than the stride
+    ((2, 9, 9, 3), (1, 1, 3, 5), (2, 3), "valid"),
+    ((1, 3, 512, 64), (3, 3, 64, 4), (1, 1), "same"),   # one line is bigger than a chunk
+])
+def test_forward_other_shapes(rng, x_shape, k_shape, strides, padding):
+    x, k, b = _data(rng, x_shape, k_shape)
+    y = conv2d(x, k, b, strides=strides, padding=padding, activation="relu")
+    assert_close(y, ref_conv(x, k, b, strides, padding, "relu"), 1e-5, 1e-5)
+
+
+def test_forward_batches_span_several_chunks(rng):
+    """Chunks of output lines cross image boundaries; the answer must not notice."""
+    x_shape, k_shape = (5, 16, 16, 64), (3, 3, 64, 8)
+    lines = _ext.conv2d_chunk_lines(x_shape, k_shape, (1, 1), (1, 1), (16, 16))
+    assert 1 < lines < 5 * 16 and 16 % lines != 0
+    x, k, b = _data(rng, x_shape, k_shape)
+    assert_close(conv2d(x, k, b, padding="same"), ref_conv(x, k, b, (1, 1), "same"))
+
+
+def test_forward_out_argument_is_written_and_returned(rng):
+    x, k, b = _data(rng, (2, 7, 7, 3), (3, 3, 3, 4))
+    out = np.full((2, 5, 5, 4), np.nan, dtype=np.float32)
+    y = conv2d(x, k, b, out=out)
+    assert y is out
+    assert_close(out, ref_conv(x, k, b))
+
+
+# ---------------------------------------------------------------------------------------
+# backward
+
+
+@pytest.mark.parametrize("x_shape,k_shape,strides,padding", [
+    ((2, 5, 4, 3), (3, 2, 3, 2), (1, 1), "valid"),
+    ((2, 5, 4, 3), (3, 3, 3, 2), (1, 1), "same"),
+    ((1, 5, 6, 2), (3, 3, 2, 3), (2, 2), "same"),
+    ((2, 6, 5, 2), (2, 3, 2, 2), (2, 1), "valid"),
+    ((1, 4, 4, 3), (1, 1, 3, 2), (1, 1), "valid"),
+    ((1, 3, 3, 2), (5, 5, 2, 2), (1, 1), "same"),
+])
+def test_backward_matches_finite_differences(rng, x_shape, k_shape, strides, padding):
+    x, k, b = _data(rng, x_shape, k_shape)
+    oh, ow, _, _ = _geom(x_shape, k_shape, strides, padding)
+    g = rng.standard_normal((x_shape[0], oh, ow, k_shape[3]))
+
+    def loss(x_=x, k_=k, b_=b):
+        return float(np.sum(ref_conv(x_, k_, b_, strides, padding) * g))
+
+    dx, dk, db = conv2d_backward(g, x, k, strides, padding)
+    fd_x = fd_grad(lambda v: loss(x_=v), x)
+    fd_k = fd_grad(lambda v: loss(k_=v), k)
+    fd_b = fd_grad(lambda v: loss(b_=v), b)
+    assert_close(dx, fd_x, 1e-4, 1e-4, "dx")
+    assert_close(dk, fd_k, 1e-4, 1e-4, "dkernel")
+    assert_close(db, fd_b, 1e-4, 1e-4, "dbias")
+
+
+@pytest.mark.parametrize("x_shape,k_shape,strides,padding", [
+    ((4, 13, 11, 7), (3, 3, 7, 16), (1, 1), "same"),
+    ((3, 15, 15, 32), (3, 3, 32, 64), (1, 1), "valid"),
+    ((2, 15, 13, 7), (5, 5, 7, 6), (2, 2), "same"),
+    ((3, 9, 9, 3), (3, 3, 3, 8), (2, 1), "valid"),
+    ((5, 16, 16, 64), (3, 3, 64, 8), (1, 1), "same"),   # several chunks per batch
+    ((1, 3, 512, 64), (3, 3, 64, 4), (1, 1), "same"),   # one output line per chunk
+    ((3, 8, 9, 4), (2, 2, 4, 5), (3, 3), "same"),       # strides skip input pixels
+    ((2, 9, 9, 3), (1, 1, 3, 5), (2, 2), "valid"),
+    ((3, 7, 6, 5), (1, 1, 5, 4), (1, 1), "valid"),      # identity im2col (1x1)
+    ((3, 7, 6, 5), (1, 1, 5, 4), (1, 1), "same"),
+    ((3, 5, 4, 3), (5, 4, 3, 6), (1, 1), "valid"),      # identity im2col (whole image)
+    ((1, 1, 1, 1), (1, 1, 1, 1), (1, 1), "same"),
+])
+def test_backward_matches_analytic_reference(rng, x_shape, k_shape, strides, padding):
+    x, k, _ = _data(rng, x_shape, k_shape)
+    oh, ow, _, _ = _geom(x_shape, k_shape, strides, padding)
+    dy = rng.standard_normal((x_shape[0], oh, ow, k_shape[3])).astype(np.float32)
+    dx, dk, db = conv2d_backward(dy, x, k, strides, padding)
+    rdx, rdk, rdb = ref_conv_backward(dy, x, k, strides, padding)
+    assert dx.dtype == dk.dtype == db.dtype == np.float32
+    assert_close(dx, rdx, 1e-5, 1e-5, "dx")
+    assert_close(dk, rdk, 1e-5, 1e-5, "dkernel")
+    assert_close(db, rdb, 1e-5, 1e-5, "dbias")
+
+
+def test_backward_optional_outputs(rng):
+    x, k, _ = _data(rng, (2, 6, 6, 3), (3, 3, 3, 4))
+    dy = rng.standard_normal((2, 4, 4, 4)).astype(np.float32)
+    dx, dk, db = conv2d_backward(dy, x, k, need_input_grad=False, use_bias=False)
+    assert dx is None and db is None
+    _, rdk, _ = ref_conv_backward(dy, x, k)
+    assert_close(dk, rdk)
+    bufs = [np.full(s, np.nan, dtype=np.float32) for s in (x.shape, k.shape, (4,))]
+    got = conv2d_backward(dy, x, k, dx=bufs[0], dkernel=bufs[1], dbias=bufs[2])
+    assert all(a is b for a, b in zip(got, bufs))
+    for a, r in zip(got, ref_conv_backward(dy, x, k)):
+        assert_close(a, r)
+
+
+def test_empty_batch(rng):
+    x = np.zeros((0, 5, 5, 3), np.float32)
+    k = rng.standard_normal((3, 3, 3, 4)).astype(np.float32)
+    assert conv2d(x, k, padding="same").shape == (0, 5, 5, 4)
+    dx, dk, db = conv2d_backward(np.zeros((0, 3, 3, 4), np.float32), x, k)
+    assert dx.shape == x.shape
+    assert not dk.any() and not db.any()
+
+
+# ---------------------------------------------------------------------------------------
+# determinism, dtypes, layouts, SIMD paths, workspace
+
+_DET_CASES = [
+    ((6, 32, 32, 3), (3, 3, 3, 32), (1, 1), "valid"),   # the seed's first conv
+    ((5, 16, 16, 64), (3, 3, 64, 8), (1, 1), "same"),   # several chunks
+    ((4, 13, 11, 7), (5, 5, 7, 16), (2, 2), "same"),
+    ((1, 3, 512, 64), (3, 3, 64, 4), (1, 1), "same"),   # one line per chunk
+    ((2, 9, 9, 5), (3, 3, 5, 4), (2, 2), "same"),       # fewer images than threads (at 3)
+    ((1, 9, 8, 5), (3, 3, 5, 4), (1, 1), "same"),
+    ((3, 7, 6, 5), (1, 1, 5, 4), (1, 1), "valid"),      # identity im2col
+]
+
+
+@pytest.mark.skipif(not fastcnn.config()["openmp"], reason="serial build")
+@pytest.mark.parametrize("case", range(len(_DET_CASES)))
+def test_bitwise_identical_at_1_and_2_threads(rng, case):
+    x_shape, k_shape, strides, padding = _DET_CASES[case]
+    x, k, b = _data(rng, x_shape, k_shape)
+    oh, ow, _, _ = _geom(x_shape, k_shape, strides, padding)
+    dy = rng.standard_normal((x_shape[0], oh, ow, k_shape[3])).astype(np.float32)
+    results = []
+    for t in (1, 2, 3):
+        with num_threads(t):
+            y = conv2d(x, k, b, strides, padding, activation="relu")
+            results.append((y,) + conv2d_backward(dy, x, k, strides, padding))
+    for other in results[1:]:
+        for a, b_ in zip(results[0], other):
+            np.testing.assert_array_equal(a, b_)
+
+
+def test_float64_and_noncontiguous_inputs_give_the_float32_answer(rng):
+    x, k, b = _data(rng, (3, 9, 8, 5), (3, 3, 5, 4))
+    dy = rng.standard_normal((3, 5, 4, 4)).astype(np.float32)
+    y = conv2d(x, k, b, 2, "same")
+    grads = conv2d_backward(dy, x, k, 2, "same")
+    # non-contiguous views holding the same values
+    x_nc = np.zeros((3, 18, 8, 5), np.float32)[:, ::2]
+    x_nc[...] = x
+    k_f = np.asfortranarray(k)
+    dy_nc = np.zeros((3, 5, 4, 8), np.float32)[..., ::2]
+    dy_nc[...] = dy
+    assert not x_nc.flags.c_contiguous and not k_f.flags.c_contiguous
+    for xs, ks, bs, dys in [(x.astype(np.float64), k.astype(np.float64), b.astype(np.float64),
+                             dy.astype(np.float64)),
+                            (x_nc, k_f, b, dy_nc),
+                            (x.tolist(), k.tolist(), b.tolist(), dy.tolist())]:
+        np.testing.assert_array_equal(conv2d(xs, ks, bs, 2, "same"), y)
+        for a, r in zip(conv2d_backward(dys, xs, ks, 2, "same"), grads):
+            np.testing.assert_array_equal(a, r)
+
+
+def test_portable_path_matches_default(rng):
+    x, k, b = _data(rng, (3, 15, 15, 32), (3, 3, 32, 64))
+    dy = rng.standard_normal((3, 13, 13, 64)).astype(np.float32)
+    default = (conv2d(x, k, b, activation="relu"),) + conv2d_backward(dy, x, k)
+    _ext.force_simd(0)
+    try:
+        assert fastcnn.config()["simd"] == "generic"
+        portable = (conv2d(x, k, b, activation="relu"),) + conv2d_backward(dy, x, k)
+    finally:
+        _ext.force_simd(-1)
+    for a, p, what in zip(default, portable, ("y", "dx", "dkernel", "dbias")):
+        assert_close(a, p, 1e-5, 1e-5, what)
+
+
+def test_workspace_is_bounded_and_zero_for_identity():
+    # chunks keep the scratch small whatever the batch size
+    big = conv2d_workspace_size((1000, 32, 32, 3), (3, 3, 3, 32))
+    assert 0 < big <= 2 ** 20
+    assert conv2d_workspace_size((32, 32, 32, 3), (3, 3, 3, 32)) <= big
+    assert conv2d_workspace_size((1000, 15, 15, 32), (3, 3, 32, 64), 1, "same") <= 2 ** 20
+    assert conv2d_workspace_size((8, 7, 7, 16), (1, 1, 16, 32)) == 0
+    assert conv2d_workspace_size((8, 7, 7, 16), (1, 1, 16, 32), 1, "same") == 0
+    assert conv2d_workspace_size((8, 7, 7, 16), (7, 7, 16, 32)) == 0
+    assert conv2d_workspace_size((8, 7, 7, 16), (1, 1, 16, 32), 2) > 0
+
+
+def test_workspace_reuse_gives_identical_answers(rng):
+    shape, kshape = (5, 16, 16, 64), (3, 3, 64, 8)
+    ws = np.full(conv2d_workspace_size(shape, kshape, 1, "same") + 7, np.nan, np.float32)
+    for trial in range(2):
+        x, k, b = _data(rng, shape, kshape)
+        dy = rng.standard_normal((5, 16, 16, 8)).astype(np.float32)
+        fresh = (conv2d(x, k, b, padding="same"),) + conv2d_backward(dy, x, k, padding="same")
+        reused = ((conv2d(x, k, b, padding="same", workspace=ws),)
+                  + conv2d_backward(dy, x, k, padding="same", workspace=ws))
+        for a, r in zip(fresh, reused):
+            np.testing.assert_array_equal(a, r)
+    # a 2-D workspace is fine too, as long as it is big enough
+    ws2 = np.empty((2, ws.size // 2 + 1), np.float32)
+    np.testing.assert_array_equal(conv2d(x, k, b, padding="same", workspace=ws2), fresh[0])
+
+
+# ---------------------------------------------------------------------------------------
+# bad input
+
+
+def _bad_cases():
+    x = np.zeros((2, 6, 6, 3), np.float32)
+    k = np.zeros((3, 3, 3, 4), np.float32)
+    dy = np.zeros((2, 4, 4, 4), np.float32)
+    ws_size = conv2d_workspace_size(x.shape, k.shape)
+    yield "x 3-D", lambda: conv2d(x[0], k), "x (N, H, W, C): expected a 4-D array"
+    yield "channels", lambda: conv2d(x, np.zeros((3, 3, 5, 4), np.float32)), \
+        "kernel: expected shape (3, 3, 3, 4)"
+    yield "kernel 3-D", lambda: conv2d(x, k[0]), "kernel (kh, kw, C, F): expected a 4-D"
+    yield "zero kernel", lambda: conv2d(x, np.zeros((0, 3, 3, 4), np.float32)), "kh, kw, F >= 1"
+    yield "zero channels", lambda: conv2d(np.zeros((2, 6, 6, 0), np.float32),
+                                          np.zeros((3, 3, 0, 4), np.float32)), "H, W, C >= 1"
+    yield "bias", lambda: conv2d(x, k, np.zeros(5, np.float32)), "bias: expected shape (4)"
+    yield "strides", lambda: conv2d(x, k, strides=0), "strides"
+    yield "strides len", lambda: conv2d(x, k, strides=(1, 2, 3)), "strides"
+    yield "padding", lambda: conv2d(x, k, padding="full"), "padding: expected 'valid' or 'same'"
+    yield "activation", lambda: conv2d(x, k, activation="tanh"), "activation"
+    yield "too big", lambda: conv2d(x, np.zeros((7, 3, 3, 4), np.float32)), \
+        "larger than the 6x6 input"
+    yield "out shape", lambda: conv2d(x, k, out=np.zeros((2, 6, 6, 4), np.float32)), \
+        "out: expected shape (2, 4, 4, 4)"
+    yield "out dtype", lambda: conv2d(x, k, out=np.zeros((2, 4, 4, 4))), "float32"
+    yield "out F-order", lambda: conv2d(x, k, out=np.zeros((2, 4, 4, 4), np.float32, "F")), \
+        "C-contiguous"
+    xx = np.zeros((2, 4, 4, 3), np.float32)
+    yield "out overlaps x", lambda: conv2d(xx, np.zeros((1, 1, 3, 3), np.float32), out=xx), \
+        "overlap"
+    yield "ws small", lambda: conv2d(x, k, workspace=np.zeros(ws_size - 1, np.float32)), \
+        "workspace: expected at least %d" % ws_size
+    yield "ws dtype", lambda: conv2d(x, k, workspace=np.zeros(ws_size)), "workspace must be"
+    yield "dy shape", lambda: conv2d_backward(dy[:, :3], x, k), "dy"
+    yield "dy 3-D", lambda: conv2d_backward(dy[0], x, k), "4-D"
+    yield "dx shape", lambda: conv2d_backward(dy, x, k, dx=np.zeros((2, 6, 6, 4), np.float32)), \
+        "dx: expected shape (2, 6, 6, 3)"
+    yield "dkernel", lambda: conv2d_backward(dy, x, k, dkernel=np.zeros((3, 3, 3), np.float32)), \
+        "dkernel: expected shape (3, 3, 3, 4)"
+    yield "dbias", lambda: conv2d_backward(dy, x, k, dbias=np.zeros(3, np.float32)), \
+        "dbias: expected shape (4)"
+    yield "dx is dy", lambda: conv2d_backward(dy, x, k, dkernel=k), "overlap"
+
+
+_BAD = list(_bad_cases())
+
+
+@pytest.mark.parametrize("idx", range(len(_BAD)), ids=[c[0] for c in _BAD])
+def test_bad_input_raises_helpful_error(idx):
+    _, call, message = _BAD[idx]
+    with pytest.raises(ValueError) as err:
+        call()
+    assert message in str(err.value)
+
+
+def test_non_numeric_input_raises_type_error():
+    with pytest.raises(TypeError, match="x"):
+        conv2d([["a"]], np.zeros((1, 1, 1, 1), np.float32))
+    with pytest.raises(TypeError, match="out"):
+        conv2d(np.zeros((1, 2, 2, 1), np.float32), np.zeros((1, 1, 1, 1), np.float32), out=[1])
+
+
+# ---------------------------------------------------------------------------------------
+# the benchmark baseline must compute the same thing (else its timings mean nothing)
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), os.pardir, "benchmarks"))
+import numpy_baseline  # noqa: E402
+
+
+@pytest.mark.parametrize("strides,padding", [((1, 1), "valid"), ((2, 1), "same")])
+def test_numpy_baseline_conv_agrees(rng, strides, padding):
+    x, k, b = _data(rng, (3, 9, 8, 5), (3, 3, 5, 4))
+    y = numpy_baseline.conv2d_forward(x, k, b, strides, padding, "relu")
+    assert_close(y, ref_conv(x, k, b, strides, padding, "relu"))
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    for a, r in zip(numpy_baseline.conv2d_backward(dy, x, k, strides, padding),
+                    ref_conv_backward(dy, x, k, strides, padding)):
+        assert_close(a, r)
+
+
+def test_numpy_baseline_max_pool_agrees(rng):
+    x = rng.standard_normal((2, 7, 6, 3)).astype(np.float32)
+    x[0, 0, 0, 0] = x[0, 0, 1, 0] = x[0, 1, 0, 0] = 9.0   # a tie: the first maximum wins
+    y, arg = numpy_baseline.max_pool2d_forward(x)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    dx = numpy_baseline.max_pool2d_backward(dy, arg, x.shape)
+    ry, rdx = np.zeros_like(y), np.zeros_like(x)
+    for n, i, j, c in itertools.product(*(range(s) for s in y.shape)):
+        win = x[n, 2 * i:2 * i + 2, 2 * j:2 * j + 2, c]
+        ry[n, i, j, c] = win.max()
+        a, b_ = np.unravel_index(np.argmax(win), (2, 2))
+        rdx[n, 2 * i + a, 2 * j + b_, c] = dy[n, i, j, c]
+    np.testing.assert_array_equal(y, ry)
+    np.testing.assert_array_equal(dx, rdx)
+    assert dx[0, 0, 0, 0] == dy[0, 0, 0, 0] and dx[0, 0, 1, 0] == 0
