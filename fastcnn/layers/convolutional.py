@@ -1,4 +1,6 @@
 """Conv2D (NHWC, kernel (kh, kw, in, filters), Keras 3 arguments and output shapes)."""
+import numpy as np
+
 from .. import initializers, ops
 from ..ops._validation import conv_output_size
 from .base import Layer, _data_format, _int_tuple, _padding, _positive_int, _unsupported
@@ -79,13 +81,22 @@ class Conv2D(_Activated, Layer):
         ow = conv_output_size(x.shape[2], self.kernel_size[1], self.strides[1], self.padding)[0]
         return (x.shape[0], oh, ow, self.filters)
 
+    def _scratch(self, x, ws):
+        """The kernels' scratch buffer for this input shape (allocated once; may be None)."""
+        if "scratch" not in ws:
+            size = ops.conv2d_workspace_size(x.shape, self.kernel.shape, self.strides,
+                                             self.padding)
+            ws["scratch"] = np.empty(size, np.float32) if size > 0 else None
+        return ws["scratch"]
+
     def _forward(self, x, ws, training, return_logits):
         out = ws.get("out")
         if out is None:
             out = ws.buf("out", self._out_shape(x))
         z = ops.conv2d(x, self.kernel.value, self.bias.value if self.use_bias else None,
                        strides=self.strides, padding=self.padding,
-                       activation=self._kernel_activation(), out=out)
+                       activation=self._kernel_activation(), out=out,
+                       workspace=self._scratch(x, ws))
         return self._finish(z, ws, return_logits)
 
     def _backward(self, dy, ws, need_input_grad):
@@ -96,7 +107,8 @@ class Conv2D(_Activated, Layer):
             need_input_grad=need_input_grad, use_bias=self.use_bias,
             dx=ws.buf("dx", x.shape) if need_input_grad else None,
             dkernel=self._grad(self.kernel),
-            dbias=self._grad(self.bias) if self.use_bias else None)
+            dbias=self._grad(self.bias) if self.use_bias else None,
+            workspace=self._scratch(x, ws))
         return dx
 
     def get_config(self):
