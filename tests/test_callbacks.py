@@ -215,10 +215,8 @@ def test_reduce_lr_on_plateau_changes_the_optimizer_learning_rate():
 
 def test_reduce_lr_on_plateau_in_fit_logs_learning_rate():
     x, y = data(20)
-    model = mlp(optimizer=optimizers.SGD(learning_rate=0.0))
-    model.optimizer.learning_rate = 0.0
+    model = mlp(optimizer=optimizers.SGD(learning_rate=1e-9))  # ~frozen: the loss plateaus
     cb = callbacks.ReduceLROnPlateau(monitor="loss", factor=0.5, patience=1, min_lr=0.0)
-    model.optimizer.learning_rate = 1e-9  # effectively frozen, so the loss plateaus
     hist = model.fit(x, y, epochs=3, callbacks=[cb], verbose=0, shuffle=False)
     assert hist.history["learning_rate"][0] == pytest.approx(1e-9)
     assert model.optimizer.learning_rate < 1e-9
