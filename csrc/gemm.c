@@ -1,50 +1,444 @@
-/* GEMM: placeholder-quality but correct implementation (row-parallel i-k-j loop).
- * TODO(gemm): packed panels + AVX2/FMA register-blocked micro-kernel. */
+/* Single-precision GEMM: packed panels + register-blocked micro-kernel (BLIS-style).
+ *
+ * C (M x N) is computed in tiles of MR x NR by a micro-kernel that keeps the whole tile in
+ * registers while it runs over a block of kc values of k. Loop nest, outermost first:
+ *
+ *   jc: N in blocks of nc            (a kc x nc block of op(B) is packed once, shared)
+ *   pc: K in blocks of kc            (kc depends on K only -> fixed summation order)
+ *   ic: M in blocks of mc            (an mc x kc block of op(A) is packed per thread)
+ *   jr: NR-wide panels of the B block  (a kc x NR panel stays in L1)
+ *   ir: MR-tall panels of the A block  (streamed from L2)
+ *
+ * Packed panels are zero-padded to full MR / NR, so the micro-kernel always computes a full
+ * tile; partial tiles of C go through a small temporary tile. When op(A) is A itself and N
+ * is small (few B panels to amortise packing over), full MR-row panels of A are read in
+ * place instead of being packed ("direct A").
+ *
+ * Determinism: every element of C is accumulated as
+ *     C = alpha * sum_{k in block 0} + beta * C;   C = alpha * sum_{k in block q} + C, q > 0
+ * with each block sum running over k in increasing order inside one micro-kernel call. The
+ * K blocking depends only on K, and threads only split the tiles of C, so the result is
+ * bitwise the same for any thread count (and fc_sgemm_serial == fc_sgemm).
+ */
+#include <string.h>
 #include "gemm.h"
 
-#define A_AT(i, k) (trans_a ? A[(k) * lda + (i)] : A[(i) * lda + (k)])
-#define B_AT(k, j) (trans_b ? B[(j) * ldb + (k)] : B[(k) * ldb + (j)])
+#ifdef FC_HAVE_AVX2_PATH
+#include <immintrin.h>
+#endif
 
-static void gemm_rows(int trans_a, int trans_b, int64_t i0, int64_t i1, int64_t N, int64_t K,
-                      float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
-                      float beta, float *C, int64_t ldc)
+#define MR 6
+#define NR 16
+#define KC_MAX 256   /* kc x NR B panel (16 KiB) + MR x kc A panel (6 KiB) fit a 32 KiB L1d */
+#define MC_MAX 144   /* mc x kc A block (144 KiB) fits a 512 KiB L2; multiple of MR */
+#define NC_MAX 4096  /* kc x nc B block (4 MiB) lives in L3; multiple of NR */
+#define DIRECT_A_MAX_N 64   /* read op(A) in place when N needs at most this many columns */
+#define PARALLEL_MIN_WORK (1 << 18)   /* M*N*K below this: one thread (fork/join costs more) */
+
+/* c[0:mr, 0:NR] = alpha * a * b + beta * c (beta == 0: c is not read), where a(i, k) is
+ * a[i * rs_a + k * cs_a] and b is a packed kc x NR panel. */
+typedef void (*kernel_fn)(int64_t kc, const float *a, int64_t rs_a, int64_t cs_a,
+                          const float *b, float *c, int64_t ldc, float alpha, float beta);
+
+typedef struct {
+    int trans_a, trans_b, direct_a;
+    int64_t M, N, K;
+    float alpha, beta;
+    const float *A, *B;
+    int64_t lda, ldb, ldc;
+    float *C;
+    int64_t kc, nc;
+    const kernel_fn *kernel_packed, *kernel_direct; /* indexed by the row count */
+} gemm_plan;
+
+static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+static int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
+static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+/* ------------------------------------------------------------------------------------------
+ * Micro-kernels. Each exists for every row count mr = 1..MR (edge rows of C cost mr rows,
+ * not MR) and for three layouts of A, with the strides made compile-time constants:
+ *   packed: a(i, k) = a[k * MR + i]      (packed MR-row panel)
+ *   rows:   a(i, k) = a[i * rs_a + k]    (op(A) = A read in place)
+ *   cols:   a(i, k) = a[k * cs_a + i]    (op(A) = A^T read in place)
+ * ---------------------------------------------------------------------------------------- */
+#define FC_ALWAYS_INLINE __attribute__((always_inline))
+
+/* Portable: same blocking, plain C (the j loops auto-vectorise at -O3). */
+static inline FC_ALWAYS_INLINE void
+kernel_c_body(const int mrv, int64_t kc, const float *FC_RESTRICT a, int64_t rs_a, int64_t cs_a,
+              const float *FC_RESTRICT b, float *FC_RESTRICT c, int64_t ldc, float alpha,
+              float beta)
 {
-    for (int64_t i = i0; i < i1; i++) {
-        float *c = C + i * ldc;
-        for (int64_t j = 0; j < N; j++)
-            c[j] = beta == 0.0f ? 0.0f : beta * c[j];
-        for (int64_t k = 0; k < K; k++) {
-            float a = alpha * A_AT(i, k);
-            if (!trans_b) {
-                const float *b = B + k * ldb;
-                for (int64_t j = 0; j < N; j++)
-                    c[j] += a * b[j];
-            } else {
-                for (int64_t j = 0; j < N; j++)
-                    c[j] += a * B[j * ldb + k];
+    float acc[MR][NR];
+    for (int i = 0; i < mrv; i++)
+        for (int j = 0; j < NR; j++)
+            acc[i][j] = 0.0f;
+    for (int64_t k = 0; k < kc; k++) {
+        const float *bk = b + k * NR;
+        for (int i = 0; i < mrv; i++) {
+            const float ai = a[i * rs_a + k * cs_a];
+            for (int j = 0; j < NR; j++)
+                acc[i][j] += ai * bk[j];
+        }
+    }
+    for (int i = 0; i < mrv; i++) {
+        float *cr = c + i * ldc;
+        if (beta == 0.0f) {
+            for (int j = 0; j < NR; j++)
+                cr[j] = alpha * acc[i][j];
+        } else if (beta == 1.0f) {
+            for (int j = 0; j < NR; j++)
+                cr[j] = cr[j] + alpha * acc[i][j];
+        } else {
+            for (int j = 0; j < NR; j++)
+                cr[j] = beta * cr[j] + alpha * acc[i][j];
+        }
+    }
+}
+
+#define KERNEL_ARGS                                                                    \
+    int64_t kc, const float *a, int64_t rs_a, int64_t cs_a, const float *b, float *c,  \
+        int64_t ldc, float alpha, float beta
+#define DEFINE_KERNEL(ATTR, BODY, NAME, MRV, RS, CS)                                   \
+    ATTR static void NAME(KERNEL_ARGS)                                                 \
+    {                                                                                  \
+        (void)rs_a;                                                                    \
+        (void)cs_a;                                                                    \
+        BODY(MRV, kc, a, RS, CS, b, c, ldc, alpha, beta);                              \
+    }
+#define DEFINE_KERNEL_SET(ATTR, BODY, PREFIX, MRV)                                     \
+    DEFINE_KERNEL(ATTR, BODY, PREFIX##_packed_##MRV, MRV, 1, MR)                       \
+    DEFINE_KERNEL(ATTR, BODY, PREFIX##_rows_##MRV, MRV, rs_a, 1)                       \
+    DEFINE_KERNEL(ATTR, BODY, PREFIX##_cols_##MRV, MRV, 1, cs_a)
+#define DEFINE_KERNELS(ATTR, BODY, PREFIX)                                             \
+    DEFINE_KERNEL_SET(ATTR, BODY, PREFIX, 1)                                           \
+    DEFINE_KERNEL_SET(ATTR, BODY, PREFIX, 2)                                           \
+    DEFINE_KERNEL_SET(ATTR, BODY, PREFIX, 3)                                           \
+    DEFINE_KERNEL_SET(ATTR, BODY, PREFIX, 4)                                           \
+    DEFINE_KERNEL_SET(ATTR, BODY, PREFIX, 5)                                           \
+    DEFINE_KERNEL_SET(ATTR, BODY, PREFIX, 6)
+#define KERNEL_TABLE(PREFIX, LAYOUT)                                                   \
+    {NULL, PREFIX##_##LAYOUT##_1, PREFIX##_##LAYOUT##_2, PREFIX##_##LAYOUT##_3,        \
+     PREFIX##_##LAYOUT##_4, PREFIX##_##LAYOUT##_5, PREFIX##_##LAYOUT##_6}
+
+#define FC_NO_ATTR
+DEFINE_KERNELS(FC_NO_ATTR, kernel_c_body, kernel_c)
+static const kernel_fn kernels_c[3][MR + 1] = {
+    KERNEL_TABLE(kernel_c, packed), KERNEL_TABLE(kernel_c, rows), KERNEL_TABLE(kernel_c, cols)};
+
+/* AVX2+FMA: the 6 x 16 tile is 12 ymm accumulators; per k, 2 loads of B and 6 broadcasts of
+ * A feed 12 FMAs (the FMA pipes, not the loads, are the limit). */
+#ifdef FC_HAVE_AVX2_PATH
+#define AVX2_ROW(r)                                                                    \
+    if (mrv > (r)) {                                                                   \
+        const __m256 ai = _mm256_broadcast_ss(a + (r) * rs_a + k * cs_a);              \
+        acc[r][0] = _mm256_fmadd_ps(ai, b0, acc[r][0]);                                \
+        acc[r][1] = _mm256_fmadd_ps(ai, b1, acc[r][1]);                                \
+    }
+
+#define AVX2_STORE_ROW(r)                                                              \
+    if (mrv > (r)) {                                                                   \
+        float *cr = c + (r) * ldc;                                                     \
+        __m256 t0 = _mm256_mul_ps(va, acc[r][0]), t1 = _mm256_mul_ps(va, acc[r][1]);   \
+        if (beta == 1.0f) {                                                            \
+            t0 = _mm256_add_ps(_mm256_loadu_ps(cr), t0);                               \
+            t1 = _mm256_add_ps(_mm256_loadu_ps(cr + 8), t1);                           \
+        } else if (beta != 0.0f) {                                                     \
+            t0 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(cr), t0);                         \
+            t1 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(cr + 8), t1);                     \
+        }                                                                              \
+        _mm256_storeu_ps(cr, t0);                                                      \
+        _mm256_storeu_ps(cr + 8, t1);                                                  \
+    }
+
+FC_TARGET_AVX2 static inline FC_ALWAYS_INLINE void
+kernel_avx2_body(const int mrv, int64_t kc, const float *FC_RESTRICT a, int64_t rs_a,
+                 int64_t cs_a, const float *FC_RESTRICT b, float *FC_RESTRICT c, int64_t ldc,
+                 float alpha, float beta)
+{
+    __m256 acc[MR][2];
+    for (int i = 0; i < MR; i++)
+        acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+#pragma GCC unroll 4
+    for (int64_t k = 0; k < kc; k++) {
+        const __m256 b0 = _mm256_load_ps(b + k * NR), b1 = _mm256_load_ps(b + k * NR + 8);
+        AVX2_ROW(0) AVX2_ROW(1) AVX2_ROW(2) AVX2_ROW(3) AVX2_ROW(4) AVX2_ROW(5)
+    }
+    const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+    AVX2_STORE_ROW(0) AVX2_STORE_ROW(1) AVX2_STORE_ROW(2)
+    AVX2_STORE_ROW(3) AVX2_STORE_ROW(4) AVX2_STORE_ROW(5)
+}
+
+DEFINE_KERNELS(FC_TARGET_AVX2, kernel_avx2_body, kernel_avx2)
+static const kernel_fn kernels_avx2[3][MR + 1] = {
+    KERNEL_TABLE(kernel_avx2, packed), KERNEL_TABLE(kernel_avx2, rows),
+    KERNEL_TABLE(kernel_avx2, cols)};
+#endif
+
+/* ------------------------------------------------------------------------------------------
+ * Packing.
+ * ---------------------------------------------------------------------------------------- */
+
+/* Columns [j0, j0 + nr) and rows [k0, k0 + kc) of op(B) -> dst[k * NR + j], zero-padded. */
+static void pack_b_panel(const gemm_plan *p, int64_t k0, int64_t kc, int64_t j0, int64_t nr,
+                         float *FC_RESTRICT dst)
+{
+    if (!p->trans_b) {
+        const float *src = p->B + k0 * p->ldb + j0;
+        if (nr == NR) {
+            for (int64_t k = 0; k < kc; k++)
+                memcpy(dst + k * NR, src + k * p->ldb, NR * sizeof(float));
+        } else {
+            for (int64_t k = 0; k < kc; k++) {
+                int64_t j = 0;
+                for (; j < nr; j++)
+                    dst[k * NR + j] = src[k * p->ldb + j];
+                for (; j < NR; j++)
+                    dst[k * NR + j] = 0.0f;
+            }
+        }
+    } else {
+        /* op(B)[k][j] = B[j][k]: read each row of B contiguously, scatter with stride NR. */
+        const float *src = p->B + j0 * p->ldb + k0;
+        int64_t j = 0;
+        for (; j < nr; j++) {
+            const float *s = src + j * p->ldb;
+            for (int64_t k = 0; k < kc; k++)
+                dst[k * NR + j] = s[k];
+        }
+        for (; j < NR; j++)
+            for (int64_t k = 0; k < kc; k++)
+                dst[k * NR + j] = 0.0f;
+    }
+}
+
+/* Rows [i0, i0 + mr) and columns [k0, k0 + kc) of op(A) -> dst[k * MR + i], zero-padded. */
+static void pack_a_panel(const gemm_plan *p, int64_t i0, int64_t mr, int64_t k0, int64_t kc,
+                         float *FC_RESTRICT dst)
+{
+    if (!p->trans_a) {
+        const float *src = p->A + i0 * p->lda + k0;
+        if (mr == MR) {
+            const float *r0 = src, *r1 = src + p->lda, *r2 = src + 2 * p->lda;
+            const float *r3 = src + 3 * p->lda, *r4 = src + 4 * p->lda, *r5 = src + 5 * p->lda;
+            for (int64_t k = 0; k < kc; k++) {
+                float *d = dst + k * MR;
+                d[0] = r0[k]; d[1] = r1[k]; d[2] = r2[k];
+                d[3] = r3[k]; d[4] = r4[k]; d[5] = r5[k];
+            }
+        } else {
+            for (int64_t k = 0; k < kc; k++) {
+                int64_t i = 0;
+                for (; i < mr; i++)
+                    dst[k * MR + i] = src[i * p->lda + k];
+                for (; i < MR; i++)
+                    dst[k * MR + i] = 0.0f;
+            }
+        }
+    } else {
+        /* op(A)[i][k] = A[k][i]: MR contiguous floats per k. */
+        const float *src = p->A + k0 * p->lda + i0;
+        for (int64_t k = 0; k < kc; k++) {
+            const float *s = src + k * p->lda;
+            float *d = dst + k * MR;
+            int64_t i = 0;
+            for (; i < mr; i++)
+                d[i] = s[i];
+            for (; i < MR; i++)
+                d[i] = 0.0f;
+        }
+    }
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Driver.
+ * ---------------------------------------------------------------------------------------- */
+
+/* One tile of C: mr x nr (mr <= MR, nr <= NR) at c. A partial-width tile goes through a
+ * full-width temporary so the kernel can always store whole vectors. */
+static void compute_tile(const gemm_plan *p, const kernel_fn *kernels, int64_t kc,
+                         const float *a, int64_t rs_a, int64_t cs_a, const float *b, float *c,
+                         int64_t mr, int64_t nr, float beta)
+{
+    if (nr == NR) {
+        kernels[mr](kc, a, rs_a, cs_a, b, c, p->ldc, p->alpha, beta);
+        return;
+    }
+    float tile[MR * NR] __attribute__((aligned(64)));
+    if (beta != 0.0f)
+        for (int64_t i = 0; i < mr; i++)
+            memcpy(tile + i * NR, c + i * p->ldc, (size_t)nr * sizeof(float));
+    kernels[mr](kc, a, rs_a, cs_a, b, tile, NR, p->alpha, beta);
+    for (int64_t i = 0; i < mr; i++)
+        memcpy(c + i * p->ldc, tile + i * NR, (size_t)nr * sizeof(float));
+}
+
+/* The whole loop nest over the rectangle [m0, m1) x [n0, n1) of C, with this thread's own
+ * packing buffers: no synchronisation at all, so it is also safe inside somebody else's
+ * parallel region. */
+static void gemm_rect(const gemm_plan *p, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
+                      float *bbuf, float *abuf)
+{
+    const int64_t K = p->K;
+    const int64_t mrows = m1 - m0;
+    if (mrows <= 0 || n1 <= n0)
+        return;
+    /* mc-row blocks of equal size (multiple of MR), at most MC_MAX */
+    const int64_t mc = round_up(ceil_div(mrows, ceil_div(mrows, MC_MAX)), MR);
+    for (int64_t jc = n0; jc < n1; jc += p->nc) {
+        const int64_t ncur = min64(p->nc, n1 - jc);
+        const int64_t np = ceil_div(ncur, NR);
+        for (int64_t pc = 0; pc < K; pc += p->kc) {
+            const int64_t kcur = min64(p->kc, K - pc);
+            const float beta = pc == 0 ? p->beta : 1.0f;
+            for (int64_t jp = 0; jp < np; jp++)
+                pack_b_panel(p, pc, kcur, jc + jp * NR, min64(NR, ncur - jp * NR),
+                             bbuf + jp * NR * kcur);
+            for (int64_t i0 = m0; i0 < m1; i0 += mc) {
+                const int64_t mcur = min64(mc, m1 - i0);
+                if (!p->direct_a)
+                    for (int64_t ir = 0; ir < mcur; ir += MR)
+                        pack_a_panel(p, i0 + ir, min64(MR, mcur - ir), pc, kcur,
+                                     abuf + ir * kcur);
+                for (int64_t jp = 0; jp < np; jp++) {
+                    const float *b = bbuf + jp * NR * kcur;
+                    const int64_t nr = min64(NR, ncur - jp * NR);
+                    float *cblk = p->C + i0 * p->ldc + jc + jp * NR;
+                    for (int64_t ir = 0; ir < mcur; ir += MR) {
+                        const int64_t mr = min64(MR, mcur - ir);
+                        float *c = cblk + ir * p->ldc;
+                        if (!p->direct_a)
+                            compute_tile(p, p->kernel_packed, kcur, abuf + ir * kcur, 1, MR, b,
+                                         c, mr, nr, beta);
+                        else if (!p->trans_a)
+                            compute_tile(p, p->kernel_direct, kcur,
+                                         p->A + (i0 + ir) * p->lda + pc, p->lda, 1, b, c, mr,
+                                         nr, beta);
+                        else
+                            compute_tile(p, p->kernel_direct, kcur,
+                                         p->A + pc * p->lda + i0 + ir, 1, p->lda, b, c, mr, nr,
+                                         beta);
+                    }
+                }
             }
         }
     }
 }
 
-int fc_sgemm_serial(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
-                    float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
-                    float beta, float *C, int64_t ldc)
+/* C = beta * C (alpha == 0 or K == 0: A and B are not read, as BLAS). */
+static void scale_c(int64_t M, int64_t N, float beta, float *C, int64_t ldc)
 {
-    gemm_rows(trans_a, trans_b, 0, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    for (int64_t i = 0; i < M; i++) {
+        float *c = C + i * ldc;
+        if (beta == 0.0f)
+            memset(c, 0, (size_t)N * sizeof(float));
+        else if (beta != 1.0f)
+            for (int64_t j = 0; j < N; j++)
+                c[j] *= beta;
+    }
+}
+
+static int gemm_run(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                    const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                    float *C, int64_t ldc, int max_threads)
+{
+    if (M <= 0 || N <= 0)
+        return FC_OK;
+    if (K <= 0 || alpha == 0.0f) {
+        scale_c(M, N, beta, C, ldc);
+        return FC_OK;
+    }
+    gemm_plan p;
+    p.trans_a = trans_a != 0;
+    p.trans_b = trans_b != 0;
+    p.M = M; p.N = N; p.K = K;
+    p.alpha = alpha; p.beta = beta;
+    p.A = A; p.B = B; p.C = C;
+    p.lda = lda; p.ldb = ldb; p.ldc = ldc;
+    p.direct_a = N <= DIRECT_A_MAX_N;
+    const kernel_fn(*kernels)[MR + 1] = kernels_c;
+#ifdef FC_HAVE_AVX2_PATH
+    if (fc_simd_level() >= 1)
+        kernels = kernels_avx2;
+#endif
+    p.kernel_packed = kernels[0];
+    p.kernel_direct = kernels[p.trans_a ? 2 : 1];
+    /* K blocks of equal size <= KC_MAX: a function of K alone (determinism). */
+    p.kc = ceil_div(K, ceil_div(K, KC_MAX));
+    p.nc = min64(round_up(N, NR), NC_MAX);
+
+    /* Threads get a tm x tn grid of rectangles of C (cut at MR / NR multiples). Each packs
+     * its own B panels and A blocks, so splitting M duplicates B packing and splitting N
+     * duplicates A packing (or, for direct A, re-reading A): pick the cheaper grid. */
+    int nt = max_threads < 1 ? 1 : max_threads;
+    const int64_t row_tiles = ceil_div(M, MR), col_tiles = ceil_div(N, NR);
+    if (M * N * K < PARALLEL_MIN_WORK)
+        nt = 1;
+    int tm = 1, tn = 1;
+    double best = -1.0;
+    for (int a = 1; a <= nt; a++) {
+        int b = nt / a;
+        if (a > row_tiles || b > col_tiles)
+            continue;
+        double used = (double)a * b;
+        double dup = (a - 1) * (double)K * N
+                     + (b - 1) * (double)K * M * (p.direct_a ? 0.25 : 1.0);
+        double score = used * 1e30 - dup; /* as many threads as possible, then least dup */
+        if (best < 0.0 || score > best) {
+            best = score;
+            tm = a;
+            tn = b;
+        }
+    }
+    nt = tm * tn;
+
+    const int64_t rect_n = min64(p.nc, ceil_div(col_tiles, tn) * NR);
+    const int64_t rect_m = ceil_div(row_tiles, tm) * MR;
+    const int64_t a_floats = p.direct_a ? 0 : min64(rect_m, MC_MAX) * p.kc;
+    const int64_t b_floats = rect_n * p.kc;
+    const int64_t per_thread = round_up(a_floats + b_floats, 16); /* 64-byte aligned slices */
+    float *buf = (float *)fc_malloc((size_t)(per_thread * nt) * sizeof(float));
+    if (buf == NULL)
+        return FC_ENOMEM;
+    if (nt == 1) {
+        gemm_rect(&p, 0, M, 0, N, buf, buf + b_floats);
+    } else {
+#pragma omp parallel for schedule(static, 1) num_threads(nt)
+        for (int t = 0; t < nt; t++) {
+            const int64_t ti = t / tn, tj = t % tn;
+            const int64_t m0 = min64(M, row_tiles * ti / tm * MR);
+            const int64_t m1 = min64(M, row_tiles * (ti + 1) / tm * MR);
+            const int64_t n0 = min64(N, col_tiles * tj / tn * NR);
+            const int64_t n1 = min64(N, col_tiles * (tj + 1) / tn * NR);
+            float *mine = buf + per_thread * t;
+            gemm_rect(&p, m0, m1, n0, n1, mine, mine + b_floats);
+        }
+    }
+    fc_free(buf);
     return FC_OK;
 }
 
-int fc_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
-             float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
-             float beta, float *C, int64_t ldc)
+int fc_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+             const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
+             int64_t ldc)
 {
-    int64_t i;
-#pragma omp parallel for schedule(static) num_threads(fc_get_num_threads())
-    for (i = 0; i < M; i++)
-        gemm_rows(trans_a, trans_b, i, i + 1, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-    return FC_OK;
+    return gemm_run(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc,
+                    fc_get_num_threads());
 }
+
+int fc_sgemm_serial(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                    const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                    float *C, int64_t ldc)
+{
+    return gemm_run(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, 1);
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Reference: plain triple loop, double accumulation (the test oracle).
+ * ---------------------------------------------------------------------------------------- */
+#define A_AT(i, k) (trans_a ? A[(k) * lda + (i)] : A[(i) * lda + (k)])
+#define B_AT(k, j) (trans_b ? B[(j) * ldb + (k)] : B[(k) * ldb + (j)])
 
 void fc_sgemm_reference(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
                         float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,

@@ -1,0 +1,83 @@
+"""fastcnn GEMM vs NumPy (OpenBLAS) on the seed model's shapes, interleaved in one run.
+
+    python benchmarks/gemm_ratio.py [--threads N] [--repeats R]
+
+For every shape, the two implementations are timed alternately (so machine noise hits both
+alike); each sample runs the call `number` times; the table shows the median GFLOP/s of each
+and the ratio fastcnn / numpy (> 1: fastcnn faster). NumPy's thread count is whatever its
+BLAS uses (OPENBLAS_NUM_THREADS); set it to match --threads for a fair comparison.
+"""
+import argparse
+import os
+import sys
+import time
+
+import numpy as np
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
+import fastcnn  # noqa: E402
+from fastcnn.ops import matmul  # noqa: E402
+
+# (M, N, K, transpose_a, transpose_b, what)
+SHAPES = [
+    (5408, 64, 288, False, False, "conv2 fwd (im2col)"),
+    (32, 64, 1024, False, False, "dense 1024->64"),
+    (1024, 1024, 1024, False, False, "square"),
+    (4096, 32, 27, False, False, "conv1 fwd, 4 images"),
+    (28800, 32, 27, False, False, "conv1 fwd (im2col)"),
+    (512, 64, 576, False, False, "conv3 fwd (im2col)"),
+    (32, 10, 64, False, False, "dense 64->10"),
+    (288, 64, 5408, True, False, "conv2 dW = cols^T dy"),
+    (5408, 288, 64, False, True, "conv2 dcols = dy W^T"),
+]
+
+
+def operands(m, n, k, ta, tb, rng):
+    a = rng.standard_normal((k, m) if ta else (m, k)).astype(np.float32)
+    b = rng.standard_normal((n, k) if tb else (k, n)).astype(np.float32)
+    return a, b
+
+
+def sample(fn, number):
+    t = time.perf_counter()
+    for _ in range(number):
+        fn()
+    return (time.perf_counter() - t) / number
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--repeats", type=int, default=31)
+    ap.add_argument("--min-sample", type=float, default=2e-3, help="seconds per sample")
+    args = ap.parse_args()
+    fastcnn.set_num_threads(args.threads)
+    rng = np.random.default_rng(0)
+    print("fastcnn threads=%d simd=%s  OPENBLAS_NUM_THREADS=%s  repeats=%d"
+          % (fastcnn.get_num_threads(), fastcnn.config()["simd"],
+             os.environ.get("OPENBLAS_NUM_THREADS", "(default)"), args.repeats))
+    print("%-22s %-6s %10s %10s %7s" % ("(M, N, K)", "op", "fastcnn", "numpy", "ratio"))
+    print("%-22s %-6s %10s %10s %7s" % ("", "", "GFLOP/s", "GFLOP/s", ""))
+    for m, n, k, ta, tb, _what in SHAPES:
+        a, b = operands(m, n, k, ta, tb, rng)
+        f_ours = lambda: matmul(a, b, transpose_a=ta, transpose_b=tb)  # noqa: E731
+        an = a.T if ta else a
+        bn = b.T if tb else b
+        f_np = lambda: an @ bn  # noqa: E731
+        f_ours()
+        f_np()
+        t0 = min(sample(f_ours, 1), sample(f_np, 1))
+        number = max(1, int(args.min_sample / max(t0, 1e-7)))
+        ours, theirs = [], []
+        for _ in range(args.repeats):
+            ours.append(sample(f_ours, number))
+            theirs.append(sample(f_np, number))
+        flop = 2.0 * m * n * k
+        g_ours = flop / np.median(ours) / 1e9
+        g_np = flop / np.median(theirs) / 1e9
+        op = ("T" if ta else "N") + ("T" if tb else "N")
+        print("%-22s %-6s %10.1f %10.1f %7.2f" % ((m, n, k), op, g_ours, g_np, g_ours / g_np))
+
+
+if __name__ == "__main__":
+    main()
