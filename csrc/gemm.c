@@ -29,11 +29,21 @@
 
 #define MR 6
 #define NR 16
+#ifndef KC_MAX
 #define KC_MAX 256   /* kc x NR B panel (16 KiB) + MR x kc A panel (6 KiB) fit a 32 KiB L1d */
+#endif
+#ifndef MC_MAX
 #define MC_MAX 144   /* mc x kc A block (144 KiB) fits a 512 KiB L2; multiple of MR */
+#endif
+#ifndef NC_MAX
 #define NC_MAX 4096  /* kc x nc B block (4 MiB) lives in L3; multiple of NR */
+#endif
+#ifndef DIRECT_A_MAX_N
 #define DIRECT_A_MAX_N 64   /* read op(A) in place when N needs at most this many columns */
+#endif
+#ifndef PARALLEL_MIN_WORK
 #define PARALLEL_MIN_WORK (1 << 18)   /* M*N*K below this: one thread (fork/join costs more) */
+#endif
 
 /* c[0:mr, 0:NR] = alpha * a * b + beta * c (beta == 0: c is not read), where a(i, k) is
  * a[i * rs_a + k * cs_a] and b is a packed kc x NR panel. */
@@ -62,38 +72,83 @@ static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
  *   rows:   a(i, k) = a[i * rs_a + k]    (op(A) = A read in place)
  *   cols:   a(i, k) = a[k * cs_a + i]    (op(A) = A^T read in place)
  * ---------------------------------------------------------------------------------------- */
+#if defined(__GNUC__) || defined(__clang__)
 #define FC_ALWAYS_INLINE __attribute__((always_inline))
+#define FC_ALIGN64 __attribute__((aligned(64)))
+#elif defined(_MSC_VER)
+#define FC_ALWAYS_INLINE
+#define FC_ALIGN64 __declspec(align(64))
+#else
+#define FC_ALWAYS_INLINE
+#define FC_ALIGN64
+#endif
 
-/* Portable: same blocking, plain C (the j loops auto-vectorise at -O3). */
+/* Portable: same blocking, plain C. The tile is done in two 8-column halves (each half's
+ * 6 x 8 accumulators fit the 16 SSE registers); the k order per element is unchanged. With
+ * GCC/Clang vector types the j loop is explicitly 4-wide (SSE2, NEON, ...); a left-alone
+ * loop gets vectorised along k by gcc, which is far slower. */
+#if defined(__GNUC__) || defined(__clang__)
+typedef float fc_v4 __attribute__((vector_size(16)));
+#define PORTABLE_VEC 4
+static inline FC_ALWAYS_INLINE fc_v4 v4_load(const float *p)
+{
+    fc_v4 v;
+    memcpy(&v, p, sizeof(v));
+    return v;
+}
+static inline FC_ALWAYS_INLINE void v4_store(float *p, fc_v4 v) { memcpy(p, &v, sizeof(v)); }
+#endif
+
 static inline FC_ALWAYS_INLINE void
 kernel_c_body(const int mrv, int64_t kc, const float *FC_RESTRICT a, int64_t rs_a, int64_t cs_a,
               const float *FC_RESTRICT b, float *FC_RESTRICT c, int64_t ldc, float alpha,
               float beta)
 {
-    float acc[MR][NR];
-    for (int i = 0; i < mrv; i++)
-        for (int j = 0; j < NR; j++)
-            acc[i][j] = 0.0f;
-    for (int64_t k = 0; k < kc; k++) {
-        const float *bk = b + k * NR;
+    for (int jh = 0; jh < NR; jh += NR / 2) {
+#ifdef PORTABLE_VEC
+        fc_v4 acc[MR][2];
+        for (int i = 0; i < mrv; i++)
+            acc[i][0] = acc[i][1] = (fc_v4){0.0f, 0.0f, 0.0f, 0.0f};
+        for (int64_t k = 0; k < kc; k++) {
+            const fc_v4 b0 = v4_load(b + k * NR + jh), b1 = v4_load(b + k * NR + jh + 4);
+            for (int i = 0; i < mrv; i++) {
+                const float ai = a[i * rs_a + k * cs_a];
+                acc[i][0] += ai * b0;
+                acc[i][1] += ai * b1;
+            }
+        }
         for (int i = 0; i < mrv; i++) {
-            const float ai = a[i * rs_a + k * cs_a];
-            for (int j = 0; j < NR; j++)
-                acc[i][j] += ai * bk[j];
+            float *cr = c + i * ldc + jh;
+            for (int h = 0; h < 2; h++) {
+                fc_v4 t = alpha * acc[i][h];
+                if (beta == 1.0f)
+                    t = v4_load(cr + 4 * h) + t;
+                else if (beta != 0.0f)
+                    t = beta * v4_load(cr + 4 * h) + t;
+                v4_store(cr + 4 * h, t);
+            }
         }
-    }
-    for (int i = 0; i < mrv; i++) {
-        float *cr = c + i * ldc;
-        if (beta == 0.0f) {
-            for (int j = 0; j < NR; j++)
-                cr[j] = alpha * acc[i][j];
-        } else if (beta == 1.0f) {
-            for (int j = 0; j < NR; j++)
-                cr[j] = cr[j] + alpha * acc[i][j];
-        } else {
-            for (int j = 0; j < NR; j++)
-                cr[j] = beta * cr[j] + alpha * acc[i][j];
+#else
+        float acc[MR][NR / 2];
+        for (int i = 0; i < mrv; i++)
+            for (int j = 0; j < NR / 2; j++)
+                acc[i][j] = 0.0f;
+        for (int64_t k = 0; k < kc; k++) {
+            const float *bk = b + k * NR + jh;
+            for (int i = 0; i < mrv; i++) {
+                const float ai = a[i * rs_a + k * cs_a];
+                for (int j = 0; j < NR / 2; j++)
+                    acc[i][j] += ai * bk[j];
+            }
         }
+        for (int i = 0; i < mrv; i++) {
+            float *cr = c + i * ldc + jh;
+            for (int j = 0; j < NR / 2; j++) {
+                const float t = alpha * acc[i][j];
+                cr[j] = beta == 0.0f ? t : beta == 1.0f ? cr[j] + t : beta * cr[j] + t;
+            }
+        }
+#endif
     }
 }
 
@@ -265,7 +320,7 @@ static void compute_tile(const gemm_plan *p, const kernel_fn *kernels, int64_t k
         kernels[mr](kc, a, rs_a, cs_a, b, c, p->ldc, p->alpha, beta);
         return;
     }
-    float tile[MR * NR] __attribute__((aligned(64)));
+    FC_ALIGN64 float tile[MR * NR];
     if (beta != 0.0f)
         for (int64_t i = 0; i < mr; i++)
             memcpy(tile + i * NR, c + i * p->ldc, (size_t)nr * sizeof(float));
