@@ -1,11 +1,17 @@
 """fastcnn GEMM vs NumPy (OpenBLAS) on the seed model's shapes, interleaved in one run.
 
-    python benchmarks/gemm_ratio.py [--threads N] [--repeats R]
+    python benchmarks/gemm_ratio.py [--threads N] [--repeats R] [--gap S]
 
-For every shape, the two implementations are timed alternately (so machine noise hits both
-alike); each sample runs the call `number` times; the table shows the median GFLOP/s of each
-and the ratio fastcnn / numpy (> 1: fastcnn faster). NumPy's thread count is whatever its
-BLAS uses (OPENBLAS_NUM_THREADS); set it to match --threads for a fair comparison.
+For every shape the two implementations are timed alternately, R times each (so machine
+noise hits both alike); a sample is one untimed warm-up call then `number` timed calls.
+The table shows the median GFLOP/s of each, the ratio of the medians (fastcnn / numpy,
+> 1: fastcnn faster) and, for a noisy machine, the ratio of the best samples.
+
+Between samples the script sleeps --gap seconds: after a call, OpenBLAS' worker threads
+spin for tens of milliseconds (and OpenMP's for a few), so back-to-back samples of the two
+libraries would mostly measure the other library's idle threads stealing the cores.
+NumPy's thread count is whatever its BLAS uses (OPENBLAS_NUM_THREADS); set it to match
+--threads for a fair comparison.
 """
 import argparse
 import os
@@ -39,6 +45,7 @@ def operands(m, n, k, ta, tb, rng):
 
 
 def sample(fn, number):
+    fn()  # wake the library's thread pool
     t = time.perf_counter()
     for _ in range(number):
         fn()
@@ -50,14 +57,16 @@ def main():
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--repeats", type=int, default=31)
     ap.add_argument("--min-sample", type=float, default=2e-3, help="seconds per sample")
+    ap.add_argument("--gap", type=float, default=0.2, help="seconds of sleep between samples")
     args = ap.parse_args()
     fastcnn.set_num_threads(args.threads)
     rng = np.random.default_rng(0)
     print("fastcnn threads=%d simd=%s  OPENBLAS_NUM_THREADS=%s  repeats=%d"
           % (fastcnn.get_num_threads(), fastcnn.config()["simd"],
              os.environ.get("OPENBLAS_NUM_THREADS", "(default)"), args.repeats))
-    print("%-22s %-6s %10s %10s %7s" % ("(M, N, K)", "op", "fastcnn", "numpy", "ratio"))
-    print("%-22s %-6s %10s %10s %7s" % ("", "", "GFLOP/s", "GFLOP/s", ""))
+    print("%-20s %-3s %9s %9s %7s %7s" % ("(M, N, K)", "op", "fastcnn", "numpy", "ratio",
+                                           "best"))
+    print("%-20s %-3s %9s %9s %7s %7s" % ("", "", "GFLOP/s", "GFLOP/s", "median", "ratio"))
     for m, n, k, ta, tb, _what in SHAPES:
         a, b = operands(m, n, k, ta, tb, rng)
         f_ours = lambda: matmul(a, b, transpose_a=ta, transpose_b=tb)  # noqa: E731
@@ -71,12 +80,16 @@ def main():
         ours, theirs = [], []
         for _ in range(args.repeats):
             ours.append(sample(f_ours, number))
+            time.sleep(args.gap)
             theirs.append(sample(f_np, number))
+            time.sleep(args.gap)
         flop = 2.0 * m * n * k
         g_ours = flop / np.median(ours) / 1e9
         g_np = flop / np.median(theirs) / 1e9
         op = ("T" if ta else "N") + ("T" if tb else "N")
-        print("%-22s %-6s %10.1f %10.1f %7.2f" % ((m, n, k), op, g_ours, g_np, g_ours / g_np))
+        best = min(theirs) / min(ours)
+        print("%-20s %-3s %9.1f %9.1f %7.2f %7.2f" % ((m, n, k), op, g_ours, g_np, g_ours / g_np,
+                                                    best), flush=True)
 
 
 if __name__ == "__main__":

@@ -41,6 +41,9 @@
 #ifndef DIRECT_A_MAX_N
 #define DIRECT_A_MAX_N 64   /* read op(A) in place when N needs at most this many columns */
 #endif
+#ifndef B_WHOLE_MAX
+#define B_WHOLE_MAX (1 << 20)  /* floats of packed B (4 MiB) one thread may hold whole */
+#endif
 #ifndef PARALLEL_MIN_WORK
 #define PARALLEL_MIN_WORK (1 << 18)   /* M*N*K below this: one thread (fork/join costs more) */
 #endif
@@ -381,6 +384,53 @@ static void gemm_rect(const gemm_plan *p, int64_t m0, int64_t m1, int64_t n0, in
     }
 }
 
+/* Row-block mode, for a B that fits a thread's buffer whole: B is packed once per thread
+ * (kc-row blocks of all its NR panels, block q at bfull + q * kc * npad), then rows of C are
+ * finished one block of mc rows at a time (all of N, all of K), so threads can take blocks
+ * dynamically. */
+static void pack_b_all(const gemm_plan *p, float *bfull)
+{
+    const int64_t npad = round_up(p->N, NR), np = npad / NR;
+    for (int64_t pc = 0; pc < p->K; pc += p->kc) {
+        const int64_t kcur = min64(p->kc, p->K - pc);
+        for (int64_t jp = 0; jp < np; jp++)
+            pack_b_panel(p, pc, kcur, jp * NR, min64(NR, p->N - jp * NR),
+                         bfull + pc * npad + jp * NR * kcur);
+    }
+}
+
+static void gemm_row_block(const gemm_plan *p, int64_t i0, int64_t mcur, const float *bfull,
+                           float *abuf)
+{
+    const int64_t N = p->N, K = p->K;
+    const int64_t npad = round_up(N, NR), np = npad / NR;
+    for (int64_t pc = 0; pc < K; pc += p->kc) {
+        const int64_t kcur = min64(p->kc, K - pc);
+        const float beta = pc == 0 ? p->beta : 1.0f;
+        if (!p->direct_a)
+            for (int64_t ir = 0; ir < mcur; ir += MR)
+                pack_a_panel(p, i0 + ir, min64(MR, mcur - ir), pc, kcur, abuf + ir * kcur);
+        for (int64_t jp = 0; jp < np; jp++) {
+            const float *b = bfull + pc * npad + jp * NR * kcur;
+            const int64_t nr = min64(NR, N - jp * NR);
+            float *cblk = p->C + i0 * p->ldc + jp * NR;
+            for (int64_t ir = 0; ir < mcur; ir += MR) {
+                const int64_t mr = min64(MR, mcur - ir);
+                float *c = cblk + ir * p->ldc;
+                if (!p->direct_a)
+                    compute_tile(p, p->kernel_packed, kcur, abuf + ir * kcur, 1, MR, b, c, mr,
+                                 nr, beta);
+                else if (!p->trans_a)
+                    compute_tile(p, p->kernel_direct, kcur, p->A + (i0 + ir) * p->lda + pc,
+                                 p->lda, 1, b, c, mr, nr, beta);
+                else
+                    compute_tile(p, p->kernel_direct, kcur, p->A + pc * p->lda + i0 + ir, 1,
+                                 p->lda, b, c, mr, nr, beta);
+            }
+        }
+    }
+}
+
 /* C = beta * C (alpha == 0 or K == 0: A and B are not read, as BLAS). */
 static void scale_c(int64_t M, int64_t N, float beta, float *C, int64_t ldc)
 {
@@ -447,6 +497,40 @@ static int gemm_run(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, f
         }
     }
     nt = tm * tn;
+
+    const int64_t npad = round_up(N, NR);
+    if ((nt == 1 || tn == 1) && K * npad <= B_WHOLE_MAX) {
+        /* Row-block mode: about 4 blocks per thread (for balance) of at most MC_MAX rows. */
+        const int64_t mc = min64(MC_MAX, round_up(ceil_div(M, 4 * (int64_t)nt), MR));
+        const int64_t nblocks = ceil_div(M, mc);
+        const int64_t a_floats = p.direct_a ? 0 : mc * p.kc;
+        const int64_t per_thread = round_up(K * npad + a_floats, 16);
+        float *buf = (float *)fc_malloc((size_t)(per_thread * nt) * sizeof(float));
+        if (buf == NULL)
+            return FC_ENOMEM;
+        if (nt == 1) {
+            pack_b_all(&p, buf);
+            for (int64_t blk = 0; blk < nblocks; blk++)
+                gemm_row_block(&p, blk * mc, min64(mc, M - blk * mc), buf, buf + K * npad);
+        } else {
+#pragma omp parallel num_threads(nt)
+            {
+                int tid = 0;
+#ifdef FASTCNN_OPENMP
+                tid = omp_get_thread_num();
+#endif
+                float *mine = buf + per_thread * tid;
+                pack_b_all(&p, mine);
+                /* dynamic: a thread the OS preempts does not hold up the others */
+#pragma omp for schedule(dynamic, 1) nowait
+                for (int64_t blk = 0; blk < nblocks; blk++)
+                    gemm_row_block(&p, blk * mc, min64(mc, M - blk * mc), mine,
+                                   mine + K * npad);
+            }
+        }
+        fc_free(buf);
+        return FC_OK;
+    }
 
     const int64_t rect_n = min64(p.nc, ceil_div(col_tiles, tn) * NR);
     const int64_t rect_m = ceil_div(row_tiles, tm) * MR;
