@@ -65,8 +65,10 @@ def test_matches_numpy_float64(rng, m, n, k, transpose_a, transpose_b):
     assert_gemm_close(got, a, b, transpose_a, transpose_b, what=str((m, n, k)))
 
 
+# the last two have a packed B too big to keep whole (> 4 MiB): blocked over N and K
 @pytest.mark.parametrize("m,n,k", [(5408, 64, 288), (4096, 32, 27), (32, 64, 1024),
-                                   (288, 64, 5408), (300, 4100, 5)])
+                                   (288, 64, 5408), (300, 4100, 5), (20, 4200, 300),
+                                   (13, 1100, 1000)])
 def test_model_shapes(rng, m, n, k):
     for transpose_a, transpose_b in TRANSPOSES if m * n * k < 10**7 else [(False, False),
                                                                            (True, False)]:
@@ -178,6 +180,17 @@ def test_strided_leading_dimensions_and_no_writes_outside_c(rng):
                 assert np.all(wide_c[mask] == 7.0), "wrote outside C"
 
 
+def test_ext_rejects_rows_that_are_not_contiguous():
+    a = np.ones((4, 8), np.float32)
+    c = np.zeros((4, 4), np.float32)
+    for bad_a in (a[::-1, :4], a[:, ::2]):
+        with pytest.raises(ValueError, match="contiguous"):
+            _ext.sgemm(False, False, 1.0, bad_a, a[:4, :4], 0.0, c)
+    with pytest.raises(ValueError, match="contiguous"):
+        strided_c = np.zeros((4, 8), np.float32)[:, ::2]
+        _ext.sgemm(False, False, 1.0, a[:, :4], a[:4, :4], 0.0, strided_c)
+
+
 @pytest.mark.parametrize("transpose_a,transpose_b", TRANSPOSES)
 def test_avx2_and_portable_paths_agree(rng, transpose_a, transpose_b):
     shapes = [(1, 1, 1), (7, 17, 257), (50, 64, 300), (61, 100, 70), (300, 33, 27)]
@@ -204,7 +217,8 @@ def test_avx2_and_portable_paths_agree(rng, transpose_a, transpose_b):
 PARALLEL_SHAPES = [(5408, 64, 288, False, False), (37, 64, 1024, False, False),
                    (1000, 32, 27, False, False), (288, 64, 5408, True, False),
                    (530, 288, 64, False, True), (200, 200, 600, True, True),
-                   (7, 300, 400, False, False), (150, 150, 150, True, False)]
+                   (7, 300, 400, False, False), (150, 150, 150, True, False),
+                   (1200, 1040, 1010, False, False), (20, 4200, 300, True, True)]
 
 
 @pytest.mark.parametrize("m,n,k,transpose_a,transpose_b", PARALLEL_SHAPES)
