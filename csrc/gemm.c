@@ -38,8 +38,13 @@
 #ifndef NC_MAX
 #define NC_MAX 4096  /* kc x nc B block (4 MiB) lives in L3; multiple of NR */
 #endif
+/* Read op(A) in place (no packing) when N is small (few B panels to amortise packing over)
+ * or K is (an MR x K panel of A is then a handful of cache lines wherever it lives). */
 #ifndef DIRECT_A_MAX_N
-#define DIRECT_A_MAX_N 64   /* read op(A) in place when N needs at most this many columns */
+#define DIRECT_A_MAX_N 64
+#endif
+#ifndef DIRECT_A_MAX_K
+#define DIRECT_A_MAX_K 128
 #endif
 #ifndef B_WHOLE_MAX
 #define B_WHOLE_MAX (1 << 20)  /* floats of packed B (4 MiB) one thread may hold whole */
@@ -54,7 +59,7 @@ typedef void (*kernel_fn)(int64_t kc, const float *a, int64_t rs_a, int64_t cs_a
                           const float *b, float *c, int64_t ldc, float alpha, float beta);
 
 typedef struct {
-    int trans_a, trans_b, direct_a;
+    int trans_a, trans_b, direct_a, simd;
     int64_t M, N, K;
     float alpha, beta;
     const float *A, *B;
@@ -238,6 +243,44 @@ static const kernel_fn kernels_avx2[3][MR + 1] = {
  * Packing.
  * ---------------------------------------------------------------------------------------- */
 
+#ifdef FC_HAVE_AVX2_PATH
+/* op(B) = B^T, a full NR-wide panel: 8 x 8 blocks of B transposed in registers. */
+FC_TARGET_AVX2 static void pack_bt_panel_avx2(const float *FC_RESTRICT src, int64_t ldb,
+                                              int64_t kc, float *FC_RESTRICT dst)
+{
+    for (int64_t jh = 0; jh < NR; jh += 8) {
+        const float *s = src + jh * ldb;
+        int64_t k = 0;
+        for (; k + 8 <= kc; k += 8) {
+            const __m256 r0 = _mm256_loadu_ps(s + 0 * ldb + k), r1 = _mm256_loadu_ps(s + 1 * ldb + k);
+            const __m256 r2 = _mm256_loadu_ps(s + 2 * ldb + k), r3 = _mm256_loadu_ps(s + 3 * ldb + k);
+            const __m256 r4 = _mm256_loadu_ps(s + 4 * ldb + k), r5 = _mm256_loadu_ps(s + 5 * ldb + k);
+            const __m256 r6 = _mm256_loadu_ps(s + 6 * ldb + k), r7 = _mm256_loadu_ps(s + 7 * ldb + k);
+            const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+            const __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+            const __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+            const __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+            const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+            const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+            const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+            const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+            float *d = dst + k * NR + jh;
+            _mm256_store_ps(d + 0 * NR, _mm256_permute2f128_ps(u0, u4, 0x20));
+            _mm256_store_ps(d + 1 * NR, _mm256_permute2f128_ps(u1, u5, 0x20));
+            _mm256_store_ps(d + 2 * NR, _mm256_permute2f128_ps(u2, u6, 0x20));
+            _mm256_store_ps(d + 3 * NR, _mm256_permute2f128_ps(u3, u7, 0x20));
+            _mm256_store_ps(d + 4 * NR, _mm256_permute2f128_ps(u0, u4, 0x31));
+            _mm256_store_ps(d + 5 * NR, _mm256_permute2f128_ps(u1, u5, 0x31));
+            _mm256_store_ps(d + 6 * NR, _mm256_permute2f128_ps(u2, u6, 0x31));
+            _mm256_store_ps(d + 7 * NR, _mm256_permute2f128_ps(u3, u7, 0x31));
+        }
+        for (; k < kc; k++)
+            for (int64_t j = 0; j < 8; j++)
+                dst[k * NR + jh + j] = s[j * ldb + k];
+    }
+}
+#endif
+
 /* Columns [j0, j0 + nr) and rows [k0, k0 + kc) of op(B) -> dst[k * NR + j], zero-padded. */
 static void pack_b_panel(const gemm_plan *p, int64_t k0, int64_t kc, int64_t j0, int64_t nr,
                          float *FC_RESTRICT dst)
@@ -259,6 +302,12 @@ static void pack_b_panel(const gemm_plan *p, int64_t k0, int64_t kc, int64_t j0,
     } else {
         /* op(B)[k][j] = B[j][k]: read each row of B contiguously, scatter with stride NR. */
         const float *src = p->B + j0 * p->ldb + k0;
+#ifdef FC_HAVE_AVX2_PATH
+        if (p->simd && nr == NR) {
+            pack_bt_panel_avx2(src, p->ldb, kc, dst);
+            return;
+        }
+#endif
         int64_t j = 0;
         for (; j < nr; j++) {
             const float *s = src + j * p->ldb;
@@ -297,6 +346,11 @@ static void pack_a_panel(const gemm_plan *p, int64_t i0, int64_t mr, int64_t k0,
     } else {
         /* op(A)[i][k] = A[k][i]: MR contiguous floats per k. */
         const float *src = p->A + k0 * p->lda + i0;
+        if (mr == MR) {
+            for (int64_t k = 0; k < kc; k++)
+                memcpy(dst + k * MR, src + k * p->lda, MR * sizeof(float));
+            return;
+        }
         for (int64_t k = 0; k < kc; k++) {
             const float *s = src + k * p->lda;
             float *d = dst + k * MR;
@@ -307,6 +361,26 @@ static void pack_a_panel(const gemm_plan *p, int64_t i0, int64_t mr, int64_t k0,
                 d[i] = 0.0f;
         }
     }
+}
+
+/* Rows [i0, i0 + mc) of op(A) as consecutive MR-row panels (panel q at dst + q * MR * kc). */
+static void pack_a_block(const gemm_plan *p, int64_t i0, int64_t mc, int64_t k0, int64_t kc,
+                         float *FC_RESTRICT dst)
+{
+    if (p->trans_a) {
+        /* A^T: walk the rows of A once, contiguously, scattering MR floats to each panel */
+        const int64_t full = mc / MR;
+        for (int64_t k = 0; k < kc; k++) {
+            const float *s = p->A + (k0 + k) * p->lda + i0;
+            for (int64_t q = 0; q < full; q++)
+                memcpy(dst + q * MR * kc + k * MR, s + q * MR, MR * sizeof(float));
+        }
+        if (mc % MR != 0)
+            pack_a_panel(p, i0 + full * MR, mc % MR, k0, kc, dst + full * MR * kc);
+        return;
+    }
+    for (int64_t ir = 0; ir < mc; ir += MR)
+        pack_a_panel(p, i0 + ir, min64(MR, mc - ir), k0, kc, dst + ir * kc);
 }
 
 /* ------------------------------------------------------------------------------------------
@@ -356,9 +430,7 @@ static void gemm_rect(const gemm_plan *p, int64_t m0, int64_t m1, int64_t n0, in
             for (int64_t i0 = m0; i0 < m1; i0 += mc) {
                 const int64_t mcur = min64(mc, m1 - i0);
                 if (!p->direct_a)
-                    for (int64_t ir = 0; ir < mcur; ir += MR)
-                        pack_a_panel(p, i0 + ir, min64(MR, mcur - ir), pc, kcur,
-                                     abuf + ir * kcur);
+                    pack_a_block(p, i0, mcur, pc, kcur, abuf);
                 for (int64_t jp = 0; jp < np; jp++) {
                     const float *b = bbuf + jp * NR * kcur;
                     const int64_t nr = min64(NR, ncur - jp * NR);
@@ -408,8 +480,7 @@ static void gemm_row_block(const gemm_plan *p, int64_t i0, int64_t mcur, const f
         const int64_t kcur = min64(p->kc, K - pc);
         const float beta = pc == 0 ? p->beta : 1.0f;
         if (!p->direct_a)
-            for (int64_t ir = 0; ir < mcur; ir += MR)
-                pack_a_panel(p, i0 + ir, min64(MR, mcur - ir), pc, kcur, abuf + ir * kcur);
+            pack_a_block(p, i0, mcur, pc, kcur, abuf);
         for (int64_t jp = 0; jp < np; jp++) {
             const float *b = bfull + pc * npad + jp * NR * kcur;
             const int64_t nr = min64(NR, N - jp * NR);
@@ -429,6 +500,22 @@ static void gemm_row_block(const gemm_plan *p, int64_t i0, int64_t mcur, const f
             }
         }
     }
+}
+
+/* In-place A^T is walked down its rows (stride ld floats), one cache line per k. With ld a
+ * multiple of a large power of two all those lines fall into a few L1 sets and evict each
+ * other (e.g. ld = 1024: one set), so such an A is packed instead. */
+static int spreads_over_cache_sets(int64_t ld)
+{
+    const int64_t bytes = ld * (int64_t)sizeof(float);
+    if (bytes % 64 != 0)
+        return 1;
+    int64_t lines = bytes / 64, pow2 = 1;
+    while (lines % 2 == 0 && pow2 < 64) {
+        lines /= 2;
+        pow2 *= 2;
+    }
+    return pow2 <= 4; /* at least 16 of 64 sets */
 }
 
 /* C = beta * C (alpha == 0 or K == 0: A and B are not read, as BLAS). */
@@ -461,11 +548,15 @@ static int gemm_run(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, f
     p.alpha = alpha; p.beta = beta;
     p.A = A; p.B = B; p.C = C;
     p.lda = lda; p.ldb = ldb; p.ldc = ldc;
-    p.direct_a = N <= DIRECT_A_MAX_N;
+    p.direct_a = (N <= DIRECT_A_MAX_N || K <= DIRECT_A_MAX_K)
+                 && (!p.trans_a || spreads_over_cache_sets(lda));
     const kernel_fn(*kernels)[MR + 1] = kernels_c;
+    p.simd = 0;
 #ifdef FC_HAVE_AVX2_PATH
-    if (fc_simd_level() >= 1)
+    if (fc_simd_level() >= 1) {
         kernels = kernels_avx2;
+        p.simd = 1;
+    }
 #endif
     p.kernel_packed = kernels[0];
     p.kernel_direct = kernels[p.trans_a ? 2 : 1];

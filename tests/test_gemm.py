@@ -48,11 +48,12 @@ def operands(rng, m, n, k, transpose_a=False, transpose_b=False, dtype=np.float3
 
 TRANSPOSES = [(False, False), (True, False), (False, True), (True, True)]
 
-# edges around MR=6, NR=16, KC=256, MC=144 and the direct-A switch at N=64
+# edges around MR=6, NR=16, KC=256, MC=144 and the in-place-A switches (N <= 64, K <= 128)
 EDGE_SHAPES = [
     (1, 1, 1), (1, 33, 17), (33, 1, 17), (2, 2, 2), (7, 17, 7), (6, 16, 256), (7, 17, 257),
     (17, 7, 255), (13, 64, 65), (13, 65, 64), (145, 31, 300), (255, 256, 3), (257, 255, 513),
     (32, 10, 64),
+    (128, 48, 200), (256, 40, 37),  # A^T with a power-of-two row stride: packed, not in place
 ]
 
 
