@@ -1,24 +1,31 @@
 /* Single-precision GEMM: packed panels + register-blocked micro-kernel (BLIS-style).
  *
- * C (M x N) is computed in tiles of MR x NR by a micro-kernel that keeps the whole tile in
- * registers while it runs over a block of kc values of k. Loop nest, outermost first:
+ * C (M x N) is computed in tiles of MR x NR = 6 x 16 by a micro-kernel that keeps the tile
+ * in registers while it runs over a block of kc values of k. Loop nest, outermost first:
  *
- *   jc: N in blocks of nc            (a kc x nc block of op(B) is packed once, shared)
- *   pc: K in blocks of kc            (kc depends on K only -> fixed summation order)
- *   ic: M in blocks of mc            (an mc x kc block of op(A) is packed per thread)
- *   jr: NR-wide panels of the B block  (a kc x NR panel stays in L1)
- *   ir: MR-tall panels of the A block  (streamed from L2)
+ *   jc: N in blocks of nc              (the kc x nc block of op(B) packed in NR-wide panels)
+ *   pc: K in blocks of kc              (kc depends on K only -> fixed summation order)
+ *   ic: M in blocks of mc              (mc x kc block of op(A) packed in MR-tall panels)
+ *   jr: the NR-wide panels of B        (a kc x NR panel stays in L1)
+ *   ir: the MR-tall panels of A        (streamed from L2)
  *
- * Packed panels are zero-padded to full MR / NR, so the micro-kernel always computes a full
- * tile; partial tiles of C go through a small temporary tile. When op(A) is A itself and N
- * is small (few B panels to amortise packing over), full MR-row panels of A are read in
- * place instead of being packed ("direct A").
+ * Packed panels are zero-padded to NR columns, so the kernel always stores whole vectors; a
+ * partial-width tile of C goes through a small temporary tile, and partial-height tiles use
+ * kernels compiled for 1..5 rows. op(A) is read in place (not packed) when N or K is small
+ * and packing could not pay for itself ("direct A").
+ *
+ * Threads never share a buffer or wait for each other inside a call:
+ *  - row-block mode (B small enough to pack whole): each thread packs all of op(B), then
+ *    threads take blocks of mc rows of C (all of N and K) dynamically;
+ *  - otherwise C is cut into a grid of rectangles, one per thread, each running the loop
+ *    nest above with its own buffers; the grid minimises duplicated packing.
  *
  * Determinism: every element of C is accumulated as
  *     C = alpha * sum_{k in block 0} + beta * C;   C = alpha * sum_{k in block q} + C, q > 0
  * with each block sum running over k in increasing order inside one micro-kernel call. The
- * K blocking depends only on K, and threads only split the tiles of C, so the result is
- * bitwise the same for any thread count (and fc_sgemm_serial == fc_sgemm).
+ * K blocking depends only on K, and the modes and threads only decide which tiles are done
+ * where and when, so results are bitwise the same for any thread count (and
+ * fc_sgemm_serial == fc_sgemm).
  */
 #include <string.h>
 #include "gemm.h"
