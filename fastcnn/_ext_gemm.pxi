@@ -1,4 +1,7 @@
+cimport numpy as cnp
 from cython.parallel cimport prange
+
+cnp.import_array()
 
 cdef extern from "gemm.h":
     int fc_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
@@ -12,41 +15,42 @@ cdef extern from "gemm.h":
                             int64_t ldb, float beta, float *C, int64_t ldc) nogil
 
 
-cdef inline int64_t _row_stride(int64_t rows, int64_t cols, Py_ssize_t stride0) noexcept nogil:
-    # Leading dimension in floats. A view's rows may be further apart than its width (a
-    # column slice of a wider array); a single row's stride is meaningless, use the width.
-    if rows <= 1:
-        return cols if cols > 0 else 1
-    return stride0 // sizeof(float)
+cdef const float *_matrix(cnp.ndarray x, str name, int64_t *ld, bint writeable) except? NULL:
+    # Data pointer and leading dimension (in floats) of a float32 matrix whose rows are
+    # contiguous, ascending and non-overlapping (a C-contiguous array or a column slice of
+    # one). Raises rather than hand the kernel anything it could misread.
+    cdef Py_ssize_t rows, cols, s0, s1, fsize = sizeof(float)
+    if cnp.PyArray_NDIM(x) != 2 or cnp.PyArray_TYPE(x) != cnp.NPY_FLOAT32:
+        raise ValueError("sgemm: %s must be a 2-D float32 array" % name)
+    if writeable and not cnp.PyArray_ISWRITEABLE(x):
+        raise ValueError("sgemm: %s must be writeable" % name)
+    rows = cnp.PyArray_DIM(x, 0)
+    cols = cnp.PyArray_DIM(x, 1)
+    s0 = cnp.PyArray_STRIDE(x, 0)
+    s1 = cnp.PyArray_STRIDE(x, 1)
+    if rows == 0 or cols == 0:  # nothing is read; the strides of an empty array mean nothing
+        ld[0] = cols if cols > 0 else 1
+        return <const float *>cnp.PyArray_DATA(x)
+    if (cols > 1 and s1 != fsize) or (rows > 1 and (s0 < cols * fsize or s0 % fsize != 0)):
+        raise ValueError("sgemm: %s needs contiguous, non-overlapping, ascending rows" % name)
+    ld[0] = s0 // fsize if rows > 1 else cols  # a single row's stride means nothing
+    return <const float *>cnp.PyArray_DATA(x)
 
 
-cdef inline bint _rows_ok(Py_ssize_t rows, Py_ssize_t cols, Py_ssize_t stride0,
-                         Py_ssize_t stride1) noexcept:
-    if cols > 1 and stride1 != sizeof(float):
-        return False
-    return rows <= 1 or stride0 >= cols * <Py_ssize_t>sizeof(float)
-
-
-def sgemm(bint trans_a, bint trans_b, float alpha, const float[:, :] a,
-          const float[:, :] b, float beta, float[:, :] c, bint reference=False):
+def sgemm(bint trans_a, bint trans_b, float alpha, cnp.ndarray a not None,
+          cnp.ndarray b not None, float beta, cnp.ndarray c not None, bint reference=False):
     """c = alpha * op(a) @ op(b) + beta * c, in place. Shapes are checked by fastcnn.ops.
 
-    Rows of a, b and c may be strided (views of wider arrays, the BLAS leading dimension);
+    Rows of a, b and c may be strided (views of wider arrays: the BLAS leading dimension);
     elements within a row must be contiguous.
     """
-    if not (_rows_ok(a.shape[0], a.shape[1], a.strides[0], a.strides[1])
-            and _rows_ok(b.shape[0], b.shape[1], b.strides[0], b.strides[1])
-            and _rows_ok(c.shape[0], c.shape[1], c.strides[0], c.strides[1])):
-        raise ValueError("sgemm: a, b and c need contiguous, non-overlapping, ascending rows")
-    cdef int64_t M = c.shape[0], N = c.shape[1]
-    cdef int64_t K = a.shape[0] if trans_a else a.shape[1]
+    cdef int64_t lda, ldb, ldc
+    cdef const float *pa = _matrix(a, "a", &lda, False)
+    cdef const float *pb = _matrix(b, "b", &ldb, False)
+    cdef float *pc = <float *>_matrix(c, "c", &ldc, True)
+    cdef int64_t M = cnp.PyArray_DIM(c, 0), N = cnp.PyArray_DIM(c, 1)
+    cdef int64_t K = cnp.PyArray_DIM(a, 0) if trans_a else cnp.PyArray_DIM(a, 1)
     cdef int rc = 0
-    cdef const float *pa = &a[0, 0] if a.shape[0] > 0 and a.shape[1] > 0 else NULL
-    cdef const float *pb = &b[0, 0] if b.shape[0] > 0 and b.shape[1] > 0 else NULL
-    cdef float *pc = &c[0, 0] if M > 0 and N > 0 else NULL
-    cdef int64_t lda = _row_stride(a.shape[0], a.shape[1], a.strides[0])
-    cdef int64_t ldb = _row_stride(b.shape[0], b.shape[1], b.strides[0])
-    cdef int64_t ldc = _row_stride(c.shape[0], c.shape[1], c.strides[0])
     if M == 0 or N == 0:
         return
     with nogil:

@@ -181,12 +181,20 @@ def test_strided_leading_dimensions_and_no_writes_outside_c(rng):
                 assert np.all(wide_c[mask] == 7.0), "wrote outside C"
 
 
-def test_ext_rejects_rows_that_are_not_contiguous():
+def test_ext_rejects_what_the_kernel_would_misread():
     a = np.ones((4, 8), np.float32)
     c = np.zeros((4, 4), np.float32)
-    for bad_a in (a[::-1, :4], a[:, ::2]):
+    for bad_a in (a[::-1, :4], a[:, ::2], np.lib.stride_tricks.as_strided(a, (4, 4), (8, 4))):
         with pytest.raises(ValueError, match="contiguous"):
             _ext.sgemm(False, False, 1.0, bad_a, a[:4, :4], 0.0, c)
+    with pytest.raises(ValueError, match="contiguous"):
+        _ext.sgemm(False, False, 1.0, a[:1, ::2], a[:4, :4], 0.0, c[:1])
+    with pytest.raises(ValueError, match="2-D float32"):
+        _ext.sgemm(False, False, 1.0, a[:, :4].astype(np.float64), a[:4, :4], 0.0, c)
+    read_only = c.copy()
+    read_only.flags.writeable = False
+    with pytest.raises(ValueError, match="writeable"):
+        _ext.sgemm(False, False, 1.0, a[:, :4], a[:4, :4], 0.0, read_only)
     with pytest.raises(ValueError, match="contiguous"):
         strided_c = np.zeros((4, 8), np.float32)[:, ::2]
         _ext.sgemm(False, False, 1.0, a[:, :4], a[:4, :4], 0.0, strided_c)
