@@ -406,8 +406,10 @@ static void compute_tile(const gemm_plan *p, const kernel_fn *kernels, int64_t k
     }
     FC_ALIGN64 float tile[MR * NR];
     if (beta != 0.0f)
-        for (int64_t i = 0; i < mr; i++)
+        for (int64_t i = 0; i < mr; i++) {
             memcpy(tile + i * NR, c + i * p->ldc, (size_t)nr * sizeof(float));
+            memset(tile + i * NR + nr, 0, (size_t)(NR - nr) * sizeof(float)); /* no garbage */
+        }
     kernels[mr](kc, a, rs_a, cs_a, b, tile, NR, p->alpha, beta);
     for (int64_t i = 0; i < mr; i++)
         memcpy(c + i * p->ldc, tile + i * NR, (size_t)nr * sizeof(float));
