@@ -56,6 +56,9 @@
 #ifndef B_WHOLE_MAX
 #define B_WHOLE_MAX (1 << 20)  /* floats of packed B (4 MiB) one thread may hold whole */
 #endif
+#ifndef ROW_BLOCKS_PER_THREAD
+#define ROW_BLOCKS_PER_THREAD 4  /* row-block mode: blocks per thread, for dynamic balance */
+#endif
 #ifndef PARALLEL_MIN_WORK
 #define PARALLEL_MIN_WORK (1 << 18)   /* M*N*K below this: one thread (fork/join costs more) */
 #endif
@@ -600,8 +603,9 @@ static int gemm_run(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, f
 
     const int64_t npad = round_up(N, NR);
     if ((nt == 1 || tn == 1) && K * npad <= B_WHOLE_MAX) {
-        /* Row-block mode: about 4 blocks per thread (for balance) of at most MC_MAX rows. */
-        const int64_t mc = min64(MC_MAX, round_up(ceil_div(M, 4 * (int64_t)nt), MR));
+        /* Row-block mode: blocks of at most MC_MAX rows, a few per thread (for balance). */
+        const int64_t mc =
+            min64(MC_MAX, round_up(ceil_div(M, ROW_BLOCKS_PER_THREAD * (int64_t)nt), MR));
         const int64_t nblocks = ceil_div(M, mc);
         const int64_t a_floats = p.direct_a ? 0 : mc * p.kc;
         const int64_t per_thread = round_up(K * npad + a_floats, 16);
