@@ -262,10 +262,11 @@ FC_TARGET_AVX2 static void pack_bt_panel_avx2(const float *FC_RESTRICT src, int6
         const float *s = src + jh * ldb;
         int64_t k = 0;
         for (; k + 8 <= kc; k += 8) {
-            const __m256 r0 = _mm256_loadu_ps(s + 0 * ldb + k), r1 = _mm256_loadu_ps(s + 1 * ldb + k);
-            const __m256 r2 = _mm256_loadu_ps(s + 2 * ldb + k), r3 = _mm256_loadu_ps(s + 3 * ldb + k);
-            const __m256 r4 = _mm256_loadu_ps(s + 4 * ldb + k), r5 = _mm256_loadu_ps(s + 5 * ldb + k);
-            const __m256 r6 = _mm256_loadu_ps(s + 6 * ldb + k), r7 = _mm256_loadu_ps(s + 7 * ldb + k);
+            const float *s0 = s + k, *s4 = s + 4 * ldb + k;
+            const __m256 r0 = _mm256_loadu_ps(s0), r1 = _mm256_loadu_ps(s0 + ldb);
+            const __m256 r2 = _mm256_loadu_ps(s0 + 2 * ldb), r3 = _mm256_loadu_ps(s0 + 3 * ldb);
+            const __m256 r4 = _mm256_loadu_ps(s4), r5 = _mm256_loadu_ps(s4 + ldb);
+            const __m256 r6 = _mm256_loadu_ps(s4 + 2 * ldb), r7 = _mm256_loadu_ps(s4 + 3 * ldb);
             const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
             const __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
             const __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
