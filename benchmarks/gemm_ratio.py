@@ -2,16 +2,17 @@
 
     python benchmarks/gemm_ratio.py [--threads N] [--repeats R] [--gap S]
 
-For every shape the two implementations are timed alternately, R times each (so machine
-noise hits both alike); a sample is one untimed warm-up call then `number` timed calls.
-The table shows the median GFLOP/s of each, the ratio of the medians (fastcnn / numpy,
-> 1: fastcnn faster) and, for a noisy machine, the ratio of the best samples.
+For every shape the two implementations are timed alternately, R samples each (so machine
+noise hits both alike); a sample is one untimed warm-up call, then `number` calls timed one
+by one. The table shows, for each, the median over all timed calls as GFLOP/s, the ratio of
+the medians (fastcnn / numpy, > 1: fastcnn faster) and the ratio of the fastest calls.
 
-Between samples the script sleeps --gap seconds: after a call, OpenBLAS' worker threads
-spin for tens of milliseconds (and OpenMP's for a few), so back-to-back samples of the two
-libraries would mostly measure the other library's idle threads stealing the cores.
-NumPy's thread count is whatever its BLAS uses (OPENBLAS_NUM_THREADS); set it to match
---threads for a fair comparison.
+Per-call medians, because on this shared VM a call now and then stalls for a scheduler tick
+or two (4-8 ms: a thread of the team waits for a CPU) whichever library runs it. Between
+samples the script sleeps --gap seconds: after a call, OpenBLAS' worker threads spin for
+tens of milliseconds (and OpenMP's for a few), so back-to-back samples of the two libraries
+would mostly measure the other library's idle threads stealing the cores. NumPy's thread
+count is whatever its BLAS uses (OPENBLAS_NUM_THREADS); set it to match --threads.
 """
 import argparse
 import os
@@ -45,18 +46,23 @@ def operands(m, n, k, ta, tb, rng):
 
 
 def sample(fn, number):
+    """Seconds taken by each of `number` calls, after one untimed call."""
     fn()  # wake the library's thread pool
-    t = time.perf_counter()
-    for _ in range(number):
+    times = np.empty(number)
+    clock = time.perf_counter
+    for i in range(number):
+        t = clock()
         fn()
-    return (time.perf_counter() - t) / number
+        times[i] = clock() - t
+    return times
 
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--repeats", type=int, default=31)
-    ap.add_argument("--min-sample", type=float, default=2e-3, help="seconds per sample")
+    ap.add_argument("--repeats", type=int, default=15)
+    ap.add_argument("--min-sample", type=float, default=5e-3,
+                    help="seconds of calls per sample (at least 1 call)")
     ap.add_argument("--gap", type=float, default=0.2, help="seconds of sleep between samples")
     args = ap.parse_args()
     fastcnn.set_num_threads(args.threads)
@@ -75,7 +81,7 @@ def main():
         f_np = lambda: an @ bn  # noqa: E731
         f_ours()
         f_np()
-        t0 = min(sample(f_ours, 1), sample(f_np, 1))
+        t0 = min(sample(f_ours, 3).min(), sample(f_np, 3).min())
         number = max(1, int(args.min_sample / max(t0, 1e-7)))
         ours, theirs = [], []
         for _ in range(args.repeats):
@@ -83,11 +89,13 @@ def main():
             time.sleep(args.gap)
             theirs.append(sample(f_np, number))
             time.sleep(args.gap)
+        ours = np.concatenate(ours)
+        theirs = np.concatenate(theirs)
         flop = 2.0 * m * n * k
         g_ours = flop / np.median(ours) / 1e9
         g_np = flop / np.median(theirs) / 1e9
         op = ("T" if ta else "N") + ("T" if tb else "N")
-        best = min(theirs) / min(ours)
+        best = theirs.min() / ours.min()
         print("%-20s %-3s %9.1f %9.1f %7.2f %7.2f" % ((m, n, k), op, g_ours, g_np, g_ours / g_np,
                                                     best), flush=True)
 

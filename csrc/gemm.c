@@ -419,6 +419,26 @@ static void compute_tile(const gemm_plan *p, const kernel_fn *kernels, int64_t k
         memcpy(c + i * p->ldc, tile + i * NR, (size_t)nr * sizeof(float));
 }
 
+/* The MR-tall tiles of rows [i0, i0 + mc) of C (at c) against one packed B panel, k in
+ * [pc, pc + kc): op(A) from the packed block abuf or, in direct mode, from A itself. */
+static void compute_tile_column(const gemm_plan *p, int64_t i0, int64_t mc, int64_t pc,
+                                int64_t kc, const float *abuf, const float *b, float *c,
+                                int64_t nr, float beta)
+{
+    for (int64_t ir = 0; ir < mc; ir += MR) {
+        const int64_t mr = min64(MR, mc - ir);
+        float *ct = c + ir * p->ldc;
+        if (!p->direct_a)
+            compute_tile(p, p->kernel_packed, kc, abuf + ir * kc, 1, MR, b, ct, mr, nr, beta);
+        else if (!p->trans_a)
+            compute_tile(p, p->kernel_direct, kc, p->A + (i0 + ir) * p->lda + pc, p->lda, 1, b,
+                         ct, mr, nr, beta);
+        else
+            compute_tile(p, p->kernel_direct, kc, p->A + pc * p->lda + i0 + ir, 1, p->lda, b,
+                         ct, mr, nr, beta);
+    }
+}
+
 /* The whole loop nest over the rectangle [m0, m1) x [n0, n1) of C, with this thread's own
  * packing buffers: no synchronisation at all, so it is also safe inside somebody else's
  * parallel region. */
@@ -444,26 +464,10 @@ static void gemm_rect(const gemm_plan *p, int64_t m0, int64_t m1, int64_t n0, in
                 const int64_t mcur = min64(mc, m1 - i0);
                 if (!p->direct_a)
                     pack_a_block(p, i0, mcur, pc, kcur, abuf);
-                for (int64_t jp = 0; jp < np; jp++) {
-                    const float *b = bbuf + jp * NR * kcur;
-                    const int64_t nr = min64(NR, ncur - jp * NR);
-                    float *cblk = p->C + i0 * p->ldc + jc + jp * NR;
-                    for (int64_t ir = 0; ir < mcur; ir += MR) {
-                        const int64_t mr = min64(MR, mcur - ir);
-                        float *c = cblk + ir * p->ldc;
-                        if (!p->direct_a)
-                            compute_tile(p, p->kernel_packed, kcur, abuf + ir * kcur, 1, MR, b,
-                                         c, mr, nr, beta);
-                        else if (!p->trans_a)
-                            compute_tile(p, p->kernel_direct, kcur,
-                                         p->A + (i0 + ir) * p->lda + pc, p->lda, 1, b, c, mr,
-                                         nr, beta);
-                        else
-                            compute_tile(p, p->kernel_direct, kcur,
-                                         p->A + pc * p->lda + i0 + ir, 1, p->lda, b, c, mr, nr,
-                                         beta);
-                    }
-                }
+                for (int64_t jp = 0; jp < np; jp++)
+                    compute_tile_column(p, i0, mcur, pc, kcur, abuf, bbuf + jp * NR * kcur,
+                                        p->C + i0 * p->ldc + jc + jp * NR,
+                                        min64(NR, ncur - jp * NR), beta);
             }
         }
     }
@@ -494,24 +498,9 @@ static void gemm_row_block(const gemm_plan *p, int64_t i0, int64_t mcur, const f
         const float beta = pc == 0 ? p->beta : 1.0f;
         if (!p->direct_a)
             pack_a_block(p, i0, mcur, pc, kcur, abuf);
-        for (int64_t jp = 0; jp < np; jp++) {
-            const float *b = bfull + pc * npad + jp * NR * kcur;
-            const int64_t nr = min64(NR, N - jp * NR);
-            float *cblk = p->C + i0 * p->ldc + jp * NR;
-            for (int64_t ir = 0; ir < mcur; ir += MR) {
-                const int64_t mr = min64(MR, mcur - ir);
-                float *c = cblk + ir * p->ldc;
-                if (!p->direct_a)
-                    compute_tile(p, p->kernel_packed, kcur, abuf + ir * kcur, 1, MR, b, c, mr,
-                                 nr, beta);
-                else if (!p->trans_a)
-                    compute_tile(p, p->kernel_direct, kcur, p->A + (i0 + ir) * p->lda + pc,
-                                 p->lda, 1, b, c, mr, nr, beta);
-                else
-                    compute_tile(p, p->kernel_direct, kcur, p->A + pc * p->lda + i0 + ir, 1,
-                                 p->lda, b, c, mr, nr, beta);
-            }
-        }
+        for (int64_t jp = 0; jp < np; jp++)
+            compute_tile_column(p, i0, mcur, pc, kcur, abuf, bfull + pc * npad + jp * NR * kcur,
+                                p->C + i0 * p->ldc + jp * NR, min64(NR, N - jp * NR), beta);
     }
 }
 
