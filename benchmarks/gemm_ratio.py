@@ -2,7 +2,7 @@
 
     python benchmarks/gemm_ratio.py [--threads N] [--repeats R] [--gap S]
 
-For every shape the two implementations are timed alternately, R samples each (so machine
+The two implementations are timed alternately, shape after shape, R rounds (so machine
 noise hits both alike); a sample is one untimed warm-up call, then `number` calls timed one
 by one. The table shows, for each, the median over all timed calls as GFLOP/s, the ratio of
 the medians (fastcnn / numpy, > 1: fastcnn faster) and the ratio of the fastest calls.
@@ -15,6 +15,7 @@ would mostly measure the other library's idle threads stealing the cores. NumPy'
 count is whatever its BLAS uses (OPENBLAS_NUM_THREADS); set it to match --threads.
 """
 import argparse
+import functools
 import os
 import sys
 import time
@@ -73,22 +74,28 @@ def main():
     print("%-20s %-3s %9s %9s %7s %7s" % ("(M, N, K)", "op", "fastcnn", "numpy", "ratio",
                                            "best"))
     print("%-20s %-3s %9s %9s %7s %7s" % ("", "", "GFLOP/s", "GFLOP/s", "median", "ratio"))
+    cases = []
     for m, n, k, ta, tb, _what in SHAPES:
         a, b = operands(m, n, k, ta, tb, rng)
-        f_ours = lambda: matmul(a, b, transpose_a=ta, transpose_b=tb)  # noqa: E731
         an = a.T if ta else a
         bn = b.T if tb else b
-        f_np = lambda: an @ bn  # noqa: E731
-        f_ours()
-        f_np()
+        f_ours = functools.partial(matmul, a, b, transpose_a=ta, transpose_b=tb)
+        f_np = functools.partial(np.matmul, an, bn)
         t0 = min(sample(f_ours, 3).min(), sample(f_np, 3).min())
         number = max(1, int(args.min_sample / max(t0, 1e-7)))
-        ours, theirs = [], []
-        for _ in range(args.repeats):
-            ours.append(sample(f_ours, number))
-            time.sleep(args.gap)
-            theirs.append(sample(f_np, number))
-            time.sleep(args.gap)
+        cases.append(((m, n, k, ta, tb), f_ours, f_np, number, [], []))
+        time.sleep(args.gap)
+    # Round-robin over the shapes, alternating which library goes first: a burst of load
+    # from elsewhere then spoils a few samples of many shapes, not a whole shape.
+    for rep in range(args.repeats):
+        for _shape, f_ours, f_np, number, ours, theirs in cases:
+            for who in ((0, 1) if rep % 2 == 0 else (1, 0)):
+                if who == 0:
+                    ours.append(sample(f_ours, number))
+                else:
+                    theirs.append(sample(f_np, number))
+                time.sleep(args.gap)
+    for (m, n, k, ta, tb), _f, _g, _number, ours, theirs in cases:
         ours = np.concatenate(ours)
         theirs = np.concatenate(theirs)
         flop = 2.0 * m * n * k
@@ -98,7 +105,6 @@ def main():
         best = theirs.min() / ours.min()
         print("%-20s %-3s %9.1f %9.1f %7.2f %7.2f" % ((m, n, k), op, g_ours, g_np, g_ours / g_np,
                                                     best), flush=True)
-
 
 if __name__ == "__main__":
     main()
