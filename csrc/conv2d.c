@@ -17,6 +17,7 @@
 #include <string.h>
 #include "conv2d.h"
 #include "gemm.h"
+#include "winograd.h"
 
 /* Column rows per chunk, in floats (2 MiB): the workspace. The dW reduction walks it in
  * DW_PARTS slices; forward / backward_input give each thread a slice of at most
@@ -79,12 +80,78 @@ static int64_t dw_parts(const fc_conv2d_geometry *g)
     return parts < 1 ? 1 : parts;
 }
 
-int64_t fc_conv2d_workspace_size(const fc_conv2d_geometry *g)
+static int64_t im2col_workspace_size(const fc_conv2d_geometry *g)
 {
     if (im2col_is_identity(g) || g->n <= 0)
         return 0;
     /* one chunk of column rows, then the partial kernel gradients */
     return fc_conv2d_chunk_lines(g) * g->ow * cols_k(g) + (dw_parts(g) - 1) * cols_k(g) * g->f;
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Winograd F(2x2, 3x3): workspace = U (16, C, F), then a chunk of tiles in flight.     */
+
+/* Floats of tile scratch (V and M rows) the Winograd passes share among their threads. */
+#ifndef FC_CONV2D_WINO_CHUNK_FLOATS
+#define FC_CONV2D_WINO_CHUNK_FLOATS (1 << 19)
+#endif
+
+int fc_conv2d_winograd_applies(const fc_conv2d_geometry *g)
+{
+    return g->kh == 3 && g->kw == 3 && g->sh == 1 && g->sw == 1;
+}
+
+/* Tiles of the chunk: enough for the larger of the forward (OH x OW) and input-gradient
+ * (H x W) outputs, capped by FC_CONV2D_WINO_CHUNK_FLOATS (but >= 1). */
+static int64_t wino_chunk_tiles(const fc_conv2d_geometry *g)
+{
+    const int64_t tile_floats = FC_WINO_TILE_FLOATS(g->c, g->f);
+    const int64_t t_fwd = fc_wino_tiles(g->oh, g->ow), t_bwd = fc_wino_tiles(g->h, g->w);
+    const int64_t tiles = g->n * (t_fwd > t_bwd ? t_fwd : t_bwd);
+    int64_t chunk = FC_CONV2D_WINO_CHUNK_FLOATS / tile_floats;
+    if (chunk > tiles)
+        chunk = tiles;
+    return chunk < 1 ? 1 : chunk;
+}
+
+static int64_t wino_workspace_size(const fc_conv2d_geometry *g)
+{
+    if (!fc_conv2d_winograd_applies(g) || g->n <= 0)
+        return 0;
+    return 16 * g->c * g->f + fc_wino_scratch_size(g->c, g->f, wino_chunk_tiles(g));
+}
+
+int64_t fc_conv2d_workspace_size(const fc_conv2d_geometry *g)
+{
+    const int64_t a = im2col_workspace_size(g), b = wino_workspace_size(g);
+    return a > b ? a : b;
+}
+
+/* Auto choice, from measurements (benchmarks/conv_ratio.py and bench_conv.py on a 2-core
+ * Zen 3): Winograd wins when its GEMMs are not too thin (C and F >= WINO_MIN_CHANNELS)
+ * and the partial edge tiles do not waste too much of its 16/36 saving: its
+ * multiplications (16 per tile of the pass's output) must be at most WINO_MAX_COST of the
+ * GEMM's (9 per output pixel of the forward). */
+#ifndef FC_CONV2D_WINO_MIN_CHANNELS
+#define FC_CONV2D_WINO_MIN_CHANNELS 16
+#endif
+#ifndef FC_CONV2D_WINO_MAX_COST
+#define FC_CONV2D_WINO_MAX_COST 0.75
+#endif
+
+int fc_conv2d_algorithm(const fc_conv2d_geometry *g, int pass, int requested)
+{
+    if (requested == FC_CONV2D_IM2COL || !fc_conv2d_winograd_applies(g)
+        || pass == FC_CONV2D_PASS_BACKWARD_KERNEL)
+        return FC_CONV2D_IM2COL;
+    if (requested == FC_CONV2D_WINOGRAD)
+        return FC_CONV2D_WINOGRAD;
+    if (g->c < FC_CONV2D_WINO_MIN_CHANNELS || g->f < FC_CONV2D_WINO_MIN_CHANNELS)
+        return FC_CONV2D_IM2COL;
+    const int64_t tiles = pass == FC_CONV2D_PASS_FORWARD ? fc_wino_tiles(g->oh, g->ow)
+                                                         : fc_wino_tiles(g->h, g->w);
+    const double wino = 16.0 * (double)tiles, gemm = 9.0 * (double)(g->oh * g->ow);
+    return wino <= FC_CONV2D_WINO_MAX_COST * gemm ? FC_CONV2D_WINOGRAD : FC_CONV2D_IM2COL;
 }
 
 static int thread_id(void)
@@ -320,6 +387,32 @@ static void workspace_release(float *ws, int owned)
         fc_free(ws);
 }
 
+/* The forward (input_grad == 0: out = act(conv(in) + bias)) or the input gradient
+ * (input_grad != 0: in = dy, out = dx, the correlation of dy, padded by 2 - pad, with the
+ * kernel rotated by 180 degrees and transposed) as Winograd F(2x2, 3x3). */
+static int winograd_pass(const fc_conv2d_geometry *g, int input_grad, const float *in,
+                         const float *kernel, const float *bias, int relu, float *out,
+                         float *workspace)
+{
+    int owned, rc;
+    float *ws = workspace_acquire(g, workspace, &owned);
+    if (ws == NULL)
+        return FC_ENOMEM;
+    fc_wino_problem p;
+    if (!input_grad) {
+        p.n = g->n; p.h = g->h; p.w = g->w; p.cin = g->c; p.cout = g->f;
+        p.oh = g->oh; p.ow = g->ow; p.pad_top = g->pad_top; p.pad_left = g->pad_left;
+    } else {
+        p.n = g->n; p.h = g->oh; p.w = g->ow; p.cin = g->f; p.cout = g->c;
+        p.oh = g->h; p.ow = g->w; p.pad_top = 2 - g->pad_top; p.pad_left = 2 - g->pad_left;
+    }
+    fc_wino_transform_kernel(g->c, g->f, kernel, ws); /* U (16, C, F); tiny, serial */
+    rc = fc_wino_conv(&p, in, ws, input_grad, bias, relu, out, ws + 16 * g->c * g->f,
+                      wino_chunk_tiles(g));
+    workspace_release(ws, owned);
+    return rc;
+}
+
 /* ---------------------------------------------------------------------------------- */
 
 /* Lines per thread slice of the workspace when nthreads threads share it (>= 1 when
@@ -353,7 +446,8 @@ static int forward_lines(const fc_conv2d_geometry *g, const line_ops *ops, const
 }
 
 int fc_conv2d_forward(const fc_conv2d_geometry *g, const float *x, const float *kernel,
-                      const float *bias, int relu, float *out, float *workspace)
+                      const float *bias, int relu, float *out, float *workspace,
+                      int algorithm)
 {
     const int64_t K = cols_k(g), F = g->f, OW = g->ow, lines = g->n * g->oh;
     const int identity = im2col_is_identity(g);
@@ -363,6 +457,8 @@ int fc_conv2d_forward(const fc_conv2d_geometry *g, const float *x, const float *
     int rc = FC_OK, owned;
     if (lines <= 0 || OW <= 0 || F <= 0)
         return FC_OK;
+    if (fc_conv2d_algorithm(g, FC_CONV2D_PASS_FORWARD, algorithm) == FC_CONV2D_WINOGRAD)
+        return winograd_pass(g, 0, x, kernel, bias, relu, out, workspace);
     float *ws = workspace_acquire(g, workspace, &owned);
     if (ws == NULL && !identity)
         return FC_ENOMEM;
@@ -402,7 +498,7 @@ int fc_conv2d_forward(const fc_conv2d_geometry *g, const float *x, const float *
 }
 
 int fc_conv2d_backward_input(const fc_conv2d_geometry *g, const float *dy, const float *kernel,
-                             float *dx, float *workspace)
+                             float *dx, float *workspace, int algorithm)
 {
     const int64_t K = cols_k(g), F = g->f, H = g->h, OW = g->ow, OH = g->oh;
     const int64_t lines = g->n * OH, HWC = g->h * g->w * g->c;
@@ -412,6 +508,8 @@ int fc_conv2d_backward_input(const fc_conv2d_geometry *g, const float *dy, const
     int rc = FC_OK, owned;
     if (g->n <= 0 || HWC <= 0)
         return FC_OK;
+    if (fc_conv2d_algorithm(g, FC_CONV2D_PASS_BACKWARD_INPUT, algorithm) == FC_CONV2D_WINOGRAD)
+        return winograd_pass(g, 1, dy, kernel, NULL, 0, dx, workspace);
     if (im2col_is_identity(g)) /* dx viewed as (N*OH*OW, K) is dcols itself */
         return fc_sgemm(0, 1, lines * OW, K, F, 1.0f, dy, F, kernel, F, 0.0f, dx, K);
     float *ws = workspace_acquire(g, workspace, &owned);
@@ -484,8 +582,9 @@ int fc_conv2d_backward_input(const fc_conv2d_geometry *g, const float *dy, const
 }
 
 int fc_conv2d_backward_kernel(const fc_conv2d_geometry *g, const float *dy, const float *x,
-                              float *dkernel, float *workspace)
+                              float *dkernel, float *workspace, int algorithm)
 {
+    (void)algorithm; /* im2col + GEMM only (see fc_conv2d_algorithm) */
     const int64_t K = cols_k(g), F = g->f, OW = g->ow, lines = g->n * g->oh;
     const line_ops ops = pick_line_ops();
     int rc = FC_OK, owned;

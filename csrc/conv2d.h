@@ -16,6 +16,12 @@
  * (details in conv2d.c). When im2col is the identity
  * (1x1 kernel, stride 1, no padding; or a kernel covering the whole unpadded input) no
  * workspace is used and x itself is the column matrix.
+ *
+ * 3x3 stride-1 convolutions can instead run as Winograd F(2x2, 3x3) (winograd.h): fewer
+ * multiplications (16 per 2x2 output tile instead of 36) for a few ulp more rounding
+ * error. The forward and the input gradient (a 3x3 stride-1 correlation of dy with the
+ * rotated kernel) use it where it measured faster (FC_CONV2D_AUTO); the kernel gradient
+ * always uses im2col + GEMM.
  */
 #ifndef FC_CONV2D_H
 #define FC_CONV2D_H
@@ -29,8 +35,27 @@ typedef struct {
     int64_t oh, ow;              /* output (N, OH, OW, F), >= 1 */
 } fc_conv2d_geometry;
 
-/* Floats of workspace every conv2d kernel below needs for this geometry (0 when im2col
- * is the identity). Bounded by a few MB whatever the batch size. */
+/* Algorithm choice, the last argument of the kernels below. FC_CONV2D_WINOGRAD is only
+ * honoured where fc_conv2d_winograd_applies(); elsewhere it means FC_CONV2D_IM2COL. */
+#define FC_CONV2D_AUTO 0
+#define FC_CONV2D_IM2COL 1
+#define FC_CONV2D_WINOGRAD 2
+
+/* Which pass an algorithm is picked for. */
+#define FC_CONV2D_PASS_FORWARD 0
+#define FC_CONV2D_PASS_BACKWARD_INPUT 1
+#define FC_CONV2D_PASS_BACKWARD_KERNEL 2
+
+/* Nonzero when Winograd F(2x2, 3x3) can compute this geometry (3x3 kernel, stride 1). */
+int fc_conv2d_winograd_applies(const fc_conv2d_geometry *g);
+
+/* The algorithm (FC_CONV2D_IM2COL or FC_CONV2D_WINOGRAD) `pass` runs when asked for
+ * `requested` (FC_CONV2D_AUTO: the one measured faster for this geometry). */
+int fc_conv2d_algorithm(const fc_conv2d_geometry *g, int pass, int requested);
+
+/* Floats of workspace every conv2d kernel below needs for this geometry, whatever the
+ * algorithm (0 when im2col is the identity and Winograd does not apply). Bounded by a
+ * few MB whatever the batch size. */
 int64_t fc_conv2d_workspace_size(const fc_conv2d_geometry *g);
 
 /* Output lines (N*OH of them) whose column rows fill the workspace; exposed for tests. */
@@ -41,16 +66,17 @@ int64_t fc_conv2d_chunk_lines(const fc_conv2d_geometry *g);
 
 /* out = act(conv(x, kernel) + bias); bias may be NULL; relu != 0 fuses max(., 0). */
 int fc_conv2d_forward(const fc_conv2d_geometry *g, const float *x, const float *kernel,
-                      const float *bias, int relu, float *out, float *workspace);
+                      const float *bias, int relu, float *out, float *workspace,
+                      int algorithm);
 
 /* dx (N, H, W, C) = gradient w.r.t. x, given dy (N, OH, OW, F) w.r.t. the pre-activation
  * output. dx is overwritten. */
 int fc_conv2d_backward_input(const fc_conv2d_geometry *g, const float *dy, const float *kernel,
-                             float *dx, float *workspace);
+                             float *dx, float *workspace, int algorithm);
 
 /* dkernel (KH, KW, C, F) = sum over the batch of the kernel gradient; overwritten. */
 int fc_conv2d_backward_kernel(const fc_conv2d_geometry *g, const float *dy, const float *x,
-                              float *dkernel, float *workspace);
+                              float *dkernel, float *workspace, int algorithm);
 
 /* dbias (F,) = sum of dy over N, OH, OW; overwritten. Needs no workspace. */
 void fc_conv2d_backward_bias(const fc_conv2d_geometry *g, const float *dy, float *dbias);

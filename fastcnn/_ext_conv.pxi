@@ -7,14 +7,20 @@ cdef extern from "conv2d.h":
         int64_t pad_top, pad_left
         int64_t oh, ow
 
+    int FC_CONV2D_AUTO, FC_CONV2D_IM2COL, FC_CONV2D_WINOGRAD
+    int FC_CONV2D_PASS_FORWARD, FC_CONV2D_PASS_BACKWARD_INPUT, FC_CONV2D_PASS_BACKWARD_KERNEL
+    int fc_conv2d_winograd_applies(const fc_conv2d_geometry *g) nogil
+    int fc_conv2d_algorithm(const fc_conv2d_geometry *g, int pass_, int requested) nogil
     int64_t fc_conv2d_workspace_size(const fc_conv2d_geometry *g) nogil
     int64_t fc_conv2d_chunk_lines(const fc_conv2d_geometry *g) nogil
     int fc_conv2d_forward(const fc_conv2d_geometry *g, const float *x, const float *kernel,
-                          const float *bias, int relu, float *out, float *workspace) nogil
+                          const float *bias, int relu, float *out, float *workspace,
+                          int algorithm) nogil
     int fc_conv2d_backward_input(const fc_conv2d_geometry *g, const float *dy,
-                                 const float *kernel, float *dx, float *workspace) nogil
+                                 const float *kernel, float *dx, float *workspace,
+                                 int algorithm) nogil
     int fc_conv2d_backward_kernel(const fc_conv2d_geometry *g, const float *dy, const float *x,
-                                  float *dkernel, float *workspace) nogil
+                                  float *dkernel, float *workspace, int algorithm) nogil
     void fc_conv2d_backward_bias(const fc_conv2d_geometry *g, const float *dy,
                                  float *dbias) nogil
 
@@ -37,6 +43,28 @@ def conv2d_workspace_size(tuple x_shape, tuple k_shape, tuple strides, tuple pad
     return fc_conv2d_workspace_size(&g)
 
 
+CONV2D_ALGORITHMS = {"auto": FC_CONV2D_AUTO, "im2col": FC_CONV2D_IM2COL,
+                     "winograd": FC_CONV2D_WINOGRAD}
+CONV2D_PASSES = {"forward": FC_CONV2D_PASS_FORWARD,
+                 "backward_input": FC_CONV2D_PASS_BACKWARD_INPUT,
+                 "backward_kernel": FC_CONV2D_PASS_BACKWARD_KERNEL}
+
+
+def conv2d_winograd_applies(tuple x_shape, tuple k_shape, tuple strides, tuple pads,
+                            tuple out_hw):
+    """True when the Winograd F(2x2, 3x3) path can compute this geometry."""
+    cdef fc_conv2d_geometry g = _conv2d_geometry(x_shape, k_shape, strides, pads, out_hw)
+    return fc_conv2d_winograd_applies(&g) != 0
+
+
+def conv2d_algorithm(tuple x_shape, tuple k_shape, tuple strides, tuple pads, tuple out_hw,
+                     str pass_, str requested):
+    """'im2col' or 'winograd': what the kernel of `pass_` runs when asked for `requested`."""
+    cdef fc_conv2d_geometry g = _conv2d_geometry(x_shape, k_shape, strides, pads, out_hw)
+    cdef int a = fc_conv2d_algorithm(&g, CONV2D_PASSES[pass_], CONV2D_ALGORITHMS[requested])
+    return "winograd" if a == FC_CONV2D_WINOGRAD else "im2col"
+
+
 def conv2d_chunk_lines(tuple x_shape, tuple k_shape, tuple strides, tuple pads, tuple out_hw):
     """Output lines per batch chunk (depends on the geometry only)."""
     cdef fc_conv2d_geometry g = _conv2d_geometry(x_shape, k_shape, strides, pads, out_hw)
@@ -49,7 +77,7 @@ cdef inline float *_ws_ptr(float[::1] workspace):
 
 def conv2d_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] kernel,
                    const float[::1] bias, tuple strides, tuple pads, bint relu,
-                   float[:, :, :, ::1] out, float[::1] workspace):
+                   float[:, :, :, ::1] out, float[::1] workspace, str algorithm="auto"):
     """out = act(conv(x, kernel) + bias); bias and workspace may be None."""
     cdef fc_conv2d_geometry g = _conv2d_geometry(
         (x.shape[0], x.shape[1], x.shape[2], x.shape[3]),
@@ -57,43 +85,43 @@ def conv2d_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] kernel
         (out.shape[1], out.shape[2]))
     cdef const float *pb = &bias[0] if bias is not None and bias.shape[0] > 0 else NULL
     cdef float *pw = _ws_ptr(workspace)
-    cdef int rc
+    cdef int rc, algo = CONV2D_ALGORITHMS[algorithm]
     if out.size == 0 or x.size == 0:
         return
     with nogil:
         rc = fc_conv2d_forward(&g, &x[0, 0, 0, 0], &kernel[0, 0, 0, 0], pb, relu,
-                               &out[0, 0, 0, 0], pw)
+                               &out[0, 0, 0, 0], pw, algo)
     _check(rc, "conv2d_forward")
 
 
 def conv2d_backward_input(const float[:, :, :, ::1] dy, const float[:, :, :, ::1] kernel,
                           tuple strides, tuple pads, float[:, :, :, ::1] dx,
-                          float[::1] workspace):
+                          float[::1] workspace, str algorithm="auto"):
     """dx = gradient of conv2d w.r.t. its input (overwritten)."""
     cdef fc_conv2d_geometry g = _conv2d_geometry(
         (dx.shape[0], dx.shape[1], dx.shape[2], dx.shape[3]),
         (kernel.shape[0], kernel.shape[1], kernel.shape[2], kernel.shape[3]), strides, pads,
         (dy.shape[1], dy.shape[2]))
     cdef float *pw = _ws_ptr(workspace)
-    cdef int rc
+    cdef int rc, algo = CONV2D_ALGORITHMS[algorithm]
     if dx.size == 0 or dy.size == 0:
         return
     with nogil:
         rc = fc_conv2d_backward_input(&g, &dy[0, 0, 0, 0], &kernel[0, 0, 0, 0],
-                                      &dx[0, 0, 0, 0], pw)
+                                      &dx[0, 0, 0, 0], pw, algo)
     _check(rc, "conv2d_backward_input")
 
 
 def conv2d_backward_kernel(const float[:, :, :, ::1] dy, const float[:, :, :, ::1] x,
                            tuple strides, tuple pads, float[:, :, :, ::1] dkernel,
-                           float[::1] workspace):
+                           float[::1] workspace, str algorithm="auto"):
     """dkernel = gradient of conv2d w.r.t. its kernel, summed over the batch (overwritten)."""
     cdef fc_conv2d_geometry g = _conv2d_geometry(
         (x.shape[0], x.shape[1], x.shape[2], x.shape[3]),
         (dkernel.shape[0], dkernel.shape[1], dkernel.shape[2], dkernel.shape[3]), strides,
         pads, (dy.shape[1], dy.shape[2]))
     cdef float *pw = _ws_ptr(workspace)
-    cdef int rc
+    cdef int rc, algo = CONV2D_ALGORITHMS[algorithm]
     if dkernel.size == 0:
         return
     if dy.size == 0 or x.size == 0:
@@ -101,7 +129,7 @@ def conv2d_backward_kernel(const float[:, :, :, ::1] dy, const float[:, :, :, ::
         return
     with nogil:
         rc = fc_conv2d_backward_kernel(&g, &dy[0, 0, 0, 0], &x[0, 0, 0, 0],
-                                       &dkernel[0, 0, 0, 0], pw)
+                                       &dkernel[0, 0, 0, 0], pw, algo)
     _check(rc, "conv2d_backward_kernel")
 
 

@@ -305,6 +305,196 @@ def test_workspace_reuse_gives_identical_answers(rng):
 
 
 # ---------------------------------------------------------------------------------------
+# Winograd F(2x2, 3x3): 3x3 stride-1 forward and input gradient
+
+# (x shape, F, padding): odd/even sizes (partial edge tiles), channel counts 7/32/64
+# (vector tails), batch 1, outputs of 1 or 2 pixels per side
+_WINO_CASES = [
+    ((2, 15, 15, 32), 64, "valid"),    # the seed's second conv: 13x13, odd edge tiles
+    ((1, 6, 6, 64), 64, "valid"),      # the seed's third conv, batch 1
+    ((3, 9, 8, 7), 7, "same"),         # 7 channels: scalar tails only past 4/8 lanes
+    ((2, 7, 10, 7), 32, "valid"),      # 5x8 output
+    ((1, 11, 5, 64), 7, "same"),       # F = 7: partial output vectors
+    ((2, 3, 3, 32), 16, "valid"),      # a single output pixel
+    ((2, 4, 3, 16), 9, "valid"),       # 2x1 output
+    ((1, 1, 1, 5), 3, "same"),         # 1x1 image, all padding
+    ((2, 1, 6, 8), 4, "same"),         # one row
+    ((3, 5, 1, 12), 20, "same"),       # one column
+]
+
+
+@pytest.mark.parametrize("case", range(len(_WINO_CASES)))
+def test_winograd_forward_matches_reference(rng, case):
+    x_shape, f, padding = _WINO_CASES[case]
+    x, k, b = _data(rng, x_shape, (3, 3, x_shape[3], f))
+    for bias, act in [(b, "relu"), (None, None), (b, "linear")]:
+        y = conv2d(x, k, bias, padding=padding, activation=act, algorithm="winograd")
+        ref = ref_conv(x, k, bias, (1, 1), padding, act)
+        assert_close(y, ref, 1e-5, 1e-5, "winograd %s" % act)
+        y_gemm = conv2d(x, k, bias, padding=padding, activation=act, algorithm="im2col")
+        assert_close(y, y_gemm, 1e-5, 1e-5, "winograd vs im2col")
+        if act == "linear":
+            assert (y < 0).any()  # so that relu had something to clamp
+
+
+def test_winograd_relu_clamps_exactly(rng):
+    x, k, b = _data(rng, (2, 9, 9, 16), (3, 3, 16, 24))
+    lin = conv2d(x, k, b, padding="same", algorithm="winograd")
+    relu = conv2d(x, k, b, padding="same", activation="relu", algorithm="winograd")
+    np.testing.assert_array_equal(relu, np.maximum(lin, 0))
+    assert (relu == 0).mean() > 0.2
+
+
+@pytest.mark.parametrize("case", range(len(_WINO_CASES)))
+def test_winograd_backward_input_matches_reference(rng, case):
+    x_shape, f, padding = _WINO_CASES[case]
+    x, k, _ = _data(rng, x_shape, (3, 3, x_shape[3], f))
+    oh, ow, _, _ = _geom(x_shape, k.shape, (1, 1), padding)
+    dy = rng.standard_normal((x_shape[0], oh, ow, f)).astype(np.float32)
+    dx, dk, db = conv2d_backward(dy, x, k, padding=padding, algorithm="winograd")
+    rdx, rdk, rdb = ref_conv_backward(dy, x, k, (1, 1), padding)
+    assert_close(dx, rdx, 1e-5, 1e-5, "dx")
+    assert_close(dk, rdk, 1e-5, 1e-5, "dkernel")
+    assert_close(db, rdb, 1e-5, 1e-5, "dbias")
+
+
+@pytest.mark.parametrize("x_shape,f,padding", [
+    ((2, 5, 6, 7), 5, "same"),
+    ((1, 6, 5, 3), 4, "valid"),
+    ((2, 3, 3, 2), 3, "valid"),
+])
+def test_winograd_backward_matches_finite_differences(rng, x_shape, f, padding):
+    x, k, b = _data(rng, x_shape, (3, 3, x_shape[3], f))
+    oh, ow, _, _ = _geom(x_shape, k.shape, (1, 1), padding)
+    g = rng.standard_normal((x_shape[0], oh, ow, f))
+
+    def loss(x_=x, k_=k):
+        return float(np.sum(ref_conv(x_, k_, b, (1, 1), padding) * g))
+
+    dx, dk, _ = conv2d_backward(g, x, k, padding=padding, algorithm="winograd")
+    assert_close(dx, fd_grad(lambda v: loss(x_=v), x), 1e-4, 1e-4, "dx")
+    assert_close(dk, fd_grad(lambda v: loss(k_=v), k), 1e-4, 1e-4, "dkernel")
+
+
+def test_winograd_many_pieces_and_threads(rng):
+    """More tiles than one workspace chunk: pieces per thread, several rounds."""
+    x, k, b = _data(rng, (9, 32, 30, 32), (3, 3, 32, 32))
+    tiles, floats_per_tile = 9 * 16 * 15, 16 * (32 + 32)  # (V and M rows)
+    assert tiles * floats_per_tile > 2 * conv2d_workspace_size(x.shape, k.shape, 1, "same")
+    y = conv2d(x, k, b, padding="same", activation="relu", algorithm="winograd")
+    assert_close(y, ref_conv(x, k, b, (1, 1), "same", "relu"), 1e-5, 1e-5)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    dx, _, _ = conv2d_backward(dy, x, k, padding="same", algorithm="winograd")
+    assert_close(dx, ref_conv_backward(dy, x, k, (1, 1), "same")[0], 1e-5, 1e-5)
+
+
+_WINO_DET = [
+    ((6, 15, 15, 32), 64, "valid"),
+    ((1, 13, 11, 32), 16, "same"),     # batch 1: threads split one image's tiles
+    ((3, 6, 6, 64), 64, "valid"),
+    ((2, 9, 7, 7), 9, "same"),
+    ((9, 32, 30, 32), 32, "same"),     # several pieces per thread
+]
+
+
+@pytest.mark.skipif(not fastcnn.config()["openmp"], reason="serial build")
+@pytest.mark.parametrize("case", range(len(_WINO_DET)))
+def test_winograd_bitwise_identical_at_1_2_3_threads(rng, case):
+    x_shape, f, padding = _WINO_DET[case]
+    x, k, b = _data(rng, x_shape, (3, 3, x_shape[3], f))
+    oh, ow, _, _ = _geom(x_shape, k.shape, (1, 1), padding)
+    dy = rng.standard_normal((x_shape[0], oh, ow, f)).astype(np.float32)
+    results = []
+    for t in (1, 2, 3):
+        with num_threads(t):
+            results.append((conv2d(x, k, b, padding=padding, activation="relu",
+                                   algorithm="winograd"),
+                            conv2d_backward(dy, x, k, padding=padding,
+                                            algorithm="winograd")[0]))
+    for other in results[1:]:
+        for a, b_ in zip(results[0], other):
+            np.testing.assert_array_equal(a, b_)
+
+
+@pytest.mark.parametrize("c,f", [(32, 64), (7, 9), (13, 20)])
+def test_winograd_portable_path_matches_default(rng, c, f):
+    x, k, b = _data(rng, (2, 11, 9, c), (3, 3, c, f))
+    dy = rng.standard_normal((2, 11, 9, f)).astype(np.float32)
+
+    def run():
+        return (conv2d(x, k, b, padding="same", activation="relu", algorithm="winograd"),
+                conv2d_backward(dy, x, k, padding="same", algorithm="winograd")[0])
+
+    default = run()
+    _ext.force_simd(0)
+    try:
+        portable = run()
+    finally:
+        _ext.force_simd(-1)
+    for a, p, r in zip(default, portable,
+                       (ref_conv(x, k, b, (1, 1), "same", "relu"),
+                        ref_conv_backward(dy, x, k, (1, 1), "same")[0])):
+        assert_close(p, r, 1e-5, 1e-5)
+        assert_close(a, p, 1e-5, 1e-5)
+
+
+def test_winograd_workspace_reuse_and_bound(rng):
+    shape, kshape = (4, 15, 15, 32), (3, 3, 32, 64)
+    size = conv2d_workspace_size(shape, kshape)
+    assert conv2d_workspace_size((1000,) + shape[1:], kshape) <= 2 ** 20
+    ws = np.full(size + 5, np.nan, np.float32)
+    x, k, b = _data(rng, shape, kshape)
+    dy = rng.standard_normal((4, 13, 13, 64)).astype(np.float32)
+    fresh = (conv2d(x, k, b, algorithm="winograd"),
+             conv2d_backward(dy, x, k, algorithm="winograd")[0])
+    for _ in range(2):
+        reused = (conv2d(x, k, b, workspace=ws, algorithm="winograd"),
+                  conv2d_backward(dy, x, k, workspace=ws, algorithm="winograd")[0])
+        for a, r in zip(fresh, reused):
+            np.testing.assert_array_equal(a, r)
+    # a workspace sized for these shapes serves every algorithm
+    with pytest.raises(ValueError, match="workspace: expected at least"):
+        conv2d(x, k, b, workspace=ws[:size - 1], algorithm="winograd")
+
+
+def test_auto_algorithm_choice():
+    from fastcnn.ops.conv import conv2d_algorithm
+    seed2 = conv2d_algorithm((32, 15, 15, 32), (3, 3, 32, 64))
+    assert seed2 == {"forward": "winograd", "backward_input": "winograd",
+                     "backward_kernel": "im2col"}
+    # 3 input channels (the first conv): GEMMs too thin for Winograd
+    assert set(conv2d_algorithm((32, 32, 32, 3), (3, 3, 3, 32)).values()) == {"im2col"}
+    # not 3x3 stride 1
+    assert set(conv2d_algorithm((8, 16, 16, 32), (3, 3, 32, 32), 2, "same").values()) \
+        == {"im2col"}
+    assert set(conv2d_algorithm((8, 16, 16, 32), (5, 5, 32, 32)).values()) == {"im2col"}
+    # forcing
+    assert set(conv2d_algorithm((32, 32, 32, 3), (3, 3, 3, 32),
+                                algorithm="winograd").values()) == {"winograd", "im2col"}
+    assert set(conv2d_algorithm((32, 15, 15, 32), (3, 3, 32, 64),
+                                algorithm="im2col").values()) == {"im2col"}
+
+
+def test_auto_uses_the_chosen_algorithm_bitwise(rng):
+    """'auto' gives exactly what the algorithm conv2d_algorithm names gives."""
+    from fastcnn.ops.conv import conv2d_algorithm
+    for x_shape, f in [((2, 15, 15, 32), 64), ((2, 32, 32, 3), 32)]:
+        x, k, b = _data(rng, x_shape, (3, 3, x_shape[3], f))
+        dy = rng.standard_normal((x_shape[0], x_shape[1] - 2, x_shape[2] - 2, f))
+        dy = dy.astype(np.float32)
+        algos = conv2d_algorithm(x.shape, k.shape)
+        np.testing.assert_array_equal(conv2d(x, k, b),
+                                      conv2d(x, k, b, algorithm=algos["forward"]))
+        np.testing.assert_array_equal(
+            conv2d_backward(dy, x, k)[0],
+            conv2d_backward(dy, x, k, algorithm=algos["backward_input"])[0])
+    # and the two algorithms really are different computations
+    x, k, b = _data(rng, (2, 15, 15, 32), (3, 3, 32, 64))
+    assert not np.array_equal(conv2d(x, k, b, algorithm="im2col"),
+                              conv2d(x, k, b, algorithm="winograd"))
+
+
+# ---------------------------------------------------------------------------------------
 # bad input
 
 
@@ -347,6 +537,15 @@ def _bad_cases():
     yield "dbias", lambda: conv2d_backward(dy, x, k, dbias=np.zeros(3, np.float32)), \
         "dbias: expected shape (4)"
     yield "dx is dy", lambda: conv2d_backward(dy, x, k, dkernel=k), "overlap"
+    yield "algorithm", lambda: conv2d(x, k, algorithm="fft"), \
+        "algorithm: expected 'auto', 'im2col' or 'winograd', got 'fft'"
+    yield "algorithm None", lambda: conv2d(x, k, algorithm=None), "algorithm: expected"
+    yield "winograd 5x5", lambda: conv2d(x, np.zeros((5, 5, 3, 4), np.float32),
+                                         algorithm="winograd"), "needs a 3x3 kernel"
+    yield "winograd stride", lambda: conv2d(x, k, strides=2, algorithm="winograd"), \
+        "strides (1, 1), got kernel 3x3 and strides (2, 2)"
+    yield "backward algorithm", lambda: conv2d_backward(dy, x, k, algorithm="Winograd"), \
+        "conv2d_backward: algorithm"
 
 
 _BAD = list(_bad_cases())

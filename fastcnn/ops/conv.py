@@ -8,6 +8,13 @@ The kernels process the batch in fixed-size chunks through a small scratch buffe
 *workspace*. Pass ``workspace=`` (a float32 array of at least
 :func:`conv2d_workspace_size` elements, e.g. allocated once per layer) to avoid
 allocating it on every call; otherwise one is allocated per call.
+
+Algorithms (``algorithm=``): ``'im2col'`` lowers the convolution to a GEMM on column
+rows; ``'winograd'`` (3x3 kernels, stride 1 only) uses Winograd F(2x2, 3x3), which needs
+16 multiplications per 2x2 output tile and channel pair instead of 36, at the cost of a few
+ulp more rounding error; ``'auto'`` (default) picks, per pass, the one measured faster
+(Winograd for the forward and input gradient of 3x3 stride-1 layers with >= 16 input and
+output channels; the kernel gradient always uses im2col). See :func:`conv2d_algorithm`.
 """
 import numpy as np
 
@@ -15,9 +22,24 @@ from .. import _ext
 from ._validation import (as_float32, as_int_pair, check_shape, conv_output_size,
                           normalize_padding)
 
-__all__ = ["conv2d", "conv2d_backward", "conv2d_workspace_size", "conv2d_output_shape"]
+__all__ = ["conv2d", "conv2d_backward", "conv2d_workspace_size", "conv2d_output_shape",
+           "conv2d_algorithm"]
 
 _ACTIVATIONS = (None, "linear", "relu")
+_ALGORITHMS = ("auto", "im2col", "winograd")
+
+
+def _check_algorithm(fn, algorithm, x_shape, k_shape, strides, pads, out_hw):
+    """The validated algorithm name (winograd needs a 3x3 kernel and stride 1)."""
+    if not isinstance(algorithm, str) or algorithm not in _ALGORITHMS:
+        raise ValueError("%s: algorithm: expected 'auto', 'im2col' or 'winograd', got %r"
+                         % (fn, algorithm))
+    if algorithm == "winograd" and not _ext.conv2d_winograd_applies(
+            tuple(x_shape), tuple(k_shape), strides, pads, out_hw):
+        raise ValueError("%s: algorithm='winograd' needs a 3x3 kernel and strides (1, 1), "
+                         "got kernel %dx%d and strides %s; use 'auto' or 'im2col'"
+                         % (fn, k_shape[0], k_shape[1], tuple(strides)))
+    return algorithm
 
 
 def _geometry(fn, x_shape, k_shape, strides, padding):
@@ -80,6 +102,24 @@ def conv2d_workspace_size(input_shape, kernel_shape, strides=(1, 1), padding="va
     return int(_ext.conv2d_workspace_size(x_shape, k_shape, strides, pads, out_hw))
 
 
+def conv2d_algorithm(input_shape, kernel_shape, strides=(1, 1), padding="valid",
+                     algorithm="auto"):
+    """The algorithm each pass of conv2d / conv2d_backward runs for these shapes.
+
+    Returns ``{'forward': a, 'backward_input': a, 'backward_kernel': a}`` with each ``a``
+    ``'im2col'`` or ``'winograd'``, given the requested ``algorithm`` ('auto', 'im2col'
+    or 'winograd'; 'winograd' applies to the forward and input gradient only).
+    """
+    fn = "conv2d_algorithm"
+    x_shape = _shape4(input_shape, "input_shape", fn)
+    k_shape = _shape4(kernel_shape, "kernel_shape", fn)
+    strides, _, pads, out_hw = _geometry(fn, x_shape, k_shape, strides, padding)
+    algorithm = _check_algorithm(fn, algorithm, x_shape, k_shape, strides, pads, out_hw)
+    return {pass_: _ext.conv2d_algorithm(x_shape, k_shape, strides, pads, out_hw, pass_,
+                                         algorithm)
+            for pass_ in ("forward", "backward_input", "backward_kernel")}
+
+
 def _check_out(fn, arr, name, shape, inputs):
     """A caller-provided output: float32, C-contiguous, writeable, shape, no overlap."""
     if not isinstance(arr, np.ndarray):
@@ -120,13 +160,15 @@ def _workspace(fn, workspace, size, inputs):
 
 
 def conv2d(x, kernel, bias=None, strides=(1, 1), padding="valid", activation=None, out=None,
-           workspace=None):
+           workspace=None, algorithm="auto"):
     """Keras ``Conv2D`` forward: ``act(conv(x, kernel) + bias)``.
 
     x (N, H, W, C), kernel (kh, kw, C, F), bias (F,) or None, strides int or pair,
     padding 'valid' | 'same', activation None | 'linear' | 'relu' (fused into the kernel).
     ``out`` (optional): a writeable C-contiguous float32 array (N, OH, OW, F) to write into.
     ``workspace`` (optional): scratch, see :func:`conv2d_workspace_size`.
+    ``algorithm``: 'auto' | 'im2col' | 'winograd' (3x3 stride-1 kernels only), see the
+    module docstring.
     Returns y (N, OH, OW, F) float32.
     """
     fn = "conv2d"
@@ -140,6 +182,7 @@ def conv2d(x, kernel, bias=None, strides=(1, 1), padding="valid", activation=Non
     if activation not in _ACTIVATIONS:
         raise ValueError("%s: activation: expected None, 'linear' or 'relu', got %r"
                          % (fn, activation))
+    algorithm = _check_algorithm(fn, algorithm, x.shape, kernel.shape, strides, pads, (oh, ow))
     shape = (x.shape[0], oh, ow, f)
     inputs = (("x", x), ("kernel", kernel), ("bias", bias))
     if out is None:
@@ -148,19 +191,22 @@ def conv2d(x, kernel, bias=None, strides=(1, 1), padding="valid", activation=Non
         out = _check_out(fn, out, "out", shape, inputs)
     size = _ext.conv2d_workspace_size(x.shape, kernel.shape, strides, pads, (oh, ow))
     ws = _workspace(fn, workspace, size, inputs + (("out", out),))
-    _ext.conv2d_forward(x, kernel, bias, strides, pads, activation == "relu", out, ws)
+    _ext.conv2d_forward(x, kernel, bias, strides, pads, activation == "relu", out, ws,
+                        algorithm)
     return out
 
 
 def conv2d_backward(dy, x, kernel, strides=(1, 1), padding="valid", need_input_grad=True,
-                    use_bias=True, dx=None, dkernel=None, dbias=None, workspace=None):
+                    use_bias=True, dx=None, dkernel=None, dbias=None, workspace=None,
+                    algorithm="auto"):
     """Gradients of :func:`conv2d` given ``dy`` = dLoss/d(pre-activation output).
 
     dy (N, OH, OW, F), x (N, H, W, C), kernel (kh, kw, C, F); strides/padding as in the
     forward. Returns ``(dx | None, dkernel, dbias | None)``: dx (N, H, W, C) only when
     ``need_input_grad``, dkernel (kh, kw, C, F) and dbias (F,) summed over the batch, dbias
     only when ``use_bias``. dx / dkernel / dbias (optional) are preallocated outputs
-    (writeable C-contiguous float32 of exactly those shapes); ``workspace`` as in conv2d.
+    (writeable C-contiguous float32 of exactly those shapes); ``workspace`` and
+    ``algorithm`` as in conv2d (the kernel gradient always runs im2col).
     """
     fn = "conv2d_backward"
     x = as_float32(x, "%s: x (N, H, W, C)" % fn, ndim=4)
@@ -170,6 +216,7 @@ def conv2d_backward(dy, x, kernel, strides=(1, 1), padding="valid", need_input_g
     dy = as_float32(dy, "%s: dy (%d, %d, %d, %d)" % (fn, n, oh, ow, f), ndim=4)
     check_shape(dy, (n, oh, ow, f), "%s: dy (the output gradient for x %s, padding=%r, "
                 "strides=%s)" % (fn, tuple(x.shape), padding, strides))
+    algorithm = _check_algorithm(fn, algorithm, x.shape, kernel.shape, strides, pads, (oh, ow))
     inputs = (("dy", dy), ("x", x), ("kernel", kernel))
     outs = []
     if need_input_grad:
@@ -191,8 +238,8 @@ def conv2d_backward(dy, x, kernel, strides=(1, 1), padding="valid", need_input_g
     ws = _workspace(fn, workspace, size, inputs + tuple(outs))
 
     if dx is not None:
-        _ext.conv2d_backward_input(dy, kernel, strides, pads, dx, ws)
-    _ext.conv2d_backward_kernel(dy, x, strides, pads, dkernel, ws)
+        _ext.conv2d_backward_input(dy, kernel, strides, pads, dx, ws, algorithm)
+    _ext.conv2d_backward_kernel(dy, x, strides, pads, dkernel, ws, algorithm)
     if dbias is not None:
         _ext.conv2d_backward_bias(dy, dbias)
     return dx, dkernel, dbias
