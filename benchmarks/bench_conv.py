@@ -3,8 +3,10 @@
     pytest benchmarks/bench_conv.py --benchmark-only --benchmark-group-by=param:case
 
 Batch 32, 3x3 `valid` kernels, fastcnn on 2 threads (the machine's cores), NumPy on its
-default BLAS threads. Compare the medians of the two implementations within one run
-(benchmarks/conv_ratio.py prints interleaved medians and their ratios directly).
+default BLAS threads. ``fastcnn`` is conv2d's default (algorithm='auto', Winograd where it
+wins); ``fastcnn[im2col]`` forces the GEMM-only path. Compare the medians of the
+implementations within one run (benchmarks/conv_ratio.py prints interleaved medians and
+their ratios directly).
 """
 import os
 import sys
@@ -18,7 +20,7 @@ import fastcnn  # noqa: E402
 
 BATCH = 32
 THREADS = 2
-CASES = make_cases(BATCH)
+CASES = make_cases(BATCH, algorithms=("auto", "im2col"))
 
 
 @pytest.fixture(autouse=True)
@@ -29,7 +31,7 @@ def _threads():
     fastcnn.set_num_threads(old)
 
 
-@pytest.mark.parametrize("impl", ["fastcnn", "numpy"])
+@pytest.mark.parametrize("impl", ["fastcnn", "fastcnn[im2col]", "numpy"])
 @pytest.mark.parametrize("case", ["%s %s" % key for key in CASES])
 def test_conv2d(benchmark, case, impl):
     name, direction = case.rsplit(" ", 1)

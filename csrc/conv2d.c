@@ -89,7 +89,11 @@ static int64_t im2col_workspace_size(const fc_conv2d_geometry *g)
 }
 
 /* ---------------------------------------------------------------------------------- */
-/* Winograd F(2x2, 3x3): workspace = U (16, C, F), then a chunk of tiles in flight.     */
+/* Winograd F(2x2, 3x3) (winograd.c). Workspace: U (16, C, F) or the kernel gradient's
+ * partial sums, then a chunk of tiles in flight. Its threading is winograd.c's: threads
+ * split the tiles of the forward / input gradient (each output computed identically
+ * whoever owns it), and the kernel gradient sums fixed tile ranges, as backward_kernel
+ * below does with output lines.                                                        */
 
 /* Floats of tile scratch (V and M rows) the Winograd passes share among their threads. */
 #ifndef FC_CONV2D_WINO_CHUNK_FLOATS
@@ -114,11 +118,29 @@ static int64_t wino_chunk_tiles(const fc_conv2d_geometry *g)
     return chunk < 1 ? 1 : chunk;
 }
 
+/* The Winograd kernel gradient sums its tiles in this many fixed parts (threads work on
+ * parts), fewer when the partial sums would take more than FC_CONV2D_PARTIAL_FLOATS. */
+#ifndef FC_CONV2D_WINO_DW_PARTS
+#define FC_CONV2D_WINO_DW_PARTS 2
+#endif
+
+static int wino_dw_parts(const fc_conv2d_geometry *g)
+{
+    const int64_t ucf = 16 * g->c * g->f;
+    int64_t parts = FC_CONV2D_WINO_DW_PARTS;
+    if (ucf > 0 && (parts - 1) * ucf > FC_CONV2D_PARTIAL_FLOATS)
+        parts = 1 + FC_CONV2D_PARTIAL_FLOATS / ucf;
+    return parts < 1 ? 1 : (int)parts;
+}
+
+/* U (16, C, F), or the kernel gradient's partial sums (parts x 16 x C x F), then the
+ * tiles in flight */
 static int64_t wino_workspace_size(const fc_conv2d_geometry *g)
 {
     if (!fc_conv2d_winograd_applies(g) || g->n <= 0)
         return 0;
-    return 16 * g->c * g->f + fc_wino_scratch_size(g->c, g->f, wino_chunk_tiles(g));
+    return wino_dw_parts(g) * 16 * g->c * g->f
+           + fc_wino_scratch_size(g->c, g->f, wino_chunk_tiles(g));
 }
 
 int64_t fc_conv2d_workspace_size(const fc_conv2d_geometry *g)
@@ -127,13 +149,23 @@ int64_t fc_conv2d_workspace_size(const fc_conv2d_geometry *g)
     return a > b ? a : b;
 }
 
-/* Auto choice, from measurements (benchmarks/conv_ratio.py and bench_conv.py on a 2-core
- * Zen 3): Winograd wins when its GEMMs are not too thin (C and F >= WINO_MIN_CHANNELS)
- * and the partial edge tiles do not waste too much of its 16/36 saving: its
- * multiplications (16 per tile of the pass's output) must be at most WINO_MAX_COST of the
- * GEMM's (9 per output pixel of the forward). */
-#ifndef FC_CONV2D_WINO_MIN_CHANNELS
-#define FC_CONV2D_WINO_MIN_CHANNELS 16
+/* Auto choice, from measurements on a 2-core Zen 3 (fastcnn's GEMM; batch 32, C and F in
+ * 3..256, 3x3 to 32x32 images). Winograd wins when
+ *  - its GEMMs are not too thin: C >= WINO_MIN_C and F >= WINO_MIN_F (C = 8 loses with
+ *    F = 64, C = 3 always loses), and for the kernel gradient, whose GEMMs are C x F
+ *    with the tiles as the sum, also C * F >= WINO_DW_MIN_CF (16 x 16 measured even);
+ *  - the partial edge tiles do not waste too much of its 16/36 saving: its
+ *    multiplications (16 per tile of the pass's output) are at most WINO_MAX_COST of the
+ *    GEMM's (9 per output pixel of the forward). This rules out the input gradient of
+ *    small `valid` layers (6x6 -> 4x4: a 6x6 dx needs 9 tiles = 144 vs 16 * 9 = 144). */
+#ifndef FC_CONV2D_WINO_MIN_C
+#define FC_CONV2D_WINO_MIN_C 16
+#endif
+#ifndef FC_CONV2D_WINO_MIN_F
+#define FC_CONV2D_WINO_MIN_F 8
+#endif
+#ifndef FC_CONV2D_WINO_DW_MIN_CF
+#define FC_CONV2D_WINO_DW_MIN_CF 512
 #endif
 #ifndef FC_CONV2D_WINO_MAX_COST
 #define FC_CONV2D_WINO_MAX_COST 0.75
@@ -141,15 +173,16 @@ int64_t fc_conv2d_workspace_size(const fc_conv2d_geometry *g)
 
 int fc_conv2d_algorithm(const fc_conv2d_geometry *g, int pass, int requested)
 {
-    if (requested == FC_CONV2D_IM2COL || !fc_conv2d_winograd_applies(g)
-        || pass == FC_CONV2D_PASS_BACKWARD_KERNEL)
+    if (requested == FC_CONV2D_IM2COL || !fc_conv2d_winograd_applies(g))
         return FC_CONV2D_IM2COL;
     if (requested == FC_CONV2D_WINOGRAD)
         return FC_CONV2D_WINOGRAD;
-    if (g->c < FC_CONV2D_WINO_MIN_CHANNELS || g->f < FC_CONV2D_WINO_MIN_CHANNELS)
+    if (g->c < FC_CONV2D_WINO_MIN_C || g->f < FC_CONV2D_WINO_MIN_F)
         return FC_CONV2D_IM2COL;
-    const int64_t tiles = pass == FC_CONV2D_PASS_FORWARD ? fc_wino_tiles(g->oh, g->ow)
-                                                         : fc_wino_tiles(g->h, g->w);
+    if (pass == FC_CONV2D_PASS_BACKWARD_KERNEL && g->c * g->f < FC_CONV2D_WINO_DW_MIN_CF)
+        return FC_CONV2D_IM2COL;
+    const int64_t tiles = pass == FC_CONV2D_PASS_BACKWARD_INPUT ? fc_wino_tiles(g->h, g->w)
+                                                                : fc_wino_tiles(g->oh, g->ow);
     const double wino = 16.0 * (double)tiles, gemm = 9.0 * (double)(g->oh * g->ow);
     return wino <= FC_CONV2D_WINO_MAX_COST * gemm ? FC_CONV2D_WINOGRAD : FC_CONV2D_IM2COL;
 }
@@ -407,8 +440,25 @@ static int winograd_pass(const fc_conv2d_geometry *g, int input_grad, const floa
         p.oh = g->h; p.ow = g->w; p.pad_top = 2 - g->pad_top; p.pad_left = 2 - g->pad_left;
     }
     fc_wino_transform_kernel(g->c, g->f, kernel, ws); /* U (16, C, F); tiny, serial */
-    rc = fc_wino_conv(&p, in, ws, input_grad, bias, relu, out, ws + 16 * g->c * g->f,
-                      wino_chunk_tiles(g));
+    rc = fc_wino_conv(&p, in, ws, input_grad, bias, relu, out,
+                      ws + wino_dw_parts(g) * 16 * g->c * g->f, wino_chunk_tiles(g));
+    workspace_release(ws, owned);
+    return rc;
+}
+
+static int winograd_kernel_grad(const fc_conv2d_geometry *g, const float *dy, const float *x,
+                                float *dkernel, float *workspace)
+{
+    int owned, rc;
+    const int parts = wino_dw_parts(g);
+    float *ws = workspace_acquire(g, workspace, &owned);
+    if (ws == NULL)
+        return FC_ENOMEM;
+    fc_wino_problem p;
+    p.n = g->n; p.h = g->h; p.w = g->w; p.cin = g->c; p.cout = g->f;
+    p.oh = g->oh; p.ow = g->ow; p.pad_top = g->pad_top; p.pad_left = g->pad_left;
+    rc = fc_wino_kernel_grad(&p, x, dy, dkernel, ws, parts, ws + parts * 16 * g->c * g->f,
+                             wino_chunk_tiles(g));
     workspace_release(ws, owned);
     return rc;
 }
@@ -584,7 +634,6 @@ int fc_conv2d_backward_input(const fc_conv2d_geometry *g, const float *dy, const
 int fc_conv2d_backward_kernel(const fc_conv2d_geometry *g, const float *dy, const float *x,
                               float *dkernel, float *workspace, int algorithm)
 {
-    (void)algorithm; /* im2col + GEMM only (see fc_conv2d_algorithm) */
     const int64_t K = cols_k(g), F = g->f, OW = g->ow, lines = g->n * g->oh;
     const line_ops ops = pick_line_ops();
     int rc = FC_OK, owned;
@@ -594,6 +643,8 @@ int fc_conv2d_backward_kernel(const fc_conv2d_geometry *g, const float *dy, cons
         memset(dkernel, 0, (size_t)(K * F) * sizeof(float));
         return FC_OK;
     }
+    if (fc_conv2d_algorithm(g, FC_CONV2D_PASS_BACKWARD_KERNEL, algorithm) == FC_CONV2D_WINOGRAD)
+        return winograd_kernel_grad(g, dy, x, dkernel, workspace);
     if (im2col_is_identity(g))
         return fc_sgemm(1, 0, K, F, lines * OW, 1.0f, x, K, dy, F, 0.0f, dkernel, F);
     float *ws = workspace_acquire(g, workspace, &owned);

@@ -19,9 +19,9 @@
  *
  * 3x3 stride-1 convolutions can instead run as Winograd F(2x2, 3x3) (winograd.h): fewer
  * multiplications (16 per 2x2 output tile instead of 36) for a few ulp more rounding
- * error. The forward and the input gradient (a 3x3 stride-1 correlation of dy with the
- * rotated kernel) use it where it measured faster (FC_CONV2D_AUTO); the kernel gradient
- * always uses im2col + GEMM.
+ * error. The forward, the input gradient (a 3x3 stride-1 correlation of dy with the
+ * rotated kernel) and the kernel gradient (the transposed algorithm: 16 GEMMs summing
+ * over the tiles, then G^T dU G) each use it where it measured faster (FC_CONV2D_AUTO).
  */
 #ifndef FC_CONV2D_H
 #define FC_CONV2D_H

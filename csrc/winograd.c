@@ -96,12 +96,49 @@ int64_t fc_wino_scratch_size(int64_t cin, int64_t cout, int64_t chunk_tiles)
         }                                                                           \
     } while (0)
 
+/* m (4x4) = A y A^T for a 2x2 y: the adjoint of the output transform. A = (A^T)^T. */
+#define WINO_OUTPUT_TRANSFORM_ADJOINT(T, ADD, SUB, NEG, y, m)                       \
+    do {                                                                            \
+        T r_[8]; /* A y: 4 x 2 */                                                   \
+        for (int j_ = 0; j_ < 2; j_++) {                                            \
+            r_[j_] = y[j_];                                                         \
+            r_[2 + j_] = ADD(y[j_], y[2 + j_]);                                     \
+            r_[4 + j_] = SUB(y[j_], y[2 + j_]);                                     \
+            r_[6 + j_] = NEG(y[2 + j_]);                                            \
+        }                                                                           \
+        for (int i_ = 0; i_ < 4; i_++) {                                            \
+            m[4 * i_ + 0] = r_[2 * i_];                                             \
+            m[4 * i_ + 1] = ADD(r_[2 * i_], r_[2 * i_ + 1]);                        \
+            m[4 * i_ + 2] = SUB(r_[2 * i_], r_[2 * i_ + 1]);                        \
+            m[4 * i_ + 3] = NEG(r_[2 * i_ + 1]);                                    \
+        }                                                                           \
+    } while (0)
+
+/* g (3x3) = G^T u G for a 4x4 u: the adjoint of the kernel transform. */
+#define WINO_KERNEL_TRANSFORM_ADJOINT(T, ADD, SUB, HALF, u, g)                      \
+    do {                                                                            \
+        T t_[12]; /* G^T u: 3 x 4 */                                                \
+        for (int j_ = 0; j_ < 4; j_++) {                                            \
+            const T p_ = HALF(ADD(u[4 + j_], u[8 + j_]));                           \
+            t_[j_] = ADD(u[j_], p_);                                                \
+            t_[4 + j_] = HALF(SUB(u[4 + j_], u[8 + j_]));                           \
+            t_[8 + j_] = ADD(p_, u[12 + j_]);                                       \
+        }                                                                           \
+        for (int i_ = 0; i_ < 3; i_++) {                                            \
+            const T p_ = HALF(ADD(t_[4 * i_ + 1], t_[4 * i_ + 2]));                 \
+            g[3 * i_ + 0] = ADD(t_[4 * i_], p_);                                    \
+            g[3 * i_ + 1] = HALF(SUB(t_[4 * i_ + 1], t_[4 * i_ + 2]));              \
+            g[3 * i_ + 2] = ADD(p_, t_[4 * i_ + 3]);                                \
+        }                                                                           \
+    } while (0)
+
 /* Scalar operations (the tails of every level). relu: NaN and -0 become +0, as the
  * im2col path's max(., 0). */
 #define S_ADD(a, b) ((a) + (b))
 #define S_SUB(a, b) ((a) - (b))
 #define S_HALF(a) ((a) * 0.5f)
 #define S_RELU(a) ((a) > 0.0f ? (a) : 0.0f)
+#define S_NEG(a) (-(a))
 
 /* Portable level: 4-float GCC/Clang vectors (loads through an unaligned, may_alias type),
  * else scalars. */
@@ -124,6 +161,7 @@ typedef int wino_m4 __attribute__((vector_size(16)));
 #define WT_ADD(a, b) ((a) + (b))
 #define WT_SUB(a, b) ((a) - (b))
 #define WT_HALF(a) ((a) * 0.5f)
+#define WT_NEG(a) (-(a))
 #define WT_SUFFIX generic
 #define WT_ATTR
 #include "winograd_tiles.h"
@@ -135,6 +173,7 @@ typedef int wino_m4 __attribute__((vector_size(16)));
 #undef WT_SUB
 #undef WT_HALF
 #undef WT_RELU
+#undef WT_NEG
 #undef WT_SUFFIX
 #undef WT_ATTR
 
@@ -147,6 +186,7 @@ typedef int wino_m4 __attribute__((vector_size(16)));
 #define WT_SUB(a, b) _mm256_sub_ps((a), (b))
 #define WT_HALF(a) _mm256_mul_ps((a), _mm256_set1_ps(0.5f))
 #define WT_RELU(a) _mm256_and_ps((a), _mm256_cmp_ps((a), _mm256_setzero_ps(), _CMP_GT_OQ))
+#define WT_NEG(a) _mm256_xor_ps((a), _mm256_set1_ps(-0.0f))
 #define WT_SUFFIX avx2
 #define WT_ATTR FC_TARGET_AVX2
 #include "winograd_tiles.h"
@@ -158,16 +198,23 @@ typedef struct {
                    int64_t cnt, float *V);
     void (*scatter)(const fc_wino_problem *p, const float *M, const float *bias, int relu,
                     int64_t t0, int64_t cnt, float *out);
+    void (*gather_grad)(const fc_wino_problem *p, const float *dy, const float *zeros,
+                        int64_t t0, int64_t cnt, float *Y);
+    void (*kernel_grad)(int64_t C, int64_t F, const float *du, int64_t part_stride, int parts,
+                        int64_t c0, int64_t c1, float *dkernel);
 } wino_ops;
 
 static wino_ops pick_wino_ops(void)
 {
-    wino_ops ops = {kernel_transform_generic, gather_tiles_generic, scatter_tiles_generic};
+    wino_ops ops = {kernel_transform_generic, gather_tiles_generic, scatter_tiles_generic,
+                    gather_grad_tiles_generic, kernel_grad_transform_generic};
 #ifdef FC_HAVE_AVX2_PATH
     if (fc_simd_level() >= 1) {
         ops.kernel = kernel_transform_avx2;
         ops.gather = gather_tiles_avx2;
         ops.scatter = scatter_tiles_avx2;
+        ops.gather_grad = gather_grad_tiles_avx2;
+        ops.kernel_grad = kernel_grad_transform_avx2;
     }
 #endif
     return ops;
@@ -257,6 +304,94 @@ int fc_wino_conv(const fc_wino_problem *p, const float *x, const float *u, int f
         if (my_rc != FC_OK) {
 #pragma omp atomic write
             rc = my_rc;
+        }
+    }
+    return rc;
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Kernel gradient: dU[xi] = sum over tiles of V[xi]^T Y[xi] (the transposed GEMMs), then
+ * dkernel = G^T dU G. The tiles are cut into `parts` fixed ranges, each walked in pieces
+ * of a fixed size and summed into its own dU (beta = 1 after its first piece); the parts
+ * are added in order. Nothing depends on the thread count. */
+
+int fc_wino_kernel_grad(const fc_wino_problem *p, const float *x, const float *dy,
+                        float *dkernel, float *du, int parts, float *scratch,
+                        int64_t chunk_tiles)
+{
+    const int64_t Ci = p->cin, Co = p->cout, CF = Ci * Co;
+    const int64_t tile_floats = FC_WINO_TILE_FLOATS(Ci, Co);
+    const int64_t total = p->n * fc_wino_tiles(p->oh, p->ow);
+    const int64_t n_zeros = fc_wino_scratch_size(Ci, Co, 0);
+    const wino_ops ops = pick_wino_ops();
+    int rc = FC_OK;
+    if (CF <= 0)
+        return FC_OK;
+    if (parts < 1)
+        parts = 1;
+    if (parts > chunk_tiles)
+        parts = (int)chunk_tiles;
+    const int64_t piece = chunk_tiles / parts; /* >= 1, geometry only */
+    memset(scratch, 0, (size_t)n_zeros * sizeof(float));
+    const float *zeros = scratch;
+    float *tiles = scratch + n_zeros;
+    if (parts == 1) {
+        /* one sum (big C * F): pieces in turn, threads split the transforms and the GEMMs
+         * (fc_sgemm gives fc_sgemm_serial's bits) */
+        float *V = tiles, *Y = V + 16 * piece * Ci;
+        for (int64_t t0 = 0; t0 < total && rc == FC_OK; t0 += piece) {
+            const int64_t cnt = total - t0 < piece ? total - t0 : piece;
+#pragma omp parallel num_threads(fc_get_num_threads()) if (cnt * tile_floats > 65536)
+            {
+                const int t = thread_id(), nt = team_size();
+                const int64_t a = cnt * t / nt, b = cnt * (t + 1) / nt;
+                ops.gather(p, x, zeros, t0 + a, b - a, V + a * 16 * Ci);
+                ops.gather_grad(p, dy, zeros, t0 + a, b - a, Y + a * 16 * Co);
+            }
+            for (int xi = 0; xi < 16 && rc == FC_OK; xi++)
+                rc = fc_sgemm(1, 0, Ci, Co, cnt, 1.0f, V + xi * Ci, 16 * Ci, Y + xi * Co,
+                              16 * Co, t0 == 0 ? 0.0f : 1.0f, du + xi * CF, Co);
+        }
+        if (total <= 0)
+            memset(du, 0, (size_t)(16 * CF) * sizeof(float));
+        if (rc == FC_OK) {
+#pragma omp parallel num_threads(fc_get_num_threads()) if (16 * CF > 65536)
+            {
+                const int t = thread_id(), nt = team_size();
+                ops.kernel_grad(Ci, Co, du, 16 * CF, 1, Ci * t / nt, Ci * (t + 1) / nt,
+                                dkernel);
+            }
+        }
+        return rc;
+    }
+#pragma omp parallel num_threads(fc_get_num_threads()) if (total * 16 * CF > 262144)
+    {
+        const int t = thread_id(), nt = team_size();
+        int my_rc = FC_OK;
+        for (int s = t; s < parts; s += nt) {
+            const int64_t a = total * s / parts, b = total * (s + 1) / parts;
+            float *V = tiles + s * piece * tile_floats, *Y = V + 16 * piece * Ci;
+            float *sum = du + s * 16 * CF;
+            if (b <= a)
+                memset(sum, 0, (size_t)(16 * CF) * sizeof(float));
+            for (int64_t t0 = a; t0 < b && my_rc == FC_OK; t0 += piece) {
+                const int64_t cnt = b - t0 < piece ? b - t0 : piece;
+                ops.gather(p, x, zeros, t0, cnt, V);
+                ops.gather_grad(p, dy, zeros, t0, cnt, Y);
+                for (int xi = 0; xi < 16 && my_rc == FC_OK; xi++)
+                    my_rc = fc_sgemm_serial(1, 0, Ci, Co, cnt, 1.0f, V + xi * Ci, 16 * Ci,
+                                            Y + xi * Co, 16 * Co, t0 == a ? 0.0f : 1.0f,
+                                            sum + xi * CF, Co);
+            }
+        }
+        if (my_rc != FC_OK) {
+#pragma omp atomic write
+            rc = my_rc;
+        }
+#pragma omp barrier
+        if (rc == FC_OK) {
+            const int64_t c0 = Ci * t / nt, c1 = Ci * (t + 1) / nt;
+            ops.kernel_grad(Ci, Co, du, 16 * CF, parts, c0, c1, dkernel);
         }
     }
     return rc;

@@ -43,4 +43,13 @@ void fc_wino_transform_kernel(int64_t c, int64_t f, const float *kernel, float *
 int fc_wino_conv(const fc_wino_problem *p, const float *x, const float *u, int flipped,
                  const float *bias, int relu, float *out, float *scratch, int64_t chunk_tiles);
 
+/* dkernel (3, 3, Cin, Cout) = the kernel gradient of the conv p (plain orientation) for
+ * input x and output gradient dy (N, OH, OW, Cout), summed over the batch; overwritten.
+ * du holds parts * 16 * Cin * Cout floats (the partial sums of the tile ranges), scratch
+ * as for fc_wino_conv. The result depends on (p, parts, chunk_tiles) only, not on the
+ * thread count. Returns FC_OK or FC_ENOMEM. */
+int fc_wino_kernel_grad(const fc_wino_problem *p, const float *x, const float *dy,
+                        float *dkernel, float *du, int parts, float *scratch,
+                        int64_t chunk_tiles);
+
 #endif

@@ -142,6 +142,83 @@ WT_ATTR static void WT_NAME(scatter_tiles)(const fc_wino_problem *p, const float
     }
 }
 
+/* Kernel gradient, step 1: Y rows of tiles [t0, t0 + cnt): tile r's 16 values of A y A^T
+ * (y = the tile's 2x2 output gradient, zero past the edges), each Cout long, at
+ * Y + r * 16 * Cout + xi * Cout. zeros: >= Cout zero floats. */
+WT_ATTR static void WT_NAME(gather_grad_tiles)(const fc_wino_problem *p, const float *dy,
+                                               const float *zeros, int64_t t0, int64_t cnt,
+                                               float *Y)
+{
+    const int64_t OH = p->oh, OW = p->ow, F = p->cout, tw = (OW + 1) / 2;
+    const int64_t per_image = fc_wino_tiles(OH, OW);
+    for (int64_t r = 0; r < cnt; r++) {
+        const int64_t t = t0 + r, n = t / per_image, ty = (t % per_image) / tw;
+        const int64_t tx = t % per_image % tw;
+        const float *src[4];
+        for (int i = 0; i < 2; i++)
+            for (int j = 0; j < 2; j++) {
+                const int64_t oy = 2 * ty + i, ox = 2 * tx + j;
+                const int inside = oy < OH && ox < OW;
+                src[2 * i + j] = inside ? dy + ((n * OH + oy) * OW + ox) * F : zeros;
+            }
+        float *FC_RESTRICT dst = Y + r * 16 * F;
+        int64_t f = 0;
+        for (; f + WT_LEN <= F; f += WT_LEN) {
+            WT_T y[4], m[16];
+            for (int k = 0; k < 4; k++)
+                y[k] = WT_LOAD(src[k] + f);
+            WINO_OUTPUT_TRANSFORM_ADJOINT(WT_T, WT_ADD, WT_SUB, WT_NEG, y, m);
+            for (int k = 0; k < 16; k++)
+                WT_STORE(dst + k * F + f, m[k]);
+        }
+        for (; f < F; f++) {
+            float y[4], m[16];
+            for (int k = 0; k < 4; k++)
+                y[k] = src[k][f];
+            WINO_OUTPUT_TRANSFORM_ADJOINT(float, S_ADD, S_SUB, S_NEG, y, m);
+            for (int k = 0; k < 16; k++)
+                dst[k * F + f] = m[k];
+        }
+    }
+}
+
+/* Kernel gradient, step 3: dkernel (3, 3, C, F) rows of input channels [c0, c1) =
+ * G^T (du_0 + du_1 + ... + du_{parts-1}) G, the partial sums du_s (16, C, F) each
+ * part_stride floats apart, added in part order. */
+WT_ATTR static void WT_NAME(kernel_grad_transform)(int64_t C, int64_t F, const float *du,
+                                                   int64_t part_stride, int parts, int64_t c0,
+                                                   int64_t c1, float *dkernel)
+{
+    const int64_t CF = C * F;
+    for (int64_t c = c0; c < c1; c++) {
+        const float *uc = du + c * F;
+        float *kc = dkernel + c * F;
+        int64_t f = 0;
+        for (; f + WT_LEN <= F; f += WT_LEN) {
+            WT_T u[16], g[9];
+            for (int xi = 0; xi < 16; xi++) {
+                u[xi] = WT_LOAD(uc + xi * CF + f);
+                for (int s = 1; s < parts; s++)
+                    u[xi] = WT_ADD(u[xi], WT_LOAD(uc + s * part_stride + xi * CF + f));
+            }
+            WINO_KERNEL_TRANSFORM_ADJOINT(WT_T, WT_ADD, WT_SUB, WT_HALF, u, g);
+            for (int i = 0; i < 9; i++)
+                WT_STORE(kc + i * CF + f, g[i]);
+        }
+        for (; f < F; f++) {
+            float u[16], g[9];
+            for (int xi = 0; xi < 16; xi++) {
+                u[xi] = uc[xi * CF + f];
+                for (int s = 1; s < parts; s++)
+                    u[xi] = u[xi] + uc[s * part_stride + xi * CF + f];
+            }
+            WINO_KERNEL_TRANSFORM_ADJOINT(float, S_ADD, S_SUB, S_HALF, u, g);
+            for (int i = 0; i < 9; i++)
+                kc[i * CF + f] = g[i];
+        }
+    }
+}
+
 #undef WT_NAME
 #undef WT_CAT
 #undef WT_CAT2

@@ -305,7 +305,7 @@ def test_workspace_reuse_gives_identical_answers(rng):
 
 
 # ---------------------------------------------------------------------------------------
-# Winograd F(2x2, 3x3): 3x3 stride-1 forward and input gradient
+# Winograd F(2x2, 3x3): 3x3 stride-1 forward, input gradient and kernel gradient
 
 # (x shape, F, padding): odd/even sizes (partial edge tiles), channel counts 7/32/64
 # (vector tails), batch 1, outputs of 1 or 2 pixels per side
@@ -320,6 +320,7 @@ _WINO_CASES = [
     ((1, 1, 1, 5), 3, "same"),         # 1x1 image, all padding
     ((2, 1, 6, 8), 4, "same"),         # one row
     ((3, 5, 1, 12), 20, "same"),       # one column
+    ((2, 5, 4, 136), 130, "same"),     # C * F so big that the kernel gradient is one sum
 ]
 
 
@@ -346,7 +347,7 @@ def test_winograd_relu_clamps_exactly(rng):
 
 
 @pytest.mark.parametrize("case", range(len(_WINO_CASES)))
-def test_winograd_backward_input_matches_reference(rng, case):
+def test_winograd_backward_matches_reference(rng, case):
     x_shape, f, padding = _WINO_CASES[case]
     x, k, _ = _data(rng, x_shape, (3, 3, x_shape[3], f))
     oh, ow, _, _ = _geom(x_shape, k.shape, (1, 1), padding)
@@ -394,6 +395,7 @@ _WINO_DET = [
     ((3, 6, 6, 64), 64, "valid"),
     ((2, 9, 7, 7), 9, "same"),
     ((9, 32, 30, 32), 32, "same"),     # several pieces per thread
+    ((3, 7, 6, 136), 130, "same"),     # kernel gradient as one sum, threads in the GEMMs
 ]
 
 
@@ -408,9 +410,8 @@ def test_winograd_bitwise_identical_at_1_2_3_threads(rng, case):
     for t in (1, 2, 3):
         with num_threads(t):
             results.append((conv2d(x, k, b, padding=padding, activation="relu",
-                                   algorithm="winograd"),
-                            conv2d_backward(dy, x, k, padding=padding,
-                                            algorithm="winograd")[0]))
+                                   algorithm="winograd"),)
+                           + conv2d_backward(dy, x, k, padding=padding, algorithm="winograd"))
     for other in results[1:]:
         for a, b_ in zip(results[0], other):
             np.testing.assert_array_equal(a, b_)
@@ -422,8 +423,8 @@ def test_winograd_portable_path_matches_default(rng, c, f):
     dy = rng.standard_normal((2, 11, 9, f)).astype(np.float32)
 
     def run():
-        return (conv2d(x, k, b, padding="same", activation="relu", algorithm="winograd"),
-                conv2d_backward(dy, x, k, padding="same", algorithm="winograd")[0])
+        return ((conv2d(x, k, b, padding="same", activation="relu", algorithm="winograd"),)
+                + conv2d_backward(dy, x, k, padding="same", algorithm="winograd")[:2])
 
     default = run()
     _ext.force_simd(0)
@@ -432,8 +433,8 @@ def test_winograd_portable_path_matches_default(rng, c, f):
     finally:
         _ext.force_simd(-1)
     for a, p, r in zip(default, portable,
-                       (ref_conv(x, k, b, (1, 1), "same", "relu"),
-                        ref_conv_backward(dy, x, k, (1, 1), "same")[0])):
+                       (ref_conv(x, k, b, (1, 1), "same", "relu"),)
+                       + ref_conv_backward(dy, x, k, (1, 1), "same")[:2]):
         assert_close(p, r, 1e-5, 1e-5)
         assert_close(a, p, 1e-5, 1e-5)
 
@@ -445,11 +446,11 @@ def test_winograd_workspace_reuse_and_bound(rng):
     ws = np.full(size + 5, np.nan, np.float32)
     x, k, b = _data(rng, shape, kshape)
     dy = rng.standard_normal((4, 13, 13, 64)).astype(np.float32)
-    fresh = (conv2d(x, k, b, algorithm="winograd"),
-             conv2d_backward(dy, x, k, algorithm="winograd")[0])
+    fresh = (conv2d(x, k, b, algorithm="winograd"),) + conv2d_backward(dy, x, k,
+                                                                        algorithm="winograd")
     for _ in range(2):
-        reused = (conv2d(x, k, b, workspace=ws, algorithm="winograd"),
-                  conv2d_backward(dy, x, k, workspace=ws, algorithm="winograd")[0])
+        reused = ((conv2d(x, k, b, workspace=ws, algorithm="winograd"),)
+                  + conv2d_backward(dy, x, k, workspace=ws, algorithm="winograd"))
         for a, r in zip(fresh, reused):
             np.testing.assert_array_equal(a, r)
     # a workspace sized for these shapes serves every algorithm
@@ -460,17 +461,24 @@ def test_winograd_workspace_reuse_and_bound(rng):
 def test_auto_algorithm_choice():
     from fastcnn.ops.conv import conv2d_algorithm
     seed2 = conv2d_algorithm((32, 15, 15, 32), (3, 3, 32, 64))
-    assert seed2 == {"forward": "winograd", "backward_input": "winograd",
-                     "backward_kernel": "im2col"}
+    assert set(seed2.values()) == {"winograd"}
+    # a 6x6 input gradient needs as many multiplications as im2col's 4x4 output
+    assert conv2d_algorithm((32, 6, 6, 64), (3, 3, 64, 64)) == {
+        "forward": "winograd", "backward_input": "im2col", "backward_kernel": "winograd"}
+    # 16 x 16 channels: the kernel gradient's C x F GEMMs are too small
+    assert conv2d_algorithm((32, 16, 16, 16), (3, 3, 16, 16), 1, "same") == {
+        "forward": "winograd", "backward_input": "winograd", "backward_kernel": "im2col"}
     # 3 input channels (the first conv): GEMMs too thin for Winograd
     assert set(conv2d_algorithm((32, 32, 32, 3), (3, 3, 3, 32)).values()) == {"im2col"}
+    # a single output pixel: 16 multiplications per tile instead of 9
+    assert set(conv2d_algorithm((32, 3, 3, 64), (3, 3, 64, 64)).values()) == {"im2col"}
     # not 3x3 stride 1
     assert set(conv2d_algorithm((8, 16, 16, 32), (3, 3, 32, 32), 2, "same").values()) \
         == {"im2col"}
     assert set(conv2d_algorithm((8, 16, 16, 32), (5, 5, 32, 32)).values()) == {"im2col"}
     # forcing
     assert set(conv2d_algorithm((32, 32, 32, 3), (3, 3, 3, 32),
-                                algorithm="winograd").values()) == {"winograd", "im2col"}
+                                algorithm="winograd").values()) == {"winograd"}
     assert set(conv2d_algorithm((32, 15, 15, 32), (3, 3, 32, 64),
                                 algorithm="im2col").values()) == {"im2col"}
 
@@ -485,9 +493,11 @@ def test_auto_uses_the_chosen_algorithm_bitwise(rng):
         algos = conv2d_algorithm(x.shape, k.shape)
         np.testing.assert_array_equal(conv2d(x, k, b),
                                       conv2d(x, k, b, algorithm=algos["forward"]))
+        auto = conv2d_backward(dy, x, k)
         np.testing.assert_array_equal(
-            conv2d_backward(dy, x, k)[0],
-            conv2d_backward(dy, x, k, algorithm=algos["backward_input"])[0])
+            auto[0], conv2d_backward(dy, x, k, algorithm=algos["backward_input"])[0])
+        np.testing.assert_array_equal(
+            auto[1], conv2d_backward(dy, x, k, algorithm=algos["backward_kernel"])[1])
     # and the two algorithms really are different computations
     x, k, b = _data(rng, (2, 15, 15, 32), (3, 3, 32, 64))
     assert not np.array_equal(conv2d(x, k, b, algorithm="im2col"),

@@ -12,9 +12,11 @@ allocating it on every call; otherwise one is allocated per call.
 Algorithms (``algorithm=``): ``'im2col'`` lowers the convolution to a GEMM on column
 rows; ``'winograd'`` (3x3 kernels, stride 1 only) uses Winograd F(2x2, 3x3), which needs
 16 multiplications per 2x2 output tile and channel pair instead of 36, at the cost of a few
-ulp more rounding error; ``'auto'`` (default) picks, per pass, the one measured faster
-(Winograd for the forward and input gradient of 3x3 stride-1 layers with >= 16 input and
-output channels; the kernel gradient always uses im2col). See :func:`conv2d_algorithm`.
+ulp more rounding error; ``'auto'`` (default) picks, per pass (forward, input gradient,
+kernel gradient), the one measured faster: Winograd for 3x3 stride-1 layers with >= 16
+input and >= 8 output channels, unless partial edge tiles waste most of its saving (e.g.
+the input gradient of a 6x6 -> 4x4 `valid` layer); for the kernel gradient also
+C * F >= 512. See :func:`conv2d_algorithm`.
 """
 import numpy as np
 
@@ -108,7 +110,7 @@ def conv2d_algorithm(input_shape, kernel_shape, strides=(1, 1), padding="valid",
 
     Returns ``{'forward': a, 'backward_input': a, 'backward_kernel': a}`` with each ``a``
     ``'im2col'`` or ``'winograd'``, given the requested ``algorithm`` ('auto', 'im2col'
-    or 'winograd'; 'winograd' applies to the forward and input gradient only).
+    or 'winograd').
     """
     fn = "conv2d_algorithm"
     x_shape = _shape4(input_shape, "input_shape", fn)
@@ -206,7 +208,7 @@ def conv2d_backward(dy, x, kernel, strides=(1, 1), padding="valid", need_input_g
     ``need_input_grad``, dkernel (kh, kw, C, F) and dbias (F,) summed over the batch, dbias
     only when ``use_bias``. dx / dkernel / dbias (optional) are preallocated outputs
     (writeable C-contiguous float32 of exactly those shapes); ``workspace`` and
-    ``algorithm`` as in conv2d (the kernel gradient always runs im2col).
+    ``algorithm`` as in conv2d (each gradient picks its own under 'auto').
     """
     fn = "conv2d_backward"
     x = as_float32(x, "%s: x (N, H, W, C)" % fn, ndim=4)
