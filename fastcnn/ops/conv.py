@@ -93,8 +93,9 @@ def _shape4(shape, name, fn):
 def conv2d_workspace_size(input_shape, kernel_shape, strides=(1, 1), padding="valid"):
     """Float32 elements of workspace conv2d / conv2d_backward need for these shapes.
 
-    Bounded (a few MB at most) whatever the batch size; 0 when the kernels need none
-    (1x1 stride-1 kernels, or a kernel covering the whole unpadded input).
+    Enough for every ``algorithm``. Bounded (a few MB at most) whatever the batch size;
+    0 when the kernels need none (1x1 stride-1 kernels, or a kernel other than 3x3
+    stride 1 covering the whole unpadded input).
     """
     fn = "conv2d_workspace_size"
     x_shape = _shape4(input_shape, "input_shape", fn)
