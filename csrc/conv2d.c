@@ -1,4 +1,6 @@
-/* 2-D convolution forward/backward as im2col + GEMM (see conv2d.h for the method).
+/* 2-D convolution forward/backward as im2col + GEMM (see conv2d.h for the method), or,
+ * for 3x3 stride-1 kernels where it measured faster, Winograd F(2x2, 3x3) (winograd.c;
+ * fc_conv2d_algorithm below decides).
  *
  * Threading, and why 1 and N threads agree bitwise:
  *  - forward: each thread owns a contiguous range of output lines and runs im2col, a
@@ -13,6 +15,9 @@
  *    summed (serial GEMMs, beta = 1 after its first piece) into its own partial dW; the
  *    partials are added in part order. Parts and pieces depend on the geometry only.
  *  - backward_bias: threads split the columns; each column is summed in row order.
+ *  - Winograd: threads split the 2x2 output tiles of the forward / input gradient (a
+ *    tile's arithmetic does not depend on who computes it); the kernel gradient sums
+ *    FC_CONV2D_WINO_DW_PARTS fixed tile ranges into partials added in part order.
  */
 #include <string.h>
 #include "conv2d.h"
