@@ -716,6 +716,11 @@ class Sequential:
         finally:
             self._release_inputs()
 
+    def profile(self, x, y=None, **kwargs):
+        """Per-layer forward/backward times of a training step on (x, y): fastcnn.profiler."""
+        from .. import profiler
+        return profiler.profile(self, x, y, **kwargs)
+
     # ================================================================ saving
     def save(self, filepath, overwrite=True, **kwargs):
         """Architecture + weights + optimizer state in one file (``.keras``; see saving)."""
