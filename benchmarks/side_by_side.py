@@ -7,9 +7,17 @@ images/s, ratios to fastcnn, achieved GFLOP/s and percent of the measured fp32 p
 
     python benchmarks/side_by_side.py --threads 2 --rounds 5
     python benchmarks/side_by_side.py --markdown bench.md --png bench.png
+    python benchmarks/side_by_side.py --profile      # per-layer table of fastcnn's model
 
 PyTorch is optional (``pip install torch==2.13.0``); it is measured in both NCHW and
-channels_last layouts when installed.
+channels_last layouts when installed. NumPy's OpenBLAS is limited to ``--threads`` too.
+The data are the first images of CIFAR-10's training set (``$FASTCNN_CIFAR10_DIR`` or the
+usual fastcnn/Keras locations). The fp32 peak is the best of several FMA-probe measurements
+taken before and between rounds (the machine is shared: a probe that meets another process
+under-reads the peak).
+
+``--profile`` prints fastcnn.profiler's per-layer table of the fastcnn tutorial model's
+training step at batch 32 and 128 instead of the comparison.
 """
 import argparse
 import os
@@ -21,6 +29,10 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+try:
+    import fastcnn  # noqa: F401  (an installed fastcnn, or one on PYTHONPATH)
+except ImportError:  # run from a checkout built in place: use it
+    sys.path.insert(1, os.path.dirname(HERE))
 
 # The tutorial model: (kind, args). Shapes follow from 32x32x3 inputs.
 TUTORIAL = [("conv", 32, 3), ("pool", 2), ("conv", 64, 3), ("pool", 2), ("conv", 64, 3),
@@ -57,7 +69,7 @@ def tutorial_flops():
     return fwd, train
 
 
-def measure_peak_gflops(threads):
+def measure_peak_gflops(threads, trials=5, seconds=0.2):
     """fp32 FMA throughput of this machine at `threads` threads (a tight C FMA loop)."""
     from fastcnn import _ext
     import fastcnn
@@ -65,8 +77,8 @@ def measure_peak_gflops(threads):
     fastcnn.set_num_threads(threads)
     try:
         best = 0.0
-        for _ in range(5):
-            best = max(best, _ext.fma_peak_gflops(0.2))
+        for _ in range(trials):
+            best = max(best, _ext.fma_peak_gflops(seconds))
         return best
     finally:
         fastcnn.set_num_threads(old)
@@ -108,7 +120,10 @@ class NumpyRunner:
     name = "numpy"
 
     def __init__(self, threads, seed=0):
-        from numpy_baseline import TutorialModel
+        from numpy_baseline import TutorialModel, set_blas_threads
+        if not set_blas_threads(threads):
+            print("(could not set NumPy's BLAS thread count; it uses its default)",
+                  file=sys.stderr)
         self.model = TutorialModel(seed=seed)
 
     def train_step(self, x, y):
@@ -182,6 +197,23 @@ def time_round(fn, items):
     return time.perf_counter() - t0
 
 
+def run_profile(args):
+    """Print the per-layer profile of fastcnn's tutorial model at batch 32 and 128."""
+    from fastcnn.profiler import format_profile
+    import fastcnn
+    fastcnn.set_num_threads(args.threads)
+    x, y = load_cifar(128)
+    peak = measure_peak_gflops(args.threads)
+    model = FastcnnRunner(args.threads).model
+    results = []
+    for bs in (32, 128):
+        rows = model.profile(x[:bs], y[:bs], repeats=args.repeats, warmup=2,
+                             peak_gflops=peak)
+        print(format_profile(rows) + "\n")
+        results.append(rows)
+    return results
+
+
 def run(args):
     import fastcnn
     fastcnn.set_num_threads(args.threads)
@@ -211,11 +243,16 @@ def run(args):
         for rnd in range(args.rounds):
             order = runners if rnd % 2 == 0 else runners[::-1]
             for r in order:
+                # one untimed step first: lets the previous framework's spinning OpenMP
+                # threads go idle and brings this one's buffers back into cache
                 if train:
+                    r.train_step(*batches[0])
                     dt = time_round(r.train_step, batches)
                 else:
+                    r.predict(batches[0][0])
                     dt = time_round(r.predict, [(b[0],) for b in batches])
                 results[(r.name, case)].append(len(batches) * bs / dt)
+            peak = max(peak, measure_peak_gflops(args.threads, trials=2, seconds=0.1))
             print("  round %d/%d of %s done" % (rnd + 1, args.rounds, case), file=sys.stderr)
 
     rows = []
@@ -231,10 +268,13 @@ def run(args):
               "GFLOP/s | % of peak |\n|---|---|---|---|---|---|")
     lines = [header] + ["| %s | %s | %.0f (%.0f-%.0f) | %.2f | %.1f | %.1f |" % r for r in rows]
     table = "\n".join(lines)
-    print("\nthreads=%d, rounds=%d, measured fp32 peak %.0f GFLOP/s, "
-          "%.2f MFLOP/image forward, %.2f MFLOP/image training"
-          % (args.threads, args.rounds, peak, fwd_flop / 1e6, train_flop / 1e6))
+    title = ("threads=%d, rounds=%d, %d training images per round, measured fp32 peak "
+             "%.0f GFLOP/s, %.2f MFLOP/image forward, %.2f MFLOP/image training"
+             % (args.threads, args.rounds, args.images, peak, fwd_flop / 1e6,
+                train_flop / 1e6))
+    print("\n" + title)
     print(table)
+    table = title + "\n\n" + table
     if args.markdown:
         with open(args.markdown, "w") as f:
             f.write(table + "\n")
@@ -267,9 +307,17 @@ def main(argv=None):
     p.add_argument("--images", type=int, default=2048, help="training images per round")
     p.add_argument("--infer-batches", type=int, default=2)
     p.add_argument("--no-torch", action="store_true")
-    p.add_argument("--markdown")
-    p.add_argument("--png")
-    run(p.parse_args(argv))
+    p.add_argument("--markdown", help="also write the table to this file")
+    p.add_argument("--png", help="also draw a bar chart (needs matplotlib)")
+    p.add_argument("--profile", action="store_true",
+                   help="print fastcnn's per-layer profile at batch 32 and 128 instead")
+    p.add_argument("--repeats", type=int, default=10, help="timed steps per --profile table")
+    args = p.parse_args(argv)
+    if args.threads < 1 or args.rounds < 1 or args.images < 1 or args.infer_batches < 1:
+        p.error("--threads, --rounds, --images and --infer-batches must be >= 1")
+    if args.profile:
+        return run_profile(args)
+    return run(args)
 
 
 if __name__ == "__main__":
