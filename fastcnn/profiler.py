@@ -33,13 +33,15 @@ ProfileRow = collections.namedtuple(
     "ProfileRow", ["name", "type", "output_shape", "forward_ms", "backward_ms",
                    "forward_gflops", "backward_gflops", "percent_of_peak", "percent_of_time",
                    "forward_flop", "backward_flop"])
-ProfileRow.__doc__ = """One line of a profile. Times are medians in milliseconds (None where a
-pass does not run); GFLOP/s and % of peak are None for layers counted as 0 FLOP."""
+ProfileRow.__doc__ = """One line of a profile. Times are milliseconds, medians (or minima) over
+the repeats (None where a pass does not run); GFLOP/s and % of peak are None for layers
+counted as 0 FLOP."""
 
 
 class ProfileResult(list):
     """The list of ProfileRow (layers, then 'loss', 'optimizer', 'total') plus the context:
-    ``batch_size``, ``threads``, ``peak_gflops``, ``repeats``, ``training``."""
+    ``batch_size``, ``threads``, ``peak_gflops``, ``repeats``, ``training``, ``step_ms``,
+    ``stat``."""
 
     def __init__(self, rows, **context):
         super().__init__(rows)
@@ -66,8 +68,10 @@ def layer_flops(layer, input_shape, output_shape, need_input_grad=True):
     return int(fwd), int(fwd) * passes
 
 
-def _median_ms(samples):
-    return None if not samples else 1e3 * statistics.median(samples)
+def _ms(samples, stat):
+    if not samples:
+        return None
+    return 1e3 * (statistics.median(samples) if stat == "median" else min(samples))
 
 
 def _gflops(flop, ms):
@@ -114,7 +118,7 @@ def _measure_peak(trials=3, seconds=0.2):
     return max(_ext.fma_peak_gflops(seconds) for _ in range(trials))
 
 
-def profile(model, x, y=None, repeats=10, warmup=2, peak_gflops=None):
+def profile(model, x, y=None, repeats=10, warmup=2, peak_gflops=None, stat="median"):
     """Profile training steps of ``model`` (a compiled, buildable Sequential) on one batch.
 
     Args:
@@ -125,6 +129,8 @@ def profile(model, x, y=None, repeats=10, warmup=2, peak_gflops=None):
         repeats: timed steps (medians are reported); warmup: untimed steps before them.
         peak_gflops: the fp32 peak to compare with; measured (best of 3 x 0.2 s of
             ``fastcnn._ext.fma_peak_gflops`` at the current thread count) when None.
+        stat: "median" (default) or "min" of the repeats; the minimum is the better
+            estimate of the code's own speed when other processes share the cores.
 
     Returns:
         ProfileResult: a list of ProfileRow, one per layer, then 'loss' and 'optimizer'
@@ -135,6 +141,8 @@ def profile(model, x, y=None, repeats=10, warmup=2, peak_gflops=None):
         raise ValueError("profile: repeats must be a positive integer, got %r" % (repeats,))
     if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
         raise ValueError("profile: warmup must be an integer >= 0, got %r" % (warmup,))
+    if stat not in ("median", "min"):
+        raise ValueError("profile: stat must be 'median' or 'min', got %r" % (stat,))
     training = y is not None
     if training:
         model._assert_compiled("profile")
@@ -202,7 +210,7 @@ def profile(model, x, y=None, repeats=10, warmup=2, peak_gflops=None):
         model._release_inputs()
 
     peak = float(peak_gflops) if peak_gflops is not None else _measure_peak()
-    total_ms = _median_ms(step_t)
+    total_ms = _ms(step_t, stat)
     rows = []
     tot_f = tot_b = 0
     for i, layer in enumerate(layers):
@@ -212,16 +220,16 @@ def profile(model, x, y=None, repeats=10, warmup=2, peak_gflops=None):
             bf = 0
         tot_f += ff
         tot_b += bf
-        fm, bm = _median_ms(fwd_t[i]), _median_ms(bwd_t[i])
+        fm, bm = _ms(fwd_t[i], stat), _ms(bwd_t[i], stat)
         rows.append(_row(layer.name, type(layer).__name__, out_shapes[i], fm, bm, ff, bf,
                          peak, total_ms))
     if training:
         rows.append(_row("loss", type(model.loss).__name__, out_shapes[-1],
-                         _median_ms(loss_t), None, 0, 0, peak, total_ms))
+                         _ms(loss_t, stat), None, 0, 0, peak, total_ms))
         rows.append(_row("optimizer", type(model.optimizer).__name__,
-                         (sum(int(v.size) for v in model._train_vars),), _median_ms(opt_t),
+                         (sum(int(v.size) for v in model._train_vars),), _ms(opt_t, stat),
                          None, 0, 0, peak, total_ms))
-    # the total: median whole-step time; forward/backward split from the per-row medians
+    # the total: the whole-step time's statistic; forward/backward sums of the rows
     fsum = sum(r.forward_ms or 0.0 for r in rows[:n_layers])
     bsum = sum(r.backward_ms or 0.0 for r in rows[:n_layers])
     gf = _gflops(tot_f + tot_b, total_ms)
@@ -231,7 +239,7 @@ def profile(model, x, y=None, repeats=10, warmup=2, peak_gflops=None):
                            None if gf is None else 100.0 * gf / peak, 100.0, tot_f, tot_b))
     result = ProfileResult(rows, batch_size=int(x32.shape[0]), threads=get_num_threads(),
                            peak_gflops=peak, repeats=repeats, training=training,
-                           step_ms=total_ms)
+                           step_ms=total_ms, stat=stat)
     return result
 
 
@@ -266,11 +274,11 @@ def format_profile(rows):
     out = []
     ctx = getattr(rows, "peak_gflops", None)
     if ctx is not None:
-        out.append("%s, batch %d, %d thread%s, median of %d; fp32 FMA peak %.1f GFLOP/s; "
+        out.append("%s, batch %d, %d thread%s, %s of %d; fp32 FMA peak %.1f GFLOP/s; "
                    "step %.3f ms"
                    % ("training step" if rows.training else "forward (inference)",
                       rows.batch_size, rows.threads, "" if rows.threads == 1 else "s",
-                      rows.repeats, rows.peak_gflops, rows.step_ms))
+                      rows.stat, rows.repeats, rows.peak_gflops, rows.step_ms))
     out.append(line(header))
     out.append("  ".join("-" * w for w in widths))
     for j, b in enumerate(body):

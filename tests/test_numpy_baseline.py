@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import fastcnn
-from fastcnn import layers, losses, models, optimizers
+from fastcnn import layers, losses, models, optimizers, zoo
 
 from conftest import assert_close, num_threads
 
@@ -173,3 +173,12 @@ def test_fastcnn_train_steps_match(n):
     # the weights did move (by ~lr per element per step), so the comparison has teeth
     start = TutorialModel(seed=7).get_weights()
     assert all(np.abs(a - b).max() > 5e-4 for a, b in zip(ref.get_weights(), start))
+
+
+def test_zoo_tutorial_model_is_the_same_model():
+    ref = TutorialModel(seed=4)
+    m = zoo.tutorial_model()
+    assert [w.shape for w in m.get_weights()] == SHAPES
+    m.set_weights(ref.get_weights())
+    x, _ = batch(3, seed=9)
+    assert_close(m.predict(x, verbose=0), ref.forward(x), rtol=1e-4, atol=1e-4)

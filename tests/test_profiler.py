@@ -127,6 +127,8 @@ def test_forward_only_profile_and_unbuilt_model():
     assert not rows.training and all(r.backward_ms is None for r in rows)
     assert rows[0].forward_flop == 2 * 2 * 5 * 5 * 4 * 9 * 2 and rows[0].backward_flop == 0
     assert "forward (inference)" in profiler.format_profile(rows)
+    low = profiler.profile(m, x, repeats=3, warmup=0, peak_gflops=PEAK, stat="min")
+    assert low.stat == "min" and "min of 3" in profiler.format_profile(low)
 
 
 def test_dropout_stream_restored_and_frozen_first_layer():
@@ -154,6 +156,8 @@ def test_bad_arguments():
         m.profile(x, y, repeats=0)
     with pytest.raises(ValueError, match="warmup"):
         m.profile(x, y, warmup=-1)
+    with pytest.raises(ValueError, match="stat"):
+        m.profile(x, y, stat="mean")
     with pytest.raises(ValueError, match="no samples"):
         m.profile(x[:0], y[:0])
     with pytest.raises(ValueError, match="incompatible"):
