@@ -325,9 +325,12 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.threads < 1 or args.rounds < 1 or args.images < 1 or args.infer_batches < 1:
         p.error("--threads, --rounds, --images and --infer-batches must be >= 1")
-    if args.profile:
-        return run_profile(args)
-    return run(args)
+    import fastcnn
+    old = fastcnn.get_num_threads()
+    try:
+        return run_profile(args) if args.profile else run(args)
+    finally:
+        fastcnn.set_num_threads(old)
 
 
 if __name__ == "__main__":
