@@ -56,6 +56,14 @@ void fc_u8_to_f32(const uint8_t *src, int64_t n, float scale, float shift, float
         dst[i] = scale * (float)src[i] + shift;
 }
 
+void fc_affine_f32(const float *src, int64_t n, float scale, float shift, float *dst)
+{
+    int64_t i;
+#pragma omp parallel for schedule(static) num_threads(fc_get_num_threads()) if(n > 65536)
+    for (i = 0; i < n; i++)
+        dst[i] = scale * src[i] + shift;
+}
+
 int64_t fc_count_nonfinite(const float *x, int64_t n)
 {
     int64_t i, bad = 0;

@@ -22,6 +22,9 @@ void fc_batch_gather_f32(const float *src, const int64_t *index, int64_t B, int6
 /* dst[i] = scale * src[i] + shift for n uint8 values. */
 void fc_u8_to_f32(const uint8_t *src, int64_t n, float scale, float shift, float *dst);
 
+/* dst[i] = scale * src[i] + shift for n floats (dst may equal src). */
+void fc_affine_f32(const float *src, int64_t n, float scale, float shift, float *dst);
+
 /* Count of non-finite values (NaN or +-inf) in x; used to refuse bad input cheaply. */
 int64_t fc_count_nonfinite(const float *x, int64_t n);
 #endif

@@ -1,50 +1,677 @@
-/* GEMM: placeholder-quality but correct implementation (row-parallel i-k-j loop).
- * TODO(gemm): packed panels + AVX2/FMA register-blocked micro-kernel. */
+/* Single-precision GEMM: packed panels + register-blocked micro-kernel (BLIS-style).
+ *
+ * C (M x N) is computed in tiles of MR x NR = 6 x 16 by a micro-kernel that keeps the tile
+ * in registers while it runs over a block of kc values of k. Loop nest, outermost first:
+ *
+ *   jc: N in blocks of nc              (the kc x nc block of op(B) packed in NR-wide panels)
+ *   pc: K in blocks of kc              (kc depends on K only -> fixed summation order)
+ *   ic: M in blocks of mc              (mc x kc block of op(A) packed in MR-tall panels)
+ *   jr: the NR-wide panels of B        (a kc x NR panel stays in L1)
+ *   ir: the MR-tall panels of A        (streamed from L2)
+ *
+ * Packed panels are zero-padded to NR columns, so the kernel always stores whole vectors; a
+ * partial-width tile of C goes through a small temporary tile, and partial-height tiles use
+ * kernels compiled for 1..5 rows. op(A) is read in place (not packed) when N or K is small
+ * and packing could not pay for itself ("direct A").
+ *
+ * Threads never share a buffer or wait for each other inside a call:
+ *  - row-block mode (B small enough to pack whole): each thread packs all of op(B), then
+ *    threads take blocks of mc rows of C (all of N and K) dynamically;
+ *  - otherwise C is cut into a grid of rectangles, one per thread, each running the loop
+ *    nest above with its own buffers; the grid minimises duplicated packing.
+ *
+ * Determinism: every element of C is accumulated as
+ *     C = alpha * sum_{k in block 0} + beta * C;   C = alpha * sum_{k in block q} + C, q > 0
+ * with each block sum running over k in increasing order inside one micro-kernel call. The
+ * K blocking depends only on K, and the modes and threads only decide which tiles are done
+ * where and when, so results are bitwise the same for any thread count (and
+ * fc_sgemm_serial == fc_sgemm).
+ */
+#include <string.h>
 #include "gemm.h"
 
-#define A_AT(i, k) (trans_a ? A[(k) * lda + (i)] : A[(i) * lda + (k)])
-#define B_AT(k, j) (trans_b ? B[(j) * ldb + (k)] : B[(k) * ldb + (j)])
+#ifdef FC_HAVE_AVX2_PATH
+#include <immintrin.h>
+#endif
 
-static void gemm_rows(int trans_a, int trans_b, int64_t i0, int64_t i1, int64_t N, int64_t K,
-                      float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
-                      float beta, float *C, int64_t ldc)
+#define MR 6
+#define NR 16
+#ifndef KC_MAX
+#define KC_MAX 256   /* kc x NR B panel (16 KiB) + MR x kc A panel (6 KiB) fit a 32 KiB L1d */
+#endif
+#ifndef MC_MAX
+#define MC_MAX 144   /* mc x kc A block (144 KiB) fits a 512 KiB L2; multiple of MR */
+#endif
+#ifndef NC_MAX
+#define NC_MAX 4096  /* kc x nc B block (4 MiB) lives in L3; multiple of NR */
+#endif
+/* Read op(A) in place (no packing) when N is small (few B panels to amortise packing over)
+ * or K is (an MR x K panel of A is then a handful of cache lines wherever it lives). */
+#ifndef DIRECT_A_MAX_N
+#define DIRECT_A_MAX_N 64
+#endif
+#ifndef DIRECT_A_MAX_K
+#define DIRECT_A_MAX_K 128
+#endif
+#ifndef B_WHOLE_MAX
+#define B_WHOLE_MAX (1 << 20)  /* floats of packed B (4 MiB) one thread may hold whole */
+#endif
+#ifndef ROW_BLOCKS_PER_THREAD
+#define ROW_BLOCKS_PER_THREAD 4  /* row-block mode: blocks per thread, for dynamic balance */
+#endif
+#ifndef PARALLEL_MIN_WORK
+#define PARALLEL_MIN_WORK (1 << 18)   /* M*N*K below this: one thread (fork/join costs more) */
+#endif
+
+/* c[0:mr, 0:NR] = alpha * a * b + beta * c (beta == 0: c is not read), where a(i, k) is
+ * a[i * rs_a + k * cs_a] and b is a packed kc x NR panel. */
+typedef void (*kernel_fn)(int64_t kc, const float *a, int64_t rs_a, int64_t cs_a,
+                          const float *b, float *c, int64_t ldc, float alpha, float beta);
+
+typedef struct {
+    int trans_a, trans_b, direct_a, simd;
+    int64_t M, N, K;
+    float alpha, beta;
+    const float *A, *B;
+    int64_t lda, ldb, ldc;
+    float *C;
+    int64_t kc, nc;
+    const kernel_fn *kernel_packed, *kernel_direct; /* indexed by the row count */
+} gemm_plan;
+
+static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+static int64_t round_up(int64_t a, int64_t b) { return ceil_div(a, b) * b; }
+static int64_t min64(int64_t a, int64_t b) { return a < b ? a : b; }
+
+/* ------------------------------------------------------------------------------------------
+ * Micro-kernels. Each exists for every row count mr = 1..MR (edge rows of C cost mr rows,
+ * not MR) and for three layouts of A, with the strides made compile-time constants:
+ *   packed: a(i, k) = a[k * MR + i]      (packed MR-row panel)
+ *   rows:   a(i, k) = a[i * rs_a + k]    (op(A) = A read in place)
+ *   cols:   a(i, k) = a[k * cs_a + i]    (op(A) = A^T read in place)
+ * ---------------------------------------------------------------------------------------- */
+#if defined(__GNUC__) || defined(__clang__)
+#define FC_ALWAYS_INLINE __attribute__((always_inline))
+#define FC_ALIGN64 __attribute__((aligned(64)))
+#elif defined(_MSC_VER)
+#define FC_ALWAYS_INLINE
+#define FC_ALIGN64 __declspec(align(64))
+#else
+#define FC_ALWAYS_INLINE
+#define FC_ALIGN64
+#endif
+
+/* Portable: same blocking, plain C. The tile is done in two 8-column halves (each half's
+ * 6 x 8 accumulators fit the 16 SSE registers); the k order per element is unchanged. With
+ * GCC/Clang vector types the j loop is explicitly 4-wide (SSE2, NEON, ...); a left-alone
+ * loop gets vectorised along k by gcc, which is far slower. */
+#if defined(__GNUC__) || defined(__clang__)
+typedef float fc_v4 __attribute__((vector_size(16)));
+#define PORTABLE_VEC 4
+static inline FC_ALWAYS_INLINE fc_v4 v4_load(const float *p)
 {
-    for (int64_t i = i0; i < i1; i++) {
-        float *c = C + i * ldc;
-        for (int64_t j = 0; j < N; j++)
-            c[j] = beta == 0.0f ? 0.0f : beta * c[j];
-        for (int64_t k = 0; k < K; k++) {
-            float a = alpha * A_AT(i, k);
-            if (!trans_b) {
-                const float *b = B + k * ldb;
-                for (int64_t j = 0; j < N; j++)
-                    c[j] += a * b[j];
-            } else {
-                for (int64_t j = 0; j < N; j++)
-                    c[j] += a * B[j * ldb + k];
+    fc_v4 v;
+    memcpy(&v, p, sizeof(v));
+    return v;
+}
+static inline FC_ALWAYS_INLINE void v4_store(float *p, fc_v4 v) { memcpy(p, &v, sizeof(v)); }
+#endif
+
+static inline FC_ALWAYS_INLINE void
+kernel_c_body(const int mrv, int64_t kc, const float *FC_RESTRICT a, int64_t rs_a, int64_t cs_a,
+              const float *FC_RESTRICT b, float *FC_RESTRICT c, int64_t ldc, float alpha,
+              float beta)
+{
+    for (int jh = 0; jh < NR; jh += NR / 2) {
+#ifdef PORTABLE_VEC
+        fc_v4 acc[MR][2];
+        for (int i = 0; i < mrv; i++)
+            acc[i][0] = acc[i][1] = (fc_v4){0.0f, 0.0f, 0.0f, 0.0f};
+        for (int64_t k = 0; k < kc; k++) {
+            const fc_v4 b0 = v4_load(b + k * NR + jh), b1 = v4_load(b + k * NR + jh + 4);
+            for (int i = 0; i < mrv; i++) {
+                const float ai = a[i * rs_a + k * cs_a];
+                acc[i][0] += ai * b0;
+                acc[i][1] += ai * b1;
+            }
+        }
+        for (int i = 0; i < mrv; i++) {
+            float *cr = c + i * ldc + jh;
+            for (int h = 0; h < 2; h++) {
+                fc_v4 t = alpha * acc[i][h];
+                if (beta == 1.0f)
+                    t = v4_load(cr + 4 * h) + t;
+                else if (beta != 0.0f)
+                    t = beta * v4_load(cr + 4 * h) + t;
+                v4_store(cr + 4 * h, t);
+            }
+        }
+#else
+        float acc[MR][NR / 2];
+        for (int i = 0; i < mrv; i++)
+            for (int j = 0; j < NR / 2; j++)
+                acc[i][j] = 0.0f;
+        for (int64_t k = 0; k < kc; k++) {
+            const float *bk = b + k * NR + jh;
+            for (int i = 0; i < mrv; i++) {
+                const float ai = a[i * rs_a + k * cs_a];
+                for (int j = 0; j < NR / 2; j++)
+                    acc[i][j] += ai * bk[j];
+            }
+        }
+        for (int i = 0; i < mrv; i++) {
+            float *cr = c + i * ldc + jh;
+            for (int j = 0; j < NR / 2; j++) {
+                const float t = alpha * acc[i][j];
+                cr[j] = beta == 0.0f ? t : beta == 1.0f ? cr[j] + t : beta * cr[j] + t;
+            }
+        }
+#endif
+    }
+}
+
+#define KERNEL_ARGS                                                                    \
+    int64_t kc, const float *a, int64_t rs_a, int64_t cs_a, const float *b, float *c,  \
+        int64_t ldc, float alpha, float beta
+#define DEFINE_KERNEL(ATTR, BODY, NAME, MRV, RS, CS)                                   \
+    ATTR static void NAME(KERNEL_ARGS)                                                 \
+    {                                                                                  \
+        (void)rs_a;                                                                    \
+        (void)cs_a;                                                                    \
+        BODY(MRV, kc, a, RS, CS, b, c, ldc, alpha, beta);                              \
+    }
+#define DEFINE_KERNEL_SET(ATTR, BODY, PREFIX, MRV)                                     \
+    DEFINE_KERNEL(ATTR, BODY, PREFIX##_packed_##MRV, MRV, 1, MR)                       \
+    DEFINE_KERNEL(ATTR, BODY, PREFIX##_rows_##MRV, MRV, rs_a, 1)                       \
+    DEFINE_KERNEL(ATTR, BODY, PREFIX##_cols_##MRV, MRV, 1, cs_a)
+#define DEFINE_KERNELS(ATTR, BODY, PREFIX)                                             \
+    DEFINE_KERNEL_SET(ATTR, BODY, PREFIX, 1)                                           \
+    DEFINE_KERNEL_SET(ATTR, BODY, PREFIX, 2)                                           \
+    DEFINE_KERNEL_SET(ATTR, BODY, PREFIX, 3)                                           \
+    DEFINE_KERNEL_SET(ATTR, BODY, PREFIX, 4)                                           \
+    DEFINE_KERNEL_SET(ATTR, BODY, PREFIX, 5)                                           \
+    DEFINE_KERNEL_SET(ATTR, BODY, PREFIX, 6)
+#define KERNEL_TABLE(PREFIX, LAYOUT)                                                   \
+    {NULL, PREFIX##_##LAYOUT##_1, PREFIX##_##LAYOUT##_2, PREFIX##_##LAYOUT##_3,        \
+     PREFIX##_##LAYOUT##_4, PREFIX##_##LAYOUT##_5, PREFIX##_##LAYOUT##_6}
+
+#define FC_NO_ATTR
+DEFINE_KERNELS(FC_NO_ATTR, kernel_c_body, kernel_c)
+static const kernel_fn kernels_c[3][MR + 1] = {
+    KERNEL_TABLE(kernel_c, packed), KERNEL_TABLE(kernel_c, rows), KERNEL_TABLE(kernel_c, cols)};
+
+/* AVX2+FMA: the 6 x 16 tile is 12 ymm accumulators; per k, 2 loads of B and 6 broadcasts of
+ * A feed 12 FMAs (the FMA pipes, not the loads, are the limit). */
+#ifdef FC_HAVE_AVX2_PATH
+#define AVX2_ROW(r)                                                                    \
+    if (mrv > (r)) {                                                                   \
+        const __m256 ai = _mm256_broadcast_ss(a + (r) * rs_a + k * cs_a);              \
+        acc[r][0] = _mm256_fmadd_ps(ai, b0, acc[r][0]);                                \
+        acc[r][1] = _mm256_fmadd_ps(ai, b1, acc[r][1]);                                \
+    }
+
+#define AVX2_STORE_ROW(r)                                                              \
+    if (mrv > (r)) {                                                                   \
+        float *cr = c + (r) * ldc;                                                     \
+        __m256 t0 = _mm256_mul_ps(va, acc[r][0]), t1 = _mm256_mul_ps(va, acc[r][1]);   \
+        if (beta == 1.0f) {                                                            \
+            t0 = _mm256_add_ps(_mm256_loadu_ps(cr), t0);                               \
+            t1 = _mm256_add_ps(_mm256_loadu_ps(cr + 8), t1);                           \
+        } else if (beta != 0.0f) {                                                     \
+            t0 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(cr), t0);                         \
+            t1 = _mm256_fmadd_ps(vb, _mm256_loadu_ps(cr + 8), t1);                     \
+        }                                                                              \
+        _mm256_storeu_ps(cr, t0);                                                      \
+        _mm256_storeu_ps(cr + 8, t1);                                                  \
+    }
+
+FC_TARGET_AVX2 static inline FC_ALWAYS_INLINE void
+kernel_avx2_body(const int mrv, int64_t kc, const float *FC_RESTRICT a, int64_t rs_a,
+                 int64_t cs_a, const float *FC_RESTRICT b, float *FC_RESTRICT c, int64_t ldc,
+                 float alpha, float beta)
+{
+    __m256 acc[MR][2];
+    for (int i = 0; i < MR; i++)
+        acc[i][0] = acc[i][1] = _mm256_setzero_ps();
+#pragma GCC unroll 4
+    for (int64_t k = 0; k < kc; k++) {
+        const __m256 b0 = _mm256_load_ps(b + k * NR), b1 = _mm256_load_ps(b + k * NR + 8);
+        AVX2_ROW(0) AVX2_ROW(1) AVX2_ROW(2) AVX2_ROW(3) AVX2_ROW(4) AVX2_ROW(5)
+    }
+    const __m256 va = _mm256_set1_ps(alpha), vb = _mm256_set1_ps(beta);
+    AVX2_STORE_ROW(0) AVX2_STORE_ROW(1) AVX2_STORE_ROW(2)
+    AVX2_STORE_ROW(3) AVX2_STORE_ROW(4) AVX2_STORE_ROW(5)
+}
+
+DEFINE_KERNELS(FC_TARGET_AVX2, kernel_avx2_body, kernel_avx2)
+static const kernel_fn kernels_avx2[3][MR + 1] = {
+    KERNEL_TABLE(kernel_avx2, packed), KERNEL_TABLE(kernel_avx2, rows),
+    KERNEL_TABLE(kernel_avx2, cols)};
+#endif
+
+/* ------------------------------------------------------------------------------------------
+ * Packing.
+ * ---------------------------------------------------------------------------------------- */
+
+#ifdef FC_HAVE_AVX2_PATH
+/* op(B) = B^T, a full NR-wide panel: 8 x 8 blocks of B transposed in registers. */
+FC_TARGET_AVX2 static void pack_bt_panel_avx2(const float *FC_RESTRICT src, int64_t ldb,
+                                              int64_t kc, float *FC_RESTRICT dst)
+{
+    for (int64_t jh = 0; jh < NR; jh += 8) {
+        const float *s = src + jh * ldb;
+        int64_t k = 0;
+        for (; k + 8 <= kc; k += 8) {
+            const float *s0 = s + k, *s4 = s + 4 * ldb + k;
+            const __m256 r0 = _mm256_loadu_ps(s0), r1 = _mm256_loadu_ps(s0 + ldb);
+            const __m256 r2 = _mm256_loadu_ps(s0 + 2 * ldb), r3 = _mm256_loadu_ps(s0 + 3 * ldb);
+            const __m256 r4 = _mm256_loadu_ps(s4), r5 = _mm256_loadu_ps(s4 + ldb);
+            const __m256 r6 = _mm256_loadu_ps(s4 + 2 * ldb), r7 = _mm256_loadu_ps(s4 + 3 * ldb);
+            const __m256 t0 = _mm256_unpacklo_ps(r0, r1), t1 = _mm256_unpackhi_ps(r0, r1);
+            const __m256 t2 = _mm256_unpacklo_ps(r2, r3), t3 = _mm256_unpackhi_ps(r2, r3);
+            const __m256 t4 = _mm256_unpacklo_ps(r4, r5), t5 = _mm256_unpackhi_ps(r4, r5);
+            const __m256 t6 = _mm256_unpacklo_ps(r6, r7), t7 = _mm256_unpackhi_ps(r6, r7);
+            const __m256 u0 = _mm256_shuffle_ps(t0, t2, 0x44), u1 = _mm256_shuffle_ps(t0, t2, 0xEE);
+            const __m256 u2 = _mm256_shuffle_ps(t1, t3, 0x44), u3 = _mm256_shuffle_ps(t1, t3, 0xEE);
+            const __m256 u4 = _mm256_shuffle_ps(t4, t6, 0x44), u5 = _mm256_shuffle_ps(t4, t6, 0xEE);
+            const __m256 u6 = _mm256_shuffle_ps(t5, t7, 0x44), u7 = _mm256_shuffle_ps(t5, t7, 0xEE);
+            float *d = dst + k * NR + jh;
+            _mm256_store_ps(d + 0 * NR, _mm256_permute2f128_ps(u0, u4, 0x20));
+            _mm256_store_ps(d + 1 * NR, _mm256_permute2f128_ps(u1, u5, 0x20));
+            _mm256_store_ps(d + 2 * NR, _mm256_permute2f128_ps(u2, u6, 0x20));
+            _mm256_store_ps(d + 3 * NR, _mm256_permute2f128_ps(u3, u7, 0x20));
+            _mm256_store_ps(d + 4 * NR, _mm256_permute2f128_ps(u0, u4, 0x31));
+            _mm256_store_ps(d + 5 * NR, _mm256_permute2f128_ps(u1, u5, 0x31));
+            _mm256_store_ps(d + 6 * NR, _mm256_permute2f128_ps(u2, u6, 0x31));
+            _mm256_store_ps(d + 7 * NR, _mm256_permute2f128_ps(u3, u7, 0x31));
+        }
+        for (; k < kc; k++)
+            for (int64_t j = 0; j < 8; j++)
+                dst[k * NR + jh + j] = s[j * ldb + k];
+    }
+}
+#endif
+
+/* Columns [j0, j0 + nr) and rows [k0, k0 + kc) of op(B) -> dst[k * NR + j], zero-padded. */
+static void pack_b_panel(const gemm_plan *p, int64_t k0, int64_t kc, int64_t j0, int64_t nr,
+                         float *FC_RESTRICT dst)
+{
+    if (!p->trans_b) {
+        const float *src = p->B + k0 * p->ldb + j0;
+        if (nr == NR) {
+            for (int64_t k = 0; k < kc; k++)
+                memcpy(dst + k * NR, src + k * p->ldb, NR * sizeof(float));
+        } else {
+            for (int64_t k = 0; k < kc; k++) {
+                int64_t j = 0;
+                for (; j < nr; j++)
+                    dst[k * NR + j] = src[k * p->ldb + j];
+                for (; j < NR; j++)
+                    dst[k * NR + j] = 0.0f;
+            }
+        }
+    } else {
+        /* op(B)[k][j] = B[j][k]: read each row of B contiguously, scatter with stride NR. */
+        const float *src = p->B + j0 * p->ldb + k0;
+#ifdef FC_HAVE_AVX2_PATH
+        if (p->simd && nr == NR) {
+            pack_bt_panel_avx2(src, p->ldb, kc, dst);
+            return;
+        }
+#endif
+        int64_t j = 0;
+        for (; j < nr; j++) {
+            const float *s = src + j * p->ldb;
+            for (int64_t k = 0; k < kc; k++)
+                dst[k * NR + j] = s[k];
+        }
+        for (; j < NR; j++)
+            for (int64_t k = 0; k < kc; k++)
+                dst[k * NR + j] = 0.0f;
+    }
+}
+
+/* Rows [i0, i0 + mr) and columns [k0, k0 + kc) of op(A) -> dst[k * MR + i], zero-padded. */
+static void pack_a_panel(const gemm_plan *p, int64_t i0, int64_t mr, int64_t k0, int64_t kc,
+                         float *FC_RESTRICT dst)
+{
+    if (!p->trans_a) {
+        const float *src = p->A + i0 * p->lda + k0;
+        if (mr == MR) {
+            const float *r0 = src, *r1 = src + p->lda, *r2 = src + 2 * p->lda;
+            const float *r3 = src + 3 * p->lda, *r4 = src + 4 * p->lda, *r5 = src + 5 * p->lda;
+            for (int64_t k = 0; k < kc; k++) {
+                float *d = dst + k * MR;
+                d[0] = r0[k]; d[1] = r1[k]; d[2] = r2[k];
+                d[3] = r3[k]; d[4] = r4[k]; d[5] = r5[k];
+            }
+        } else {
+            for (int64_t k = 0; k < kc; k++) {
+                int64_t i = 0;
+                for (; i < mr; i++)
+                    dst[k * MR + i] = src[i * p->lda + k];
+                for (; i < MR; i++)
+                    dst[k * MR + i] = 0.0f;
+            }
+        }
+    } else {
+        /* op(A)[i][k] = A[k][i]: MR contiguous floats per k. */
+        const float *src = p->A + k0 * p->lda + i0;
+        if (mr == MR) {
+            for (int64_t k = 0; k < kc; k++)
+                memcpy(dst + k * MR, src + k * p->lda, MR * sizeof(float));
+            return;
+        }
+        for (int64_t k = 0; k < kc; k++) {
+            const float *s = src + k * p->lda;
+            float *d = dst + k * MR;
+            int64_t i = 0;
+            for (; i < mr; i++)
+                d[i] = s[i];
+            for (; i < MR; i++)
+                d[i] = 0.0f;
+        }
+    }
+}
+
+/* Rows [i0, i0 + mc) of op(A) as consecutive MR-row panels (panel q at dst + q * MR * kc). */
+static void pack_a_block(const gemm_plan *p, int64_t i0, int64_t mc, int64_t k0, int64_t kc,
+                         float *FC_RESTRICT dst)
+{
+    if (p->trans_a) {
+        /* A^T: walk the rows of A once, contiguously, scattering MR floats to each panel */
+        const int64_t full = mc / MR;
+        for (int64_t k = 0; k < kc; k++) {
+            const float *s = p->A + (k0 + k) * p->lda + i0;
+            for (int64_t q = 0; q < full; q++)
+                memcpy(dst + q * MR * kc + k * MR, s + q * MR, MR * sizeof(float));
+        }
+        if (mc % MR != 0)
+            pack_a_panel(p, i0 + full * MR, mc % MR, k0, kc, dst + full * MR * kc);
+        return;
+    }
+    for (int64_t ir = 0; ir < mc; ir += MR)
+        pack_a_panel(p, i0 + ir, min64(MR, mc - ir), k0, kc, dst + ir * kc);
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Driver.
+ * ---------------------------------------------------------------------------------------- */
+
+/* One tile of C: mr x nr (mr <= MR, nr <= NR) at c. A partial-width tile goes through a
+ * full-width temporary so the kernel can always store whole vectors. */
+static void compute_tile(const gemm_plan *p, const kernel_fn *kernels, int64_t kc,
+                         const float *a, int64_t rs_a, int64_t cs_a, const float *b, float *c,
+                         int64_t mr, int64_t nr, float beta)
+{
+    if (nr == NR) {
+        kernels[mr](kc, a, rs_a, cs_a, b, c, p->ldc, p->alpha, beta);
+        return;
+    }
+    FC_ALIGN64 float tile[MR * NR];
+    if (beta != 0.0f)
+        for (int64_t i = 0; i < mr; i++) {
+            memcpy(tile + i * NR, c + i * p->ldc, (size_t)nr * sizeof(float));
+            memset(tile + i * NR + nr, 0, (size_t)(NR - nr) * sizeof(float)); /* no garbage */
+        }
+    kernels[mr](kc, a, rs_a, cs_a, b, tile, NR, p->alpha, beta);
+    for (int64_t i = 0; i < mr; i++)
+        memcpy(c + i * p->ldc, tile + i * NR, (size_t)nr * sizeof(float));
+}
+
+/* The MR-tall tiles of rows [i0, i0 + mc) of C (at c) against one packed B panel, k in
+ * [pc, pc + kc): op(A) from the packed block abuf or, in direct mode, from A itself. */
+static void compute_tile_column(const gemm_plan *p, int64_t i0, int64_t mc, int64_t pc,
+                                int64_t kc, const float *abuf, const float *b, float *c,
+                                int64_t nr, float beta)
+{
+    for (int64_t ir = 0; ir < mc; ir += MR) {
+        const int64_t mr = min64(MR, mc - ir);
+        float *ct = c + ir * p->ldc;
+        if (!p->direct_a)
+            compute_tile(p, p->kernel_packed, kc, abuf + ir * kc, 1, MR, b, ct, mr, nr, beta);
+        else if (!p->trans_a)
+            compute_tile(p, p->kernel_direct, kc, p->A + (i0 + ir) * p->lda + pc, p->lda, 1, b,
+                         ct, mr, nr, beta);
+        else
+            compute_tile(p, p->kernel_direct, kc, p->A + pc * p->lda + i0 + ir, 1, p->lda, b,
+                         ct, mr, nr, beta);
+    }
+}
+
+/* The whole loop nest over the rectangle [m0, m1) x [n0, n1) of C, with this thread's own
+ * packing buffers: no synchronisation at all, so it is also safe inside somebody else's
+ * parallel region. */
+static void gemm_rect(const gemm_plan *p, int64_t m0, int64_t m1, int64_t n0, int64_t n1,
+                      float *bbuf, float *abuf)
+{
+    const int64_t K = p->K;
+    const int64_t mrows = m1 - m0;
+    if (mrows <= 0 || n1 <= n0)
+        return;
+    /* mc-row blocks of equal size (multiple of MR), at most MC_MAX */
+    const int64_t mc = round_up(ceil_div(mrows, ceil_div(mrows, MC_MAX)), MR);
+    for (int64_t jc = n0; jc < n1; jc += p->nc) {
+        const int64_t ncur = min64(p->nc, n1 - jc);
+        const int64_t np = ceil_div(ncur, NR);
+        for (int64_t pc = 0; pc < K; pc += p->kc) {
+            const int64_t kcur = min64(p->kc, K - pc);
+            const float beta = pc == 0 ? p->beta : 1.0f;
+            for (int64_t jp = 0; jp < np; jp++)
+                pack_b_panel(p, pc, kcur, jc + jp * NR, min64(NR, ncur - jp * NR),
+                             bbuf + jp * NR * kcur);
+            for (int64_t i0 = m0; i0 < m1; i0 += mc) {
+                const int64_t mcur = min64(mc, m1 - i0);
+                if (!p->direct_a)
+                    pack_a_block(p, i0, mcur, pc, kcur, abuf);
+                for (int64_t jp = 0; jp < np; jp++)
+                    compute_tile_column(p, i0, mcur, pc, kcur, abuf, bbuf + jp * NR * kcur,
+                                        p->C + i0 * p->ldc + jc + jp * NR,
+                                        min64(NR, ncur - jp * NR), beta);
             }
         }
     }
 }
 
-int fc_sgemm_serial(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
-                    float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
-                    float beta, float *C, int64_t ldc)
+/* Row-block mode, for a B that fits a thread's buffer whole: B is packed once per thread
+ * (kc-row blocks of all its NR panels, block q at bfull + q * kc * npad), then rows of C are
+ * finished one block of mc rows at a time (all of N, all of K), so threads can take blocks
+ * dynamically. */
+static void pack_b_all(const gemm_plan *p, float *bfull)
 {
-    gemm_rows(trans_a, trans_b, 0, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
+    const int64_t npad = round_up(p->N, NR), np = npad / NR;
+    for (int64_t pc = 0; pc < p->K; pc += p->kc) {
+        const int64_t kcur = min64(p->kc, p->K - pc);
+        for (int64_t jp = 0; jp < np; jp++)
+            pack_b_panel(p, pc, kcur, jp * NR, min64(NR, p->N - jp * NR),
+                         bfull + pc * npad + jp * NR * kcur);
+    }
+}
+
+static void gemm_row_block(const gemm_plan *p, int64_t i0, int64_t mcur, const float *bfull,
+                           float *abuf)
+{
+    const int64_t N = p->N, K = p->K;
+    const int64_t npad = round_up(N, NR), np = npad / NR;
+    for (int64_t pc = 0; pc < K; pc += p->kc) {
+        const int64_t kcur = min64(p->kc, K - pc);
+        const float beta = pc == 0 ? p->beta : 1.0f;
+        if (!p->direct_a)
+            pack_a_block(p, i0, mcur, pc, kcur, abuf);
+        for (int64_t jp = 0; jp < np; jp++)
+            compute_tile_column(p, i0, mcur, pc, kcur, abuf, bfull + pc * npad + jp * NR * kcur,
+                                p->C + i0 * p->ldc + jp * NR, min64(NR, N - jp * NR), beta);
+    }
+}
+
+/* In-place A^T is walked down its rows (stride ld floats), one cache line per k. With ld a
+ * multiple of a large power of two all those lines fall into a few L1 sets and evict each
+ * other (e.g. ld = 1024: one set), so such an A is packed instead. */
+static int spreads_over_cache_sets(int64_t ld)
+{
+    const int64_t bytes = ld * (int64_t)sizeof(float);
+    if (bytes % 64 != 0)
+        return 1;
+    int64_t lines = bytes / 64, pow2 = 1;
+    while (lines % 2 == 0 && pow2 < 64) {
+        lines /= 2;
+        pow2 *= 2;
+    }
+    return pow2 <= 4; /* at least 16 of 64 sets */
+}
+
+/* C = beta * C (alpha == 0 or K == 0: A and B are not read, as BLAS). */
+static void scale_c(int64_t M, int64_t N, float beta, float *C, int64_t ldc)
+{
+    for (int64_t i = 0; i < M; i++) {
+        float *c = C + i * ldc;
+        if (beta == 0.0f)
+            memset(c, 0, (size_t)N * sizeof(float));
+        else if (beta != 1.0f)
+            for (int64_t j = 0; j < N; j++)
+                c[j] *= beta;
+    }
+}
+
+static int gemm_run(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                    const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                    float *C, int64_t ldc, int max_threads)
+{
+    if (M <= 0 || N <= 0)
+        return FC_OK;
+    if (K <= 0 || alpha == 0.0f) {
+        scale_c(M, N, beta, C, ldc);
+        return FC_OK;
+    }
+    gemm_plan p;
+    p.trans_a = trans_a != 0;
+    p.trans_b = trans_b != 0;
+    p.M = M; p.N = N; p.K = K;
+    p.alpha = alpha; p.beta = beta;
+    p.A = A; p.B = B; p.C = C;
+    p.lda = lda; p.ldb = ldb; p.ldc = ldc;
+    p.direct_a = (N <= DIRECT_A_MAX_N || K <= DIRECT_A_MAX_K)
+                 && (!p.trans_a || spreads_over_cache_sets(lda));
+    const kernel_fn(*kernels)[MR + 1] = kernels_c;
+    p.simd = 0;
+#ifdef FC_HAVE_AVX2_PATH
+    if (fc_simd_level() >= 1) {
+        kernels = kernels_avx2;
+        p.simd = 1;
+    }
+#endif
+    p.kernel_packed = kernels[0];
+    p.kernel_direct = kernels[p.trans_a ? 2 : 1];
+    /* K blocks of equal size <= KC_MAX: a function of K alone (determinism). */
+    p.kc = ceil_div(K, ceil_div(K, KC_MAX));
+    p.nc = min64(round_up(N, NR), NC_MAX);
+
+    /* Threads get a tm x tn grid of rectangles of C (cut at MR / NR multiples). Each packs
+     * its own B panels and A blocks, so splitting M duplicates B packing and splitting N
+     * duplicates A packing (or, for direct A, re-reading A): pick the cheaper grid. */
+    int nt = max_threads < 1 ? 1 : max_threads;
+    const int64_t row_tiles = ceil_div(M, MR), col_tiles = ceil_div(N, NR);
+    if (M * N * K < PARALLEL_MIN_WORK)
+        nt = 1;
+    int tm = 1, tn = 1;
+    double best = -1.0;
+    for (int a = 1; a <= nt; a++) {
+        int b = nt / a;
+        if (a > row_tiles || b > col_tiles)
+            continue;
+        double used = (double)a * b;
+        double dup = (a - 1) * (double)K * N
+                     + (b - 1) * (double)K * M * (p.direct_a ? 0.25 : 1.0);
+        double score = used * 1e30 - dup; /* as many threads as possible, then least dup */
+        if (best < 0.0 || score > best) {
+            best = score;
+            tm = a;
+            tn = b;
+        }
+    }
+    nt = tm * tn;
+
+    const int64_t npad = round_up(N, NR);
+    if ((nt == 1 || tn == 1) && K * npad <= B_WHOLE_MAX) {
+        /* Row-block mode: blocks of at most MC_MAX rows, a few per thread (for balance). */
+        const int64_t mc =
+            min64(MC_MAX, round_up(ceil_div(M, ROW_BLOCKS_PER_THREAD * (int64_t)nt), MR));
+        const int64_t nblocks = ceil_div(M, mc);
+        const int64_t a_floats = p.direct_a ? 0 : mc * p.kc;
+        const int64_t per_thread = round_up(K * npad + a_floats, 16);
+        float *buf = (float *)fc_malloc((size_t)(per_thread * nt) * sizeof(float));
+        if (buf == NULL)
+            return FC_ENOMEM;
+        if (nt == 1) {
+            pack_b_all(&p, buf);
+            for (int64_t blk = 0; blk < nblocks; blk++)
+                gemm_row_block(&p, blk * mc, min64(mc, M - blk * mc), buf, buf + K * npad);
+        } else {
+#pragma omp parallel num_threads(nt)
+            {
+                int tid = 0;
+#ifdef FASTCNN_OPENMP
+                tid = omp_get_thread_num();
+#endif
+                float *mine = buf + per_thread * tid;
+                pack_b_all(&p, mine);
+                /* dynamic: a thread the OS preempts does not hold up the others */
+#pragma omp for schedule(dynamic, 1) nowait
+                for (int64_t blk = 0; blk < nblocks; blk++)
+                    gemm_row_block(&p, blk * mc, min64(mc, M - blk * mc), mine,
+                                   mine + K * npad);
+            }
+        }
+        fc_free(buf);
+        return FC_OK;
+    }
+
+    const int64_t rect_n = min64(p.nc, ceil_div(col_tiles, tn) * NR);
+    const int64_t rect_m = ceil_div(row_tiles, tm) * MR;
+    const int64_t a_floats = p.direct_a ? 0 : min64(rect_m, MC_MAX) * p.kc;
+    const int64_t b_floats = rect_n * p.kc;
+    const int64_t per_thread = round_up(a_floats + b_floats, 16); /* 64-byte aligned slices */
+    float *buf = (float *)fc_malloc((size_t)(per_thread * nt) * sizeof(float));
+    if (buf == NULL)
+        return FC_ENOMEM;
+    if (nt == 1) {
+        gemm_rect(&p, 0, M, 0, N, buf, buf + b_floats);
+    } else {
+#pragma omp parallel for schedule(static, 1) num_threads(nt)
+        for (int t = 0; t < nt; t++) {
+            const int64_t ti = t / tn, tj = t % tn;
+            const int64_t m0 = min64(M, row_tiles * ti / tm * MR);
+            const int64_t m1 = min64(M, row_tiles * (ti + 1) / tm * MR);
+            const int64_t n0 = min64(N, col_tiles * tj / tn * NR);
+            const int64_t n1 = min64(N, col_tiles * (tj + 1) / tn * NR);
+            float *mine = buf + per_thread * t;
+            gemm_rect(&p, m0, m1, n0, n1, mine, mine + b_floats);
+        }
+    }
+    fc_free(buf);
     return FC_OK;
 }
 
-int fc_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
-             float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
-             float beta, float *C, int64_t ldc)
+int fc_sgemm(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+             const float *A, int64_t lda, const float *B, int64_t ldb, float beta, float *C,
+             int64_t ldc)
 {
-    int64_t i;
-#pragma omp parallel for schedule(static) num_threads(fc_get_num_threads())
-    for (i = 0; i < M; i++)
-        gemm_rows(trans_a, trans_b, i, i + 1, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
-    return FC_OK;
+    return gemm_run(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc,
+                    fc_get_num_threads());
 }
+
+int fc_sgemm_serial(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
+                    const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
+                    float *C, int64_t ldc)
+{
+    return gemm_run(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, 1);
+}
+
+/* ------------------------------------------------------------------------------------------
+ * Reference: plain triple loop, double accumulation (the test oracle).
+ * ---------------------------------------------------------------------------------------- */
+#define A_AT(i, k) (trans_a ? A[(k) * lda + (i)] : A[(i) * lda + (k)])
+#define B_AT(k, j) (trans_b ? B[(j) * ldb + (k)] : B[(k) * ldb + (j)])
 
 void fc_sgemm_reference(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
                         float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,

@@ -3,7 +3,8 @@
  * op(A) is M x K: A is stored (M, K) with row stride lda >= K, or, when
  * trans_a != 0, (K, M) with lda >= M. Likewise op(B) is K x N: B is (K, N) with
  * ldb >= N, or (N, K) with ldb >= K when trans_b != 0. C is (M, N), ldc >= N.
- * beta == 0 overwrites C without reading it (NaNs there are ignored), as BLAS.
+ * beta == 0 overwrites C without reading it (NaNs there are ignored), as BLAS;
+ * alpha == 0 or K == 0 gives C = beta * C without reading A or B.
  *
  * Work is split over tiles of C only, and every tile accumulates K in the same
  * order, so the result is bitwise identical for any thread count.

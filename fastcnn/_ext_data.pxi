@@ -11,6 +11,7 @@ cdef extern from "batch.h":
     void fc_u8_to_f32(const uint8_t *src, int64_t n, float scale, float shift,
                       float *dst) nogil
     int64_t fc_count_nonfinite(const float *x, int64_t n) nogil
+    void fc_affine_f32(const float *src, int64_t n, float scale, float shift, float *dst) nogil
 
 
 def batch_gather(src, const int64_t[::1] index, float scale, float shift,
@@ -51,3 +52,10 @@ def count_nonfinite(const float[::1] x):
     with nogil:
         n = fc_count_nonfinite(&x[0], x.shape[0])
     return n
+
+
+def affine_f32(const float[::1] src, float scale, float shift, float[::1] dst):
+    if src.shape[0] == 0:
+        return
+    with nogil:
+        fc_affine_f32(&src[0], src.shape[0], scale, shift, &dst[0])

@@ -1,5 +1,6 @@
 """Shared test helpers: float64 finite differences and thread-count switching."""
 import contextlib
+import os
 
 import numpy as np
 import pytest
@@ -46,3 +47,15 @@ def assert_close(actual, expected, rtol=1e-5, atol=1e-5, what=""):
 @pytest.fixture
 def rng():
     return np.random.default_rng(1234)
+
+
+@pytest.hookimpl(hookwrapper=True)
+def pytest_runtest_makereport(item, call):
+    """With FASTCNN_REQUIRE_REALDATA=1 (CI), a real-data test that skips is a failure."""
+    outcome = yield
+    rep = outcome.get_result()
+    if (rep.skipped and item.get_closest_marker("realdata") is not None
+            and os.environ.get("FASTCNN_REQUIRE_REALDATA") == "1"):
+        rep.outcome = "failed"
+        reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr)
+        rep.longrepr = "FASTCNN_REQUIRE_REALDATA=1 but this real-data test skipped: %s" % reason

@@ -10,17 +10,20 @@ from .convolutional import Conv2D
 from .pooling import (AveragePooling2D, AvgPool2D, AveragePool2D, GlobalAveragePooling2D,
                       GlobalAvgPool2D, MaxPool2D, MaxPooling2D)
 from .normalization import BatchNormalization
+from .preprocessing import RandomFlip, RandomTranslation, Rescaling
 
 Convolution2D = Conv2D
 
 __all__ = ["Layer", "Variable", "Input", "InputLayer", "Dense", "Flatten", "Dropout",
            "Activation", "ReLU", "Conv2D", "Convolution2D", "MaxPooling2D", "MaxPool2D",
            "AveragePooling2D", "AvgPool2D", "AveragePool2D", "GlobalAveragePooling2D",
-           "GlobalAvgPool2D", "BatchNormalization", "get", "serialize", "deserialize"]
+           "GlobalAvgPool2D", "BatchNormalization", "Rescaling", "RandomFlip",
+           "RandomTranslation", "get", "serialize", "deserialize"]
 
 _REGISTRY = {cls.__name__: cls for cls in (
     InputLayer, Dense, Flatten, Dropout, Activation, ReLU, Conv2D, MaxPooling2D,
-    AveragePooling2D, GlobalAveragePooling2D, BatchNormalization)}
+    AveragePooling2D, GlobalAveragePooling2D, BatchNormalization, Rescaling, RandomFlip,
+    RandomTranslation)}
 
 
 def serialize(layer):

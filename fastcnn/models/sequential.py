@@ -367,8 +367,12 @@ class Sequential:
                 "layer an input shape (input_shape=... or layers.Input(shape=...)), call "
                 "model.build((None, ...)), or train it with fit() first." % (who, self.name))
 
-    def _prepare_x(self, x, who, what="x"):
-        """Convert x to C-contiguous float32 once; check it is finite and fits the model."""
+    def _prepare_x(self, x, who, what="x", keep_uint8=False):
+        """Convert x to C-contiguous float32 once; check it is finite and fits the model.
+
+        With ``keep_uint8``, 4-D uint8 images stay uint8 (C-contiguous) and each batch is
+        converted in C as it is assembled (``_x_batch``): no float copy of a whole dataset.
+        """
         if x is None:
             raise ValueError("%s: %s is None; pass the input data as a NumPy array" % (who, what))
         try:
@@ -391,6 +395,8 @@ class Sequential:
                                  "expected shape=%s, found shape=%s (%s has shape %s)%s"
                                  % (first, _shape_str((None,) + expected),
                                     _shape_str((None,) + arr.shape[1:]), what, arr.shape, hint))
+        if keep_uint8 and arr.dtype == np.uint8 and arr.ndim == 4:
+            return np.ascontiguousarray(arr)
         if arr.dtype == np.uint8 and arr.size:
             x32 = ops.to_float32(arr)  # converted in C
         else:
@@ -434,6 +440,17 @@ class Sequential:
         else:
             self._buffers.move_to_end(key)
         return buf
+
+    def _x_batch(self, x, lo, hi, idx=None, tag="xb"):
+        """Rows lo:hi (or idx) of prepared input x as float32: a view where possible."""
+        if x.dtype == np.uint8:
+            if idx is None:
+                idx = np.arange(lo, hi, dtype=np.int64)
+            out = self._buffer(tag, (len(idx),) + x.shape[1:])
+            return ops.gather_batch(x, idx, out=out)  # uint8 -> float32 in C
+        if idx is None:
+            return x[lo:hi]
+        return self._gather(x, idx, tag)
 
     def _gather(self, arr, idx, tag):
         out = self._buffer(tag, (len(idx),) + arr.shape[1:], arr.dtype)
@@ -532,7 +549,7 @@ class Sequential:
         for step, lo in enumerate(range(0, n, batch_size)):
             hi = min(lo + batch_size, n)
             cbs.on_test_batch_begin(step)
-            loss = self._test_step(x[lo:hi], y[lo:hi])
+            loss = self._test_step(self._x_batch(x, lo, hi, tag="xv"), y[lo:hi])
             total += loss * (hi - lo)
             count += hi - lo
             logs = self._logs(total, count)
@@ -568,7 +585,7 @@ class Sequential:
         if shuffle not in (True, False):
             raise ValueError("fit: shuffle must be True or False, got %r" % (shuffle,))
 
-        x_all = self._prepare_x(x, "fit")
+        x_all = self._prepare_x(x, "fit", keep_uint8=True)
         if not self.built:
             if not self._layers:
                 raise ValueError("fit: the model '%s' has no layers" % self.name)
@@ -583,7 +600,8 @@ class Sequential:
                                  % type(validation_data).__name__)
             if len(validation_data) == 3 and validation_data[2] is not None:
                 raise ValueError("fit: validation sample weights are not supported by fastcnn")
-            x_val = self._prepare_x(validation_data[0], "fit", "validation_data x")
+            x_val = self._prepare_x(validation_data[0], "fit", "validation_data x",
+                                   keep_uint8=True)
             y_val = self._prepare_y(validation_data[1], x_val.shape[0], "fit",
                                     "validation_data y")
             x_tr, y_tr = x_all, y_all
@@ -622,10 +640,10 @@ class Sequential:
                     lo = step * batch_size
                     hi = min(lo + batch_size, n)
                     if perm is None:
-                        xb, yb = x_tr[lo:hi], y_tr[lo:hi]
+                        xb, yb = self._x_batch(x_tr, lo, hi), y_tr[lo:hi]
                     else:
                         idx = perm[lo:hi]
-                        xb = self._gather(x_tr, idx, "xb")
+                        xb = self._x_batch(x_tr, lo, hi, idx)
                         yb = self._gather(y_tr, idx, "yb")
                     cbs.on_train_batch_begin(step)
                     loss = self._train_step(xb, yb)
@@ -660,7 +678,7 @@ class Sequential:
         batch_size = _check_positive_int(batch_size, "evaluate: batch_size", 32)
         verbose = _check_verbose(verbose, "evaluate")
         self._assert_built("evaluate")
-        x32 = self._prepare_x(x, "evaluate")
+        x32 = self._prepare_x(x, "evaluate", keep_uint8=True)
         if x32.shape[0] == 0:
             raise ValueError("evaluate: x has no samples")
         targets = self._prepare_y(y, x32.shape[0], "evaluate")
@@ -685,7 +703,7 @@ class Sequential:
         batch_size = _check_positive_int(batch_size, "predict: batch_size", 32)
         verbose = _check_verbose(verbose, "predict")
         self._assert_built("predict")
-        x32 = self._prepare_x(x, "predict")
+        x32 = self._prepare_x(x, "predict", keep_uint8=True)
         n = x32.shape[0]
         out = np.empty((n,) + tuple(self.output_shape[1:]), dtype=np.float32)
         if n == 0:
@@ -698,7 +716,7 @@ class Sequential:
             for step, lo in enumerate(range(0, n, batch_size)):
                 hi = min(lo + batch_size, n)
                 cbs.on_predict_batch_begin(step)
-                h = self._forward(x32[lo:hi], False, False)
+                h = self._forward(self._x_batch(x32, lo, hi), False, False)
                 out[lo:hi] = h
                 cbs.on_predict_batch_end(step, {"outputs": out[lo:hi]})
             cbs.on_predict_end()

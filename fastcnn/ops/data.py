@@ -4,7 +4,8 @@ import numpy as np
 from .. import _ext
 from ._validation import as_float32
 
-__all__ = ["gather_batch", "random_crop_flip_params", "to_float32", "count_nonfinite"]
+__all__ = ["gather_batch", "random_crop_flip_params", "to_float32", "scale_shift",
+           "count_nonfinite"]
 
 
 def random_crop_flip_params(rng, batch, pad, flip=True):
@@ -78,3 +79,16 @@ def count_nonfinite(x):
     """Number of NaN/inf values in a float32 array (C, multithreaded)."""
     x = as_float32(x, "count_nonfinite: x")
     return int(_ext.count_nonfinite(x.reshape(-1)))
+
+
+def scale_shift(x, scale, shift=0.0, out=None):
+    """``scale * x + shift`` elementwise in C (``out`` may be ``x`` itself)."""
+    x = as_float32(x, "scale_shift: x")
+    if out is None:
+        out = np.empty_like(x)
+    elif not (isinstance(out, np.ndarray) and out.dtype == np.float32
+              and out.flags.c_contiguous and out.flags.writeable and out.shape == x.shape):
+        raise ValueError("scale_shift: out must be a writeable C-contiguous float32 array of "
+                         "shape %s" % (x.shape,))
+    _ext.affine_f32(x.reshape(-1), float(scale), float(shift), out.reshape(-1))
+    return out

@@ -7,17 +7,33 @@ from ._validation import as_float32
 __all__ = ["matmul"]
 
 
+def _as_operand(x, transpose, name):
+    """x as a C-contiguous float32 matrix and its transpose flag. A Fortran-ordered float32
+    matrix (e.g. ``y.T``) is used in place as the transpose of its C-ordered view."""
+    if type(x) is np.ndarray and x.ndim == 2 and x.dtype == np.float32:
+        flags = x.flags
+        if flags.c_contiguous:
+            return x, bool(transpose)
+        if flags.f_contiguous:
+            return x.T, not transpose
+    return as_float32(x, name, ndim=2), bool(transpose)
+
+
 def matmul(a, b, transpose_a=False, transpose_b=False, out=None, alpha=1.0, beta=0.0,
            reference=False):
     """``alpha * op(a) @ op(b) + beta * out`` for 2-D arrays, in float32.
 
-    ``op(x)`` is ``x.T`` when the matching ``transpose_*`` flag is set. ``out`` (optional)
-    must be a C-contiguous float32 array of shape ``(M, N)``; it is overwritten (or
-    accumulated into when ``beta != 0``) and returned. ``reference=True`` runs the naive C
-    loop kept as the test oracle.
+    ``op(x)`` is ``x.T`` when the matching ``transpose_*`` flag is set. Inputs of another
+    dtype or layout are converted to float32 (a Fortran-ordered float32 matrix such as
+    ``y.T`` is used in place, as a transpose). ``out`` (optional) must be a C-contiguous
+    float32 array of shape ``(M, N)`` not overlapping the inputs; with ``beta == 0`` it is
+    overwritten without being read (NaNs in it do not matter), otherwise accumulated into;
+    it is returned. ``alpha == 0`` or an empty inner dimension gives ``beta * out`` without
+    reading ``a`` and ``b``. The result does not depend on the thread count (bitwise).
+    ``reference=True`` runs the naive C loop (double accumulation) kept as the test oracle.
     """
-    a = as_float32(a, "matmul: a", ndim=2)
-    b = as_float32(b, "matmul: b", ndim=2)
+    a, transpose_a = _as_operand(a, transpose_a, "matmul: a")
+    b, transpose_b = _as_operand(b, transpose_b, "matmul: b")
     m, ka = (a.shape[1], a.shape[0]) if transpose_a else a.shape
     kb, n = (b.shape[1], b.shape[0]) if transpose_b else b.shape
     if ka != kb:
@@ -27,13 +43,14 @@ def matmul(a, b, transpose_a=False, transpose_b=False, out=None, alpha=1.0, beta
         if beta != 0.0:
             raise ValueError("matmul: beta != 0 needs an `out` array to accumulate into")
         out = np.empty((m, n), dtype=np.float32)
-    elif not (isinstance(out, np.ndarray) and out.dtype == np.float32
-              and out.flags.c_contiguous and out.flags.writeable):
-        raise ValueError("matmul: out must be a writeable C-contiguous float32 array")
-    elif out.shape != (m, n):
-        raise ValueError("matmul: out: expected shape (%d, %d), got %s" % (m, n, out.shape))
-    if np.shares_memory(out, a) or np.shares_memory(out, b):
-        raise ValueError("matmul: out must not overlap a or b")
-    _ext.sgemm(bool(transpose_a), bool(transpose_b), float(alpha), a, b, float(beta), out,
-               bool(reference))
+    else:
+        if not (isinstance(out, np.ndarray) and out.dtype == np.float32
+                and out.flags.c_contiguous and out.flags.writeable):
+            raise ValueError("matmul: out must be a writeable C-contiguous float32 array")
+        if out.shape != (m, n):
+            raise ValueError("matmul: out: expected shape (%d, %d), got %s"
+                             % (m, n, out.shape))
+        if np.shares_memory(out, a) or np.shares_memory(out, b):
+            raise ValueError("matmul: out must not overlap a or b")
+    _ext.sgemm(transpose_a, transpose_b, float(alpha), a, b, float(beta), out, bool(reference))
     return out
