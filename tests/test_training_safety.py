@@ -18,11 +18,14 @@ def data(n=96, seed=0):
     return x, y
 
 
-def make_model(seed=5, optimizer="adam"):
-    """Every kind of training state: Adam slots, BatchNorm statistics, a Dropout stream."""
+def make_model(seed=5, optimizer="adam", augment=False):
+    """Every kind of training state: Adam slots, BatchNorm statistics, a Dropout stream
+    (and, with ``augment``, the random streams of augmentation layers)."""
     utils.set_random_seed(seed)
-    model = models.Sequential([
-        layers.Input(shape=(8, 8, 2)), layers.Conv2D(6, 3, activation="relu"),
+    extra = [layers.RandomFlip("horizontal"),
+             layers.RandomTranslation(0.2, 0.2, fill_mode="constant")] if augment else []
+    model = models.Sequential([layers.Input(shape=(8, 8, 2))] + extra + [
+        layers.Conv2D(6, 3, activation="relu"),
         layers.BatchNormalization(), layers.MaxPooling2D(), layers.Flatten(),
         layers.Dropout(0.3), layers.Dense(3)])
     model.compile(optimizer=optimizer,
@@ -94,19 +97,20 @@ def test_ctrl_c_in_the_first_epoch_does_not_leave_a_stale_history():
 
 # ------------------------------------------------------------------ exact resume
 
-@pytest.mark.parametrize("shuffle", [True, False])
-def test_checkpoint_resume_is_bitwise_identical_to_an_uninterrupted_run(tmp_path, shuffle):
+@pytest.mark.parametrize("shuffle,augment", [(True, False), (False, False), (True, True)])
+def test_checkpoint_resume_is_bitwise_identical_to_an_uninterrupted_run(tmp_path, shuffle,
+                                                                        augment):
     x, y = data()
     xv, yv = data(32, seed=1)
     epochs, crash_epoch = 5, 3
     kw = dict(batch_size=16, verbose=0, shuffle=shuffle, validation_data=(xv, yv))
 
-    straight = make_model()
+    straight = make_model(augment=augment)
     straight.fit(x, y, epochs=epochs, **kw)
 
     # a run checkpointed every epoch that "crashes" in the middle of epoch `crash_epoch`
     ckpt = str(tmp_path / "ckpt-{epoch:02d}.keras")
-    crashed = make_model()
+    crashed = make_model(augment=augment)
     with pytest.raises(KeyboardInterrupt):
         crashed.fit(x, y, epochs=epochs, callbacks=[callbacks.ModelCheckpoint(ckpt),
                                                     CtrlC(crash_epoch, 2)], **kw)
