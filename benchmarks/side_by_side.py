@@ -1,15 +1,25 @@
 """Side-by-side speed of the Keras CIFAR-10 tutorial model: fastcnn vs NumPy vs PyTorch.
 
 Every framework trains (batch 32 and 128) and predicts (batch 1000) the same model on the
-same real CIFAR-10 arrays with the same thread count. Rounds alternate between frameworks so
-that the machine's drift hits all of them alike; the report gives medians (min-max) of
-images/s, ratios to fastcnn, achieved GFLOP/s and percent of the measured fp32 peak.
+same real CIFAR-10 arrays with the same thread count. Within each round the frameworks take
+turns on short blocks of batches so that the machine's drift hits all of them alike; the
+report gives medians over rounds (min-max) of images/s, the median per-round ratio to
+fastcnn, achieved GFLOP/s and percent of the measured fp32 peak.
 
     python benchmarks/side_by_side.py --threads 2 --rounds 5
     python benchmarks/side_by_side.py --markdown bench.md --png bench.png
+    python benchmarks/side_by_side.py --profile      # per-layer table of fastcnn's model
 
 PyTorch is optional (``pip install torch==2.13.0``); it is measured in both NCHW and
-channels_last layouts when installed.
+channels_last layouts when installed. NumPy's OpenBLAS is limited to ``--threads`` too.
+The data are the first images of CIFAR-10's training set (``$FASTCNN_CIFAR10_DIR`` or the
+usual fastcnn/Keras locations). The fp32 peak is the best of several FMA-probe measurements
+taken before and between rounds (the machine is shared: a probe that meets another process
+under-reads the peak).
+
+``--profile`` prints fastcnn.profiler's per-layer table of the fastcnn tutorial model's
+training step at batch 32 and 128 instead of the comparison (``--model strong``: the zoo's
+accuracy model instead).
 """
 import argparse
 import os
@@ -21,6 +31,10 @@ import numpy as np
 
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
+try:
+    import fastcnn  # noqa: F401  (an installed fastcnn, or one on PYTHONPATH)
+except ImportError:  # run from a checkout built in place: use it
+    sys.path.insert(1, os.path.dirname(HERE))
 
 # The tutorial model: (kind, args). Shapes follow from 32x32x3 inputs.
 TUTORIAL = [("conv", 32, 3), ("pool", 2), ("conv", 64, 3), ("pool", 2), ("conv", 64, 3),
@@ -57,7 +71,7 @@ def tutorial_flops():
     return fwd, train
 
 
-def measure_peak_gflops(threads):
+def measure_peak_gflops(threads, trials=5, seconds=0.2):
     """fp32 FMA throughput of this machine at `threads` threads (a tight C FMA loop)."""
     from fastcnn import _ext
     import fastcnn
@@ -65,8 +79,8 @@ def measure_peak_gflops(threads):
     fastcnn.set_num_threads(threads)
     try:
         best = 0.0
-        for _ in range(5):
-            best = max(best, _ext.fma_peak_gflops(0.2))
+        for _ in range(trials):
+            best = max(best, _ext.fma_peak_gflops(seconds))
         return best
     finally:
         fastcnn.set_num_threads(old)
@@ -76,22 +90,12 @@ def measure_peak_gflops(threads):
 class FastcnnRunner:
     name = "fastcnn"
 
-    def __init__(self, threads, seed=0):
+    def __init__(self, threads, seed=0, model="tutorial"):
         import fastcnn
-        from fastcnn import layers, models
+        from fastcnn import zoo
         fastcnn.set_num_threads(threads)
         fastcnn.utils.set_random_seed(seed)
-        m = models.Sequential([
-            layers.Input(shape=(32, 32, 3)),
-            layers.Conv2D(32, (3, 3), activation="relu"),
-            layers.MaxPooling2D((2, 2)),
-            layers.Conv2D(64, (3, 3), activation="relu"),
-            layers.MaxPooling2D((2, 2)),
-            layers.Conv2D(64, (3, 3), activation="relu"),
-            layers.Flatten(),
-            layers.Dense(64, activation="relu"),
-            layers.Dense(10),
-        ])
+        m = zoo.MODELS[model]()  # zoo.tutorial_model: the layers of TUTORIAL above
         m.compile(optimizer="adam",
                   loss=fastcnn.losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy"])
@@ -108,7 +112,10 @@ class NumpyRunner:
     name = "numpy"
 
     def __init__(self, threads, seed=0):
-        from numpy_baseline import TutorialModel
+        from numpy_baseline import TutorialModel, set_blas_threads
+        if not set_blas_threads(threads):
+            print("(could not set NumPy's BLAS thread count; it uses its default)",
+                  file=sys.stderr)
         self.model = TutorialModel(seed=seed)
 
     def train_step(self, x, y):
@@ -182,6 +189,25 @@ def time_round(fn, items):
     return time.perf_counter() - t0
 
 
+def run_profile(args):
+    """Print the per-layer profile of a fastcnn zoo model at batch 32 and 128."""
+    from fastcnn.profiler import format_profile
+    import fastcnn
+    fastcnn.set_num_threads(args.threads)
+    x, y = load_cifar(128)
+    peak = measure_peak_gflops(args.threads)
+    model = FastcnnRunner(args.threads, model=args.model).model
+    print("fastcnn zoo model %r, %d parameters, CIFAR-10 training images\n"
+          % (args.model, model.count_params()))
+    results = []
+    for bs in (32, 128):
+        rows = model.profile(x[:bs], y[:bs], repeats=args.repeats, warmup=2,
+                             peak_gflops=peak, stat=args.stat)
+        print(format_profile(rows) + "\n")
+        results.append(rows)
+    return results
+
+
 def run(args):
     import fastcnn
     fastcnn.set_num_threads(args.threads)
@@ -208,33 +234,50 @@ def run(args):
                 r.warm(batches)
             # one untimed pass: first-touch allocations, thread pools, caches
             (r.train_step if train else r.predict)(*((batches[0]) if train else (batches[0][0],)))
+        # Each round is cut into short blocks that every framework runs in turn (order
+        # alternating), so that a change in the machine's load hits all of them alike; each
+        # block starts with one untimed step (the previous framework's spinning OpenMP
+        # threads go idle, this one's buffers come back into cache).
+        block = max(1, args.block if train else 1)
         for rnd in range(args.rounds):
-            order = runners if rnd % 2 == 0 else runners[::-1]
-            for r in order:
-                if train:
-                    dt = time_round(r.train_step, batches)
-                else:
-                    dt = time_round(r.predict, [(b[0],) for b in batches])
-                results[(r.name, case)].append(len(batches) * bs / dt)
+            spent = {r.name: 0.0 for r in runners}
+            for bi, lo in enumerate(range(0, len(batches), block)):
+                part = batches[lo:lo + block]
+                order = runners if (rnd + bi) % 2 == 0 else runners[::-1]
+                for r in order:
+                    if train:
+                        r.train_step(*part[0])
+                        spent[r.name] += time_round(r.train_step, part)
+                    else:
+                        r.predict(part[0][0])
+                        spent[r.name] += time_round(r.predict, [(b[0],) for b in part])
+            for r in runners:
+                results[(r.name, case)].append(len(batches) * bs / spent[r.name])
+            peak = max(peak, measure_peak_gflops(args.threads, trials=2, seconds=0.1))
             print("  round %d/%d of %s done" % (rnd + 1, args.rounds, case), file=sys.stderr)
 
     rows = []
     for case, bs, train in cases:
-        base = statistics.median(results[("fastcnn", case)])
+        base = results[("fastcnn", case)]
         for r in runners:
             v = results[(r.name, case)]
             med = statistics.median(v)
+            # paired: the median over rounds of fastcnn's speed / this framework's speed
+            ratio = statistics.median(f / o for f, o in zip(base, v))
             gflops = med * (train_flop if train else fwd_flop) / 1e9
-            rows.append((case, r.name, med, min(v), max(v), base / med, gflops,
+            rows.append((case, r.name, med, min(v), max(v), ratio, gflops,
                          100.0 * gflops / peak))
     header = ("| case | framework | images/s median (min-max) | fastcnn is x faster | "
               "GFLOP/s | % of peak |\n|---|---|---|---|---|---|")
     lines = [header] + ["| %s | %s | %.0f (%.0f-%.0f) | %.2f | %.1f | %.1f |" % r for r in rows]
     table = "\n".join(lines)
-    print("\nthreads=%d, rounds=%d, measured fp32 peak %.0f GFLOP/s, "
-          "%.2f MFLOP/image forward, %.2f MFLOP/image training"
-          % (args.threads, args.rounds, peak, fwd_flop / 1e6, train_flop / 1e6))
+    title = ("threads=%d, rounds=%d, %d training images per round, measured fp32 peak "
+             "%.0f GFLOP/s, %.2f MFLOP/image forward, %.2f MFLOP/image training"
+             % (args.threads, args.rounds, args.images, peak, fwd_flop / 1e6,
+                train_flop / 1e6))
+    print("\n" + title)
     print(table)
+    table = title + "\n\n" + table
     if args.markdown:
         with open(args.markdown, "w") as f:
             f.write(table + "\n")
@@ -265,11 +308,29 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--images", type=int, default=2048, help="training images per round")
-    p.add_argument("--infer-batches", type=int, default=2)
+    p.add_argument("--infer-batches", type=int, default=2,
+                   help="batches of 1000 images predicted per round")
+    p.add_argument("--block", type=int, default=8,
+                   help="training batches a framework runs before the next one takes over")
     p.add_argument("--no-torch", action="store_true")
-    p.add_argument("--markdown")
-    p.add_argument("--png")
-    run(p.parse_args(argv))
+    p.add_argument("--markdown", help="also write the table to this file")
+    p.add_argument("--png", help="also draw a bar chart (needs matplotlib)")
+    p.add_argument("--profile", action="store_true",
+                   help="print fastcnn's per-layer profile at batch 32 and 128 instead")
+    p.add_argument("--repeats", type=int, default=10, help="timed steps per --profile table")
+    p.add_argument("--stat", default="median", choices=["median", "min"],
+                   help="--profile: median or minimum of the repeats")
+    p.add_argument("--model", default="tutorial", choices=["tutorial", "strong"],
+                   help="zoo model for --profile (the comparison is always the tutorial)")
+    args = p.parse_args(argv)
+    if args.threads < 1 or args.rounds < 1 or args.images < 1 or args.infer_batches < 1:
+        p.error("--threads, --rounds, --images and --infer-batches must be >= 1")
+    import fastcnn
+    old = fastcnn.get_num_threads()
+    try:
+        return run_profile(args) if args.profile else run(args)
+    finally:
+        fastcnn.set_num_threads(old)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 import os
 import platform
 import sys
+import warnings
 
 from . import _ext
 
@@ -9,6 +10,22 @@ __version__ = "0.1.0"
 
 # Far beyond any sensible machine; stops a typo (1e9) from making OpenMP spawn a billion threads.
 MAX_THREADS = 1024
+
+
+# GNU libgomp cannot run a parallel region in a fork()ed child once the parent has started
+# its thread pool: the child hangs forever. After fork, fastcnn therefore runs on ONE thread
+# in the child (as PyTorch does); use the multiprocessing "spawn" or "forkserver" start
+# method for multithreaded worker processes.
+_state = {"forked": False}
+
+
+def _after_fork_in_child():
+    _state["forked"] = True
+    _ext.set_num_threads(1)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _cpu_count():
@@ -27,10 +44,14 @@ def set_num_threads(n):
     * ``n is None``: back to the default (``OMP_NUM_THREADS`` if set, else all cores).
     * ``n == 0``: ``ValueError``.
 
+    In a child process created by ``fork()`` (e.g. multiprocessing's default start method on
+    Linux) fastcnn always uses 1 thread, because OpenMP (libgomp) hangs after fork; asking
+    for more warns and keeps 1.
+
     Results do not depend on the thread count: every kernel splits work over outputs only.
     """
     if n is None:
-        _ext.set_num_threads(0)
+        _ext.set_num_threads(1 if _state["forked"] else 0)
         return
     if isinstance(n, bool) or not isinstance(n, (int,)) and not hasattr(n, "__index__"):
         raise TypeError("set_num_threads: expected an int or None, got %r" % (n,))
@@ -40,6 +61,12 @@ def set_num_threads(n):
                          "a negative n (-1 = all cores) or None for the default")
     if n < 0:
         n = max(1, _cpu_count() + 1 + n)
+    if _state["forked"] and n > 1 and _ext.openmp_enabled():
+        warnings.warn("fastcnn: this process was created by fork(); OpenMP (libgomp) hangs in "
+                      "a forked child, so fastcnn keeps using 1 thread here. Start workers "
+                      "with multiprocessing's 'spawn' or 'forkserver' method to use %d "
+                      "threads." % n, RuntimeWarning, stacklevel=2)
+        n = 1
     _ext.set_num_threads(min(n, MAX_THREADS))
 
 

@@ -573,12 +573,26 @@ class LearningRateScheduler(Callback):
 
 
 class TerminateOnNaN(Callback):
-    """Stop training as soon as the loss becomes NaN or infinite."""
+    """Stop training as soon as the loss becomes NaN or infinite.
+
+    The message names the epoch (counted from 1, as the progress lines ``Epoch 3/10``) and
+    the batch within it (counted from 0, as Keras' ``Batch 7: Invalid loss``);
+    ``stopped_epoch`` / ``stopped_batch`` keep both, 0-based."""
+
+    def __init__(self):
+        super().__init__()
+        self._epoch = 0
+        self.stopped_epoch = self.stopped_batch = None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
 
     def on_batch_end(self, batch, logs=None):
         loss = (logs or {}).get("loss")
         if loss is not None and not math.isfinite(float(loss)):
-            _print("Batch %d: Invalid loss, terminating training" % batch)
+            self.stopped_epoch, self.stopped_batch = self._epoch, batch
+            _print("Epoch %d, batch %d: Invalid loss, terminating training (loss=%s)"
+                   % (self._epoch + 1, batch, float(loss)))
             self.model.stop_training = True
 
 

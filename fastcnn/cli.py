@@ -3,6 +3,7 @@
     fastcnn train [--epochs 10] [--batch-size 32] [--model tutorial|strong] [--augment] ...
     fastcnn evaluate MODEL [--data DIR]
     fastcnn predict MODEL IMAGE [IMAGE ...]
+    fastcnn bench [--threads 2] [--profile] ...   (benchmarks/side_by_side.py)
     fastcnn info
 """
 import argparse
@@ -158,6 +159,28 @@ def _cmd_predict(args):
     return 0
 
 
+def _find_side_by_side():
+    """benchmarks/side_by_side.py of a source checkout (editable install or the cwd)."""
+    here = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    for base in (here, os.getcwd()):
+        path = os.path.join(base, "benchmarks", "side_by_side.py")
+        if os.path.isfile(path):
+            return path
+    return None
+
+
+def _cmd_bench(args):
+    import runpy
+    path = _find_side_by_side()
+    if path is None:
+        raise FileNotFoundError("fastcnn bench runs benchmarks/side_by_side.py from a source "
+                                "checkout; run it inside the fastcnn repository (or install "
+                                "it with pip install -e .)")
+    module = runpy.run_path(path, run_name="fastcnn_bench")
+    module["main"](args.bench_args)
+    return 0
+
+
 def build_parser():
     parser = argparse.ArgumentParser(
         prog="fastcnn", description="Train and run Keras-style CNNs on fastcnn's C kernels.")
@@ -190,6 +213,12 @@ def build_parser():
     p.add_argument("--limit", type=int, default=0)
     p.set_defaults(func=_cmd_evaluate)
 
+    p = sub.add_parser("bench", help="side-by-side speed: fastcnn vs NumPy vs PyTorch "
+                       "(benchmarks/side_by_side.py; --profile for per-layer times)",
+                       add_help=False)
+    p.add_argument("bench_args", nargs=argparse.REMAINDER)
+    p.set_defaults(func=_cmd_bench)
+
     p = sub.add_parser("predict", help="top-3 classes of image files (PNG/JPEG, Pillow)")
     p.add_argument("model")
     p.add_argument("images", nargs="+")
@@ -199,7 +228,11 @@ def build_parser():
 
 def main(argv=None):
     parser = build_parser()
-    args = parser.parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["bench"]:  # everything after 'bench' belongs to side_by_side.py
+        args = argparse.Namespace(command="bench", func=_cmd_bench, bench_args=argv[1:])
+    else:
+        args = parser.parse_args(argv)
     if getattr(args, "func", None) is None:
         parser.print_help()
         return 2

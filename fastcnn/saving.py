@@ -5,15 +5,17 @@
 * ``metadata.json``  -- format name and version, fastcnn version;
 * ``config.json``    -- the architecture (each layer's ``get_config``) and compile settings
   (optimizer / loss / metrics configs);
-* ``model.weights.npz`` -- every weight, extra layer state (dropout seed counters) and the
-  optimizer state (iterations, learning rate, slot arrays), so training resumes exactly.
+* ``model.weights.npz`` -- every weight, extra layer state (dropout seed counters), the
+  optimizer state (iterations, learning rate, slot arrays) and fit's shuffle seed, so
+  ``load_model`` + ``fit(initial_epoch=k)`` resumes bitwise exactly.
 
 ``model.save_weights("x.weights.h5")`` writes the same kind of zip with the weights only. The
 Keras file names are accepted so Keras code runs unchanged, but the content is NOT HDF5: it
 is read back only by fastcnn (``load_model`` / ``load_weights``), with ``json`` and
-``np.load(allow_pickle=False)``. Files are written atomically (a crash never leaves a half
-file in place). Damaged, truncated, foreign or newer-version files raise ValueError naming
-the file and the problem.
+``np.load(allow_pickle=False)``: nothing in a file is ever unpickled or executed, and a file
+with entries fastcnn does not write is refused. Files are written atomically (a crash never
+leaves a half file in place). Damaged, truncated, foreign or newer-version files raise
+ValueError naming the file and the problem.
 """
 import datetime
 import io
@@ -31,6 +33,12 @@ FORMAT_VERSION = 1
 _MODEL_FORMAT = "fastcnn.model"
 _WEIGHTS_FORMAT = "fastcnn.weights"
 _WEIGHTS_ENTRY = "model.weights.npz"
+_SHUFFLE_SEED = "model/shuffle_seed"
+_ENTRIES = {_MODEL_FORMAT: ("metadata.json", "config.json", _WEIGHTS_ENTRY),
+            _WEIGHTS_FORMAT: ("metadata.json", _WEIGHTS_ENTRY)}
+# What rebuilding a model from a damaged/hostile config.json can raise besides ValueError.
+_REBUILD_ERRORS = (TypeError, ValueError, KeyError, AttributeError, IndexError, OverflowError,
+                   RecursionError)
 
 
 def _version():
@@ -114,6 +122,8 @@ def save_model(model, filepath, overwrite=True, zipped=None, **kwargs):
             "metrics": [metrics.serialize(m) for m in model._compiled_metrics],
         }
     arrays, layout = _arrays_for(model, with_optimizer=model.compiled)
+    if getattr(model, "_shuffle_seed", None) is not None:  # fit's shuffles continue exactly
+        arrays[_SHUFFLE_SEED] = np.array(model._shuffle_seed, dtype=np.int64)
     metadata = {"format": _MODEL_FORMAT, "format_version": FORMAT_VERSION,
                 "fastcnn_version": _version(), "layout": layout,
                 "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S")}
@@ -167,6 +177,11 @@ class _Archive:
                                "this fastcnn reads up to version %d"
                                % (version, self.metadata.get("fastcnn_version"), FORMAT_VERSION))
                 self.format = fmt
+                unexpected = sorted(names - set(_ENTRIES[fmt]))
+                if unexpected:
+                    self._fail("it contains unexpected entries %s (a %s file holds only %s); "
+                               "refusing to load it" % (unexpected[:5], fmt,
+                                                        ", ".join(_ENTRIES[fmt])))
                 self.config = (self._json(zf, "config.json") if "config.json" in names
                                else None)
                 if fmt == _MODEL_FORMAT and self.config is None:
@@ -176,6 +191,8 @@ class _Archive:
                 raw = zf.read(_WEIGHTS_ENTRY)
         except zipfile.BadZipFile as e:
             self._fail("it is not a valid zip archive or is truncated/corrupted (%s)" % e)
+        except (NotImplementedError, RuntimeError) as e:  # compression method, encryption
+            self._fail("it uses a zip feature fastcnn does not write (%s)" % e)
         except (EOFError, OSError) as e:
             if isinstance(e, FileNotFoundError):
                 raise
@@ -184,16 +201,44 @@ class _Archive:
             with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
                 self.arrays = {k: npz[k] for k in npz.files}
         except Exception as e:  # zip/npy parse errors of the inner archive
-            self._fail("its weights archive is corrupted (%s: %s)" % (type(e).__name__, e))
+            if "allow_pickle" in str(e):
+                self._fail("its weights archive is corrupted: it holds pickled Python objects "
+                           "(object arrays), which fastcnn never writes and refuses to "
+                           "unpickle", e)
+            self._fail("its weights archive is corrupted (%s: %s)" % (type(e).__name__, e), e)
+        for k, v in self.arrays.items():
+            if not isinstance(v, np.ndarray):  # an npz member that is not a .npy array
+                self._fail("its weights archive holds a non-array entry %r" % (k,))
 
-    def _fail(self, what):
-        raise ValueError("Cannot load %s: %s" % (self.path, what))
+    def _fail(self, what, cause=None):
+        """Raise ValueError naming the file and what is wrong with it."""
+        err = ValueError("Cannot load %s: %s" % (self.path, what))
+        if cause is not None:
+            raise err from cause
+        raise err
 
     def _json(self, zf, name):
         try:
             return json.loads(zf.read(name).decode("utf-8"))
-        except (ValueError, UnicodeDecodeError) as e:
-            self._fail("%s is not valid JSON (%s)" % (name, e))
+        except (ValueError, UnicodeDecodeError, RecursionError) as e:
+            self._fail("%s is not valid JSON (%s)" % (name, type(e).__name__
+                                                      if isinstance(e, RecursionError) else e))
+
+    def layout(self):
+        """The metadata's per-layer layout, every entry checked (index, name, weights)."""
+        layout = self.metadata.get("layout")
+        if not isinstance(layout, list):
+            self._fail("metadata has no valid layer layout")
+        for pos, entry in enumerate(layout):
+            if not (isinstance(entry, dict) and _is_count(entry.get("index"))
+                    and isinstance(entry.get("name"), str)
+                    and isinstance(entry.get("class_name", ""), str)
+                    and isinstance(entry.get("weights", []), list)
+                    and all(isinstance(w, list) and len(w) == 2 and isinstance(w[0], str)
+                            and isinstance(w[1], list) and all(_is_count(d) for d in w[1])
+                            for w in entry.get("weights", []))):
+                self._fail("metadata layout entry %d is malformed: %.200r" % (pos, entry))
+        return layout
 
     def get(self, key, shape=None, what=None):
         if key not in self.arrays:
@@ -207,11 +252,13 @@ class _Archive:
         return arr
 
 
+def _is_count(value):
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
 def _load_arrays_into(model, archive, skip_mismatch=False):
     """Assign layer weights (by layer position) and extra state from an archive."""
-    layout = archive.metadata.get("layout")
-    if not isinstance(layout, list):
-        archive._fail("metadata has no valid layer layout")
+    layout = archive.layout()
     saved_with_weights = [e for e in layout if e.get("weights")]
     own_with_weights = [(i, l) for i, l in enumerate(model.layers) if l.weights]
     if len(saved_with_weights) != len(own_with_weights) and not skip_mismatch:
@@ -251,6 +298,8 @@ def _load_arrays_into(model, archive, skip_mismatch=False):
             state = {k[len(prefix):]: v for k, v in archive.arrays.items()
                      if k.startswith(prefix)}
             if state:
+                if any(v.shape != () or v.dtype.kind not in "iu" for v in state.values()):
+                    archive._fail("the saved state of layer '%s' is malformed" % layer.name)
                 layer._set_extra_state(state)
 
 
@@ -274,11 +323,17 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
         archive._fail("config.json does not describe a Sequential model")
     try:
         model = Sequential.from_config(config.get("config", {}), custom_objects=custom_objects)
-    except (TypeError, ValueError, KeyError) as e:
-        archive._fail("its architecture could not be rebuilt (%s: %s)" % (type(e).__name__, e))
+    except _REBUILD_ERRORS as e:
+        archive._fail("its architecture could not be rebuilt (%s: %s)" % (type(e).__name__, e),
+                      e)
     if not model.built:
         archive._fail("the saved architecture has no input shape")
     _load_arrays_into(model, archive)
+    if _SHUFFLE_SEED in archive.arrays:
+        seed = archive.get(_SHUFFLE_SEED, (), "the shuffle seed")
+        if seed.dtype.kind not in "iu" or int(seed) < 0:
+            archive._fail("the shuffle seed %r is not an integer >= 0" % (seed.item(),))
+        model._shuffle_seed = int(seed)
     compile_config = config.get("compile_config")
     if compile and compile_config:
         try:
@@ -287,9 +342,9 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
                 loss=(losses.deserialize(compile_config["loss"], custom_objects)
                       if compile_config.get("loss") else None),
                 metrics=[metrics.get(m) for m in compile_config.get("metrics", [])])
-        except (TypeError, ValueError, KeyError) as e:
+        except _REBUILD_ERRORS as e:
             archive._fail("its compile settings could not be restored (%s: %s)"
-                          % (type(e).__name__, e))
+                          % (type(e).__name__, e), e)
         if "optimizer/iterations" in archive.arrays:
             _restore_optimizer(model, archive)
     return model
@@ -302,7 +357,11 @@ def _restore_optimizer(model, archive):
         for j, v in enumerate(layer.weights):
             keys[id(v)] = "layers/%d/vars/%d" % (i, j)
     variables = model.trainable_weights
-    iterations = int(archive.get("optimizer/iterations", (), "optimizer iterations"))
+    iterations = archive.get("optimizer/iterations", (), "optimizer iterations")
+    if iterations.dtype.kind not in "iu" or int(iterations) < 0:
+        archive._fail("the optimizer iteration count %r is not an integer >= 0"
+                      % (iterations.item(),))
+    iterations = int(iterations)
     opt.build(variables)
     for var in variables:
         for slot, arr in zip(opt._slot_names, opt._slots[id(var)]):
@@ -313,5 +372,8 @@ def _restore_optimizer(model, archive):
                                        % (slot, var.path)), casting="unsafe")
     opt.iterations = iterations
     if "optimizer/learning_rate" in archive.arrays:
-        opt.learning_rate = float(archive.get("optimizer/learning_rate", (),
-                                              "optimizer learning rate"))
+        lr = float(archive.get("optimizer/learning_rate", (), "optimizer learning rate"))
+        try:
+            opt.learning_rate = lr
+        except ValueError as e:
+            archive._fail("its optimizer learning rate is invalid (%s)" % e, e)

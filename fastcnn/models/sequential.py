@@ -11,9 +11,13 @@ batches are gathered with ``np.take(..., out=)`` into buffers reused across step
 calls, so memory stays flat.
 """
 import collections
+import functools
 import json
 import math
 import numbers
+import os
+import threading
+import weakref
 
 import numpy as np
 
@@ -52,6 +56,49 @@ def _not_supported(who, **kwargs):
         if v is not None:
             raise ValueError("%s: argument `%s` is not supported by fastcnn (got %r)"
                              % (who, k, type(v).__name__ if hasattr(v, "__len__") else v))
+
+
+# One re-entrant lock per model (kept outside the instance so models stay copyable). The
+# layers' per-shape buffers, the metrics and the optimizer state are shared mutable state:
+# fit / evaluate / predict / ... on one model from several threads take turns (each call is
+# multithreaded by the kernels anyway); different models run concurrently.
+_MODEL_LOCKS = weakref.WeakKeyDictionary()
+_MODEL_LOCKS_GUARD = threading.Lock()
+
+
+def _model_lock(model):
+    with _MODEL_LOCKS_GUARD:
+        lock = _MODEL_LOCKS.get(model)
+        if lock is None:
+            lock = _MODEL_LOCKS[model] = threading.RLock()
+        return lock
+
+
+def _forget_locks_after_fork():
+    # a lock held by a thread of the parent would stay held forever in the child
+    global _MODEL_LOCKS_GUARD
+    _MODEL_LOCKS_GUARD = threading.Lock()
+    _MODEL_LOCKS.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_locks_after_fork)
+
+
+def _serialized(method):
+    """Run ``method`` holding the model's lock (see _MODEL_LOCKS)."""
+    @functools.wraps(method)
+    def locked(self, *args, **kwargs):
+        with _model_lock(self):
+            return method(self, *args, **kwargs)
+    return locked
+
+
+def _epoch_permutation(seed, epoch, step, n):
+    """fit's shuffle for one epoch, a pure function of (model seed, epoch, optimizer step):
+    resuming from a checkpoint (load_model + fit(initial_epoch=k)) replays exactly the
+    shuffles of an uninterrupted run, whatever the global random state is by then."""
+    return np.random.default_rng([seed, epoch, step]).permutation(n)
 
 
 class Sequential:
@@ -512,6 +559,7 @@ class Sequential:
         return logs
 
     # ================================================================ fit / evaluate / predict
+    @_serialized
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
             validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
             sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
@@ -572,18 +620,21 @@ class Sequential:
         steps = -(-n // batch_size)
 
         self._prepare_training()
-        rng = np.random.default_rng(utils._draw_seed())
+        if getattr(self, "_shuffle_seed", None) is None:  # drawn once, saved with the model
+            self._shuffle_seed = utils._draw_seed()
         cbs = callbacks_module.CallbackList(callbacks, model=self, add_history=True,
                                             add_progbar=verbose != 0, verbose=verbose,
                                             epochs=epochs, steps=steps)
         self.stop_training = False
+        self.history = cbs.history  # holds the epochs done so far if fit is interrupted
         logs = {}
         try:
             cbs.on_train_begin()
             for epoch in range(initial_epoch, epochs):
                 self.reset_metrics()
                 cbs.on_epoch_begin(epoch)
-                perm = rng.permutation(n) if shuffle else None
+                perm = (_epoch_permutation(self._shuffle_seed, epoch,
+                                           self.optimizer.iterations, n) if shuffle else None)
                 total, count = 0.0, 0
                 for step in range(steps):
                     lo = step * batch_size
@@ -616,6 +667,7 @@ class Sequential:
         self.history = cbs.history
         return cbs.history
 
+    @_serialized
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
                  steps=None, callbacks=None, return_dict=False, **kwargs):
         """Loss and metrics over (x, y): ``[loss, acc, ...]`` (scalar loss without metrics)."""
@@ -644,6 +696,7 @@ class Sequential:
             return logs["loss"]
         return [logs["loss"]] + [logs[m.name] for m in self._compiled_metrics]
 
+    @_serialized
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """Model outputs for x as float32 (N, ...) (logits unless the model ends in softmax)."""
         _not_supported("predict", steps=steps)
@@ -678,6 +731,7 @@ class Sequential:
             return logs["loss"]
         return [logs["loss"]] + [logs[m.name] for m in self._compiled_metrics]
 
+    @_serialized
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None,
                        return_dict=False):
         """One optimizer step on one batch; returns that batch's loss (and metrics)."""
@@ -697,6 +751,7 @@ class Sequential:
             self._release_inputs()
         return self._batch_result(self._logs(loss * x32.shape[0], x32.shape[0]), return_dict)
 
+    @_serialized
     def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
         """Loss (and metrics) of one batch, without updating the model."""
         self._assert_compiled("test_on_batch")
@@ -714,6 +769,7 @@ class Sequential:
             self._release_inputs()
         return self._batch_result(self._logs(loss * x32.shape[0], x32.shape[0]), return_dict)
 
+    @_serialized
     def predict_on_batch(self, x):
         """Outputs for one batch (float32)."""
         self._assert_built("predict_on_batch")
@@ -723,6 +779,7 @@ class Sequential:
         finally:
             self._release_inputs()
 
+    @_serialized
     def __call__(self, inputs, training=False):
         """Eager call on a NumPy batch (builds the model from its shape if needed)."""
         x32 = self._prepare_x(inputs, "Sequential.__call__", "inputs")
@@ -734,17 +791,25 @@ class Sequential:
         finally:
             self._release_inputs()
 
+    def profile(self, x, y=None, **kwargs):
+        """Per-layer forward/backward times of a training step on (x, y): fastcnn.profiler."""
+        from .. import profiler
+        return profiler.profile(self, x, y, **kwargs)
+
     # ================================================================ saving
+    @_serialized
     def save(self, filepath, overwrite=True, **kwargs):
         """Architecture + weights + optimizer state in one file (``.keras``; see saving)."""
         from .. import saving
         saving.save_model(self, filepath, overwrite=overwrite, **kwargs)
 
+    @_serialized
     def save_weights(self, filepath, overwrite=True):
         """Weights only (``*.weights.h5``; fastcnn's zip format, not HDF5)."""
         from .. import saving
         saving.save_weights(self, filepath, overwrite=overwrite)
 
+    @_serialized
     def load_weights(self, filepath, skip_mismatch=False):
         from .. import saving
         saving.load_weights(self, filepath, skip_mismatch=skip_mismatch)
