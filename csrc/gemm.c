@@ -609,17 +609,21 @@ static int gemm_run(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, f
         } else {
 #pragma omp parallel num_threads(nt)
             {
-                int tid = 0;
+                int tid = 0, packed = 0;
 #ifdef FASTCNN_OPENMP
                 tid = omp_get_thread_num();
 #endif
                 float *mine = buf + per_thread * tid;
-                pack_b_all(&p, mine);
                 /* dynamic: a thread the OS preempts does not hold up the others */
 #pragma omp for schedule(dynamic, 1) nowait
-                for (int64_t blk = 0; blk < nblocks; blk++)
+                for (int64_t blk = 0; blk < nblocks; blk++) {
+                    if (!packed) { /* a latecomer that finds no block left packs nothing */
+                        pack_b_all(&p, mine);
+                        packed = 1;
+                    }
                     gemm_row_block(&p, blk * mc, min64(mc, M - blk * mc), mine,
                                    mine + K * npad);
+                }
             }
         }
         fc_free(buf);
