@@ -6,6 +6,7 @@ Environment switches (read at build time):
 * ``FASTCNN_NATIVE=1``          add ``-march=native`` (the wheel then only runs on this CPU kind).
 * ``FASTCNN_SANITIZE=address,undefined``  build with those sanitizers (``-O1 -g``).
 * ``FASTCNN_DEBUG=1``           ``-O0 -g`` for stepping through kernels.
+* ``FASTCNN_DISABLE_OPENMP=1``  build serially on purpose (tests the no-OpenMP build).
 
 OpenMP is detected the way scikit-learn does it: compile *and run* a tiny OpenMP
 program with the very compiler setuptools will use.
@@ -81,7 +82,7 @@ class BuildExt(build_ext):
     def build_extensions(self):
         compiler = self.compiler
         ctype = compiler.compiler_type
-        flags = openmp_flags(compiler)
+        flags = None if _env_flag("FASTCNN_DISABLE_OPENMP") else openmp_flags(compiler)
         if flags is None:
             msg = (
                 "fastcnn: no working OpenMP found for compiler %r; building a SERIAL "
