@@ -103,7 +103,7 @@ def _cmd_train(args):
                           path=os.path.join(args.out, "samples.png"))
         plot.plot_accuracy(history, path=os.path.join(args.out, "accuracy.png"))
         plot.plot_loss(history, path=os.path.join(args.out, "loss.png"))
-        pred = np.argmax(model.predict(x_test, batch_size=500, verbose=0), axis=1)
+        pred = np.argmax(model.predict(x_test, batch_size=args.batch_size, verbose=0), axis=1)
         plot.plot_confusion_matrix(y_test.reshape(-1), pred, class_names,
                                    path=os.path.join(args.out, "confusion.png"))
         print("figures written to %s (samples.png, accuracy.png, loss.png, confusion.png)"
