@@ -25,7 +25,7 @@ from conv_ratio import warm_up  # noqa: E402
 from numpy_baseline import TutorialModel, set_blas_threads  # noqa: E402
 
 import fastcnn  # noqa: E402
-from fastcnn import layers, losses, models, optimizers  # noqa: E402
+from fastcnn import losses, optimizers, zoo  # noqa: E402
 
 THREADS = 2
 TRAIN_BATCH = 32
@@ -33,17 +33,7 @@ INFER_BATCH = 1000
 
 
 def fastcnn_tutorial(weights):
-    m = models.Sequential([
-        layers.Input(shape=(32, 32, 3)),
-        layers.Conv2D(32, (3, 3), activation="relu"),
-        layers.MaxPooling2D((2, 2)),
-        layers.Conv2D(64, (3, 3), activation="relu"),
-        layers.MaxPooling2D((2, 2)),
-        layers.Conv2D(64, (3, 3), activation="relu"),
-        layers.Flatten(),
-        layers.Dense(64, activation="relu"),
-        layers.Dense(10),
-    ])
+    m = zoo.tutorial_model()
     m.compile(optimizer=optimizers.Adam(),
               loss=losses.SparseCategoricalCrossentropy(from_logits=True))
     m.set_weights(weights)

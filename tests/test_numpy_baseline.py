@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 
 import fastcnn
-from fastcnn import layers, losses, models, optimizers, zoo
+from fastcnn import losses, optimizers, zoo
 
 from conftest import assert_close, num_threads
 
@@ -25,17 +25,7 @@ SHAPES = [(3, 3, 3, 32), (32,), (3, 3, 32, 64), (64,), (3, 3, 64, 64), (64,), (1
 
 
 def fastcnn_tutorial(weights=None):
-    m = models.Sequential([
-        layers.Input(shape=(32, 32, 3)),
-        layers.Conv2D(32, (3, 3), activation="relu"),
-        layers.MaxPooling2D((2, 2)),
-        layers.Conv2D(64, (3, 3), activation="relu"),
-        layers.MaxPooling2D((2, 2)),
-        layers.Conv2D(64, (3, 3), activation="relu"),
-        layers.Flatten(),
-        layers.Dense(64, activation="relu"),
-        layers.Dense(10),
-    ])
+    m = zoo.tutorial_model()
     m.compile(optimizer=optimizers.Adam(learning_rate=1e-3, beta_1=0.9, beta_2=0.999,
                                         epsilon=1e-7),
               loss=losses.SparseCategoricalCrossentropy(from_logits=True))

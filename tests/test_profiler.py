@@ -6,7 +6,7 @@ import sys
 import numpy as np
 import pytest
 
-from fastcnn import layers, losses, models, optimizers, profiler
+from fastcnn import layers, losses, models, optimizers, profiler, zoo
 
 from conftest import assert_close
 
@@ -18,17 +18,7 @@ PEAK = 100.0  # a fixed peak keeps the tests from spending time measuring it
 
 
 def tutorial(weights=None):
-    m = models.Sequential([
-        layers.Input(shape=(32, 32, 3)),
-        layers.Conv2D(32, (3, 3), activation="relu"),
-        layers.MaxPooling2D((2, 2)),
-        layers.Conv2D(64, (3, 3), activation="relu"),
-        layers.MaxPooling2D((2, 2)),
-        layers.Conv2D(64, (3, 3), activation="relu"),
-        layers.Flatten(),
-        layers.Dense(64, activation="relu"),
-        layers.Dense(10),
-    ])
+    m = zoo.tutorial_model()
     m.compile(optimizer=optimizers.Adam(),
               loss=losses.SparseCategoricalCrossentropy(from_logits=True))
     if weights is not None:
