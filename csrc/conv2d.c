@@ -192,23 +192,6 @@ int fc_conv2d_algorithm(const fc_conv2d_geometry *g, int pass, int requested)
     return wino <= FC_CONV2D_WINO_MAX_COST * gemm ? FC_CONV2D_WINOGRAD : FC_CONV2D_IM2COL;
 }
 
-static int thread_id(void)
-{
-#ifdef FASTCNN_OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
-
-static int team_size(void)
-{
-#ifdef FASTCNN_OPENMP
-    return omp_get_num_threads();
-#else
-    return 1;
-#endif
-}
 
 /* ---------------------------------------------------------------------------------- */
 /* im2col / col2im, one line at a time (line = n*OH + oh)                               */
@@ -535,7 +518,7 @@ int fc_conv2d_forward(const fc_conv2d_geometry *g, const float *x, const float *
     const int64_t piece = identity ? lines : thread_piece(g, nthreads); /* >= 1 */
 #pragma omp parallel num_threads(nthreads) if (lines * OW * F * K > 65536)
     {
-        const int t = thread_id(), nt = team_size();
+        const int t = fc_thread_id(), nt = fc_team_size();
         const int64_t a = lines * t / nt, b = lines * (t + 1) / nt;
         float *cols = identity ? NULL : ws + t * piece * OW * K;
         int my_rc = FC_OK;
@@ -577,7 +560,7 @@ int fc_conv2d_backward_input(const fc_conv2d_geometry *g, const float *dy, const
         const int64_t piece = thread_piece(g, nthreads);
 #pragma omp parallel num_threads(nthreads) if (lines * OW * F * K > 65536)
         {
-            const int t = thread_id(), nt = team_size();
+            const int t = fc_thread_id(), nt = fc_team_size();
             const int64_t n0 = g->n * t / nt, n1 = g->n * (t + 1) / nt;
             float *dcols = ws + t * piece * OW * K;
             int my_rc = FC_OK;
@@ -602,7 +585,7 @@ int fc_conv2d_backward_input(const fc_conv2d_geometry *g, const float *dy, const
      * rows, then gather dx by input lines. */
 #pragma omp parallel num_threads(nthreads) if (lines * OW * F * K > 65536)
     {
-        const int t = thread_id(), nt = team_size();
+        const int t = fc_thread_id(), nt = fc_team_size();
         int my_rc = FC_OK;
         int64_t n;
 #pragma omp for schedule(static)
@@ -679,7 +662,7 @@ int fc_conv2d_backward_kernel(const fc_conv2d_geometry *g, const float *dy, cons
     float *partials = ws + chunk * OW * K;
 #pragma omp parallel num_threads(fc_get_num_threads()) if (lines * OW * KF > 65536)
     {
-        const int t = thread_id(), nt = team_size();
+        const int t = fc_thread_id(), nt = fc_team_size();
         int my_rc = FC_OK;
         for (int64_t s = t; s < parts; s += nt) {
             const int64_t a = lines * s / parts, b = lines * (s + 1) / parts;

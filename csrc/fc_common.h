@@ -32,6 +32,25 @@
 #define FC_UNUSED
 #endif
 
+/* Index and size of the calling thread's team (0 and 1 outside OpenMP / parallel regions). */
+static inline int fc_thread_id(void)
+{
+#ifdef FASTCNN_OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+static inline int fc_team_size(void)
+{
+#ifdef FASTCNN_OPENMP
+    return omp_get_num_threads();
+#else
+    return 1;
+#endif
+}
+
 /* Error codes returned by kernels that need scratch memory. */
 #define FC_OK 0
 #define FC_ENOMEM (-1)

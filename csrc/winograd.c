@@ -227,23 +227,6 @@ void fc_wino_transform_kernel(int64_t c, int64_t f, const float *kernel, float *
 
 /* ---------------------------------------------------------------------------------- */
 
-static int thread_id(void)
-{
-#ifdef FASTCNN_OPENMP
-    return omp_get_thread_num();
-#else
-    return 0;
-#endif
-}
-
-static int team_size(void)
-{
-#ifdef FASTCNN_OPENMP
-    return omp_get_num_threads();
-#else
-    return 1;
-#endif
-}
 
 /* flipped: G J = P G, with J reversing 3 entries and P swapping entries 0 and 3 of 4, so
  * the rotated kernel's U at (a, b) is the original's U at (P a, P b), transposed. */
@@ -293,7 +276,7 @@ int fc_wino_conv(const fc_wino_problem *p, const float *x, const float *u, int f
     float *tiles = scratch + n_zeros;
 #pragma omp parallel num_threads(nthreads) if (total * 16 * p->cin * p->cout > 262144)
     {
-        const int t = thread_id(), nt = team_size();
+        const int t = fc_thread_id(), nt = fc_team_size();
         const int64_t a = total * t / nt, b = total * (t + 1) / nt;
         float *V = tiles + t * piece * tile_floats, *M = V + 16 * piece * p->cin;
         int my_rc = FC_OK;
@@ -343,7 +326,7 @@ int fc_wino_kernel_grad(const fc_wino_problem *p, const float *x, const float *d
             const int64_t cnt = total - t0 < piece ? total - t0 : piece;
 #pragma omp parallel num_threads(fc_get_num_threads()) if (cnt * tile_floats > 65536)
             {
-                const int t = thread_id(), nt = team_size();
+                const int t = fc_thread_id(), nt = fc_team_size();
                 const int64_t a = cnt * t / nt, b = cnt * (t + 1) / nt;
                 ops.gather(p, x, zeros, t0 + a, b - a, V + a * 16 * Ci);
                 ops.gather_grad(p, dy, zeros, t0 + a, b - a, Y + a * 16 * Co);
@@ -357,7 +340,7 @@ int fc_wino_kernel_grad(const fc_wino_problem *p, const float *x, const float *d
         if (rc == FC_OK) {
 #pragma omp parallel num_threads(fc_get_num_threads()) if (16 * CF > 65536)
             {
-                const int t = thread_id(), nt = team_size();
+                const int t = fc_thread_id(), nt = fc_team_size();
                 ops.kernel_grad(Ci, Co, du, 16 * CF, 1, Ci * t / nt, Ci * (t + 1) / nt,
                                 dkernel);
             }
@@ -366,7 +349,7 @@ int fc_wino_kernel_grad(const fc_wino_problem *p, const float *x, const float *d
     }
 #pragma omp parallel num_threads(fc_get_num_threads()) if (total * 16 * CF > 262144)
     {
-        const int t = thread_id(), nt = team_size();
+        const int t = fc_thread_id(), nt = fc_team_size();
         int my_rc = FC_OK;
         for (int s = t; s < parts; s += nt) {
             const int64_t a = total * s / parts, b = total * (s + 1) / parts;

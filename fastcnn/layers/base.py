@@ -22,7 +22,7 @@ import numpy as np
 
 from .. import initializers, utils
 
-__all__ = ["Layer", "Variable"]
+__all__ = ["Layer", "Variable", "SeededLayer"]
 
 _WORKSPACE_CACHE = 6
 
@@ -415,3 +415,35 @@ class Layer:
 
     def __repr__(self):
         return "<%s name=%s, built=%s>" % (type(self).__name__, self.name, self.built)
+
+
+class SeededLayer(Layer):
+    """A layer that draws random numbers (Dropout, the random image layers).
+
+    ``seed`` (or one drawn from ``fastcnn.utils.set_random_seed``'s stream) and a call counter
+    define every draw, so results are reproducible at any thread count; both are saved with
+    the model so a resumed run draws exactly what an uninterrupted one would.
+    """
+
+    def _init_seed(self, seed):
+        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
+                                 or seed < 0):
+            raise ValueError("%s: seed must be None or an int >= 0, got %r" % (self.name, seed))
+        self.seed = None if seed is None else int(seed)
+        self._seed = self.seed if seed is not None else utils._draw_seed()
+        self._calls = 0
+
+    def get_config(self):
+        c = super().get_config()
+        c["seed"] = self.seed
+        return c
+
+    def _extra_state(self):
+        return {"seed": np.array(self._seed, dtype=np.int64),
+                "calls": np.array(self._calls, dtype=np.int64)}
+
+    def _set_extra_state(self, state):
+        if "seed" in state:
+            self._seed = int(state["seed"])
+        if "calls" in state:
+            self._calls = int(state["calls"])

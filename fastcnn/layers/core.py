@@ -3,8 +3,8 @@ import numbers
 
 import numpy as np
 
-from .. import initializers, ops, utils
-from .base import Layer, _data_format, _unsupported
+from .. import initializers, ops
+from .base import Layer, SeededLayer, _data_format, _unsupported
 
 __all__ = ["InputLayer", "Input", "Dense", "Flatten", "Dropout", "Activation", "ReLU"]
 
@@ -212,7 +212,7 @@ _SEED_MUL = 6364136223846793005
 _SEED_INC = 1442695040888963407
 
 
-class Dropout(Layer):
+class Dropout(SeededLayer):
     """Zero a fraction ``rate`` of inputs while training and scale the rest by 1/(1-rate).
 
     At inference it is the identity. The mask comes from the kernel's counter-based RNG with a
@@ -227,13 +227,8 @@ class Dropout(Layer):
                              "value between 0 and 1. Received: rate=%r" % (rate,))
         if noise_shape is not None:
             raise ValueError("%s: noise_shape is not supported by fastcnn" % self.name)
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
-                                 or seed < 0):
-            raise ValueError("%s: seed must be None or an int >= 0, got %r" % (self.name, seed))
+        self._init_seed(seed)
         self.rate = float(rate)
-        self.seed = None if seed is None else int(seed)
-        self._seed = self.seed if seed is not None else utils._draw_seed()
-        self._calls = 0
         self.built = True
 
     def _next_seed(self):
@@ -267,18 +262,8 @@ class Dropout(Layer):
 
     def get_config(self):
         c = super().get_config()
-        c.update(rate=self.rate, seed=self.seed, noise_shape=None)
+        c.update(rate=self.rate, noise_shape=None)
         return c
-
-    def _extra_state(self):
-        return {"seed": np.array(self._seed, dtype=np.int64),
-                "calls": np.array(self._calls, dtype=np.int64)}
-
-    def _set_extra_state(self, state):
-        if "seed" in state:
-            self._seed = int(state["seed"])
-        if "calls" in state:
-            self._calls = int(state["calls"])
 
 
 class Activation(_Activated, Layer):

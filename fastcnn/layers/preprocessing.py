@@ -9,8 +9,8 @@ import numbers
 
 import numpy as np
 
-from .. import ops, utils
-from .base import Layer
+from .. import ops
+from .base import Layer, SeededLayer
 
 __all__ = ["Rescaling", "RandomFlip", "RandomTranslation"]
 
@@ -48,17 +48,12 @@ class Rescaling(Layer):
         return c
 
 
-class _RandomImageLayer(Layer):
+class _RandomImageLayer(SeededLayer):
     """Shared seeding and the train-only identity of the random image layers."""
 
     def __init__(self, seed=None, **kwargs):
         super().__init__(**kwargs)
-        if seed is not None and (isinstance(seed, bool) or not isinstance(seed, numbers.Integral)
-                                 or seed < 0):
-            raise ValueError("%s: seed must be None or an int >= 0, got %r" % (self.name, seed))
-        self.seed = None if seed is None else int(seed)
-        self._seed = self.seed if seed is not None else utils._draw_seed()
-        self._calls = 0
+        self._init_seed(seed)
         self.built = True
 
     def _rng(self):
@@ -88,21 +83,6 @@ class _RandomImageLayer(Layer):
         if not ws["active"]:
             return dy
         return self._augment_backward(dy, ws)
-
-    def get_config(self):
-        c = super().get_config()
-        c["seed"] = self.seed
-        return c
-
-    def _extra_state(self):
-        return {"seed": np.array(self._seed, dtype=np.int64),
-                "calls": np.array(self._calls, dtype=np.int64)}
-
-    def _set_extra_state(self, state):
-        if "seed" in state:
-            self._seed = int(state["seed"])
-        if "calls" in state:
-            self._calls = int(state["calls"])
 
 
 class RandomFlip(_RandomImageLayer):

@@ -120,6 +120,7 @@ class Sequential:
         self.stop_training = False
         self.history = None
         self._buffers = collections.OrderedDict()
+        self._rows = None  # 0..n-1, the indices of unshuffled uint8 batches
         self._train_ready = None
         if layers is not None:
             if isinstance(layers, (Layer,)):
@@ -444,8 +445,11 @@ class Sequential:
     def _x_batch(self, x, lo, hi, idx=None, tag="xb"):
         """Rows lo:hi (or idx) of prepared input x as float32: a view where possible."""
         if x.dtype == np.uint8:
-            if idx is None:
-                idx = np.arange(lo, hi, dtype=np.int64)
+            if idx is None:  # a slice of one cached arange: no allocation per step
+                rows = self._rows
+                if rows is None or rows.shape[0] < x.shape[0]:
+                    rows = self._rows = np.arange(x.shape[0], dtype=np.int64)
+                idx = rows[lo:hi]
             out = self._buffer(tag, (len(idx),) + x.shape[1:])
             return ops.gather_batch(x, idx, out=out)  # uint8 -> float32 in C
         if idx is None:
