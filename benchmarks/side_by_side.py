@@ -235,9 +235,10 @@ def run(args):
             # one untimed pass: first-touch allocations, thread pools, caches
             (r.train_step if train else r.predict)(*((batches[0]) if train else (batches[0][0],)))
         # Each round is cut into short blocks that every framework runs in turn (order
-        # alternating), so that a change in the machine's load hits all of them alike; each
-        # block starts with one untimed step (the previous framework's spinning OpenMP
-        # threads go idle, this one's buffers come back into cache).
+        # alternating), so that a change in the machine's load hits all of them alike. Each
+        # block starts after a pause of --settle seconds, because the previous framework's
+        # worker threads keep spinning after its last call (OpenBLAS's for ~0.1 s: that made
+        # whoever ran next 2-3x slower), and then one untimed step (buffers back in cache).
         block = max(1, args.block if train else 1)
         for rnd in range(args.rounds):
             spent = {r.name: 0.0 for r in runners}
@@ -245,6 +246,7 @@ def run(args):
                 part = batches[lo:lo + block]
                 order = runners if (rnd + bi) % 2 == 0 else runners[::-1]
                 for r in order:
+                    time.sleep(args.settle)
                     if train:
                         r.train_step(*part[0])
                         spent[r.name] += time_round(r.train_step, part)
@@ -312,6 +314,9 @@ def main(argv=None):
                    help="batches of 1000 images predicted per round")
     p.add_argument("--block", type=int, default=8,
                    help="training batches a framework runs before the next one takes over")
+    p.add_argument("--settle", type=float, default=0.25,
+                   help="seconds of pause before each block (lets other frameworks' "
+                        "spinning worker threads go to sleep)")
     p.add_argument("--no-torch", action="store_true")
     p.add_argument("--markdown", help="also write the table to this file")
     p.add_argument("--png", help="also draw a bar chart (needs matplotlib)")
@@ -325,6 +330,8 @@ def main(argv=None):
     args = p.parse_args(argv)
     if args.threads < 1 or args.rounds < 1 or args.images < 1 or args.infer_batches < 1:
         p.error("--threads, --rounds, --images and --infer-batches must be >= 1")
+    if args.settle < 0:
+        p.error("--settle must be >= 0")
     import fastcnn
     old = fastcnn.get_num_threads()
     try:

@@ -217,7 +217,8 @@ void fc_max_pool2d_forward(const float *x, int64_t N, int64_t H, int64_t W, int6
 /* ----------------------------------------------------------------- max pool, backward */
 
 int fc_max_pool2d_backward(const float *dy, const int32_t *indices, int64_t N, int64_t OH,
-                           int64_t OW, int64_t H, int64_t W, int64_t C, float *dx)
+                           int64_t OW, int64_t H, int64_t W, int64_t C, float *dx,
+                           const float *relu_gate)
 {
     const int64_t in_size = H * W * C, out_size = OH * OW * C;
     int bad = 0;
@@ -233,6 +234,20 @@ int fc_max_pool2d_backward(const float *dy, const int32_t *indices, int64_t N, i
         const float *FC_RESTRICT dyi = dy + n * out_size;
         const int32_t *FC_RESTRICT ii = indices + n * out_size;
         memset(dxi, 0, (size_t)in_size * sizeof(float));
+        if (relu_gate != NULL) {
+            /* The window's max is the chosen element's value: it passed relu iff > 0. */
+            const float *FC_RESTRICT gi = relu_gate + n * out_size;
+            for (int64_t k = 0; k < out_size; k++) {
+                int64_t j = ii[k];
+                if (j < 0 || j >= in_size) {
+                    bad = 1;
+                    continue;
+                }
+                if (gi[k] > 0.0f)
+                    dxi[j] += dyi[k];
+            }
+            continue;
+        }
         for (int64_t k = 0; k < out_size; k++) {
             int64_t j = ii[k];
             if (j < 0 || j >= in_size) {

@@ -26,9 +26,13 @@ void fc_max_pool2d_forward(const float *x, int64_t N, int64_t H, int64_t W, int6
                            float *y, int32_t *indices);
 
 /* dx (N,H,W,C) = 0, then dx[n, indices[n,oh,ow,c]] += dy[n,oh,ow,c] (in output order).
+ * relu_gate (N,OH,OW,C), may be NULL: the pool's output y when its input came out of a
+ * ReLU; only entries with y > 0 are scattered, which makes dx the gradient of the ReLU's
+ * input (relu backward and pool backward in one pass, same values as the two in turn).
  * Returns FC_OK, or FC_POOL_EBADINDEX (those entries are skipped) for out-of-range indices. */
 int fc_max_pool2d_backward(const float *dy, const int32_t *indices, int64_t N, int64_t OH,
-                           int64_t OW, int64_t H, int64_t W, int64_t C, float *dx);
+                           int64_t OW, int64_t H, int64_t W, int64_t C, float *dx,
+                           const float *relu_gate);
 
 /* y = sum of each window / number of its non-padding elements. */
 void fc_avg_pool2d_forward(const float *x, int64_t N, int64_t H, int64_t W, int64_t C,

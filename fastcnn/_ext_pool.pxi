@@ -9,7 +9,8 @@ cdef extern from "pool.h":
                                int64_t pad_top, int64_t pad_left, int64_t OH, int64_t OW,
                                float *y, int32_t *indices) nogil
     int fc_max_pool2d_backward(const float *dy, const int32_t *indices, int64_t N, int64_t OH,
-                               int64_t OW, int64_t H, int64_t W, int64_t C, float *dx) nogil
+                               int64_t OW, int64_t H, int64_t W, int64_t C, float *dx,
+                               const float *relu_gate) nogil
     void fc_avg_pool2d_forward(const float *x, int64_t N, int64_t H, int64_t W, int64_t C,
                                int64_t ph, int64_t pw, int64_t sh, int64_t sw,
                                int64_t pad_top, int64_t pad_left, int64_t OH, int64_t OW,
@@ -44,18 +45,22 @@ def max_pool2d_forward(const float[:, :, :, ::1] x, int64_t ph, int64_t pw, int6
 
 
 def max_pool2d_backward(const float[:, :, :, ::1] dy, const int32_t[:, :, :, ::1] indices,
-                        float[:, :, :, ::1] dx):
-    """dx = scatter of dy to indices; returns False if some index was out of range."""
+                        float[:, :, :, ::1] dx, const float[:, :, :, ::1] relu_gate=None):
+    """dx = scatter of dy to indices (only where relu_gate > 0, if given; same shape as dy);
+    returns False if some index was out of range."""
     cdef int rc = 0
+    cdef const float *gate = NULL
     if _empty4(dx):
         return True
     if _empty4(dy):
         dx[...] = 0
         return True
+    if relu_gate is not None:
+        gate = &relu_gate[0, 0, 0, 0]
     with nogil:
         rc = fc_max_pool2d_backward(&dy[0, 0, 0, 0], &indices[0, 0, 0, 0], dy.shape[0],
                                     dy.shape[1], dy.shape[2], dx.shape[1], dx.shape[2],
-                                    dx.shape[3], &dx[0, 0, 0, 0])
+                                    dx.shape[3], &dx[0, 0, 0, 0], gate)
     if rc == FC_POOL_EBADINDEX:
         return False
     _check(rc, "max_pool2d_backward")

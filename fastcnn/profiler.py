@@ -192,7 +192,8 @@ def profile(model, x, y=None, repeats=10, warmup=2, peak_gflops=None, stat="medi
                     loss_t.append(dt)
                 for i in range(n_layers - 1, first - 1, -1):
                     t0 = clock()
-                    g = layers[i].backward(g, need_input_grad=i > first)
+                    g = layers[i].backward(g, need_input_grad=i > first,
+                                           fused_relu=model._fused_relu[i])
                     dt = clock() - t0
                     step += dt
                     if timed:

@@ -257,6 +257,49 @@ def test_training_is_bitwise_identical_at_1_and_2_threads():
     assert all(np.array_equal(a, b) for a, b in zip(*results))
 
 
+def _step_gradients(model, x, y, fused):
+    """Forward, loss and backward of one batch; the gradients, with the given fusion flags."""
+    model._prepare_training()
+    h = model._forward(x, True, model._fused_softmax)
+    _, g, _ = model.loss.compute(h, model._prepare_y(y, x.shape[0], "test"),
+                                 np.empty(h.shape, np.float32), model._loss_on_logits)
+    layers_ = model.layers
+    for i in range(len(layers_) - 1, model._first_trainable - 1, -1):
+        g = layers_[i].backward(g, need_input_grad=i > model._first_trainable,
+                                fused_relu=fused[i])
+    return [np.array(gr) for gr in model._train_grads]
+
+
+@pytest.mark.parametrize("pool", [
+    layers.MaxPooling2D(), layers.MaxPooling2D(3, strides=2, padding="same"),
+    layers.MaxPooling2D(3, strides=1)])
+def test_relu_maxpool_backward_fusion_gives_the_unfused_gradients(pool):
+    """Conv2D(relu) -> MaxPooling2D: the pool applies ReLU's mask; gradients are unchanged."""
+    x, y = blobs(12, size=9, seed=3)
+    x = x.astype(np.float32)
+    model = compiled(models.Sequential([
+        layers.Input(shape=(9, 9, 3)), layers.Conv2D(5, 3, activation="relu"), pool,
+        layers.Conv2D(7, 2, padding="same", activation="relu"), layers.MaxPooling2D(),
+        layers.Flatten(), layers.Dense(4)]))
+    model._prepare_training()
+    assert model._fused_relu == (True, True, True, True, False, False)
+    fused = _step_gradients(model, x, y, model._fused_relu)
+    unfused = _step_gradients(model, x, y, (False,) * len(model.layers))
+    for a, b in zip(fused, unfused):
+        np.testing.assert_array_equal(a, b)
+    with pytest.raises(ValueError, match="fused_relu"):
+        model.layers[-1].backward(np.zeros((12, 4), np.float32), fused_relu=True)
+
+
+def test_relu_maxpool_fusion_only_where_both_backwards_run():
+    model = compiled(small_cnn())
+    model._prepare_training()
+    assert model._fused_relu[:2] == (True, True)
+    model.layers[0].trainable = False  # conv1 frozen: its backward never runs
+    model._prepare_training()
+    assert model._fused_relu[:2] == (False, False)
+
+
 def test_same_seed_same_run_other_seed_differs():
     x, y = blobs(48, seed=9)
     out = []

@@ -176,6 +176,31 @@ def test_max_pool_backward_matches_analytic_reference(rng, N, H, W, C, pool, str
     assert_close(dx, ref_max_pool_backward(dy, ridx, x.shape), rtol=1e-6, atol=1e-6)
 
 
+@pytest.mark.parametrize("N,H,W,C,pool,strides,padding", GRID)
+def test_max_pool_backward_with_relu_gate_matches_relu_then_pool_backward(
+        rng, N, H, W, C, pool, strides, padding):
+    # relu outputs: many exact zeros (whole windows of them) and ties, as after a real ReLU
+    x = np.maximum(rng.integers(-3, 3, size=(N, H, W, C)), 0).astype(np.float32)
+    s = _strides(pool, strides)
+    dy = rng.standard_normal(out_shape(x.shape, pool, s, padding)).astype(np.float32)
+    y, idx = ops.max_pool2d(x, pool, strides, padding, return_indices=True)
+    fused = ops.max_pool2d_backward(dy, idx, x.shape, relu_output=y)
+    unfused = ops.relu_backward(ops.max_pool2d_backward(dy, idx, x.shape), x)
+    np.testing.assert_array_equal(fused, unfused)
+    _, ridx = ref_max_pool(x, pool, s, padding)
+    assert_close(fused, ref_max_pool_backward(dy, ridx, x.shape) * (x > 0), rtol=1e-6,
+                 atol=1e-6)
+
+
+def test_max_pool_backward_relu_gate_is_checked():
+    x = np.ones((1, 4, 4, 2), np.float32)
+    y, idx = ops.max_pool2d(x, return_indices=True)
+    with pytest.raises(ValueError, match="relu_output"):
+        ops.max_pool2d_backward(y, idx, x.shape, relu_output=np.ones((1, 2, 2, 3), np.float32))
+    with pytest.raises(ValueError, match="relu_output"):
+        ops.max_pool2d_backward(y, idx, x.shape, relu_output=np.ones((2, 2, 2), np.float32))
+
+
 def test_tie_gradient_goes_to_the_first_element():
     x = np.full((1, 2, 2, 1), 0.5, dtype=np.float32)
     y, idx = ops.max_pool2d(x, return_indices=True)

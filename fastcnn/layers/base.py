@@ -393,10 +393,23 @@ class Layer:
         self._ws = ws
         return self._forward(x, ws, bool(training), bool(return_logits))
 
-    def backward(self, dy, need_input_grad=True):
-        """Gradient w.r.t. the input of the last ``forward`` (None if not needed)."""
+    # Layers that can take part in the ReLU -> MaxPooling2D backward fusion (see backward).
+    _fuses_relu_backward = False
+
+    def backward(self, dy, need_input_grad=True, fused_relu=False):
+        """Gradient w.r.t. the input of the last ``forward`` (None if not needed).
+
+        ``fused_relu`` (set by the model for a ReLU-activated layer followed by a max-pool):
+        the pool applies ReLU's backward inside its own scatter, and the ReLU layer then
+        takes ``dy`` as the gradient of its pre-activation output. One pass over the large
+        activation instead of two; the gradients are the same numbers.
+        """
         if self._ws is None:
             raise RuntimeError("%s.backward called before forward" % self.name)
+        if fused_relu and not self._fuses_relu_backward:
+            raise ValueError("%s: fused_relu backward is not supported by %s"
+                             % (self.name, type(self).__name__))
+        self._ws["fused_relu"] = bool(fused_relu)
         return self._backward(dy, self._ws, bool(need_input_grad))
 
     def _forward(self, x, ws, training, return_logits):

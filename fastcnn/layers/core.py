@@ -36,6 +36,10 @@ class _Activated:
     def _kernel_activation(self):
         return "relu" if self.activation == "relu" else None
 
+    @property
+    def _fuses_relu_backward(self):
+        return self.activation == "relu"
+
     def _finish(self, z, ws, return_logits):
         ws["z"] = z
         if self.activation == "softmax" and not return_logits:
@@ -46,6 +50,8 @@ class _Activated:
 
     def _activation_backward(self, dy, ws):
         if self.activation == "relu":
+            if ws.get("fused_relu"):  # the max-pool after this layer already applied it
+                return dy
             return ops.relu_backward(dy, ws["z"], out=ws.buf("dz", dy.shape))
         if self.activation == "softmax" and not ws["logits"]:
             # d softmax: dz = y * (dy - sum(dy * y)); O(N*classes), done once per batch

@@ -38,7 +38,13 @@ class _Pooling2D(Layer):
 
 
 class MaxPooling2D(_Pooling2D):
-    """Max over windows; backward routes each gradient to the window's first maximum."""
+    """Max over windows; backward routes each gradient to the window's first maximum.
+
+    After a ReLU-activated layer the model fuses ReLU's backward into this layer's
+    (``backward(..., fused_relu=True)``): a window passes its gradient only if its max > 0.
+    """
+
+    _fuses_relu_backward = True
 
     def _forward(self, x, ws, training, return_logits):
         out = ws.get("out")
@@ -49,13 +55,15 @@ class MaxPooling2D(_Pooling2D):
         y, idx = ops.max_pool2d(x, self.pool_size, self.strides, self.padding,
                                 return_indices=True, out=out, indices=ws.get("indices"))
         ws["indices"] = idx
+        ws["y"] = y
         return y
 
     def _backward(self, dy, ws, need_input_grad):
         if not need_input_grad:
             return None
         x = ws["x"]
-        return ops.max_pool2d_backward(dy, ws["indices"], x.shape, dx=ws.buf("dx", x.shape))
+        return ops.max_pool2d_backward(dy, ws["indices"], x.shape, dx=ws.buf("dx", x.shape),
+                                       relu_output=ws["y"] if ws.get("fused_relu") else None)
 
 
 class AveragePooling2D(_Pooling2D):

@@ -479,8 +479,24 @@ class Sequential:
         self.optimizer.build(train_vars)
         self._train_vars, self._train_grads, self._first_trainable = \
             train_vars, train_grads, first
+        self._fused_relu = self._relu_pool_fusion(first)
         self._set_output_mode()
         self._train_ready = signature
+
+    def _relu_pool_fusion(self, first):
+        """Per layer: does its backward take part in a ReLU -> MaxPooling2D fusion?
+
+        A ReLU-activated layer i followed by a max-pool: the pool's backward applies ReLU's
+        mask (it knows each window's max), layer i skips its own ReLU backward. Only where
+        both backwards run (i >= first trainable layer)."""
+        layers = self._layers
+        fused = [False] * len(layers)
+        for i in range(max(first, 0), len(layers) - 1):
+            a, b = layers[i], layers[i + 1]
+            if (getattr(a, "activation", None) == "relu" and a._fuses_relu_backward
+                    and isinstance(b, layers_module.MaxPooling2D)):
+                fused[i] = fused[i + 1] = True
+        return tuple(fused)
 
     def _set_output_mode(self):
         last = self._layers[-1]
@@ -518,9 +534,9 @@ class Sequential:
                                                   self._loss_on_logits)
         g = dout
         stop = self._first_trainable
-        layers = self._layers
+        layers, fused = self._layers, self._fused_relu
         for i in range(len(layers) - 1, stop - 1, -1):
-            g = layers[i].backward(g, need_input_grad=i > stop)
+            g = layers[i].backward(g, need_input_grad=i > stop, fused_relu=fused[i])
         self.optimizer._step(self._train_vars, self._train_grads)
         self._update_metrics(yb, h, n_correct)
         return float(loss)

@@ -118,12 +118,17 @@ def max_pool2d(x, pool_size=(2, 2), strides=None, padding="valid", return_indice
     return (y, ind) if return_indices else y
 
 
-def max_pool2d_backward(dy, indices, input_shape, dx=None):
+def max_pool2d_backward(dy, indices, input_shape, dx=None, relu_output=None):
     """Gradient of :func:`max_pool2d`: ``dx`` of shape ``input_shape`` (N, H, W, C).
 
     Each ``dy`` element goes to the single input element its ``indices`` entry names
     (``dy`` and ``indices`` have the output's shape (N, OH, OW, C)); gradients of
     overlapping windows that chose the same element add up. ``dx`` may be preallocated.
+
+    ``relu_output``: the pool's output y (shape of dy), when the pool's input came out of
+    a ReLU. Then only windows whose max is > 0 pass their gradient, so ``dx`` is the
+    gradient of the ReLU's *input*: ``relu_backward(max_pool2d_backward(dy), x)`` in one
+    pass, with the same values.
     """
     fname = "max_pool2d_backward"
     N, H, W, C = _input_shape(input_shape, fname)
@@ -145,8 +150,15 @@ def max_pool2d_backward(dy, indices, input_shape, dx=None):
         if indices.size and (indices.min() < 0 or indices.max() >= size):
             raise ValueError("%s: indices must lie in [0, H*W*C) = [0, %d)" % (fname, size))
         indices = np.ascontiguousarray(indices, dtype=np.int32)
-    dx = _output(dx, (N, H, W, C), np.float32, fname, "dx", dy, indices)
-    if not _ext.max_pool2d_backward(dy, indices, dx):
+    if relu_output is not None:
+        relu_output = as_float32(relu_output, "%s: relu_output (the pool's output y)" % fname,
+                                 ndim=4)
+        if relu_output.shape != dy.shape:
+            raise ValueError("%s: relu_output: expected the shape of dy %s, got %s"
+                             % (fname, dy.shape, relu_output.shape))
+    dx = _output(dx, (N, H, W, C), np.float32, fname, "dx", dy, indices,
+                 *(() if relu_output is None else (relu_output,)))
+    if not _ext.max_pool2d_backward(dy, indices, dx, relu_output):
         raise ValueError("%s: indices must lie in [0, H*W*C) = [0, %d) (offsets within one "
                          "image, as returned by max_pool2d on an input of shape %s)"
                          % (fname, size, (N, H, W, C)))
