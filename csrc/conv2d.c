@@ -21,6 +21,7 @@
  */
 #include <string.h>
 #include "conv2d.h"
+#include "conv2d_direct.h"
 #include "gemm.h"
 #include "winograd.h"
 
@@ -72,10 +73,27 @@ int64_t fc_conv2d_chunk_lines(const fc_conv2d_geometry *g)
 /* Cap on the floats the extra partial sums may take (larger kernels use fewer parts). */
 #define FC_CONV2D_PARTIAL_FLOATS (1 << 18)
 
+/* Direct small-K kernels: K limit, the kernel gradient's part count (its partials are
+ * tiny: K*F floats) and the column floats per piece (in L1/L2 while its tiles pass). */
+#ifndef FC_CONV2D_DIRECT_MAX_K
+#define FC_CONV2D_DIRECT_MAX_K 64
+#endif
+#ifndef FC_CONV2D_DIRECT_DW_PARTS
+#define FC_CONV2D_DIRECT_DW_PARTS 16
+#endif
+#ifndef FC_CONV2D_DIRECT_PIECE_FLOATS
+#define FC_CONV2D_DIRECT_PIECE_FLOATS 2048
+#endif
+
+int fc_conv2d_direct_applies(const fc_conv2d_geometry *g)
+{
+    return cols_k(g) <= FC_CONV2D_DIRECT_MAX_K;
+}
+
 static int64_t dw_parts(const fc_conv2d_geometry *g)
 {
     const int64_t kf = cols_k(g) * g->f;
-    int64_t parts = FC_CONV2D_DW_PARTS;
+    int64_t parts = fc_conv2d_direct_applies(g) ? FC_CONV2D_DIRECT_DW_PARTS : FC_CONV2D_DW_PARTS;
     if (im2col_is_identity(g) || kf <= 0)
         return 1;
     if (parts > fc_conv2d_chunk_lines(g)) /* every part needs a slice of >= 1 line */
@@ -176,8 +194,18 @@ int64_t fc_conv2d_workspace_size(const fc_conv2d_geometry *g)
 #define FC_CONV2D_WINO_MAX_COST 0.75
 #endif
 
+/* Auto picks the direct kernels for K <= DIRECT_AUTO_K (measured: see conv2d_direct.h). */
+#ifndef FC_CONV2D_DIRECT_AUTO_K
+#define FC_CONV2D_DIRECT_AUTO_K 64
+#endif
+
 int fc_conv2d_algorithm(const fc_conv2d_geometry *g, int pass, int requested)
 {
+    const int direct_pass = pass != FC_CONV2D_PASS_BACKWARD_INPUT && fc_conv2d_direct_applies(g);
+    if (requested == FC_CONV2D_DIRECT)
+        return direct_pass ? FC_CONV2D_DIRECT : FC_CONV2D_IM2COL;
+    if (requested == FC_CONV2D_AUTO && direct_pass && cols_k(g) <= FC_CONV2D_DIRECT_AUTO_K)
+        return FC_CONV2D_DIRECT;
     if (requested == FC_CONV2D_IM2COL || !fc_conv2d_winograd_applies(g))
         return FC_CONV2D_IM2COL;
     if (requested == FC_CONV2D_WINOGRAD)
@@ -495,11 +523,33 @@ int fc_conv2d_forward(const fc_conv2d_geometry *g, const float *x, const float *
     int rc = FC_OK, owned;
     if (lines <= 0 || OW <= 0 || F <= 0)
         return FC_OK;
-    if (fc_conv2d_algorithm(g, FC_CONV2D_PASS_FORWARD, algorithm) == FC_CONV2D_WINOGRAD)
+    const int algo = fc_conv2d_algorithm(g, FC_CONV2D_PASS_FORWARD, algorithm);
+    if (algo == FC_CONV2D_WINOGRAD)
         return winograd_pass(g, 0, x, kernel, bias, relu, out, workspace);
     float *ws = workspace_acquire(g, workspace, &owned);
     if (ws == NULL && !identity)
         return FC_ENOMEM;
+
+    if (algo == FC_CONV2D_DIRECT) {
+        /* Threads own contiguous line ranges; each line's column rows (OW x K, in L1) go
+         * through the direct kernel. A thread's line slice of the workspace: one per
+         * thread, at most `chunk` of them. */
+        const int nt_max = (int)(chunk < nthreads ? chunk : nthreads);
+        int64_t l;
+#pragma omp parallel for schedule(static) num_threads(nt_max) \
+    if (lines * OW * F * K > 65536)
+        for (l = 0; l < lines; l++) {
+            const float *a = x + l * OW * K; /* identity: x rows are the column rows */
+            if (!identity) {
+                float *cols = ws + fc_thread_id() * OW * K;
+                ops.im2col(g, x, l, cols);
+                a = cols;
+            }
+            fc_direct_forward_rows(OW, F, K, a, K, kernel, bias, relu, out + l * OW * F);
+        }
+        workspace_release(ws, owned);
+        return FC_OK;
+    }
 
     if (!identity && chunk < nthreads) {
         /* a single output line fills the workspace: lines in turn, threads in the GEMM */
@@ -619,6 +669,48 @@ int fc_conv2d_backward_input(const fc_conv2d_geometry *g, const float *dy, const
     return rc;
 }
 
+/* dW = sum over the output lines, as the parts loop of backward_kernel below, with the
+ * direct kernel in small pieces: part s sums lines [lines*s/parts, lines*(s+1)/parts) in
+ * order through workspace slice s into dkernel (s = 0) or partial s; then the partials are
+ * added in part order. Parts depend on the geometry only. */
+static int direct_kernel_grad(const fc_conv2d_geometry *g, const line_ops *ops,
+                              const float *dy, const float *x, float *dkernel, float *ws,
+                              int64_t chunk, int64_t parts)
+{
+    const int64_t K = cols_k(g), F = g->f, OW = g->ow, lines = g->n * g->oh, KF = K * F;
+    const int64_t slice = chunk / parts; /* lines of workspace per part, >= 1 */
+    int64_t piece = FC_CONV2D_DIRECT_PIECE_FLOATS / (OW * K);
+    piece = piece < 1 ? 1 : (piece > slice ? slice : piece);
+    float *partials = ws + chunk * OW * K;
+#pragma omp parallel num_threads(fc_get_num_threads()) if (lines * OW * KF > 65536)
+    {
+        int64_t s, i0;
+#pragma omp for schedule(static)
+        for (s = 0; s < parts; s++) {
+            const int64_t a = lines * s / parts, b = lines * (s + 1) / parts;
+            float *cols = ws + s * slice * OW * K;
+            float *sum = s == 0 ? dkernel : partials + (s - 1) * KF;
+            if (b <= a)
+                memset(sum, 0, (size_t)KF * sizeof(float));
+            for (int64_t l0 = a; l0 < b; l0 += piece) {
+                const int64_t l1 = l0 + piece < b ? l0 + piece : b;
+                for (int64_t l = l0; l < l1; l++)
+                    ops->im2col(g, x, l, cols + (l - l0) * OW * K);
+                fc_direct_kernel_grad_rows((l1 - l0) * OW, F, K, cols, K, dy + l0 * OW * F, sum,
+                                           l0 != a);
+            }
+        }
+        /* (implicit barrier) dkernel = ((P0 + P1) + P2) + ... */
+#pragma omp for schedule(static)
+        for (i0 = 0; i0 < KF; i0 += 256) {
+            const int64_t n = KF - i0 < 256 ? KF - i0 : 256;
+            for (int64_t s2 = 1; s2 < parts; s2++)
+                add_floats(dkernel + i0, partials + (s2 - 1) * KF + i0, n);
+        }
+    }
+    return FC_OK;
+}
+
 int fc_conv2d_backward_kernel(const fc_conv2d_geometry *g, const float *dy, const float *x,
                               float *dkernel, float *workspace, int algorithm)
 {
@@ -631,7 +723,8 @@ int fc_conv2d_backward_kernel(const fc_conv2d_geometry *g, const float *dy, cons
         memset(dkernel, 0, (size_t)(K * F) * sizeof(float));
         return FC_OK;
     }
-    if (fc_conv2d_algorithm(g, FC_CONV2D_PASS_BACKWARD_KERNEL, algorithm) == FC_CONV2D_WINOGRAD)
+    const int algo = fc_conv2d_algorithm(g, FC_CONV2D_PASS_BACKWARD_KERNEL, algorithm);
+    if (algo == FC_CONV2D_WINOGRAD)
         return winograd_kernel_grad(g, dy, x, dkernel, workspace);
     if (im2col_is_identity(g))
         return fc_sgemm(1, 0, K, F, lines * OW, 1.0f, x, K, dy, F, 0.0f, dkernel, F);
@@ -639,6 +732,11 @@ int fc_conv2d_backward_kernel(const fc_conv2d_geometry *g, const float *dy, cons
     if (ws == NULL)
         return FC_ENOMEM;
     const int64_t chunk = fc_conv2d_chunk_lines(g), parts = dw_parts(g);
+    if (algo == FC_CONV2D_DIRECT) {
+        rc = direct_kernel_grad(g, &ops, dy, x, dkernel, ws, chunk, parts);
+        workspace_release(ws, owned);
+        return rc;
+    }
     if (parts == 1) {
         /* chunks in batch order, threads inside the GEMM */
         for (int64_t l0 = 0; l0 < lines && rc == FC_OK; l0 += chunk) {

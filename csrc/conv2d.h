@@ -17,6 +17,11 @@
  * (1x1 kernel, stride 1, no padding; or a kernel covering the whole unpadded input) no
  * workspace is used and x itself is the column matrix.
  *
+ * Layers with few input channels (K = KH*KW*C <= 64: the first layer of a CNN) run
+ * their forward and kernel gradient "direct" (conv2d_direct.h): one output line's column
+ * rows at a time, in L1, feeding a register-blocked kernel that reads the (KH, KW, C, F)
+ * kernel as it is, with bias and ReLU applied in registers; no GEMM packing.
+ *
  * 3x3 stride-1 convolutions can instead run as Winograd F(2x2, 3x3) (winograd.h): fewer
  * multiplications (16 per 2x2 output tile instead of 36) for a few ulp more rounding
  * error. The forward, the input gradient (a 3x3 stride-1 correlation of dy with the
@@ -40,6 +45,7 @@ typedef struct {
 #define FC_CONV2D_AUTO 0
 #define FC_CONV2D_IM2COL 1
 #define FC_CONV2D_WINOGRAD 2
+#define FC_CONV2D_DIRECT 3
 
 /* Which pass an algorithm is picked for. */
 #define FC_CONV2D_PASS_FORWARD 0
@@ -48,6 +54,11 @@ typedef struct {
 
 /* Nonzero when Winograd F(2x2, 3x3) can compute this geometry (3x3 kernel, stride 1). */
 int fc_conv2d_winograd_applies(const fc_conv2d_geometry *g);
+
+/* Nonzero when the direct small-K kernels (conv2d_direct.h) can run this geometry's
+ * forward and kernel gradient: K = KH*KW*C <= FC_CONV2D_DIRECT_MAX_K. Any stride and
+ * padding. (Its input gradient, when asked for, runs as im2col.) */
+int fc_conv2d_direct_applies(const fc_conv2d_geometry *g);
 
 /* The algorithm (FC_CONV2D_IM2COL or FC_CONV2D_WINOGRAD) `pass` runs when asked for
  * `requested` (FC_CONV2D_AUTO: the one measured faster for this geometry). */

@@ -7,9 +7,10 @@ cdef extern from "conv2d.h":
         int64_t pad_top, pad_left
         int64_t oh, ow
 
-    int FC_CONV2D_AUTO, FC_CONV2D_IM2COL, FC_CONV2D_WINOGRAD
+    int FC_CONV2D_AUTO, FC_CONV2D_IM2COL, FC_CONV2D_WINOGRAD, FC_CONV2D_DIRECT
     int FC_CONV2D_PASS_FORWARD, FC_CONV2D_PASS_BACKWARD_INPUT, FC_CONV2D_PASS_BACKWARD_KERNEL
     int fc_conv2d_winograd_applies(const fc_conv2d_geometry *g) nogil
+    int fc_conv2d_direct_applies(const fc_conv2d_geometry *g) nogil
     int fc_conv2d_algorithm(const fc_conv2d_geometry *g, int pass_, int requested) nogil
     int64_t fc_conv2d_workspace_size(const fc_conv2d_geometry *g) nogil
     int64_t fc_conv2d_chunk_lines(const fc_conv2d_geometry *g) nogil
@@ -44,7 +45,9 @@ def conv2d_workspace_size(tuple x_shape, tuple k_shape, tuple strides, tuple pad
 
 
 CONV2D_ALGORITHMS = {"auto": FC_CONV2D_AUTO, "im2col": FC_CONV2D_IM2COL,
-                     "winograd": FC_CONV2D_WINOGRAD}
+                     "winograd": FC_CONV2D_WINOGRAD, "direct": FC_CONV2D_DIRECT}
+CONV2D_ALGORITHM_NAMES = {FC_CONV2D_IM2COL: "im2col", FC_CONV2D_WINOGRAD: "winograd",
+                          FC_CONV2D_DIRECT: "direct"}
 CONV2D_PASSES = {"forward": FC_CONV2D_PASS_FORWARD,
                  "backward_input": FC_CONV2D_PASS_BACKWARD_INPUT,
                  "backward_kernel": FC_CONV2D_PASS_BACKWARD_KERNEL}
@@ -57,12 +60,19 @@ def conv2d_winograd_applies(tuple x_shape, tuple k_shape, tuple strides, tuple p
     return fc_conv2d_winograd_applies(&g) != 0
 
 
+def conv2d_direct_applies(tuple x_shape, tuple k_shape, tuple strides, tuple pads,
+                          tuple out_hw):
+    """True when the direct small-K kernels can run this geometry (K = kh*kw*C <= 64)."""
+    cdef fc_conv2d_geometry g = _conv2d_geometry(x_shape, k_shape, strides, pads, out_hw)
+    return fc_conv2d_direct_applies(&g) != 0
+
+
 def conv2d_algorithm(tuple x_shape, tuple k_shape, tuple strides, tuple pads, tuple out_hw,
                      str pass_, str requested):
-    """'im2col' or 'winograd': what the kernel of `pass_` runs when asked for `requested`."""
+    """'im2col', 'winograd' or 'direct': what `pass_` runs when asked for `requested`."""
     cdef fc_conv2d_geometry g = _conv2d_geometry(x_shape, k_shape, strides, pads, out_hw)
     cdef int a = fc_conv2d_algorithm(&g, CONV2D_PASSES[pass_], CONV2D_ALGORITHMS[requested])
-    return "winograd" if a == FC_CONV2D_WINOGRAD else "im2col"
+    return CONV2D_ALGORITHM_NAMES[a]
 
 
 def conv2d_chunk_lines(tuple x_shape, tuple k_shape, tuple strides, tuple pads, tuple out_hw):

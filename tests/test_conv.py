@@ -458,6 +458,102 @@ def test_winograd_workspace_reuse_and_bound(rng):
         conv2d(x, k, b, workspace=ws[:size - 1], algorithm="winograd")
 
 
+# ---------------------------------------------------------------------------------------
+# direct small-K kernels (forward and kernel gradient of layers with kh * kw * C <= 64)
+
+_DIRECT_CASES = [
+    # F = 32 (16-column tiles), 8 (one 8-column tile), 12 / 20 / 3 (portable column tails),
+    # OW not a multiple of 6, stride 2, same padding, batch 1, K = 64 (the limit), K = 1
+    ((3, 32, 32, 3), (3, 3, 3, 32), (1, 1), "valid"),
+    ((2, 11, 9, 3), (3, 3, 3, 8), (1, 1), "same"),
+    ((1, 13, 7, 3), (3, 3, 3, 12), (2, 2), "same"),
+    ((2, 9, 10, 1), (3, 3, 1, 20), (2, 1), "valid"),
+    ((3, 7, 5, 2), (5, 5, 2, 3), (1, 1), "same"),
+    ((2, 6, 6, 4), (4, 4, 4, 16), (1, 2), "same"),
+    ((2, 5, 5, 1), (1, 1, 1, 24), (1, 1), "valid"),
+]
+
+
+@pytest.mark.parametrize("case", range(len(_DIRECT_CASES)))
+def test_direct_matches_reference(rng, case):
+    x_shape, k_shape, strides, padding = _DIRECT_CASES[case]
+    x, k, b = _data(rng, x_shape, k_shape)
+    oh, ow, _, _ = _geom(x_shape, k_shape, strides, padding)
+    dy = rng.standard_normal((x_shape[0], oh, ow, k_shape[3])).astype(np.float32)
+    for act in (None, "relu"):
+        y = conv2d(x, k, b, strides, padding, activation=act, algorithm="direct")
+        assert_close(y, ref_conv(x, k, b, strides, padding, act), 1e-5, 1e-5, "y")
+    y = conv2d(x, k, None, strides, padding, algorithm="direct")
+    assert_close(y, ref_conv(x, k, None, strides, padding), 1e-5, 1e-5, "y without bias")
+    dx, dk, db = conv2d_backward(dy, x, k, strides, padding, algorithm="direct")
+    rdx, rdk, rdb = ref_conv_backward(dy, x, k, strides, padding)
+    assert_close(dx, rdx, 1e-5, 1e-5, "dx")
+    assert_close(dk, rdk, 1e-5, 1e-5, "dkernel")
+    assert_close(db, rdb, 1e-5, 1e-5, "dbias")
+
+
+@pytest.mark.parametrize("x_shape,k_shape,strides,padding", [
+    ((2, 6, 5, 3), (3, 3, 3, 8), (1, 1), "valid"),
+    ((1, 5, 6, 2), (3, 3, 2, 11), (2, 2), "same"),
+])
+def test_direct_backward_matches_finite_differences(rng, x_shape, k_shape, strides, padding):
+    x, k, b = _data(rng, x_shape, k_shape)
+    oh, ow, _, _ = _geom(x_shape, k_shape, strides, padding)
+    g = rng.standard_normal((x_shape[0], oh, ow, k_shape[3]))
+    _, dk, _ = conv2d_backward(g, x, k, strides, padding, algorithm="direct")
+    fd_k = fd_grad(lambda v: float(np.sum(ref_conv(x, v, b, strides, padding) * g)), k)
+    assert_close(dk, fd_k, 1e-4, 1e-4, "dkernel")
+
+
+def test_direct_relu_maps_nan_to_zero_like_im2col():
+    x = np.full((1, 4, 4, 3), np.nan, np.float32)
+    k = np.ones((3, 3, 3, 16), np.float32)
+    for algo in ("direct", "im2col"):
+        assert not conv2d(x, k, activation="relu", algorithm=algo).any()
+
+
+@pytest.mark.skipif(not fastcnn.config()["openmp"], reason="serial build")
+@pytest.mark.parametrize("x_shape,k_shape", [
+    ((37, 32, 32, 3), (3, 3, 3, 32)),   # many kernel-gradient parts and pieces
+    ((2, 9, 9, 3), (3, 3, 3, 20)),      # fewer lines than parts
+    ((1, 3, 300, 1), (3, 3, 1, 8)),
+])
+def test_direct_bitwise_identical_at_1_2_3_threads(rng, x_shape, k_shape):
+    x, k, b = _data(rng, x_shape, k_shape)
+    oh, ow, _, _ = _geom(x_shape, k_shape, (1, 1), "same")
+    dy = rng.standard_normal((x_shape[0], oh, ow, k_shape[3])).astype(np.float32)
+    results = []
+    for t in (1, 2, 3):
+        with num_threads(t):
+            results.append((conv2d(x, k, b, padding="same", activation="relu",
+                                   algorithm="direct"),)
+                           + conv2d_backward(dy, x, k, padding="same", algorithm="direct"))
+    for other in results[1:]:
+        for a, b_ in zip(results[0], other):
+            np.testing.assert_array_equal(a, b_)
+    rdk = ref_conv_backward(dy, x, k, (1, 1), "same")[1]
+    assert_close(results[0][2], rdk, 1e-4, 1e-4, "dkernel")
+
+
+def test_direct_portable_path_matches_reference(rng):
+    x, k, b = _data(rng, (2, 9, 11, 3), (3, 3, 3, 20))
+    dy = rng.standard_normal((2, 9, 11, 20)).astype(np.float32)
+    _ext.force_simd(0)
+    try:
+        y = conv2d(x, k, b, padding="same", activation="relu", algorithm="direct")
+        _, dk, _ = conv2d_backward(dy, x, k, padding="same", algorithm="direct")
+    finally:
+        _ext.force_simd(-1)
+    assert_close(y, ref_conv(x, k, b, (1, 1), "same", "relu"), 1e-5, 1e-5, "y")
+    assert_close(dk, ref_conv_backward(dy, x, k, (1, 1), "same")[1], 1e-5, 1e-5, "dkernel")
+
+
+def test_direct_refuses_large_k(rng):
+    x, k, b = _data(rng, (1, 5, 5, 8), (3, 3, 8, 4))
+    with pytest.raises(ValueError, match="direct.*<= 64"):
+        conv2d(x, k, b, algorithm="direct")
+
+
 def test_auto_algorithm_choice():
     from fastcnn.ops.conv import conv2d_algorithm
     seed2 = conv2d_algorithm((32, 15, 15, 32), (3, 3, 32, 64))
@@ -468,8 +564,13 @@ def test_auto_algorithm_choice():
     # 16 x 16 channels: the kernel gradient's C x F GEMMs are too small
     assert conv2d_algorithm((32, 16, 16, 16), (3, 3, 16, 16), 1, "same") == {
         "forward": "winograd", "backward_input": "winograd", "backward_kernel": "im2col"}
-    # 3 input channels (the first conv): GEMMs too thin for Winograd
-    assert set(conv2d_algorithm((32, 32, 32, 3), (3, 3, 3, 32)).values()) == {"im2col"}
+    # 3 input channels (the first conv): K = 27, direct forward and kernel gradient
+    assert conv2d_algorithm((32, 32, 32, 3), (3, 3, 3, 32)) == {
+        "forward": "direct", "backward_input": "im2col", "backward_kernel": "direct"}
+    assert set(conv2d_algorithm((32, 32, 32, 3), (3, 3, 3, 32),
+                                algorithm="im2col").values()) == {"im2col"}
+    # K = 72 > 64: not direct
+    assert "direct" not in conv2d_algorithm((8, 16, 16, 8), (3, 3, 8, 8)).values()
     # a single output pixel: 16 multiplications per tile instead of 9
     assert set(conv2d_algorithm((32, 3, 3, 64), (3, 3, 64, 64)).values()) == {"im2col"}
     # not 3x3 stride 1
@@ -548,7 +649,7 @@ def _bad_cases():
         "dbias: expected shape (4)"
     yield "dx is dy", lambda: conv2d_backward(dy, x, k, dkernel=k), "overlap"
     yield "algorithm", lambda: conv2d(x, k, algorithm="fft"), \
-        "algorithm: expected 'auto', 'im2col' or 'winograd', got 'fft'"
+        "algorithm: expected 'auto', 'im2col', 'winograd' or 'direct', got 'fft'"
     yield "algorithm None", lambda: conv2d(x, k, algorithm=None), "algorithm: expected"
     yield "winograd 5x5", lambda: conv2d(x, np.zeros((5, 5, 3, 4), np.float32),
                                          algorithm="winograd"), "needs a 3x3 kernel"

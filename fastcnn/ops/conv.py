@@ -12,11 +12,14 @@ allocating it on every call; otherwise one is allocated per call.
 Algorithms (``algorithm=``): ``'im2col'`` lowers the convolution to a GEMM on column
 rows; ``'winograd'`` (3x3 kernels, stride 1 only) uses Winograd F(2x2, 3x3), which needs
 16 multiplications per 2x2 output tile and channel pair instead of 36, at the cost of a few
-ulp more rounding error; ``'auto'`` (default) picks, per pass (forward, input gradient,
-kernel gradient), the one measured faster: Winograd for 3x3 stride-1 layers with >= 16
-input and >= 8 output channels, unless partial edge tiles waste most of its saving (e.g.
-the input gradient of a 6x6 -> 4x4 `valid` layer); for the kernel gradient also
-C * F >= 512. See :func:`conv2d_algorithm`.
+ulp more rounding error; ``'direct'`` (layers with kh * kw * C <= 64, such as a first layer
+on RGB images) runs the forward and the kernel gradient through a register-blocked kernel
+fed one output line's column rows at a time, with no GEMM packing (its input gradient is
+im2col's); ``'auto'`` (default) picks, per pass (forward, input gradient, kernel
+gradient), the one measured faster: direct where it applies, else Winograd for 3x3
+stride-1 layers with >= 16 input and >= 8 output channels, unless partial edge tiles waste
+most of its saving (e.g. the input gradient of a 6x6 -> 4x4 `valid` layer); for the kernel
+gradient also C * F >= 512. See :func:`conv2d_algorithm`.
 """
 import numpy as np
 
@@ -28,14 +31,20 @@ __all__ = ["conv2d", "conv2d_backward", "conv2d_workspace_size", "conv2d_output_
            "conv2d_algorithm"]
 
 _ACTIVATIONS = (None, "linear", "relu")
-_ALGORITHMS = ("auto", "im2col", "winograd")
+_ALGORITHMS = ("auto", "im2col", "winograd", "direct")
 
 
 def _check_algorithm(fn, algorithm, x_shape, k_shape, strides, pads, out_hw):
-    """The validated algorithm name (winograd needs a 3x3 kernel and stride 1)."""
+    """The validated algorithm name (winograd needs a 3x3 kernel and stride 1, direct
+    kh * kw * C <= 64)."""
     if not isinstance(algorithm, str) or algorithm not in _ALGORITHMS:
-        raise ValueError("%s: algorithm: expected 'auto', 'im2col' or 'winograd', got %r"
-                         % (fn, algorithm))
+        raise ValueError("%s: algorithm: expected 'auto', 'im2col', 'winograd' or 'direct', "
+                         "got %r" % (fn, algorithm))
+    if algorithm == "direct" and not _ext.conv2d_direct_applies(
+            tuple(x_shape), tuple(k_shape), strides, pads, out_hw):
+        raise ValueError("%s: algorithm='direct' needs kh * kw * C <= 64, got kernel %s "
+                         "(%d); use 'auto' or 'im2col'"
+                         % (fn, tuple(k_shape), k_shape[0] * k_shape[1] * k_shape[2]))
     if algorithm == "winograd" and not _ext.conv2d_winograd_applies(
             tuple(x_shape), tuple(k_shape), strides, pads, out_hw):
         raise ValueError("%s: algorithm='winograd' needs a 3x3 kernel and strides (1, 1), "
@@ -110,8 +119,8 @@ def conv2d_algorithm(input_shape, kernel_shape, strides=(1, 1), padding="valid",
     """The algorithm each pass of conv2d / conv2d_backward runs for these shapes.
 
     Returns ``{'forward': a, 'backward_input': a, 'backward_kernel': a}`` with each ``a``
-    ``'im2col'`` or ``'winograd'``, given the requested ``algorithm`` ('auto', 'im2col'
-    or 'winograd').
+    ``'im2col'``, ``'winograd'`` or ``'direct'``, given the requested ``algorithm``
+    ('auto', 'im2col', 'winograd' or 'direct').
     """
     fn = "conv2d_algorithm"
     x_shape = _shape4(input_shape, "input_shape", fn)
@@ -170,7 +179,8 @@ def conv2d(x, kernel, bias=None, strides=(1, 1), padding="valid", activation=Non
     padding 'valid' | 'same', activation None | 'linear' | 'relu' (fused into the kernel).
     ``out`` (optional): a writeable C-contiguous float32 array (N, OH, OW, F) to write into.
     ``workspace`` (optional): scratch, see :func:`conv2d_workspace_size`.
-    ``algorithm``: 'auto' | 'im2col' | 'winograd' (3x3 stride-1 kernels only), see the
+    ``algorithm``: 'auto' | 'im2col' | 'winograd' (3x3 stride-1 kernels only) | 'direct'
+    (kh * kw * C <= 64), see the
     module docstring.
     Returns y (N, OH, OW, F) float32.
     """

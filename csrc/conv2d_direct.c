@@ -1,0 +1,199 @@
+/* Small-K convolution products (see conv2d_direct.h): an AVX2/FMA register-blocked path
+ * and a portable one. Tiles are 6 rows x 16 columns (12 accumulators, 2 operand vectors,
+ * 1 broadcast: 15 of the 16 ymm registers); edge tiles use the same code with fewer rows
+ * (a switch picks a fully unrolled instance) and 8-column tiles where F % 16 == 8.
+ * Columns past a multiple of 8 go through the portable loop. */
+#include <string.h>
+#include "conv2d_direct.h"
+
+#if defined(__GNUC__) || defined(__clang__)
+#define DIRECT_INLINE static inline __attribute__((always_inline))
+#else
+#define DIRECT_INLINE static inline
+#endif
+
+#define TILE_ROWS 6
+
+/* ---------------------------------------------------------------------- portable */
+
+static void forward_cols_generic(int64_t P, int64_t f0, int64_t f1, int64_t F, int64_t K,
+                                 const float *A, int64_t lda, const float *W,
+                                 const float *bias, int relu, float *out)
+{
+    for (int64_t p = 0; p < P; p++)
+        for (int64_t f = f0; f < f1; f++) {
+            float acc = 0.0f;
+            for (int64_t k = 0; k < K; k++)
+                acc += A[p * lda + k] * W[k * F + f];
+            if (bias != NULL)
+                acc += bias[f];
+            if (relu)
+                acc = acc > 0.0f ? acc : 0.0f;
+            out[p * F + f] = acc;
+        }
+}
+
+static void kernel_grad_cols_generic(int64_t P, int64_t f0, int64_t f1, int64_t F, int64_t K,
+                                     const float *A, int64_t lda, const float *dY, float *dW,
+                                     int accumulate)
+{
+    for (int64_t k = 0; k < K; k++)
+        for (int64_t f = f0; f < f1; f++) {
+            float acc = accumulate ? dW[k * F + f] : 0.0f;
+            for (int64_t p = 0; p < P; p++)
+                acc += A[p * lda + k] * dY[p * F + f];
+            dW[k * F + f] = acc;
+        }
+}
+
+/* ---------------------------------------------------------------------- AVX2 + FMA */
+#ifdef FC_HAVE_AVX2_PATH
+#include <immintrin.h>
+
+/* out rows [0, NR) x columns [0, 8*NV) of a tile: sum over k, then bias and ReLU. */
+DIRECT_INLINE FC_TARGET_AVX2 void forward_tile(int NR, int NV, int64_t F, int64_t K,
+                                               const float *A, int64_t lda, const float *W,
+                                               const float *bias, int relu, float *out)
+{
+    __m256 acc[TILE_ROWS][2];
+    for (int i = 0; i < NR; i++)
+        for (int v = 0; v < NV; v++)
+            acc[i][v] = _mm256_setzero_ps();
+    for (int64_t k = 0; k < K; k++) {
+        __m256 w[2];
+        for (int v = 0; v < NV; v++)
+            w[v] = _mm256_loadu_ps(W + k * F + 8 * v);
+        for (int i = 0; i < NR; i++) {
+            const __m256 a = _mm256_broadcast_ss(A + i * lda + k);
+            for (int v = 0; v < NV; v++)
+                acc[i][v] = _mm256_fmadd_ps(a, w[v], acc[i][v]);
+        }
+    }
+    const __m256 zero = _mm256_setzero_ps();
+    for (int v = 0; v < NV; v++) {
+        const __m256 b = bias != NULL ? _mm256_loadu_ps(bias + 8 * v) : zero;
+        for (int i = 0; i < NR; i++) {
+            __m256 r = acc[i][v];
+            if (bias != NULL)
+                r = _mm256_add_ps(r, b);
+            if (relu) /* max(r, 0): NaN in r gives the second operand, 0 */
+                r = _mm256_max_ps(r, zero);
+            _mm256_storeu_ps(out + i * F + 8 * v, r);
+        }
+    }
+}
+
+/* dW rows [0, NR) x columns [0, 8*NV) of a tile += sum over the P rows of A and dY. */
+DIRECT_INLINE FC_TARGET_AVX2 void kernel_grad_tile(int NR, int NV, int64_t P, int64_t F,
+                                                   const float *A, int64_t lda,
+                                                   const float *dY, float *dW, int accumulate)
+{
+    __m256 acc[TILE_ROWS][2];
+    for (int i = 0; i < NR; i++)
+        for (int v = 0; v < NV; v++)
+            acc[i][v] = accumulate ? _mm256_loadu_ps(dW + i * F + 8 * v) : _mm256_setzero_ps();
+    for (int64_t p = 0; p < P; p++) {
+        __m256 d[2];
+        for (int v = 0; v < NV; v++)
+            d[v] = _mm256_loadu_ps(dY + p * F + 8 * v);
+        for (int i = 0; i < NR; i++) {
+            const __m256 a = _mm256_broadcast_ss(A + p * lda + i);
+            for (int v = 0; v < NV; v++)
+                acc[i][v] = _mm256_fmadd_ps(a, d[v], acc[i][v]);
+        }
+    }
+    for (int i = 0; i < NR; i++)
+        for (int v = 0; v < NV; v++)
+            _mm256_storeu_ps(dW + i * F + 8 * v, acc[i][v]);
+}
+
+/* One instance per (rows, vectors) so every loop above unrolls with constants. */
+#define DIRECT_CASES(CALL, NV) \
+    switch (nr) {              \
+    case 6: CALL(6, NV); break; \
+    case 5: CALL(5, NV); break; \
+    case 4: CALL(4, NV); break; \
+    case 3: CALL(3, NV); break; \
+    case 2: CALL(2, NV); break; \
+    default: CALL(1, NV); break; \
+    }
+
+FC_TARGET_AVX2 static void forward_rows_avx2(int64_t P, int64_t F, int64_t K, const float *A,
+                                             int64_t lda, const float *W, const float *bias,
+                                             int relu, float *out)
+{
+    const int64_t F8 = F - F % 8;
+    for (int64_t p0 = 0; p0 < P; p0 += TILE_ROWS) {
+        const int nr = (int)(P - p0 < TILE_ROWS ? P - p0 : TILE_ROWS);
+        const float *a = A + p0 * lda;
+        float *o = out + p0 * F;
+        int64_t f0 = 0;
+#define FWD(R, V) forward_tile(R, V, F, K, a, lda, W + f0, bias ? bias + f0 : NULL, relu, o + f0)
+        for (; f0 + 16 <= F8; f0 += 16)
+            DIRECT_CASES(FWD, 2)
+        if (f0 < F8) {
+            DIRECT_CASES(FWD, 1)
+            f0 += 8;
+        }
+#undef FWD
+        if (f0 < F)
+            forward_cols_generic(nr, f0, F, F, K, a, lda, W, bias, relu, o);
+    }
+}
+
+FC_TARGET_AVX2 static void kernel_grad_rows_avx2(int64_t P, int64_t F, int64_t K,
+                                                 const float *A, int64_t lda, const float *dY,
+                                                 float *dW, int accumulate)
+{
+    const int64_t F8 = F - F % 8;
+    for (int64_t k0 = 0; k0 < K; k0 += TILE_ROWS) {
+        const int nr = (int)(K - k0 < TILE_ROWS ? K - k0 : TILE_ROWS);
+        int64_t f0 = 0;
+#define KGRAD(R, V) kernel_grad_tile(R, V, P, F, A + k0, lda, dY + f0, dW + k0 * F + f0, accumulate)
+        for (; f0 + 16 <= F8; f0 += 16)
+            DIRECT_CASES(KGRAD, 2)
+        if (f0 < F8) {
+            DIRECT_CASES(KGRAD, 1)
+            f0 += 8;
+        }
+#undef KGRAD
+        if (f0 < F)
+            kernel_grad_cols_generic(P, f0, F, F, nr, A + k0, lda, dY, dW + k0 * F, accumulate);
+    }
+}
+#endif
+
+/* ---------------------------------------------------------------------- dispatch */
+
+void fc_direct_forward_rows(int64_t P, int64_t F, int64_t K, const float *A, int64_t lda,
+                            const float *W, const float *bias, int relu, float *out)
+{
+    if (P <= 0 || F <= 0)
+        return;
+#ifdef FC_HAVE_AVX2_PATH
+    if (fc_simd_level() >= 1) {
+        forward_rows_avx2(P, F, K, A, lda, W, bias, relu, out);
+        return;
+    }
+#endif
+    forward_cols_generic(P, 0, F, F, K, A, lda, W, bias, relu, out);
+}
+
+void fc_direct_kernel_grad_rows(int64_t P, int64_t F, int64_t K, const float *A, int64_t lda,
+                                const float *dY, float *dW, int accumulate)
+{
+    if (K <= 0 || F <= 0)
+        return;
+    if (P <= 0) {
+        if (!accumulate)
+            memset(dW, 0, (size_t)(K * F) * sizeof(float));
+        return;
+    }
+#ifdef FC_HAVE_AVX2_PATH
+    if (fc_simd_level() >= 1) {
+        kernel_grad_rows_avx2(P, F, K, A, lda, dY, dW, accumulate);
+        return;
+    }
+#endif
+    kernel_grad_cols_generic(P, 0, F, F, K, A, lda, dY, dW, accumulate);
+}

@@ -1,0 +1,26 @@
+/* Small-K products for convolutions with few input channels (the first layer of a CNN).
+ *
+ * With K = KH*KW*C small (27 for a 3x3 kernel on RGB), a general GEMM spends more time
+ * packing its operands and loading/storing C tiles than multiplying. These kernels read
+ * the column rows A (P, K) and the (KH, KW, C, F) kernel W = (K, F) where they lie (both
+ * fit in L1 for one output line) and keep a 6-pixel x 16-filter tile of the result in
+ * registers for the whole K loop. conv2d.c calls them per output line (forward) or per
+ * piece of lines (kernel gradient); see FC_CONV2D_DIRECT in conv2d.h.
+ *
+ * Each output element is one sum over k = 0..K-1 (forward) or over the rows p in order
+ * (kernel gradient), whatever the blocking, so results never depend on the thread count.
+ */
+#ifndef FC_CONV2D_DIRECT_H
+#define FC_CONV2D_DIRECT_H
+#include "fc_common.h"
+
+/* out (P, F; row stride F) = act(A (P, K; row stride lda) @ W (K, F) + bias).
+ * bias may be NULL; relu != 0 applies max(., 0) (NaN -> 0, as the im2col path). */
+void fc_direct_forward_rows(int64_t P, int64_t F, int64_t K, const float *A, int64_t lda,
+                            const float *W, const float *bias, int relu, float *out);
+
+/* dW (K, F) = (accumulate ? dW : 0) + A^T @ dY, A (P, K; row stride lda), dY (P, F). */
+void fc_direct_kernel_grad_rows(int64_t P, int64_t F, int64_t K, const float *A, int64_t lda,
+                                const float *dY, float *dW, int accumulate);
+
+#endif
