@@ -829,3 +829,155 @@ void fc_conv2d_backward_bias(const fc_conv2d_geometry *g, const float *dy, float
             dbias[f0 + j] = (float)acc[j];
     }
 }
+
+/* ---------------------------------------------------------------------------------- */
+/* Conv2D(relu) + MaxPooling2D(pool == strides, valid), fused (direct geometries only)   */
+
+int fc_conv2d_relu_maxpool_applies(const fc_conv2d_geometry *g, int64_t ph, int64_t pw)
+{
+    return fc_conv2d_direct_applies(g) && ph >= 1 && pw >= 1 && g->oh >= ph && g->ow >= pw
+           && g->n >= 0 && g->oh * g->ow * g->f <= INT32_MAX;
+}
+
+/* The ph conv lines of pooled line pl (image n, pooled row po) into z (ph*OW, F) through
+ * cols (ph*OW, K): exactly what fc_conv2d_forward(relu, direct) writes for those lines. */
+static void conv_lines_for_pool(const fc_conv2d_geometry *g, const line_ops *ops,
+                                const float *x, const float *kernel, const float *bias,
+                                int64_t ph, int64_t n, int64_t po, float *cols, float *z)
+{
+    const int64_t K = cols_k(g), OW = g->ow;
+    for (int64_t r = 0; r < ph; r++)
+        ops->im2col(g, x, n * g->oh + po * ph + r, cols + r * OW * K);
+    fc_direct_forward_rows(ph * OW, g->f, K, cols, K, kernel, bias, 1, z);
+}
+
+int fc_conv2d_relu_maxpool_forward(const fc_conv2d_geometry *g, int64_t ph, int64_t pw,
+                                   const float *x, const float *kernel, const float *bias,
+                                   float *y, int32_t *indices)
+{
+    const int64_t K = cols_k(g), F = g->f, OW = g->ow;
+    const int64_t PH = g->oh / ph, PW = g->ow / pw, plines = g->n * PH;
+    const line_ops ops = pick_line_ops();
+    int rc = FC_OK;
+    if (plines <= 0 || PW <= 0 || F <= 0)
+        return FC_OK;
+    /* Threads split the pooled lines; each computes its windows' ph conv lines into its
+     * own small buffers (in L1/L2) and pools them there: the full conv output never
+     * exists. Ties go to the first maximum in row-major window order, as max_pool2d. */
+#pragma omp parallel num_threads(fc_get_num_threads()) if (plines * ph * OW * F * K > 65536)
+    {
+        float *cols = fc_malloc((size_t)(ph * OW * (K + F)) * sizeof(float));
+        float *z = cols + ph * OW * K;
+        int64_t pl;
+        if (cols == NULL) {
+#pragma omp atomic write
+            rc = FC_ENOMEM;
+        }
+#pragma omp for schedule(static)
+        for (pl = 0; pl < plines; pl++) {
+            if (cols == NULL)
+                continue;
+            const int64_t n = pl / PH, po = pl % PH;
+            conv_lines_for_pool(g, &ops, x, kernel, bias, ph, n, po, cols, z);
+            fc_direct_maxpool_lines(z, ph, pw, OW, F, PW, po * ph * OW * F, y + pl * PW * F,
+                                    indices + pl * PW * F);
+        }
+        fc_free(cols);
+    }
+    return rc;
+}
+
+/* Kernel (and bias) gradient of the fused block, given dy (N, PH, PW, F) of the pooled
+ * output, its indices and the pooled output y (ReLU's mask: windows with y <= 0 pass
+ * nothing). The pooled lines are cut into fixed parts (geometry only); each part rebuilds
+ * the conv-output gradient of one pooled line at a time in a small buffer and sums the
+ * direct kernel gradient over its lines in order; partials are added in part order. */
+#ifndef FC_CONV2D_POOLED_DW_PARTS
+#define FC_CONV2D_POOLED_DW_PARTS 16
+#endif
+
+int fc_conv2d_relu_maxpool_backward_kernel(const fc_conv2d_geometry *g, int64_t ph,
+                                           int64_t pw, const float *dy,
+                                           const int32_t *indices, const float *y,
+                                           const float *x, float *dkernel, float *dbias)
+{
+    const int64_t K = cols_k(g), F = g->f, OW = g->ow, KF = K * F;
+    const int64_t PH = g->oh / ph, PW = g->ow / pw, plines = g->n * PH;
+    const int64_t block = ph * OW * F; /* conv-output floats of one pooled line */
+    const line_ops ops = pick_line_ops();
+    int64_t parts = FC_CONV2D_POOLED_DW_PARTS;
+    int rc = FC_OK, bad = 0;
+    if (K <= 0 || F <= 0)
+        return FC_OK;
+    if (parts > plines)
+        parts = plines > 0 ? plines : 1;
+    /* dkernel partials of parts 1.., and every part's dbias sums (in double) */
+    float *partials = parts > 1 ? fc_malloc((size_t)((parts - 1) * KF) * sizeof(float)) : NULL;
+    double *bias_parts = fc_malloc((size_t)(parts * F) * sizeof(double));
+    if ((parts > 1 && partials == NULL) || bias_parts == NULL) {
+        fc_free(partials);
+        fc_free(bias_parts);
+        return FC_ENOMEM;
+    }
+#pragma omp parallel num_threads(fc_get_num_threads()) reduction(| : bad) \
+    if (plines * block * K > 65536)
+    {
+        float *cols = fc_malloc((size_t)(ph * OW * (K + F)) * sizeof(float));
+        float *dz = cols + ph * OW * K;
+        int64_t s, i0;
+        if (cols == NULL) {
+#pragma omp atomic write
+            rc = FC_ENOMEM;
+        }
+#pragma omp for schedule(static)
+        for (s = 0; s < parts; s++) {
+            const int64_t a = plines * s / parts, b = plines * (s + 1) / parts;
+            float *sum = s == 0 ? dkernel : partials + (s - 1) * KF;
+            double *bsum = bias_parts + s * F;
+            memset(sum, 0, (size_t)KF * sizeof(float));
+            memset(bsum, 0, (size_t)F * sizeof(double));
+            if (cols == NULL)
+                continue;
+            for (int64_t pl = a; pl < b; pl++) {
+                const int64_t n = pl / PH, po = pl % PH, base = po * block;
+                const float *dyl = dy + pl * PW * F, *yl = y + pl * PW * F;
+                const int32_t *il = indices + pl * PW * F;
+                memset(dz, 0, (size_t)block * sizeof(float));
+                for (int64_t k = 0; k < PW * F; k++) {
+                    if (!(yl[k] > 0.0f))
+                        continue;
+                    const int64_t j = (int64_t)il[k] - base;
+                    if (j < 0 || j >= block) {
+                        bad = 1;
+                        continue;
+                    }
+                    dz[j] += dyl[k];
+                    bsum[k % F] += (double)dyl[k];
+                }
+                for (int64_t r = 0; r < ph; r++)
+                    ops.im2col(g, x, n * g->oh + po * ph + r, cols + r * OW * K);
+                fc_direct_kernel_grad_rows(ph * OW, F, K, cols, K, dz, sum, 1);
+            }
+        }
+        fc_free(cols);
+        /* (implicit barrier) dkernel = ((P0 + P1) + P2) + ...; the same for dbias */
+#pragma omp for schedule(static)
+        for (i0 = 0; i0 < KF; i0 += 256) {
+            const int64_t m = KF - i0 < 256 ? KF - i0 : 256;
+            for (int64_t s2 = 1; s2 < parts; s2++)
+                add_floats(dkernel + i0, partials + (s2 - 1) * KF + i0, m);
+        }
+    }
+    if (dbias != NULL)
+        for (int64_t f = 0; f < F; f++) {
+            double acc = bias_parts[f];
+            for (int64_t s2 = 1; s2 < parts; s2++)
+                acc += bias_parts[s2 * F + f];
+            dbias[f] = (float)acc;
+        }
+    fc_free(partials);
+    fc_free(bias_parts);
+    if (rc != FC_OK)
+        return rc;
+    return bad ? FC_CONV2D_EBADINDEX : FC_OK;
+}

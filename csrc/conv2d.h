@@ -92,4 +92,27 @@ int fc_conv2d_backward_kernel(const fc_conv2d_geometry *g, const float *dy, cons
 /* dbias (F,) = sum of dy over N, OH, OW; overwritten. Needs no workspace. */
 void fc_conv2d_backward_bias(const fc_conv2d_geometry *g, const float *dy, float *dbias);
 
+/* ---- Conv2D(relu) followed by MaxPooling2D (pool == strides = (ph, pw), `valid`), fused.
+ * For direct geometries (fc_conv2d_direct_applies). The forward computes, per pooled
+ * output line, the ph conv lines it covers in a small buffer and pools them there: the
+ * conv output (N, OH, OW, F) is never written. y (N, OH/ph, OW/pw, F) is the pooled
+ * output and indices (same shape) the conv-output offsets within one image
+ * ((oh*OW + ow)*F + f) of each window's first maximum, exactly as max_pool2d would
+ * give on the conv output; same values as the two kernels in turn. */
+#define FC_CONV2D_EBADINDEX (-2)
+
+int fc_conv2d_relu_maxpool_applies(const fc_conv2d_geometry *g, int64_t ph, int64_t pw);
+
+int fc_conv2d_relu_maxpool_forward(const fc_conv2d_geometry *g, int64_t ph, int64_t pw,
+                                   const float *x, const float *kernel, const float *bias,
+                                   float *y, int32_t *indices);
+
+/* dkernel (and dbias unless NULL) of the block from dy (the pooled output's gradient),
+ * indices and y of the forward: windows whose max y <= 0 pass nothing (ReLU). Returns
+ * FC_OK, FC_ENOMEM or FC_CONV2D_EBADINDEX (an index outside its window's lines). */
+int fc_conv2d_relu_maxpool_backward_kernel(const fc_conv2d_geometry *g, int64_t ph,
+                                           int64_t pw, const float *dy,
+                                           const int32_t *indices, const float *y,
+                                           const float *x, float *dkernel, float *dbias);
+
 #endif

@@ -163,6 +163,74 @@ FC_TARGET_AVX2 static void kernel_grad_rows_avx2(int64_t P, int64_t F, int64_t K
 }
 #endif
 
+/* ---------------------------------------------------------------------- max pool */
+
+static void maxpool_cols_generic(const float *FC_RESTRICT z, int64_t ph, int64_t pw,
+                                 int64_t OW, int64_t F, int64_t PW, int64_t base, int64_t f0,
+                                 float *FC_RESTRICT y, int32_t *FC_RESTRICT indices)
+{
+    for (int64_t pc = 0; pc < PW; pc++)
+        for (int64_t f = f0; f < F; f++) {
+            const int64_t first = pc * pw * F + f;
+            float best = z[first];
+            int64_t bi = first;
+            for (int64_t r = 0; r < ph; r++)
+                for (int64_t c = r == 0 ? 1 : 0; c < pw; c++) {
+                    const int64_t off = (r * OW + pc * pw + c) * F + f;
+                    if (z[off] > best) {
+                        best = z[off];
+                        bi = off;
+                    }
+                }
+            y[pc * F + f] = best;
+            indices[pc * F + f] = (int32_t)(base + bi);
+        }
+}
+
+#ifdef FC_HAVE_AVX2_PATH
+FC_TARGET_AVX2 static void maxpool_lines_avx2(const float *FC_RESTRICT z, int64_t ph,
+                                              int64_t pw, int64_t OW, int64_t F, int64_t PW,
+                                              int64_t base, float *FC_RESTRICT y,
+                                              int32_t *FC_RESTRICT indices)
+{
+    const int64_t F8 = F - F % 8;
+    const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    for (int64_t pc = 0; pc < PW; pc++)
+        for (int64_t f = 0; f < F8; f += 8) {
+            const int64_t first = pc * pw * F + f;
+            __m256 best = _mm256_loadu_ps(z + first);
+            __m256i bi = _mm256_add_epi32(_mm256_set1_epi32((int32_t)(base + first)), lanes);
+            for (int64_t r = 0; r < ph; r++)
+                for (int64_t c = r == 0 ? 1 : 0; c < pw; c++) {
+                    const int64_t off = (r * OW + pc * pw + c) * F + f;
+                    const __m256 v = _mm256_loadu_ps(z + off);
+                    const __m256 gt = _mm256_cmp_ps(v, best, _CMP_GT_OQ);
+                    const __m256i oi =
+                        _mm256_add_epi32(_mm256_set1_epi32((int32_t)(base + off)), lanes);
+                    best = _mm256_blendv_ps(best, v, gt);
+                    bi = _mm256_castps_si256(_mm256_blendv_ps(
+                        _mm256_castsi256_ps(bi), _mm256_castsi256_ps(oi), gt));
+                }
+            _mm256_storeu_ps(y + pc * F + f, best);
+            _mm256_storeu_si256((__m256i *)(indices + pc * F + f), bi);
+        }
+    if (F8 < F)
+        maxpool_cols_generic(z, ph, pw, OW, F, PW, base, F8, y, indices);
+}
+#endif
+
+void fc_direct_maxpool_lines(const float *z, int64_t ph, int64_t pw, int64_t OW, int64_t F,
+                             int64_t PW, int64_t base, float *y, int32_t *indices)
+{
+#ifdef FC_HAVE_AVX2_PATH
+    if (fc_simd_level() >= 1) {
+        maxpool_lines_avx2(z, ph, pw, OW, F, PW, base, y, indices);
+        return;
+    }
+#endif
+    maxpool_cols_generic(z, ph, pw, OW, F, PW, base, 0, y, indices);
+}
+
 /* ---------------------------------------------------------------------- dispatch */
 
 void fc_direct_forward_rows(int64_t P, int64_t F, int64_t K, const float *A, int64_t lda,

@@ -23,4 +23,11 @@ void fc_direct_forward_rows(int64_t P, int64_t F, int64_t K, const float *A, int
 void fc_direct_kernel_grad_rows(int64_t P, int64_t F, int64_t K, const float *A, int64_t lda,
                                 const float *dY, float *dW, int accumulate);
 
+/* Max pool of ph conv lines z (ph, OW, F) with pw x ph windows, stride = window: the PW
+ * pooled outputs y (PW, F) and the offsets base + ((r*OW + ow)*F + f) of each window's
+ * first maximum in row-major window order (ties: the first; z holds ReLU outputs, no NaN
+ * can appear). */
+void fc_direct_maxpool_lines(const float *z, int64_t ph, int64_t pw, int64_t OW, int64_t F,
+                             int64_t PW, int64_t base, float *y, int32_t *indices);
+
 #endif

@@ -1,4 +1,5 @@
 # fastcnn._ext: conv2d kernels (csrc/conv2d.c). Shapes are checked by fastcnn.ops.conv.
+from libc.stdint cimport int32_t
 cdef extern from "conv2d.h":
     ctypedef struct fc_conv2d_geometry:
         int64_t n, h, w, c
@@ -24,6 +25,17 @@ cdef extern from "conv2d.h":
                                   float *dkernel, float *workspace, int algorithm) nogil
     void fc_conv2d_backward_bias(const fc_conv2d_geometry *g, const float *dy,
                                  float *dbias) nogil
+    int FC_CONV2D_EBADINDEX
+    int fc_conv2d_relu_maxpool_applies(const fc_conv2d_geometry *g, int64_t ph,
+                                       int64_t pw) nogil
+    int fc_conv2d_relu_maxpool_forward(const fc_conv2d_geometry *g, int64_t ph, int64_t pw,
+                                       const float *x, const float *kernel,
+                                       const float *bias, float *y, int32_t *indices) nogil
+    int fc_conv2d_relu_maxpool_backward_kernel(const fc_conv2d_geometry *g, int64_t ph,
+                                               int64_t pw, const float *dy,
+                                               const int32_t *indices, const float *y,
+                                               const float *x, float *dkernel,
+                                               float *dbias) nogil
 
 
 cdef fc_conv2d_geometry _conv2d_geometry(tuple x_shape, tuple k_shape, tuple strides,
@@ -154,3 +166,62 @@ def conv2d_backward_bias(const float[:, :, :, ::1] dy, float[::1] dbias):
         return
     with nogil:
         fc_conv2d_backward_bias(&g, &dy[0, 0, 0, 0], &dbias[0])
+
+
+def conv2d_relu_maxpool_applies(tuple x_shape, tuple k_shape, tuple strides, tuple pads,
+                                tuple out_hw, tuple pool):
+    """True when conv2d(relu) + max pool `pool` (strides = pool, valid) can run fused."""
+    cdef fc_conv2d_geometry g = _conv2d_geometry(x_shape, k_shape, strides, pads, out_hw)
+    return fc_conv2d_relu_maxpool_applies(&g, pool[0], pool[1]) != 0
+
+
+def conv2d_relu_maxpool_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] kernel,
+                                const float[::1] bias, tuple strides, tuple pads,
+                                tuple out_hw, tuple pool, float[:, :, :, ::1] y,
+                                int32_t[:, :, :, ::1] indices):
+    """y, indices = max pool (pool == strides, valid) of relu(conv(x) + bias); checked by
+    the caller (fastcnn.ops.conv)."""
+    cdef fc_conv2d_geometry g = _conv2d_geometry(
+        (x.shape[0], x.shape[1], x.shape[2], x.shape[3]),
+        (kernel.shape[0], kernel.shape[1], kernel.shape[2], kernel.shape[3]), strides, pads,
+        out_hw)
+    cdef const float *pb = &bias[0] if bias is not None and bias.shape[0] > 0 else NULL
+    cdef int rc
+    cdef int64_t ph = pool[0], pw = pool[1]
+    if y.size == 0 or x.size == 0:
+        return
+    with nogil:
+        rc = fc_conv2d_relu_maxpool_forward(&g, ph, pw, &x[0, 0, 0, 0], &kernel[0, 0, 0, 0],
+                                            pb, &y[0, 0, 0, 0], &indices[0, 0, 0, 0])
+    _check(rc, "conv2d_relu_max_pool2d")
+
+
+def conv2d_relu_maxpool_backward_kernel(const float[:, :, :, ::1] dy,
+                                        const int32_t[:, :, :, ::1] indices,
+                                        const float[:, :, :, ::1] y,
+                                        const float[:, :, :, ::1] x, tuple strides,
+                                        tuple pads, tuple out_hw, tuple pool,
+                                        float[:, :, :, ::1] dkernel, float[::1] dbias):
+    """dkernel (and dbias unless None) of the fused block; False if an index was bad."""
+    cdef fc_conv2d_geometry g = _conv2d_geometry(
+        (x.shape[0], x.shape[1], x.shape[2], x.shape[3]),
+        (dkernel.shape[0], dkernel.shape[1], dkernel.shape[2], dkernel.shape[3]), strides,
+        pads, out_hw)
+    cdef float *pb = &dbias[0] if dbias is not None and dbias.shape[0] > 0 else NULL
+    cdef int rc
+    cdef int64_t ph = pool[0], pw = pool[1]
+    if dkernel.size == 0:
+        return True
+    if dy.size == 0 or x.size == 0:
+        dkernel[:, :, :, :] = 0
+        if dbias is not None:
+            dbias[:] = 0
+        return True
+    with nogil:
+        rc = fc_conv2d_relu_maxpool_backward_kernel(&g, ph, pw, &dy[0, 0, 0, 0],
+                                                    &indices[0, 0, 0, 0], &y[0, 0, 0, 0],
+                                                    &x[0, 0, 0, 0], &dkernel[0, 0, 0, 0], pb)
+    if rc == FC_CONV2D_EBADINDEX:
+        return False
+    _check(rc, "conv2d_relu_max_pool2d_backward")
+    return True

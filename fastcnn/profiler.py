@@ -173,10 +173,20 @@ def profile(model, x, y=None, repeats=10, warmup=2, peak_gflops=None, stat="medi
             timed = rep >= warmup
             step = 0.0
             h = x32
+            plan = model._conv_pool_plan(x32.shape)
             for i, layer in enumerate(layers):
+                if i >= 1 and plan[i - 1]:  # this max-pool ran inside the conv before it
+                    in_shapes[i], out_shapes[i] = out_shapes[i - 1], h.shape
+                    out_shapes[i - 1] = layers[i - 1].compute_output_shape(in_shapes[i - 1])
+                    if timed:
+                        fwd_t[i].append(0.0)
+                    continue
                 in_shapes[i] = h.shape
                 t0 = clock()
-                h = layer.forward(h, training=training, return_logits=logits and i == last)
+                if plan[i]:
+                    h = layer.forward_pooled(h, layers[i + 1], training=training)
+                else:
+                    h = layer.forward(h, training=training, return_logits=logits and i == last)
                 dt = clock() - t0
                 out_shapes[i] = h.shape
                 step += dt
@@ -191,7 +201,17 @@ def profile(model, x, y=None, repeats=10, warmup=2, peak_gflops=None, stat="medi
                 if timed:
                     loss_t.append(dt)
                 for i in range(n_layers - 1, first - 1, -1):
+                    if plan[i]:  # done with the pool after it
+                        continue
                     t0 = clock()
+                    if i >= 1 and plan[i - 1]:  # the pool: its conv's fused backward
+                        g = layers[i - 1].backward_pooled(g, need_input_grad=i - 1 > first)
+                        dt = clock() - t0
+                        step += dt
+                        if timed:
+                            bwd_t[i - 1].append(dt)
+                            bwd_t[i].append(0.0)
+                        continue
                     g = layers[i].backward(g, need_input_grad=i > first,
                                            fused_relu=model._fused_relu[i])
                     dt = clock() - t0
@@ -222,8 +242,12 @@ def profile(model, x, y=None, repeats=10, warmup=2, peak_gflops=None, stat="medi
         tot_f += ff
         tot_b += bf
         fm, bm = _ms(fwd_t[i], stat), _ms(bwd_t[i], stat)
-        rows.append(_row(layer.name, type(layer).__name__, out_shapes[i], fm, bm, ff, bf,
-                         peak, total_ms))
+        kind = type(layer).__name__
+        if plan[i]:
+            kind += "+" + type(layers[i + 1]).__name__
+        elif i >= 1 and plan[i - 1]:
+            kind += " (fused)"
+        rows.append(_row(layer.name, kind, out_shapes[i], fm, bm, ff, bf, peak, total_ms))
     if training:
         rows.append(_row("loss", type(model.loss).__name__, out_shapes[-1],
                          _ms(loss_t, stat), None, 0, 0, peak, total_ms))

@@ -260,7 +260,9 @@ def test_training_is_bitwise_identical_at_1_and_2_threads():
 def _step_gradients(model, x, y, fused):
     """Forward, loss and backward of one batch; the gradients, with the given fusion flags."""
     model._prepare_training()
-    h = model._forward(x, True, model._fused_softmax)
+    h = x
+    for layer in model.layers:  # layer by layer: no conv+pool forward fusion here
+        h = layer.forward(h, training=True)
     _, g, _ = model.loss.compute(h, model._prepare_y(y, x.shape[0], "test"),
                                  np.empty(h.shape, np.float32), model._loss_on_logits)
     layers_ = model.layers
@@ -289,6 +291,55 @@ def test_relu_maxpool_backward_fusion_gives_the_unfused_gradients(pool):
         np.testing.assert_array_equal(a, b)
     with pytest.raises(ValueError, match="fused_relu"):
         model.layers[-1].backward(np.zeros((12, 4), np.float32), fused_relu=True)
+
+
+def _conv_pool_model(pool, kernel=2, padding="valid"):
+    return compiled(models.Sequential([
+        layers.Input(shape=(11, 10, 3)),
+        layers.Conv2D(16, 3, activation="relu"), layers.MaxPooling2D(),     # fused (first)
+        layers.Conv2D(8, kernel, padding=padding, activation="relu"), pool,  # 2*2*16 = 64
+        layers.Flatten(), layers.Dense(4)]))
+
+
+@pytest.mark.parametrize("pool,fused", [
+    (layers.MaxPooling2D(), (True, False, True, False, False, False)),
+    (layers.MaxPooling2D((2, 1)), (True, False, True, False, False, False)),
+    (layers.MaxPooling2D(2, strides=1), (True, False, False, False, False, False)),
+    (layers.MaxPooling2D(padding="same"), (True, False, False, False, False, False)),
+])
+def test_conv_pool_forward_fusion_matches_the_layer_by_layer_model(pool, fused):
+    """Conv2D(relu) + MaxPooling2D(pool == strides, valid) with kh*kw*C <= 64 run as one
+    kernel, the first pair without an input gradient, the second with one: same outputs
+    (bitwise), same training up to summation order."""
+    x, y = blobs(24, size=11, seed=5)
+    x = x[:, :, :10].astype(np.float32)
+    results = []
+    for fuse in (True, False):
+        utils.set_random_seed(4)
+        model = _conv_pool_model(pool)
+        model._fuse_kernels = fuse
+        out0 = model.predict(x, verbose=0)
+        assert model._plan == (fused if fuse else (False,) * 6)
+        model.fit(x, y, epochs=2, batch_size=8, verbose=0, shuffle=False)
+        results.append((out0, model.predict(x, verbose=0), model.get_weights()))
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    assert_close(results[0][1], results[1][1], 1e-4, 1e-4, "predictions after training")
+    for a, b in zip(results[0][2], results[1][2]):
+        assert_close(a, b, 1e-4, 1e-4, "weights after training")
+
+
+def test_conv_pool_fusion_trains_bitwise_identically_at_1_and_2_threads():
+    x, y = blobs(40, size=11, seed=6)
+    x = x[:, :, :10]
+    weights = []
+    for threads in (1, 2):
+        with num_threads(threads):
+            utils.set_random_seed(9)
+            model = _conv_pool_model(layers.MaxPooling2D())
+            model.fit(x, y, epochs=2, batch_size=16, verbose=0)
+            assert model._plan[0] and model._plan[2]
+            weights.append(model.get_weights())
+    assert all(np.array_equal(a, b) for a, b in zip(*weights))
 
 
 def test_relu_maxpool_fusion_only_where_both_backwards_run():

@@ -40,7 +40,7 @@ def test_comparison_runs(capsys, tmp_path):
     threads = fastcnn.get_num_threads()
     md = tmp_path / "t.md"
     rows = side_by_side.main(["--threads", "1", "--rounds", "1", "--images", "64",
-                              "--infer-batches", "1", "--no-torch", "--markdown", str(md)])
+                              "--infer-batches", "1", "--no-torch", "--settle", "0", "--markdown", str(md)])
     assert fastcnn.get_num_threads() == threads  # restored
     assert [(r[0], r[1]) for r in rows] == [(c, f) for c in ("train b32", "train b128",
                                                               "infer b1000")
@@ -57,5 +57,6 @@ def test_profile_mode(capsys):
     results = side_by_side.main(["--profile", "--threads", "1", "--repeats", "1"])
     assert [r.batch_size for r in results] == [32, 128]
     out = capsys.readouterr().out
-    assert out.count("training step, batch") == 2 and out.count(" Conv2D ") == 6
+    assert out.count("training step, batch") == 2 and out.count(" Conv2D ") == 4
+    assert out.count("Conv2D+MaxPooling2D") == 2  # the first conv and its pool, fused
     assert all(np.isfinite(r.step_ms) for r in results)

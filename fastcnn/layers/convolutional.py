@@ -111,6 +111,59 @@ class Conv2D(_Activated, Layer):
             workspace=self._scratch(x, ws))
         return dx
 
+    # ------------------------------------------------ fused Conv2D(relu) + MaxPooling2D
+    def _can_fuse_pool(self, pool, input_shape):
+        """Whether this layer and the MaxPooling2D `pool` after it can run as one kernel
+        (ops.conv2d_relu_max_pool2d) for inputs of `input_shape` (batch axis included)."""
+        from .pooling import MaxPooling2D
+        if (self.activation != "relu" or not isinstance(pool, MaxPooling2D)
+                or pool.strides != pool.pool_size or pool.padding != "valid"
+                or not self.built or len(input_shape) != 4):
+            return False
+        return ops.conv2d_relu_max_pool2d_applies((1,) + tuple(input_shape[1:]),
+                                                  self.kernel.shape, self.strides,
+                                                  self.padding, pool.pool_size)
+
+    def forward_pooled(self, x, pool, training=False):
+        """This layer then `pool` on x, fused: the conv output is never written. Backward
+        with backward_pooled."""
+        ws = self._workspace(x.shape)
+        ws["x"] = x
+        ws["training"] = bool(training)
+        self._ws = ws
+        n, oh, ow, f = self._out_shape(x)
+        shape = (n, oh // pool.pool_size[0], ow // pool.pool_size[1], f)
+        y, idx = ops.conv2d_relu_max_pool2d(
+            x, self.kernel.value, self.bias.value if self.use_bias else None, self.strides,
+            self.padding, pool.pool_size, out=ws.buf("pooled", shape),
+            indices=ws.buf("pooled_indices", shape, np.int32))
+        ws["pooled_pool"] = pool
+        return y
+
+    def backward_pooled(self, dy, need_input_grad=True):
+        """Gradients of forward_pooled given dy, the pooled output's gradient."""
+        ws = self._ws
+        if ws is None or "pooled_pool" not in ws:
+            raise RuntimeError("%s.backward_pooled called before forward_pooled" % self.name)
+        x, pool = ws["x"], ws["pooled_pool"]
+        y, idx = ws["pooled"], ws["pooled_indices"]
+        if not need_input_grad:  # the first layer: kernel and bias gradients only
+            ops.conv2d_relu_max_pool2d_backward(
+                dy, idx, y, x, self.kernel.value, self.strides, self.padding, pool.pool_size,
+                use_bias=self.use_bias, dkernel=self._grad(self.kernel),
+                dbias=self._grad(self.bias) if self.use_bias else None)
+            return None
+        # the conv output's gradient, ReLU's mask applied by the pool's scatter
+        dz = ops.max_pool2d_backward(dy, idx, self._out_shape(x),
+                                     dx=ws.buf("pooled_dz", self._out_shape(x)), relu_output=y)
+        dx, _, _ = ops.conv2d_backward(
+            dz, x, self.kernel.value, strides=self.strides, padding=self.padding,
+            need_input_grad=True, use_bias=self.use_bias, dx=ws.buf("dx", x.shape),
+            dkernel=self._grad(self.kernel),
+            dbias=self._grad(self.bias) if self.use_bias else None,
+            workspace=self._scratch(x, ws))
+        return dx
+
     def get_config(self):
         c = super().get_config()
         c.update(filters=self.filters, kernel_size=list(self.kernel_size),

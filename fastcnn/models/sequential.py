@@ -122,6 +122,10 @@ class Sequential:
         self._buffers = collections.OrderedDict()
         self._rows = None  # 0..n-1, the indices of unshuffled uint8 batches
         self._train_ready = None
+        # Conv2D(relu) + MaxPooling2D pairs run fused (see _conv_pool_plan); False turns
+        # every cross-layer fusion off (tests compare both ways).
+        self._fuse_kernels = True
+        self._plan_key, self._plan = None, ()
         if layers is not None:
             if isinstance(layers, (Layer,)):
                 layers = [layers]
@@ -464,7 +468,7 @@ class Sequential:
 
     def _prepare_training(self):
         """Per-fit setup: which layers need backward, the (weight, grad) lists, fusion."""
-        signature = (self.trainable, self.optimizer, self.loss,
+        signature = (self.trainable, self.optimizer, self.loss, self._fuse_kernels,
                      tuple(id(v) for v in self.trainable_weights))
         if self._train_ready == signature:
             return
@@ -493,7 +497,8 @@ class Sequential:
         fused = [False] * len(layers)
         for i in range(max(first, 0), len(layers) - 1):
             a, b = layers[i], layers[i + 1]
-            if (getattr(a, "activation", None) == "relu" and a._fuses_relu_backward
+            if (self._fuse_kernels and getattr(a, "activation", None) == "relu"
+                    and a._fuses_relu_backward
                     and isinstance(b, layers_module.MaxPooling2D)):
                 fused[i] = fused[i + 1] = True
         return tuple(fused)
@@ -506,11 +511,44 @@ class Sequential:
         self._metrics_need_probs = self._fused_softmax and any(
             not m.uses_ce_count for m in self._compiled_metrics)
 
+    def _conv_pool_plan(self, input_shape):
+        """Per layer: True where layer i (Conv2D, relu) and the MaxPooling2D after it run as
+        one fused kernel (Conv2D.forward_pooled) for inputs of `input_shape`: the conv
+        output is never written. Cached per layer structure and input shape."""
+        layers = self._layers
+        key = (tuple(id(l) for l in layers), tuple(input_shape[1:]), self._fuse_kernels)
+        if self._plan_key == key:
+            return self._plan
+        plan = [False] * len(layers)
+        shape = (None,) + tuple(input_shape[1:])
+        i = 0
+        while i < len(layers):
+            layer = layers[i]
+            if (self._fuse_kernels and i + 1 < len(layers)
+                    and isinstance(layer, layers_module.Conv2D)
+                    and layer._can_fuse_pool(layers[i + 1], shape)):
+                plan[i] = True
+                shape = layers[i + 1].compute_output_shape(layer.compute_output_shape(shape))
+                i += 2
+                continue
+            shape = layer.compute_output_shape(shape)
+            i += 1
+        self._plan_key, self._plan = key, tuple(plan)
+        return self._plan
+
     def _forward(self, x, training, logits):
-        last = len(self._layers) - 1
+        layers = self._layers
+        last = len(layers) - 1
+        plan = self._conv_pool_plan(x.shape)
         h = x
-        for i, layer in enumerate(self._layers):
-            h = layer.forward(h, training=training, return_logits=logits and i == last)
+        i = 0
+        while i <= last:
+            if plan[i]:
+                h = layers[i].forward_pooled(h, layers[i + 1], training=training)
+                i += 2
+            else:
+                h = layers[i].forward(h, training=training, return_logits=logits and i == last)
+                i += 1
         return h
 
     def _update_metrics(self, yb, out, n_correct):
@@ -534,9 +572,15 @@ class Sequential:
                                                   self._loss_on_logits)
         g = dout
         stop = self._first_trainable
-        layers, fused = self._layers, self._fused_relu
-        for i in range(len(layers) - 1, stop - 1, -1):
-            g = layers[i].backward(g, need_input_grad=i > stop, fused_relu=fused[i])
+        layers, fused, plan = self._layers, self._fused_relu, self._plan
+        i = len(layers) - 1
+        while i >= stop:
+            if i >= 1 and plan[i - 1]:  # a max-pool run inside the conv before it
+                g = layers[i - 1].backward_pooled(g, need_input_grad=i - 1 > stop)
+                i -= 2
+            else:
+                g = layers[i].backward(g, need_input_grad=i > stop, fused_relu=fused[i])
+                i -= 1
         self.optimizer._step(self._train_vars, self._train_grads)
         self._update_metrics(yb, h, n_correct)
         return float(loss)

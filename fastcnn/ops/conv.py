@@ -28,7 +28,8 @@ from ._validation import (as_float32, as_int_pair, check_shape, conv_output_size
                           normalize_padding)
 
 __all__ = ["conv2d", "conv2d_backward", "conv2d_workspace_size", "conv2d_output_shape",
-           "conv2d_algorithm"]
+           "conv2d_algorithm", "conv2d_relu_max_pool2d", "conv2d_relu_max_pool2d_backward",
+           "conv2d_relu_max_pool2d_applies"]
 
 _ACTIVATIONS = (None, "linear", "relu")
 _ALGORITHMS = ("auto", "im2col", "winograd", "direct")
@@ -256,3 +257,112 @@ def conv2d_backward(dy, x, kernel, strides=(1, 1), padding="valid", need_input_g
     if dbias is not None:
         _ext.conv2d_backward_bias(dy, dbias)
     return dx, dkernel, dbias
+
+
+# ---------------------------------------------------------------- Conv2D(relu) + MaxPooling2D
+def _pool_pair(pool_size, fn):
+    pool = as_int_pair(pool_size, "%s: pool_size" % fn)
+    if min(pool) < 1:
+        raise ValueError("%s: pool_size must be >= 1, got %s" % (fn, pool))
+    return pool
+
+
+def conv2d_relu_max_pool2d_applies(input_shape, kernel_shape, strides=(1, 1), padding="valid",
+                                   pool_size=(2, 2)):
+    """Whether :func:`conv2d_relu_max_pool2d` can run these shapes: a direct geometry
+    (kh * kw * C <= 64) with an output of at least one pooling window."""
+    fn = "conv2d_relu_max_pool2d_applies"
+    x_shape = _shape4(input_shape, "input_shape", fn)
+    k_shape = _shape4(kernel_shape, "kernel_shape", fn)
+    strides, _, pads, out_hw = _geometry(fn, x_shape, k_shape, strides, padding)
+    pool = _pool_pair(pool_size, fn)
+    return bool(_ext.conv2d_relu_maxpool_applies(x_shape, k_shape, strides, pads, out_hw, pool))
+
+
+def _fused_geometry(fn, x_shape, k_shape, strides, padding, pool_size):
+    strides, padding, pads, (oh, ow) = _geometry(fn, x_shape, k_shape, strides, padding)
+    pool = _pool_pair(pool_size, fn)
+    if not _ext.conv2d_relu_maxpool_applies(tuple(x_shape), tuple(k_shape), strides, pads,
+                                            (oh, ow), pool):
+        raise ValueError("%s: needs kh * kw * C <= 64 and a conv output (%d, %d) of at least "
+                         "one %dx%d pooling window; got kernel %s (use conv2d then "
+                         "max_pool2d)" % (fn, oh, ow, pool[0], pool[1], tuple(k_shape)))
+    pooled = (x_shape[0], oh // pool[0], ow // pool[1], k_shape[3])
+    return strides, pads, (oh, ow), pool, pooled
+
+
+def conv2d_relu_max_pool2d(x, kernel, bias=None, strides=(1, 1), padding="valid",
+                           pool_size=(2, 2), out=None, indices=None):
+    """``max_pool2d(conv2d(x, kernel, bias, activation='relu'), pool_size)`` in one kernel.
+
+    The pool's strides are its size and its padding 'valid' (Keras' MaxPooling2D defaults).
+    Each pooled line's conv lines are computed in a small buffer and pooled there, so the
+    conv output is never written. Returns ``(y, indices)`` exactly as ``max_pool2d(...,
+    return_indices=True)`` gives on the conv output (indices are offsets within one conv
+    output image). Needs a direct geometry, see :func:`conv2d_relu_max_pool2d_applies`.
+    ``out`` / ``indices``: optional preallocated float32 / int32 arrays of the pooled shape.
+    """
+    fn = "conv2d_relu_max_pool2d"
+    x = as_float32(x, "%s: x (N, H, W, C)" % fn, ndim=4)
+    kernel = as_float32(kernel, "%s: kernel (kh, kw, C, F)" % fn, ndim=4)
+    strides, pads, out_hw, pool, shape = _fused_geometry(fn, x.shape, kernel.shape, strides,
+                                                         padding, pool_size)
+    if bias is not None:
+        bias = as_float32(bias, "%s: bias (%d,)" % (fn, kernel.shape[3]))
+        check_shape(bias, (kernel.shape[3],), "%s: bias" % fn)
+    inputs = (("x", x), ("kernel", kernel), ("bias", bias))
+    out = (np.empty(shape, np.float32) if out is None
+           else _check_out(fn, out, "out", shape, inputs))
+    if indices is None:
+        indices = np.empty(shape, np.int32)
+    elif not (isinstance(indices, np.ndarray) and indices.dtype == np.int32
+              and indices.flags.c_contiguous and indices.flags.writeable
+              and indices.shape == shape):
+        raise ValueError("%s: indices must be a writeable C-contiguous int32 array of shape %s"
+                         % (fn, shape))
+    elif any(np.shares_memory(indices, a) for _, a in inputs + (("out", out),)
+             if a is not None):
+        raise ValueError("%s: indices must not overlap the inputs or out" % fn)
+    _ext.conv2d_relu_maxpool_forward(x, kernel, bias, strides, pads, out_hw, pool, out,
+                                     indices)
+    return out, indices
+
+
+def conv2d_relu_max_pool2d_backward(dy, indices, y, x, kernel, strides=(1, 1),
+                                    padding="valid", pool_size=(2, 2), use_bias=True,
+                                    dkernel=None, dbias=None):
+    """Kernel and bias gradients of :func:`conv2d_relu_max_pool2d` given ``dy``, the
+    gradient of its pooled output, and the ``indices`` and pooled output ``y`` of that
+    forward (a window whose max is <= 0 passes nothing: ReLU's mask). Returns
+    ``(dkernel, dbias | None)``. The input gradient is not computed (the fused block is
+    meant for a first layer; elsewhere use max_pool2d_backward(..., relu_output=y) and
+    conv2d_backward).
+    """
+    fn = "conv2d_relu_max_pool2d_backward"
+    x = as_float32(x, "%s: x (N, H, W, C)" % fn, ndim=4)
+    kernel = as_float32(kernel, "%s: kernel (kh, kw, C, F)" % fn, ndim=4)
+    strides, pads, out_hw, pool, shape = _fused_geometry(fn, x.shape, kernel.shape, strides,
+                                                         padding, pool_size)
+    dy = as_float32(dy, "%s: dy %s" % (fn, shape), ndim=4)
+    check_shape(dy, shape, "%s: dy (the pooled output's gradient)" % fn)
+    y = as_float32(y, "%s: y %s" % (fn, shape), ndim=4)
+    check_shape(y, shape, "%s: y (the pooled output)" % fn)
+    if not (isinstance(indices, np.ndarray) and indices.dtype.kind in "iu"):
+        raise TypeError("%s: indices must be the int32 array conv2d_relu_max_pool2d returned"
+                        % fn)
+    check_shape(indices, shape, "%s: indices" % fn)
+    indices = np.ascontiguousarray(indices, dtype=np.int32)
+    inputs = (("dy", dy), ("y", y), ("x", x), ("kernel", kernel), ("indices", indices))
+    dkernel = (np.empty(kernel.shape, np.float32) if dkernel is None
+               else _check_out(fn, dkernel, "dkernel", kernel.shape, inputs))
+    if use_bias:
+        f = kernel.shape[3]
+        dbias = (np.empty((f,), np.float32) if dbias is None
+                 else _check_out(fn, dbias, "dbias", (f,), inputs + (("dkernel", dkernel),)))
+    else:
+        dbias = None
+    if not _ext.conv2d_relu_maxpool_backward_kernel(dy, indices, y, x, strides, pads, out_hw,
+                                                    pool, dkernel, dbias):
+        raise ValueError("%s: indices must name an element of their own pooling window's "
+                         "conv lines (as returned by conv2d_relu_max_pool2d)" % fn)
+    return dkernel, dbias
