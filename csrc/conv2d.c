@@ -696,8 +696,8 @@ static int direct_kernel_grad(const fc_conv2d_geometry *g, const line_ops *ops,
                 const int64_t l1 = l0 + piece < b ? l0 + piece : b;
                 for (int64_t l = l0; l < l1; l++)
                     ops->im2col(g, x, l, cols + (l - l0) * OW * K);
-                fc_direct_kernel_grad_rows((l1 - l0) * OW, F, K, cols, K, dy + l0 * OW * F, sum,
-                                           l0 != a);
+                fc_direct_kernel_grad_rows((l1 - l0) * OW, F, K, cols, K, dy + l0 * OW * F, F,
+                                           sum, F, l0 != a);
             }
         }
         /* (implicit barrier) dkernel = ((P0 + P1) + P2) + ... */
@@ -956,7 +956,7 @@ int fc_conv2d_relu_maxpool_backward_kernel(const fc_conv2d_geometry *g, int64_t 
                 }
                 for (int64_t r = 0; r < ph; r++)
                     ops.im2col(g, x, n * g->oh + po * ph + r, cols + r * OW * K);
-                fc_direct_kernel_grad_rows(ph * OW, F, K, cols, K, dz, sum, 1);
+                fc_direct_kernel_grad_rows(ph * OW, F, K, cols, K, dz, F, sum, F, 1);
             }
         }
         fc_free(cols);

@@ -33,16 +33,16 @@ static void forward_cols_generic(int64_t P, int64_t f0, int64_t f1, int64_t F, i
         }
 }
 
-static void kernel_grad_cols_generic(int64_t P, int64_t f0, int64_t f1, int64_t F, int64_t K,
-                                     const float *A, int64_t lda, const float *dY, float *dW,
-                                     int accumulate)
+static void kernel_grad_cols_generic(int64_t P, int64_t f0, int64_t f1, int64_t K,
+                                     const float *A, int64_t lda, const float *dY, int64_t ldy,
+                                     float *dW, int64_t ldw, int accumulate)
 {
     for (int64_t k = 0; k < K; k++)
         for (int64_t f = f0; f < f1; f++) {
-            float acc = accumulate ? dW[k * F + f] : 0.0f;
+            float acc = accumulate ? dW[k * ldw + f] : 0.0f;
             for (int64_t p = 0; p < P; p++)
-                acc += A[p * lda + k] * dY[p * F + f];
-            dW[k * F + f] = acc;
+                acc += A[p * lda + k] * dY[p * ldy + f];
+            dW[k * ldw + f] = acc;
         }
 }
 
@@ -84,18 +84,19 @@ DIRECT_INLINE FC_TARGET_AVX2 void forward_tile(int NR, int NV, int64_t F, int64_
 }
 
 /* dW rows [0, NR) x columns [0, 8*NV) of a tile += sum over the P rows of A and dY. */
-DIRECT_INLINE FC_TARGET_AVX2 void kernel_grad_tile(int NR, int NV, int64_t P, int64_t F,
+DIRECT_INLINE FC_TARGET_AVX2 void kernel_grad_tile(int NR, int NV, int64_t P,
                                                    const float *A, int64_t lda,
-                                                   const float *dY, float *dW, int accumulate)
+                                                   const float *dY, int64_t ldy, float *dW,
+                                                   int64_t ldw, int accumulate)
 {
     __m256 acc[TILE_ROWS][2];
     for (int i = 0; i < NR; i++)
         for (int v = 0; v < NV; v++)
-            acc[i][v] = accumulate ? _mm256_loadu_ps(dW + i * F + 8 * v) : _mm256_setzero_ps();
+            acc[i][v] = accumulate ? _mm256_loadu_ps(dW + i * ldw + 8 * v) : _mm256_setzero_ps();
     for (int64_t p = 0; p < P; p++) {
         __m256 d[2];
         for (int v = 0; v < NV; v++)
-            d[v] = _mm256_loadu_ps(dY + p * F + 8 * v);
+            d[v] = _mm256_loadu_ps(dY + p * ldy + 8 * v);
         for (int i = 0; i < NR; i++) {
             const __m256 a = _mm256_broadcast_ss(A + p * lda + i);
             for (int v = 0; v < NV; v++)
@@ -104,7 +105,7 @@ DIRECT_INLINE FC_TARGET_AVX2 void kernel_grad_tile(int NR, int NV, int64_t P, in
     }
     for (int i = 0; i < NR; i++)
         for (int v = 0; v < NV; v++)
-            _mm256_storeu_ps(dW + i * F + 8 * v, acc[i][v]);
+            _mm256_storeu_ps(dW + i * ldw + 8 * v, acc[i][v]);
 }
 
 /* One instance per (rows, vectors) so every loop above unrolls with constants. */
@@ -143,13 +144,15 @@ FC_TARGET_AVX2 static void forward_rows_avx2(int64_t P, int64_t F, int64_t K, co
 
 FC_TARGET_AVX2 static void kernel_grad_rows_avx2(int64_t P, int64_t F, int64_t K,
                                                  const float *A, int64_t lda, const float *dY,
-                                                 float *dW, int accumulate)
+                                                 int64_t ldy, float *dW, int64_t ldw,
+                                                 int accumulate)
 {
     const int64_t F8 = F - F % 8;
     for (int64_t k0 = 0; k0 < K; k0 += TILE_ROWS) {
         const int nr = (int)(K - k0 < TILE_ROWS ? K - k0 : TILE_ROWS);
         int64_t f0 = 0;
-#define KGRAD(R, V) kernel_grad_tile(R, V, P, F, A + k0, lda, dY + f0, dW + k0 * F + f0, accumulate)
+#define KGRAD(R, V) \
+    kernel_grad_tile(R, V, P, A + k0, lda, dY + f0, ldy, dW + k0 * ldw + f0, ldw, accumulate)
         for (; f0 + 16 <= F8; f0 += 16)
             DIRECT_CASES(KGRAD, 2)
         if (f0 < F8) {
@@ -158,7 +161,8 @@ FC_TARGET_AVX2 static void kernel_grad_rows_avx2(int64_t P, int64_t F, int64_t K
         }
 #undef KGRAD
         if (f0 < F)
-            kernel_grad_cols_generic(P, f0, F, F, nr, A + k0, lda, dY, dW + k0 * F, accumulate);
+            kernel_grad_cols_generic(P, f0, F, nr, A + k0, lda, dY, ldy, dW + k0 * ldw, ldw,
+                                     accumulate);
     }
 }
 #endif
@@ -248,20 +252,22 @@ void fc_direct_forward_rows(int64_t P, int64_t F, int64_t K, const float *A, int
 }
 
 void fc_direct_kernel_grad_rows(int64_t P, int64_t F, int64_t K, const float *A, int64_t lda,
-                                const float *dY, float *dW, int accumulate)
+                                const float *dY, int64_t ldy, float *dW, int64_t ldw,
+                                int accumulate)
 {
     if (K <= 0 || F <= 0)
         return;
     if (P <= 0) {
         if (!accumulate)
-            memset(dW, 0, (size_t)(K * F) * sizeof(float));
+            for (int64_t k = 0; k < K; k++)
+                memset(dW + k * ldw, 0, (size_t)F * sizeof(float));
         return;
     }
 #ifdef FC_HAVE_AVX2_PATH
     if (fc_simd_level() >= 1) {
-        kernel_grad_rows_avx2(P, F, K, A, lda, dY, dW, accumulate);
+        kernel_grad_rows_avx2(P, F, K, A, lda, dY, ldy, dW, ldw, accumulate);
         return;
     }
 #endif
-    kernel_grad_cols_generic(P, 0, F, F, K, A, lda, dY, dW, accumulate);
+    kernel_grad_cols_generic(P, 0, F, K, A, lda, dY, ldy, dW, ldw, accumulate);
 }
