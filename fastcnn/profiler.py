@@ -184,7 +184,8 @@ def profile(model, x, y=None, repeats=10, warmup=2, peak_gflops=None, stat="medi
                 in_shapes[i] = h.shape
                 t0 = clock()
                 if plan[i]:
-                    h = layer.forward_pooled(h, layers[i + 1], training=training)
+                    h = layer.forward_pooled(h, layers[i + 1], training=training,
+                                             mode=plan[i])
                 else:
                     h = layer.forward(h, training=training, return_logits=logits and i == last)
                 dt = clock() - t0

@@ -554,6 +554,43 @@ def test_direct_refuses_large_k(rng):
         conv2d(x, k, b, algorithm="direct")
 
 
+@pytest.mark.parametrize("algorithm", ["im2col", "winograd", "direct", "auto"])
+@pytest.mark.parametrize("x_shape,k_shape,padding,crop", [
+    ((2, 15, 15, 32), (3, 3, 32, 16), "valid", (12, 12)),  # the tutorial's conv2d_1 + pool
+    ((3, 9, 8, 5), (3, 3, 5, 6), "same", (8, 7)),
+    ((2, 6, 7, 3), (3, 3, 3, 8), "valid", (1, 5)),
+    ((1, 5, 5, 2), (3, 3, 2, 3), "same", (5, 5)),           # the full output
+])
+def test_output_size_computes_the_top_left_part(rng, algorithm, x_shape, k_shape, padding,
+                                                crop):
+    if algorithm == "direct" and np.prod(k_shape[:3]) > 64:
+        pytest.skip("not a direct geometry")
+    x, k, b = _data(rng, x_shape, k_shape)
+    oh, ow, _, _ = _geom(x_shape, k_shape, (1, 1), padding)
+    y = conv2d(x, k, b, 1, padding, activation="relu", algorithm=algorithm, output_size=crop)
+    full = ref_conv(x, k, b, (1, 1), padding, "relu")
+    assert y.shape == (x_shape[0],) + crop + (k_shape[3],)
+    assert_close(y, full[:, :crop[0], :crop[1]], 1e-5, 1e-5, "y")
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    dy_full = np.zeros((x_shape[0], oh, ow, k_shape[3]), np.float32)
+    dy_full[:, :crop[0], :crop[1]] = dy
+    size = conv2d_workspace_size(x_shape, k_shape, 1, padding, output_size=crop)
+    dx, dk, db = conv2d_backward(dy, x, k, 1, padding, algorithm=algorithm, output_size=crop,
+                                 workspace=np.full(size, np.nan, np.float32))
+    for got, want, what in zip((dx, dk, db), ref_conv_backward(dy_full, x, k, (1, 1), padding),
+                               ("dx", "dkernel", "dbias")):
+        assert_close(got, want, 1e-5, 1e-5, what)
+
+
+def test_output_size_is_checked(rng):
+    x, k, b = _data(rng, (1, 6, 6, 2), (3, 3, 2, 3))
+    for bad in [(5, 4), (0, 2), (2, 5)]:
+        with pytest.raises(ValueError, match="output_size"):
+            conv2d(x, k, b, output_size=bad)
+    with pytest.raises(ValueError, match=r"dy.*\(1, 3, 3, 3\)"):
+        conv2d_backward(np.zeros((1, 4, 4, 3), np.float32), x, k, output_size=(3, 3))
+
+
 def test_auto_algorithm_choice():
     from fastcnn.ops.conv import conv2d_algorithm
     seed2 = conv2d_algorithm((32, 15, 15, 32), (3, 3, 32, 64))

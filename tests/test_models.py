@@ -295,49 +295,54 @@ def test_relu_maxpool_backward_fusion_gives_the_unfused_gradients(pool):
 
 def _conv_pool_model(pool, kernel=2, padding="valid"):
     return compiled(models.Sequential([
-        layers.Input(shape=(11, 10, 3)),
-        layers.Conv2D(16, 3, activation="relu"), layers.MaxPooling2D(),     # fused (first)
-        layers.Conv2D(8, kernel, padding=padding, activation="relu"), pool,  # 2*2*16 = 64
+        layers.Input(shape=(12, 11, 3)),
+        layers.Conv2D(16, 3, activation="relu"), layers.MaxPooling2D(),     # direct (first)
+        layers.Conv2D(8, kernel, padding=padding, activation="relu"), pool,
         layers.Flatten(), layers.Dense(4)]))
 
 
-@pytest.mark.parametrize("pool,fused", [
-    (layers.MaxPooling2D(), (True, False, True, False, False, False)),
-    (layers.MaxPooling2D((2, 1)), (True, False, True, False, False, False)),
-    (layers.MaxPooling2D(2, strides=1), (True, False, False, False, False, False)),
-    (layers.MaxPooling2D(padding="same"), (True, False, False, False, False, False)),
+@pytest.mark.parametrize("pool,kernel,mode", [
+    (layers.MaxPooling2D(), 2, "direct"),          # 2*2*16 = 64: one fused kernel
+    (layers.MaxPooling2D((2, 1)), 2, "direct"),
+    (layers.MaxPooling2D(), 3, "crop"),            # 3x3 output: the conv skips row/col 2
+    (layers.MaxPooling2D((2, 1)), 3, "crop"),
+    (layers.MaxPooling2D((3, 2)), 3, None),        # 3x2 output: nothing to skip
+    (layers.MaxPooling2D(2, strides=1), 2, None),  # overlapping windows: not fused
+    (layers.MaxPooling2D(padding="same"), 2, None),
 ])
-def test_conv_pool_forward_fusion_matches_the_layer_by_layer_model(pool, fused):
-    """Conv2D(relu) + MaxPooling2D(pool == strides, valid) with kh*kw*C <= 64 run as one
-    kernel, the first pair without an input gradient, the second with one: same outputs
-    (bitwise), same training up to summation order."""
-    x, y = blobs(24, size=11, seed=5)
-    x = x[:, :, :10].astype(np.float32)
+def test_conv_pool_fusion_matches_the_layer_by_layer_model(pool, kernel, mode):
+    """Conv2D(relu) + MaxPooling2D(pool == strides, valid) run together ('direct': one
+    kernel; 'crop': the conv computes only what the pool reads), the first pair without an
+    input gradient, the second with one: same outputs, same training up to summation
+    order, as the model run layer by layer."""
+    x, y = blobs(24, size=12, seed=5)
+    x = x[:, :, :11].astype(np.float32)
     results = []
     for fuse in (True, False):
         utils.set_random_seed(4)
-        model = _conv_pool_model(pool)
+        model = _conv_pool_model(pool, kernel)
         model._fuse_kernels = fuse
         out0 = model.predict(x, verbose=0)
-        assert model._plan == (fused if fuse else (False,) * 6)
+        assert model._plan == (("direct", None, mode, None, None, None) if fuse
+                               else (None,) * 6)
         model.fit(x, y, epochs=2, batch_size=8, verbose=0, shuffle=False)
         results.append((out0, model.predict(x, verbose=0), model.get_weights()))
-    np.testing.assert_array_equal(results[0][0], results[1][0])
+    assert_close(results[0][0], results[1][0], 1e-6, 1e-6, "predictions")
     assert_close(results[0][1], results[1][1], 1e-4, 1e-4, "predictions after training")
     for a, b in zip(results[0][2], results[1][2]):
         assert_close(a, b, 1e-4, 1e-4, "weights after training")
 
 
 def test_conv_pool_fusion_trains_bitwise_identically_at_1_and_2_threads():
-    x, y = blobs(40, size=11, seed=6)
-    x = x[:, :, :10]
+    x, y = blobs(40, size=12, seed=6)
+    x = x[:, :, :11]
     weights = []
     for threads in (1, 2):
         with num_threads(threads):
             utils.set_random_seed(9)
-            model = _conv_pool_model(layers.MaxPooling2D())
+            model = _conv_pool_model(layers.MaxPooling2D(), kernel=3)
             model.fit(x, y, epochs=2, batch_size=16, verbose=0)
-            assert model._plan[0] and model._plan[2]
+            assert model._plan[0] == "direct" and model._plan[2] == "crop"
             weights.append(model.get_weights())
     assert all(np.array_equal(a, b) for a, b in zip(*weights))
 

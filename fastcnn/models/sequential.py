@@ -512,22 +512,24 @@ class Sequential:
             not m.uses_ce_count for m in self._compiled_metrics)
 
     def _conv_pool_plan(self, input_shape):
-        """Per layer: True where layer i (Conv2D, relu) and the MaxPooling2D after it run as
-        one fused kernel (Conv2D.forward_pooled) for inputs of `input_shape`: the conv
-        output is never written. Cached per layer structure and input shape."""
+        """Per layer: where layer i (Conv2D, relu) and the MaxPooling2D after it run
+        together (Conv2D.forward_pooled), its mode ('direct': one fused kernel, the conv
+        output never written; 'crop': the conv computes only what the pool reads), else
+        None. Cached per layer structure and input shape."""
         layers = self._layers
         key = (tuple(id(l) for l in layers), tuple(input_shape[1:]), self._fuse_kernels)
         if self._plan_key == key:
             return self._plan
-        plan = [False] * len(layers)
+        plan = [None] * len(layers)
         shape = (None,) + tuple(input_shape[1:])
         i = 0
         while i < len(layers):
             layer = layers[i]
-            if (self._fuse_kernels and i + 1 < len(layers)
-                    and isinstance(layer, layers_module.Conv2D)
-                    and layer._can_fuse_pool(layers[i + 1], shape)):
-                plan[i] = True
+            mode = (layer._pool_fusion(layers[i + 1], shape)
+                    if (self._fuse_kernels and i + 1 < len(layers)
+                        and isinstance(layer, layers_module.Conv2D)) else None)
+            if mode is not None:
+                plan[i] = mode
                 shape = layers[i + 1].compute_output_shape(layer.compute_output_shape(shape))
                 i += 2
                 continue
@@ -544,7 +546,7 @@ class Sequential:
         i = 0
         while i <= last:
             if plan[i]:
-                h = layers[i].forward_pooled(h, layers[i + 1], training=training)
+                h = layers[i].forward_pooled(h, layers[i + 1], training=training, mode=plan[i])
                 i += 2
             else:
                 h = layers[i].forward(h, training=training, return_logits=logits and i == last)

@@ -79,6 +79,17 @@ def _geometry(fn, x_shape, k_shape, strides, padding):
     return strides, padding, (pt, pl), (oh, ow)
 
 
+def _cropped(fn, output_size, oh, ow):
+    """(OH', OW'): the full output (oh, ow), or the top-left part ``output_size`` of it."""
+    if output_size is None:
+        return oh, ow
+    crop = as_int_pair(output_size, "%s: output_size" % fn)
+    if not (1 <= crop[0] <= oh and 1 <= crop[1] <= ow):
+        raise ValueError("%s: output_size must lie between (1, 1) and the full output size "
+                         "(%d, %d), got %s" % (fn, oh, ow, crop))
+    return crop
+
+
 def conv2d_output_shape(input_shape, kernel_shape, strides=(1, 1), padding="valid"):
     """Output shape (N, OH, OW, F) of :func:`conv2d` for these input/kernel shapes."""
     fn = "conv2d_output_shape"
@@ -100,7 +111,8 @@ def _shape4(shape, name, fn):
     return shape
 
 
-def conv2d_workspace_size(input_shape, kernel_shape, strides=(1, 1), padding="valid"):
+def conv2d_workspace_size(input_shape, kernel_shape, strides=(1, 1), padding="valid",
+                          output_size=None):
     """Float32 elements of workspace conv2d / conv2d_backward need for these shapes.
 
     Enough for every ``algorithm``. Bounded (a few MB at most) whatever the batch size;
@@ -112,6 +124,7 @@ def conv2d_workspace_size(input_shape, kernel_shape, strides=(1, 1), padding="va
     k_shape = _shape4(kernel_shape, "kernel_shape", fn)
     strides, _, pads, out_hw = _geometry(fn, x_shape, k_shape, strides,
                                          padding)
+    out_hw = _cropped(fn, output_size, *out_hw)
     return int(_ext.conv2d_workspace_size(x_shape, k_shape, strides, pads, out_hw))
 
 
@@ -173,7 +186,7 @@ def _workspace(fn, workspace, size, inputs):
 
 
 def conv2d(x, kernel, bias=None, strides=(1, 1), padding="valid", activation=None, out=None,
-           workspace=None, algorithm="auto"):
+           workspace=None, algorithm="auto", output_size=None):
     """Keras ``Conv2D`` forward: ``act(conv(x, kernel) + bias)``.
 
     x (N, H, W, C), kernel (kh, kw, C, F), bias (F,) or None, strides int or pair,
@@ -183,12 +196,16 @@ def conv2d(x, kernel, bias=None, strides=(1, 1), padding="valid", activation=Non
     ``algorithm``: 'auto' | 'im2col' | 'winograd' (3x3 stride-1 kernels only) | 'direct'
     (kh * kw * C <= 64), see the
     module docstring.
+    ``output_size`` (optional (OH', OW')): compute only the top-left OH' x OW' outputs (what
+    a following 'valid' max-pool reads when it drops a last row/column); workspace sizes
+    and conv2d_backward then take the same ``output_size``.
     Returns y (N, OH, OW, F) float32.
     """
     fn = "conv2d"
     x = as_float32(x, "%s: x (N, H, W, C)" % fn, ndim=4)
     kernel = as_float32(kernel, "%s: kernel (kh, kw, C, F)" % fn, ndim=4)
     strides, padding, pads, (oh, ow) = _geometry(fn, x.shape, kernel.shape, strides, padding)
+    oh, ow = _cropped(fn, output_size, oh, ow)
     f = kernel.shape[3]
     if bias is not None:
         bias = as_float32(bias, "%s: bias (%d,)" % (fn, f))
@@ -212,7 +229,7 @@ def conv2d(x, kernel, bias=None, strides=(1, 1), padding="valid", activation=Non
 
 def conv2d_backward(dy, x, kernel, strides=(1, 1), padding="valid", need_input_grad=True,
                     use_bias=True, dx=None, dkernel=None, dbias=None, workspace=None,
-                    algorithm="auto"):
+                    algorithm="auto", output_size=None):
     """Gradients of :func:`conv2d` given ``dy`` = dLoss/d(pre-activation output).
 
     dy (N, OH, OW, F), x (N, H, W, C), kernel (kh, kw, C, F); strides/padding as in the
@@ -220,12 +237,14 @@ def conv2d_backward(dy, x, kernel, strides=(1, 1), padding="valid", need_input_g
     ``need_input_grad``, dkernel (kh, kw, C, F) and dbias (F,) summed over the batch, dbias
     only when ``use_bias``. dx / dkernel / dbias (optional) are preallocated outputs
     (writeable C-contiguous float32 of exactly those shapes); ``workspace`` and
-    ``algorithm`` as in conv2d (each gradient picks its own under 'auto').
+    ``algorithm`` as in conv2d (each gradient picks its own under 'auto'). With
+    ``output_size`` (as in conv2d), dy is the gradient of that top-left part only.
     """
     fn = "conv2d_backward"
     x = as_float32(x, "%s: x (N, H, W, C)" % fn, ndim=4)
     kernel = as_float32(kernel, "%s: kernel (kh, kw, C, F)" % fn, ndim=4)
     strides, padding, pads, (oh, ow) = _geometry(fn, x.shape, kernel.shape, strides, padding)
+    oh, ow = _cropped(fn, output_size, oh, ow)
     n, f = x.shape[0], kernel.shape[3]
     dy = as_float32(dy, "%s: dy (%d, %d, %d, %d)" % (fn, n, oh, ow, f), ndim=4)
     check_shape(dy, (n, oh, ow, f), "%s: dy (the output gradient for x %s, padding=%r, "
