@@ -922,8 +922,8 @@ int fc_conv2d_relu_maxpool_backward_kernel(const fc_conv2d_geometry *g, int64_t 
 #pragma omp parallel num_threads(fc_get_num_threads()) reduction(| : bad) \
     if (plines * block * K > 65536)
     {
-        float *cols = fc_malloc((size_t)(ph * OW * (K + F)) * sizeof(float));
-        float *dz = cols + ph * OW * K;
+        float *cols = fc_malloc((size_t)(ph * OW * (K + F) + F) * sizeof(float));
+        float *dz = cols + ph * OW * K, *line_bias = dz + ph * OW * F;
         int64_t s, i0;
         if (cols == NULL) {
 #pragma omp atomic write
@@ -942,18 +942,11 @@ int fc_conv2d_relu_maxpool_backward_kernel(const fc_conv2d_geometry *g, int64_t 
                 const int64_t n = pl / PH, po = pl % PH, base = po * block;
                 const float *dyl = dy + pl * PW * F, *yl = y + pl * PW * F;
                 const int32_t *il = indices + pl * PW * F;
-                memset(dz, 0, (size_t)block * sizeof(float));
-                for (int64_t k = 0; k < PW * F; k++) {
-                    if (!(yl[k] > 0.0f))
-                        continue;
-                    const int64_t j = (int64_t)il[k] - base;
-                    if (j < 0 || j >= block) {
-                        bad = 1;
-                        continue;
-                    }
-                    dz[j] += dyl[k];
-                    bsum[k % F] += (double)dyl[k];
-                }
+                memset(line_bias, 0, (size_t)F * sizeof(float));
+                bad |= fc_direct_maxpool_backward_lines(dyl, yl, il, ph, pw, OW, F, PW, base,
+                                                        dz, line_bias);
+                for (int64_t f = 0; f < F; f++)
+                    bsum[f] += (double)line_bias[f];
                 for (int64_t r = 0; r < ph; r++)
                     ops.im2col(g, x, n * g->oh + po * ph + r, cols + r * OW * K);
                 fc_direct_kernel_grad_rows(ph * OW, F, K, cols, K, dz, F, sum, F, 1);

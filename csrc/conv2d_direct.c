@@ -235,6 +235,91 @@ void fc_direct_maxpool_lines(const float *z, int64_t ph, int64_t pw, int64_t OW,
     maxpool_cols_generic(z, ph, pw, OW, F, PW, base, 0, y, indices);
 }
 
+/* ------------------------------------------------------------- max pool, backward */
+
+static int maxpool_backward_cols_generic(const float *FC_RESTRICT dy, const float *FC_RESTRICT y,
+                                         const int32_t *FC_RESTRICT indices, int64_t ph,
+                                         int64_t pw, int64_t OW, int64_t F, int64_t PW,
+                                         int64_t base, int64_t f0, float *FC_RESTRICT dz,
+                                         float *FC_RESTRICT line_bias)
+{
+    int bad = 0;
+    for (int64_t pc = 0; pc < PW; pc++)
+        for (int64_t f = f0; f < F; f++) {
+            const float v = y[pc * F + f] > 0.0f ? dy[pc * F + f] : 0.0f;
+            const int64_t want = (int64_t)indices[pc * F + f] - base;
+            int found = 0;
+            for (int64_t r = 0; r < ph; r++)
+                for (int64_t c = 0; c < pw; c++) {
+                    const int64_t off = (r * OW + pc * pw + c) * F + f;
+                    const int hit = off == want;
+                    dz[off] = hit ? v : 0.0f;
+                    found |= hit;
+                }
+            if (found)
+                line_bias[f] += v;
+            else
+                bad = 1;
+        }
+    return bad;
+}
+
+#ifdef FC_HAVE_AVX2_PATH
+FC_TARGET_AVX2 static int maxpool_backward_lines_avx2(const float *FC_RESTRICT dy,
+                                                      const float *FC_RESTRICT y,
+                                                      const int32_t *FC_RESTRICT indices,
+                                                      int64_t ph, int64_t pw, int64_t OW,
+                                                      int64_t F, int64_t PW, int64_t base,
+                                                      float *FC_RESTRICT dz,
+                                                      float *FC_RESTRICT line_bias)
+{
+    const int64_t F8 = F - F % 8;
+    const __m256i lanes = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+    const __m256 zero = _mm256_setzero_ps();
+    int bad = 0;
+    for (int64_t pc = 0; pc < PW; pc++)
+        for (int64_t f = 0; f < F8; f += 8) {
+            const __m256 yv = _mm256_loadu_ps(y + pc * F + f);
+            const __m256 v = _mm256_and_ps(_mm256_cmp_ps(yv, zero, _CMP_GT_OQ),
+                                           _mm256_loadu_ps(dy + pc * F + f));
+            const __m256i want = _mm256_loadu_si256((const __m256i *)(indices + pc * F + f));
+            __m256i found = _mm256_setzero_si256();
+            for (int64_t r = 0; r < ph; r++)
+                for (int64_t c = 0; c < pw; c++) {
+                    const int64_t off = (r * OW + pc * pw + c) * F + f;
+                    const __m256i here =
+                        _mm256_add_epi32(_mm256_set1_epi32((int32_t)(base + off)), lanes);
+                    const __m256i hit = _mm256_cmpeq_epi32(here, want);
+                    _mm256_storeu_ps(dz + off, _mm256_and_ps(_mm256_castsi256_ps(hit), v));
+                    found = _mm256_or_si256(found, hit);
+                }
+            const __m256 passed = _mm256_and_ps(_mm256_castsi256_ps(found), v);
+            _mm256_storeu_ps(line_bias + f, _mm256_add_ps(_mm256_loadu_ps(line_bias + f), passed));
+            bad |= _mm256_movemask_ps(_mm256_castsi256_ps(found)) != 0xff;
+        }
+    if (F8 < F)
+        bad |= maxpool_backward_cols_generic(dy, y, indices, ph, pw, OW, F, PW, base, F8, dz,
+                                             line_bias);
+    return bad;
+}
+#endif
+
+int fc_direct_maxpool_backward_lines(const float *dy, const float *y, const int32_t *indices,
+                                     int64_t ph, int64_t pw, int64_t OW, int64_t F, int64_t PW,
+                                     int64_t base, float *dz, float *line_bias)
+{
+    /* columns past the last whole window get no gradient */
+    for (int64_t r = 0; r < ph && PW * pw < OW; r++)
+        memset(dz + (r * OW + PW * pw) * F, 0, (size_t)((OW - PW * pw) * F) * sizeof(float));
+#ifdef FC_HAVE_AVX2_PATH
+    if (fc_simd_level() >= 1)
+        return maxpool_backward_lines_avx2(dy, y, indices, ph, pw, OW, F, PW, base, dz,
+                                           line_bias);
+#endif
+    return maxpool_backward_cols_generic(dy, y, indices, ph, pw, OW, F, PW, base, 0, dz,
+                                         line_bias);
+}
+
 /* ---------------------------------------------------------------------- dispatch */
 
 void fc_direct_forward_rows(int64_t P, int64_t F, int64_t K, const float *A, int64_t lda,

@@ -33,4 +33,14 @@ void fc_direct_kernel_grad_rows(int64_t P, int64_t F, int64_t K, const float *A,
 void fc_direct_maxpool_lines(const float *z, int64_t ph, int64_t pw, int64_t OW, int64_t F,
                              int64_t PW, int64_t base, float *y, int32_t *indices);
 
+/* The gradient of ph conv lines from their pooled line: dz (ph, OW, F) gets, at each
+ * window's recorded maximum (indices, offsets from `base` as fc_direct_maxpool_lines gives
+ * them), the pooled gradient dy (PW, F) if the window's max y > 0 (ReLU), and 0 everywhere
+ * else (every dz element is written once: no memset, no scatter). line_bias[f] += the
+ * passed gradients, pooled column by column. Returns 0, or 1 if some index does not name
+ * an element of its own window (that window then passes nothing). */
+int fc_direct_maxpool_backward_lines(const float *dy, const float *y, const int32_t *indices,
+                                     int64_t ph, int64_t pw, int64_t OW, int64_t F, int64_t PW,
+                                     int64_t base, float *dz, float *line_bias);
+
 #endif
