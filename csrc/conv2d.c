@@ -90,6 +90,21 @@ int fc_conv2d_direct_applies(const fc_conv2d_geometry *g)
     return cols_k(g) <= FC_CONV2D_DIRECT_MAX_K;
 }
 
+/* True when no window needs padding: the direct kernels then read x itself (a window's
+ * KH runs of KW*C floats), with no im2col copy. */
+static int direct_reads_x(const fc_conv2d_geometry *g)
+{
+    return g->pad_top == 0 && g->pad_left == 0 && (g->oh - 1) * g->sh + g->kh <= g->h
+           && (g->ow - 1) * g->sw + g->kw <= g->w;
+}
+
+/* Output line l's first window corner in x, for direct_reads_x geometries. */
+static const float *direct_line_origin(const fc_conv2d_geometry *g, const float *x, int64_t l)
+{
+    const int64_t n = l / g->oh, oh = l % g->oh;
+    return x + (n * g->h + oh * g->sh) * g->w * g->c;
+}
+
 static int64_t dw_parts(const fc_conv2d_geometry *g)
 {
     const int64_t kf = cols_k(g) * g->f;
@@ -403,6 +418,41 @@ static line_ops pick_line_ops(void)
     return ops;
 }
 
+/* Direct forward of output line l into out_line (OW, F): from x where no window needs
+ * padding, else through cols (OW x K floats of scratch) filled by im2col. */
+static void direct_forward_line(const fc_conv2d_geometry *g, const line_ops *ops,
+                                const float *x, int64_t l, const float *kernel,
+                                const float *bias, int relu, float *cols, float *out_line)
+{
+    const int64_t K = cols_k(g), C = g->c;
+    if (direct_reads_x(g)) {
+        fc_direct_forward_rows(g->ow, g->f, K, direct_line_origin(g, x, l), g->sw * C,
+                               g->kw * C, g->w * C, kernel, bias, relu, out_line);
+        return;
+    }
+    ops->im2col(g, x, l, cols);
+    fc_direct_forward_rows(g->ow, g->f, K, cols, K, K, 0, kernel, bias, relu, out_line);
+}
+
+/* dW (+)= the kernel gradient of output lines [l0, l1) given their dy rows (F apart). */
+static void direct_kernel_grad_lines(const fc_conv2d_geometry *g, const line_ops *ops,
+                                     const float *x, int64_t l0, int64_t l1, const float *dy,
+                                     float *cols, float *dw, int accumulate)
+{
+    const int64_t K = cols_k(g), C = g->c, F = g->f, OW = g->ow;
+    if (direct_reads_x(g)) {
+        for (int64_t l = l0; l < l1; l++)
+            fc_direct_kernel_grad_rows(OW, F, K, direct_line_origin(g, x, l), g->sw * C,
+                                       g->kw * C, g->w * C, dy + (l - l0) * OW * F, F, dw, F,
+                                       accumulate || l > l0);
+        return;
+    }
+    for (int64_t l = l0; l < l1; l++)
+        ops->im2col(g, x, l, cols + (l - l0) * OW * K);
+    fc_direct_kernel_grad_rows((l1 - l0) * OW, F, K, cols, K, K, 0, dy, F, dw, F, accumulate);
+}
+
+
 /* out rows (rows, F): += bias, then max(., 0) when relu. */
 static void bias_relu_rows(float *FC_RESTRICT out, int64_t rows, int64_t F,
                            const float *FC_RESTRICT bias, int relu)
@@ -539,13 +589,12 @@ int fc_conv2d_forward(const fc_conv2d_geometry *g, const float *x, const float *
 #pragma omp parallel for schedule(static) num_threads(nt_max) \
     if (lines * OW * F * K > 65536)
         for (l = 0; l < lines; l++) {
-            const float *a = x + l * OW * K; /* identity: x rows are the column rows */
-            if (!identity) {
-                float *cols = ws + fc_thread_id() * OW * K;
-                ops.im2col(g, x, l, cols);
-                a = cols;
-            }
-            fc_direct_forward_rows(OW, F, K, a, K, kernel, bias, relu, out + l * OW * F);
+            if (identity) /* x rows are the column rows */
+                fc_direct_forward_rows(OW, F, K, x + l * OW * K, K, K, 0, kernel, bias, relu,
+                                       out + l * OW * F);
+            else
+                direct_forward_line(g, &ops, x, l, kernel, bias, relu,
+                                    ws + fc_thread_id() * OW * K, out + l * OW * F);
         }
         workspace_release(ws, owned);
         return FC_OK;
@@ -694,10 +743,8 @@ static int direct_kernel_grad(const fc_conv2d_geometry *g, const line_ops *ops,
                 memset(sum, 0, (size_t)KF * sizeof(float));
             for (int64_t l0 = a; l0 < b; l0 += piece) {
                 const int64_t l1 = l0 + piece < b ? l0 + piece : b;
-                for (int64_t l = l0; l < l1; l++)
-                    ops->im2col(g, x, l, cols + (l - l0) * OW * K);
-                fc_direct_kernel_grad_rows((l1 - l0) * OW, F, K, cols, K, dy + l0 * OW * F, F,
-                                           sum, F, l0 != a);
+                direct_kernel_grad_lines(g, ops, x, l0, l1, dy + l0 * OW * F, cols, sum,
+                                         l0 != a);
             }
         }
         /* (implicit barrier) dkernel = ((P0 + P1) + P2) + ... */
@@ -845,10 +892,9 @@ static void conv_lines_for_pool(const fc_conv2d_geometry *g, const line_ops *ops
                                 const float *x, const float *kernel, const float *bias,
                                 int64_t ph, int64_t n, int64_t po, float *cols, float *z)
 {
-    const int64_t K = cols_k(g), OW = g->ow;
     for (int64_t r = 0; r < ph; r++)
-        ops->im2col(g, x, n * g->oh + po * ph + r, cols + r * OW * K);
-    fc_direct_forward_rows(ph * OW, g->f, K, cols, K, kernel, bias, 1, z);
+        direct_forward_line(g, ops, x, n * g->oh + po * ph + r, kernel, bias, 1, cols,
+                            z + r * g->ow * g->f);
 }
 
 int fc_conv2d_relu_maxpool_forward(const fc_conv2d_geometry *g, int64_t ph, int64_t pw,
@@ -947,9 +993,8 @@ int fc_conv2d_relu_maxpool_backward_kernel(const fc_conv2d_geometry *g, int64_t 
                                                         dz, line_bias);
                 for (int64_t f = 0; f < F; f++)
                     bsum[f] += (double)line_bias[f];
-                for (int64_t r = 0; r < ph; r++)
-                    ops.im2col(g, x, n * g->oh + po * ph + r, cols + r * OW * K);
-                fc_direct_kernel_grad_rows(ph * OW, F, K, cols, K, dz, F, sum, F, 1);
+                direct_kernel_grad_lines(g, &ops, x, n * g->oh + po * ph,
+                                         n * g->oh + po * ph + ph, dz, cols, sum, 1);
             }
         }
         fc_free(cols);

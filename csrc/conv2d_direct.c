@@ -16,15 +16,21 @@
 
 /* ---------------------------------------------------------------------- portable */
 
+/* offset of A's element k within a row (see conv2d_direct.h) */
+static inline int64_t a_offset(int64_t k, int64_t seg, int64_t seg_stride)
+{
+    return (k / seg) * seg_stride + k % seg;
+}
+
 static void forward_cols_generic(int64_t P, int64_t f0, int64_t f1, int64_t F, int64_t K,
-                                 const float *A, int64_t lda, const float *W,
-                                 const float *bias, int relu, float *out)
+                                 const float *A, int64_t lda, int64_t seg, int64_t seg_stride,
+                                 const float *W, const float *bias, int relu, float *out)
 {
     for (int64_t p = 0; p < P; p++)
         for (int64_t f = f0; f < f1; f++) {
             float acc = 0.0f;
             for (int64_t k = 0; k < K; k++)
-                acc += A[p * lda + k] * W[k * F + f];
+                acc += A[p * lda + a_offset(k, seg, seg_stride)] * W[k * F + f];
             if (bias != NULL)
                 acc += bias[f];
             if (relu)
@@ -33,15 +39,17 @@ static void forward_cols_generic(int64_t P, int64_t f0, int64_t f1, int64_t F, i
         }
 }
 
-static void kernel_grad_cols_generic(int64_t P, int64_t f0, int64_t f1, int64_t K,
-                                     const float *A, int64_t lda, const float *dY, int64_t ldy,
+static void kernel_grad_cols_generic(int64_t P, int64_t f0, int64_t f1, int64_t k0,
+                                     int64_t k1, const float *A, int64_t lda, int64_t seg,
+                                     int64_t seg_stride, const float *dY, int64_t ldy,
                                      float *dW, int64_t ldw, int accumulate)
 {
-    for (int64_t k = 0; k < K; k++)
+    for (int64_t k = k0; k < k1; k++)
         for (int64_t f = f0; f < f1; f++) {
+            const int64_t ak = a_offset(k, seg, seg_stride);
             float acc = accumulate ? dW[k * ldw + f] : 0.0f;
             for (int64_t p = 0; p < P; p++)
-                acc += A[p * lda + k] * dY[p * ldy + f];
+                acc += A[p * lda + ak] * dY[p * ldy + f];
             dW[k * ldw + f] = acc;
         }
 }
@@ -52,21 +60,25 @@ static void kernel_grad_cols_generic(int64_t P, int64_t f0, int64_t f1, int64_t 
 
 /* out rows [0, NR) x columns [0, 8*NV) of a tile: sum over k, then bias and ReLU. */
 DIRECT_INLINE FC_TARGET_AVX2 void forward_tile(int NR, int NV, int64_t F, int64_t K,
-                                               const float *A, int64_t lda, const float *W,
+                                               const float *A, int64_t lda, int64_t seg,
+                                               int64_t seg_stride, const float *W,
                                                const float *bias, int relu, float *out)
 {
     __m256 acc[TILE_ROWS][2];
     for (int i = 0; i < NR; i++)
         for (int v = 0; v < NV; v++)
             acc[i][v] = _mm256_setzero_ps();
-    for (int64_t k = 0; k < K; k++) {
-        __m256 w[2];
-        for (int v = 0; v < NV; v++)
-            w[v] = _mm256_loadu_ps(W + k * F + 8 * v);
-        for (int i = 0; i < NR; i++) {
-            const __m256 a = _mm256_broadcast_ss(A + i * lda + k);
+    for (int64_t k0 = 0; k0 < K; k0 += seg) {  /* k = k0 + j, in order */
+        const float *Ak = A + (k0 / seg) * seg_stride, *Wk = W + k0 * F;
+        for (int64_t j = 0; j < seg; j++) {
+            __m256 w[2];
             for (int v = 0; v < NV; v++)
-                acc[i][v] = _mm256_fmadd_ps(a, w[v], acc[i][v]);
+                w[v] = _mm256_loadu_ps(Wk + j * F + 8 * v);
+            for (int i = 0; i < NR; i++) {
+                const __m256 a = _mm256_broadcast_ss(Ak + i * lda + j);
+                for (int v = 0; v < NV; v++)
+                    acc[i][v] = _mm256_fmadd_ps(a, w[v], acc[i][v]);
+            }
         }
     }
     const __m256 zero = _mm256_setzero_ps();
@@ -86,10 +98,14 @@ DIRECT_INLINE FC_TARGET_AVX2 void forward_tile(int NR, int NV, int64_t F, int64_
 /* dW rows [0, NR) x columns [0, 8*NV) of a tile += sum over the P rows of A and dY. */
 DIRECT_INLINE FC_TARGET_AVX2 void kernel_grad_tile(int NR, int NV, int64_t P,
                                                    const float *A, int64_t lda,
-                                                   const float *dY, int64_t ldy, float *dW,
-                                                   int64_t ldw, int accumulate)
+                                                   const int64_t *aoff, const float *dY,
+                                                   int64_t ldy, float *dW, int64_t ldw,
+                                                   int accumulate)
 {
     __m256 acc[TILE_ROWS][2];
+    const float *a_row[TILE_ROWS];
+    for (int i = 0; i < NR; i++)
+        a_row[i] = A + aoff[i];
     for (int i = 0; i < NR; i++)
         for (int v = 0; v < NV; v++)
             acc[i][v] = accumulate ? _mm256_loadu_ps(dW + i * ldw + 8 * v) : _mm256_setzero_ps();
@@ -98,7 +114,7 @@ DIRECT_INLINE FC_TARGET_AVX2 void kernel_grad_tile(int NR, int NV, int64_t P,
         for (int v = 0; v < NV; v++)
             d[v] = _mm256_loadu_ps(dY + p * ldy + 8 * v);
         for (int i = 0; i < NR; i++) {
-            const __m256 a = _mm256_broadcast_ss(A + p * lda + i);
+            const __m256 a = _mm256_broadcast_ss(a_row[i] + p * lda);
             for (int v = 0; v < NV; v++)
                 acc[i][v] = _mm256_fmadd_ps(a, d[v], acc[i][v]);
         }
@@ -120,8 +136,9 @@ DIRECT_INLINE FC_TARGET_AVX2 void kernel_grad_tile(int NR, int NV, int64_t P,
     }
 
 FC_TARGET_AVX2 static void forward_rows_avx2(int64_t P, int64_t F, int64_t K, const float *A,
-                                             int64_t lda, const float *W, const float *bias,
-                                             int relu, float *out)
+                                             int64_t lda, int64_t seg, int64_t seg_stride,
+                                             const float *W, const float *bias, int relu,
+                                             float *out)
 {
     const int64_t F8 = F - F % 8;
     for (int64_t p0 = 0; p0 < P; p0 += TILE_ROWS) {
@@ -129,7 +146,9 @@ FC_TARGET_AVX2 static void forward_rows_avx2(int64_t P, int64_t F, int64_t K, co
         const float *a = A + p0 * lda;
         float *o = out + p0 * F;
         int64_t f0 = 0;
-#define FWD(R, V) forward_tile(R, V, F, K, a, lda, W + f0, bias ? bias + f0 : NULL, relu, o + f0)
+#define FWD(R, V) \
+    forward_tile(R, V, F, K, a, lda, seg, seg_stride, W + f0, bias ? bias + f0 : NULL, relu, \
+                 o + f0)
         for (; f0 + 16 <= F8; f0 += 16)
             DIRECT_CASES(FWD, 2)
         if (f0 < F8) {
@@ -138,21 +157,25 @@ FC_TARGET_AVX2 static void forward_rows_avx2(int64_t P, int64_t F, int64_t K, co
         }
 #undef FWD
         if (f0 < F)
-            forward_cols_generic(nr, f0, F, F, K, a, lda, W, bias, relu, o);
+            forward_cols_generic(nr, f0, F, F, K, a, lda, seg, seg_stride, W, bias, relu, o);
     }
 }
 
 FC_TARGET_AVX2 static void kernel_grad_rows_avx2(int64_t P, int64_t F, int64_t K,
-                                                 const float *A, int64_t lda, const float *dY,
+                                                 const float *A, int64_t lda, int64_t seg,
+                                                 int64_t seg_stride, const float *dY,
                                                  int64_t ldy, float *dW, int64_t ldw,
                                                  int accumulate)
 {
     const int64_t F8 = F - F % 8;
     for (int64_t k0 = 0; k0 < K; k0 += TILE_ROWS) {
         const int nr = (int)(K - k0 < TILE_ROWS ? K - k0 : TILE_ROWS);
+        int64_t aoff[TILE_ROWS];
+        for (int i = 0; i < nr; i++)
+            aoff[i] = a_offset(k0 + i, seg, seg_stride);
         int64_t f0 = 0;
 #define KGRAD(R, V) \
-    kernel_grad_tile(R, V, P, A + k0, lda, dY + f0, ldy, dW + k0 * ldw + f0, ldw, accumulate)
+    kernel_grad_tile(R, V, P, A, lda, aoff, dY + f0, ldy, dW + k0 * ldw + f0, ldw, accumulate)
         for (; f0 + 16 <= F8; f0 += 16)
             DIRECT_CASES(KGRAD, 2)
         if (f0 < F8) {
@@ -161,8 +184,8 @@ FC_TARGET_AVX2 static void kernel_grad_rows_avx2(int64_t P, int64_t F, int64_t K
         }
 #undef KGRAD
         if (f0 < F)
-            kernel_grad_cols_generic(P, f0, F, nr, A + k0, lda, dY, ldy, dW + k0 * ldw, ldw,
-                                     accumulate);
+            kernel_grad_cols_generic(P, f0, F, k0, k0 + nr, A, lda, seg, seg_stride, dY, ldy,
+                                     dW, ldw, accumulate);
     }
 }
 #endif
@@ -323,23 +346,28 @@ int fc_direct_maxpool_backward_lines(const float *dy, const float *y, const int3
 /* ---------------------------------------------------------------------- dispatch */
 
 void fc_direct_forward_rows(int64_t P, int64_t F, int64_t K, const float *A, int64_t lda,
-                            const float *W, const float *bias, int relu, float *out)
+                            int64_t seg, int64_t seg_stride, const float *W,
+                            const float *bias, int relu, float *out)
 {
     if (P <= 0 || F <= 0)
         return;
+    if (seg <= 0 || K % seg != 0)
+        seg = K, seg_stride = 0;
 #ifdef FC_HAVE_AVX2_PATH
     if (fc_simd_level() >= 1) {
-        forward_rows_avx2(P, F, K, A, lda, W, bias, relu, out);
+        forward_rows_avx2(P, F, K, A, lda, seg, seg_stride, W, bias, relu, out);
         return;
     }
 #endif
-    forward_cols_generic(P, 0, F, F, K, A, lda, W, bias, relu, out);
+    forward_cols_generic(P, 0, F, F, K, A, lda, seg, seg_stride, W, bias, relu, out);
 }
 
 void fc_direct_kernel_grad_rows(int64_t P, int64_t F, int64_t K, const float *A, int64_t lda,
-                                const float *dY, int64_t ldy, float *dW, int64_t ldw,
-                                int accumulate)
+                                int64_t seg, int64_t seg_stride, const float *dY, int64_t ldy,
+                                float *dW, int64_t ldw, int accumulate)
 {
+    if (seg <= 0 || K % seg != 0)
+        seg = K, seg_stride = 0;
     if (K <= 0 || F <= 0)
         return;
     if (P <= 0) {
@@ -350,9 +378,10 @@ void fc_direct_kernel_grad_rows(int64_t P, int64_t F, int64_t K, const float *A,
     }
 #ifdef FC_HAVE_AVX2_PATH
     if (fc_simd_level() >= 1) {
-        kernel_grad_rows_avx2(P, F, K, A, lda, dY, ldy, dW, ldw, accumulate);
+        kernel_grad_rows_avx2(P, F, K, A, lda, seg, seg_stride, dY, ldy, dW, ldw, accumulate);
         return;
     }
 #endif
-    kernel_grad_cols_generic(P, 0, F, K, A, lda, dY, ldy, dW, ldw, accumulate);
+    kernel_grad_cols_generic(P, 0, F, 0, K, A, lda, seg, seg_stride, dY, ldy, dW, ldw,
+                             accumulate);
 }

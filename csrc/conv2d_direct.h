@@ -14,17 +14,24 @@
 #define FC_CONV2D_DIRECT_H
 #include "fc_common.h"
 
-/* out (P, F; row stride F) = act(A (P, K; row stride lda) @ W (K, F) + bias).
+/* Addressing of A: element (p, k) is at A + p*lda + (k / seg)*seg_stride + k % seg, with
+ * seg dividing K. Column rows from im2col: seg = K (seg_stride unused). Read straight from
+ * an NHWC image where no window needs padding: A = the first window's corner, lda =
+ * stride*C (the next pixel), seg = KW*C (one kernel row's run), seg_stride = W*C (the
+ * next image row): no im2col copy at all. */
+
+/* out (P, F; row stride F) = act(A (P, K) @ W (K, F) + bias).
  * bias may be NULL; relu != 0 applies max(., 0) (NaN -> 0, as the im2col path). */
 void fc_direct_forward_rows(int64_t P, int64_t F, int64_t K, const float *A, int64_t lda,
-                            const float *W, const float *bias, int relu, float *out);
+                            int64_t seg, int64_t seg_stride, const float *W,
+                            const float *bias, int relu, float *out);
 
-/* dW (K, F; row stride ldw) = (accumulate ? dW : 0) + A^T @ dY, A (P, K; row stride lda),
+/* dW (K, F; row stride ldw) = (accumulate ? dW : 0) + A^T @ dY, A (P, K) as above,
  * dY (P, F; row stride ldy). (Tried for the Winograd kernel gradient's 16 products, whose
  * rows are 16*C apart: slower than the packed GEMM there, 1.72 vs 1.51 ms.) */
 void fc_direct_kernel_grad_rows(int64_t P, int64_t F, int64_t K, const float *A, int64_t lda,
-                                const float *dY, int64_t ldy, float *dW, int64_t ldw,
-                                int accumulate);
+                                int64_t seg, int64_t seg_stride, const float *dY, int64_t ldy,
+                                float *dW, int64_t ldw, int accumulate);
 
 /* Max pool of ph conv lines z (ph, OW, F) with pw x ph windows, stride = window: the PW
  * pooled outputs y (PW, F) and the offsets base + ((r*OW + ow)*F + f) of each window's

@@ -593,6 +593,140 @@ def test_output_size_is_checked(rng):
         conv2d_backward(np.zeros((1, 4, 4, 3), np.float32), x, k, output_size=(3, 3))
 
 
+# ---------------------------------------------------------------------------------------
+# Conv2D(relu) + MaxPooling2D(pool == strides, valid) in one kernel (direct geometries)
+
+from fastcnn.ops import (conv2d_relu_max_pool2d, conv2d_relu_max_pool2d_backward,  # noqa: E402
+                         max_pool2d, max_pool2d_backward)
+
+_FUSED_CASES = [
+    # (x_shape, k_shape, strides, padding, pool)
+    ((3, 32, 32, 3), (3, 3, 3, 32), (1, 1), "valid", (2, 2)),   # the tutorial's first pair
+    ((2, 11, 9, 3), (3, 3, 3, 20), (1, 1), "same", (2, 2)),     # odd sizes: a row/col left
+    ((1, 13, 7, 3), (3, 3, 3, 12), (2, 1), "same", (3, 2)),     # F tail, stride, batch 1
+    ((2, 9, 10, 1), (3, 3, 1, 8), (1, 2), "valid", (1, 1)),
+    ((2, 8, 8, 4), (4, 4, 4, 16), (1, 1), "valid", (5, 5)),     # K = 64, one window
+]
+
+
+def _fused_data(rng, case):
+    x_shape, k_shape, strides, padding, pool = case
+    x, k, b = _data(rng, x_shape, k_shape)
+    x[0, :3] = 0.25  # flat regions: exact ties and all-zero (ReLU'd) windows
+    return x, k, b
+
+
+@pytest.mark.parametrize("case", range(len(_FUSED_CASES)))
+def test_fused_conv_relu_max_pool_forward_is_conv_then_pool(rng, case):
+    x_shape, k_shape, strides, padding, pool = _FUSED_CASES[case]
+    x, k, b = _fused_data(rng, _FUSED_CASES[case])
+    z = conv2d(x, k, b, strides, padding, activation="relu", algorithm="direct")
+    y_ref, i_ref = max_pool2d(z, pool, return_indices=True)
+    y, idx = conv2d_relu_max_pool2d(x, k, b, strides, padding, pool)
+    np.testing.assert_array_equal(y, y_ref)
+    np.testing.assert_array_equal(idx, i_ref)
+    y2, _ = conv2d_relu_max_pool2d(x, k, None, strides, padding, pool)
+    assert_close(y2, max_pool2d(ref_conv(x, k, None, strides, padding, "relu"), pool), 1e-5,
+                 1e-5, "y without bias")
+
+
+@pytest.mark.parametrize("case", range(len(_FUSED_CASES)))
+def test_fused_conv_relu_max_pool_backward_matches_references(rng, case):
+    x_shape, k_shape, strides, padding, pool = _FUSED_CASES[case]
+    x, k, b = _fused_data(rng, _FUSED_CASES[case])
+    y, idx = conv2d_relu_max_pool2d(x, k, b, strides, padding, pool)
+    g = rng.standard_normal(y.shape).astype(np.float32)
+    dk, db = conv2d_relu_max_pool2d_backward(g, idx, y, x, k, strides, padding, pool)
+    # the same gradients through the unfused ops, and through the float64 reference
+    z_shape = conv2d_output_shape(x.shape, k.shape, strides, padding)
+    dz = max_pool2d_backward(g, idx, z_shape, relu_output=y)
+    _, rdk, rdb = conv2d_backward(dz, x, k, strides, padding, need_input_grad=False)
+    assert_close(dk, rdk, 1e-5, 1e-5, "dkernel vs unfused")
+    assert_close(db, rdb, 1e-5, 1e-5, "dbias vs unfused")
+    _, fdk, fdb = ref_conv_backward(dz, x, k, strides, padding)
+    assert_close(dk, fdk, 1e-5, 1e-5, "dkernel vs reference")
+    assert_close(db, fdb, 1e-5, 1e-5, "dbias vs reference")
+    dk2, db2 = conv2d_relu_max_pool2d_backward(g, idx, y, x, k, strides, padding, pool,
+                                               use_bias=False)
+    assert db2 is None
+    np.testing.assert_array_equal(dk2, dk)
+
+
+def test_fused_conv_relu_max_pool_finite_differences(rng):
+    """float64 finite differences of sum(pool(relu(conv)) * g) w.r.t. the kernel and bias."""
+    x = (rng.permutation(2 * 7 * 6 * 3).reshape(2, 7, 6, 3) * 0.01 - 1.25).astype(np.float32)
+    k = (rng.standard_normal((3, 3, 3, 8)) * 0.3).astype(np.float32)
+    b = (rng.standard_normal(8) * 0.1).astype(np.float32)
+    y, idx = conv2d_relu_max_pool2d(x, k, b)
+    g = rng.standard_normal(y.shape)
+    dk, db = conv2d_relu_max_pool2d_backward(g.astype(np.float32), idx, y, x, k)
+
+    def loss(k_=k, b_=b):
+        z = ref_conv(x, k_, b_, (1, 1), "valid", "relu")
+        pooled = z[:, :4, :4].reshape(2, 2, 2, 2, 2, 8).max(axis=(2, 4))
+        return float(np.sum(pooled * g))
+
+    assert_close(dk, fd_grad(lambda v: loss(k_=v), k), 1e-4, 1e-4, "dkernel")
+    assert_close(db, fd_grad(lambda v: loss(b_=v), b), 1e-4, 1e-4, "dbias")
+
+
+@pytest.mark.skipif(not fastcnn.config()["openmp"], reason="serial build")
+@pytest.mark.parametrize("case", [0, 1])
+def test_fused_conv_relu_max_pool_bitwise_identical_at_1_2_3_threads(rng, case):
+    x_shape, k_shape, strides, padding, pool = _FUSED_CASES[case]
+    x, k, b = _fused_data(rng, _FUSED_CASES[case])
+    x = np.concatenate([x] * 7)  # more pooled lines than parts
+    results = []
+    for t in (1, 2, 3):
+        with num_threads(t):
+            y, idx = conv2d_relu_max_pool2d(x, k, b, strides, padding, pool)
+            g = np.linspace(-1, 1, y.size, dtype=np.float32).reshape(y.shape)
+            results.append((y, idx) + conv2d_relu_max_pool2d_backward(g, idx, y, x, k, strides,
+                                                                      padding, pool))
+    for other in results[1:]:
+        for a, b_ in zip(results[0], other):
+            np.testing.assert_array_equal(a, b_)
+
+
+def test_fused_conv_relu_max_pool_portable_path(rng):
+    case = _FUSED_CASES[1]
+    x, k, b = _fused_data(rng, case)
+    _, _, strides, padding, pool = case
+    default = conv2d_relu_max_pool2d(x, k, b, strides, padding, pool)
+    g = rng.standard_normal(default[0].shape).astype(np.float32)
+    default += conv2d_relu_max_pool2d_backward(g, default[1], default[0], x, k, strides,
+                                               padding, pool)
+    _ext.force_simd(0)
+    try:
+        portable = conv2d_relu_max_pool2d(x, k, b, strides, padding, pool)
+        portable += conv2d_relu_max_pool2d_backward(g, portable[1], portable[0], x, k,
+                                                    strides, padding, pool)
+    finally:
+        _ext.force_simd(-1)
+    np.testing.assert_array_equal(default[1], portable[1])
+    for a, p_ in zip(default, portable):
+        assert_close(a, p_, 1e-5, 1e-5)
+
+
+def test_fused_conv_relu_max_pool_bad_input(rng):
+    x, k, b = _data(rng, (2, 8, 8, 3), (3, 3, 3, 8))
+    y, idx = conv2d_relu_max_pool2d(x, k, b)
+    g = np.ones(y.shape, np.float32)
+    bad = idx.copy()
+    bad[1, 0, 0, 0] = idx[1, 2, 2, 0]  # an element of another window
+    with pytest.raises(ValueError, match="own pooling window"):
+        conv2d_relu_max_pool2d_backward(g, bad, y, x, k)
+    with pytest.raises(ValueError, match="kh \\* kw \\* C <= 64"):
+        conv2d_relu_max_pool2d(np.zeros((1, 8, 8, 8), np.float32),
+                               np.zeros((3, 3, 8, 4), np.float32))
+    with pytest.raises(ValueError, match="pooling window"):
+        conv2d_relu_max_pool2d(x, k, b, pool_size=(7, 7))
+    with pytest.raises(ValueError, match="dy"):
+        conv2d_relu_max_pool2d_backward(g[:, :2], idx, y, x, k)
+    with pytest.raises(ValueError, match="indices"):
+        conv2d_relu_max_pool2d(x, k, b, indices=np.empty(y.shape, np.int64))
+
+
 def test_auto_algorithm_choice():
     from fastcnn.ops.conv import conv2d_algorithm
     seed2 = conv2d_algorithm((32, 15, 15, 32), (3, 3, 32, 64))
