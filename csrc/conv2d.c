@@ -489,6 +489,21 @@ static void workspace_release(float *ws, int owned)
 /* The forward (input_grad == 0: out = act(conv(in) + bias)) or the input gradient
  * (input_grad != 0: in = dy, out = dx, the correlation of dy, padded by 2 - pad, with the
  * kernel rotated by 180 degrees and transposed) as Winograd F(2x2, 3x3). */
+/* out (N, H, W, C): zero every row >= ch and every column >= cw. */
+static void zero_outside(float *out, int64_t N, int64_t H, int64_t W, int64_t C, int64_t ch,
+                         int64_t cw)
+{
+    int64_t n;
+#pragma omp parallel for schedule(static) num_threads(fc_get_num_threads()) \
+    if (N * H * W * C > 65536)
+    for (n = 0; n < N; n++) {
+        float *img = out + n * H * W * C;
+        for (int64_t h = 0; h < ch; h++)
+            memset(img + (h * W + cw) * C, 0, (size_t)((W - cw) * C) * sizeof(float));
+        memset(img + ch * W * C, 0, (size_t)((H - ch) * W * C) * sizeof(float));
+    }
+}
+
 static int winograd_pass(const fc_conv2d_geometry *g, int input_grad, const float *in,
                          const float *kernel, const float *bias, int relu, float *out,
                          float *workspace)
@@ -501,9 +516,16 @@ static int winograd_pass(const fc_conv2d_geometry *g, int input_grad, const floa
     if (!input_grad) {
         p.n = g->n; p.h = g->h; p.w = g->w; p.cin = g->c; p.cout = g->f;
         p.oh = g->oh; p.ow = g->ow; p.pad_top = g->pad_top; p.pad_left = g->pad_left;
+        p.ch = p.oh; p.cw = p.ow;
     } else {
         p.n = g->n; p.h = g->oh; p.w = g->ow; p.cin = g->f; p.cout = g->c;
         p.oh = g->h; p.ow = g->w; p.pad_top = 2 - g->pad_top; p.pad_left = 2 - g->pad_left;
+        /* dx rows/columns past the last window (an output_size crop) get no gradient:
+         * only the others are computed, the rest is zeroed */
+        p.ch = g->oh - 1 - g->pad_top + 3 < g->h ? g->oh - 1 - g->pad_top + 3 : g->h;
+        p.cw = g->ow - 1 - g->pad_left + 3 < g->w ? g->ow - 1 - g->pad_left + 3 : g->w;
+        if (p.ch < g->h || p.cw < g->w)
+            zero_outside(out, g->n, g->h, g->w, g->c, p.ch, p.cw);
     }
     fc_wino_transform_kernel(g->c, g->f, kernel, ws); /* U (16, C, F); tiny, serial */
     rc = fc_wino_conv(&p, in, ws, input_grad, bias, relu, out,
@@ -523,6 +545,7 @@ static int winograd_kernel_grad(const fc_conv2d_geometry *g, const float *dy, co
     fc_wino_problem p;
     p.n = g->n; p.h = g->h; p.w = g->w; p.cin = g->c; p.cout = g->f;
     p.oh = g->oh; p.ow = g->ow; p.pad_top = g->pad_top; p.pad_left = g->pad_left;
+    p.ch = p.oh; p.cw = p.ow;
     rc = fc_wino_kernel_grad(&p, x, dy, dkernel, ws, parts, ws + parts * 16 * g->c * g->f,
                              wino_chunk_tiles(g));
     workspace_release(ws, owned);

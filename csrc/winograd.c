@@ -254,7 +254,7 @@ int fc_wino_conv(const fc_wino_problem *p, const float *x, const float *u, int f
                  const float *bias, int relu, float *out, float *scratch, int64_t chunk_tiles)
 {
     const int64_t tile_floats = FC_WINO_TILE_FLOATS(p->cin, p->cout);
-    const int64_t total = p->n * fc_wino_tiles(p->oh, p->ow);
+    const int64_t total = p->n * fc_wino_tiles(p->ch, p->cw);
     const int64_t n_zeros = fc_wino_scratch_size(p->cin, p->cout, 0);
     const wino_ops ops = pick_wino_ops();
     int nthreads = fc_get_num_threads();

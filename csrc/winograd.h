@@ -17,6 +17,8 @@ typedef struct {
     int64_t cout;               /* output channels */
     int64_t oh, ow;             /* output (N, OH, OW, Cout) */
     int64_t pad_top, pad_left;  /* zeros before the first input row / column */
+    int64_t ch, cw;             /* outputs computed: rows < ch <= oh, columns < cw <= ow
+                                 * (the rest of the (oh, ow) output is not written) */
 } fc_wino_problem;
 
 /* Floats of scratch per tile in flight: its V and M rows for the 16 matrices. */

@@ -46,8 +46,8 @@ WT_ATTR static void WT_NAME(gather_tiles)(const fc_wino_problem *p, const float 
                                           const float *zeros, int64_t t0, int64_t cnt,
                                           float *V)
 {
-    const int64_t H = p->h, W = p->w, C = p->cin, tw = (p->ow + 1) / 2;
-    const int64_t per_image = fc_wino_tiles(p->oh, p->ow);
+    const int64_t H = p->h, W = p->w, C = p->cin, tw = (p->cw + 1) / 2;
+    const int64_t per_image = fc_wino_tiles(p->ch, p->cw);
     for (int64_t r = 0; r < cnt; r++) {
         const int64_t t = t0 + r, n = t / per_image, ty = (t % per_image) / tw;
         const int64_t tx = t % per_image % tw;
@@ -87,8 +87,8 @@ WT_ATTR static void WT_NAME(scatter_tiles)(const fc_wino_problem *p, const float
                                            const float *bias, int relu, int64_t t0,
                                            int64_t cnt, float *out)
 {
-    const int64_t OH = p->oh, OW = p->ow, F = p->cout, tw = (OW + 1) / 2;
-    const int64_t per_image = fc_wino_tiles(OH, OW);
+    const int64_t OH = p->oh, OW = p->ow, F = p->cout, tw = (p->cw + 1) / 2;
+    const int64_t per_image = fc_wino_tiles(p->ch, p->cw);
     for (int64_t r = 0; r < cnt; r++) {
         const int64_t t = t0 + r, n = t / per_image, ty = (t % per_image) / tw;
         const int64_t tx = t % per_image % tw;
@@ -97,7 +97,7 @@ WT_ATTR static void WT_NAME(scatter_tiles)(const fc_wino_problem *p, const float
         for (int i = 0; i < 2; i++)
             for (int j = 0; j < 2; j++) {
                 const int64_t oy = 2 * ty + i, ox = 2 * tx + j;
-                inside[2 * i + j] = oy < OH && ox < OW;
+                inside[2 * i + j] = oy < p->ch && ox < p->cw;
                 dst[2 * i + j] = inside[2 * i + j] ? out + ((n * OH + oy) * OW + ox) * F : out;
             }
         const int whole = inside[1] && inside[2] && inside[3];
