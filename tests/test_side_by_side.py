@@ -60,3 +60,14 @@ def test_profile_mode(capsys):
     assert out.count("training step, batch") == 2 and out.count(" Conv2D ") == 2
     assert out.count("Conv2D+MaxPooling2D") == 4  # both conv + pool pairs run together
     assert all(np.isfinite(r.step_ms) for r in results)
+
+
+def test_thread_scaling_runs_and_restores_threads(capsys):
+    import thread_scaling
+    threads = fastcnn.get_num_threads()
+    rows = thread_scaling.main(["--threads", "1", "2", "--batch-sizes", "16", "--images", "64",
+                                "--rounds", "1"])
+    assert fastcnn.get_num_threads() == threads
+    assert [(r[0], r[1]) for r in rows] == [(16, 1), (16, 2)]
+    assert rows[0][3] == 1.0 and all(r[2] > 0 for r in rows)
+    assert "| 16 | 2 |" in capsys.readouterr().out
