@@ -209,7 +209,10 @@ int64_t fc_conv2d_workspace_size(const fc_conv2d_geometry *g)
 #define FC_CONV2D_WINO_MAX_COST 0.75
 #endif
 
-/* Auto picks the direct kernels for K <= DIRECT_AUTO_K (measured: see conv2d_direct.h). */
+/* Auto picks the direct kernels for K <= DIRECT_AUTO_K. Measured (1 thread, batch 32, 3x3,
+ * forward / kernel gradient, ms, direct vs im2col): C=1 F=32 0.13/0.18 vs 0.30/0.32;
+ * C=3 F=32 0.39/0.48 vs 0.66/0.67; C=4 0.52/0.60 vs 0.77/0.76; C=7 (K=63, 16x16 images)
+ * 0.21/0.23 vs 0.27/0.28: direct wins up to the limit. */
 #ifndef FC_CONV2D_DIRECT_AUTO_K
 #define FC_CONV2D_DIRECT_AUTO_K 64
 #endif
