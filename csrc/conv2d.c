@@ -15,6 +15,9 @@
  *    summed (serial GEMMs, beta = 1 after its first piece) into its own partial dW; the
  *    partials are added in part order. Parts and pieces depend on the geometry only.
  *  - backward_bias: threads split the columns; each column is summed in row order.
+ *  - direct (small K): the forward splits output lines like im2col's; the kernel gradient
+ *    sums FC_CONV2D_DIRECT_DW_PARTS fixed line ranges into partials added in part order;
+ *    the fused conv+relu+max-pool does the same over pooled lines.
  *  - Winograd: threads split the 2x2 output tiles of the forward / input gradient (a
  *    tile's arithmetic does not depend on who computes it); the kernel gradient sums
  *    FC_CONV2D_WINO_DW_PARTS fixed tile ranges into partials added in part order.

@@ -18,9 +18,11 @@
  * workspace is used and x itself is the column matrix.
  *
  * Layers with few input channels (K = KH*KW*C <= 64: the first layer of a CNN) run
- * their forward and kernel gradient "direct" (conv2d_direct.h): one output line's column
- * rows at a time, in L1, feeding a register-blocked kernel that reads the (KH, KW, C, F)
- * kernel as it is, with bias and ReLU applied in registers; no GEMM packing.
+ * their forward and kernel gradient "direct" (conv2d_direct.h): a register-blocked kernel
+ * reads the image in place where no window needs padding (else one output line's im2col
+ * rows, in L1) and the (KH, KW, C, F) kernel as it is, with bias and ReLU applied in
+ * registers; no GEMM packing. Such a layer followed by a max-pool whose strides equal its
+ * size can run fused with it (fc_conv2d_relu_maxpool_*, below).
  *
  * 3x3 stride-1 convolutions can instead run as Winograd F(2x2, 3x3) (winograd.h): fewer
  * multiplications (16 per 2x2 output tile instead of 36) for a few ulp more rounding
