@@ -31,7 +31,7 @@ int64_t fc_wino_tiles(int64_t oh, int64_t ow);
  * the padding, then the tiles). */
 int64_t fc_wino_scratch_size(int64_t cin, int64_t cout, int64_t chunk_tiles);
 
-/* u (16, C, F) = G g G^T for every (c, f) of kernel (3, 3, C, F). Single-threaded. */
+/* u (16, C, F) = G g G^T for every (c, f) of kernel (3, 3, C, F); threads split C. */
 void fc_wino_transform_kernel(int64_t c, int64_t f, const float *kernel, float *u);
 
 /* out (N, OH, OW, Cout) = act(correlation of x with the 3x3 kernel + bias), every output

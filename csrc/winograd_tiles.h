@@ -12,12 +12,13 @@
 #define WT_CAT(a, b) WT_CAT2(a, b)
 #define WT_NAME(name) WT_CAT(name, WT_SUFFIX)
 
-/* u (16, C, F) = G g G^T for every (c, f) of kernel (3, 3, C, F), vectors across f. */
-WT_ATTR static void WT_NAME(kernel_transform)(int64_t C, int64_t F, const float *kernel,
-                                              float *u)
+/* u (16, C, F) = G g G^T for every (c, f) of kernel (3, 3, C, F), c in [c0, c1), vectors
+ * across f. */
+WT_ATTR static void WT_NAME(kernel_transform)(int64_t C, int64_t F, int64_t c0, int64_t c1,
+                                              const float *kernel, float *u)
 {
     const int64_t CF = C * F;
-    for (int64_t c = 0; c < C; c++) {
+    for (int64_t c = c0; c < c1; c++) {
         const float *k = kernel + c * F;
         float *uc = u + c * F;
         int64_t f = 0;
