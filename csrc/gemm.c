@@ -533,6 +533,34 @@ static void scale_c(int64_t M, int64_t N, float beta, float *C, int64_t ldc)
     }
 }
 
+/* The plan of one product: operands, blocking (kc, nc: functions of K and N alone, for
+ * determinism), whether A is read in place, and the kernels of the SIMD level in use. */
+static void make_plan(gemm_plan *p, int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
+                      float alpha, const float *A, int64_t lda, const float *B, int64_t ldb,
+                      float beta, float *C, int64_t ldc)
+{
+    p->trans_a = trans_a != 0;
+    p->trans_b = trans_b != 0;
+    p->M = M; p->N = N; p->K = K;
+    p->alpha = alpha; p->beta = beta;
+    p->A = A; p->B = B; p->C = C;
+    p->lda = lda; p->ldb = ldb; p->ldc = ldc;
+    p->direct_a = (N <= DIRECT_A_MAX_N || K <= DIRECT_A_MAX_K)
+                  && (!p->trans_a || spreads_over_cache_sets(lda));
+    const kernel_fn(*kernels)[MR + 1] = kernels_c;
+    p->simd = 0;
+#ifdef FC_HAVE_AVX2_PATH
+    if (fc_simd_level() >= 1) {
+        kernels = kernels_avx2;
+        p->simd = 1;
+    }
+#endif
+    p->kernel_packed = kernels[0];
+    p->kernel_direct = kernels[p->trans_a ? 2 : 1];
+    p->kc = ceil_div(K, ceil_div(K, KC_MAX));
+    p->nc = min64(round_up(N, NR), NC_MAX);
+}
+
 static int gemm_run(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, float alpha,
                     const float *A, int64_t lda, const float *B, int64_t ldb, float beta,
                     float *C, int64_t ldc, int max_threads)
@@ -544,27 +572,7 @@ static int gemm_run(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, f
         return FC_OK;
     }
     gemm_plan p;
-    p.trans_a = trans_a != 0;
-    p.trans_b = trans_b != 0;
-    p.M = M; p.N = N; p.K = K;
-    p.alpha = alpha; p.beta = beta;
-    p.A = A; p.B = B; p.C = C;
-    p.lda = lda; p.ldb = ldb; p.ldc = ldc;
-    p.direct_a = (N <= DIRECT_A_MAX_N || K <= DIRECT_A_MAX_K)
-                 && (!p.trans_a || spreads_over_cache_sets(lda));
-    const kernel_fn(*kernels)[MR + 1] = kernels_c;
-    p.simd = 0;
-#ifdef FC_HAVE_AVX2_PATH
-    if (fc_simd_level() >= 1) {
-        kernels = kernels_avx2;
-        p.simd = 1;
-    }
-#endif
-    p.kernel_packed = kernels[0];
-    p.kernel_direct = kernels[p.trans_a ? 2 : 1];
-    /* K blocks of equal size <= KC_MAX: a function of K alone (determinism). */
-    p.kc = ceil_div(K, ceil_div(K, KC_MAX));
-    p.nc = min64(round_up(N, NR), NC_MAX);
+    make_plan(&p, trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc);
 
     /* Threads get a tm x tn grid of rectangles of C (cut at MR / NR multiples). Each packs
      * its own B panels and A blocks, so splitting M duplicates B packing and splitting N
@@ -669,6 +677,50 @@ int fc_sgemm_serial(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K, f
                     float *C, int64_t ldc)
 {
     return gemm_run(trans_a, trans_b, M, N, K, alpha, A, lda, B, ldb, beta, C, ldc, 1);
+}
+
+int64_t fc_sgemm_packed_b_floats(int64_t K, int64_t N)
+{
+    if (K <= 0 || N <= 0 || K * round_up(N, NR) > B_WHOLE_MAX)
+        return 0;
+    return K * round_up(N, NR);
+}
+
+void fc_sgemm_pack_b(int trans_b, int64_t K, int64_t N, const float *B, int64_t ldb,
+                     float *packed)
+{
+    gemm_plan p;
+    if (fc_sgemm_packed_b_floats(K, N) == 0)
+        return;
+    make_plan(&p, 0, trans_b, 1, N, K, 1.0f, NULL, K, B, ldb, 0.0f, NULL, N);
+    pack_b_all(&p, packed);
+}
+
+/* fc_sgemm_serial's row-block mode (the one it takes for K * N <= B_WHOLE_MAX) with B
+ * already packed: the same blocks, kernels and sums, so the same bits. */
+int fc_sgemm_serial_packed_b(int trans_a, int64_t M, int64_t N, int64_t K, const float *A,
+                             int64_t lda, const float *packed_b, float beta, float *C,
+                             int64_t ldc)
+{
+    gemm_plan p;
+    if (M <= 0 || N <= 0)
+        return FC_OK;
+    if (K <= 0) {
+        scale_c(M, N, beta, C, ldc);
+        return FC_OK;
+    }
+    make_plan(&p, trans_a, 0, M, N, K, 1.0f, A, lda, NULL, N, beta, C, ldc);
+    const int64_t mc = min64(MC_MAX, round_up(ceil_div(M, ROW_BLOCKS_PER_THREAD), MR));
+    float *abuf = NULL;
+    if (!p.direct_a) {
+        abuf = (float *)fc_malloc((size_t)(mc * p.kc) * sizeof(float));
+        if (abuf == NULL)
+            return FC_ENOMEM;
+    }
+    for (int64_t i0 = 0; i0 < M; i0 += mc)
+        gemm_row_block(&p, i0, min64(mc, M - i0), packed_b, abuf);
+    fc_free(abuf);
+    return FC_OK;
 }
 
 /* ------------------------------------------------------------------------------------------

@@ -25,6 +25,17 @@ int fc_sgemm_serial(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
                     const float *B, int64_t ldb,
                     float beta, float *C, int64_t ldc);
 
+/* Packing B once for many products with the same B (Winograd's 16 transformed kernels):
+ * fc_sgemm_packed_b_floats(K, N) floats (0: too large, use fc_sgemm_serial), filled by
+ * fc_sgemm_pack_b from op(B) (K x N); then fc_sgemm_serial_packed_b computes
+ * C = op(A) @ op(B) + beta * C (alpha = 1) on one thread, bitwise as fc_sgemm_serial. */
+int64_t fc_sgemm_packed_b_floats(int64_t K, int64_t N);
+void fc_sgemm_pack_b(int trans_b, int64_t K, int64_t N, const float *B, int64_t ldb,
+                     float *packed);
+int fc_sgemm_serial_packed_b(int trans_a, int64_t M, int64_t N, int64_t K, const float *A,
+                             int64_t lda, const float *packed_b, float beta, float *C,
+                             int64_t ldc);
+
 /* Plain triple loop with double accumulation: the oracle for tests. */
 void fc_sgemm_reference(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
                         float alpha, const float *A, int64_t lda,

@@ -15,6 +15,7 @@
  * tile-major, so the transforms read/write one contiguous block per tile and the 16 GEMMs
  * M[xi] = V[xi] @ U[xi] see V[xi] / M[xi] as matrices with row stride 16 * C.
  */
+#include <stdint.h>
 #include <string.h>
 #include "winograd.h"
 #include "gemm.h"
@@ -35,10 +36,32 @@ int64_t fc_wino_tiles(int64_t oh, int64_t ow)
     return ((oh + 1) / 2) * ((ow + 1) / 2);
 }
 
+/* Zero floats at the start of the scratch (the padding the gathers read). */
+static int64_t wino_zeros(int64_t cin, int64_t cout)
+{
+    return ((cin > cout ? cin : cout) + 15) / 16 * 16;
+}
+
+/* The 16 GEMMs of every piece share their B (a transformed kernel), so fc_wino_conv packs
+ * each once per call, in the scratch after the tiles, when all 16 take at most this many
+ * floats (else each GEMM packs its own, as before). */
+#ifndef FC_WINO_PREPACK_MAX_FLOATS
+#define FC_WINO_PREPACK_MAX_FLOATS (1 << 20)
+#endif
+
+/* Floats of one packed B of the conv GEMMs (Cin x Cout), or 0 when not prepacked. */
+static int64_t wino_prepacked_floats(int64_t cin, int64_t cout)
+{
+    const int64_t pb = fc_sgemm_packed_b_floats(cin, cout);
+    return 16 * pb <= FC_WINO_PREPACK_MAX_FLOATS ? pb : 0;
+}
+
 int64_t fc_wino_scratch_size(int64_t cin, int64_t cout, int64_t chunk_tiles)
 {
-    const int64_t zeros = ((cin > cout ? cin : cout) + 15) / 16 * 16;
-    return zeros + chunk_tiles * FC_WINO_TILE_FLOATS(cin, cout);
+    /* room for the packed kernels of either direction (the input gradient swaps them) */
+    const int64_t a = wino_prepacked_floats(cin, cout), b = wino_prepacked_floats(cout, cin);
+    return wino_zeros(cin, cout) + chunk_tiles * FC_WINO_TILE_FLOATS(cin, cout)
+           + (a > 0 || b > 0 ? 16 + 16 * (a > b ? a : b) : 0); /* (+16: alignment) */
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -240,15 +263,22 @@ void fc_wino_transform_kernel(int64_t c, int64_t f, const float *kernel, float *
  * the rotated kernel's U at (a, b) is the original's U at (P a, P b), transposed. */
 static const int swap03[16] = {15, 13, 14, 12, 7, 5, 6, 4, 11, 9, 10, 8, 3, 1, 2, 0};
 
-/* Tiles [t0, t0 + cnt): transform, 16 GEMMs, inverse transform. */
+/* Tiles [t0, t0 + cnt): transform, 16 GEMMs, inverse transform. packed: the 16 B
+ * operands packed once (pb floats each), or NULL. */
 static int run_piece(const fc_wino_problem *p, const wino_ops *ops, const float *x,
-                     const float *zeros, const float *u, int flipped, const float *bias,
-                     int relu, float *out, float *V, float *M, int64_t t0, int64_t cnt)
+                     const float *zeros, const float *u, int flipped, const float *packed,
+                     int64_t pb, const float *bias, int relu, float *out, float *V, float *M,
+                     int64_t t0, int64_t cnt)
 {
     const int64_t Ci = p->cin, Co = p->cout;
     int rc = FC_OK;
     ops->gather(p, x, zeros, t0, cnt, V);
     for (int xi = 0; xi < 16 && rc == FC_OK; xi++) {
+        if (packed != NULL) {
+            rc = fc_sgemm_serial_packed_b(0, cnt, Co, Ci, V + xi * Ci, 16 * Ci, packed + xi * pb,
+                                          0.0f, M + xi * Co, 16 * Co);
+            continue;
+        }
         const float *b = u + (flipped ? swap03[xi] : xi) * Ci * Co;
         rc = fc_sgemm_serial(0, flipped, cnt, Co, Ci, 1.0f, V + xi * Ci, 16 * Ci, b,
                              flipped ? Ci : Co, 0.0f, M + xi * Co, 16 * Co);
@@ -263,7 +293,7 @@ int fc_wino_conv(const fc_wino_problem *p, const float *x, const float *u, int f
 {
     const int64_t tile_floats = FC_WINO_TILE_FLOATS(p->cin, p->cout);
     const int64_t total = p->n * fc_wino_tiles(p->ch, p->cw);
-    const int64_t n_zeros = fc_wino_scratch_size(p->cin, p->cout, 0);
+    const int64_t n_zeros = wino_zeros(p->cin, p->cout);
     const wino_ops ops = pick_wino_ops();
     int nthreads = fc_get_num_threads();
     int rc = FC_OK;
@@ -282,15 +312,31 @@ int fc_wino_conv(const fc_wino_problem *p, const float *x, const float *u, int f
     memset(scratch, 0, (size_t)n_zeros * sizeof(float));
     const float *zeros = scratch;
     float *tiles = scratch + n_zeros;
+    const int64_t pb = wino_prepacked_floats(p->cin, p->cout);
+    /* packed panels are read with aligned loads: start them on a 64-byte boundary */
+    float *packed = NULL;
+    if (pb > 0) {
+        const uintptr_t at = (uintptr_t)(tiles + chunk_tiles * tile_floats);
+        packed = (float *)((at + 63) & ~(uintptr_t)63);
+    }
 #pragma omp parallel num_threads(nthreads) if (total * 16 * p->cin * p->cout > 262144)
     {
         const int t = fc_thread_id(), nt = fc_team_size();
         const int64_t a = total * t / nt, b = total * (t + 1) / nt;
         float *V = tiles + t * piece * tile_floats, *M = V + 16 * piece * p->cin;
         int my_rc = FC_OK;
+        int xi;
+        if (packed != NULL) {
+#pragma omp for schedule(static)
+            for (xi = 0; xi < 16; xi++) /* (implicit barrier: all 16 packed before use) */
+                fc_sgemm_pack_b(flipped, p->cin, p->cout,
+                                u + (flipped ? swap03[xi] : xi) * p->cin * p->cout,
+                                flipped ? p->cin : p->cout, packed + xi * pb);
+        }
         for (int64_t t0 = a; t0 < b && my_rc == FC_OK; t0 += piece) {
             const int64_t cnt = b - t0 < piece ? b - t0 : piece;
-            my_rc = run_piece(p, &ops, x, zeros, u, flipped, bias, relu, out, V, M, t0, cnt);
+            my_rc = run_piece(p, &ops, x, zeros, u, flipped, packed, pb, bias, relu, out, V, M,
+                              t0, cnt);
         }
         if (my_rc != FC_OK) {
 #pragma omp atomic write
@@ -313,7 +359,7 @@ int fc_wino_kernel_grad(const fc_wino_problem *p, const float *x, const float *d
     const int64_t Ci = p->cin, Co = p->cout, CF = Ci * Co;
     const int64_t tile_floats = FC_WINO_TILE_FLOATS(Ci, Co);
     const int64_t total = p->n * fc_wino_tiles(p->oh, p->ow);
-    const int64_t n_zeros = fc_wino_scratch_size(Ci, Co, 0);
+    const int64_t n_zeros = wino_zeros(Ci, Co);
     const wino_ops ops = pick_wino_ops();
     int rc = FC_OK;
     if (CF <= 0)

@@ -727,6 +727,27 @@ def test_fused_conv_relu_max_pool_bad_input(rng):
         conv2d_relu_max_pool2d(x, k, b, indices=np.empty(y.shape, np.int64))
 
 
+@pytest.mark.parametrize("c,f", [(64, 64), (32, 64), (7, 9)])
+def test_winograd_any_workspace_alignment_gives_the_same_bits(rng, c, f):
+    """The Winograd forward and input gradient pack their 16 kernels once per call into the
+    workspace (read with aligned loads): a workspace at any float offset gives the same
+    bits, and the answers match the reference."""
+    x, k, b = _data(rng, (3, 8, 7, c), (3, 3, c, f))
+    dy = rng.standard_normal((3, 8, 7, f)).astype(np.float32)
+    size = conv2d_workspace_size(x.shape, k.shape, 1, "same")
+    runs = []
+    for offset in range(4):
+        ws = np.full(size + offset, np.nan, np.float32)[offset:]
+        runs.append((conv2d(x, k, b, 1, "same", "relu", workspace=ws, algorithm="winograd"),
+                     conv2d_backward(dy, x, k, 1, "same", workspace=ws,
+                                     algorithm="winograd")[0]))
+    for other in runs[1:]:
+        for a, b_ in zip(runs[0], other):
+            np.testing.assert_array_equal(a, b_)
+    assert_close(runs[0][0], ref_conv(x, k, b, (1, 1), "same", "relu"), 1e-4, 1e-4, "y")
+    assert_close(runs[0][1], ref_conv_backward(dy, x, k, (1, 1), "same")[0], 1e-4, 1e-4, "dx")
+
+
 def test_auto_algorithm_choice():
     from fastcnn.ops.conv import conv2d_algorithm
     seed2 = conv2d_algorithm((32, 15, 15, 32), (3, 3, 32, 64))
