@@ -159,7 +159,6 @@ def profile(model, x, y=None, repeats=10, warmup=2, peak_gflops=None, stat="medi
     else:
         first = len(layers)
     logits = training and model._fused_softmax
-    last = len(layers) - 1
 
     saved = _State(model)
     n_layers = len(layers)
@@ -173,26 +172,20 @@ def profile(model, x, y=None, repeats=10, warmup=2, peak_gflops=None, stat="medi
             timed = rep >= warmup
             step = 0.0
             h = x32
-            plan = model._conv_pool_plan(x32.shape)
-            for i, layer in enumerate(layers):
-                if i >= 1 and plan[i - 1]:  # this max-pool ran inside the conv before it
-                    in_shapes[i], out_shapes[i] = out_shapes[i - 1], h.shape
-                    out_shapes[i - 1] = layers[i - 1].compute_output_shape(in_shapes[i - 1])
-                    if timed:
-                        fwd_t[i].append(0.0)
-                    continue
+            for i, count, fwd in model._forward_steps(x32.shape, training, logits):
                 in_shapes[i] = h.shape
                 t0 = clock()
-                if plan[i]:
-                    h = layer.forward_pooled(h, layers[i + 1], training=training,
-                                             mode=plan[i])
-                else:
-                    h = layer.forward(h, training=training, return_logits=logits and i == last)
+                h = fwd(h)
                 dt = clock() - t0
-                out_shapes[i] = h.shape
                 step += dt
+                out_shapes[i] = h.shape
+                if count == 2:  # a conv and its pool run together: timed on the conv's row
+                    out_shapes[i] = layers[i].compute_output_shape(in_shapes[i])
+                    in_shapes[i + 1], out_shapes[i + 1] = out_shapes[i], h.shape
                 if timed:
                     fwd_t[i].append(dt)
+                    if count == 2:
+                        fwd_t[i + 1].append(0.0)
             if training:
                 t0 = clock()
                 _, g, _ = model.loss.compute(h, targets, model._buffer("dout", h.shape),
@@ -201,24 +194,15 @@ def profile(model, x, y=None, repeats=10, warmup=2, peak_gflops=None, stat="medi
                 step += dt
                 if timed:
                     loss_t.append(dt)
-                for i in range(n_layers - 1, first - 1, -1):
-                    if plan[i]:  # done with the pool after it
-                        continue
+                for i, count, bwd in model._backward_steps(x32.shape, first):
                     t0 = clock()
-                    if i >= 1 and plan[i - 1]:  # the pool: its conv's fused backward
-                        g = layers[i - 1].backward_pooled(g, need_input_grad=i - 1 > first)
-                        dt = clock() - t0
-                        step += dt
-                        if timed:
-                            bwd_t[i - 1].append(dt)
-                            bwd_t[i].append(0.0)
-                        continue
-                    g = layers[i].backward(g, need_input_grad=i > first,
-                                           fused_relu=model._fused_relu[i])
+                    g = bwd(g)
                     dt = clock() - t0
                     step += dt
                     if timed:
                         bwd_t[i].append(dt)
+                        if count == 2:
+                            bwd_t[i + 1].append(0.0)
                 t0 = clock()
                 model.optimizer._step(model._train_vars, model._train_grads)
                 dt = clock() - t0
@@ -231,6 +215,7 @@ def profile(model, x, y=None, repeats=10, warmup=2, peak_gflops=None, stat="medi
         saved.restore()
         model._release_inputs()
 
+    plan = model._layer_plan(x32.shape)
     peak = float(peak_gflops) if peak_gflops is not None else _measure_peak()
     total_ms = _ms(step_t, stat)
     rows = []
@@ -244,9 +229,9 @@ def profile(model, x, y=None, repeats=10, warmup=2, peak_gflops=None, stat="medi
         tot_b += bf
         fm, bm = _ms(fwd_t[i], stat), _ms(bwd_t[i], stat)
         kind = type(layer).__name__
-        if plan[i]:
+        if plan[i] in ("direct", "crop"):
             kind += "+" + type(layers[i + 1]).__name__
-        elif i >= 1 and plan[i - 1]:
+        elif i >= 1 and plan[i - 1] in ("direct", "crop"):
             kind += " (fused)"
         rows.append(_row(layer.name, kind, out_shapes[i], fm, bm, ff, bf, peak, total_ms))
     if training:

@@ -283,9 +283,10 @@ def test_relu_maxpool_backward_fusion_gives_the_unfused_gradients(pool):
         layers.Input(shape=(9, 9, 3)), layers.Conv2D(5, 3, activation="relu"), pool,
         layers.Conv2D(7, 2, padding="same", activation="relu"), layers.MaxPooling2D(),
         layers.Flatten(), layers.Dense(4)]))
-    model._prepare_training()
-    assert model._fused_relu == (True, True, True, True, False, False)
-    fused = _step_gradients(model, x, y, model._fused_relu)
+    plan = model._layer_plan(x.shape)
+    assert plan[1::2] == (None, None, None) and plan[2] == "direct"
+    assert plan[0] == ("direct" if pool.strides == pool.pool_size else "relu")
+    fused = _step_gradients(model, x, y, (True,) * 4 + (False,) * 2)
     unfused = _step_gradients(model, x, y, (False,) * len(model.layers))
     for a, b in zip(fused, unfused):
         np.testing.assert_array_equal(a, b)
@@ -306,15 +307,15 @@ def _conv_pool_model(pool, kernel=2, padding="valid"):
     (layers.MaxPooling2D((2, 1)), 2, "direct"),
     (layers.MaxPooling2D(), 3, "crop"),            # 3x3 output: the conv skips row/col 2
     (layers.MaxPooling2D((2, 1)), 3, "crop"),
-    (layers.MaxPooling2D((3, 2)), 3, None),        # 3x2 output: nothing to skip
-    (layers.MaxPooling2D(2, strides=1), 2, None),  # overlapping windows: not fused
-    (layers.MaxPooling2D(padding="same"), 2, None),
+    (layers.MaxPooling2D((3, 2)), 3, "relu"),        # 3x2 output: nothing to skip
+    (layers.MaxPooling2D(2, strides=1), 2, "relu"),  # overlapping windows: ReLU only
+    (layers.MaxPooling2D(padding="same"), 2, "relu"),
 ])
 def test_conv_pool_fusion_matches_the_layer_by_layer_model(pool, kernel, mode):
     """Conv2D(relu) + MaxPooling2D(pool == strides, valid) run together ('direct': one
-    kernel; 'crop': the conv computes only what the pool reads), the first pair without an
-    input gradient, the second with one: same outputs, same training up to summation
-    order, as the model run layer by layer."""
+    kernel; 'crop': the conv computes only what the pool reads; 'relu': only ReLU's backward
+    fused), the first pair without an input gradient, the second with one: same outputs,
+    same training up to summation order, as the model run layer by layer."""
     x, y = blobs(24, size=12, seed=5)
     x = x[:, :, :11].astype(np.float32)
     results = []
@@ -327,7 +328,7 @@ def test_conv_pool_fusion_matches_the_layer_by_layer_model(pool, kernel, mode):
                                else (None,) * 6)
         model.fit(x, y, epochs=2, batch_size=8, verbose=0, shuffle=False)
         results.append((out0, model.predict(x, verbose=0), model.get_weights()))
-    assert_close(results[0][0], results[1][0], 1e-6, 1e-6, "predictions")
+    np.testing.assert_array_equal(results[0][0], results[1][0])  # same kernels, same bits
     assert_close(results[0][1], results[1][1], 1e-4, 1e-4, "predictions after training")
     for a, b in zip(results[0][2], results[1][2]):
         assert_close(a, b, 1e-4, 1e-4, "weights after training")
@@ -347,13 +348,29 @@ def test_conv_pool_fusion_trains_bitwise_identically_at_1_and_2_threads():
     assert all(np.array_equal(a, b) for a, b in zip(*weights))
 
 
-def test_relu_maxpool_fusion_only_where_both_backwards_run():
-    model = compiled(small_cnn())
+def test_backward_steps_follow_the_plan_and_the_first_trainable_layer():
+    """A 'relu' pair passes fused_relu to both of its backwards; a frozen first pair is not
+    visited at all."""
+    model = compiled(models.Sequential([
+        layers.Input(shape=(8, 8, 3)), layers.Conv2D(4, 3, activation="relu"),
+        layers.MaxPooling2D(2, strides=1),                     # overlapping: 'relu'
+        layers.Conv2D(9, 3, activation="relu"), layers.MaxPooling2D(),   # 3x3 -> 'direct'
+        layers.Flatten(), layers.Dense(4)]))
+    shape = (2, 8, 8, 3)
+    assert model._layer_plan(shape) == ("relu", None, "direct", None, None, None)
+
+    def visits(first):
+        return [(i, count, step.keywords.get("fused_relu"))
+                for i, count, step in model._backward_steps(shape, first)]
+
     model._prepare_training()
-    assert model._fused_relu[:2] == (True, True)
-    model.layers[0].trainable = False  # conv1 frozen: its backward never runs
+    assert visits(model._first_trainable) == [(5, 1, False), (4, 1, False), (2, 2, None),
+                                              (1, 1, True), (0, 1, True)]
+    model.layers[0].trainable = False  # the first pair frozen: never visited
     model._prepare_training()
-    assert model._fused_relu[:2] == (False, False)
+    assert visits(model._first_trainable) == [(5, 1, False), (4, 1, False), (2, 2, None)]
+    x, y = blobs(6, seed=2)
+    model.fit(x, y, epochs=1, batch_size=3, verbose=0)
 
 
 def test_same_seed_same_run_other_seed_differs():

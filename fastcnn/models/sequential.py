@@ -122,10 +122,10 @@ class Sequential:
         self._buffers = collections.OrderedDict()
         self._rows = None  # 0..n-1, the indices of unshuffled uint8 batches
         self._train_ready = None
-        # Conv2D(relu) + MaxPooling2D pairs run fused (see _conv_pool_plan); False turns
-        # every cross-layer fusion off (tests compare both ways).
+        # ReLU layer + MaxPooling2D pairs run fused (see _layer_plan); False turns every
+        # cross-layer fusion off (tests compare both ways).
         self._fuse_kernels = True
-        self._plan_key, self._plan = None, ()
+        self._plan_key, self._plan, self._steps = None, (), {}
         if layers is not None:
             if isinstance(layers, (Layer,)):
                 layers = [layers]
@@ -468,7 +468,7 @@ class Sequential:
 
     def _prepare_training(self):
         """Per-fit setup: which layers need backward, the (weight, grad) lists, fusion."""
-        signature = (self.trainable, self.optimizer, self.loss, self._fuse_kernels,
+        signature = (self.trainable, self.optimizer, self.loss,
                      tuple(id(v) for v in self.trainable_weights))
         if self._train_ready == signature:
             return
@@ -483,25 +483,8 @@ class Sequential:
         self.optimizer.build(train_vars)
         self._train_vars, self._train_grads, self._first_trainable = \
             train_vars, train_grads, first
-        self._fused_relu = self._relu_pool_fusion(first)
         self._set_output_mode()
         self._train_ready = signature
-
-    def _relu_pool_fusion(self, first):
-        """Per layer: does its backward take part in a ReLU -> MaxPooling2D fusion?
-
-        A ReLU-activated layer i followed by a max-pool: the pool's backward applies ReLU's
-        mask (it knows each window's max), layer i skips its own ReLU backward. Only where
-        both backwards run (i >= first trainable layer)."""
-        layers = self._layers
-        fused = [False] * len(layers)
-        for i in range(max(first, 0), len(layers) - 1):
-            a, b = layers[i], layers[i + 1]
-            if (self._fuse_kernels and getattr(a, "activation", None) == "relu"
-                    and a._fuses_relu_backward
-                    and isinstance(b, layers_module.MaxPooling2D)):
-                fused[i] = fused[i + 1] = True
-        return tuple(fused)
 
     def _set_output_mode(self):
         last = self._layers[-1]
@@ -511,11 +494,16 @@ class Sequential:
         self._metrics_need_probs = self._fused_softmax and any(
             not m.uses_ce_count for m in self._compiled_metrics)
 
-    def _conv_pool_plan(self, input_shape):
-        """Per layer: where layer i (Conv2D, relu) and the MaxPooling2D after it run
-        together (Conv2D.forward_pooled), its mode ('direct': one fused kernel, the conv
-        output never written; 'crop': the conv computes only what the pool reads), else
-        None. Cached per layer structure and input shape."""
+    def _layer_plan(self, input_shape):
+        """Per layer i followed by a MaxPooling2D, how the pair runs for inputs of
+        `input_shape` (None elsewhere):
+
+        - 'direct': Conv2D.forward_pooled as one fused kernel (the conv output never written);
+        - 'crop': Conv2D.forward_pooled computing only the conv outputs the pool reads;
+        - 'relu': each layer on its own, but ReLU's backward runs inside the pool's scatter
+          (``backward(fused_relu=True)`` on both).
+
+        Cached per layer structure and input shape, with the step lists built from it."""
         layers = self._layers
         key = (tuple(id(l) for l in layers), tuple(input_shape[1:]), self._fuse_kernels)
         if self._plan_key == key:
@@ -525,32 +513,70 @@ class Sequential:
         i = 0
         while i < len(layers):
             layer = layers[i]
-            mode = (layer._pool_fusion(layers[i + 1], shape)
-                    if (self._fuse_kernels and i + 1 < len(layers)
-                        and isinstance(layer, layers_module.Conv2D)) else None)
+            pool = layers[i + 1] if i + 1 < len(layers) else None
+            mode = None
+            if self._fuse_kernels and isinstance(pool, layers_module.MaxPooling2D):
+                if isinstance(layer, layers_module.Conv2D):
+                    mode = layer._pool_fusion(pool, shape)
+                if (mode is None and getattr(layer, "activation", None) == "relu"
+                        and layer._fuses_relu_backward):
+                    mode = "relu"
+            shape = layer.compute_output_shape(shape)
             if mode is not None:
                 plan[i] = mode
-                shape = layers[i + 1].compute_output_shape(layer.compute_output_shape(shape))
+                shape = pool.compute_output_shape(shape)
                 i += 2
                 continue
-            shape = layer.compute_output_shape(shape)
             i += 1
-        self._plan_key, self._plan = key, tuple(plan)
+        self._plan_key, self._plan, self._steps = key, tuple(plan), {}
         return self._plan
 
+    def _forward_steps(self, input_shape, training, logits):
+        """[(first layer, layers covered, fn(h) -> h)] of a forward pass under the plan."""
+        plan = self._layer_plan(input_shape)
+        key = ("forward", bool(training), bool(logits))
+        steps = self._steps.get(key)
+        if steps is None:
+            layers, last, steps, i = self._layers, len(self._layers) - 1, [], 0
+            while i <= last:
+                if plan[i] in ("direct", "crop"):
+                    steps.append((i, 2, functools.partial(
+                        layers[i].forward_pooled, pool=layers[i + 1], training=training,
+                        mode=plan[i])))
+                    i += 2
+                else:
+                    steps.append((i, 1, functools.partial(
+                        layers[i].forward, training=training,
+                        return_logits=logits and i == last)))
+                    i += 1
+            self._steps[key] = steps
+        return steps
+
+    def _backward_steps(self, input_shape, stop):
+        """[(first layer, layers covered, fn(g) -> g)] of a backward pass down to layer
+        `stop` (the first trainable one, which computes no input gradient)."""
+        plan = self._layer_plan(input_shape)
+        key = ("backward", stop)
+        steps = self._steps.get(key)
+        if steps is None:
+            layers, steps, i = self._layers, [], len(self._layers) - 1
+            while i >= stop:
+                if i >= 1 and plan[i - 1] in ("direct", "crop"):  # the pool ran in the conv
+                    steps.append((i - 1, 2, functools.partial(
+                        layers[i - 1].backward_pooled, need_input_grad=i - 1 > stop)))
+                    i -= 2
+                else:
+                    fused = plan[i] == "relu" or (i >= 1 and plan[i - 1] == "relu")
+                    steps.append((i, 1, functools.partial(
+                        layers[i].backward, need_input_grad=i > stop, fused_relu=fused)))
+                    i -= 1
+            self._steps[key] = steps
+        return steps
+
     def _forward(self, x, training, logits):
-        layers = self._layers
-        last = len(layers) - 1
-        plan = self._conv_pool_plan(x.shape)
         h = x
-        i = 0
-        while i <= last:
-            if plan[i]:
-                h = layers[i].forward_pooled(h, layers[i + 1], training=training, mode=plan[i])
-                i += 2
-            else:
-                h = layers[i].forward(h, training=training, return_logits=logits and i == last)
-                i += 1
+        for _, _, step in self._forward_steps(x.shape, training, logits):
+            h = step(h)
         return h
 
     def _update_metrics(self, yb, out, n_correct):
@@ -573,16 +599,8 @@ class Sequential:
         loss, dout, n_correct = self.loss.compute(h, yb, self._buffer("dout", h.shape),
                                                   self._loss_on_logits)
         g = dout
-        stop = self._first_trainable
-        layers, fused, plan = self._layers, self._fused_relu, self._plan
-        i = len(layers) - 1
-        while i >= stop:
-            if i >= 1 and plan[i - 1]:  # a max-pool run inside the conv before it
-                g = layers[i - 1].backward_pooled(g, need_input_grad=i - 1 > stop)
-                i -= 2
-            else:
-                g = layers[i].backward(g, need_input_grad=i > stop, fused_relu=fused[i])
-                i -= 1
+        for _, _, step in self._backward_steps(xb.shape, self._first_trainable):
+            g = step(g)
         self.optimizer._step(self._train_vars, self._train_grads)
         self._update_metrics(yb, h, n_correct)
         return float(loss)
