@@ -315,6 +315,22 @@ static CONV_INLINE void add_floats(float *FC_RESTRICT dst, const float *FC_RESTR
         dst[i] += src[i];
 }
 
+/* dx_row (one input row, W x C) += one kernel row's run src (KW x C) of a window starting
+ * at column iw0; columns outside [0, W) (padding) are dropped. */
+static CONV_INLINE void add_window_run(float *FC_RESTRICT dx_row, const float *FC_RESTRICT src,
+                                       int64_t iw0, int64_t KW, int64_t C, int64_t W)
+{
+    if (iw0 >= 0 && iw0 + KW <= W) { /* the KW*C run is contiguous in dx too */
+        add_floats(dx_row + iw0 * C, src, KW * C);
+        return;
+    }
+    for (int64_t kw = 0; kw < KW; kw++) {
+        const int64_t iw = iw0 + kw;
+        if (iw >= 0 && iw < W)
+            add_floats(dx_row + iw * C, src + kw * C, C);
+    }
+}
+
 /* Order of the col2im sums. Every dx element receives its contributions ordered by output
  * line (ascending), then ow (ascending): the scatter (by output line) and the gather (by
  * input line, kh descending) below both follow it, so they agree bitwise. */
@@ -332,19 +348,8 @@ static CONV_INLINE void col2im_scatter_body(const fc_conv2d_geometry *g,
         if (ih < 0 || ih >= H)
             continue;
         float *dx_row = dx + (n * H + ih) * W * C;
-        for (int64_t ow = 0; ow < OW; ow++) {
-            const float *src = drows + ow * K + kh * seg;
-            const int64_t iw0 = ow * sw - pl;
-            if (iw0 >= 0 && iw0 + KW <= W) {
-                add_floats(dx_row + iw0 * C, src, seg);
-                continue;
-            }
-            for (int64_t kw = 0; kw < KW; kw++) {
-                const int64_t iw = iw0 + kw;
-                if (iw >= 0 && iw < W)
-                    add_floats(dx_row + iw * C, src + kw * C, C);
-            }
-        }
+        for (int64_t ow = 0; ow < OW; ow++)
+            add_window_run(dx_row, drows + ow * K + kh * seg, ow * sw - pl, KW, C, W);
     }
 }
 
@@ -366,19 +371,8 @@ static CONV_INLINE void col2im_gather_body(const fc_conv2d_geometry *g,
         if (oh >= OH || line < l0 || line >= l1)
             continue;
         const float *src_line = dcols + (line - l0) * OW * K + kh * seg;
-        for (int64_t ow = 0; ow < OW; ow++) {
-            const float *src = src_line + ow * K;
-            const int64_t iw0 = ow * sw - pl;
-            if (iw0 >= 0 && iw0 + KW <= W) {
-                add_floats(dx_row + iw0 * C, src, seg);
-                continue;
-            }
-            for (int64_t kw = 0; kw < KW; kw++) {
-                const int64_t iw = iw0 + kw;
-                if (iw >= 0 && iw < W)
-                    add_floats(dx_row + iw * C, src + kw * C, C);
-            }
-        }
+        for (int64_t ow = 0; ow < OW; ow++)
+            add_window_run(dx_row, src_line + ow * K, ow * sw - pl, KW, C, W);
     }
 }
 
