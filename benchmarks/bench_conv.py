@@ -2,8 +2,8 @@
 
     pytest benchmarks/bench_conv.py --benchmark-only --benchmark-group-by=param:case
 
-Batch 32, 3x3 `valid` kernels, fastcnn on 2 threads (the machine's cores), NumPy on its
-default BLAS threads. ``fastcnn`` is conv2d's default (algorithm='auto', Winograd where it
+Batch 32, 3x3 `valid` kernels, fastcnn and NumPy's BLAS on 2 threads (benchmarks/conftest.py).
+``fastcnn`` is conv2d's default (algorithm='auto', Winograd where it
 wins); ``fastcnn[im2col]`` forces the GEMM-only path. Compare the medians of the
 implementations within one run (benchmarks/conv_ratio.py prints interleaved medians and
 their ratios directly).
@@ -16,19 +16,11 @@ import pytest
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from conv_ratio import make_cases, warm_up  # noqa: E402
 
-import fastcnn  # noqa: E402
 
 BATCH = 32
-THREADS = 2
 CASES = make_cases(BATCH, algorithms=("auto", "im2col"))
 
 
-@pytest.fixture(autouse=True)
-def _threads():
-    old = fastcnn.get_num_threads()
-    fastcnn.set_num_threads(THREADS)
-    yield
-    fastcnn.set_num_threads(old)
 
 
 @pytest.mark.parametrize("impl", ["fastcnn", "fastcnn[im2col]", "numpy"])

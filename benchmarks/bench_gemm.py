@@ -4,12 +4,11 @@
         --benchmark-columns=median,iqr,rounds
 
 Batch 32: conv = im2col + GEMM (NHWC), dense = x @ W, plus the transposed products of the
-backward pass. fastcnn runs on 2 threads (the machine's cores); both sides write into a
+backward pass. fastcnn and NumPy's BLAS run on 2 threads (conftest.py); both sides write into a
 preallocated output. OpenBLAS threads spin for a while after each call and steal the cores
 from the next benchmark, so a short pause precedes each benchmark (setup, not timed). For an
 interleaved side-by-side table with ratios, use benchmarks/gemm_ratio.py.
 """
-import time
 
 import numpy as np
 import pytest
@@ -17,7 +16,6 @@ import pytest
 import fastcnn
 from fastcnn.ops import matmul
 
-THREADS = 2
 
 # id: (M, N, K, transpose_a, transpose_b)
 SHAPES = {
@@ -33,13 +31,6 @@ SHAPES = {
 }
 
 
-@pytest.fixture(autouse=True)
-def _threads():
-    old = fastcnn.get_num_threads()
-    fastcnn.set_num_threads(THREADS)
-    time.sleep(0.3)  # let the previous benchmark's idle worker threads go to sleep
-    yield
-    fastcnn.set_num_threads(old)
 
 
 def _operands(m, n, k, ta, tb):

@@ -22,12 +22,10 @@ import pytest
 HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 from conv_ratio import warm_up  # noqa: E402
-from numpy_baseline import TutorialModel, set_blas_threads  # noqa: E402
+from numpy_baseline import TutorialModel  # noqa: E402
 
-import fastcnn  # noqa: E402
 from fastcnn import losses, optimizers, zoo  # noqa: E402
 
-THREADS = 2
 TRAIN_BATCH = 32
 INFER_BATCH = 1000
 
@@ -54,13 +52,6 @@ def models_pair():
     return {"numpy": ref, "fastcnn": fastcnn_tutorial(ref.get_weights())}
 
 
-@pytest.fixture(autouse=True)
-def _threads():
-    old = fastcnn.get_num_threads()
-    fastcnn.set_num_threads(THREADS)
-    set_blas_threads(THREADS)
-    yield
-    fastcnn.set_num_threads(old)
 
 
 @pytest.mark.parametrize("impl", ["fastcnn", "numpy"])

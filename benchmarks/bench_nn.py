@@ -3,27 +3,18 @@
     pytest benchmarks/bench_nn.py --benchmark-only --benchmark-group-by=param:case \
         --benchmark-columns=median,iqr,rounds
 
-Batch 32, fastcnn on 2 threads (the machine's cores; FASTCNN_BENCH_THREADS=n to change), outputs preallocated on both sides
-where NumPy allows it. Compare medians of the two implementations within one run.
+Batch 32, fastcnn and NumPy's BLAS on 2 threads (benchmarks/conftest.py), outputs
+preallocated on both sides where NumPy allows it. Compare medians of the two implementations within one run.
 """
-import os
 
 import numpy as np
 import pytest
 
-import fastcnn
 from fastcnn import ops
 
 BATCH = 32
-THREADS = int(os.environ.get("FASTCNN_BENCH_THREADS", "2"))
 
 
-@pytest.fixture(autouse=True)
-def _threads():
-    old = fastcnn.get_num_threads()
-    fastcnn.set_num_threads(THREADS)
-    yield
-    fastcnn.set_num_threads(old)
 
 
 def _rng():

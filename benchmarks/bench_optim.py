@@ -11,16 +11,15 @@ import argparse
 import math
 import os
 import sys
-import time
 
 import numpy as np
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import fastcnn  # noqa: E402
+from _bench import THREADS, interleaved_medians_us  # noqa: E402
 from fastcnn import ops  # noqa: E402
 
-THREADS = 2
 SEED_SHAPES = [(3, 3, 3, 32), (32,), (3, 3, 32, 64), (64,), (3, 3, 64, 64), (64,), (1024, 64),
                (64,), (64, 10), (10,)]
 
@@ -73,12 +72,6 @@ def make_cases(seed=0):
 CASES = make_cases()
 
 
-@pytest.fixture(autouse=True)
-def _threads():
-    old = fastcnn.get_num_threads()
-    fastcnn.set_num_threads(THREADS)
-    yield
-    fastcnn.set_num_threads(old)
 
 
 @pytest.mark.parametrize("impl", ["fastcnn many", "fastcnn loop", "numpy"])
@@ -86,13 +79,6 @@ def _threads():
 def test_optim(benchmark, case, impl):
     benchmark.group = case
     benchmark(CASES[case][impl])
-
-
-def _sample(fn, number):
-    t = time.perf_counter()
-    for _ in range(number):
-        fn()
-    return (time.perf_counter() - t) / number
 
 
 def main():
@@ -106,12 +92,7 @@ def main():
     print("%-14s %14s %14s %10s %12s" % ("case", "fastcnn many", "fastcnn loop", "numpy",
                                          "numpy/many"))
     for case, impls in CASES.items():
-        times = {k: [] for k in impls}
-        number = {k: max(1, int(2e-3 / max(_sample(f, 1), 1e-7))) for k, f in impls.items()}
-        for _ in range(args.repeats):
-            for k, f in impls.items():
-                times[k].append(_sample(f, number[k]))
-        med = {k: float(np.median(v)) * 1e6 for k, v in times.items()}
+        med = interleaved_medians_us(impls, args.repeats)  # interleaved: noise hits all alike
         print("%-14s %12.1fus %12.1fus %8.1fus %11.1fx"
               % (case, med["fastcnn many"], med["fastcnn loop"], med["numpy"],
                  med["numpy"] / med["fastcnn many"]))

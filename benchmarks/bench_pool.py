@@ -11,17 +11,16 @@ sends dy to EVERY tied element). fastcnn's max pool also records argmax indices.
 import argparse
 import os
 import sys
-import time
 
 import numpy as np
 import pytest
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), ".."))
 import fastcnn  # noqa: E402
+from _bench import THREADS, interleaved_medians_us  # noqa: E402
 from fastcnn import ops  # noqa: E402
 
 BATCH = 32
-THREADS = 2
 SHAPES = {"pool1 30x30x32": (30, 30, 32), "pool2 13x13x64": (13, 13, 64)}
 
 
@@ -79,12 +78,6 @@ def make_cases(batch=BATCH, seed=0):
 CASES = make_cases()
 
 
-@pytest.fixture(autouse=True)
-def _threads():
-    old = fastcnn.get_num_threads()
-    fastcnn.set_num_threads(THREADS)
-    yield
-    fastcnn.set_num_threads(old)
 
 
 @pytest.mark.parametrize("impl", ["fastcnn", "numpy"])
@@ -92,13 +85,6 @@ def _threads():
 def test_pool(benchmark, case, impl):
     benchmark.group = case
     benchmark(CASES[case][impl])
-
-
-def _sample(fn, number):
-    t = time.perf_counter()
-    for _ in range(number):
-        fn()
-    return (time.perf_counter() - t) / number
 
 
 def main():
@@ -111,12 +97,7 @@ def main():
           % (fastcnn.get_num_threads(), fastcnn.config()["simd"], BATCH, args.repeats))
     print("%-34s %11s %11s %8s" % ("case", "fastcnn us", "numpy us", "speedup"))
     for case, impls in CASES.items():
-        times = {k: [] for k in impls}
-        number = {k: max(1, int(2e-3 / max(_sample(f, 1), 1e-7))) for k, f in impls.items()}
-        for _ in range(args.repeats):  # interleaved, so noise hits both alike
-            for k, f in impls.items():
-                times[k].append(_sample(f, number[k]))
-        med = {k: float(np.median(v)) * 1e6 for k, v in times.items()}
+        med = interleaved_medians_us(impls, args.repeats)  # interleaved: noise hits all alike
         print("%-34s %11.1f %11.1f %7.1fx" % (case, med["fastcnn"], med["numpy"],
                                              med["numpy"] / med["fastcnn"]))
 

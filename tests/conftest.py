@@ -59,3 +59,21 @@ def pytest_runtest_makereport(item, call):
         rep.outcome = "failed"
         reason = rep.longrepr[2] if isinstance(rep.longrepr, tuple) else str(rep.longrepr)
         rep.longrepr = "FASTCNN_REQUIRE_REALDATA=1 but this real-data test skipped: %s" % reason
+
+
+def compiled_tutorial(weights=None):
+    """The zoo's tutorial model compiled as the Keras tutorial does (Adam with Keras'
+    defaults, sparse cross-entropy on logits), optionally with the given weights."""
+    from fastcnn import losses, optimizers, zoo
+    m = zoo.tutorial_model()
+    m.compile(optimizer=optimizers.Adam(),
+              loss=losses.SparseCategoricalCrossentropy(from_logits=True))
+    if weights is not None:
+        m.set_weights(weights)
+    return m
+
+
+def cifar_like_batch(n, seed=0):
+    """n random float32 32x32x3 images in [0, 1) and int labels 0..9."""
+    r = np.random.default_rng(seed)
+    return r.random((n, 32, 32, 3), dtype=np.float32), r.integers(0, 10, n)

@@ -12,9 +12,10 @@ import numpy as np
 import pytest
 
 import fastcnn
-from fastcnn import losses, optimizers, zoo
+from fastcnn import zoo
 
 from conftest import assert_close, num_threads
+from conftest import cifar_like_batch as batch, compiled_tutorial as fastcnn_tutorial
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                 "benchmarks"))
@@ -22,21 +23,6 @@ from numpy_baseline import TutorialModel  # noqa: E402
 
 SHAPES = [(3, 3, 3, 32), (32,), (3, 3, 32, 64), (64,), (3, 3, 64, 64), (64,), (1024, 64), (64,),
           (64, 10), (10,)]
-
-
-def fastcnn_tutorial(weights=None):
-    m = zoo.tutorial_model()
-    m.compile(optimizer=optimizers.Adam(learning_rate=1e-3, beta_1=0.9, beta_2=0.999,
-                                        epsilon=1e-7),
-              loss=losses.SparseCategoricalCrossentropy(from_logits=True))
-    if weights is not None:
-        m.set_weights(weights)
-    return m
-
-
-def batch(n, seed=0):
-    r = np.random.default_rng(seed)
-    return r.random((n, 32, 32, 3), dtype=np.float32), r.integers(0, 10, n)
 
 
 # ----------------------------------------------------------------------------- the oracle

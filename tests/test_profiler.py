@@ -6,29 +6,16 @@ import sys
 import numpy as np
 import pytest
 
-from fastcnn import layers, losses, models, optimizers, profiler, zoo
+from fastcnn import layers, models, profiler
 
 from conftest import assert_close
+from conftest import cifar_like_batch as batch, compiled_tutorial as tutorial
 
 sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                                 "benchmarks"))
 from numpy_baseline import TutorialModel  # noqa: E402
 
 PEAK = 100.0  # a fixed peak keeps the tests from spending time measuring it
-
-
-def tutorial(weights=None):
-    m = zoo.tutorial_model()
-    m.compile(optimizer=optimizers.Adam(),
-              loss=losses.SparseCategoricalCrossentropy(from_logits=True))
-    if weights is not None:
-        m.set_weights(weights)
-    return m
-
-
-def batch(n, seed=0):
-    r = np.random.default_rng(seed)
-    return r.random((n, 32, 32, 3), dtype=np.float32), r.integers(0, 10, n)
 
 
 def test_rows_flops_and_table():
