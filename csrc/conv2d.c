@@ -1,6 +1,6 @@
 /* 2-D convolution forward/backward as im2col + GEMM (see conv2d.h for the method), or,
- * for 3x3 stride-1 kernels where it measured faster, Winograd F(2x2, 3x3) (winograd.c;
- * fc_conv2d_algorithm below decides).
+ * for 3x3 stride-1 kernels where it measured faster, Winograd F(2x2, 3x3) or F(4x4, 3x3)
+ * (winograd.c; fc_conv2d_algorithm below decides).
  *
  * Threading, and why 1 and N threads agree bitwise:
  *  - forward: each thread owns a contiguous range of output lines and runs im2col, a
@@ -18,7 +18,7 @@
  *  - direct (small K): the forward splits output lines like im2col's; the kernel gradient
  *    sums FC_CONV2D_DIRECT_DW_PARTS fixed line ranges into partials added in part order;
  *    the fused conv+relu+max-pool does the same over pooled lines.
- *  - Winograd: threads split the 2x2 output tiles of the forward / input gradient (a
+ *  - Winograd: threads split the output tiles of the forward / input gradient (a
  *    tile's arithmetic does not depend on who computes it); the kernel gradient sums
  *    FC_CONV2D_WINO_DW_PARTS fixed tile ranges into partials added in part order.
  */
@@ -130,11 +130,12 @@ static int64_t im2col_workspace_size(const fc_conv2d_geometry *g)
 }
 
 /* ---------------------------------------------------------------------------------- */
-/* Winograd F(2x2, 3x3) (winograd.c). Workspace: U (16, C, F) or the kernel gradient's
- * partial sums, then a chunk of tiles in flight. Its threading is winograd.c's: threads
- * split the tiles of the forward / input gradient (each output computed identically
- * whoever owns it), and the kernel gradient sums fixed tile ranges, as backward_kernel
- * below does with output lines.                                                        */
+/* Winograd F(2x2, 3x3) and F(4x4, 3x3) (winograd.c). Workspace: U (P, C, F) or the
+ * kernel gradient's partial sums, the rotated kernel of the input gradient, then a chunk
+ * of tiles in flight. Its threading is winograd.c's: threads split the tiles of the
+ * forward / input gradient (each output computed identically whoever owns it), and the
+ * kernel gradient sums fixed tile ranges, as backward_kernel below does with output
+ * lines.                                                                               */
 
 /* Floats of tile scratch (V and M rows) the Winograd passes share among their threads. */
 #ifndef FC_CONV2D_WINO_CHUNK_FLOATS
@@ -146,12 +147,12 @@ int fc_conv2d_winograd_applies(const fc_conv2d_geometry *g)
     return g->kh == 3 && g->kw == 3 && g->sh == 1 && g->sw == 1;
 }
 
-/* Tiles of the chunk: enough for the larger of the forward (OH x OW) and input-gradient
- * (H x W) outputs, capped by FC_CONV2D_WINO_CHUNK_FLOATS (but >= 1). */
-static int64_t wino_chunk_tiles(const fc_conv2d_geometry *g)
+/* Tiles of the chunk for tile size m: enough for the larger of the forward (OH x OW) and
+ * input-gradient (H x W) outputs, capped by FC_CONV2D_WINO_CHUNK_FLOATS (but >= 1). */
+static int64_t wino_chunk_tiles(const fc_conv2d_geometry *g, int m)
 {
-    const int64_t tile_floats = FC_WINO_TILE_FLOATS(g->c, g->f);
-    const int64_t t_fwd = fc_wino_tiles(g->oh, g->ow), t_bwd = fc_wino_tiles(g->h, g->w);
+    const int64_t tile_floats = fc_wino_tile_floats(m, g->c, g->f);
+    const int64_t t_fwd = fc_wino_tiles(m, g->oh, g->ow), t_bwd = fc_wino_tiles(m, g->h, g->w);
     const int64_t tiles = g->n * (t_fwd > t_bwd ? t_fwd : t_bwd);
     int64_t chunk = FC_CONV2D_WINO_CHUNK_FLOATS / tile_floats;
     if (chunk > tiles)
@@ -165,23 +166,37 @@ static int64_t wino_chunk_tiles(const fc_conv2d_geometry *g)
 #define FC_CONV2D_WINO_DW_PARTS 2
 #endif
 
-static int wino_dw_parts(const fc_conv2d_geometry *g)
+static int wino_dw_parts(const fc_conv2d_geometry *g, int m)
 {
-    const int64_t ucf = 16 * g->c * g->f;
+    const int64_t ucf = fc_wino_points(m) * g->c * g->f;
     int64_t parts = FC_CONV2D_WINO_DW_PARTS;
     if (ucf > 0 && (parts - 1) * ucf > FC_CONV2D_PARTIAL_FLOATS)
         parts = 1 + FC_CONV2D_PARTIAL_FLOATS / ucf;
     return parts < 1 ? 1 : (int)parts;
 }
 
-/* U (16, C, F), or the kernel gradient's partial sums (parts x 16 x C x F), then the
- * tiles in flight */
+/* Floats before the tile scratch: U or the partial sums, then the rotated kernel. */
+static int64_t wino_head_floats(const fc_conv2d_geometry *g, int m)
+{
+    return wino_dw_parts(g, m) * fc_wino_points(m) * g->c * g->f + 9 * g->c * g->f;
+}
+
+/* The largest need of either tile size and of either direction (the input gradient
+ * swaps the channels). */
 static int64_t wino_workspace_size(const fc_conv2d_geometry *g)
 {
+    int64_t most = 0;
     if (!fc_conv2d_winograd_applies(g) || g->n <= 0)
         return 0;
-    return wino_dw_parts(g) * 16 * g->c * g->f
-           + fc_wino_scratch_size(g->c, g->f, wino_chunk_tiles(g));
+    for (int m = 2; m <= 4; m += 2) {
+        const int64_t chunk = wino_chunk_tiles(g, m);
+        const int64_t a = fc_wino_scratch_size(m, g->c, g->f, chunk);
+        const int64_t b = fc_wino_scratch_size(m, g->f, g->c, chunk);
+        const int64_t need = wino_head_floats(g, m) + (a > b ? a : b);
+        if (need > most)
+            most = need;
+    }
+    return most;
 }
 
 int64_t fc_conv2d_workspace_size(const fc_conv2d_geometry *g)
@@ -195,10 +210,16 @@ int64_t fc_conv2d_workspace_size(const fc_conv2d_geometry *g)
  *  - its GEMMs are not too thin: C >= WINO_MIN_C and F >= WINO_MIN_F (C = 8 loses with
  *    F = 64, C = 3 always loses), and for the kernel gradient, whose GEMMs are C x F
  *    with the tiles as the sum, also C * F >= WINO_DW_MIN_CF (16 x 16 measured even);
- *  - the partial edge tiles do not waste too much of its 16/36 saving: its
- *    multiplications (16 per tile of the pass's output) are at most WINO_MAX_COST of the
- *    GEMM's (9 per output pixel of the forward). This rules out the input gradient of
- *    small `valid` layers (6x6 -> 4x4: a 6x6 dx needs 9 tiles = 144 vs 16 * 9 = 144). */
+ *  - the partial edge tiles do not waste too much of its saving: its multiplications
+ *    (P per tile of the pass's output) are at most WINO_MAX_COST of the GEMM's (9 per
+ *    output pixel of the forward). This rules out the input gradient of small `valid`
+ *    layers (6x6 -> 4x4: a 6x6 dx needs 9 F(2x2) tiles = 144 vs 16 * 9 = 144).
+ * F(4x4, 3x3) is taken over F(2x2, 3x3) when its cost is at most WINO_F4_MAX_COST of
+ * F(2x2)'s, the cost of a tile size being P * (N * tiles + WINO_FIXED_TILES): a call also
+ * transforms and packs P kernels (or sums P partial gradients), worth about 128 tiles.
+ * That fits the measured ratios at 2 threads (F(4x4) / F(2x2) time): 13x13 -> 12x12,
+ * 32 -> 64 channels: 0.75 at batch 32 (model 0.74); 6x6 -> 4x4, 64 -> 64: forward 1.42
+ * at batch 32 (model 1.41), 0.87 at batch 128 (model 0.91). */
 #ifndef FC_CONV2D_WINO_MIN_C
 #define FC_CONV2D_WINO_MIN_C 16
 #endif
@@ -211,6 +232,29 @@ int64_t fc_conv2d_workspace_size(const fc_conv2d_geometry *g)
 #ifndef FC_CONV2D_WINO_MAX_COST
 #define FC_CONV2D_WINO_MAX_COST 0.75
 #endif
+#ifndef FC_CONV2D_WINO_F4_MAX_COST
+#define FC_CONV2D_WINO_F4_MAX_COST 0.9
+#endif
+#ifndef FC_CONV2D_WINO_FIXED_TILES
+#define FC_CONV2D_WINO_FIXED_TILES 128
+#endif
+
+/* Winograd multiplications per (c, f) of one image, tile size m, for the pass's output. */
+static double wino_cost(const fc_conv2d_geometry *g, int pass, int m)
+{
+    const int64_t tiles = pass == FC_CONV2D_PASS_BACKWARD_INPUT ? fc_wino_tiles(m, g->h, g->w)
+                                                                : fc_wino_tiles(m, g->oh, g->ow);
+    return (double)fc_wino_points(m) * (double)tiles;
+}
+
+/* The tile size (FC_CONV2D_WINOGRAD_F2 or _F4) measured faster for this pass. */
+static int wino_best_tile(const fc_conv2d_geometry *g, int pass)
+{
+    const double n = (double)(g->n > 0 ? g->n : 1), fixed = FC_CONV2D_WINO_FIXED_TILES;
+    const double f2 = wino_cost(g, pass, 2) * n + 16.0 * fixed;
+    const double f4 = wino_cost(g, pass, 4) * n + 36.0 * fixed;
+    return f4 <= FC_CONV2D_WINO_F4_MAX_COST * f2 ? FC_CONV2D_WINOGRAD_F4 : FC_CONV2D_WINOGRAD_F2;
+}
 
 /* Auto picks the direct kernels for K <= DIRECT_AUTO_K. Measured (1 thread, batch 32, 3x3,
  * forward / kernel gradient, ms, direct vs im2col): C=1 F=32 0.13/0.18 vs 0.30/0.32;
@@ -229,16 +273,24 @@ int fc_conv2d_algorithm(const fc_conv2d_geometry *g, int pass, int requested)
         return FC_CONV2D_DIRECT;
     if (requested == FC_CONV2D_IM2COL || !fc_conv2d_winograd_applies(g))
         return FC_CONV2D_IM2COL;
+    if (requested == FC_CONV2D_WINOGRAD_F2 || requested == FC_CONV2D_WINOGRAD_F4)
+        return requested;
+    const int tile = wino_best_tile(g, pass);
     if (requested == FC_CONV2D_WINOGRAD)
-        return FC_CONV2D_WINOGRAD;
+        return tile;
     if (g->c < FC_CONV2D_WINO_MIN_C || g->f < FC_CONV2D_WINO_MIN_F)
         return FC_CONV2D_IM2COL;
     if (pass == FC_CONV2D_PASS_BACKWARD_KERNEL && g->c * g->f < FC_CONV2D_WINO_DW_MIN_CF)
         return FC_CONV2D_IM2COL;
-    const int64_t tiles = pass == FC_CONV2D_PASS_BACKWARD_INPUT ? fc_wino_tiles(g->h, g->w)
-                                                                : fc_wino_tiles(g->oh, g->ow);
-    const double wino = 16.0 * (double)tiles, gemm = 9.0 * (double)(g->oh * g->ow);
-    return wino <= FC_CONV2D_WINO_MAX_COST * gemm ? FC_CONV2D_WINOGRAD : FC_CONV2D_IM2COL;
+    const double wino = wino_cost(g, pass, tile == FC_CONV2D_WINOGRAD_F4 ? 4 : 2);
+    return wino <= FC_CONV2D_WINO_MAX_COST * 9.0 * (double)(g->oh * g->ow) ? tile
+                                                                           : FC_CONV2D_IM2COL;
+}
+
+/* Tile size of a Winograd algorithm, 0 for the others. */
+static int wino_tile_size(int algo)
+{
+    return algo == FC_CONV2D_WINOGRAD_F4 ? 4 : algo == FC_CONV2D_WINOGRAD_F2 ? 2 : 0;
 }
 
 
@@ -504,7 +556,18 @@ static void zero_outside(float *out, int64_t N, int64_t H, int64_t W, int64_t C,
     }
 }
 
-static int winograd_pass(const fc_conv2d_geometry *g, int input_grad, const float *in,
+/* kr (3, 3, F, C) = kernel (3, 3, C, F) rotated by 180 degrees with its channel axes
+ * swapped: the kernel whose correlation with dy is the input gradient. */
+static void rotate_kernel(const fc_conv2d_geometry *g, const float *kernel, float *kr)
+{
+    const int64_t C = g->c, F = g->f;
+    for (int64_t tap = 0; tap < 9; tap++)
+        for (int64_t c = 0; c < C; c++)
+            for (int64_t f = 0; f < F; f++)
+                kr[(tap * F + f) * C + c] = kernel[((8 - tap) * C + c) * F + f];
+}
+
+static int winograd_pass(const fc_conv2d_geometry *g, int m, int input_grad, const float *in,
                          const float *kernel, const float *bias, int relu, float *out,
                          float *workspace)
 {
@@ -513,6 +576,7 @@ static int winograd_pass(const fc_conv2d_geometry *g, int input_grad, const floa
     if (ws == NULL)
         return FC_ENOMEM;
     fc_wino_problem p;
+    p.m = m;
     if (!input_grad) {
         p.n = g->n; p.h = g->h; p.w = g->w; p.cin = g->c; p.cout = g->f;
         p.oh = g->oh; p.ow = g->ow; p.pad_top = g->pad_top; p.pad_left = g->pad_left;
@@ -527,27 +591,33 @@ static int winograd_pass(const fc_conv2d_geometry *g, int input_grad, const floa
         if (p.ch < g->h || p.cw < g->w)
             zero_outside(out, g->n, g->h, g->w, g->c, p.ch, p.cw);
     }
-    fc_wino_transform_kernel(g->c, g->f, kernel, ws); /* U (16, C, F); tiny, serial */
-    rc = fc_wino_conv(&p, in, ws, input_grad, bias, relu, out,
-                      ws + wino_dw_parts(g) * 16 * g->c * g->f, wino_chunk_tiles(g));
+    const int64_t head = wino_head_floats(g, m);
+    if (input_grad) { /* the rotated kernel goes just before the tile scratch */
+        float *kr = ws + head - 9 * g->c * g->f;
+        rotate_kernel(g, kernel, kr);
+        kernel = kr;
+    }
+    fc_wino_transform_kernel(m, p.cin, p.cout, kernel, ws); /* U (P, Cin, Cout) */
+    rc = fc_wino_conv(&p, in, ws, bias, relu, out, ws + head, wino_chunk_tiles(g, m));
     workspace_release(ws, owned);
     return rc;
 }
 
-static int winograd_kernel_grad(const fc_conv2d_geometry *g, const float *dy, const float *x,
-                                float *dkernel, float *workspace)
+static int winograd_kernel_grad(const fc_conv2d_geometry *g, int m, const float *dy,
+                                const float *x, float *dkernel, float *workspace)
 {
     int owned, rc;
-    const int parts = wino_dw_parts(g);
+    const int parts = wino_dw_parts(g, m);
     float *ws = workspace_acquire(g, workspace, &owned);
     if (ws == NULL)
         return FC_ENOMEM;
     fc_wino_problem p;
+    p.m = m;
     p.n = g->n; p.h = g->h; p.w = g->w; p.cin = g->c; p.cout = g->f;
     p.oh = g->oh; p.ow = g->ow; p.pad_top = g->pad_top; p.pad_left = g->pad_left;
     p.ch = p.oh; p.cw = p.ow;
-    rc = fc_wino_kernel_grad(&p, x, dy, dkernel, ws, parts, ws + parts * 16 * g->c * g->f,
-                             wino_chunk_tiles(g));
+    rc = fc_wino_kernel_grad(&p, x, dy, dkernel, ws, parts, ws + wino_head_floats(g, m),
+                             wino_chunk_tiles(g, m));
     workspace_release(ws, owned);
     return rc;
 }
@@ -597,8 +667,9 @@ int fc_conv2d_forward(const fc_conv2d_geometry *g, const float *x, const float *
     if (lines <= 0 || OW <= 0 || F <= 0)
         return FC_OK;
     const int algo = fc_conv2d_algorithm(g, FC_CONV2D_PASS_FORWARD, algorithm);
-    if (algo == FC_CONV2D_WINOGRAD)
-        return winograd_pass(g, 0, x, kernel, bias, relu, out, workspace);
+    if (wino_tile_size(algo) > 0)
+        return winograd_pass(g, wino_tile_size(algo), 0, x, kernel, bias, relu, out,
+                             workspace);
     float *ws = workspace_acquire(g, workspace, &owned);
     if (ws == NULL && !identity)
         return FC_ENOMEM;
@@ -668,8 +739,10 @@ int fc_conv2d_backward_input(const fc_conv2d_geometry *g, const float *dy, const
     int rc = FC_OK, owned;
     if (g->n <= 0 || HWC <= 0)
         return FC_OK;
-    if (fc_conv2d_algorithm(g, FC_CONV2D_PASS_BACKWARD_INPUT, algorithm) == FC_CONV2D_WINOGRAD)
-        return winograd_pass(g, 1, dy, kernel, NULL, 0, dx, workspace);
+    const int tile = wino_tile_size(
+        fc_conv2d_algorithm(g, FC_CONV2D_PASS_BACKWARD_INPUT, algorithm));
+    if (tile > 0)
+        return winograd_pass(g, tile, 1, dy, kernel, NULL, 0, dx, workspace);
     if (im2col_is_identity(g)) /* dx viewed as (N*OH*OW, K) is dcols itself */
         return fc_sgemm(0, 1, lines * OW, K, F, 1.0f, dy, F, kernel, F, 0.0f, dx, K);
     float *ws = workspace_acquire(g, workspace, &owned);
@@ -794,8 +867,8 @@ int fc_conv2d_backward_kernel(const fc_conv2d_geometry *g, const float *dy, cons
         return FC_OK;
     }
     const int algo = fc_conv2d_algorithm(g, FC_CONV2D_PASS_BACKWARD_KERNEL, algorithm);
-    if (algo == FC_CONV2D_WINOGRAD)
-        return winograd_kernel_grad(g, dy, x, dkernel, workspace);
+    if (wino_tile_size(algo) > 0)
+        return winograd_kernel_grad(g, wino_tile_size(algo), dy, x, dkernel, workspace);
     if (im2col_is_identity(g))
         return fc_sgemm(1, 0, K, F, lines * OW, 1.0f, x, K, dy, F, 0.0f, dkernel, F);
     float *ws = workspace_acquire(g, workspace, &owned);

@@ -42,19 +42,23 @@ typedef struct {
     int64_t oh, ow;              /* output (N, OH, OW, F), >= 1 */
 } fc_conv2d_geometry;
 
-/* Algorithm choice, the last argument of the kernels below. FC_CONV2D_WINOGRAD is only
- * honoured where fc_conv2d_winograd_applies(); elsewhere it means FC_CONV2D_IM2COL. */
+/* Algorithm choice, the last argument of the kernels below. The Winograd ones are only
+ * honoured where fc_conv2d_winograd_applies(); elsewhere they mean FC_CONV2D_IM2COL.
+ * FC_CONV2D_WINOGRAD asks for Winograd with the tile size measured faster for the pass
+ * (F(2x2, 3x3) or F(4x4, 3x3)); the _F2 / _F4 ones name the tile size. */
 #define FC_CONV2D_AUTO 0
 #define FC_CONV2D_IM2COL 1
 #define FC_CONV2D_WINOGRAD 2
 #define FC_CONV2D_DIRECT 3
+#define FC_CONV2D_WINOGRAD_F2 4
+#define FC_CONV2D_WINOGRAD_F4 5
 
 /* Which pass an algorithm is picked for. */
 #define FC_CONV2D_PASS_FORWARD 0
 #define FC_CONV2D_PASS_BACKWARD_INPUT 1
 #define FC_CONV2D_PASS_BACKWARD_KERNEL 2
 
-/* Nonzero when Winograd F(2x2, 3x3) can compute this geometry (3x3 kernel, stride 1). */
+/* Nonzero when Winograd can compute this geometry (3x3 kernel, stride 1). */
 int fc_conv2d_winograd_applies(const fc_conv2d_geometry *g);
 
 /* Nonzero when the direct small-K kernels (conv2d_direct.h) can run this geometry's
@@ -62,8 +66,9 @@ int fc_conv2d_winograd_applies(const fc_conv2d_geometry *g);
  * padding. (Its input gradient, when asked for, runs as im2col.) */
 int fc_conv2d_direct_applies(const fc_conv2d_geometry *g);
 
-/* The algorithm (FC_CONV2D_IM2COL or FC_CONV2D_WINOGRAD) `pass` runs when asked for
- * `requested` (FC_CONV2D_AUTO: the one measured faster for this geometry). */
+/* The algorithm `pass` runs when asked for `requested`: FC_CONV2D_IM2COL,
+ * FC_CONV2D_DIRECT, FC_CONV2D_WINOGRAD_F2 or FC_CONV2D_WINOGRAD_F4 (FC_CONV2D_AUTO: the
+ * one measured faster for this geometry). */
 int fc_conv2d_algorithm(const fc_conv2d_geometry *g, int pass, int requested);
 
 /* Floats of workspace every conv2d kernel below needs for this geometry, whatever the

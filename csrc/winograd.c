@@ -1,19 +1,29 @@
-/* Winograd F(2x2, 3x3): transforms and the tiled driver (see winograd.h).
+/* Winograd F(2x2, 3x3) and F(4x4, 3x3): transforms and the tiled driver (see winograd.h).
  *
+ * F(2x2, 3x3):
  *   B^T = | 1  0 -1  0 |    G = | 1    0    0  |    A^T = | 1  1  1  0 |
  *         | 0  1  1  0 |        | 1/2  1/2  1/2|          | 0  1 -1 -1 |
  *         | 0 -1  1  0 |        | 1/2 -1/2  1/2|
  *         | 0  1  0 -1 |        | 0    0    1  |
+ * F(4x4, 3x3) (interpolation points 0, 1, -1, 2, -2, infinity):
+ *   B^T = | 4  0 -5  0  1  0 |   G = |  1/4   0     0   |   A^T = | 1  1  1  1  1  0 |
+ *         | 0 -4 -4  1  1  0 |       | -1/6  -1/6  -1/6 |         | 0  1 -1  2 -2  0 |
+ *         | 0  4 -4 -1  1  0 |       | -1/6   1/6  -1/6 |         | 0  1  1  4  4  0 |
+ *         | 0 -2 -1  2  1  0 |       |  1/24  1/12  1/6 |         | 0  1 -1  8 -8  1 |
+ *         | 0  2 -1 -2  1  0 |       |  1/24 -1/12  1/6 |
+ *         | 0  4  0 -5  0  1 |       |  0     0     1   |
  *
  * The transforms are element-wise across channels, which are contiguous in NHWC, so they
- * run on vectors of channels: AVX (8 floats) in the FC_TARGET_AVX2 twin, 4-float GCC/Clang
- * vectors (SSE2, NEON, ...) or scalars in the portable one (winograd_tiles.h is the
- * template for both). Both do the same additions in the same order, so they agree
+ * run on vectors of channels: AVX (8 floats) in the FC_TARGET_AVX2 twins, 4-float GCC/Clang
+ * vectors (SSE2, NEON, ...) or scalars in the portable ones (winograd_tiles.h is the
+ * template for each tile size and level). All levels do the same multiplications and
+ * additions in the same order (no FMA: the build has -ffp-contract=off), so they agree
  * bitwise; only the GEMM differs between SIMD levels (FMA or not).
  *
- * Scratch layout, per thread: V (piece tiles x 16 x Cin) then M (piece x 16 x Cout),
- * tile-major, so the transforms read/write one contiguous block per tile and the 16 GEMMs
- * M[xi] = V[xi] @ U[xi] see V[xi] / M[xi] as matrices with row stride 16 * C.
+ * Scratch layout, per thread: V (piece tiles x P x Cin) then M (piece x P x Cout),
+ * P = (m + 2)^2, tile-major, so the transforms read/write one contiguous block per tile
+ * and the P GEMMs M[xi] = V[xi] @ U[xi] see V[xi] / M[xi] as matrices with row stride
+ * P * C.
  */
 #include <stdint.h>
 #include <string.h>
@@ -25,15 +35,14 @@
 #endif
 
 /* Per thread, tiles go through the transforms and GEMMs in pieces of at most this many
- * floats of V + M (each GEMM call packs its 16th of U again, so pieces should not be
- * small; V and M should stay in L2 between the transforms and the GEMMs). */
+ * floats of V + M (V and M should stay in L2 between the transforms and the GEMMs). */
 #ifndef FC_WINO_PIECE_FLOATS
 #define FC_WINO_PIECE_FLOATS (1 << 18)
 #endif
 
-int64_t fc_wino_tiles(int64_t oh, int64_t ow)
+int64_t fc_wino_tiles(int m, int64_t oh, int64_t ow)
 {
-    return ((oh + 1) / 2) * ((ow + 1) / 2);
+    return ((oh + m - 1) / m) * ((ow + m - 1) / m);
 }
 
 /* Zero floats at the start of the scratch (the padding the gathers read). */
@@ -42,33 +51,33 @@ static int64_t wino_zeros(int64_t cin, int64_t cout)
     return ((cin > cout ? cin : cout) + 15) / 16 * 16;
 }
 
-/* The 16 GEMMs of every piece share their B (a transformed kernel), so fc_wino_conv packs
- * each once per call, in the scratch after the tiles, when all 16 take at most this many
- * floats (else each GEMM packs its own, as before). */
+/* The P GEMMs of every piece share their B (a transformed kernel), so fc_wino_conv packs
+ * each once per call, in the scratch after the tiles, when all P take at most this many
+ * floats (else each GEMM packs its own). */
 #ifndef FC_WINO_PREPACK_MAX_FLOATS
-#define FC_WINO_PREPACK_MAX_FLOATS (1 << 20)
+#define FC_WINO_PREPACK_MAX_FLOATS (1 << 21)
 #endif
 
 /* Floats of one packed B of the conv GEMMs (Cin x Cout), or 0 when not prepacked. */
-static int64_t wino_prepacked_floats(int64_t cin, int64_t cout)
+static int64_t wino_prepacked_floats(int m, int64_t cin, int64_t cout)
 {
     const int64_t pb = fc_sgemm_packed_b_floats(cin, cout);
-    return 16 * pb <= FC_WINO_PREPACK_MAX_FLOATS ? pb : 0;
+    return fc_wino_points(m) * pb <= FC_WINO_PREPACK_MAX_FLOATS ? pb : 0;
 }
 
-int64_t fc_wino_scratch_size(int64_t cin, int64_t cout, int64_t chunk_tiles)
+int64_t fc_wino_scratch_size(int m, int64_t cin, int64_t cout, int64_t chunk_tiles)
 {
-    /* room for the packed kernels of either direction (the input gradient swaps them) */
-    const int64_t a = wino_prepacked_floats(cin, cout), b = wino_prepacked_floats(cout, cin);
-    return wino_zeros(cin, cout) + chunk_tiles * FC_WINO_TILE_FLOATS(cin, cout)
-           + (a > 0 || b > 0 ? 16 + 16 * (a > b ? a : b) : 0); /* (+16: alignment) */
+    const int64_t pb = wino_prepacked_floats(m, cin, cout);
+    return wino_zeros(cin, cout) + chunk_tiles * fc_wino_tile_floats(m, cin, cout)
+           + (pb > 0 ? 16 + fc_wino_points(m) * pb : 0); /* (+16: alignment) */
 }
 
 /* ---------------------------------------------------------------------------------- */
-/* The three transforms, for any element type T with ADD / SUB / HALF.                  */
+/* The transforms, for any element type T with ADD / SUB / MULC (times a constant) / NEG.
+ * Each is a 1-D transform applied to the columns, then to the rows.                    */
 
-/* v = B^T d B for a 4x4 patch d (row-major, d[4 * i + j]). */
-#define WINO_INPUT_TRANSFORM(T, ADD, SUB, d, v)                                     \
+/* F(2x2): v = B^T d B for a 4x4 patch d (row-major, d[4 * i + j]). */
+#define W2_INPUT_TF(T, ADD, SUB, MULC, NEG, d, v)                                   \
     do {                                                                            \
         T t_[16];                                                                   \
         for (int j_ = 0; j_ < 4; j_++) {                                            \
@@ -85,8 +94,8 @@ int64_t fc_wino_scratch_size(int64_t cin, int64_t cout, int64_t chunk_tiles)
         }                                                                           \
     } while (0)
 
-/* y (2x2, row-major) = A^T m A for a 4x4 m. */
-#define WINO_OUTPUT_TRANSFORM(T, ADD, SUB, m, y)                                    \
+/* F(2x2): y (2x2, row-major) = A^T m A for a 4x4 m. */
+#define W2_OUTPUT_TF(T, ADD, SUB, MULC, NEG, m, y)                                  \
     do {                                                                            \
         T t_[8];                                                                    \
         for (int j_ = 0; j_ < 4; j_++) {                                            \
@@ -99,28 +108,28 @@ int64_t fc_wino_scratch_size(int64_t cin, int64_t cout, int64_t chunk_tiles)
         }                                                                           \
     } while (0)
 
-/* u = G g G^T for a 3x3 g (row-major). */
-#define WINO_KERNEL_TRANSFORM(T, ADD, SUB, HALF, g, u)                              \
+/* F(2x2): u = G g G^T for a 3x3 g (row-major). */
+#define W2_KERNEL_TF(T, ADD, SUB, MULC, NEG, g, u)                                  \
     do {                                                                            \
         T t_[12]; /* G g: 4 x 3 */                                                  \
         for (int j_ = 0; j_ < 3; j_++) {                                            \
             const T s_ = ADD(g[j_], g[6 + j_]);                                     \
             t_[j_] = g[j_];                                                         \
-            t_[3 + j_] = HALF(ADD(s_, g[3 + j_]));                                  \
-            t_[6 + j_] = HALF(SUB(s_, g[3 + j_]));                                  \
+            t_[3 + j_] = MULC(ADD(s_, g[3 + j_]), 0.5f);                            \
+            t_[6 + j_] = MULC(SUB(s_, g[3 + j_]), 0.5f);                            \
             t_[9 + j_] = g[6 + j_];                                                 \
         }                                                                           \
         for (int i_ = 0; i_ < 4; i_++) {                                            \
             const T s_ = ADD(t_[3 * i_], t_[3 * i_ + 2]);                           \
             u[4 * i_ + 0] = t_[3 * i_];                                             \
-            u[4 * i_ + 1] = HALF(ADD(s_, t_[3 * i_ + 1]));                          \
-            u[4 * i_ + 2] = HALF(SUB(s_, t_[3 * i_ + 1]));                          \
+            u[4 * i_ + 1] = MULC(ADD(s_, t_[3 * i_ + 1]), 0.5f);                    \
+            u[4 * i_ + 2] = MULC(SUB(s_, t_[3 * i_ + 1]), 0.5f);                    \
             u[4 * i_ + 3] = t_[3 * i_ + 2];                                         \
         }                                                                           \
     } while (0)
 
-/* m (4x4) = A y A^T for a 2x2 y: the adjoint of the output transform. A = (A^T)^T. */
-#define WINO_OUTPUT_TRANSFORM_ADJOINT(T, ADD, SUB, NEG, y, m)                       \
+/* F(2x2): m (4x4) = A y A^T for a 2x2 y: the adjoint of the output transform. */
+#define W2_OUTPUT_ADJ(T, ADD, SUB, MULC, NEG, y, m)                                 \
     do {                                                                            \
         T r_[8]; /* A y: 4 x 2 */                                                   \
         for (int j_ = 0; j_ < 2; j_++) {                                            \
@@ -137,29 +146,145 @@ int64_t fc_wino_scratch_size(int64_t cin, int64_t cout, int64_t chunk_tiles)
         }                                                                           \
     } while (0)
 
-/* g (3x3) = G^T u G for a 4x4 u: the adjoint of the kernel transform. */
-#define WINO_KERNEL_TRANSFORM_ADJOINT(T, ADD, SUB, HALF, u, g)                      \
+/* F(2x2): g (3x3) = G^T u G for a 4x4 u: the adjoint of the kernel transform. */
+#define W2_KERNEL_ADJ(T, ADD, SUB, MULC, NEG, u, g)                                 \
     do {                                                                            \
         T t_[12]; /* G^T u: 3 x 4 */                                                \
         for (int j_ = 0; j_ < 4; j_++) {                                            \
-            const T p_ = HALF(ADD(u[4 + j_], u[8 + j_]));                           \
+            const T p_ = MULC(ADD(u[4 + j_], u[8 + j_]), 0.5f);                     \
             t_[j_] = ADD(u[j_], p_);                                                \
-            t_[4 + j_] = HALF(SUB(u[4 + j_], u[8 + j_]));                           \
+            t_[4 + j_] = MULC(SUB(u[4 + j_], u[8 + j_]), 0.5f);                     \
             t_[8 + j_] = ADD(p_, u[12 + j_]);                                       \
         }                                                                           \
         for (int i_ = 0; i_ < 3; i_++) {                                            \
-            const T p_ = HALF(ADD(t_[4 * i_ + 1], t_[4 * i_ + 2]));                 \
+            const T p_ = MULC(ADD(t_[4 * i_ + 1], t_[4 * i_ + 2]), 0.5f);           \
             g[3 * i_ + 0] = ADD(t_[4 * i_], p_);                                    \
-            g[3 * i_ + 1] = HALF(SUB(t_[4 * i_ + 1], t_[4 * i_ + 2]));              \
+            g[3 * i_ + 1] = MULC(SUB(t_[4 * i_ + 1], t_[4 * i_ + 2]), 0.5f);        \
             g[3 * i_ + 2] = ADD(p_, t_[4 * i_ + 3]);                                \
         }                                                                           \
+    } while (0)
+
+/* F(4x4), 1-D: r[0..5] (stride rs) = B^T d for d[0..5] (stride ds). */
+#define W4_IN_1D(T, ADD, SUB, MULC, d, ds, r, rs)                                   \
+    do {                                                                            \
+        const T p_ = SUB(d[4 * (ds)], MULC(d[2 * (ds)], 4.0f));                     \
+        const T q_ = SUB(d[3 * (ds)], MULC(d[1 * (ds)], 4.0f));                     \
+        const T a_ = SUB(d[4 * (ds)], d[2 * (ds)]);                                 \
+        const T b_ = MULC(SUB(d[3 * (ds)], d[1 * (ds)]), 2.0f);                     \
+        r[0] = ADD(SUB(MULC(d[0], 4.0f), MULC(d[2 * (ds)], 5.0f)), d[4 * (ds)]);    \
+        r[1 * (rs)] = ADD(p_, q_);                                                  \
+        r[2 * (rs)] = SUB(p_, q_);                                                  \
+        r[3 * (rs)] = ADD(a_, b_);                                                  \
+        r[4 * (rs)] = SUB(a_, b_);                                                  \
+        r[5 * (rs)] = ADD(SUB(MULC(d[1 * (ds)], 4.0f), MULC(d[3 * (ds)], 5.0f)),    \
+                          d[5 * (ds)]);                                             \
+    } while (0)
+
+/* F(4x4): v = B^T d B for a 6x6 patch d (row-major). */
+#define W4_INPUT_TF(T, ADD, SUB, MULC, NEG, d, v)                                   \
+    do {                                                                            \
+        T t_[36];                                                                   \
+        for (int j_ = 0; j_ < 6; j_++)                                              \
+            W4_IN_1D(T, ADD, SUB, MULC, (d + j_), 6, (t_ + j_), 6);                 \
+        for (int i_ = 0; i_ < 6; i_++)                                              \
+            W4_IN_1D(T, ADD, SUB, MULC, (t_ + 6 * i_), 1, (v + 6 * i_), 1);         \
+    } while (0)
+
+/* F(4x4), 1-D: y[0..3] (stride ys) = A^T m for m[0..5] (stride ms). */
+#define W4_OUT_1D(T, ADD, SUB, MULC, m, ms, y, ys)                                  \
+    do {                                                                            \
+        const T a_ = ADD(m[1 * (ms)], m[2 * (ms)]), b_ = SUB(m[1 * (ms)], m[2 * (ms)]); \
+        const T c_ = ADD(m[3 * (ms)], m[4 * (ms)]), e_ = SUB(m[3 * (ms)], m[4 * (ms)]); \
+        y[0] = ADD(ADD(m[0], a_), c_);                                              \
+        y[1 * (ys)] = ADD(b_, MULC(e_, 2.0f));                                      \
+        y[2 * (ys)] = ADD(a_, MULC(c_, 4.0f));                                      \
+        y[3 * (ys)] = ADD(ADD(b_, MULC(e_, 8.0f)), m[5 * (ms)]);                    \
+    } while (0)
+
+/* F(4x4): y (4x4, row-major) = A^T m A for a 6x6 m. */
+#define W4_OUTPUT_TF(T, ADD, SUB, MULC, NEG, m, y)                                  \
+    do {                                                                            \
+        T t_[24]; /* A^T m: 4 x 6 */                                                \
+        for (int j_ = 0; j_ < 6; j_++)                                              \
+            W4_OUT_1D(T, ADD, SUB, MULC, (m + j_), 6, (t_ + j_), 6);                \
+        for (int i_ = 0; i_ < 4; i_++)                                              \
+            W4_OUT_1D(T, ADD, SUB, MULC, (t_ + 6 * i_), 1, (y + 4 * i_), 1);        \
+    } while (0)
+
+/* F(4x4), 1-D: u[0..5] (stride us) = G g for g[0..2] (stride gs). */
+#define W4_KER_1D(T, ADD, SUB, MULC, g, gs, u, us)                                  \
+    do {                                                                            \
+        const T s_ = ADD(g[0], g[2 * (gs)]);                                        \
+        const T w_ = ADD(MULC(g[0], 0.25f), g[2 * (gs)]);                           \
+        const T h_ = MULC(g[1 * (gs)], 0.5f);                                       \
+        u[0] = MULC(g[0], 0.25f);                                                   \
+        u[1 * (us)] = MULC(ADD(s_, g[1 * (gs)]), -1.0f / 6.0f);                     \
+        u[2 * (us)] = MULC(SUB(s_, g[1 * (gs)]), -1.0f / 6.0f);                     \
+        u[3 * (us)] = MULC(ADD(w_, h_), 1.0f / 6.0f);                               \
+        u[4 * (us)] = MULC(SUB(w_, h_), 1.0f / 6.0f);                               \
+        u[5 * (us)] = g[2 * (gs)];                                                  \
+    } while (0)
+
+/* F(4x4): u = G g G^T for a 3x3 g (row-major). */
+#define W4_KERNEL_TF(T, ADD, SUB, MULC, NEG, g, u)                                  \
+    do {                                                                            \
+        T t_[18]; /* G g: 6 x 3 */                                                  \
+        for (int j_ = 0; j_ < 3; j_++)                                              \
+            W4_KER_1D(T, ADD, SUB, MULC, (g + j_), 3, (t_ + j_), 3);                \
+        for (int i_ = 0; i_ < 6; i_++)                                              \
+            W4_KER_1D(T, ADD, SUB, MULC, (t_ + 3 * i_), 1, (u + 6 * i_), 1);        \
+    } while (0)
+
+/* F(4x4), 1-D: m[0..5] (stride ms) = A y for y[0..3] (stride ys). */
+#define W4_OUTADJ_1D(T, ADD, SUB, MULC, y, ys, m, ms)                               \
+    do {                                                                            \
+        const T a_ = ADD(y[0], y[2 * (ys)]), b_ = ADD(y[1 * (ys)], y[3 * (ys)]);    \
+        const T c_ = ADD(y[0], MULC(y[2 * (ys)], 4.0f));                            \
+        const T e_ = ADD(MULC(y[1 * (ys)], 2.0f), MULC(y[3 * (ys)], 8.0f));         \
+        m[0] = y[0];                                                                \
+        m[1 * (ms)] = ADD(a_, b_);                                                  \
+        m[2 * (ms)] = SUB(a_, b_);                                                  \
+        m[3 * (ms)] = ADD(c_, e_);                                                  \
+        m[4 * (ms)] = SUB(c_, e_);                                                  \
+        m[5 * (ms)] = y[3 * (ys)];                                                  \
+    } while (0)
+
+/* F(4x4): m (6x6) = A y A^T for a 4x4 y: the adjoint of the output transform. */
+#define W4_OUTPUT_ADJ(T, ADD, SUB, MULC, NEG, y, m)                                 \
+    do {                                                                            \
+        T r_[24]; /* A y: 6 x 4 */                                                  \
+        for (int j_ = 0; j_ < 4; j_++)                                              \
+            W4_OUTADJ_1D(T, ADD, SUB, MULC, (y + j_), 4, (r_ + j_), 4);             \
+        for (int i_ = 0; i_ < 6; i_++)                                              \
+            W4_OUTADJ_1D(T, ADD, SUB, MULC, (r_ + 4 * i_), 1, (m + 6 * i_), 1);     \
+    } while (0)
+
+/* F(4x4), 1-D: g[0..2] (stride gs) = G^T u for u[0..5] (stride us). */
+#define W4_KERADJ_1D(T, ADD, SUB, MULC, u, us, g, gs)                               \
+    do {                                                                            \
+        const T a_ = ADD(u[1 * (us)], u[2 * (us)]), b_ = SUB(u[2 * (us)], u[1 * (us)]); \
+        const T c_ = ADD(u[3 * (us)], u[4 * (us)]), e_ = SUB(u[3 * (us)], u[4 * (us)]); \
+        g[0] = ADD(SUB(MULC(u[0], 0.25f), MULC(a_, 1.0f / 6.0f)),                   \
+                   MULC(c_, 1.0f / 24.0f));                                         \
+        g[1 * (gs)] = ADD(MULC(b_, 1.0f / 6.0f), MULC(e_, 1.0f / 12.0f));           \
+        g[2 * (gs)] = ADD(MULC(SUB(c_, a_), 1.0f / 6.0f), u[5 * (us)]);             \
+    } while (0)
+
+/* F(4x4): g (3x3) = G^T u G for a 6x6 u: the adjoint of the kernel transform. */
+#define W4_KERNEL_ADJ(T, ADD, SUB, MULC, NEG, u, g)                                 \
+    do {                                                                            \
+        T t_[18]; /* G^T u: 3 x 6 */                                                \
+        for (int j_ = 0; j_ < 6; j_++)                                              \
+            W4_KERADJ_1D(T, ADD, SUB, MULC, (u + j_), 6, (t_ + j_), 6);             \
+        for (int i_ = 0; i_ < 3; i_++)                                              \
+            W4_KERADJ_1D(T, ADD, SUB, MULC, (t_ + 6 * i_), 1, (g + 3 * i_), 1);     \
     } while (0)
 
 /* Scalar operations (the tails of every level). relu: NaN and -0 become +0, as the
  * im2col path's max(., 0). */
 #define S_ADD(a, b) ((a) + (b))
 #define S_SUB(a, b) ((a) - (b))
-#define S_HALF(a) ((a) * 0.5f)
+#define S_MULC(a, c) ((a) * (c))
 #define S_RELU(a) ((a) > 0.0f ? (a) : 0.0f)
 #define S_NEG(a) (-(a))
 
@@ -183,21 +308,26 @@ typedef int wino_m4 __attribute__((vector_size(16)));
 #endif
 #define WT_ADD(a, b) ((a) + (b))
 #define WT_SUB(a, b) ((a) - (b))
-#define WT_HALF(a) ((a) * 0.5f)
+#define WT_MULC(a, c) ((a) * (c))
 #define WT_NEG(a) (-(a))
-#define WT_SUFFIX generic
 #define WT_ATTR
+#define WT_LEVEL generic
+#define WT_M 2
 #include "winograd_tiles.h"
+#undef WT_M
+#define WT_M 4
+#include "winograd_tiles.h"
+#undef WT_M
+#undef WT_LEVEL
 #undef WT_T
 #undef WT_LEN
 #undef WT_LOAD
 #undef WT_STORE
 #undef WT_ADD
 #undef WT_SUB
-#undef WT_HALF
+#undef WT_MULC
 #undef WT_RELU
 #undef WT_NEG
-#undef WT_SUFFIX
 #undef WT_ATTR
 
 #ifdef FC_HAVE_AVX2_PATH
@@ -207,12 +337,18 @@ typedef int wino_m4 __attribute__((vector_size(16)));
 #define WT_STORE(p, v) _mm256_storeu_ps((p), (v))
 #define WT_ADD(a, b) _mm256_add_ps((a), (b))
 #define WT_SUB(a, b) _mm256_sub_ps((a), (b))
-#define WT_HALF(a) _mm256_mul_ps((a), _mm256_set1_ps(0.5f))
+#define WT_MULC(a, c) _mm256_mul_ps((a), _mm256_set1_ps(c))
 #define WT_RELU(a) _mm256_and_ps((a), _mm256_cmp_ps((a), _mm256_setzero_ps(), _CMP_GT_OQ))
 #define WT_NEG(a) _mm256_xor_ps((a), _mm256_set1_ps(-0.0f))
-#define WT_SUFFIX avx2
 #define WT_ATTR FC_TARGET_AVX2
+#define WT_LEVEL avx2
+#define WT_M 2
 #include "winograd_tiles.h"
+#undef WT_M
+#define WT_M 4
+#include "winograd_tiles.h"
+#undef WT_M
+#undef WT_LEVEL
 #endif
 
 typedef struct {
@@ -228,73 +364,68 @@ typedef struct {
                         int64_t c0, int64_t c1, float *dkernel);
 } wino_ops;
 
-static wino_ops pick_wino_ops(void)
+#define WINO_OPS(tile, level)                                                       \
+    {kernel_transform_##tile##_##level, gather_tiles_##tile##_##level,                \
+     scatter_tiles_##tile##_##level, gather_grad_tiles_##tile##_##level,              \
+     kernel_grad_transform_##tile##_##level}
+
+static wino_ops pick_wino_ops(int m)
 {
-    wino_ops ops = {kernel_transform_generic, gather_tiles_generic, scatter_tiles_generic,
-                    gather_grad_tiles_generic, kernel_grad_transform_generic};
 #ifdef FC_HAVE_AVX2_PATH
     if (fc_simd_level() >= 1) {
-        ops.kernel = kernel_transform_avx2;
-        ops.gather = gather_tiles_avx2;
-        ops.scatter = scatter_tiles_avx2;
-        ops.gather_grad = gather_grad_tiles_avx2;
-        ops.kernel_grad = kernel_grad_transform_avx2;
+        const wino_ops f2 = WINO_OPS(f2, avx2), f4 = WINO_OPS(f4, avx2);
+        return m == 4 ? f4 : f2;
     }
 #endif
-    return ops;
+    const wino_ops f2 = WINO_OPS(f2, generic), f4 = WINO_OPS(f4, generic);
+    return m == 4 ? f4 : f2;
 }
 
-void fc_wino_transform_kernel(int64_t c, int64_t f, const float *kernel, float *u)
+void fc_wino_transform_kernel(int m, int64_t c, int64_t f, const float *kernel, float *u)
 {
-    const wino_ops ops = pick_wino_ops();
+    const wino_ops ops = pick_wino_ops(m);
     int64_t c0;
     /* threads take blocks of input channels (disjoint rows of u): a serial transform was
      * ~0.03 ms of a 0.13 ms 64x64-channel layer at 2 threads */
 #pragma omp parallel for schedule(static) num_threads(fc_get_num_threads()) \
-    if (16 * c * f > 16384)
+    if (fc_wino_points(m) * c * f > 16384)
     for (c0 = 0; c0 < c; c0 += 8)
         ops.kernel(c, f, c0, c0 + 8 < c ? c0 + 8 : c, kernel, u);
 }
 
 /* ---------------------------------------------------------------------------------- */
 
-
-/* flipped: G J = P G, with J reversing 3 entries and P swapping entries 0 and 3 of 4, so
- * the rotated kernel's U at (a, b) is the original's U at (P a, P b), transposed. */
-static const int swap03[16] = {15, 13, 14, 12, 7, 5, 6, 4, 11, 9, 10, 8, 3, 1, 2, 0};
-
-/* Tiles [t0, t0 + cnt): transform, 16 GEMMs, inverse transform. packed: the 16 B
- * operands packed once (pb floats each), or NULL. */
+/* Tiles [t0, t0 + cnt): transform, P GEMMs, inverse transform. packed: the P B operands
+ * packed once (pb floats each), or NULL. */
 static int run_piece(const fc_wino_problem *p, const wino_ops *ops, const float *x,
-                     const float *zeros, const float *u, int flipped, const float *packed,
-                     int64_t pb, const float *bias, int relu, float *out, float *V, float *M,
-                     int64_t t0, int64_t cnt)
+                     const float *zeros, const float *u, const float *packed, int64_t pb,
+                     const float *bias, int relu, float *out, float *V, float *M, int64_t t0,
+                     int64_t cnt)
 {
-    const int64_t Ci = p->cin, Co = p->cout;
+    const int64_t Ci = p->cin, Co = p->cout, P = fc_wino_points(p->m);
     int rc = FC_OK;
     ops->gather(p, x, zeros, t0, cnt, V);
-    for (int xi = 0; xi < 16 && rc == FC_OK; xi++) {
-        if (packed != NULL) {
-            rc = fc_sgemm_serial_packed_b(0, cnt, Co, Ci, V + xi * Ci, 16 * Ci, packed + xi * pb,
-                                          0.0f, M + xi * Co, 16 * Co);
-            continue;
-        }
-        const float *b = u + (flipped ? swap03[xi] : xi) * Ci * Co;
-        rc = fc_sgemm_serial(0, flipped, cnt, Co, Ci, 1.0f, V + xi * Ci, 16 * Ci, b,
-                             flipped ? Ci : Co, 0.0f, M + xi * Co, 16 * Co);
+    for (int64_t xi = 0; xi < P && rc == FC_OK; xi++) {
+        if (packed != NULL)
+            rc = fc_sgemm_serial_packed_b(0, cnt, Co, Ci, V + xi * Ci, P * Ci, packed + xi * pb,
+                                          0.0f, M + xi * Co, P * Co);
+        else
+            rc = fc_sgemm_serial(0, 0, cnt, Co, Ci, 1.0f, V + xi * Ci, P * Ci, u + xi * Ci * Co,
+                                 Co, 0.0f, M + xi * Co, P * Co);
     }
     if (rc == FC_OK)
         ops->scatter(p, M, bias, relu, t0, cnt, out);
     return rc;
 }
 
-int fc_wino_conv(const fc_wino_problem *p, const float *x, const float *u, int flipped,
-                 const float *bias, int relu, float *out, float *scratch, int64_t chunk_tiles)
+int fc_wino_conv(const fc_wino_problem *p, const float *x, const float *u, const float *bias,
+                 int relu, float *out, float *scratch, int64_t chunk_tiles)
 {
-    const int64_t tile_floats = FC_WINO_TILE_FLOATS(p->cin, p->cout);
-    const int64_t total = p->n * fc_wino_tiles(p->ch, p->cw);
+    const int64_t P = fc_wino_points(p->m);
+    const int64_t tile_floats = fc_wino_tile_floats(p->m, p->cin, p->cout);
+    const int64_t total = p->n * fc_wino_tiles(p->m, p->ch, p->cw);
     const int64_t n_zeros = wino_zeros(p->cin, p->cout);
-    const wino_ops ops = pick_wino_ops();
+    const wino_ops ops = pick_wino_ops(p->m);
     int nthreads = fc_get_num_threads();
     int rc = FC_OK;
     if (total <= 0 || p->cout <= 0)
@@ -312,31 +443,29 @@ int fc_wino_conv(const fc_wino_problem *p, const float *x, const float *u, int f
     memset(scratch, 0, (size_t)n_zeros * sizeof(float));
     const float *zeros = scratch;
     float *tiles = scratch + n_zeros;
-    const int64_t pb = wino_prepacked_floats(p->cin, p->cout);
+    const int64_t pb = wino_prepacked_floats(p->m, p->cin, p->cout);
     /* packed panels are read with aligned loads: start them on a 64-byte boundary */
     float *packed = NULL;
     if (pb > 0) {
         const uintptr_t at = (uintptr_t)(tiles + chunk_tiles * tile_floats);
         packed = (float *)((at + 63) & ~(uintptr_t)63);
     }
-#pragma omp parallel num_threads(nthreads) if (total * 16 * p->cin * p->cout > 262144)
+#pragma omp parallel num_threads(nthreads) if (total * P * p->cin * p->cout > 262144)
     {
         const int t = fc_thread_id(), nt = fc_team_size();
         const int64_t a = total * t / nt, b = total * (t + 1) / nt;
-        float *V = tiles + t * piece * tile_floats, *M = V + 16 * piece * p->cin;
+        float *V = tiles + t * piece * tile_floats, *M = V + P * piece * p->cin;
         int my_rc = FC_OK;
-        int xi;
+        int64_t xi;
         if (packed != NULL) {
 #pragma omp for schedule(static)
-            for (xi = 0; xi < 16; xi++) /* (implicit barrier: all 16 packed before use) */
-                fc_sgemm_pack_b(flipped, p->cin, p->cout,
-                                u + (flipped ? swap03[xi] : xi) * p->cin * p->cout,
-                                flipped ? p->cin : p->cout, packed + xi * pb);
+            for (xi = 0; xi < P; xi++) /* (implicit barrier: all packed before use) */
+                fc_sgemm_pack_b(0, p->cin, p->cout, u + xi * p->cin * p->cout, p->cout,
+                                packed + xi * pb);
         }
         for (int64_t t0 = a; t0 < b && my_rc == FC_OK; t0 += piece) {
             const int64_t cnt = b - t0 < piece ? b - t0 : piece;
-            my_rc = run_piece(p, &ops, x, zeros, u, flipped, packed, pb, bias, relu, out, V, M,
-                              t0, cnt);
+            my_rc = run_piece(p, &ops, x, zeros, u, packed, pb, bias, relu, out, V, M, t0, cnt);
         }
         if (my_rc != FC_OK) {
 #pragma omp atomic write
@@ -356,11 +485,11 @@ int fc_wino_kernel_grad(const fc_wino_problem *p, const float *x, const float *d
                         float *dkernel, float *du, int parts, float *scratch,
                         int64_t chunk_tiles)
 {
-    const int64_t Ci = p->cin, Co = p->cout, CF = Ci * Co;
-    const int64_t tile_floats = FC_WINO_TILE_FLOATS(Ci, Co);
-    const int64_t total = p->n * fc_wino_tiles(p->oh, p->ow);
+    const int64_t Ci = p->cin, Co = p->cout, CF = Ci * Co, P = fc_wino_points(p->m);
+    const int64_t tile_floats = fc_wino_tile_floats(p->m, Ci, Co);
+    const int64_t total = p->n * fc_wino_tiles(p->m, p->oh, p->ow);
     const int64_t n_zeros = wino_zeros(Ci, Co);
-    const wino_ops ops = pick_wino_ops();
+    const wino_ops ops = pick_wino_ops(p->m);
     int rc = FC_OK;
     if (CF <= 0)
         return FC_OK;
@@ -375,49 +504,49 @@ int fc_wino_kernel_grad(const fc_wino_problem *p, const float *x, const float *d
     if (parts == 1) {
         /* one sum (big C * F): pieces in turn, threads split the transforms and the GEMMs
          * (fc_sgemm gives fc_sgemm_serial's bits) */
-        float *V = tiles, *Y = V + 16 * piece * Ci;
+        float *V = tiles, *Y = V + P * piece * Ci;
         for (int64_t t0 = 0; t0 < total && rc == FC_OK; t0 += piece) {
             const int64_t cnt = total - t0 < piece ? total - t0 : piece;
 #pragma omp parallel num_threads(fc_get_num_threads()) if (cnt * tile_floats > 65536)
             {
                 const int t = fc_thread_id(), nt = fc_team_size();
                 const int64_t a = cnt * t / nt, b = cnt * (t + 1) / nt;
-                ops.gather(p, x, zeros, t0 + a, b - a, V + a * 16 * Ci);
-                ops.gather_grad(p, dy, zeros, t0 + a, b - a, Y + a * 16 * Co);
+                ops.gather(p, x, zeros, t0 + a, b - a, V + a * P * Ci);
+                ops.gather_grad(p, dy, zeros, t0 + a, b - a, Y + a * P * Co);
             }
-            for (int xi = 0; xi < 16 && rc == FC_OK; xi++)
-                rc = fc_sgemm(1, 0, Ci, Co, cnt, 1.0f, V + xi * Ci, 16 * Ci, Y + xi * Co,
-                              16 * Co, t0 == 0 ? 0.0f : 1.0f, du + xi * CF, Co);
+            for (int64_t xi = 0; xi < P && rc == FC_OK; xi++)
+                rc = fc_sgemm(1, 0, Ci, Co, cnt, 1.0f, V + xi * Ci, P * Ci, Y + xi * Co,
+                              P * Co, t0 == 0 ? 0.0f : 1.0f, du + xi * CF, Co);
         }
         if (total <= 0)
-            memset(du, 0, (size_t)(16 * CF) * sizeof(float));
+            memset(du, 0, (size_t)(P * CF) * sizeof(float));
         if (rc == FC_OK) {
-#pragma omp parallel num_threads(fc_get_num_threads()) if (16 * CF > 65536)
+#pragma omp parallel num_threads(fc_get_num_threads()) if (P * CF > 65536)
             {
                 const int t = fc_thread_id(), nt = fc_team_size();
-                ops.kernel_grad(Ci, Co, du, 16 * CF, 1, Ci * t / nt, Ci * (t + 1) / nt,
+                ops.kernel_grad(Ci, Co, du, P * CF, 1, Ci * t / nt, Ci * (t + 1) / nt,
                                 dkernel);
             }
         }
         return rc;
     }
-#pragma omp parallel num_threads(fc_get_num_threads()) if (total * 16 * CF > 262144)
+#pragma omp parallel num_threads(fc_get_num_threads()) if (total * P * CF > 262144)
     {
         const int t = fc_thread_id(), nt = fc_team_size();
         int my_rc = FC_OK;
         for (int s = t; s < parts; s += nt) {
             const int64_t a = total * s / parts, b = total * (s + 1) / parts;
-            float *V = tiles + s * piece * tile_floats, *Y = V + 16 * piece * Ci;
-            float *sum = du + s * 16 * CF;
+            float *V = tiles + s * piece * tile_floats, *Y = V + P * piece * Ci;
+            float *sum = du + s * P * CF;
             if (b <= a)
-                memset(sum, 0, (size_t)(16 * CF) * sizeof(float));
+                memset(sum, 0, (size_t)(P * CF) * sizeof(float));
             for (int64_t t0 = a; t0 < b && my_rc == FC_OK; t0 += piece) {
                 const int64_t cnt = b - t0 < piece ? b - t0 : piece;
                 ops.gather(p, x, zeros, t0, cnt, V);
                 ops.gather_grad(p, dy, zeros, t0, cnt, Y);
-                for (int xi = 0; xi < 16 && my_rc == FC_OK; xi++)
-                    my_rc = fc_sgemm_serial(1, 0, Ci, Co, cnt, 1.0f, V + xi * Ci, 16 * Ci,
-                                            Y + xi * Co, 16 * Co, t0 == a ? 0.0f : 1.0f,
+                for (int64_t xi = 0; xi < P && my_rc == FC_OK; xi++)
+                    my_rc = fc_sgemm_serial(1, 0, Ci, Co, cnt, 1.0f, V + xi * Ci, P * Ci,
+                                            Y + xi * Co, P * Co, t0 == a ? 0.0f : 1.0f,
                                             sum + xi * CF, Co);
             }
         }
@@ -428,7 +557,7 @@ int fc_wino_kernel_grad(const fc_wino_problem *p, const float *x, const float *d
 #pragma omp barrier
         if (rc == FC_OK) {
             const int64_t c0 = Ci * t / nt, c1 = Ci * (t + 1) / nt;
-            ops.kernel_grad(Ci, Co, du, 16 * CF, parts, c0, c1, dkernel);
+            ops.kernel_grad(Ci, Co, du, P * CF, parts, c0, c1, dkernel);
         }
     }
     return rc;

@@ -9,6 +9,7 @@ cdef extern from "conv2d.h":
         int64_t oh, ow
 
     int FC_CONV2D_AUTO, FC_CONV2D_IM2COL, FC_CONV2D_WINOGRAD, FC_CONV2D_DIRECT
+    int FC_CONV2D_WINOGRAD_F2, FC_CONV2D_WINOGRAD_F4
     int FC_CONV2D_PASS_FORWARD, FC_CONV2D_PASS_BACKWARD_INPUT, FC_CONV2D_PASS_BACKWARD_KERNEL
     int fc_conv2d_winograd_applies(const fc_conv2d_geometry *g) nogil
     int fc_conv2d_direct_applies(const fc_conv2d_geometry *g) nogil
@@ -57,9 +58,10 @@ def conv2d_workspace_size(tuple x_shape, tuple k_shape, tuple strides, tuple pad
 
 
 CONV2D_ALGORITHMS = {"auto": FC_CONV2D_AUTO, "im2col": FC_CONV2D_IM2COL,
-                     "winograd": FC_CONV2D_WINOGRAD, "direct": FC_CONV2D_DIRECT}
-CONV2D_ALGORITHM_NAMES = {FC_CONV2D_IM2COL: "im2col", FC_CONV2D_WINOGRAD: "winograd",
-                          FC_CONV2D_DIRECT: "direct"}
+                     "winograd": FC_CONV2D_WINOGRAD, "winograd_f2": FC_CONV2D_WINOGRAD_F2,
+                     "winograd_f4": FC_CONV2D_WINOGRAD_F4, "direct": FC_CONV2D_DIRECT}
+CONV2D_ALGORITHM_NAMES = {FC_CONV2D_IM2COL: "im2col", FC_CONV2D_WINOGRAD_F2: "winograd_f2",
+                          FC_CONV2D_WINOGRAD_F4: "winograd_f4", FC_CONV2D_DIRECT: "direct"}
 CONV2D_PASSES = {"forward": FC_CONV2D_PASS_FORWARD,
                  "backward_input": FC_CONV2D_PASS_BACKWARD_INPUT,
                  "backward_kernel": FC_CONV2D_PASS_BACKWARD_KERNEL}
@@ -67,7 +69,7 @@ CONV2D_PASSES = {"forward": FC_CONV2D_PASS_FORWARD,
 
 def conv2d_winograd_applies(tuple x_shape, tuple k_shape, tuple strides, tuple pads,
                             tuple out_hw):
-    """True when the Winograd F(2x2, 3x3) path can compute this geometry."""
+    """True when the Winograd paths can compute this geometry (3x3 kernel, stride 1)."""
     cdef fc_conv2d_geometry g = _conv2d_geometry(x_shape, k_shape, strides, pads, out_hw)
     return fc_conv2d_winograd_applies(&g) != 0
 

@@ -305,7 +305,11 @@ def test_workspace_reuse_gives_identical_answers(rng):
 
 
 # ---------------------------------------------------------------------------------------
-# Winograd F(2x2, 3x3): 3x3 stride-1 forward, input gradient and kernel gradient
+# Winograd F(2x2, 3x3) and F(4x4, 3x3): 3x3 stride-1 forward, input gradient and kernel
+# gradient. Tolerance per tile size: F(4x4)'s constants (1/6, 1/24) and larger transforms
+# round more (measured ~1e-5 of the largest value against ~5e-7 for F(2x2)).
+_WINO_TOL = {"winograd_f2": 1e-5, "winograd_f4": 5e-5}
+_WINO_ALGOS = sorted(_WINO_TOL)
 
 # (x shape, F, padding): odd/even sizes (partial edge tiles), channel counts 7/32/64
 # (vector tails), batch 1, outputs of 1 or 2 pixels per side
@@ -324,47 +328,54 @@ _WINO_CASES = [
 ]
 
 
+@pytest.mark.parametrize("algo", _WINO_ALGOS)
 @pytest.mark.parametrize("case", range(len(_WINO_CASES)))
-def test_winograd_forward_matches_reference(rng, case):
+def test_winograd_forward_matches_reference(rng, case, algo):
     x_shape, f, padding = _WINO_CASES[case]
     x, k, b = _data(rng, x_shape, (3, 3, x_shape[3], f))
+    tol = _WINO_TOL[algo]
     for bias, act in [(b, "relu"), (None, None), (b, "linear")]:
-        y = conv2d(x, k, bias, padding=padding, activation=act, algorithm="winograd")
+        y = conv2d(x, k, bias, padding=padding, activation=act, algorithm=algo)
         ref = ref_conv(x, k, bias, (1, 1), padding, act)
-        assert_close(y, ref, 1e-5, 1e-5, "winograd %s" % act)
+        assert_close(y, ref, tol, tol, "%s %s" % (algo, act))
         y_gemm = conv2d(x, k, bias, padding=padding, activation=act, algorithm="im2col")
-        assert_close(y, y_gemm, 1e-5, 1e-5, "winograd vs im2col")
+        assert_close(y, y_gemm, tol, tol, "%s vs im2col" % algo)
         if act == "linear":
             assert (y < 0).any()  # so that relu had something to clamp
 
 
-def test_winograd_relu_clamps_exactly(rng):
+@pytest.mark.parametrize("algo", _WINO_ALGOS)
+def test_winograd_relu_clamps_exactly(rng, algo):
     x, k, b = _data(rng, (2, 9, 9, 16), (3, 3, 16, 24))
-    lin = conv2d(x, k, b, padding="same", algorithm="winograd")
-    relu = conv2d(x, k, b, padding="same", activation="relu", algorithm="winograd")
+    lin = conv2d(x, k, b, padding="same", algorithm=algo)
+    relu = conv2d(x, k, b, padding="same", activation="relu", algorithm=algo)
     np.testing.assert_array_equal(relu, np.maximum(lin, 0))
     assert (relu == 0).mean() > 0.2
 
 
+@pytest.mark.parametrize("algo", _WINO_ALGOS)
 @pytest.mark.parametrize("case", range(len(_WINO_CASES)))
-def test_winograd_backward_matches_reference(rng, case):
+def test_winograd_backward_matches_reference(rng, case, algo):
     x_shape, f, padding = _WINO_CASES[case]
     x, k, _ = _data(rng, x_shape, (3, 3, x_shape[3], f))
     oh, ow, _, _ = _geom(x_shape, k.shape, (1, 1), padding)
     dy = rng.standard_normal((x_shape[0], oh, ow, f)).astype(np.float32)
-    dx, dk, db = conv2d_backward(dy, x, k, padding=padding, algorithm="winograd")
+    dx, dk, db = conv2d_backward(dy, x, k, padding=padding, algorithm=algo)
     rdx, rdk, rdb = ref_conv_backward(dy, x, k, (1, 1), padding)
-    assert_close(dx, rdx, 1e-5, 1e-5, "dx")
-    assert_close(dk, rdk, 1e-5, 1e-5, "dkernel")
+    tol = _WINO_TOL[algo]
+    assert_close(dx, rdx, tol, tol, "dx")
+    assert_close(dk, rdk, tol, tol, "dkernel")
     assert_close(db, rdb, 1e-5, 1e-5, "dbias")
 
 
+@pytest.mark.parametrize("algo", _WINO_ALGOS)
 @pytest.mark.parametrize("x_shape,f,padding", [
     ((2, 5, 6, 7), 5, "same"),
     ((1, 6, 5, 3), 4, "valid"),
     ((2, 3, 3, 2), 3, "valid"),
+    ((1, 9, 10, 3), 4, "same"),        # several F(4x4) tiles, partial at the edges
 ])
-def test_winograd_backward_matches_finite_differences(rng, x_shape, f, padding):
+def test_winograd_backward_matches_finite_differences(rng, x_shape, f, padding, algo):
     x, k, b = _data(rng, x_shape, (3, 3, x_shape[3], f))
     oh, ow, _, _ = _geom(x_shape, k.shape, (1, 1), padding)
     g = rng.standard_normal((x_shape[0], oh, ow, f))
@@ -372,21 +383,26 @@ def test_winograd_backward_matches_finite_differences(rng, x_shape, f, padding):
     def loss(x_=x, k_=k):
         return float(np.sum(ref_conv(x_, k_, b, (1, 1), padding) * g))
 
-    dx, dk, _ = conv2d_backward(g, x, k, padding=padding, algorithm="winograd")
+    dx, dk, _ = conv2d_backward(g, x, k, padding=padding, algorithm=algo)
     assert_close(dx, fd_grad(lambda v: loss(x_=v), x), 1e-4, 1e-4, "dx")
     assert_close(dk, fd_grad(lambda v: loss(k_=v), k), 1e-4, 1e-4, "dkernel")
 
 
-def test_winograd_many_pieces_and_threads(rng):
+@pytest.mark.parametrize("algo", _WINO_ALGOS)
+def test_winograd_many_pieces_and_threads(rng, algo):
     """More tiles than one workspace chunk: pieces per thread, several rounds."""
     x, k, b = _data(rng, (9, 32, 30, 32), (3, 3, 32, 32))
-    tiles, floats_per_tile = 9 * 16 * 15, 16 * (32 + 32)  # (V and M rows)
+    m = 4 if algo == "winograd_f4" else 2
+    tiles, floats_per_tile = 9 * (32 // m) * (30 // m + 1), (m + 2) ** 2 * (32 + 32)
     assert tiles * floats_per_tile > 2 * conv2d_workspace_size(x.shape, k.shape, 1, "same")
-    y = conv2d(x, k, b, padding="same", activation="relu", algorithm="winograd")
-    assert_close(y, ref_conv(x, k, b, (1, 1), "same", "relu"), 1e-5, 1e-5)
+    tol = _WINO_TOL[algo]
+    y = conv2d(x, k, b, padding="same", activation="relu", algorithm=algo)
+    assert_close(y, ref_conv(x, k, b, (1, 1), "same", "relu"), tol, tol)
     dy = rng.standard_normal(y.shape).astype(np.float32)
-    dx, _, _ = conv2d_backward(dy, x, k, padding="same", algorithm="winograd")
-    assert_close(dx, ref_conv_backward(dy, x, k, (1, 1), "same")[0], 1e-5, 1e-5)
+    dx, dk, _ = conv2d_backward(dy, x, k, padding="same", algorithm=algo)
+    rdx, rdk, _ = ref_conv_backward(dy, x, k, (1, 1), "same")
+    assert_close(dx, rdx, tol, tol)
+    assert_close(dk, rdk, tol, tol)
 
 
 _WINO_DET = [
@@ -400,8 +416,9 @@ _WINO_DET = [
 
 
 @pytest.mark.skipif(not fastcnn.config()["openmp"], reason="serial build")
+@pytest.mark.parametrize("algo", _WINO_ALGOS)
 @pytest.mark.parametrize("case", range(len(_WINO_DET)))
-def test_winograd_bitwise_identical_at_1_2_3_threads(rng, case):
+def test_winograd_bitwise_identical_at_1_2_3_threads(rng, case, algo):
     x_shape, f, padding = _WINO_DET[case]
     x, k, b = _data(rng, x_shape, (3, 3, x_shape[3], f))
     oh, ow, _, _ = _geom(x_shape, k.shape, (1, 1), padding)
@@ -410,21 +427,23 @@ def test_winograd_bitwise_identical_at_1_2_3_threads(rng, case):
     for t in (1, 2, 3):
         with num_threads(t):
             results.append((conv2d(x, k, b, padding=padding, activation="relu",
-                                   algorithm="winograd"),)
-                           + conv2d_backward(dy, x, k, padding=padding, algorithm="winograd"))
+                                   algorithm=algo),)
+                           + conv2d_backward(dy, x, k, padding=padding, algorithm=algo))
     for other in results[1:]:
         for a, b_ in zip(results[0], other):
             np.testing.assert_array_equal(a, b_)
 
 
+@pytest.mark.parametrize("algo", _WINO_ALGOS)
 @pytest.mark.parametrize("c,f", [(32, 64), (7, 9), (13, 20)])
-def test_winograd_portable_path_matches_default(rng, c, f):
+def test_winograd_portable_path_matches_default(rng, c, f, algo):
     x, k, b = _data(rng, (2, 11, 9, c), (3, 3, c, f))
     dy = rng.standard_normal((2, 11, 9, f)).astype(np.float32)
+    tol = _WINO_TOL[algo]
 
     def run():
-        return ((conv2d(x, k, b, padding="same", activation="relu", algorithm="winograd"),)
-                + conv2d_backward(dy, x, k, padding="same", algorithm="winograd")[:2])
+        return ((conv2d(x, k, b, padding="same", activation="relu", algorithm=algo),)
+                + conv2d_backward(dy, x, k, padding="same", algorithm=algo)[:2])
 
     default = run()
     _ext.force_simd(0)
@@ -435,27 +454,27 @@ def test_winograd_portable_path_matches_default(rng, c, f):
     for a, p, r in zip(default, portable,
                        (ref_conv(x, k, b, (1, 1), "same", "relu"),)
                        + ref_conv_backward(dy, x, k, (1, 1), "same")[:2]):
-        assert_close(p, r, 1e-5, 1e-5)
-        assert_close(a, p, 1e-5, 1e-5)
+        assert_close(p, r, tol, tol)
+        assert_close(a, p, tol, tol)
 
 
-def test_winograd_workspace_reuse_and_bound(rng):
+@pytest.mark.parametrize("algo", _WINO_ALGOS)
+def test_winograd_workspace_reuse_and_bound(rng, algo):
     shape, kshape = (4, 15, 15, 32), (3, 3, 32, 64)
     size = conv2d_workspace_size(shape, kshape)
     assert conv2d_workspace_size((1000,) + shape[1:], kshape) <= 2 ** 20
     ws = np.full(size + 5, np.nan, np.float32)
     x, k, b = _data(rng, shape, kshape)
     dy = rng.standard_normal((4, 13, 13, 64)).astype(np.float32)
-    fresh = (conv2d(x, k, b, algorithm="winograd"),) + conv2d_backward(dy, x, k,
-                                                                        algorithm="winograd")
+    fresh = (conv2d(x, k, b, algorithm=algo),) + conv2d_backward(dy, x, k, algorithm=algo)
     for _ in range(2):
-        reused = ((conv2d(x, k, b, workspace=ws, algorithm="winograd"),)
-                  + conv2d_backward(dy, x, k, workspace=ws, algorithm="winograd"))
+        reused = ((conv2d(x, k, b, workspace=ws, algorithm=algo),)
+                  + conv2d_backward(dy, x, k, workspace=ws, algorithm=algo))
         for a, r in zip(fresh, reused):
             np.testing.assert_array_equal(a, r)
     # a workspace sized for these shapes serves every algorithm
     with pytest.raises(ValueError, match="workspace: expected at least"):
-        conv2d(x, k, b, workspace=ws[:size - 1], algorithm="winograd")
+        conv2d(x, k, b, workspace=ws[:size - 1], algorithm=algo)
 
 
 # ---------------------------------------------------------------------------------------
@@ -563,16 +582,20 @@ _CROP_CASES = [
 
 
 @pytest.mark.parametrize("algorithm,x_shape,k_shape,padding,crop", [
-    (algo,) + case for algo in ("im2col", "winograd", "direct", "auto") for case in _CROP_CASES
-    if algo != "direct" or np.prod(case[1][:3]) <= 64])
+    (algo,) + case
+    for algo in ("im2col", "winograd", "winograd_f2", "winograd_f4", "direct", "auto")
+    for case in _CROP_CASES if algo != "direct" or np.prod(case[1][:3]) <= 64])
 def test_output_size_computes_the_top_left_part(rng, algorithm, x_shape, k_shape, padding,
                                                 crop):
+    from fastcnn.ops.conv import conv2d_algorithm
     x, k, b = _data(rng, x_shape, k_shape)
+    used = conv2d_algorithm(x_shape, k_shape, 1, padding, algorithm=algorithm).values()
+    tol = _WINO_TOL["winograd_f4"] if "winograd_f4" in used else 1e-5
     oh, ow, _, _ = _geom(x_shape, k_shape, (1, 1), padding)
     y = conv2d(x, k, b, 1, padding, activation="relu", algorithm=algorithm, output_size=crop)
     full = ref_conv(x, k, b, (1, 1), padding, "relu")
     assert y.shape == (x_shape[0],) + crop + (k_shape[3],)
-    assert_close(y, full[:, :crop[0], :crop[1]], 1e-5, 1e-5, "y")
+    assert_close(y, full[:, :crop[0], :crop[1]], tol, tol, "y")
     dy = rng.standard_normal(y.shape).astype(np.float32)
     dy_full = np.zeros((x_shape[0], oh, ow, k_shape[3]), np.float32)
     dy_full[:, :crop[0], :crop[1]] = dy
@@ -581,7 +604,7 @@ def test_output_size_computes_the_top_left_part(rng, algorithm, x_shape, k_shape
                                  workspace=np.full(size, np.nan, np.float32))
     for got, want, what in zip((dx, dk, db), ref_conv_backward(dy_full, x, k, (1, 1), padding),
                                ("dx", "dkernel", "dbias")):
-        assert_close(got, want, 1e-5, 1e-5, what)
+        assert_close(got, want, tol, tol, what)
 
 
 def test_output_size_is_checked(rng):
@@ -727,20 +750,20 @@ def test_fused_conv_relu_max_pool_bad_input(rng):
         conv2d_relu_max_pool2d(x, k, b, indices=np.empty(y.shape, np.int64))
 
 
+@pytest.mark.parametrize("algo", _WINO_ALGOS)
 @pytest.mark.parametrize("c,f", [(64, 64), (32, 64), (7, 9)])
-def test_winograd_any_workspace_alignment_gives_the_same_bits(rng, c, f):
-    """The Winograd forward and input gradient pack their 16 kernels once per call into the
-    workspace (read with aligned loads): a workspace at any float offset gives the same
-    bits, and the answers match the reference."""
+def test_winograd_any_workspace_alignment_gives_the_same_bits(rng, c, f, algo):
+    """The Winograd forward and input gradient pack their 16 or 36 kernels once per call
+    into the workspace (read with aligned loads): a workspace at any float offset gives
+    the same bits, and the answers match the reference."""
     x, k, b = _data(rng, (3, 8, 7, c), (3, 3, c, f))
     dy = rng.standard_normal((3, 8, 7, f)).astype(np.float32)
     size = conv2d_workspace_size(x.shape, k.shape, 1, "same")
     runs = []
     for offset in range(4):
         ws = np.full(size + offset, np.nan, np.float32)[offset:]
-        runs.append((conv2d(x, k, b, 1, "same", "relu", workspace=ws, algorithm="winograd"),
-                     conv2d_backward(dy, x, k, 1, "same", workspace=ws,
-                                     algorithm="winograd")[0]))
+        runs.append((conv2d(x, k, b, 1, "same", "relu", workspace=ws, algorithm=algo),
+                     conv2d_backward(dy, x, k, 1, "same", workspace=ws, algorithm=algo)[0]))
     for other in runs[1:]:
         for a, b_ in zip(runs[0], other):
             np.testing.assert_array_equal(a, b_)
@@ -750,14 +773,20 @@ def test_winograd_any_workspace_alignment_gives_the_same_bits(rng, c, f):
 
 def test_auto_algorithm_choice():
     from fastcnn.ops.conv import conv2d_algorithm
+    # the tutorial's second conv: 13x13 (or 12x12 under the pool's crop) fits 4x4 tiles
     seed2 = conv2d_algorithm((32, 15, 15, 32), (3, 3, 32, 64))
-    assert set(seed2.values()) == {"winograd"}
-    # a 6x6 input gradient needs as many multiplications as im2col's 4x4 output
+    assert set(seed2.values()) == {"winograd_f4"}
+    # ... but at batch 1 the per-call kernel transforms outweigh F(4x4)'s saving
+    assert set(conv2d_algorithm((1, 15, 15, 32), (3, 3, 32, 64)).values()) == {"winograd_f2"}
+    # a 6x6 input gradient needs as many multiplications as im2col's 4x4 output; the 4x4
+    # output is one F(4x4) tile per image, worth it from batch 128 (measured)
     assert conv2d_algorithm((32, 6, 6, 64), (3, 3, 64, 64)) == {
-        "forward": "winograd", "backward_input": "im2col", "backward_kernel": "winograd"}
+        "forward": "winograd_f2", "backward_input": "im2col", "backward_kernel": "winograd_f2"}
+    assert conv2d_algorithm((128, 6, 6, 64), (3, 3, 64, 64)) == {
+        "forward": "winograd_f4", "backward_input": "im2col", "backward_kernel": "winograd_f4"}
     # 16 x 16 channels: the kernel gradient's C x F GEMMs are too small
     assert conv2d_algorithm((32, 16, 16, 16), (3, 3, 16, 16), 1, "same") == {
-        "forward": "winograd", "backward_input": "winograd", "backward_kernel": "im2col"}
+        "forward": "winograd_f4", "backward_input": "winograd_f4", "backward_kernel": "im2col"}
     # 3 input channels (the first conv): K = 27, direct forward and kernel gradient
     assert conv2d_algorithm((32, 32, 32, 3), (3, 3, 3, 32)) == {
         "forward": "direct", "backward_input": "im2col", "backward_kernel": "direct"}
@@ -773,7 +802,10 @@ def test_auto_algorithm_choice():
     assert set(conv2d_algorithm((8, 16, 16, 32), (5, 5, 32, 32)).values()) == {"im2col"}
     # forcing
     assert set(conv2d_algorithm((32, 32, 32, 3), (3, 3, 3, 32),
-                                algorithm="winograd").values()) == {"winograd"}
+                                algorithm="winograd").values()) == {"winograd_f4"}
+    for tile in ("winograd_f2", "winograd_f4"):
+        assert set(conv2d_algorithm((1, 3, 3, 64), (3, 3, 64, 64),
+                                    algorithm=tile).values()) == {tile}
     assert set(conv2d_algorithm((32, 15, 15, 32), (3, 3, 32, 64),
                                 algorithm="im2col").values()) == {"im2col"}
 
@@ -781,7 +813,7 @@ def test_auto_algorithm_choice():
 def test_auto_uses_the_chosen_algorithm_bitwise(rng):
     """'auto' gives exactly what the algorithm conv2d_algorithm names gives."""
     from fastcnn.ops.conv import conv2d_algorithm
-    for x_shape, f in [((2, 15, 15, 32), 64), ((2, 32, 32, 3), 32)]:
+    for x_shape, f in [((2, 15, 15, 32), 64), ((2, 32, 32, 3), 32), ((32, 15, 15, 32), 64)]:
         x, k, b = _data(rng, x_shape, (3, 3, x_shape[3], f))
         dy = rng.standard_normal((x_shape[0], x_shape[1] - 2, x_shape[2] - 2, f))
         dy = dy.astype(np.float32)
@@ -793,10 +825,12 @@ def test_auto_uses_the_chosen_algorithm_bitwise(rng):
             auto[0], conv2d_backward(dy, x, k, algorithm=algos["backward_input"])[0])
         np.testing.assert_array_equal(
             auto[1], conv2d_backward(dy, x, k, algorithm=algos["backward_kernel"])[1])
-    # and the two algorithms really are different computations
+    # and the algorithms really are different computations
     x, k, b = _data(rng, (2, 15, 15, 32), (3, 3, 32, 64))
-    assert not np.array_equal(conv2d(x, k, b, algorithm="im2col"),
-                              conv2d(x, k, b, algorithm="winograd"))
+    ys = [conv2d(x, k, b, algorithm=a) for a in ("im2col", "winograd_f2", "winograd_f4")]
+    for i in range(3):
+        for j in range(i):
+            assert not np.array_equal(ys[i], ys[j])
 
 
 # ---------------------------------------------------------------------------------------
@@ -843,12 +877,16 @@ def _bad_cases():
         "dbias: expected shape (4)"
     yield "dx is dy", lambda: conv2d_backward(dy, x, k, dkernel=k), "overlap"
     yield "algorithm", lambda: conv2d(x, k, algorithm="fft"), \
-        "algorithm: expected 'auto', 'im2col', 'winograd' or 'direct', got 'fft'"
+        "algorithm: expected one of 'auto', 'im2col', 'winograd', 'winograd_f2', " \
+        "'winograd_f4', 'direct', got 'fft'"
     yield "algorithm None", lambda: conv2d(x, k, algorithm=None), "algorithm: expected"
     yield "winograd 5x5", lambda: conv2d(x, np.zeros((5, 5, 3, 4), np.float32),
                                          algorithm="winograd"), "needs a 3x3 kernel"
     yield "winograd stride", lambda: conv2d(x, k, strides=2, algorithm="winograd"), \
         "strides (1, 1), got kernel 3x3 and strides (2, 2)"
+    yield "winograd_f4 5x5", lambda: conv2d(x, np.zeros((5, 5, 3, 4), np.float32),
+                                            algorithm="winograd_f4"), \
+        "algorithm='winograd_f4' needs a 3x3 kernel"
     yield "backward algorithm", lambda: conv2d_backward(dy, x, k, algorithm="Winograd"), \
         "conv2d_backward: algorithm"
 

@@ -10,9 +10,12 @@ The kernels process the batch in fixed-size chunks through a small scratch buffe
 allocating it on every call; otherwise one is allocated per call.
 
 Algorithms (``algorithm=``): ``'im2col'`` lowers the convolution to a GEMM on column
-rows; ``'winograd'`` (3x3 kernels, stride 1 only) uses Winograd F(2x2, 3x3), which needs
-16 multiplications per 2x2 output tile and channel pair instead of 36, at the cost of a few
-ulp more rounding error; ``'direct'`` (layers with kh * kw * C <= 64, such as a first layer
+rows; ``'winograd'`` (3x3 kernels, stride 1 only) uses Winograd: F(2x2, 3x3)
+(``'winograd_f2'``) needs 16 multiplications per 2x2 output tile and channel pair instead
+of 36, F(4x4, 3x3) (``'winograd_f4'``) 36 per 4x4 tile instead of 144, at the cost of a
+few ulp (F(2x2)) or a few tens of ulp (F(4x4)) more rounding error; ``'winograd'`` takes
+F(4x4) where its tiles fit the output well enough to need at most 0.8 of F(2x2)'s
+multiplications (e.g. 12x12, 13x13 or 4x4 outputs); ``'direct'`` (layers with kh * kw * C <= 64, such as a first layer
 on RGB images) runs the forward and the kernel gradient through a register-blocked kernel
 fed one output line's column rows at a time, with no GEMM packing (its input gradient is
 im2col's); ``'auto'`` (default) picks, per pass (forward, input gradient, kernel
@@ -32,25 +35,25 @@ __all__ = ["conv2d", "conv2d_backward", "conv2d_workspace_size", "conv2d_output_
            "conv2d_relu_max_pool2d_applies"]
 
 _ACTIVATIONS = (None, "linear", "relu")
-_ALGORITHMS = ("auto", "im2col", "winograd", "direct")
+_ALGORITHMS = ("auto", "im2col", "winograd", "winograd_f2", "winograd_f4", "direct")
 
 
 def _check_algorithm(fn, algorithm, x_shape, k_shape, strides, pads, out_hw):
     """The validated algorithm name (winograd needs a 3x3 kernel and stride 1, direct
     kh * kw * C <= 64)."""
     if not isinstance(algorithm, str) or algorithm not in _ALGORITHMS:
-        raise ValueError("%s: algorithm: expected 'auto', 'im2col', 'winograd' or 'direct', "
-                         "got %r" % (fn, algorithm))
+        raise ValueError("%s: algorithm: expected one of %s, got %r"
+                         % (fn, ", ".join(repr(a) for a in _ALGORITHMS), algorithm))
     if algorithm == "direct" and not _ext.conv2d_direct_applies(
             tuple(x_shape), tuple(k_shape), strides, pads, out_hw):
         raise ValueError("%s: algorithm='direct' needs kh * kw * C <= 64, got kernel %s "
                          "(%d); use 'auto' or 'im2col'"
                          % (fn, tuple(k_shape), k_shape[0] * k_shape[1] * k_shape[2]))
-    if algorithm == "winograd" and not _ext.conv2d_winograd_applies(
+    if algorithm.startswith("winograd") and not _ext.conv2d_winograd_applies(
             tuple(x_shape), tuple(k_shape), strides, pads, out_hw):
-        raise ValueError("%s: algorithm='winograd' needs a 3x3 kernel and strides (1, 1), "
+        raise ValueError("%s: algorithm=%r needs a 3x3 kernel and strides (1, 1), "
                          "got kernel %dx%d and strides %s; use 'auto' or 'im2col'"
-                         % (fn, k_shape[0], k_shape[1], tuple(strides)))
+                         % (fn, algorithm, k_shape[0], k_shape[1], tuple(strides)))
     return algorithm
 
 
@@ -133,8 +136,8 @@ def conv2d_algorithm(input_shape, kernel_shape, strides=(1, 1), padding="valid",
     """The algorithm each pass of conv2d / conv2d_backward runs for these shapes.
 
     Returns ``{'forward': a, 'backward_input': a, 'backward_kernel': a}`` with each ``a``
-    ``'im2col'``, ``'winograd'`` or ``'direct'``, given the requested ``algorithm``
-    ('auto', 'im2col', 'winograd' or 'direct').
+    ``'im2col'``, ``'winograd_f2'``, ``'winograd_f4'`` or ``'direct'``, given the requested
+    ``algorithm`` ('auto', 'im2col', 'winograd', 'winograd_f2', 'winograd_f4' or 'direct').
     """
     fn = "conv2d_algorithm"
     x_shape = _shape4(input_shape, "input_shape", fn)
@@ -193,8 +196,8 @@ def conv2d(x, kernel, bias=None, strides=(1, 1), padding="valid", activation=Non
     padding 'valid' | 'same', activation None | 'linear' | 'relu' (fused into the kernel).
     ``out`` (optional): a writeable C-contiguous float32 array (N, OH, OW, F) to write into.
     ``workspace`` (optional): scratch, see :func:`conv2d_workspace_size`.
-    ``algorithm``: 'auto' | 'im2col' | 'winograd' (3x3 stride-1 kernels only) | 'direct'
-    (kh * kw * C <= 64), see the
+    ``algorithm``: 'auto' | 'im2col' | 'winograd' | 'winograd_f2' | 'winograd_f4' (3x3
+    stride-1 kernels only) | 'direct' (kh * kw * C <= 64), see the
     module docstring.
     ``output_size`` (optional (OH', OW')): compute only the top-left OH' x OW' outputs (what
     a following 'valid' max-pool reads when it drops a last row/column); workspace sizes
