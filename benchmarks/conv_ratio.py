@@ -124,7 +124,8 @@ def main(argv=None):
     ap.add_argument("--batch", type=int, default=32)
     ap.add_argument("--rounds", type=int, default=10)
     ap.add_argument("--algorithms", default="auto",
-                    help="comma-separated conv2d algorithms to time (auto, im2col, winograd)")
+                    help="comma-separated conv2d algorithms to time (auto, im2col, winograd, "
+                         "winograd_f2, winograd_f4, direct)")
     args = ap.parse_args(argv)
     run(args.batch, args.rounds, args.threads, tuple(args.algorithms.split(",")))
 
