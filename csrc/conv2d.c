@@ -569,7 +569,7 @@ static void rotate_kernel(const fc_conv2d_geometry *g, const float *kernel, floa
 
 static int winograd_pass(const fc_conv2d_geometry *g, int m, int input_grad, const float *in,
                          const float *kernel, const float *bias, int relu, float *out,
-                         float *workspace)
+                         int32_t *pool_indices, float *workspace)
 {
     int owned, rc;
     float *ws = workspace_acquire(g, workspace, &owned);
@@ -577,6 +577,7 @@ static int winograd_pass(const fc_conv2d_geometry *g, int m, int input_grad, con
         return FC_ENOMEM;
     fc_wino_problem p;
     p.m = m;
+    p.pool_indices = pool_indices;
     if (!input_grad) {
         p.n = g->n; p.h = g->h; p.w = g->w; p.cin = g->c; p.cout = g->f;
         p.oh = g->oh; p.ow = g->ow; p.pad_top = g->pad_top; p.pad_left = g->pad_left;
@@ -613,6 +614,7 @@ static int winograd_kernel_grad(const fc_conv2d_geometry *g, int m, const float 
         return FC_ENOMEM;
     fc_wino_problem p;
     p.m = m;
+    p.pool_indices = NULL;
     p.n = g->n; p.h = g->h; p.w = g->w; p.cin = g->c; p.cout = g->f;
     p.oh = g->oh; p.ow = g->ow; p.pad_top = g->pad_top; p.pad_left = g->pad_left;
     p.ch = p.oh; p.cw = p.ow;
@@ -620,6 +622,25 @@ static int winograd_kernel_grad(const fc_conv2d_geometry *g, int m, const float 
                              wino_chunk_tiles(g, m));
     workspace_release(ws, owned);
     return rc;
+}
+
+int fc_conv2d_winograd_relu_maxpool2_tile(const fc_conv2d_geometry *g)
+{
+    const int m = wino_tile_size(fc_conv2d_algorithm(g, FC_CONV2D_PASS_FORWARD, FC_CONV2D_AUTO));
+    if (m == 0 || g->n < 1 || g->oh < m || g->ow < m || g->oh % m || g->ow % m
+        || g->oh * g->ow * g->f >= ((int64_t)1 << 31))
+        return 0;
+    return m;
+}
+
+int fc_conv2d_winograd_relu_maxpool2_forward(const fc_conv2d_geometry *g, const float *x,
+                                             const float *kernel, const float *bias, float *y,
+                                             int32_t *indices, float *workspace)
+{
+    const int m = fc_conv2d_winograd_relu_maxpool2_tile(g);
+    if (m == 0)
+        return FC_CONV2D_ENOTFUSED;
+    return winograd_pass(g, m, 0, x, kernel, bias, 1, y, indices, workspace);
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -668,7 +689,7 @@ int fc_conv2d_forward(const fc_conv2d_geometry *g, const float *x, const float *
         return FC_OK;
     const int algo = fc_conv2d_algorithm(g, FC_CONV2D_PASS_FORWARD, algorithm);
     if (wino_tile_size(algo) > 0)
-        return winograd_pass(g, wino_tile_size(algo), 0, x, kernel, bias, relu, out,
+        return winograd_pass(g, wino_tile_size(algo), 0, x, kernel, bias, relu, out, NULL,
                              workspace);
     float *ws = workspace_acquire(g, workspace, &owned);
     if (ws == NULL && !identity)
@@ -742,7 +763,7 @@ int fc_conv2d_backward_input(const fc_conv2d_geometry *g, const float *dy, const
     const int tile = wino_tile_size(
         fc_conv2d_algorithm(g, FC_CONV2D_PASS_BACKWARD_INPUT, algorithm));
     if (tile > 0)
-        return winograd_pass(g, tile, 1, dy, kernel, NULL, 0, dx, workspace);
+        return winograd_pass(g, tile, 1, dy, kernel, NULL, 0, dx, NULL, workspace);
     if (im2col_is_identity(g)) /* dx viewed as (N*OH*OW, K) is dcols itself */
         return fc_sgemm(0, 1, lines * OW, K, F, 1.0f, dy, F, kernel, F, 0.0f, dx, K);
     float *ws = workspace_acquire(g, workspace, &owned);

@@ -24,10 +24,10 @@
  * registers; no GEMM packing. Such a layer followed by a max-pool whose strides equal its
  * size can run fused with it (fc_conv2d_relu_maxpool_*, below).
  *
- * 3x3 stride-1 convolutions can instead run as Winograd F(2x2, 3x3) (winograd.h): fewer
- * multiplications (16 per 2x2 output tile instead of 36) for a few ulp more rounding
- * error. The forward, the input gradient (a 3x3 stride-1 correlation of dy with the
- * rotated kernel) and the kernel gradient (the transposed algorithm: 16 GEMMs summing
+ * 3x3 stride-1 convolutions can instead run as Winograd F(2x2, 3x3) or F(4x4, 3x3)
+ * (winograd.h): fewer multiplications (16 per 2x2 output tile instead of 36, 36 per 4x4
+ * tile instead of 144) for more rounding error. The forward, the input gradient (a 3x3 stride-1 correlation of dy with the
+ * rotated kernel) and the kernel gradient (the transposed algorithm: 16 or 36 GEMMs summing
  * over the tiles, then G^T dU G) each use it where it measured faster (FC_CONV2D_AUTO).
  */
 #ifndef FC_CONV2D_H
@@ -121,5 +121,22 @@ int fc_conv2d_relu_maxpool_backward_kernel(const fc_conv2d_geometry *g, int64_t 
                                            int64_t pw, const float *dy,
                                            const int32_t *indices, const float *y,
                                            const float *x, float *dkernel, float *dbias);
+
+/* Winograd conv + bias + ReLU + 2x2 max-pool (stride 2, valid) in one pass: the ReLU'd
+ * outputs of each whole m x m tile are pooled as they leave the output transform, so the
+ * conv output is never written. g->oh x g->ow is the conv output computed (an output_size
+ * crop, the region the pool reads). Runs where the forward's auto choice is Winograd with
+ * tiles that cover it exactly: fc_conv2d_winograd_relu_maxpool2_tile gives that tile size,
+ * or 0. y and indices are (N, OH / 2, OW / 2, F), bitwise what fc_conv2d_forward(auto,
+ * relu) and fc_max_pool2d_forward give (indices: offsets within one (OH, OW, F) conv
+ * output). workspace as for the kernels above. Returns FC_OK, FC_ENOMEM or
+ * FC_CONV2D_ENOTFUSED (the tile size is 0). */
+#define FC_CONV2D_ENOTFUSED (-3)
+
+int fc_conv2d_winograd_relu_maxpool2_tile(const fc_conv2d_geometry *g);
+
+int fc_conv2d_winograd_relu_maxpool2_forward(const fc_conv2d_geometry *g, const float *x,
+                                             const float *kernel, const float *bias, float *y,
+                                             int32_t *indices, float *workspace);
 
 #endif

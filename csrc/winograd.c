@@ -294,17 +294,37 @@ int64_t fc_wino_scratch_size(int m, int64_t cin, int64_t cout, int64_t chunk_til
 typedef float wino_v4 __attribute__((vector_size(16)));
 typedef float wino_v4u __attribute__((vector_size(16), aligned(4), may_alias));
 typedef int wino_m4 __attribute__((vector_size(16)));
+typedef int wino_m4u __attribute__((vector_size(16), aligned(4), may_alias));
 #define WT_T wino_v4
 #define WT_LEN 4
 #define WT_LOAD(p) ((wino_v4)(*(const wino_v4u *)(p)))
 #define WT_STORE(p, v) (*(wino_v4u *)(p) = (v))
 #define WT_RELU(a) ((wino_v4)((wino_m4)(a) & ((a) > (wino_v4){0.0f, 0.0f, 0.0f, 0.0f})))
+#define WT_I wino_m4
+#define WT_IOTA(i) ((wino_m4){0, 1, 2, 3} + (int)(i))
+#define WT_STOREI(p, v) (*(wino_m4u *)(p) = (v))
+#define WT_POOL_STEP(best, idx, v, vidx)                                            \
+    do {                                                                            \
+        const wino_m4 gt_ = (v) > (best);                                           \
+        best = (wino_v4)(((wino_m4)(v) & gt_) | ((wino_m4)(best) & ~gt_));          \
+        idx = ((vidx) & gt_) | ((idx) & ~gt_);                                      \
+    } while (0)
 #else
 #define WT_T float
 #define WT_LEN 1
 #define WT_LOAD(p) (*(p))
 #define WT_STORE(p, v) (*(p) = (v))
 #define WT_RELU(a) S_RELU(a)
+#define WT_I int32_t
+#define WT_IOTA(i) ((int32_t)(i))
+#define WT_STOREI(p, v) (*(p) = (v))
+#define WT_POOL_STEP(best, idx, v, vidx)                                            \
+    do {                                                                            \
+        if ((v) > (best)) {                                                         \
+            best = (v);                                                             \
+            idx = (vidx);                                                           \
+        }                                                                           \
+    } while (0)
 #endif
 #define WT_ADD(a, b) ((a) + (b))
 #define WT_SUB(a, b) ((a) - (b))
@@ -329,6 +349,10 @@ typedef int wino_m4 __attribute__((vector_size(16)));
 #undef WT_RELU
 #undef WT_NEG
 #undef WT_ATTR
+#undef WT_I
+#undef WT_IOTA
+#undef WT_STOREI
+#undef WT_POOL_STEP
 
 #ifdef FC_HAVE_AVX2_PATH
 #define WT_T __m256
@@ -340,6 +364,17 @@ typedef int wino_m4 __attribute__((vector_size(16)));
 #define WT_MULC(a, c) _mm256_mul_ps((a), _mm256_set1_ps(c))
 #define WT_RELU(a) _mm256_and_ps((a), _mm256_cmp_ps((a), _mm256_setzero_ps(), _CMP_GT_OQ))
 #define WT_NEG(a) _mm256_xor_ps((a), _mm256_set1_ps(-0.0f))
+#define WT_I __m256i
+#define WT_IOTA(i) _mm256_add_epi32(_mm256_set1_epi32((int)(i)), \
+                                    _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7))
+#define WT_STOREI(p, v) _mm256_storeu_si256((__m256i *)(p), (v))
+#define WT_POOL_STEP(best, idx, v, vidx)                                            \
+    do {                                                                            \
+        const __m256 gt_ = _mm256_cmp_ps((v), (best), _CMP_GT_OQ);                 \
+        best = _mm256_blendv_ps((best), (v), gt_);                                  \
+        idx = _mm256_castps_si256(_mm256_blendv_ps(_mm256_castsi256_ps(idx),        \
+                                                   _mm256_castsi256_ps(vidx), gt_)); \
+    } while (0)
 #define WT_ATTR FC_TARGET_AVX2
 #define WT_LEVEL avx2
 #define WT_M 2

@@ -5,6 +5,9 @@
  *   WT_T, WT_LEN                            vector type and its number of floats,
  *   WT_LOAD(p), WT_STORE(p, v)              unaligned load / store,
  *   WT_ADD(a, b), WT_SUB(a, b), WT_MULC(a, c), WT_NEG(a), WT_RELU(a)
+ *   WT_I, WT_IOTA(i), WT_STOREI(p, v)       int32 index vector type, (i, i + 1, ...),
+ *                                           unaligned store,
+ *   WT_POOL_STEP(best, idx, v, vidx)        best, idx = v, vidx where v > best (per lane)
  * and gets kernel_transform_f<M>_<LEVEL>, gather_tiles_f<M>_<LEVEL>, scatter_tiles_...,
  * gather_grad_tiles_..., kernel_grad_transform_.... Every level does the same IEEE
  * operations in the same order per channel (the scalar tails too), so all agree bitwise.
@@ -106,13 +109,18 @@ WT_ATTR static void WT_NAME(gather_tiles)(const fc_wino_problem *p, const float 
 
 /* Output pixels of tiles [t0, t0 + cnt) = act(A^T m A + bias), m = tile r's P GEMM
  * results, each Cout long, at M + r * P * Cout + xi * Cout. Pixels past the computed
- * region's bottom/right edge (partial tiles) are not written. */
+ * region's bottom/right edge (partial tiles) are not written. With p->pool_indices, the
+ * tile's 2x2 windows are max-pooled instead (whole tiles only, see winograd.h): out and
+ * pool_indices are (N, ch / 2, cw / 2, Cout), the index of a window's first maximum an
+ * offset within the (ch, cw, Cout) conv output image, as max_pool2d records it. */
 WT_ATTR static void WT_NAME(scatter_tiles)(const fc_wino_problem *p, const float *M,
                                            const float *bias, int relu, int64_t t0,
                                            int64_t cnt, float *out)
 {
     const int64_t OH = p->oh, OW = p->ow, F = p->cout, tw = (p->cw + WT_M - 1) / WT_M;
     const int64_t per_image = fc_wino_tiles(WT_M, p->ch, p->cw);
+    int32_t *const pool_idx = p->pool_indices;
+    const int64_t PH = p->ch / 2, PW = p->cw / 2, CWF = p->cw * F;
     for (int64_t r = 0; r < cnt; r++) {
         const int64_t t = t0 + r, n = t / per_image, ty = (t % per_image) / tw;
         const int64_t tx = t % per_image % tw;
@@ -123,9 +131,13 @@ WT_ATTR static void WT_NAME(scatter_tiles)(const fc_wino_problem *p, const float
                 const int64_t oy = WT_M * ty + i, ox = WT_M * tx + j;
                 const int k = WT_M * i + j;
                 inside[k] = oy < p->ch && ox < p->cw;
-                dst[k] = inside[k] ? out + ((n * OH + oy) * OW + ox) * F : out;
+                dst[k] = inside[k] && pool_idx == NULL ? out + ((n * OH + oy) * OW + ox) * F
+                                                        : out;
                 whole &= inside[k];
             }
+        /* pooled: window (wy, wx) of the tile is pooled pixel (py0 + wy, px0 + wx); its
+         * first element is conv pixel (2 py, 2 px) */
+        const int64_t py0 = WT_M / 2 * ty, px0 = WT_M / 2 * tx;
         const float *FC_RESTRICT src = M + r * WT_P * F;
         int64_t f = 0;
         for (; f + WT_LEN <= F; f += WT_LEN) {
@@ -141,7 +153,22 @@ WT_ATTR static void WT_NAME(scatter_tiles)(const fc_wino_problem *p, const float
             if (relu)
                 for (int k = 0; k < WT_M * WT_M; k++)
                     y[k] = WT_RELU(y[k]);
-            if (whole) {
+            if (pool_idx != NULL) {
+                for (int wy = 0; wy < WT_M / 2; wy++)
+                    for (int wx = 0; wx < WT_M / 2; wx++) {
+                        const int k0 = 2 * wy * WT_M + 2 * wx;
+                        const int64_t py = py0 + wy, px = px0 + wx;
+                        const int64_t at = 2 * py * CWF + 2 * px * F + f;
+                        WT_T best = y[k0];
+                        WT_I bidx = WT_IOTA(at);
+                        WT_POOL_STEP(best, bidx, y[k0 + 1], WT_IOTA(at + F));
+                        WT_POOL_STEP(best, bidx, y[k0 + WT_M], WT_IOTA(at + CWF));
+                        WT_POOL_STEP(best, bidx, y[k0 + WT_M + 1], WT_IOTA(at + CWF + F));
+                        const int64_t o = ((n * PH + py) * PW + px) * F + f;
+                        WT_STORE(out + o, best);
+                        WT_STOREI(pool_idx + o, bidx);
+                    }
+            } else if (whole) {
                 for (int k = 0; k < WT_M * WT_M; k++)
                     WT_STORE(dst[k] + f, y[k]);
             } else {
@@ -160,9 +187,28 @@ WT_ATTR static void WT_NAME(scatter_tiles)(const fc_wino_problem *p, const float
                     y[k] = y[k] + bias[f];
                 if (relu)
                     y[k] = S_RELU(y[k]);
-                if (inside[k])
+                if (inside[k] && pool_idx == NULL)
                     dst[k][f] = y[k];
             }
+            if (pool_idx != NULL)
+                for (int wy = 0; wy < WT_M / 2; wy++)
+                    for (int wx = 0; wx < WT_M / 2; wx++) {
+                        const int k0 = 2 * wy * WT_M + 2 * wx;
+                        const int64_t py = py0 + wy, px = px0 + wx;
+                        const int64_t at = 2 * py * CWF + 2 * px * F + f;
+                        const int ks[4] = {k0, k0 + 1, k0 + WT_M, k0 + WT_M + 1};
+                        const int64_t offs[4] = {at, at + F, at + CWF, at + CWF + F};
+                        float best = y[ks[0]];
+                        int64_t bi = offs[0];
+                        for (int e = 1; e < 4; e++)
+                            if (y[ks[e]] > best) {
+                                best = y[ks[e]];
+                                bi = offs[e];
+                            }
+                        const int64_t o = ((n * PH + py) * PW + px) * F + f;
+                        out[o] = best;
+                        pool_idx[o] = (int32_t)bi;
+                    }
         }
     }
 }

@@ -27,6 +27,11 @@ cdef extern from "conv2d.h":
     void fc_conv2d_backward_bias(const fc_conv2d_geometry *g, const float *dy,
                                  float *dbias) nogil
     int FC_CONV2D_EBADINDEX
+    int fc_conv2d_winograd_relu_maxpool2_tile(const fc_conv2d_geometry *g) nogil
+    int fc_conv2d_winograd_relu_maxpool2_forward(const fc_conv2d_geometry *g, const float *x,
+                                                 const float *kernel, const float *bias,
+                                                 float *y, int32_t *indices,
+                                                 float *workspace) nogil
     int fc_conv2d_relu_maxpool_applies(const fc_conv2d_geometry *g, int64_t ph,
                                        int64_t pw) nogil
     int fc_conv2d_relu_maxpool_forward(const fc_conv2d_geometry *g, int64_t ph, int64_t pw,
@@ -227,3 +232,33 @@ def conv2d_relu_maxpool_backward_kernel(const float[:, :, :, ::1] dy,
         return False
     _check(rc, "conv2d_relu_max_pool2d_backward")
     return True
+
+
+def conv2d_winograd_relu_maxpool2_tile(tuple x_shape, tuple k_shape, tuple pads, tuple out_hw):
+    """Tile size (4 or 2) of the fused Winograd conv + ReLU + 2x2 max-pool for this conv
+    (3x3, stride 1) computing out_hw, or 0 when it does not run fused."""
+    cdef fc_conv2d_geometry g = _conv2d_geometry(x_shape, k_shape, (1, 1), pads, out_hw)
+    return fc_conv2d_winograd_relu_maxpool2_tile(&g)
+
+
+def conv2d_winograd_relu_maxpool2_forward(const float[:, :, :, ::1] x,
+                                          const float[:, :, :, ::1] kernel,
+                                          const float[::1] bias, tuple pads, tuple out_hw,
+                                          float[:, :, :, ::1] y, int32_t[:, :, :, ::1] indices,
+                                          float[::1] workspace):
+    """y, indices = 2x2 max pool of relu(conv(x) + bias) over the out_hw conv outputs;
+    checked by the caller (fastcnn.ops.conv)."""
+    cdef fc_conv2d_geometry g = _conv2d_geometry(
+        (x.shape[0], x.shape[1], x.shape[2], x.shape[3]),
+        (kernel.shape[0], kernel.shape[1], kernel.shape[2], kernel.shape[3]), (1, 1), pads,
+        out_hw)
+    cdef const float *pb = &bias[0] if bias is not None and bias.shape[0] > 0 else NULL
+    cdef float *pw = _ws_ptr(workspace)
+    cdef int rc
+    if y.size == 0 or x.size == 0:
+        return
+    with nogil:
+        rc = fc_conv2d_winograd_relu_maxpool2_forward(&g, &x[0, 0, 0, 0], &kernel[0, 0, 0, 0],
+                                                      pb, &y[0, 0, 0, 0],
+                                                      &indices[0, 0, 0, 0], pw)
+    _check(rc, "conv2d_winograd_relu_max_pool2d")

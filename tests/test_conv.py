@@ -834,6 +834,107 @@ def test_auto_uses_the_chosen_algorithm_bitwise(rng):
 
 
 # ---------------------------------------------------------------------------------------
+# Winograd conv + ReLU + 2x2 max-pool in one pass (the pool inside the output transform)
+
+from fastcnn.ops import (conv2d_winograd_relu_max_pool2d,  # noqa: E402
+                         conv2d_winograd_relu_max_pool2d_applies)
+
+# (x shape, F, padding, output_size): F(4x4) on the tutorial's cropped 12x12 (batch 32),
+# F(2x2) tiles elsewhere; channel tails (F = 13, 9), batch 1, 'same', no crop
+_WPOOL_CASES = [
+    ((32, 15, 15, 32), 64, "valid", (12, 12)),
+    ((3, 10, 10, 32), 20, "same", None),
+    ((2, 9, 9, 16), 13, "same", (8, 8)),
+    ((1, 6, 6, 64), 64, "valid", None),
+    ((2, 5, 7, 24), 9, "valid", (2, 4)),
+    ((160, 7, 7, 16), 8, "valid", (4, 4)),
+]
+
+
+def _wpool_reference(x, k, b, padding, crop):
+    z = conv2d(x, k, b, padding=padding, activation="relu", output_size=crop)
+    return max_pool2d(z, 2, return_indices=True)
+
+
+@pytest.mark.parametrize("case", range(len(_WPOOL_CASES)))
+def test_winograd_relu_max_pool_is_conv_then_pool_bitwise(rng, case):
+    x_shape, f, padding, crop = _WPOOL_CASES[case]
+    x, k, b = _data(rng, x_shape, (3, 3, x_shape[3], f))
+    assert conv2d_winograd_relu_max_pool2d_applies(x_shape, k.shape, padding, crop)
+    ry, ridx = _wpool_reference(x, k, b, padding, crop)
+    for simd in (-1, 0):  # the AVX2 and the portable transforms
+        _ext.force_simd(simd)
+        try:
+            y, idx = conv2d_winograd_relu_max_pool2d(x, k, b, padding, crop)
+            y2, idx2 = _wpool_reference(x, k, b, padding, crop)
+        finally:
+            _ext.force_simd(-1)
+        np.testing.assert_array_equal(y, y2)
+        np.testing.assert_array_equal(idx, idx2)
+        assert_close(y, ry, 1e-4, 1e-4)
+    assert (y == 0).any() and (y > 0).any()
+    # no bias; preallocated outputs and workspace (filled with garbage) are honoured
+    out, ind = np.full_like(y, np.nan), np.full(idx.shape, -7, np.int32)
+    ws = np.full(conv2d_workspace_size(x_shape, k.shape, 1, padding, output_size=crop),
+                 np.nan, np.float32)
+    y3, idx3 = conv2d_winograd_relu_max_pool2d(x, k, None, padding, crop, out=out,
+                                               indices=ind, workspace=ws)
+    assert y3 is out and idx3 is ind
+    ry3, ridx3 = _wpool_reference(x, k, None, padding, crop)
+    np.testing.assert_array_equal(y3, ry3)
+    np.testing.assert_array_equal(idx3, ridx3)
+
+
+def test_winograd_relu_max_pool_ties_take_the_first_maximum(rng):
+    """Flat images give equal conv outputs in a window (and all-negative ones relu zeros):
+    the index is the first maximum in row-major window order, as max_pool2d records it."""
+    x = np.ones((2, 10, 10, 16), np.float32)
+    x[1] = -1.0
+    k = np.full((3, 3, 16, 8), 0.01, np.float32)
+    y, idx = conv2d_winograd_relu_max_pool2d(x, k, None, "valid")
+    ry, ridx = _wpool_reference(x, k, None, "valid", None)
+    np.testing.assert_array_equal(y, ry)
+    np.testing.assert_array_equal(idx, ridx)
+    assert (y[1] == 0).all()
+
+
+@pytest.mark.skipif(not fastcnn.config()["openmp"], reason="serial build")
+def test_winograd_relu_max_pool_bitwise_identical_at_1_2_3_threads(rng):
+    x, k, b = _data(rng, (32, 15, 15, 32), (3, 3, 32, 64))
+    runs = []
+    for t in (1, 2, 3):
+        with num_threads(t):
+            runs.append(conv2d_winograd_relu_max_pool2d(x, k, b, "valid", (12, 12)))
+    for y, idx in runs[1:]:
+        np.testing.assert_array_equal(y, runs[0][0])
+        np.testing.assert_array_equal(idx, runs[0][1])
+
+
+def test_winograd_relu_max_pool_applies_and_refuses(rng):
+    from fastcnn.ops.conv import conv2d_algorithm
+    # im2col forward (3 -> 8 channels), 5x5 kernel, an odd output, tiles that do not fit
+    assert not conv2d_winograd_relu_max_pool2d_applies((2, 8, 8, 3), (3, 3, 3, 8))
+    assert not conv2d_winograd_relu_max_pool2d_applies((2, 9, 9, 16), (5, 5, 16, 8))
+    assert not conv2d_winograd_relu_max_pool2d_applies((2, 9, 9, 16), (3, 3, 16, 8))  # 7x7
+    assert conv2d_winograd_relu_max_pool2d_applies((2, 9, 9, 16), (3, 3, 16, 8),
+                                                   output_size=(6, 6))
+    # batch 32 picks F(4x4) for a 14x14 output, which is not whole 4x4 tiles
+    assert conv2d_algorithm((32, 16, 16, 32), (3, 3, 32, 64))["forward"] == "winograd_f4"
+    assert not conv2d_winograd_relu_max_pool2d_applies((32, 16, 16, 32), (3, 3, 32, 64))
+    x, k, b = _data(rng, (2, 9, 9, 16), (3, 3, 16, 8))
+    with pytest.raises(ValueError, match=r"conv output \(7, 7\) exactly"):
+        conv2d_winograd_relu_max_pool2d(x, k, b)
+    with pytest.raises(ValueError, match="output_size"):
+        conv2d_winograd_relu_max_pool2d(x, k, b, output_size=(8, 8))
+    with pytest.raises(ValueError, match="indices must be a writeable"):
+        conv2d_winograd_relu_max_pool2d(x, k, b, output_size=(6, 6),
+                                        indices=np.empty((2, 3, 3, 8), np.int64))
+    with pytest.raises(ValueError, match="workspace: expected at least"):
+        conv2d_winograd_relu_max_pool2d(x, k, b, output_size=(6, 6),
+                                        workspace=np.empty(1, np.float32))
+
+
+# ---------------------------------------------------------------------------------------
 # bad input
 
 

@@ -348,6 +348,41 @@ def test_conv_pool_fusion_trains_bitwise_identically_at_1_and_2_threads():
     assert all(np.array_equal(a, b) for a, b in zip(*weights))
 
 
+@pytest.mark.parametrize("batch", [8, 160])
+def test_winograd_crop_pool_runs_fused_and_matches_the_layer_by_layer_model(batch):
+    """A 'crop' pair whose conv is Winograd (16 -> 8 channels, 5x5 output, the pool reads
+    4x4) pools inside the Winograd output transform (F(2x2) tiles at batch 8, F(4x4) at
+    160): the same forward (bitwise with F(2x2) tiles, which the layer-by-layer model's
+    5x5 conv also uses) and the same training as the model run layer by layer."""
+    from fastcnn import _ext
+    x, y = blobs(2 * batch, size=16, seed=7)
+    # the fused kernel's tile size for a 4x4 crop of the 7x7x16 -> 5x5x8 conv
+    assert _ext.conv2d_winograd_relu_maxpool2_tile((batch, 7, 7, 16), (3, 3, 16, 8), (0, 0),
+                                                   (4, 4)) == (2 if batch == 8 else 4)
+    results = []
+    for fuse in (True, False):
+        utils.set_random_seed(5)
+        model = compiled(models.Sequential([
+            layers.Input(shape=(16, 16, 3)),
+            layers.Conv2D(16, 3, activation="relu"), layers.MaxPooling2D(),  # direct
+            layers.Conv2D(8, 3, activation="relu"), layers.MaxPooling2D(),   # crop, Winograd
+            layers.Flatten(), layers.Dense(4)]))
+        model._fuse_kernels = fuse
+        out0 = model.predict(x, batch_size=batch, verbose=0)
+        model.fit(x, y, epochs=2, batch_size=batch, verbose=0, shuffle=False)
+        if fuse:
+            assert model._plan == ("direct", None, "crop", None, None, None)
+            assert model.layers[2]._workspace((batch, 7, 7, 16))["crop_fused"] is True
+        results.append((out0, model.predict(x, batch_size=batch, verbose=0),
+                        model.get_weights()))
+    if batch == 8:
+        np.testing.assert_array_equal(results[0][0], results[1][0])
+    assert_close(results[0][0], results[1][0], 1e-5, 1e-5, "predictions")
+    assert_close(results[0][1], results[1][1], 1e-4, 1e-4, "predictions after training")
+    for a, b in zip(results[0][2], results[1][2]):
+        assert_close(a, b, 1e-4, 1e-4, "weights after training")
+
+
 def test_backward_steps_follow_the_plan_and_the_first_trainable_layer():
     """A 'relu' pair passes fused_relu to both of its backwards; a frozen first pair is not
     visited at all."""

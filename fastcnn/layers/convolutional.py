@@ -159,8 +159,21 @@ class Conv2D(_Activated, Layer):
                 out=ws.buf("pooled", shape), indices=ws.buf("pooled_indices", shape, np.int32))
             return y
         crop = (shape[1] * ph, shape[2] * pw)
+        ws["crop_shape"] = (n,) + crop + (f,)
+        fused = ws.get("crop_fused")
+        if fused is None:  # per input shape: the Winograd tile choice depends on the batch
+            fused = ws["crop_fused"] = (
+                (ph, pw) == (2, 2) and self.strides == (1, 1)
+                and ops.conv2d_winograd_relu_max_pool2d_applies(
+                    x.shape, self.kernel.shape, self.padding, crop))
+        if fused:  # the conv output never leaves the Winograd output transform
+            y, _ = ops.conv2d_winograd_relu_max_pool2d(
+                x, self.kernel.value, bias, self.padding, crop, out=ws.buf("pooled", shape),
+                indices=ws.buf("pooled_indices", shape, np.int32),
+                workspace=self._scratch(x, ws, crop))
+            return y
         z = ops.conv2d(x, self.kernel.value, bias, strides=self.strides, padding=self.padding,
-                       activation="relu", out=ws.buf("crop_z", (n,) + crop + (f,)),
+                       activation="relu", out=ws.buf("crop_z", ws["crop_shape"]),
                        workspace=self._scratch(x, ws, crop), output_size=crop)
         if not training:
             return ops.max_pool2d(z, pool.pool_size, out=ws.buf("pooled", shape))
@@ -185,7 +198,7 @@ class Conv2D(_Activated, Layer):
                 use_bias=self.use_bias, dkernel=dkernel, dbias=dbias)
             return None
         # the conv output's gradient (ReLU's mask applied by the pool's scatter)
-        z_shape = ws["crop_z"].shape if mode == "crop" else self._out_shape(x)
+        z_shape = ws["crop_shape"] if mode == "crop" else self._out_shape(x)
         crop = z_shape[1:3] if mode == "crop" else None
         dz = ops.max_pool2d_backward(dy, idx, z_shape, dx=ws.buf("pooled_dz", z_shape),
                                      relu_output=y)

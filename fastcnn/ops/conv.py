@@ -32,7 +32,8 @@ from ._validation import (as_float32, as_int_pair, check_shape, conv_output_size
 
 __all__ = ["conv2d", "conv2d_backward", "conv2d_workspace_size", "conv2d_output_shape",
            "conv2d_algorithm", "conv2d_relu_max_pool2d", "conv2d_relu_max_pool2d_backward",
-           "conv2d_relu_max_pool2d_applies"]
+           "conv2d_relu_max_pool2d_applies", "conv2d_winograd_relu_max_pool2d",
+           "conv2d_winograd_relu_max_pool2d_applies"]
 
 _ACTIVATIONS = (None, "linear", "relu")
 _ALGORITHMS = ("auto", "im2col", "winograd", "winograd_f2", "winograd_f4", "direct")
@@ -313,6 +314,20 @@ def _fused_geometry(fn, x_shape, k_shape, strides, padding, pool_size):
     return strides, pads, (oh, ow), pool, pooled
 
 
+def _pool_indices(fn, indices, shape, arrays):
+    """A new int32 indices array of `shape`, or the caller's, checked."""
+    if indices is None:
+        return np.empty(shape, np.int32)
+    if not (isinstance(indices, np.ndarray) and indices.dtype == np.int32
+            and indices.flags.c_contiguous and indices.flags.writeable
+            and indices.shape == shape):
+        raise ValueError("%s: indices must be a writeable C-contiguous int32 array of shape %s"
+                         % (fn, shape))
+    if any(np.shares_memory(indices, a) for _, a in arrays if a is not None):
+        raise ValueError("%s: indices must not overlap the inputs or out" % fn)
+    return indices
+
+
 def conv2d_relu_max_pool2d(x, kernel, bias=None, strides=(1, 1), padding="valid",
                            pool_size=(2, 2), out=None, indices=None):
     """``max_pool2d(conv2d(x, kernel, bias, activation='relu'), pool_size)`` in one kernel.
@@ -335,16 +350,7 @@ def conv2d_relu_max_pool2d(x, kernel, bias=None, strides=(1, 1), padding="valid"
     inputs = (("x", x), ("kernel", kernel), ("bias", bias))
     out = (np.empty(shape, np.float32) if out is None
            else _check_out(fn, out, "out", shape, inputs))
-    if indices is None:
-        indices = np.empty(shape, np.int32)
-    elif not (isinstance(indices, np.ndarray) and indices.dtype == np.int32
-              and indices.flags.c_contiguous and indices.flags.writeable
-              and indices.shape == shape):
-        raise ValueError("%s: indices must be a writeable C-contiguous int32 array of shape %s"
-                         % (fn, shape))
-    elif any(np.shares_memory(indices, a) for _, a in inputs + (("out", out),)
-             if a is not None):
-        raise ValueError("%s: indices must not overlap the inputs or out" % fn)
+    indices = _pool_indices(fn, indices, shape, inputs + (("out", out),))
     _ext.conv2d_relu_maxpool_forward(x, kernel, bias, strides, pads, out_hw, pool, out,
                                      indices)
     return out, indices
@@ -388,3 +394,60 @@ def conv2d_relu_max_pool2d_backward(dy, indices, y, x, kernel, strides=(1, 1),
         raise ValueError("%s: indices must name an element of their own pooling window's "
                          "conv lines (as returned by conv2d_relu_max_pool2d)" % fn)
     return dkernel, dbias
+
+
+# ----------------------------------------- Winograd Conv2D(relu) + MaxPooling2D(2) fused
+def conv2d_winograd_relu_max_pool2d_applies(input_shape, kernel_shape, padding="valid",
+                                            output_size=None):
+    """Whether :func:`conv2d_winograd_relu_max_pool2d` runs these shapes: a 3x3 stride-1
+    conv whose forward ('auto') is Winograd with tiles that cover its (output_size) output
+    exactly."""
+    fn = "conv2d_winograd_relu_max_pool2d_applies"
+    x_shape = _shape4(input_shape, "input_shape", fn)
+    k_shape = _shape4(kernel_shape, "kernel_shape", fn)
+    _, _, pads, (oh, ow) = _geometry(fn, x_shape, k_shape, (1, 1), padding)
+    if k_shape[:2] != (3, 3):
+        return False
+    out_hw = _cropped(fn, output_size, oh, ow)
+    return _ext.conv2d_winograd_relu_maxpool2_tile(x_shape, k_shape, pads, out_hw) > 0
+
+
+def conv2d_winograd_relu_max_pool2d(x, kernel, bias=None, padding="valid", output_size=None,
+                                    out=None, indices=None, workspace=None):
+    """``max_pool2d(conv2d(x, kernel, bias, padding=padding, activation='relu',
+    output_size=output_size), 2, return_indices=True)`` in one Winograd pass, bitwise.
+
+    For 3x3 stride-1 convs where :func:`conv2d_winograd_relu_max_pool2d_applies`: each
+    output tile is pooled as it leaves the output transform, so the conv output is never
+    written. Returns ``(y, indices)``, y (N, OH' / 2, OW' / 2, F) for the conv output
+    (OH', OW') (``output_size``, default the whole output), indices offsets within one
+    (OH', OW', F) conv output image. The backward is ``max_pool2d_backward(dy, indices,
+    (N, OH', OW', F), relu_output=y)`` then :func:`conv2d_backward` with the same
+    ``output_size``. ``out`` / ``indices`` / ``workspace`` as in conv2d and
+    conv2d_relu_max_pool2d.
+    """
+    fn = "conv2d_winograd_relu_max_pool2d"
+    x = as_float32(x, "%s: x (N, H, W, C)" % fn, ndim=4)
+    kernel = as_float32(kernel, "%s: kernel (3, 3, C, F)" % fn, ndim=4)
+    _, padding, pads, (oh, ow) = _geometry(fn, x.shape, kernel.shape, (1, 1), padding)
+    oh, ow = _cropped(fn, output_size, oh, ow)
+    if kernel.shape[:2] != (3, 3) or _ext.conv2d_winograd_relu_maxpool2_tile(
+            tuple(x.shape), tuple(kernel.shape), pads, (oh, ow)) == 0:
+        raise ValueError("%s: needs a 3x3 kernel whose Winograd tiles cover the conv output "
+                         "(%d, %d) exactly (see conv2d_winograd_relu_max_pool2d_applies); got "
+                         "x %s, kernel %s (use conv2d then max_pool2d)"
+                         % (fn, oh, ow, tuple(x.shape), tuple(kernel.shape)))
+    f = kernel.shape[3]
+    if bias is not None:
+        bias = as_float32(bias, "%s: bias (%d,)" % (fn, f))
+        check_shape(bias, (f,), "%s: bias" % fn)
+    shape = (x.shape[0], oh // 2, ow // 2, f)
+    inputs = (("x", x), ("kernel", kernel), ("bias", bias))
+    out = (np.empty(shape, np.float32) if out is None
+           else _check_out(fn, out, "out", shape, inputs))
+    indices = _pool_indices(fn, indices, shape, inputs + (("out", out),))
+    size = _ext.conv2d_workspace_size(x.shape, kernel.shape, (1, 1), pads, (oh, ow))
+    ws = _workspace(fn, workspace, size, inputs + (("out", out), ("indices", indices)))
+    _ext.conv2d_winograd_relu_maxpool2_forward(x, kernel, bias, pads, (oh, ow), out, indices,
+                                               ws)
+    return out, indices
