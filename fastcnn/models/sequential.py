@@ -499,7 +499,8 @@ class Sequential:
         `input_shape` (None elsewhere):
 
         - 'direct': Conv2D.forward_pooled as one fused kernel (the conv output never written);
-        - 'crop': Conv2D.forward_pooled computing only the conv outputs the pool reads;
+        - 'crop': Conv2D.forward_pooled computing only the conv outputs the pool reads
+          (pooled inside the Winograd output transform where its tiles cover them);
         - 'relu': each layer on its own, but ReLU's backward runs inside the pool's scatter
           (``backward(fused_relu=True)`` on both).
 
