@@ -347,6 +347,50 @@ def test_conv2d_bigger_shapes_several_chunks_both_simd_paths(n, h, w, c, f, kh, 
     _close(db, dy.astype(np.float64).sum(axis=(0, 1, 2)), "conv2d dbias (big)")
 
 
+@_settings(150)
+@given(n=st.integers(1, 5), h=st.integers(1, 19), w=st.integers(1, 19),
+       c=st.sampled_from([1, 5, 16, 20]), f=st.sampled_from([1, 3, 8, 17]), padding=paddings,
+       algorithm=st.sampled_from(["winograd_f2", "winograd_f4"]), crop=st.booleans(),
+       simd=st.sampled_from([0, -1]), seed=st.integers(0, 2 ** 32 - 1))
+def test_conv2d_winograd_tile_sizes_match_reference(n, h, w, c, f, padding, algorithm, crop,
+                                                   simd, seed):
+    """Both Winograd tile sizes on any 3x3 stride-1 geometry (partial edge tiles, 1-pixel
+    images, channel tails, output_size crops), portable and SIMD path: the reference
+    within a tolerance (their constants are not exact), the adjoint identities, and the
+    thread count changes no bit."""
+    from fastcnn import _ext
+    oh, _ = ref_out_and_pad(h, 3, 1, padding)
+    ow, _ = ref_out_and_pad(w, 3, 1, padding)
+    assume(oh >= 1 and ow >= 1)
+    EXAMPLES["conv2d_winograd"] += 1
+    out = (max(1, oh - 1), max(1, ow - 1)) if crop else None
+    event("%s%s" % (algorithm, " crop" if crop else ""))
+    x = _values(seed, (n, h, w, c), False)
+    k = _values(seed + 1, (3, 3, c, f), False) / np.float32(3 * np.sqrt(c))
+    b = _values(seed + 2, (f,), False)
+    _ext.force_simd(simd)
+    try:
+        runs = []
+        for threads in (1, 2):
+            with num_threads(threads):
+                y = ops.conv2d(x, k, b, padding=padding, algorithm=algorithm, output_size=out)
+                dy = _values(seed + 3, y.shape, False)
+                runs.append((y,) + ops.conv2d_backward(dy, x, k, padding=padding,
+                                                       algorithm=algorithm, output_size=out))
+    finally:
+        _ext.force_simd(-1)
+    for a1, a2 in zip(*runs):
+        np.testing.assert_array_equal(a1, a2)
+    y, dx, dk, db = runs[0]
+    full = ref_conv(x, k, b, (1, 1), padding)
+    _close(y, full[:, :y.shape[1], :y.shape[2]], "%s forward" % algorithm)
+    yb = y - b  # the adjoint identities hold for the linear part
+    lhs = float(np.dot(yb.ravel().astype(np.float64), dy.ravel()))
+    tol = 1e-4 * (np.abs(yb).sum() * np.abs(dy).max() + 1.0)
+    assert abs(lhs - float(np.dot(x.ravel().astype(np.float64), dx.ravel()))) <= tol
+    assert abs(lhs - float(np.dot(k.ravel().astype(np.float64), dk.ravel()))) <= tol
+
+
 # ------------------------------------------------------------------ pooling
 
 def _pool_geometry(case):
