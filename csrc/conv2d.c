@@ -538,9 +538,6 @@ static void workspace_release(float *ws, int owned)
         fc_free(ws);
 }
 
-/* The forward (input_grad == 0: out = act(conv(in) + bias)) or the input gradient
- * (input_grad != 0: in = dy, out = dx, the correlation of dy, padded by 2 - pad, with the
- * kernel rotated by 180 degrees and transposed) as Winograd F(2x2, 3x3). */
 /* out (N, H, W, C): zero every row >= ch and every column >= cw. */
 static void zero_outside(float *out, int64_t N, int64_t H, int64_t W, int64_t C, int64_t ch,
                          int64_t cw)
@@ -567,6 +564,10 @@ static void rotate_kernel(const fc_conv2d_geometry *g, const float *kernel, floa
                 kr[(tap * F + f) * C + c] = kernel[((8 - tap) * C + c) * F + f];
 }
 
+/* The forward (input_grad == 0: out = act(conv(in) + bias), or with pool_indices its 2x2
+ * max-pool, see fc_wino_problem) or the input gradient (input_grad != 0: in = dy, out = dx,
+ * the correlation of dy, padded by 2 - pad, with the kernel rotated by 180 degrees and
+ * transposed) as Winograd with m x m output tiles. */
 static int winograd_pass(const fc_conv2d_geometry *g, int m, int input_grad, const float *in,
                          const float *kernel, const float *bias, int relu, float *out,
                          int32_t *pool_indices, float *workspace)
@@ -688,9 +689,9 @@ int fc_conv2d_forward(const fc_conv2d_geometry *g, const float *x, const float *
     if (lines <= 0 || OW <= 0 || F <= 0)
         return FC_OK;
     const int algo = fc_conv2d_algorithm(g, FC_CONV2D_PASS_FORWARD, algorithm);
-    if (wino_tile_size(algo) > 0)
-        return winograd_pass(g, wino_tile_size(algo), 0, x, kernel, bias, relu, out, NULL,
-                             workspace);
+    const int tile = wino_tile_size(algo);
+    if (tile > 0)
+        return winograd_pass(g, tile, 0, x, kernel, bias, relu, out, NULL, workspace);
     float *ws = workspace_acquire(g, workspace, &owned);
     if (ws == NULL && !identity)
         return FC_ENOMEM;
@@ -888,8 +889,9 @@ int fc_conv2d_backward_kernel(const fc_conv2d_geometry *g, const float *dy, cons
         return FC_OK;
     }
     const int algo = fc_conv2d_algorithm(g, FC_CONV2D_PASS_BACKWARD_KERNEL, algorithm);
-    if (wino_tile_size(algo) > 0)
-        return winograd_kernel_grad(g, wino_tile_size(algo), dy, x, dkernel, workspace);
+    const int tile = wino_tile_size(algo);
+    if (tile > 0)
+        return winograd_kernel_grad(g, tile, dy, x, dkernel, workspace);
     if (im2col_is_identity(g))
         return fc_sgemm(1, 0, K, F, lines * OW, 1.0f, x, K, dy, F, 0.0f, dkernel, F);
     float *ws = workspace_acquire(g, workspace, &owned);

@@ -13,10 +13,11 @@ Algorithms (``algorithm=``): ``'im2col'`` lowers the convolution to a GEMM on co
 rows; ``'winograd'`` (3x3 kernels, stride 1 only) uses Winograd: F(2x2, 3x3)
 (``'winograd_f2'``) needs 16 multiplications per 2x2 output tile and channel pair instead
 of 36, F(4x4, 3x3) (``'winograd_f4'``) 36 per 4x4 tile instead of 144, at the cost of a
-few ulp (F(2x2)) or a few tens of ulp (F(4x4)) more rounding error; ``'winograd'`` takes
-F(4x4) where its tiles fit the output well enough to need at most 0.8 of F(2x2)'s
-multiplications (e.g. 12x12, 13x13 or 4x4 outputs); ``'direct'`` (layers with kh * kw * C <= 64, such as a first layer
-on RGB images) runs the forward and the kernel gradient through a register-blocked kernel
+few ulp (F(2x2)) or a few tens of ulp (F(4x4)) more rounding error; ``'winograd'`` picks
+the tile size per pass from a cost model (its multiplications plus a per-call cost of the
+kernel transforms, see fc_conv2d_algorithm in csrc/conv2d.c): F(4x4) for the tutorial's
+13x13 and 12x12 outputs at batch 32, F(2x2) for one small image; ``'direct'`` (layers with
+kh * kw * C <= 64, such as a first layer on RGB images) runs the forward and the kernel gradient through a register-blocked kernel
 fed one output line's column rows at a time, with no GEMM packing (its input gradient is
 im2col's); ``'auto'`` (default) picks, per pass (forward, input gradient, kernel
 gradient), the one measured faster: direct where it applies, else Winograd for 3x3
@@ -406,9 +407,8 @@ def conv2d_winograd_relu_max_pool2d_applies(input_shape, kernel_shape, padding="
     x_shape = _shape4(input_shape, "input_shape", fn)
     k_shape = _shape4(kernel_shape, "kernel_shape", fn)
     _, _, pads, (oh, ow) = _geometry(fn, x_shape, k_shape, (1, 1), padding)
-    if k_shape[:2] != (3, 3):
-        return False
     out_hw = _cropped(fn, output_size, oh, ow)
+    # (0 unless the forward's auto choice is Winograd, so also for non-3x3 kernels)
     return _ext.conv2d_winograd_relu_maxpool2_tile(x_shape, k_shape, pads, out_hw) > 0
 
 
@@ -431,8 +431,8 @@ def conv2d_winograd_relu_max_pool2d(x, kernel, bias=None, padding="valid", outpu
     kernel = as_float32(kernel, "%s: kernel (3, 3, C, F)" % fn, ndim=4)
     _, padding, pads, (oh, ow) = _geometry(fn, x.shape, kernel.shape, (1, 1), padding)
     oh, ow = _cropped(fn, output_size, oh, ow)
-    if kernel.shape[:2] != (3, 3) or _ext.conv2d_winograd_relu_maxpool2_tile(
-            tuple(x.shape), tuple(kernel.shape), pads, (oh, ow)) == 0:
+    if _ext.conv2d_winograd_relu_maxpool2_tile(tuple(x.shape), tuple(kernel.shape), pads,
+                                               (oh, ow)) == 0:
         raise ValueError("%s: needs a 3x3 kernel whose Winograd tiles cover the conv output "
                          "(%d, %d) exactly (see conv2d_winograd_relu_max_pool2d_applies); got "
                          "x %s, kernel %s (use conv2d then max_pool2d)"
