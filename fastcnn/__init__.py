@@ -3,10 +3,11 @@ from ._config import __version__, config, get_num_threads, set_num_threads, show
 from . import ops
 from . import (callbacks, initializers, layers, losses, metrics, models, optimizers,  # noqa: E402
                saving, utils)
-from .models import Sequential
+from .models import Model, Sequential
+from .layers import Input
 
 __all__ = ["__version__", "config", "get_num_threads", "set_num_threads", "show_config", "ops",
-           "Sequential", "layers", "models", "optimizers", "losses", "metrics", "callbacks",
+           "Model", "Sequential", "Input", "layers", "models", "optimizers", "losses", "metrics", "callbacks",
            "utils", "initializers", "saving", "datasets"]
 
 

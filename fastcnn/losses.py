@@ -29,7 +29,7 @@ def _fail(msg, *args):
 class Loss:
     """Base class. ``loss(y_true, y_pred)`` returns the mean loss as a Python float."""
 
-    _is_crossentropy = False
+    is_crossentropy = False
     from_logits = True
 
     def __init__(self, name=None, reduction="sum_over_batch_size", dtype=None):
@@ -149,7 +149,7 @@ class SparseCategoricalCrossentropy(Loss):
     """Cross-entropy for integer class ids (shape (N,) or (N, 1), any int/uint dtype)."""
 
     _default_name = "sparse_categorical_crossentropy"
-    _is_crossentropy = True
+    is_crossentropy = True
 
     def __init__(self, from_logits=False, ignore_class=None, reduction="sum_over_batch_size",
                  name="sparse_categorical_crossentropy", dtype=None):
@@ -180,7 +180,7 @@ class CategoricalCrossentropy(Loss):
     """Cross-entropy for one-hot (or probability) targets of shape (N, classes)."""
 
     _default_name = "categorical_crossentropy"
-    _is_crossentropy = True
+    is_crossentropy = True
 
     def __init__(self, from_logits=False, label_smoothing=0.0, axis=-1,
                  reduction="sum_over_batch_size", name="categorical_crossentropy", dtype=None):

@@ -35,7 +35,11 @@ class Metric:
         """Sum of the per-sample metric over the batch (float)."""
         raise NotImplementedError
 
-    def _update_batch(self, y, out, n_correct=None):
+    def prepare(self, y_shape, out_shape):
+        """Called by the trainer with the target and output shapes before the first batch
+        (a metric whose kind depends on them, like 'accuracy', settles it here)."""
+
+    def update_batch(self, y, out, n_correct=None):
         self._total += self._batch_sum(y, out, n_correct)
         self._count += out.shape[0]
 
@@ -45,7 +49,7 @@ class Metric:
         y_pred = np.asarray(y_pred, dtype=np.float32)
         if y_pred.ndim == 1:
             y_pred = y_pred[:, None]
-        self._update_batch(np.asarray(y_true), y_pred, None)
+        self.update_batch(np.asarray(y_true), y_pred, None)
 
     def get_config(self):
         return {"name": self.name, "dtype": "float32"}
@@ -149,6 +153,10 @@ class _ResolvedAccuracy(Metric):
         else:
             self._impl = CategoricalAccuracy()
         self.uses_ce_count = self._impl.uses_ce_count
+
+    def prepare(self, y_shape, out_shape):
+        if self._impl is None:
+            self.resolve(y_shape, out_shape)
 
     def _batch_sum(self, y, out, n_correct):
         if self._impl is None:

@@ -114,6 +114,10 @@ class Optimizer:
                                         for _ in self._slot_names]
                 self._vars[id(var)] = var
 
+    def slots_of(self, var):
+        """[(slot name, array)] of ``var`` (empty until ``build`` has seen it)."""
+        return list(zip(self._slot_names, self._slots.get(id(var), ())))
+
     @property
     def variables(self):
         """Keras' optimizer variables: iterations, learning_rate, then the slots."""
@@ -146,9 +150,9 @@ class Optimizer:
                                     v.shape))
             checked.append(g)
         self.build(variables)
-        self._step(variables, checked)
+        self.update(variables, checked)
 
-    def _step(self, variables, grads):
+    def update(self, variables, grads):
         """One update of every (variable, grad) pair: ONE multi-tensor kernel call."""
         step = self.iterations + 1
         if variables:

@@ -1,10 +1,9 @@
 """Per-layer timing of a training step: where the time of ``fit`` goes, layer by layer.
 
-``profile(model, x, y)`` runs real training steps of a compiled ``Sequential`` on one batch
-through the same layer protocol ``fit`` uses (``layer.forward(training=True)``, the loss, then
-``layer.backward`` in reverse, the first trainable layer skipping its input gradient, then one
-optimizer step), timing every call with ``time.perf_counter`` and taking medians over the
-repeats. It reports each layer's forward and backward milliseconds, the GFLOP/s of its
+``profile(model, x, y)`` runs real training steps of a compiled model on one batch through
+the trainer's own ``train_step`` (the plan's steps forward, the loss, the steps backward, one
+optimizer step), timing every step through the trainer's hook with ``time.perf_counter``
+and taking medians over the repeats. It reports each layer's forward and backward milliseconds, the GFLOP/s of its
 convolution / matrix product, and the percentage of this machine's measured fp32 FMA peak
 (``fastcnn._ext.fma_peak_gflops`` at the current thread count). The model's weights,
 optimizer state and layer state are restored afterwards, so profiling changes nothing.
@@ -83,34 +82,34 @@ def _gflops(flop, ms):
 class _State:
     """Snapshot of everything a training step changes; ``restore`` puts it back."""
 
-    def __init__(self, model):
+    def __init__(self, model, leaves):
         self.model = model
         self.weights = [v.value.copy() for v in model.weights]
-        self.extra = [{k: np.array(a, copy=True) for k, a in l._extra_state().items()}
-                      for l in model._layers]
+        self.extra = [(l, {k: np.array(a, copy=True) for k, a in l.extra_state().items()})
+                      for l in leaves]
         opt = model.optimizer
         self.opt = None
         if opt is not None:
-            self.opt = (opt.iterations, {k: [a.copy() for a in slots]
-                                         for k, slots in opt._slots.items()})
+            self.opt = (opt.iterations, {id(v): [a.copy() for _, a in opt.slots_of(v)]
+                                         for v in model.trainable_weights})
 
     def restore(self):
         model = self.model
         for v, w in zip(model.weights, self.weights):
             np.copyto(v.value, w)
-        for l, st in zip(model._layers, self.extra):
+        for layer, st in self.extra:
             if st:
-                l._set_extra_state(st)
+                layer.set_extra_state(st)
         if self.opt is not None:
             opt = model.optimizer
             iterations, slots = self.opt
             opt.iterations = iterations
-            for k in list(opt._slots):
-                if k in slots:
-                    for a, saved in zip(opt._slots[k], slots[k]):
-                        np.copyto(a, saved)
-                else:
-                    for a in opt._slots[k]:
+            for v in model.trainable_weights:
+                saved = slots.get(id(v), [])
+                for j, (_, a) in enumerate(opt.slots_of(v)):
+                    if j < len(saved):
+                        np.copyto(a, saved[j])
+                    else:
                         a[...] = 0
 
 
@@ -118,12 +117,52 @@ def _measure_peak(trials=3, seconds=0.2):
     return max(_ext.fma_peak_gflops(seconds) for _ in range(trials))
 
 
+class _Timer:
+    """The hook fit's own steps run through: times each plan step, the loss, the optimizer."""
+
+    def __init__(self, clock):
+        self.clock = clock
+        self.timed = False
+        self.order = []          # plan steps in forward order (first repeat)
+        self.seen = set()
+        self.fwd = collections.defaultdict(list)
+        self.bwd = collections.defaultdict(list)
+        self.shapes = {}         # id(step) -> (input shape, output shape)
+        self.need = {}           # id(step) -> whether its backward computed an input gradient
+        self.loss, self.opt, self.step = [], [], []
+        self._sum = 0.0
+
+    def __call__(self, phase, step, fn, *args):
+        t0 = self.clock()
+        out = fn(*args)
+        dt = self.clock() - t0
+        self._sum += dt
+        if phase == "forward":
+            if id(step) not in self.seen:
+                self.seen.add(id(step))
+                self.order.append(step)
+            self.shapes[id(step)] = (args[0][0].shape, out.shape)
+        elif phase == "backward":
+            self.need[id(step)] = bool(args[1][0])
+        if self.timed:
+            {"forward": lambda: self.fwd[id(step)].append(dt),
+             "backward": lambda: self.bwd[id(step)].append(dt),
+             "loss": lambda: self.loss.append(dt),
+             "optimizer": lambda: self.opt.append(dt)}[phase]()
+        return out
+
+    def end_step(self):
+        if self.timed:
+            self.step.append(self._sum)
+        self._sum = 0.0
+
+
 def profile(model, x, y=None, repeats=10, warmup=2, peak_gflops=None, stat="median"):
-    """Profile training steps of ``model`` (a compiled, buildable Sequential) on one batch.
+    """Profile training steps of ``model`` (a compiled, buildable model) on one batch.
 
     Args:
-        model: ``fastcnn.models.Sequential``; compiled (optimizer and loss) unless ``y`` is
-            None. Built from ``x`` if needed.
+        model: a fastcnn model (``Sequential`` or ``Model``) with one input and one output;
+            compiled (optimizer and loss) unless ``y`` is None. Built from ``x`` if needed.
         x, y: one batch (its size is the batch size profiled) and its targets; ``y=None``
             profiles the forward pass only (``training=False``, as ``predict``).
         repeats: timed steps (medians are reported); warmup: untimed steps before them.
@@ -133,10 +172,12 @@ def profile(model, x, y=None, repeats=10, warmup=2, peak_gflops=None, stat="medi
             estimate of the code's own speed when other processes share the cores.
 
     Returns:
-        ProfileResult: a list of ProfileRow, one per layer, then 'loss' and 'optimizer'
-        (training only) and 'total' (median of the per-step sums).
+        ProfileResult: a list of ProfileRow, one per layer call (a fused step is timed on
+        its first layer's row, the others read 0 and '(fused)'), then 'loss' and
+        'optimizer' (training only) and 'total' (median of the per-step sums).
     """
     from . import get_num_threads
+    from .training import data
     if isinstance(repeats, bool) or not isinstance(repeats, int) or repeats < 1:
         raise ValueError("profile: repeats must be a positive integer, got %r" % (repeats,))
     if isinstance(warmup, bool) or not isinstance(warmup, int) or warmup < 0:
@@ -144,102 +185,66 @@ def profile(model, x, y=None, repeats=10, warmup=2, peak_gflops=None, stat="medi
     if stat not in ("median", "min"):
         raise ValueError("profile: stat must be 'median' or 'min', got %r" % (stat,))
     training = y is not None
-    if training:
-        model._assert_compiled("profile")
-    x32 = model._prepare_x(x, "profile")
+    if training and (not model.compiled or model.loss is None):
+        raise RuntimeError("You must call `compile()` with a loss before using the model (in "
+                           "profile).")
+    expected = tuple(model.inputs[0].shape[1:]) if model.built else None
+    x32 = data.prepare_x(x, expected, model.name, "profile")
     if x32.shape[0] == 0:
         raise ValueError("profile: x has no samples")
     if not model.built:
         model.build((None,) + x32.shape[1:])
-    layers = model._layers
     if training:
-        targets = model._prepare_y(y, x32.shape[0], "profile")
-        model._prepare_training()
-        first = model._first_trainable
-    else:
-        first = len(layers)
-    logits = training and model._fused_softmax
+        targets = data.prepare_y(model.loss, model.metrics, y, x32.shape[0],
+                                 model.outputs[0].shape, "profile")
+    model.prepare(training)
 
-    saved = _State(model)
-    n_layers = len(layers)
-    fwd_t = [[] for _ in layers]
-    bwd_t = [[] for _ in layers]
-    loss_t, opt_t, step_t = [], [], []
-    in_shapes, out_shapes = [None] * n_layers, [None] * n_layers
-    clock = time.perf_counter
+    timer = _Timer(time.perf_counter)
+    saved = _State(model, model.leaf_layers())
     try:
         for rep in range(warmup + repeats):
-            timed = rep >= warmup
-            step = 0.0
-            h = x32
-            for i, count, fwd in model._forward_steps(x32.shape, training, logits):
-                in_shapes[i] = h.shape
-                t0 = clock()
-                h = fwd(h)
-                dt = clock() - t0
-                step += dt
-                out_shapes[i] = h.shape
-                if count == 2:  # a conv and its pool run together: timed on the conv's row
-                    out_shapes[i] = layers[i].compute_output_shape(in_shapes[i])
-                    in_shapes[i + 1], out_shapes[i + 1] = out_shapes[i], h.shape
-                if timed:
-                    fwd_t[i].append(dt)
-                    if count == 2:
-                        fwd_t[i + 1].append(0.0)
+            timer.timed = rep >= warmup
             if training:
-                t0 = clock()
-                _, g, _ = model.loss.compute(h, targets, model._buffer("dout", h.shape),
-                                             model._loss_on_logits)
-                dt = clock() - t0
-                step += dt
-                if timed:
-                    loss_t.append(dt)
-                for i, count, bwd in model._backward_steps(x32.shape, first):
-                    t0 = clock()
-                    g = bwd(g)
-                    dt = clock() - t0
-                    step += dt
-                    if timed:
-                        bwd_t[i].append(dt)
-                        if count == 2:
-                            bwd_t[i + 1].append(0.0)
-                t0 = clock()
-                model.optimizer._step(model._train_vars, model._train_grads)
-                dt = clock() - t0
-                step += dt
-                if timed:
-                    opt_t.append(dt)
-            if timed:
-                step_t.append(step)
+                model.train_step(x32, targets, hook=timer)
+            else:
+                model.predict_step(x32, hook=timer)
+            timer.end_step()
     finally:
         saved.restore()
-        model._release_inputs()
+        model.release_inputs()
 
-    plan = model._layer_plan(x32.shape)
     peak = float(peak_gflops) if peak_gflops is not None else _measure_peak()
-    total_ms = _ms(step_t, stat)
+    total_ms = _ms(timer.step, stat)
     rows = []
     tot_f = tot_b = 0
-    for i, layer in enumerate(layers):
-        runs_backward = training and i >= first
-        ff, bf = layer_flops(layer, in_shapes[i], out_shapes[i], need_input_grad=i > first)
-        if not runs_backward:
-            bf = 0
-        tot_f += ff
-        tot_b += bf
-        fm, bm = _ms(fwd_t[i], stat), _ms(bwd_t[i], stat)
-        kind = type(layer).__name__
-        if plan[i] in ("direct", "crop"):
-            kind += "+" + type(layers[i + 1]).__name__
-        elif i >= 1 and plan[i - 1] in ("direct", "crop"):
-            kind += " (fused)"
-        rows.append(_row(layer.name, kind, out_shapes[i], fm, bm, ff, bf, peak, total_ms))
+    for s in timer.order:
+        in_shape, out_shape = timer.shapes[id(s)]
+        runs_backward = training and id(s) in timer.need
+        shape = in_shape
+        for j, layer in enumerate(s.layers):
+            last = j == len(s.layers) - 1
+            o = out_shape if last else tuple(layer.compute_output_shape(shape))
+            ff, bf = layer_flops(layer, shape, o, need_input_grad=timer.need.get(id(s), False)
+                                 or j > 0)
+            if not runs_backward:
+                bf = 0
+            tot_f += ff
+            tot_b += bf
+            if j == 0:
+                fm, bm = _ms(timer.fwd[id(s)], stat), _ms(timer.bwd[id(s)], stat)
+                kind = "+".join(type(l).__name__ for l in s.layers)
+            else:
+                fm, bm = 0.0, (0.0 if runs_backward else None)
+                kind = type(layer).__name__ + " (fused)"
+            rows.append(_row(layer.name, kind, o, fm, bm, ff, bf, peak, total_ms))
+            shape = o
+    n_layers = len(rows)
     if training:
-        rows.append(_row("loss", type(model.loss).__name__, out_shapes[-1],
-                         _ms(loss_t, stat), None, 0, 0, peak, total_ms))
+        rows.append(_row("loss", type(model.loss).__name__, out_shape,
+                         _ms(timer.loss, stat), None, 0, 0, peak, total_ms))
         rows.append(_row("optimizer", type(model.optimizer).__name__,
-                         (sum(int(v.size) for v in model._train_vars),), _ms(opt_t, stat),
-                         None, 0, 0, peak, total_ms))
+                         (sum(int(v.size) for v in model.trainable_weights),),
+                         _ms(timer.opt, stat), None, 0, 0, peak, total_ms))
     # the total: the whole-step time's statistic; forward/backward sums of the rows
     fsum = sum(r.forward_ms or 0.0 for r in rows[:n_layers])
     bsum = sum(r.backward_ms or 0.0 for r in rows[:n_layers])
@@ -248,10 +253,9 @@ def profile(model, x, y=None, repeats=10, warmup=2, peak_gflops=None, stat="medi
                            fsum, bsum if training else None, _gflops(tot_f, fsum),
                            _gflops(tot_b, bsum) if training else None,
                            None if gf is None else 100.0 * gf / peak, 100.0, tot_f, tot_b))
-    result = ProfileResult(rows, batch_size=int(x32.shape[0]), threads=get_num_threads(),
-                           peak_gflops=peak, repeats=repeats, training=training,
-                           step_ms=total_ms, stat=stat)
-    return result
+    return ProfileResult(rows, batch_size=int(x32.shape[0]), threads=get_num_threads(),
+                         peak_gflops=peak, repeats=repeats, training=training,
+                         step_ms=total_ms, stat=stat)
 
 
 def _row(name, kind, shape, fm, bm, ff, bf, peak, total_ms):

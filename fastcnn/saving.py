@@ -34,6 +34,7 @@ _MODEL_FORMAT = "fastcnn.model"
 _WEIGHTS_FORMAT = "fastcnn.weights"
 _WEIGHTS_ENTRY = "model.weights.npz"
 _SHUFFLE_SEED = "model/shuffle_seed"
+_MODEL_CLASSES = ("Sequential", "Functional")
 _ENTRIES = {_MODEL_FORMAT: ("metadata.json", "config.json", _WEIGHTS_ENTRY),
             _WEIGHTS_FORMAT: ("metadata.json", _WEIGHTS_ENTRY)}
 # What rebuilding a model from a damaged/hostile config.json can raise besides ValueError.
@@ -47,9 +48,9 @@ def _version():
 
 
 def _weight_keys(model):
-    """[(layer_index, layer, [(key, variable), ...])] for layers with weights."""
+    """[(layer_index, layer, [(key, variable), ...])] for every (leaf) layer."""
     out = []
-    for i, layer in enumerate(model.layers):
+    for i, layer in enumerate(model.leaf_layers()):
         out.append((i, layer, [("layers/%d/vars/%d" % (i, j), v)
                                for j, v in enumerate(layer.weights)]))
     return out
@@ -65,17 +66,14 @@ def _arrays_for(model, with_optimizer):
         for key, var in pairs:
             arrays[key] = var.value
             var_keys[id(var)] = key
-        for name, arr in layer._extra_state().items():
+        for name, arr in layer.extra_state().items():
             arrays["layers/%d/state/%s" % (i, name)] = np.asarray(arr)
     if with_optimizer and model.optimizer is not None:
         opt = model.optimizer
-        variables = [v for v in model.trainable_weights if id(v) in opt._slots]
-        state = opt._get_state(variables)
-        for k, arr in state.items():
-            if k in ("iterations", "learning_rate"):
-                arrays["optimizer/" + k] = arr
-        for var in variables:
-            for slot, arr in zip(opt._slot_names, opt._slots[id(var)]):
+        arrays["optimizer/iterations"] = np.array(opt.iterations, dtype=np.int64)
+        arrays["optimizer/learning_rate"] = np.array(float(opt.learning_rate), np.float32)
+        for var in model.trainable_weights:
+            for slot, arr in opt.slots_of(var):
                 arrays["optimizer/%s/%s" % (var_keys[id(var)], slot)] = arr
     return arrays, layout
 
@@ -119,11 +117,11 @@ def save_model(model, filepath, overwrite=True, zipped=None, **kwargs):
         config["compile_config"] = {
             "optimizer": optimizers.serialize(model.optimizer),
             "loss": losses.serialize(model.loss) if model.loss is not None else None,
-            "metrics": [metrics.serialize(m) for m in model._compiled_metrics],
+            "metrics": [metrics.serialize(m) for m in model.metrics],
         }
     arrays, layout = _arrays_for(model, with_optimizer=model.compiled)
-    if getattr(model, "_shuffle_seed", None) is not None:  # fit's shuffles continue exactly
-        arrays[_SHUFFLE_SEED] = np.array(model._shuffle_seed, dtype=np.int64)
+    if model.shuffle_seed is not None:  # fit's shuffles continue exactly
+        arrays[_SHUFFLE_SEED] = np.array(model.shuffle_seed, dtype=np.int64)
     metadata = {"format": _MODEL_FORMAT, "format_version": FORMAT_VERSION,
                 "fastcnn_version": _version(), "layout": layout,
                 "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S")}
@@ -260,7 +258,8 @@ def _load_arrays_into(model, archive, skip_mismatch=False):
     """Assign layer weights (by layer position) and extra state from an archive."""
     layout = archive.layout()
     saved_with_weights = [e for e in layout if e.get("weights")]
-    own_with_weights = [(i, l) for i, l in enumerate(model.layers) if l.weights]
+    leaves = model.leaf_layers()
+    own_with_weights = [(i, l) for i, l in enumerate(leaves) if l.weights]
     if len(saved_with_weights) != len(own_with_weights) and not skip_mismatch:
         archive._fail("it holds weights for %d layers (%s) but model '%s' has %d layers with "
                       "weights (%s)"
@@ -292,15 +291,15 @@ def _load_arrays_into(model, archive, skip_mismatch=False):
         for var, val in zip(layer.weights, values):
             var.assign(val)
     # extra state (e.g. dropout seed streams) when the layer stacks are the same
-    if [e.get("class_name") for e in layout] == [type(l).__name__ for l in model.layers]:
-        for i, layer in enumerate(model.layers):
+    if [e.get("class_name") for e in layout] == [type(l).__name__ for l in leaves]:
+        for i, layer in enumerate(leaves):
             prefix = "layers/%d/state/" % layout[i]["index"]
             state = {k[len(prefix):]: v for k, v in archive.arrays.items()
                      if k.startswith(prefix)}
             if state:
                 if any(v.shape != () or v.dtype.kind not in "iu" for v in state.values()):
                     archive._fail("the saved state of layer '%s' is malformed" % layer.name)
-                layer._set_extra_state(state)
+                layer.set_extra_state(state)
 
 
 def load_weights(model, filepath, skip_mismatch=False):
@@ -315,14 +314,16 @@ def load_weights(model, filepath, skip_mismatch=False):
 def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     """Rebuild a model saved by ``model.save``: architecture, weights, compile state and the
     optimizer state (so ``fit`` continues exactly where it stopped)."""
-    from . import losses, metrics, optimizers
-    from .models import Sequential
+    from . import layers, losses, metrics, optimizers
     archive = _Archive(filepath, (_MODEL_FORMAT,))
     config = archive.config
-    if not isinstance(config, dict) or config.get("class_name") != "Sequential":
-        archive._fail("config.json does not describe a Sequential model")
+    if not isinstance(config, dict) or config.get("class_name") not in _MODEL_CLASSES:
+        archive._fail("config.json does not describe a model (class_name %.80r; expected one "
+                      "of %s)" % (config.get("class_name") if isinstance(config, dict) else None,
+                                  ", ".join(_MODEL_CLASSES)))
     try:
-        model = Sequential.from_config(config.get("config", {}), custom_objects=custom_objects)
+        model = layers.deserialize({"class_name": config["class_name"],
+                                    "config": config.get("config", {})}, custom_objects)
     except _REBUILD_ERRORS as e:
         archive._fail("its architecture could not be rebuilt (%s: %s)" % (type(e).__name__, e),
                       e)
@@ -333,7 +334,7 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
         seed = archive.get(_SHUFFLE_SEED, (), "the shuffle seed")
         if seed.dtype.kind not in "iu" or int(seed) < 0:
             archive._fail("the shuffle seed %r is not an integer >= 0" % (seed.item(),))
-        model._shuffle_seed = int(seed)
+        model.shuffle_seed = int(seed)
     compile_config = config.get("compile_config")
     if compile and compile_config:
         try:
@@ -353,7 +354,7 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
 def _restore_optimizer(model, archive):
     opt = model.optimizer
     keys = {}
-    for i, layer in enumerate(model.layers):
+    for i, layer in enumerate(model.leaf_layers()):
         for j, v in enumerate(layer.weights):
             keys[id(v)] = "layers/%d/vars/%d" % (i, j)
     variables = model.trainable_weights
@@ -364,7 +365,7 @@ def _restore_optimizer(model, archive):
     iterations = int(iterations)
     opt.build(variables)
     for var in variables:
-        for slot, arr in zip(opt._slot_names, opt._slots[id(var)]):
+        for slot, arr in opt.slots_of(var):
             key = "optimizer/%s/%s" % (keys[id(var)], slot)
             if key not in archive.arrays and iterations == 0:
                 continue

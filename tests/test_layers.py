@@ -328,7 +328,7 @@ def test_weights_api_and_set_weights_validation(rng):
     layers.MaxPooling2D((3, 3), strides=(1, 2), padding="same"),
     layers.AveragePooling2D(), layers.GlobalAveragePooling2D(keepdims=True), layers.Flatten(),
     layers.Dropout(0.3, seed=4), layers.BatchNormalization(momentum=0.9, epsilon=1e-5),
-    layers.ReLU(), layers.Activation("softmax"), layers.Input(shape=(4, 4, 2)),
+    layers.ReLU(), layers.Activation("softmax"), layers.InputLayer(shape=(4, 4, 2)),
 ])
 def test_get_config_from_config_round_trip(layer):
     config = layer.get_config()

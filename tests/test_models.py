@@ -257,19 +257,17 @@ def test_training_is_bitwise_identical_at_1_and_2_threads():
     assert all(np.array_equal(a, b) for a, b in zip(*results))
 
 
-def _step_gradients(model, x, y, fused):
-    """Forward, loss and backward of one batch; the gradients, with the given fusion flags."""
-    model._prepare_training()
-    h = x
-    for layer in model.layers:  # layer by layer: no conv+pool forward fusion here
-        h = layer.forward(h, training=True)
-    _, g, _ = model.loss.compute(h, model._prepare_y(y, x.shape[0], "test"),
-                                 np.empty(h.shape, np.float32), model._loss_on_logits)
-    layers_ = model.layers
-    for i in range(len(layers_) - 1, model._first_trainable - 1, -1):
-        g = layers_[i].backward(g, need_input_grad=i > model._first_trainable,
-                                fused_relu=fused[i])
-    return [np.array(gr) for gr in model._train_grads]
+def _one_sgd_step(model, x, y):
+    """The weights after one SGD(learning_rate=1) step from fixed weights: equal results mean
+    equal gradients."""
+    model.compile(optimizer=optimizers.SGD(learning_rate=1.0),
+                  loss=losses.SparseCategoricalCrossentropy(from_logits=True))
+    model.train_on_batch(x, y)
+    return model.get_weights()
+
+
+def _kinds(model):
+    return [step.kind for step in model.plan()]
 
 
 @pytest.mark.parametrize("pool", [
@@ -279,19 +277,54 @@ def test_relu_maxpool_backward_fusion_gives_the_unfused_gradients(pool):
     """Conv2D(relu) -> MaxPooling2D: the pool applies ReLU's mask; gradients are unchanged."""
     x, y = blobs(12, size=9, seed=3)
     x = x.astype(np.float32)
-    model = compiled(models.Sequential([
-        layers.Input(shape=(9, 9, 3)), layers.Conv2D(5, 3, activation="relu"), pool,
-        layers.Conv2D(7, 2, padding="same", activation="relu"), layers.MaxPooling2D(),
-        layers.Flatten(), layers.Dense(4)]))
-    plan = model._layer_plan(x.shape)
-    assert plan[1::2] == (None, None, None) and plan[2] == "direct"
-    assert plan[0] == ("direct" if pool.strides == pool.pool_size else "relu")
-    fused = _step_gradients(model, x, y, (True,) * 4 + (False,) * 2)
-    unfused = _step_gradients(model, x, y, (False,) * len(model.layers))
-    for a, b in zip(fused, unfused):
-        np.testing.assert_array_equal(a, b)
+    results = []
+    for fuse in (True, False):
+        utils.set_random_seed(3)
+        model = models.Sequential([
+            layers.Input(shape=(9, 9, 3)), layers.Conv2D(5, 3, activation="relu"), pool,
+            layers.Conv2D(7, 2, padding="same", activation="relu"), layers.MaxPooling2D(),
+            layers.Flatten(), layers.Dense(4)])
+        model.fuse_kernels = fuse
+        if fuse:
+            first = (["conv2d_relu_max_pool2d[direct]"] if pool.strides == pool.pool_size
+                     else ["Conv2D+relu_backward", "MaxPooling2D+relu_backward"])
+            assert _kinds(model) == first + ["conv2d_relu_max_pool2d[direct]", "Flatten",
+                                             "Dense"]
+        else:
+            assert _kinds(model) == ["Conv2D", "MaxPooling2D", "Conv2D", "MaxPooling2D",
+                                     "Flatten", "Dense"]
+        results.append(_one_sgd_step(model, x, y))
+    for a, b in zip(*results):
+        assert_close(a, b, 1e-5, 1e-5, "weights after one step")
     with pytest.raises(ValueError, match="fused_relu"):
         model.layers[-1].backward(np.zeros((12, 4), np.float32), fused_relu=True)
+
+
+def test_relu_layer_between_conv_and_pool_is_fused_and_exact():
+    """Conv2D (no activation) -> ReLU layer -> MaxPooling2D (the strong model's order without
+    BN) runs as one fused step; Conv2D -> BN -> ReLU -> pool keeps only the ReLU mask in the
+    pool's backward. Same forward bits and the same one-step gradients as unfused."""
+    x, y = blobs(10, size=9, seed=4)
+    x = x.astype(np.float32)
+    results = []
+    for fuse in (True, False):
+        utils.set_random_seed(8)
+        model = models.Sequential([
+            layers.Input(shape=(9, 9, 3)), layers.Conv2D(6, 3), layers.ReLU(),
+            layers.MaxPooling2D(), layers.Conv2D(5, 2, padding="same", use_bias=False),
+            layers.BatchNormalization(), layers.ReLU(), layers.MaxPooling2D(),
+            layers.Flatten(), layers.Dense(4)])
+        model.fuse_kernels = fuse
+        if fuse:
+            names = tuple(l.name for l in model.layers[:3])
+            assert model.plan()[0] == ("conv2d_relu_max_pool2d[direct]", names)
+            assert _kinds(model)[1:5] == ["Conv2D", "BatchNormalization",
+                                          "ReLU+relu_backward", "MaxPooling2D+relu_backward"]
+        out = model.predict(x, verbose=0)
+        results.append((out, _one_sgd_step(model, x, y)))
+    np.testing.assert_array_equal(results[0][0], results[1][0])
+    for a, b in zip(results[0][1], results[1][1]):
+        assert_close(a, b, 1e-5, 1e-5, "weights after one step")
 
 
 def _conv_pool_model(pool, kernel=2, padding="valid"):
@@ -318,14 +351,17 @@ def test_conv_pool_fusion_matches_the_layer_by_layer_model(pool, kernel, mode):
     same training up to summation order, as the model run layer by layer."""
     x, y = blobs(24, size=12, seed=5)
     x = x[:, :, :11].astype(np.float32)
+    second = (["Conv2D+relu_backward", "MaxPooling2D+relu_backward"] if mode == "relu"
+              else ["conv2d_relu_max_pool2d[%s]" % mode])
     results = []
     for fuse in (True, False):
         utils.set_random_seed(4)
         model = _conv_pool_model(pool, kernel)
-        model._fuse_kernels = fuse
+        model.fuse_kernels = fuse
         out0 = model.predict(x, verbose=0)
-        assert model._plan == (("direct", None, mode, None, None, None) if fuse
-                               else (None,) * 6)
+        assert _kinds(model) == (["conv2d_relu_max_pool2d[direct]"] + second
+                                 + ["Flatten", "Dense"] if fuse else
+                                 ["Conv2D", "MaxPooling2D"] * 2 + ["Flatten", "Dense"])
         model.fit(x, y, epochs=2, batch_size=8, verbose=0, shuffle=False)
         results.append((out0, model.predict(x, verbose=0), model.get_weights()))
     np.testing.assert_array_equal(results[0][0], results[1][0])  # same kernels, same bits
@@ -343,7 +379,8 @@ def test_conv_pool_fusion_trains_bitwise_identically_at_1_and_2_threads():
             utils.set_random_seed(9)
             model = _conv_pool_model(layers.MaxPooling2D(), kernel=3)
             model.fit(x, y, epochs=2, batch_size=16, verbose=0)
-            assert model._plan[0] == "direct" and model._plan[2] == "crop"
+            assert _kinds(model)[:2] == ["conv2d_relu_max_pool2d[direct]",
+                                         "conv2d_relu_max_pool2d[crop]"]
             weights.append(model.get_weights())
     assert all(np.array_equal(a, b) for a, b in zip(*weights))
 
@@ -367,12 +404,12 @@ def test_winograd_crop_pool_runs_fused_and_matches_the_layer_by_layer_model(batc
             layers.Conv2D(16, 3, activation="relu"), layers.MaxPooling2D(),  # direct
             layers.Conv2D(8, 3, activation="relu"), layers.MaxPooling2D(),   # crop, Winograd
             layers.Flatten(), layers.Dense(4)]))
-        model._fuse_kernels = fuse
+        model.fuse_kernels = fuse
         out0 = model.predict(x, batch_size=batch, verbose=0)
         model.fit(x, y, epochs=2, batch_size=batch, verbose=0, shuffle=False)
         if fuse:
-            assert model._plan == ("direct", None, "crop", None, None, None)
-            assert model.layers[2]._workspace((batch, 7, 7, 16))["crop_fused"] is True
+            assert _kinds(model)[:2] == ["conv2d_relu_max_pool2d[direct]",
+                                         "conv2d_relu_max_pool2d[crop]"]
         results.append((out0, model.predict(x, batch_size=batch, verbose=0),
                         model.get_weights()))
     if batch == 8:
@@ -383,29 +420,23 @@ def test_winograd_crop_pool_runs_fused_and_matches_the_layer_by_layer_model(batc
         assert_close(a, b, 1e-4, 1e-4, "weights after training")
 
 
-def test_backward_steps_follow_the_plan_and_the_first_trainable_layer():
-    """A 'relu' pair passes fused_relu to both of its backwards; a frozen first pair is not
-    visited at all."""
+def test_frozen_first_pair_is_not_visited_by_backward():
+    """A 'relu' pair passes the mask to the pool; a frozen first pair is not run backward at
+    all (its kernels keep their bits and training still works)."""
     model = compiled(models.Sequential([
         layers.Input(shape=(8, 8, 3)), layers.Conv2D(4, 3, activation="relu"),
         layers.MaxPooling2D(2, strides=1),                     # overlapping: 'relu'
         layers.Conv2D(9, 3, activation="relu"), layers.MaxPooling2D(),   # 3x3 -> 'direct'
         layers.Flatten(), layers.Dense(4)]))
-    shape = (2, 8, 8, 3)
-    assert model._layer_plan(shape) == ("relu", None, "direct", None, None, None)
-
-    def visits(first):
-        return [(i, count, step.keywords.get("fused_relu"))
-                for i, count, step in model._backward_steps(shape, first)]
-
-    model._prepare_training()
-    assert visits(model._first_trainable) == [(5, 1, False), (4, 1, False), (2, 2, None),
-                                              (1, 1, True), (0, 1, True)]
-    model.layers[0].trainable = False  # the first pair frozen: never visited
-    model._prepare_training()
-    assert visits(model._first_trainable) == [(5, 1, False), (4, 1, False), (2, 2, None)]
+    assert _kinds(model) == ["Conv2D+relu_backward", "MaxPooling2D+relu_backward",
+                             "conv2d_relu_max_pool2d[direct]", "Flatten", "Dense"]
+    model.layers[0].trainable = False
+    before = model.layers[0].get_weights()
+    grads_before = [g.copy() for g in model.layers[0].gradients]
     x, y = blobs(6, seed=2)
     model.fit(x, y, epochs=1, batch_size=3, verbose=0)
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.layers[0].get_weights()))
+    assert model.layers[0].gradients == [] and not grads_before
 
 
 def test_same_seed_same_run_other_seed_differs():
@@ -426,9 +457,7 @@ def test_buffers_are_reused_and_memory_stays_flat():
     model.fit(x, y, epochs=1, batch_size=32, validation_data=(x[:30], y[:30]), verbose=0)
 
     def arrays():
-        ids = {id(a) for l in model.layers for ws in l._workspaces.values()
-               for a in ws.values() if isinstance(a, np.ndarray)}
-        return ids | {id(a) for a in model._buffers.values()}
+        return {id(a) for a in model.buffers()}
     before = arrays()
     tracemalloc.start()
     try:

@@ -120,9 +120,9 @@ def test_dropout_stream_restored_and_frozen_first_layer():
     m.compile(optimizer="sgd", loss="mse")
     r = np.random.default_rng(0)
     x, y = r.random((4, 6)), r.random((4, 2))
-    state = m.layers[1]._extra_state()
+    state = m.layers[1].extra_state()
     rows = m.profile(x, y, repeats=2, warmup=1, peak_gflops=PEAK)
-    assert {k: int(v) for k, v in m.layers[1]._extra_state().items()} == \
+    assert {k: int(v) for k, v in m.layers[1].extra_state().items()} == \
         {k: int(v) for k, v in state.items()}
     # the frozen first Dense runs no backward; the last Dense is the first trainable layer
     assert rows[0].backward_ms is None and rows[0].backward_flop == 0

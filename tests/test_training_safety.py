@@ -131,15 +131,15 @@ def test_checkpoint_resume_is_bitwise_identical_to_an_uninterrupted_run(tmp_path
 def test_shuffles_differ_between_epochs_and_between_fit_calls(monkeypatch):
     """The per-epoch permutation is a function of (model seed, epoch, step): a second fit
     call continues with new shuffles instead of replaying the first call's."""
-    from fastcnn.models import sequential
+    from fastcnn.training import data as data_module
     x, y = data()
     orders = []
-    real = sequential._epoch_permutation
+    real = data_module.epoch_permutation
 
     def spy(*args):
         orders.append(real(*args))
         return orders[-1]
-    monkeypatch.setattr(sequential, "_epoch_permutation", spy)
+    monkeypatch.setattr(data_module, "epoch_permutation", spy)
     model = make_model()
     model.fit(x, y, batch_size=16, epochs=2, verbose=0)
     model.fit(x, y, batch_size=16, epochs=2, verbose=0)

@@ -5,12 +5,16 @@ Every layer has ``build(input_shape)``, ``compute_output_shape``, ``get_config``
 protocol ``forward(x, training)`` / ``backward(dy)`` described in ``fastcnn.layers.base``.
 """
 from .base import Layer, Variable
+from .node import KerasTensor
 from .core import Activation, Dense, Dropout, Flatten, Input, InputLayer, ReLU
 from .convolutional import Conv2D
 from .pooling import (AveragePooling2D, AvgPool2D, AveragePool2D, GlobalAveragePooling2D,
                       GlobalAvgPool2D, MaxPool2D, MaxPooling2D)
 from .normalization import BatchNormalization
 from .preprocessing import RandomFlip, RandomTranslation, Rescaling
+from .merging import (Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract, add,
+                      average, concatenate, maximum, minimum, multiply, subtract)
+from .reshaping import Cropping2D, Identity, Reshape, ZeroPadding2D
 
 Convolution2D = Conv2D
 
@@ -18,12 +22,24 @@ __all__ = ["Layer", "Variable", "Input", "InputLayer", "Dense", "Flatten", "Drop
            "Activation", "ReLU", "Conv2D", "Convolution2D", "MaxPooling2D", "MaxPool2D",
            "AveragePooling2D", "AvgPool2D", "AveragePool2D", "GlobalAveragePooling2D",
            "GlobalAvgPool2D", "BatchNormalization", "Rescaling", "RandomFlip",
-           "RandomTranslation", "get", "serialize", "deserialize"]
+           "RandomTranslation", "Add", "Subtract", "Multiply", "Average", "Maximum", "Minimum",
+           "Concatenate", "add", "subtract", "multiply", "average", "maximum", "minimum",
+           "concatenate", "ZeroPadding2D", "Cropping2D", "Reshape", "Identity", "KerasTensor",
+           "get", "serialize", "deserialize", "register"]
 
 _REGISTRY = {cls.__name__: cls for cls in (
     InputLayer, Dense, Flatten, Dropout, Activation, ReLU, Conv2D, MaxPooling2D,
     AveragePooling2D, GlobalAveragePooling2D, BatchNormalization, Rescaling, RandomFlip,
-    RandomTranslation)}
+    RandomTranslation, Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate,
+    ZeroPadding2D, Cropping2D, Reshape, Identity)}
+
+
+def register(cls, name=None):
+    """Make ``deserialize`` (and so ``load_model``) know a class by ``name`` (default: the
+    class name). fastcnn.models registers its model classes here, so a saved model, or a
+    model nested in one, is rebuilt without saving importing any model class."""
+    _REGISTRY[name or cls.__name__] = cls
+    return cls
 
 
 def serialize(layer):
@@ -42,7 +58,10 @@ def deserialize(config, custom_objects=None):
         raise ValueError("Unknown layer class %r. Known layers: %s (pass custom layer classes "
                          "via custom_objects={'%s': MyLayer})"
                          % (name, ", ".join(sorted(_REGISTRY)), name))
-    return cls.from_config(dict(config.get("config", {})))
+    cfg = dict(config.get("config", {}))
+    if getattr(cls, "from_config_takes_custom_objects", False):
+        return cls.from_config(cfg, custom_objects=custom_objects)
+    return cls.from_config(cfg)
 
 
 get = deserialize

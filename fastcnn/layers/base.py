@@ -21,10 +21,12 @@ import operator
 import numpy as np
 
 from .. import initializers, utils
+from .node import Node, flatten_tensors, is_symbolic
 
-__all__ = ["Layer", "Variable", "SeededLayer"]
+__all__ = ["Layer", "Variable", "SeededLayer", "Workspace"]
 
-_WORKSPACE_CACHE = 6
+# per layer: (call site, input shape) pairs kept; a shared layer has one call site per use
+_WORKSPACE_CACHE = 8
 
 
 class Variable:
@@ -104,8 +106,9 @@ for _name in ("__add__", "__radd__", "__sub__", "__rsub__", "__mul__", "__rmul__
 Variable.__neg__ = lambda self: -self.value
 
 
-class _Workspace(dict):
-    """Buffers of one layer for one input shape; created on first use, then reused."""
+class Workspace(dict):
+    """Buffers of one layer (or fused step) for one input shape; created on first use, then
+    reused."""
 
     def buf(self, key, shape, dtype=np.float32):
         a = self.get(key)
@@ -200,7 +203,8 @@ class Layer:
         self._weights = []
         self._grads = {}
         self._workspaces = collections.OrderedDict()
-        self._ws = None
+        self._slot_ws = {}       # call site -> the workspace of its last forward
+        self._inbound_nodes = []  # symbolic calls (fastcnn.layers.node.Node)
         self.input_shape = None
         self.output_shape = None
         shape = kwargs.get("input_shape")
@@ -282,6 +286,11 @@ class Layer:
     def _grad(self, var):
         return self._grads[id(var)]
 
+    def grad_buffer(self, var):
+        """The array ``backward`` writes the gradient of ``var`` (one of this layer's
+        trainable-by-nature weights) into: fused steps and the trainer share it."""
+        return self._grads[id(var)]
+
     def count_params(self):
         if not self.built:
             raise ValueError("You tried to call `count_params` on layer '%s', but the layer "
@@ -338,14 +347,38 @@ class Layer:
     def build(self, input_shape):
         self.built = True
 
+    # Merge layers take a list of inputs in forward/backward/__call__ (see layers.merging).
+    multi_input = False
+
+    def buffers(self):
+        """The arrays this layer allocated for running (its workspaces), for accounting."""
+        return [a for ws in self._workspaces.values() for a in ws.values()
+                if isinstance(a, np.ndarray)]
+
+    def release_inputs(self):
+        """Drop the references the workspaces keep to caller data (so converted inputs
+        can be freed between fit/predict calls); buffers the layer owns stay."""
+        for ws in self._workspaces.values():
+            for key in ("x", "x2", "cache"):
+                ws.pop(key, None)
+        self._slot_ws.clear()
+
     def _build_for(self, input_shape):
-        """Check ``input_shape`` (batch dim included, may be None), build, record shapes."""
-        input_shape = tuple(None if d is None else int(d) for d in input_shape)
+        """Check ``input_shape`` (batch dim included, may be None; a list of shapes for a
+        merge layer), build, record shapes."""
+        def norm(shape):
+            return tuple(None if d is None else int(d) for d in shape)
+        if self.multi_input:
+            input_shape = [norm(s) for s in input_shape]
+            recorded = [(None,) + s[1:] for s in input_shape]
+        else:
+            input_shape = norm(input_shape)
+            recorded = (None,) + input_shape[1:]
         out = tuple(self.compute_output_shape(input_shape))
         if not self.built:
             self.build(input_shape)
             self.built = True
-        self.input_shape = (None,) + input_shape[1:]
+        self.input_shape = recorded
         self.output_shape = (None,) + out[1:]
         return out
 
@@ -357,18 +390,18 @@ class Layer:
     def from_config(cls, config):
         return cls(**config)
 
-    def _extra_state(self):
+    def extra_state(self):
         """Arrays besides weights needed to resume exactly (saved with the model)."""
         return {}
 
-    def _set_extra_state(self, state):
+    def set_extra_state(self, state):
         pass
 
     # ------------------------------------------------------------------ running
     def _workspace(self, shape):
         ws = self._workspaces.get(shape)
         if ws is None:
-            ws = _Workspace()
+            ws = Workspace()
             self._workspaces[shape] = ws
             if len(self._workspaces) > _WORKSPACE_CACHE:
                 self._workspaces.popitem(last=False)
@@ -376,27 +409,27 @@ class Layer:
             self._workspaces.move_to_end(shape)
         return ws
 
-    def _release_workspaces(self):
-        self._workspaces.clear()
-        self._ws = None
-
-    def forward(self, x, training=False, return_logits=False):
-        """Run the layer on a float32 C-contiguous batch; caches what backward needs.
+    def forward(self, x, training=False, return_logits=False, slot=0):
+        """Run the layer on a float32 C-contiguous batch (a list of them for a merge layer);
+        caches what backward needs.
 
         ``return_logits`` (softmax-activated layers only) skips the final softmax so a
-        cross-entropy loss can work from the logits.
+        cross-entropy loss can work from the logits. ``slot`` names the call site: a layer
+        used at several places of a graph keeps one workspace per place, so each place's
+        backward sees its own forward.
         """
-        ws = self._workspace(x.shape)
+        shape = tuple(a.shape for a in x) if self.multi_input else x.shape
+        ws = self._workspace((slot, shape))
         ws["x"] = x
         ws["training"] = bool(training)
         ws["logits"] = bool(return_logits)
-        self._ws = ws
+        self._slot_ws[slot] = ws
         return self._forward(x, ws, bool(training), bool(return_logits))
 
     # Layers that can take part in the ReLU -> MaxPooling2D backward fusion (see backward).
-    _fuses_relu_backward = False
+    fuses_relu_backward = False
 
-    def backward(self, dy, need_input_grad=True, fused_relu=False):
+    def backward(self, dy, need_input_grad=True, fused_relu=False, slot=0):
         """Gradient w.r.t. the input of the last ``forward`` (None if not needed).
 
         ``fused_relu`` (set by the model for a ReLU-activated layer followed by a max-pool):
@@ -404,13 +437,19 @@ class Layer:
         takes ``dy`` as the gradient of its pre-activation output. One pass over the large
         activation instead of two; the gradients are the same numbers.
         """
-        if self._ws is None:
-            raise RuntimeError("%s.backward called before forward" % self.name)
-        if fused_relu and not self._fuses_relu_backward:
+        if fused_relu and not self.fuses_relu_backward:
             raise ValueError("%s: fused_relu backward is not supported by %s"
                              % (self.name, type(self).__name__))
-        self._ws["fused_relu"] = bool(fused_relu)
-        return self._backward(dy, self._ws, bool(need_input_grad))
+        ws = self._slot_ws.get(slot)
+        if ws is None:
+            raise RuntimeError("%s.backward called before forward" % self.name)
+        ws["fused_relu"] = bool(fused_relu)
+        if self.multi_input:
+            n = len(ws["x"])
+            need = ([bool(need_input_grad)] * n if isinstance(need_input_grad, bool)
+                    else [bool(v) for v in need_input_grad])
+            return self._backward(dy, ws, need)
+        return self._backward(dy, ws, bool(need_input_grad))
 
     def _forward(self, x, ws, training, return_logits):
         raise NotImplementedError
@@ -419,12 +458,35 @@ class Layer:
         raise NotImplementedError
 
     def __call__(self, inputs, training=False):
-        """Eager call on a NumPy batch (builds the layer on first use); returns a new array."""
+        """On symbolic tensors (``fastcnn.Input`` or another layer's output): build for
+        their shape, record a graph node and return the symbolic output. On a NumPy batch:
+        run eagerly (building on first use) and return a new array."""
+        if is_symbolic(inputs):
+            return self._symbolic_call(inputs)
+        if self.multi_input:
+            xs = [np.ascontiguousarray(a, dtype=np.float32) for a in inputs]
+            self._build_for([(None,) + a.shape[1:] for a in xs])
+            out = self.forward(xs, training=training)
+            return np.array(out, dtype=np.float32, copy=True)
         x = np.ascontiguousarray(inputs, dtype=np.float32)
         if x.ndim == 0:
             raise ValueError("%s: expected a batch of inputs, got a scalar" % self.name)
         self._build_for((None,) + x.shape[1:])
         return np.array(self.forward(x, training=training), dtype=np.float32, copy=True)
+
+    def _symbolic_call(self, inputs):
+        tensors = flatten_tensors(inputs, 'Layer "%s"' % self.name)
+        if self.multi_input:
+            if isinstance(inputs, (list, tuple)) is False:
+                raise ValueError('Layer "%s" (%s) should be called on a list of inputs, got a '
+                                 "single tensor" % (self.name, type(self).__name__))
+            out = self._build_for([t.shape for t in tensors])
+        else:
+            if len(tensors) != 1:
+                raise ValueError('Layer "%s" (%s) expects 1 input, but it received %d input '
+                                 "tensors" % (self.name, type(self).__name__, len(tensors)))
+            out = self._build_for(tensors[0].shape)
+        return Node(self, tensors, out).output_tensors[0]
 
     def __repr__(self):
         return "<%s name=%s, built=%s>" % (type(self).__name__, self.name, self.built)
@@ -451,11 +513,11 @@ class SeededLayer(Layer):
         c["seed"] = self.seed
         return c
 
-    def _extra_state(self):
+    def extra_state(self):
         return {"seed": np.array(self._seed, dtype=np.int64),
                 "calls": np.array(self._calls, dtype=np.int64)}
 
-    def _set_extra_state(self, state):
+    def set_extra_state(self, state):
         if "seed" in state:
             self._seed = int(state["seed"])
         if "calls" in state:

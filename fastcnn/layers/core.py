@@ -5,6 +5,7 @@ import numpy as np
 
 from .. import initializers, ops
 from .base import Layer, SeededLayer, _data_format, _unsupported
+from .node import Node
 
 __all__ = ["InputLayer", "Input", "Dense", "Flatten", "Dropout", "Activation", "ReLU"]
 
@@ -37,7 +38,7 @@ class _Activated:
         return "relu" if self.activation == "relu" else None
 
     @property
-    def _fuses_relu_backward(self):
+    def fuses_relu_backward(self):
         return self.activation == "relu"
 
     def _finish(self, z, ws, return_logits):
@@ -90,6 +91,8 @@ class InputLayer(Layer):
         self.batch_size = None if batch_size is None else int(batch_size)
         self.built = True
         self.input_shape = self.output_shape = (None,) + self._shape
+        # the symbolic tensor that fastcnn.Input returns: the graph starts at this node
+        self.output = Node(self, [], self.shape).output_tensors[0]
 
     @property
     def shape(self):
@@ -112,11 +115,22 @@ class InputLayer(Layer):
 
 def Input(shape=None, batch_size=None, dtype=None, sparse=None, batch_shape=None, name=None,
           tensor=None):
-    """Declare the model input, e.g. ``Sequential([Input(shape=(32, 32, 3)), ...])``."""
+    """A symbolic model input (a ``KerasTensor``), as ``keras.Input``.
+
+    Args:
+        shape: the shape of one sample, without the batch axis, e.g. ``(32, 32, 3)``.
+        batch_size: optional fixed batch size.
+        dtype: float32 only.
+        batch_shape: the full shape, batch axis first (instead of ``shape``).
+        name: the name of the InputLayer behind the tensor.
+
+    Call layers on it to build a graph, then ``fastcnn.Model(inputs, outputs)``; or use it as
+    the first element of ``Sequential([...])``.
+    """
     if tensor is not None:
         raise ValueError("Input: the `tensor` argument is not supported by fastcnn")
     return InputLayer(shape=shape, batch_size=batch_size, dtype=dtype, sparse=sparse,
-                      batch_shape=batch_shape, name=name)
+                      batch_shape=batch_shape, name=name).output
 
 
 class Dense(_Activated, Layer):
@@ -306,7 +320,12 @@ class Activation(_Activated, Layer):
 
 
 class ReLU(Layer):
-    """max(x, 0). Only Keras' defaults (no max_value, slope or threshold) are supported."""
+    """max(x, 0). Only Keras' defaults (no max_value, slope or threshold) are supported.
+
+    Followed by a max-pool, its backward can be left to the pool's scatter (the model's
+    plan sets ``fused_relu``): it then passes ``dy`` through."""
+
+    fuses_relu_backward = True
 
     def __init__(self, max_value=None, negative_slope=0.0, threshold=0.0, **kwargs):
         super().__init__(**kwargs)
@@ -325,6 +344,8 @@ class ReLU(Layer):
     def _backward(self, dy, ws, need_input_grad):
         if not need_input_grad:
             return None
+        if ws.get("fused_relu"):  # the max-pool after this layer already applied the mask
+            return dy
         return ops.relu_backward(dy, ws["y"], out=ws.buf("dx", dy.shape))
 
     def get_config(self):

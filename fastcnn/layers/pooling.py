@@ -2,7 +2,7 @@
 from .. import ops
 from ..ops._validation import conv_output_size
 from .base import Layer, _data_format, _int_tuple, _padding
-from .convolutional import conv_output_shape
+from ._shapes import conv_output_shape
 
 __all__ = ["MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D", "MaxPool2D",
            "AvgPool2D", "AveragePool2D", "GlobalAvgPool2D"]
@@ -44,7 +44,7 @@ class MaxPooling2D(_Pooling2D):
     (``backward(..., fused_relu=True)``): a window passes its gradient only if its max > 0.
     """
 
-    _fuses_relu_backward = True
+    fuses_relu_backward = True
 
     def _forward(self, x, ws, training, return_logits):
         out = ws.get("out")

@@ -28,9 +28,11 @@ def _cell_widths(line_length, positions):
             raise ValueError("Insufficient console width to print summary.")
         cols.append(width)
         current += width
-    # borders (4) + one space of padding each side of each cell (6) come out of the columns
-    content = [cols[0] - 3, cols[1] - 4]
-    content.append(line_length - 10 - sum(content))
+    # borders (n + 1) + one space of padding each side of each cell (2n) come out of the
+    # columns, as rich lays Keras' table out
+    n = len(cols)
+    content = [cols[0] - 3] + [c - 4 for c in cols[1:-1]]
+    content.append(line_length - (3 * n + 1) - sum(content))
     if min(content) < 1:
         raise ValueError("Insufficient console width to print summary.")
     return content
@@ -48,11 +50,65 @@ def _shape_text(shape):
         ("," if len(shape) == 1 else "") + ")"
 
 
-def print_summary(model, line_length=None, positions=None, print_fn=None):
+def _sequential_like(model):
+    """Keras' test: one node per depth, each with one input, and no layer used twice."""
+    if not hasattr(model, "inputs") or type(model).__name__ == "Sequential":
+        return True
+    layers = model.layers
+    for layer in layers:
+        nodes = model.nodes_of(layer)
+        if len(nodes) > 1 or any(len(n.input_tensors) > 1 for n in nodes):
+            return False
+    consumers = {}
+    for layer in layers:
+        for node in model.nodes_of(layer):
+            for t in node.input_tensors:
+                consumers[id(t)] = consumers.get(id(t), 0) + 1
+    return all(c == 1 for c in consumers.values()) and len(model.inputs) == 1
+
+
+def _connections(model, layer):
+    out = []
+    for node in model.nodes_of(layer):
+        for t in node.input_tensors:
+            src, node_index, tensor_index = t._keras_history
+            out.append("%s[%d][%d]" % (src.name, model.node_index(src, node_index),
+                                       tensor_index))
+    return ", ".join(out) or "-"
+
+
+def _layer_shape(model, layer):
+    nodes = model.nodes_of(layer) if hasattr(model, "nodes_of") else []
+    if nodes:
+        return _shape_text(nodes[-1].output_tensors[0].shape)
+    if layer.built and layer.output_shape:
+        return _shape_text(layer.output_shape)
+    return "?"
+
+
+def print_summary(model, line_length=None, positions=None, print_fn=None,
+                  expand_nested=False, show_trainable=False, layer_range=None):
+    graph = not _sequential_like(model)
+    default = 108 if graph else 88
+    if show_trainable:
+        default += 12
     if line_length is None:
-        line_length = min(88, shutil.get_terminal_size().columns - 4)
-    widths = _cell_widths(line_length, positions or [0.45, 0.80, 1.0])
-    align = ("left", "left", "right")
+        line_length = min(default, shutil.get_terminal_size().columns - 4)
+    header = ["Layer (type)", "Output Shape", "Param #"]
+    align = ["left", "left", "right"]
+    base = [0.3, 0.56, 0.74, 1.0] if graph else [0.45, 0.80, 1.0]
+    if graph:
+        header.append("Connected to")
+        align.append("left")
+    if show_trainable:
+        base = [p * 0.90 for p in base] + [1.0]
+        header.append("Trainable")
+        align.append("center")
+    positions = positions or base
+    if len(positions) != len(header):
+        raise ValueError("summary: positions must have %d entries for these columns %s, got "
+                         "%r" % (len(header), header, positions))
+    widths = _cell_widths(line_length, positions)
 
     def border(left, fill, mid, right):
         return left + mid.join(fill * (w + 2) for w in widths) + right
@@ -65,28 +121,47 @@ def print_summary(model, line_length=None, positions=None, print_fn=None):
             parts = []
             for lines, w, a in zip(wrapped, widths, align):
                 text = lines[i] if i < len(lines) else ""
-                parts.append(" " + (text.rjust(w) if a == "right" else text.ljust(w)) + " ")
+                text = (text.rjust(w) if a == "right" else text.center(w) if a == "center"
+                        else text.ljust(w))
+                parts.append(" " + text + " ")
             out.append("│" + "│".join(parts) + "│")
         return out
 
-    lines = ['Model: "%s"' % model.name,
-             border("┏", "━", "┳", "┓")]
-    head = row(["Layer (type)", "Output Shape", "Param #"])
-    lines += [h.replace("│", "┃") for h in head]
-    lines.append(border("┡", "━", "╇", "┩"))
-    body = []
-    for layer in model.layers:
-        name = "%s (%s)" % (layer.name, type(layer).__name__)
-        shape = _shape_text(layer.output_shape) if layer.built and layer.output_shape \
-            else "?"
+    def cells(owner, layer, prefix):
+        name = "%s%s (%s)" % (prefix, layer.name, type(layer).__name__)
         params = "{:,}".format(layer.count_params()) if layer.built else "0 (unbuilt)"
-        body.append(row([name, shape, params]))
-    for i, r in enumerate(body):
+        c = [name, _layer_shape(owner, layer), params]
+        if graph:
+            c.append(_connections(owner, layer) if hasattr(owner, "nodes_of") else "-")
+        if show_trainable:
+            c.append(("Y" if layer.trainable else "N") if layer.weights else "-")
+        return c
+
+    entries = []
+
+    def add(owner, prefix):
+        for layer in owner.layers:
+            entries.append((layer.name, cells(owner, layer, prefix)))
+            if expand_nested and hasattr(layer, "layers") and hasattr(layer, "inputs"):
+                add(layer, prefix + " └ ")
+    add(model, "")
+    if layer_range is not None:
+        names = [n for n, _ in entries]
+        if (not isinstance(layer_range, (list, tuple)) or len(layer_range) != 2
+                or layer_range[0] not in names or layer_range[1] not in names):
+            raise ValueError("summary: layer_range must be [first layer name, last layer name] "
+                             "of this model's layers %s, got %r" % (names, layer_range))
+        lo, hi = names.index(layer_range[0]), names.index(layer_range[1])
+        entries = entries[lo:hi + 1]
+
+    lines = ['Model: "%s"' % model.name, border("┏", "━", "┳", "┓")]
+    lines += [h.replace("│", "┃") for h in row(header)]
+    lines.append(border("┡", "━", "╇", "┩"))
+    for i, (_, c) in enumerate(entries):
         if i:
             lines.append(border("├", "─", "┼", "┤"))
-        lines += r
+        lines += row(c)
     lines.append(border("└", "─", "┴", "┘"))
-
     trainable = [w for w in model.weights if w.trainable]
     non_trainable = [w for w in model.weights if not w.trainable]
     n_train = sum(w.size for w in trainable)

@@ -1,0 +1,162 @@
+"""Fused steps: several graph nodes run as one pass over memory (chosen by training.plan).
+
+Each step reads the layers' public weights (``kernel``, ``bias``) and writes gradients into
+``layer.grad_buffer(var)``, the same arrays the layers' own backward writes, so the optimizer
+and the trainer cannot tell a fused step from the layers run one by one. A step keeps its own
+buffers per input shape.
+"""
+import collections
+
+import numpy as np
+
+from .. import ops
+from ..layers.base import Workspace
+
+__all__ = ["ConvReluPool", "AddRelu"]
+
+_CACHE = 6
+
+
+class _Buffers:
+    """Per-input-shape workspaces of one fused step (a small LRU, as the layers keep)."""
+
+    def __init__(self):
+        self._by_shape = collections.OrderedDict()
+        self.last = None
+
+    def get(self, shape):
+        ws = self._by_shape.get(shape)
+        if ws is None:
+            ws = self._by_shape[shape] = Workspace()
+            if len(self._by_shape) > _CACHE:
+                self._by_shape.popitem(last=False)
+        else:
+            self._by_shape.move_to_end(shape)
+        self.last = ws
+        return ws
+
+    def arrays(self):
+        return [a for ws in self._by_shape.values() for a in ws.values()
+                if isinstance(a, np.ndarray)]
+
+    def release(self):
+        for ws in self._by_shape.values():
+            ws.pop("x", None)
+
+
+class ConvReluPool:
+    """Conv2D (+ bias) + ReLU + MaxPooling2D(pool == strides, 'valid') in one step.
+
+    ``mode`` 'direct': one kernel (ops.conv2d_relu_max_pool2d), the conv output is never
+    written. 'crop': the conv output is not a multiple of the pool, so the conv computes
+    only the rows/columns the pool reads (pooled inside the Winograd output transform when
+    its tiles cover them). The ReLU is the conv's own activation or a ReLU layer between.
+    """
+
+    def __init__(self, conv, pool, mode):
+        self.conv, self.pool, self.mode = conv, pool, mode
+        self._buf = _Buffers()
+
+    def _scratch(self, ws, x, crop):
+        key = ("scratch_floats", crop)
+        need = ws.get(key)
+        if need is None:
+            need = ws[key] = ops.conv2d_workspace_size(x.shape, self.conv.kernel.shape,
+                                                       self.conv.strides, self.conv.padding,
+                                                       output_size=crop)
+        buf = ws.get("scratch")
+        if need > 0 and (buf is None or buf.size < need):
+            buf = ws["scratch"] = np.empty(need, np.float32)
+        return buf if need > 0 else None
+
+    def _conv_shape(self, x):
+        return ops.conv2d_output_shape(x.shape, self.conv.kernel.shape, self.conv.strides,
+                                       self.conv.padding)
+
+    def forward(self, x, training):
+        conv, (ph, pw) = self.conv, self.pool.pool_size
+        ws = self._buf.get(x.shape)
+        ws["x"], ws["training"] = x, bool(training)
+        n, oh, ow, f = self._conv_shape(x)
+        shape = (n, oh // ph, ow // pw, f)
+        bias = conv.bias.value if conv.use_bias else None
+        out = ws.buf("pooled", shape)
+        idx = ws.buf("indices", shape, np.int32)
+        if self.mode == "direct":
+            return ops.conv2d_relu_max_pool2d(x, conv.kernel.value, bias, conv.strides,
+                                              conv.padding, (ph, pw), out=out, indices=idx)[0]
+        crop = (shape[1] * ph, shape[2] * pw)
+        ws["crop_shape"] = (n,) + crop + (f,)
+        fused = ws.get("winograd_pool")
+        if fused is None:  # per input shape: the Winograd tile choice depends on the batch
+            fused = ws["winograd_pool"] = (
+                (ph, pw) == (2, 2) and conv.strides == (1, 1)
+                and ops.conv2d_winograd_relu_max_pool2d_applies(
+                    x.shape, conv.kernel.shape, conv.padding, crop))
+        if fused:  # the conv output never leaves the Winograd output transform
+            return ops.conv2d_winograd_relu_max_pool2d(
+                x, conv.kernel.value, bias, conv.padding, crop, out=out, indices=idx,
+                workspace=self._scratch(ws, x, crop))[0]
+        z = ops.conv2d(x, conv.kernel.value, bias, strides=conv.strides, padding=conv.padding,
+                       activation="relu", out=ws.buf("crop_z", ws["crop_shape"]),
+                       workspace=self._scratch(ws, x, crop), output_size=crop)
+        if not training:
+            return ops.max_pool2d(z, (ph, pw), out=out)
+        return ops.max_pool2d(z, (ph, pw), return_indices=True, out=out, indices=idx)[0]
+
+    def backward(self, dy, need_input_grad):
+        ws = self._buf.last
+        if ws is None or not ws.get("training"):
+            raise RuntimeError("%s: backward called before forward(training=True)"
+                               % self.conv.name)
+        conv, x = self.conv, ws["x"]
+        y, idx = ws["pooled"], ws["indices"]
+        dkernel = conv.grad_buffer(conv.kernel)
+        dbias = conv.grad_buffer(conv.bias) if conv.use_bias else None
+        if self.mode == "direct" and not need_input_grad:  # kernel and bias gradients only
+            ops.conv2d_relu_max_pool2d_backward(
+                dy, idx, y, x, conv.kernel.value, conv.strides, conv.padding,
+                self.pool.pool_size, use_bias=conv.use_bias, dkernel=dkernel, dbias=dbias)
+            return None
+        # the conv output's gradient (ReLU's mask applied by the pool's scatter)
+        z_shape = ws["crop_shape"] if self.mode == "crop" else self._conv_shape(x)
+        crop = z_shape[1:3] if self.mode == "crop" else None
+        dz = ops.max_pool2d_backward(dy, idx, z_shape, dx=ws.buf("dz", z_shape), relu_output=y)
+        dx, _, _ = ops.conv2d_backward(
+            dz, x, conv.kernel.value, strides=conv.strides, padding=conv.padding,
+            need_input_grad=need_input_grad, use_bias=conv.use_bias,
+            dx=ws.buf("dx", x.shape) if need_input_grad else None, dkernel=dkernel,
+            dbias=dbias, workspace=self._scratch(ws, x, crop), output_size=crop)
+        return dx
+
+    def arrays(self):
+        return self._buf.arrays()
+
+    def release(self):
+        self._buf.release()
+
+
+class AddRelu:
+    """``relu(a + b + ...)`` (a residual Add then ReLU) in one pass; backward masks dy once
+    and hands the same gradient to every input."""
+
+    def __init__(self, add, relu):
+        self.add, self.relu = add, relu
+        self._buf = _Buffers()
+
+    def forward(self, xs, training):
+        ws = self._buf.get(tuple(a.shape for a in xs))
+        y = ops.add_relu(xs, out=ws.buf("y", xs[0].shape))
+        ws["y"] = y
+        return y
+
+    def backward(self, dy, need):
+        ws = self._buf.last
+        g = ops.relu_backward(dy, ws["y"], out=ws.buf("dz", dy.shape))
+        return [g if n else None for n in need]
+
+    def arrays(self):
+        return self._buf.arrays()
+
+    def release(self):
+        self._buf.release()

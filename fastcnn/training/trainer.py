@@ -1,0 +1,610 @@
+"""The training loop, apart from the model (as keras/src/trainers/trainer.py).
+
+``Trainer`` is mixed into fastcnn's models: ``compile`` keeps the optimizer, loss and metrics;
+``fit`` / ``evaluate`` / ``predict`` / ``*_on_batch`` / ``__call__`` run the model's plan
+(``training.plan``: its graph as steps, fusion applied) on batches from ``training.data``.
+A training step is: the plan's forward, the loss and its gradient (one C kernel), the plan's
+backward (weight gradients into arrays preallocated by the layers), one optimizer kernel
+call for all weights. NumPy only slices/gathers batches and counts metrics.
+
+``train_step`` / ``test_step`` / ``predict_step`` take a ``hook`` through which every step,
+the loss and the optimizer run (fastcnn.profiler times them this way).
+"""
+import functools
+import math
+import numbers
+import os
+import threading
+import weakref
+
+import numpy as np
+
+from .. import callbacks as callbacks_module
+from .. import losses, ops, optimizers
+from .. import metrics as metrics_module
+from . import data, plan
+
+__all__ = ["Trainer"]
+
+
+def _check_positive_int(value, what, default=None):
+    if value is None and default is not None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+        raise ValueError("%s must be a positive integer, got %r" % (what, value))
+    return int(value)
+
+
+def _check_verbose(verbose, who):
+    if verbose == "auto":
+        return 1
+    if isinstance(verbose, bool) or verbose not in (0, 1, 2):
+        raise ValueError("%s: verbose must be 'auto', 0, 1 or 2, got %r" % (who, verbose))
+    return int(verbose)
+
+
+def _not_supported(who, **kwargs):
+    for k, v in kwargs.items():
+        if v is not None:
+            raise ValueError("%s: argument `%s` is not supported by fastcnn (got %r)"
+                             % (who, k, type(v).__name__ if hasattr(v, "__len__") else v))
+
+
+# One re-entrant lock per model (kept outside the instance so models stay copyable). The
+# layers' per-shape buffers, the metrics and the optimizer state are shared mutable state:
+# fit / evaluate / predict / ... on one model from several threads take turns (each call is
+# multithreaded by the kernels anyway); different models run concurrently.
+_MODEL_LOCKS = weakref.WeakKeyDictionary()
+_MODEL_LOCKS_GUARD = threading.Lock()
+
+
+def model_lock(model):
+    """The model's re-entrant lock (what fit/evaluate/predict/... hold while running)."""
+    with _MODEL_LOCKS_GUARD:
+        lock = _MODEL_LOCKS.get(model)
+        if lock is None:
+            lock = _MODEL_LOCKS[model] = threading.RLock()
+        return lock
+
+
+def _forget_locks_after_fork():
+    # a lock held by a thread of the parent would stay held forever in the child
+    global _MODEL_LOCKS_GUARD
+    _MODEL_LOCKS_GUARD = threading.Lock()
+    _MODEL_LOCKS.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_locks_after_fork)
+
+
+def _serialized(method):
+    """Run ``method`` holding the model's lock."""
+    @functools.wraps(method)
+    def locked(self, *args, **kwargs):
+        with model_lock(self):
+            return method(self, *args, **kwargs)
+    return locked
+
+
+def _run(hook, phase, fn, *args):
+    return fn(*args) if hook is None else hook(phase, None, fn, *args)
+
+
+class Trainer:
+    """compile / fit / evaluate / predict for a model that can flatten itself to a graph."""
+
+    def __init__(self):
+        self.compiled = False
+        self.optimizer = None
+        self.loss = None
+        self._compiled_metrics = []
+        self.stop_training = False
+        self.history = None
+        self.shuffle_seed = None  # drawn at the first fit, saved with the model
+        # False runs every layer on its own (no fusion rule applies); tests compare both.
+        self.fuse_kernels = True
+        self._batches = data.BatchBuffers()
+        self._program_key, self._program_obj = None, None
+        self._train_ready = None
+
+    # ================================================================ compile
+    def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None,
+                weighted_metrics=None, run_eagerly=False, steps_per_execution=1,
+                jit_compile="auto", auto_scale_loss=True):
+        """Set the optimizer, loss and metrics (names or objects, as Keras).
+
+        Args:
+            optimizer: an optimizer name ('adam', 'sgd', 'rmsprop') or instance.
+            loss: a loss name or instance (e.g. SparseCategoricalCrossentropy(from_logits=True)).
+            metrics: a list of metric names or instances (e.g. ['accuracy']).
+            run_eagerly, jit_compile, auto_scale_loss: accepted for Keras code; fastcnn always
+                runs its own kernels eagerly, so only their defaults (False, 'auto' or
+                False, True) are allowed.
+            steps_per_execution: 1 only.
+        """
+        _not_supported("compile", loss_weights=loss_weights, weighted_metrics=weighted_metrics)
+        if run_eagerly not in (False, True):
+            raise ValueError("compile: run_eagerly must be True or False, got %r"
+                             % (run_eagerly,))
+        if jit_compile not in ("auto", False, True):
+            raise ValueError("compile: jit_compile must be 'auto', True or False, got %r"
+                             % (jit_compile,))
+        if jit_compile is True:
+            raise ValueError("compile: jit_compile=True is not supported by fastcnn (its "
+                             "kernels are compiled C already); leave it at 'auto' or False")
+        if steps_per_execution != 1:
+            raise ValueError("compile: steps_per_execution other than 1 is not supported by "
+                             "fastcnn (got %r)" % (steps_per_execution,))
+        if auto_scale_loss not in (True, False):
+            raise ValueError("compile: auto_scale_loss must be True or False, got %r"
+                             % (auto_scale_loss,))
+        self.optimizer = optimizers.get(optimizer)
+        self.loss = losses.get(loss) if loss is not None else None
+        if metrics is None:
+            metrics = []
+        elif isinstance(metrics, (str, metrics_module.Metric)):
+            metrics = [metrics]
+        elif isinstance(metrics, dict):
+            raise ValueError("compile: metrics must be a list (multi-output dicts are not "
+                             "supported), got %r" % (metrics,))
+        self._compiled_metrics = [metrics_module.get(m) for m in metrics]
+        names = [m.name for m in self._compiled_metrics]
+        if "loss" in names or len(set(names)) != len(names):
+            raise ValueError("compile: metric names must be unique and not 'loss', got %s"
+                             % names)
+        self.compiled = True
+        self._train_ready = None
+
+    @property
+    def metrics_names(self):
+        return ["loss"] + [m.name for m in self._compiled_metrics]
+
+    @property
+    def metrics(self):
+        return list(self._compiled_metrics)
+
+    def reset_metrics(self):
+        for m in self._compiled_metrics:
+            m.reset_state()
+
+    # ================================================================ the plan
+    def _program(self):
+        key = (self._graph_version, bool(self.fuse_kernels))
+        if self._program_key != key:
+            self._program_obj = plan.build_program(self.flatten_graph(), fuse=key[1])
+            self._program_key = key
+            self._train_ready = None
+        return self._program_obj
+
+    def plan(self):
+        """The model's execution plan: [PlanStep(kind, layer names)] in order (which
+        layers run fused, e.g. 'conv2d_relu_max_pool2d[direct]'); builds nothing new."""
+        self._assert_built("plan")
+        return self._program().describe()
+
+    # ================================================================ checks
+    def _assert_compiled(self, who):
+        if not self.compiled:
+            raise RuntimeError("You must call `compile()` before using the model (in %s)."
+                               % who)
+        if self.loss is None:
+            raise ValueError("%s: the model was compiled without a loss; call "
+                             "compile(optimizer, loss=..., metrics=...)" % who)
+
+    def _assert_built(self, who):
+        if not self.built:
+            if not self.layers:
+                raise ValueError("%s: the model '%s' has no layers" % (who, self.name))
+            raise ValueError(
+                "%s: the model '%s' has not been built, so it has no weights yet. Give the first "
+                "layer an input shape (input_shape=... or layers.Input(shape=...)), call "
+                "model.build((None, ...)), or train it with fit() first." % (who, self.name))
+
+    def _assert_single_io(self, who):
+        if len(self.inputs) != 1 or len(self.outputs) != 1:
+            raise ValueError("%s: fastcnn trains and evaluates models with one input and one "
+                             "output; model '%s' has %d inputs and %d outputs (call it on a "
+                             "list of arrays to run it)" % (who, self.name, len(self.inputs),
+                                                            len(self.outputs)))
+
+    def _declared_input_shape(self):
+        """The per-sample input shape, or None while an unbuilt model has no input yet."""
+        return tuple(self.inputs[0].shape[1:]) if self.built else None
+
+    def _input_layer_name(self):
+        return self.name
+
+    def _x(self, x, who, what="x", keep_uint8=False):
+        x32 = data.prepare_x(x, self._declared_input_shape(), self._input_layer_name(), who,
+                             what, keep_uint8)
+        return x32
+
+    def _y(self, y, n, who, what="y"):
+        return data.prepare_y(self.loss, self._compiled_metrics, y, n, self.outputs[0].shape,
+                              who, what)
+
+    def _build_from(self, x32, who):
+        if not self.built:
+            if not self.layers:
+                raise ValueError("%s: the model '%s' has no layers" % (who, self.name))
+            self.build((None,) + x32.shape[1:])
+
+    # ================================================================ steps
+    def _prepare_training(self):
+        """Per-fit setup: which steps run backward, the (weight, grad) lists."""
+        program = self._program()
+        signature = (self.optimizer, self.loss, tuple(id(v) for v in self.trainable_weights))
+        if self._train_ready == signature:
+            return
+        self._train_vars, self._train_grads = program.prepare_backward()
+        self.optimizer.build(self._train_vars)
+        self._set_output_mode()
+        self._train_ready = signature
+
+    def prepare(self, training=True):
+        """Set the plan up for ``train_step`` (training) or ``test_step`` (the loss's output
+        mode); fit and the *_on_batch methods do this themselves."""
+        self._assert_built("prepare")
+        if training:
+            self._assert_compiled("prepare")
+            self._prepare_training()
+        elif self.loss is not None:
+            self._set_output_mode()
+
+    def _set_output_mode(self):
+        last = self._program().steps[-1]
+        softmax = isinstance(last, plan.LayerStep) and getattr(last.layer, "activation",
+                                                               None) == "softmax"
+        self._fused_softmax = bool(self.loss.is_crossentropy and not self.loss.from_logits
+                                   and softmax)
+        self._loss_on_logits = self._fused_softmax or self.loss.from_logits
+
+    def _update_metrics(self, yb, out, n_correct):
+        if not self._compiled_metrics:
+            return
+        probs = None
+        for m in self._compiled_metrics:
+            if m.uses_ce_count and n_correct is not None:
+                m.update_batch(yb, out, n_correct)
+                continue
+            if self._fused_softmax:
+                if probs is None:
+                    probs = ops.softmax(out, out=self._batches.get("probs", out.shape))
+                m.update_batch(yb, probs, None)
+            else:
+                m.update_batch(yb, out, None)
+
+    def train_step(self, x, y, hook=None):
+        """One optimizer step on a prepared batch (float32 x, targets from the loss); the
+        batch loss. Each plan step, the loss and the optimizer run through ``hook(phase,
+        step, fn, *args)`` when given (phase: 'forward', 'backward', 'loss', 'optimizer')."""
+        program = self._program()
+        h = program.forward([x], True, self._fused_softmax, hook)[0]
+        loss, dout, n_correct = _run(hook, "loss", self.loss.compute, h, y,
+                                     self._batches.get("dout", h.shape), self._loss_on_logits)
+        program.backward([dout], hook)
+        _run(hook, "optimizer", self.optimizer.update, self._train_vars, self._train_grads)
+        self._update_metrics(y, h, n_correct)
+        return float(loss)
+
+    def test_step(self, x, y, hook=None):
+        """The loss (and metric updates) of a prepared batch, without training."""
+        h = self._program().forward([x], False, self._fused_softmax, hook)[0]
+        loss, _, n_correct = _run(hook, "loss", self.loss.compute, h, y,
+                                  self._batches.get("dout", h.shape), self._loss_on_logits)
+        self._update_metrics(y, h, n_correct)
+        return float(loss)
+
+    def predict_step(self, x, hook=None):
+        """The outputs (a view of the plan's buffers) of a prepared batch, inference mode."""
+        outs = self._program().forward(x if isinstance(x, list) else [x], False, False, hook)
+        return outs if isinstance(x, list) else outs[0]
+
+    def _logs(self, loss_total, count):
+        logs = {m.name: m.result() for m in self._compiled_metrics}
+        logs["loss"] = loss_total / count if count else 0.0
+        return logs
+
+    def _release_inputs(self):
+        """Drop workspace references to caller data so converted inputs can be freed."""
+        if self._program_obj is not None:
+            self._program_obj.release()
+
+    def buffers(self):
+        """Every buffer the model's layers, the plan and the trainer hold (for memory
+        accounting; steady across steps once every batch shape was seen)."""
+        out = [a for layer in self.leaf_layers() for a in layer.buffers()]
+        out += self._batches.arrays()
+        if self._program_obj is not None:
+            out += self._program_obj.arrays()
+        return out
+
+    def _run_evaluation(self, x, y, batch_size, cbs):
+        self.reset_metrics()
+        cbs.on_test_begin()
+        n = x.shape[0]
+        total, count, logs = 0.0, 0, {}
+        for step, lo in enumerate(range(0, n, batch_size)):
+            hi = min(lo + batch_size, n)
+            cbs.on_test_batch_begin(step)
+            loss = self.test_step(self._batches.x_batch(x, lo, hi, tag="xv"), y[lo:hi])
+            total += loss * (hi - lo)
+            count += hi - lo
+            logs = self._logs(total, count)
+            cbs.on_test_batch_end(step, logs)
+        logs = self._logs(total, count)
+        cbs.on_test_end(logs)
+        return logs
+
+    # ================================================================ fit / evaluate / predict
+    @_serialized
+    def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
+            validation_split=0.0, validation_data=None, shuffle=True, class_weight=None,
+            sample_weight=None, initial_epoch=0, steps_per_epoch=None, validation_steps=None,
+            validation_batch_size=None, validation_freq=1):
+        """Train for ``epochs`` epochs; returns a History (``history.history['loss']``...).
+
+        Args:
+            x, y: inputs (N, ...) float or uint8 images, and targets for the loss.
+            batch_size: samples per step (default 32); epochs: passes over the data.
+            verbose: 'auto', 0, 1 (progress bar) or 2 (one line per epoch).
+            callbacks: a list of fastcnn.callbacks.Callback.
+            validation_split: the last fraction of x/y held out for validation.
+            validation_data: (x_val, y_val), evaluated after each epoch.
+            shuffle: reshuffle the training data every epoch (reproducibly).
+            initial_epoch: the epoch to start at (to resume a run).
+            validation_batch_size, validation_freq: as Keras.
+        """
+        self._assert_compiled("fit")
+        _not_supported("fit", class_weight=class_weight, sample_weight=sample_weight,
+                       steps_per_epoch=steps_per_epoch, validation_steps=validation_steps)
+        batch_size = _check_positive_int(batch_size, "fit: batch_size", 32)
+        vbatch = _check_positive_int(validation_batch_size, "fit: validation_batch_size",
+                                     batch_size)
+        if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral) or epochs < 0:
+            raise ValueError("fit: epochs must be an integer >= 0, got %r" % (epochs,))
+        if (isinstance(initial_epoch, bool) or not isinstance(initial_epoch, numbers.Integral)
+                or initial_epoch < 0):
+            raise ValueError("fit: initial_epoch must be an integer >= 0, got %r"
+                             % (initial_epoch,))
+        validation_freq = _check_positive_int(validation_freq, "fit: validation_freq")
+        verbose = _check_verbose(verbose, "fit")
+        if not isinstance(validation_split, numbers.Real) or not 0 <= validation_split < 1:
+            raise ValueError("fit: validation_split must be a float in [0, 1), got %r"
+                             % (validation_split,))
+        if shuffle not in (True, False):
+            raise ValueError("fit: shuffle must be True or False, got %r" % (shuffle,))
+
+        x_all = self._x(x, "fit", keep_uint8=True)
+        self._build_from(x_all, "fit")
+        self._assert_single_io("fit")
+        n_all = x_all.shape[0]
+        y_all = self._y(y, n_all, "fit")
+
+        x_val = y_val = None
+        if validation_data is not None:
+            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+                raise ValueError("fit: validation_data must be a tuple (x_val, y_val), got %s"
+                                 % type(validation_data).__name__)
+            if len(validation_data) == 3 and validation_data[2] is not None:
+                raise ValueError("fit: validation sample weights are not supported by fastcnn")
+            x_val = self._x(validation_data[0], "fit", "validation_data x", keep_uint8=True)
+            y_val = self._y(validation_data[1], x_val.shape[0], "fit", "validation_data y")
+            x_tr, y_tr = x_all, y_all
+        elif validation_split:
+            split = int(math.floor(n_all * (1.0 - validation_split)))
+            if split == 0 or split == n_all:
+                raise ValueError("fit: validation_split=%r leaves %d training and %d validation "
+                                 "samples out of %d" % (validation_split, split, n_all - split,
+                                                        n_all))
+            x_tr, y_tr, x_val, y_val = x_all[:split], y_all[:split], x_all[split:], y_all[split:]
+        else:
+            x_tr, y_tr = x_all, y_all
+        n = x_tr.shape[0]
+        if n == 0:
+            raise ValueError("fit: x has no samples")
+        steps = -(-n // batch_size)
+
+        self._prepare_training()
+        if self.shuffle_seed is None:
+            from .. import utils
+            self.shuffle_seed = utils._draw_seed()
+        cbs = callbacks_module.CallbackList(callbacks, model=self, add_history=True,
+                                            add_progbar=verbose != 0, verbose=verbose,
+                                            epochs=epochs, steps=steps)
+        self.stop_training = False
+        self.history = cbs.history  # holds the epochs done so far if fit is interrupted
+        logs = {}
+        batches = self._batches
+        try:
+            cbs.on_train_begin()
+            for epoch in range(initial_epoch, epochs):
+                self.reset_metrics()
+                cbs.on_epoch_begin(epoch)
+                perm = (data.epoch_permutation(self.shuffle_seed, epoch,
+                                               self.optimizer.iterations, n)
+                        if shuffle else None)
+                total, count = 0.0, 0
+                for step in range(steps):
+                    lo = step * batch_size
+                    hi = min(lo + batch_size, n)
+                    if perm is None:
+                        xb, yb = batches.x_batch(x_tr, lo, hi), y_tr[lo:hi]
+                    else:
+                        idx = perm[lo:hi]
+                        xb = batches.x_batch(x_tr, lo, hi, idx)
+                        yb = batches.gather(y_tr, idx, "yb")
+                    cbs.on_train_batch_begin(step)
+                    loss = self.train_step(xb, yb)
+                    total += loss * (hi - lo)
+                    count += hi - lo
+                    logs = self._logs(total, count)
+                    cbs.on_train_batch_end(step, logs)
+                    if self.stop_training:
+                        break
+                epoch_logs = dict(logs)
+                if x_val is not None and (epoch + 1) % validation_freq == 0:
+                    val_logs = self._run_evaluation(x_val, y_val, vbatch, cbs)
+                    epoch_logs.update(("val_" + k, v) for k, v in val_logs.items())
+                cbs.on_epoch_end(epoch, epoch_logs)
+                logs = epoch_logs
+                if self.stop_training:
+                    break
+            cbs.on_train_end(logs)
+        finally:
+            self._release_inputs()
+        self.history = cbs.history
+        return cbs.history
+
+    @_serialized
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
+                 steps=None, callbacks=None, return_dict=False, **kwargs):
+        """Loss and metrics over (x, y): ``[loss, acc, ...]`` (scalar loss without metrics)."""
+        self._assert_compiled("evaluate")
+        _not_supported("evaluate", sample_weight=sample_weight, steps=steps)
+        if kwargs:
+            raise TypeError("evaluate: unexpected arguments %s" % sorted(kwargs))
+        batch_size = _check_positive_int(batch_size, "evaluate: batch_size", 32)
+        verbose = _check_verbose(verbose, "evaluate")
+        self._assert_built("evaluate")
+        self._assert_single_io("evaluate")
+        x32 = self._x(x, "evaluate", keep_uint8=True)
+        if x32.shape[0] == 0:
+            raise ValueError("evaluate: x has no samples")
+        targets = self._y(y, x32.shape[0], "evaluate")
+        self._set_output_mode()
+        cbs = callbacks_module.CallbackList(callbacks, model=self, add_progbar=verbose != 0,
+                                            verbose=verbose, epochs=1,
+                                            steps=-(-x32.shape[0] // batch_size))
+        try:
+            logs = self._run_evaluation(x32, targets, batch_size, cbs)
+        finally:
+            self._release_inputs()
+        return self._batch_result(logs, return_dict)
+
+    @_serialized
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
+        """Model outputs for x as float32 (N, ...) (logits unless the model ends in softmax)."""
+        _not_supported("predict", steps=steps)
+        batch_size = _check_positive_int(batch_size, "predict: batch_size", 32)
+        verbose = _check_verbose(verbose, "predict")
+        self._assert_built("predict")
+        self._assert_single_io("predict")
+        x32 = self._x(x, "predict", keep_uint8=True)
+        n = x32.shape[0]
+        out = np.empty((n,) + tuple(self.outputs[0].shape[1:]), dtype=np.float32)
+        if n == 0:
+            return out
+        cbs = callbacks_module.CallbackList(callbacks, model=self, add_progbar=verbose != 0,
+                                            verbose=verbose, epochs=1,
+                                            steps=-(-n // batch_size))
+        try:
+            cbs.on_predict_begin()
+            for step, lo in enumerate(range(0, n, batch_size)):
+                hi = min(lo + batch_size, n)
+                cbs.on_predict_batch_begin(step)
+                out[lo:hi] = self.predict_step(self._batches.x_batch(x32, lo, hi))
+                cbs.on_predict_batch_end(step, {"outputs": out[lo:hi]})
+            cbs.on_predict_end()
+        finally:
+            self._release_inputs()
+        return out
+
+    def _batch_result(self, logs, return_dict):
+        if return_dict:
+            return logs
+        if not self._compiled_metrics:
+            return logs["loss"]
+        return [logs["loss"]] + [logs[m.name] for m in self._compiled_metrics]
+
+    @_serialized
+    def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None,
+                       return_dict=False):
+        """One optimizer step on one batch; returns that batch's loss (and metrics)."""
+        return self._on_batch("train_on_batch", x, y, True, return_dict,
+                              sample_weight=sample_weight, class_weight=class_weight)
+
+    @_serialized
+    def test_on_batch(self, x, y=None, sample_weight=None, return_dict=False):
+        """Loss (and metrics) of one batch, without updating the model."""
+        return self._on_batch("test_on_batch", x, y, False, return_dict,
+                              sample_weight=sample_weight)
+
+    def _on_batch(self, who, x, y, training, return_dict, **unsupported):
+        self._assert_compiled(who)
+        _not_supported(who, **unsupported)
+        if not training:
+            self._assert_built(who)
+        x32 = self._x(x, who)
+        if x32.shape[0] == 0:
+            raise ValueError("%s: x has no samples" % who)
+        self._build_from(x32, who)
+        self._assert_single_io(who)
+        targets = self._y(y, x32.shape[0], who)
+        if training:
+            self._prepare_training()
+        else:
+            self._set_output_mode()
+        self.reset_metrics()
+        try:
+            step = self.train_step if training else self.test_step
+            loss = step(x32, targets)
+        finally:
+            self._release_inputs()
+        return self._batch_result(self._logs(loss * x32.shape[0], x32.shape[0]), return_dict)
+
+    @_serialized
+    def predict_on_batch(self, x):
+        """Outputs for one batch (float32)."""
+        self._assert_built("predict_on_batch")
+        return self._eager(x, "predict_on_batch", False)
+
+    def _eager(self, inputs, who, training):
+        if len(self.inputs) > 1:
+            if not isinstance(inputs, (list, tuple)) or len(inputs) != len(self.inputs):
+                raise ValueError("%s: model '%s' has %d inputs; pass a list of %d arrays"
+                                 % (who, self.name, len(self.inputs), len(self.inputs)))
+            xs = [data.prepare_x(a, t.shape[1:], self.name, who, "inputs[%d]" % i)
+                  for i, (a, t) in enumerate(zip(inputs, self.inputs))]
+        else:
+            xs = [self._x(inputs, who, "inputs")]
+            self._build_from(xs[0], who)
+        try:
+            outs = self._program().forward(xs, bool(training), False)
+            outs = [np.array(o, dtype=np.float32, copy=True) for o in outs]
+        finally:
+            self._release_inputs()
+        return outs[0] if len(outs) == 1 else outs
+
+    def __call__(self, inputs, training=False):
+        """On symbolic tensors: this model becomes one node of another graph. On NumPy
+        data: run it (building it from the data's shape if needed); returns a new array."""
+        from ..layers.node import is_symbolic
+        if is_symbolic(inputs):
+            return self._symbolic_call(inputs)
+        with model_lock(self):
+            return self._eager(inputs, "%s.__call__" % type(self).__name__, training)
+
+    def profile(self, x, y=None, **kwargs):
+        """Per-layer forward/backward times of a training step on (x, y): fastcnn.profiler."""
+        from .. import profiler
+        return profiler.profile(self, x, y, **kwargs)
+
+    # ================================================================ saving
+    @_serialized
+    def save(self, filepath, overwrite=True, **kwargs):
+        """Architecture + weights + optimizer state in one file (``.keras``; see saving)."""
+        from .. import saving
+        saving.save_model(self, filepath, overwrite=overwrite, **kwargs)
+
+    @_serialized
+    def save_weights(self, filepath, overwrite=True):
+        """Weights only (``*.weights.h5``; fastcnn's zip format, not HDF5)."""
+        from .. import saving
+        saving.save_weights(self, filepath, overwrite=overwrite)
+
+    @_serialized
+    def load_weights(self, filepath, skip_mismatch=False):
+        from .. import saving
+        saving.load_weights(self, filepath, skip_mismatch=skip_mismatch)
