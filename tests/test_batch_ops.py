@@ -71,7 +71,8 @@ def test_bad_input_raises(rng):
         ops.gather_batch(np.zeros((4, 2)), [0])
     with pytest.raises(ValueError, match="shifts"):
         ops.gather_batch(src, [0, 1], shifts=([0], [0]))
-    with pytest.raises(ValueError, match="out must be"):
+    with pytest.raises(ValueError, match="gather_batch: out: expected a writeable C-contiguous "
+                                         "float32 array"):
         ops.gather_batch(src, [0, 1], out=np.zeros((2, 2, 2, 1), np.float64))
     with pytest.raises(ValueError, match="pad"):
         ops.random_crop_flip_params(rng, 3, pad=-1)

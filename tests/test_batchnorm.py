@@ -217,10 +217,10 @@ def test_bn_float64_and_noncontiguous(rng):
 def test_bn_bad_arguments(rng):
     x = rng.standard_normal((4, 3)).astype(np.float32)
     g, b, mm, mv = _params(rng, 3)
-    with pytest.raises(ValueError, match=r"moving_mean: training updates it in place, so it "
-                                         r"must be a writeable C-contiguous float32 array"):
+    with pytest.raises(ValueError, match=r"moving_mean \(training updates it in place\): "
+                                         r"expected a writeable C-contiguous float32 array"):
         ops.batch_norm_forward(x, g, b, mm.astype(np.float64), mv, training=True)
-    with pytest.raises(ValueError, match="moving_var: training updates it in place"):
+    with pytest.raises(TypeError, match=r"moving_var \(training updates it in place\)"):
         ops.batch_norm_forward(x, g, b, mm, [1.0, 1.0, 1.0], training=True)
     # inference only reads them: any array-like of the right shape
     ops.batch_norm_forward(x, g, b, [0.0, 0.0, 0.0], [1.0, 1.0, 1.0], training=False)
@@ -238,7 +238,7 @@ def test_bn_bad_arguments(rng):
         ops.batch_norm_forward(np.ones((0, 3)), g, b, mm, mv, training=True)
     with pytest.raises(ValueError, match="out must not overlap x"):
         ops.batch_norm_forward(x, g, b, mm, mv, out=x)
-    with pytest.raises(ValueError, match="moving_mean and moving_var must not overlap"):
+    with pytest.raises(ValueError, match="moving_var must not overlap moving_mean"):
         ops.batch_norm_forward(x, g, b, mm, mm, training=True)
     _, cache = ops.batch_norm_forward(x, g, b, mm, mv, training=True)
     with pytest.raises(ValueError, match=r"dy: expected shape \(4, 3\) like the forward input"):

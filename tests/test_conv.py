@@ -926,7 +926,7 @@ def test_winograd_relu_max_pool_applies_and_refuses(rng):
         conv2d_winograd_relu_max_pool2d(x, k, b)
     with pytest.raises(ValueError, match="output_size"):
         conv2d_winograd_relu_max_pool2d(x, k, b, output_size=(8, 8))
-    with pytest.raises(ValueError, match="indices must be a writeable"):
+    with pytest.raises(ValueError, match="indices: expected a writeable C-contiguous int32"):
         conv2d_winograd_relu_max_pool2d(x, k, b, output_size=(6, 6),
                                         indices=np.empty((2, 3, 3, 8), np.int64))
     with pytest.raises(ValueError, match="workspace: expected at least"):
@@ -967,7 +967,8 @@ def _bad_cases():
         "overlap"
     yield "ws small", lambda: conv2d(x, k, workspace=np.zeros(ws_size - 1, np.float32)), \
         "workspace: expected at least %d" % ws_size
-    yield "ws dtype", lambda: conv2d(x, k, workspace=np.zeros(ws_size)), "workspace must be"
+    yield "ws dtype", lambda: conv2d(x, k, workspace=np.zeros(ws_size)), \
+        "workspace: expected a writeable C-contiguous float32 array"
     yield "dy shape", lambda: conv2d_backward(dy[:, :3], x, k), "dy"
     yield "dy 3-D", lambda: conv2d_backward(dy[0], x, k), "4-D"
     yield "dx shape", lambda: conv2d_backward(dy, x, k, dx=np.zeros((2, 6, 6, 4), np.float32)), \
@@ -975,7 +976,7 @@ def _bad_cases():
     yield "dkernel", lambda: conv2d_backward(dy, x, k, dkernel=np.zeros((3, 3, 3), np.float32)), \
         "dkernel: expected shape (3, 3, 3, 4)"
     yield "dbias", lambda: conv2d_backward(dy, x, k, dbias=np.zeros(3, np.float32)), \
-        "dbias: expected shape (4)"
+        "dbias: expected shape (4,)"
     yield "dx is dy", lambda: conv2d_backward(dy, x, k, dkernel=k), "overlap"
     yield "algorithm", lambda: conv2d(x, k, algorithm="fft"), \
         "algorithm: expected one of 'auto', 'im2col', 'winograd', 'winograd_f2', " \

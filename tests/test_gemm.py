@@ -325,11 +325,16 @@ def test_non_numeric_input():
     (np.empty((3, 5), np.float64), "float32"),
     (np.empty((5, 3), np.float32).T, "C-contiguous"),
     (np.empty((3, 10), np.float32)[:, ::2], "C-contiguous"),
-    ([[0.0] * 5] * 3, "float32 array"),
 ])
 def test_bad_out(out, match):
     with pytest.raises(ValueError, match=match):
         matmul(np.ones((3, 4), np.float32), np.ones((4, 5), np.float32), out=out)
+
+
+def test_out_that_is_not_an_array():
+    # TypeError: not a numpy array at all (every ops function, see ops._validation)
+    with pytest.raises(TypeError, match="matmul: out: .*float32 numpy array, got list"):
+        matmul(np.ones((3, 4), np.float32), np.ones((4, 5), np.float32), out=[[0.0] * 5] * 3)
 
 
 def test_read_only_out():

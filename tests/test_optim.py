@@ -283,7 +283,7 @@ def _good(n=4):
 def test_state_arrays_must_be_float32_contiguous_writeable(which):
     args = _good()
     args[which] = np.zeros(4, np.float64)
-    with pytest.raises(TypeError, match="float32"):
+    with pytest.raises(ValueError, match="float32"):
         ops.adam_update(*args, step=1)
     args = _good()
     args[which] = np.zeros(8, np.float32)[::2]
@@ -317,11 +317,11 @@ def test_shape_mismatches_raise():
 
 def test_aliasing_raises():
     w, g, m, v = _good()
-    with pytest.raises(ValueError, match="shares memory"):
+    with pytest.raises(ValueError, match=r"v\[0\] must not overlap m\[0\]"):
         ops.adam_update(w, g, m, m, 1)
-    with pytest.raises(ValueError, match="shares memory"):
+    with pytest.raises(ValueError, match=r"grads\[0\] must not overlap params\[0\]"):
         ops.adam_update(w, w, m, v, 1)
-    with pytest.raises(ValueError, match="shares memory"):
+    with pytest.raises(ValueError, match=r"velocity\[0\] must not overlap params\[0\]"):
         ops.sgd_update(w, g, w, momentum=0.5)
 
 

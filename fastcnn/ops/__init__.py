@@ -12,6 +12,10 @@ from .nn import *  # noqa: F401,F403
 from .optim import *  # noqa: F401,F403
 from .data import *  # noqa: F401,F403
 from . import gemm as _gemm, conv as _conv, pool as _pool, nn as _nn, optim as _optim, data as _data
+# bind the module before the star import rebinds the name ``merge`` to the function
+from . import merge as _merge
+from .merge import *  # noqa: F401,F403
 
 __all__ = (list(_gemm.__all__) + list(_conv.__all__) + list(_pool.__all__)
-           + list(_nn.__all__) + list(_optim.__all__) + list(_data.__all__))
+           + list(_nn.__all__) + list(_optim.__all__) + list(_data.__all__)
+           + list(_merge.__all__))

@@ -68,3 +68,72 @@ def check_shape(arr, expected, name):
     if not ok:
         exp = "(" + ", ".join("?" if e is None else str(e) for e in expected) + ")"
         raise ValueError("%s: expected shape %s, got %s" % (name, exp, tuple(arr.shape)))
+
+
+# ---------------------------------------------------------------- output buffers
+#
+# One rule for every array a kernel writes as it is (``out=`` buffers, gradients,
+# workspaces, state updated in place): TypeError when it is not a numpy array at all,
+# ValueError for any property of the array (dtype, layout, read-only, shape, overlap).
+
+def describe_array(a):
+    """``float64 array (non-contiguous, read-only)``-style description for messages."""
+    if isinstance(a, np.ndarray):
+        flags = "C-contiguous" if a.flags.c_contiguous else "non-contiguous"
+        if not a.flags.writeable:
+            flags += ", read-only"
+        return "%s array (%s)" % (a.dtype, flags)
+    return type(a).__name__
+
+
+def check_output(out, shape, name, dtype=np.float32):
+    """A fresh C-contiguous ``dtype`` array of ``shape`` when ``out`` is None; otherwise
+    ``out`` checked to be written as it is: a writeable C-contiguous ``dtype`` ndarray of
+    exactly ``shape``. ``shape`` None: any shape (the caller checks the size), and ``out``
+    is required (an array updated in place, a workspace).
+
+    ``name`` starts every message, e.g. ``"relu: out"``."""
+    dtype = np.dtype(dtype)
+    if out is None and shape is not None:
+        return np.empty(tuple(int(s) for s in shape), dtype=dtype)
+    if not isinstance(out, np.ndarray):
+        raise TypeError("%s: expected a writeable C-contiguous %s numpy array, got %s"
+                        % (name, dtype.name, type(out).__name__))
+    if not (out.dtype == dtype and out.flags.c_contiguous and out.flags.writeable):
+        raise ValueError("%s: expected a writeable C-contiguous %s array, got %s"
+                         % (name, dtype.name, describe_array(out)))
+    if shape is not None:
+        shape = tuple(int(s) for s in shape)
+        if out.shape != shape:
+            raise ValueError("%s: expected shape %s, got %s" % (name, shape, out.shape))
+    return out
+
+
+def _same_buffer(a, b):
+    return (a.shape == b.shape and a.dtype == b.dtype
+            and a.__array_interface__["data"][0] == b.__array_interface__["data"][0])
+
+
+def check_no_overlap(op, out, out_name, inputs, in_place_ok=()):
+    """Raise ValueError unless ``out`` is disjoint from every ``(array, name)`` in
+    ``inputs`` (None arrays are skipped) or, for names in ``in_place_ok``, exactly the
+    same buffer (same data pointer, shape and dtype: both are C-contiguous, so an
+    elementwise kernel can run in place)."""
+    for arr, name in inputs:
+        # may_share_memory: O(1), exact for contiguous arrays; shares_memory can be exponential
+        if arr is None or not np.may_share_memory(out, arr):
+            continue
+        if name in in_place_ok and _same_buffer(out, arr):
+            continue
+        if name in in_place_ok:
+            raise ValueError("%s: %s must be either exactly %s (in place) or not overlap it"
+                             % (op, out_name, name))
+        raise ValueError("%s: %s must not overlap %s" % (op, out_name, name))
+
+
+def prepare_output(op, out, out_name, shape, inputs=(), dtype=np.float32, in_place_ok=()):
+    """check_output then check_no_overlap: the output ``out_name`` of ``op`` (fresh when
+    ``out`` is None), checked against ``inputs``, (array, name) pairs."""
+    out = check_output(out, shape, "%s: %s" % (op, out_name), dtype)
+    check_no_overlap(op, out, out_name, inputs, in_place_ok)
+    return out

@@ -28,8 +28,9 @@ gradient also C * F >= 512. See :func:`conv2d_algorithm`.
 import numpy as np
 
 from .. import _ext
-from ._validation import (as_float32, as_int_pair, check_shape, conv_output_size,
-                          normalize_padding)
+from ._validation import (as_float32, as_int_pair, check_no_overlap, check_output,
+                          check_shape, conv_output_size, normalize_padding,
+                          prepare_output)
 
 __all__ = ["conv2d", "conv2d_backward", "conv2d_workspace_size", "conv2d_output_shape",
            "conv2d_algorithm", "conv2d_relu_max_pool2d", "conv2d_relu_max_pool2d_backward",
@@ -151,42 +152,16 @@ def conv2d_algorithm(input_shape, kernel_shape, strides=(1, 1), padding="valid",
             for pass_ in ("forward", "backward_input", "backward_kernel")}
 
 
-def _check_out(fn, arr, name, shape, inputs):
-    """A caller-provided output: float32, C-contiguous, writeable, shape, no overlap."""
-    if not isinstance(arr, np.ndarray):
-        raise TypeError("%s: %s: expected a numpy float32 array of shape %s, got %s"
-                        % (fn, name, shape, type(arr).__name__))
-    if arr.dtype != np.float32 or not arr.flags.c_contiguous or not arr.flags.writeable:
-        raise ValueError("%s: %s must be a writeable C-contiguous float32 array of shape %s "
-                         "(got dtype %s, c_contiguous=%s, writeable=%s)"
-                         % (fn, name, shape, arr.dtype, arr.flags.c_contiguous,
-                            arr.flags.writeable))
-    check_shape(arr, shape, "%s: %s" % (fn, name))
-    for other_name, other in inputs:
-        if other is not None and np.shares_memory(arr, other):
-            raise ValueError("%s: %s must not overlap %s" % (fn, name, other_name))
-    return arr
-
-
 def _workspace(fn, workspace, size, inputs):
-    """The caller's workspace as a flat float32 view (checked), or a fresh one."""
+    """The caller's workspace as a flat float32 view (checked, not overlapping ``inputs``,
+    (array, name) pairs), or a fresh one."""
     if workspace is None:
         return np.empty(size, dtype=np.float32) if size > 0 else None
-    if not isinstance(workspace, np.ndarray):
-        raise TypeError("%s: workspace: expected a numpy float32 array, got %s"
-                        % (fn, type(workspace).__name__))
-    if (workspace.dtype != np.float32 or not workspace.flags.c_contiguous
-            or not workspace.flags.writeable):
-        raise ValueError("%s: workspace must be a writeable C-contiguous float32 array "
-                         "(got dtype %s, c_contiguous=%s, writeable=%s)"
-                         % (fn, workspace.dtype, workspace.flags.c_contiguous,
-                            workspace.flags.writeable))
+    workspace = check_output(workspace, None, "%s: workspace" % fn)
     if workspace.size < size:
         raise ValueError("%s: workspace: expected at least %d float32 elements "
                          "(conv2d_workspace_size), got %d" % (fn, size, workspace.size))
-    for other_name, other in inputs:
-        if other is not None and np.shares_memory(workspace, other):
-            raise ValueError("%s: workspace must not overlap %s" % (fn, other_name))
+    check_no_overlap(fn, workspace, "workspace", inputs)
     return workspace.reshape(-1) if size > 0 else None
 
 
@@ -220,13 +195,10 @@ def conv2d(x, kernel, bias=None, strides=(1, 1), padding="valid", activation=Non
                          % (fn, activation))
     algorithm = _check_algorithm(fn, algorithm, x.shape, kernel.shape, strides, pads, (oh, ow))
     shape = (x.shape[0], oh, ow, f)
-    inputs = (("x", x), ("kernel", kernel), ("bias", bias))
-    if out is None:
-        out = np.empty(shape, dtype=np.float32)
-    else:
-        out = _check_out(fn, out, "out", shape, inputs)
+    inputs = ((x, "x"), (kernel, "kernel"), (bias, "bias"))
+    out = prepare_output(fn, out, "out", shape, inputs)
     size = _ext.conv2d_workspace_size(x.shape, kernel.shape, strides, pads, (oh, ow))
-    ws = _workspace(fn, workspace, size, inputs + (("out", out),))
+    ws = _workspace(fn, workspace, size, inputs + ((out, "out"),))
     _ext.conv2d_forward(x, kernel, bias, strides, pads, activation == "relu", out, ws,
                         algorithm)
     return out
@@ -255,21 +227,18 @@ def conv2d_backward(dy, x, kernel, strides=(1, 1), padding="valid", need_input_g
     check_shape(dy, (n, oh, ow, f), "%s: dy (the output gradient for x %s, padding=%r, "
                 "strides=%s)" % (fn, tuple(x.shape), padding, strides))
     algorithm = _check_algorithm(fn, algorithm, x.shape, kernel.shape, strides, pads, (oh, ow))
-    inputs = (("dy", dy), ("x", x), ("kernel", kernel))
+    inputs = ((dy, "dy"), (x, "x"), (kernel, "kernel"))
     outs = []
     if need_input_grad:
-        dx = (np.empty(x.shape, dtype=np.float32) if dx is None
-              else _check_out(fn, dx, "dx", x.shape, inputs))
-        outs.append(("dx", dx))
+        dx = prepare_output(fn, dx, "dx", x.shape, inputs)
+        outs.append((dx, "dx"))
     else:
         dx = None
-    dkernel = (np.empty(kernel.shape, dtype=np.float32) if dkernel is None
-               else _check_out(fn, dkernel, "dkernel", kernel.shape, inputs + tuple(outs)))
-    outs.append(("dkernel", dkernel))
+    dkernel = prepare_output(fn, dkernel, "dkernel", kernel.shape, inputs + tuple(outs))
+    outs.append((dkernel, "dkernel"))
     if use_bias:
-        dbias = (np.empty((f,), dtype=np.float32) if dbias is None
-                 else _check_out(fn, dbias, "dbias", (f,), inputs + tuple(outs)))
-        outs.append(("dbias", dbias))
+        dbias = prepare_output(fn, dbias, "dbias", (f,), inputs + tuple(outs))
+        outs.append((dbias, "dbias"))
     else:
         dbias = None
     size = _ext.conv2d_workspace_size(x.shape, kernel.shape, strides, pads, (oh, ow))
@@ -315,20 +284,6 @@ def _fused_geometry(fn, x_shape, k_shape, strides, padding, pool_size):
     return strides, pads, (oh, ow), pool, pooled
 
 
-def _pool_indices(fn, indices, shape, arrays):
-    """A new int32 indices array of `shape`, or the caller's, checked."""
-    if indices is None:
-        return np.empty(shape, np.int32)
-    if not (isinstance(indices, np.ndarray) and indices.dtype == np.int32
-            and indices.flags.c_contiguous and indices.flags.writeable
-            and indices.shape == shape):
-        raise ValueError("%s: indices must be a writeable C-contiguous int32 array of shape %s"
-                         % (fn, shape))
-    if any(np.shares_memory(indices, a) for _, a in arrays if a is not None):
-        raise ValueError("%s: indices must not overlap the inputs or out" % fn)
-    return indices
-
-
 def conv2d_relu_max_pool2d(x, kernel, bias=None, strides=(1, 1), padding="valid",
                            pool_size=(2, 2), out=None, indices=None):
     """``max_pool2d(conv2d(x, kernel, bias, activation='relu'), pool_size)`` in one kernel.
@@ -348,10 +303,10 @@ def conv2d_relu_max_pool2d(x, kernel, bias=None, strides=(1, 1), padding="valid"
     if bias is not None:
         bias = as_float32(bias, "%s: bias (%d,)" % (fn, kernel.shape[3]))
         check_shape(bias, (kernel.shape[3],), "%s: bias" % fn)
-    inputs = (("x", x), ("kernel", kernel), ("bias", bias))
-    out = (np.empty(shape, np.float32) if out is None
-           else _check_out(fn, out, "out", shape, inputs))
-    indices = _pool_indices(fn, indices, shape, inputs + (("out", out),))
+    inputs = ((x, "x"), (kernel, "kernel"), (bias, "bias"))
+    out = prepare_output(fn, out, "out", shape, inputs)
+    indices = prepare_output(fn, indices, "indices", shape, inputs + ((out, "out"),),
+                             np.int32)
     _ext.conv2d_relu_maxpool_forward(x, kernel, bias, strides, pads, out_hw, pool, out,
                                      indices)
     return out, indices
@@ -381,13 +336,11 @@ def conv2d_relu_max_pool2d_backward(dy, indices, y, x, kernel, strides=(1, 1),
                         % fn)
     check_shape(indices, shape, "%s: indices" % fn)
     indices = np.ascontiguousarray(indices, dtype=np.int32)
-    inputs = (("dy", dy), ("y", y), ("x", x), ("kernel", kernel), ("indices", indices))
-    dkernel = (np.empty(kernel.shape, np.float32) if dkernel is None
-               else _check_out(fn, dkernel, "dkernel", kernel.shape, inputs))
+    inputs = ((dy, "dy"), (y, "y"), (x, "x"), (kernel, "kernel"), (indices, "indices"))
+    dkernel = prepare_output(fn, dkernel, "dkernel", kernel.shape, inputs)
     if use_bias:
         f = kernel.shape[3]
-        dbias = (np.empty((f,), np.float32) if dbias is None
-                 else _check_out(fn, dbias, "dbias", (f,), inputs + (("dkernel", dkernel),)))
+        dbias = prepare_output(fn, dbias, "dbias", (f,), inputs + ((dkernel, "dkernel"),))
     else:
         dbias = None
     if not _ext.conv2d_relu_maxpool_backward_kernel(dy, indices, y, x, strides, pads, out_hw,
@@ -442,12 +395,12 @@ def conv2d_winograd_relu_max_pool2d(x, kernel, bias=None, padding="valid", outpu
         bias = as_float32(bias, "%s: bias (%d,)" % (fn, f))
         check_shape(bias, (f,), "%s: bias" % fn)
     shape = (x.shape[0], oh // 2, ow // 2, f)
-    inputs = (("x", x), ("kernel", kernel), ("bias", bias))
-    out = (np.empty(shape, np.float32) if out is None
-           else _check_out(fn, out, "out", shape, inputs))
-    indices = _pool_indices(fn, indices, shape, inputs + (("out", out),))
+    inputs = ((x, "x"), (kernel, "kernel"), (bias, "bias"))
+    out = prepare_output(fn, out, "out", shape, inputs)
+    indices = prepare_output(fn, indices, "indices", shape, inputs + ((out, "out"),),
+                             np.int32)
     size = _ext.conv2d_workspace_size(x.shape, kernel.shape, (1, 1), pads, (oh, ow))
-    ws = _workspace(fn, workspace, size, inputs + (("out", out), ("indices", indices)))
+    ws = _workspace(fn, workspace, size, inputs + ((out, "out"), (indices, "indices")))
     _ext.conv2d_winograd_relu_maxpool2_forward(x, kernel, bias, pads, (oh, ow), out, indices,
                                                ws)
     return out, indices

@@ -2,7 +2,7 @@
 import numpy as np
 
 from .. import _ext
-from ._validation import as_float32
+from ._validation import as_float32, check_output, prepare_output
 
 __all__ = ["gather_batch", "random_crop_flip_params", "to_float32", "scale_shift",
            "count_nonfinite"]
@@ -39,12 +39,7 @@ def gather_batch(src, indices, scale=1.0, shift=0.0, shifts=None, flips=None, ou
         raise ValueError("gather_batch: indices must lie in [0, %d), got min %d max %d"
                          % (n, idx.min(), idx.max()))
     b = idx.size
-    if out is None:
-        out = np.empty((b, h, w, c), dtype=np.float32)
-    elif not (isinstance(out, np.ndarray) and out.dtype == np.float32
-              and out.flags.c_contiguous and out.shape == (b, h, w, c)):
-        raise ValueError("gather_batch: out must be a C-contiguous float32 array of shape %s"
-                         % ((b, h, w, c),))
+    out = prepare_output("gather_batch", out, "out", (b, h, w, c), [(src, "src")])
     oy = ox = fl = None
     if shifts is not None:
         oy = np.ascontiguousarray(shifts[0], dtype=np.int32).reshape(-1)
@@ -60,15 +55,20 @@ def gather_batch(src, indices, scale=1.0, shift=0.0, shifts=None, flips=None, ou
 
 
 def to_float32(x, scale=1.0, shift=0.0, out=None):
-    """``scale * x + shift`` as a new C-contiguous float32 array (uint8 converted in C)."""
+    """``scale * x + shift`` as a C-contiguous float32 array (uint8 converted in C): a new
+    one, or ``out`` (x's shape)."""
     x = np.asarray(x)
     if x.dtype == np.uint8:
-        if out is None:
-            out = np.empty(x.shape, dtype=np.float32)
-        _ext.u8_to_f32(np.ascontiguousarray(x).reshape(-1), float(scale), float(shift),
-                       out.reshape(-1))
+        x = np.ascontiguousarray(x)
+        out = prepare_output("to_float32", out, "out", x.shape, [(x, "x")])
+        _ext.u8_to_f32(x.reshape(-1), float(scale), float(shift), out.reshape(-1))
         return out
-    out = np.array(x, dtype=np.float32, order="C", copy=True) if out is None else out
+    if out is None:
+        out = np.array(x, dtype=np.float32, order="C", copy=True)
+    else:
+        # no overlap check: NumPy's assignment copes with overlapping memory
+        out = check_output(out, x.shape, "to_float32: out")
+        out[...] = x
     if scale != 1.0 or shift != 0.0:
         out *= np.float32(scale)
         out += np.float32(shift)
@@ -84,11 +84,6 @@ def count_nonfinite(x):
 def scale_shift(x, scale, shift=0.0, out=None):
     """``scale * x + shift`` elementwise in C (``out`` may be ``x`` itself)."""
     x = as_float32(x, "scale_shift: x")
-    if out is None:
-        out = np.empty_like(x)
-    elif not (isinstance(out, np.ndarray) and out.dtype == np.float32
-              and out.flags.c_contiguous and out.flags.writeable and out.shape == x.shape):
-        raise ValueError("scale_shift: out must be a writeable C-contiguous float32 array of "
-                         "shape %s" % (x.shape,))
+    out = prepare_output("scale_shift", out, "out", x.shape, [(x, "x")], in_place_ok=("x",))
     _ext.affine_f32(x.reshape(-1), float(scale), float(shift), out.reshape(-1))
     return out

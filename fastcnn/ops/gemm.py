@@ -2,7 +2,7 @@
 import numpy as np
 
 from .. import _ext
-from ._validation import as_float32
+from ._validation import as_float32, prepare_output
 
 __all__ = ["matmul"]
 
@@ -44,13 +44,6 @@ def matmul(a, b, transpose_a=False, transpose_b=False, out=None, alpha=1.0, beta
             raise ValueError("matmul: beta != 0 needs an `out` array to accumulate into")
         out = np.empty((m, n), dtype=np.float32)
     else:
-        if not (isinstance(out, np.ndarray) and out.dtype == np.float32
-                and out.flags.c_contiguous and out.flags.writeable):
-            raise ValueError("matmul: out must be a writeable C-contiguous float32 array")
-        if out.shape != (m, n):
-            raise ValueError("matmul: out: expected shape (%d, %d), got %s"
-                             % (m, n, out.shape))
-        if np.shares_memory(out, a) or np.shares_memory(out, b):
-            raise ValueError("matmul: out must not overlap a or b")
+        out = prepare_output("matmul", out, "out", (m, n), [(a, "a"), (b, "b")])
     _ext.sgemm(transpose_a, transpose_b, float(alpha), a, b, float(beta), out, bool(reference))
     return out

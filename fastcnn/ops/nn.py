@@ -15,7 +15,7 @@ import operator
 import numpy as np
 
 from .. import _ext
-from ._validation import as_float32
+from ._validation import as_float32, check_no_overlap, check_output
 
 __all__ = [
     "relu", "relu_backward", "dense", "dense_backward", "softmax",
@@ -27,49 +27,6 @@ _UINT64_MASK = (1 << 64) - 1
 
 
 # ---------------------------------------------------------------- helpers
-
-def _output(out, shape, name, dtype=np.float32):
-    """A fresh array, or ``out`` checked to be a writeable C-contiguous ``dtype`` array."""
-    shape = tuple(int(s) for s in shape)
-    if out is None:
-        return np.empty(shape, dtype=dtype)
-    if not (isinstance(out, np.ndarray) and out.dtype == dtype and out.flags.c_contiguous
-            and out.flags.writeable):
-        raise ValueError("%s: expected a writeable C-contiguous %s array, got %s"
-                         % (name, np.dtype(dtype).name, _describe(out)))
-    if out.shape != shape:
-        raise ValueError("%s: expected shape %s, got %s" % (name, shape, out.shape))
-    return out
-
-
-def _describe(a):
-    if isinstance(a, np.ndarray):
-        flags = "C-contiguous" if a.flags.c_contiguous else "non-contiguous"
-        if not a.flags.writeable:
-            flags += ", read-only"
-        return "%s array (%s)" % (a.dtype, flags)
-    return type(a).__name__
-
-
-def _same_buffer(a, b):
-    return (a.shape == b.shape and a.dtype == b.dtype
-            and a.__array_interface__["data"][0] == b.__array_interface__["data"][0])
-
-
-def _check_overlap(func, out, out_name, inputs, in_place_ok=()):
-    """Raise unless ``out`` is disjoint from every input (or, for names in
-    ``in_place_ok``, exactly the same buffer). Outputs and inputs are C-contiguous,
-    so the bounds test of may_share_memory is exact."""
-    for arr, name in inputs:
-        if arr is None or not np.may_share_memory(out, arr):
-            continue
-        if name in in_place_ok and _same_buffer(out, arr):
-            continue
-        if name in in_place_ok:
-            raise ValueError("%s: %s must be either exactly %s (in place) or not overlap it"
-                             % (func, out_name, name))
-        raise ValueError("%s: %s must not overlap %s" % (func, out_name, name))
-
 
 def _as_bias(bias, units, name):
     b = as_float32(bias, name)
@@ -85,8 +42,8 @@ def relu(x, out=None):
 
     NaN stays NaN (so a diverging run stays visible)."""
     x = as_float32(x, "relu: x")
-    out = _output(out, x.shape, "relu: out")
-    _check_overlap("relu", out, "out", [(x, "x")], in_place_ok=("x",))
+    out = check_output(out, x.shape, "relu: out")
+    check_no_overlap("relu", out, "out", [(x, "x")], in_place_ok=("x",))
     _ext.relu_forward(x.reshape(-1), out.reshape(-1))
     return out
 
@@ -100,9 +57,9 @@ def relu_backward(dy, y, out=None):
     if dy.shape != y.shape:
         raise ValueError("relu_backward: dy and y must have the same shape, got %s and %s"
                          % (dy.shape, y.shape))
-    out = _output(out, dy.shape, "relu_backward: out")
-    _check_overlap("relu_backward", out, "out", [(dy, "dy"), (y, "y")],
-                   in_place_ok=("dy", "y"))
+    out = check_output(out, dy.shape, "relu_backward: out")
+    check_no_overlap("relu_backward", out, "out", [(dy, "dy"), (y, "y")],
+                     in_place_ok=("dy", "y"))
     _ext.relu_backward(dy.reshape(-1), y.reshape(-1), out.reshape(-1))
     return out
 
@@ -112,8 +69,8 @@ def softmax(x, out=None):
     x = as_float32(x, "softmax: x")
     if x.ndim < 1:
         raise ValueError("softmax: x must have at least one axis, got a scalar")
-    out = _output(out, x.shape, "softmax: out")
-    _check_overlap("softmax", out, "out", [(x, "x")], in_place_ok=("x",))
+    out = check_output(out, x.shape, "softmax: out")
+    check_no_overlap("softmax", out, "out", [(x, "x")], in_place_ok=("x",))
     if x.size:
         c = x.shape[-1]
         _ext.softmax_forward(x.reshape(-1, c), out.reshape(-1, c))
@@ -146,8 +103,8 @@ def dense(x, kernel, bias=None, activation=None, out=None):
                          % (activation,))
     if bias is not None:
         bias = _as_bias(bias, units, "dense: bias")
-    out = _output(out, (x.shape[0], units), "dense: out")
-    _check_overlap("dense", out, "out", [(x, "x"), (kernel, "kernel"), (bias, "bias")])
+    out = check_output(out, (x.shape[0], units), "dense: out")
+    check_no_overlap("dense", out, "out", [(x, "x"), (kernel, "kernel"), (bias, "bias")])
     _ext.dense_forward(x, kernel, bias, _ACTIVATIONS[activation], out)
     return out
 
@@ -173,18 +130,18 @@ def dense_backward(dy, x, kernel, need_input_grad=True, use_bias=True, dx=None,
         raise ValueError("dense_backward: dy: expected shape (%d, %d), got %s"
                          % (n, units, dy.shape))
     inputs = [(dy, "dy"), (x, "x"), (kernel, "kernel")]
-    dkernel = _output(dkernel, kernel.shape, "dense_backward: dkernel")
-    _check_overlap("dense_backward", dkernel, "dkernel", inputs)
+    dkernel = check_output(dkernel, kernel.shape, "dense_backward: dkernel")
+    check_no_overlap("dense_backward", dkernel, "dkernel", inputs)
     outs = [(dkernel, "dkernel")]
     if need_input_grad:
-        dx = _output(dx, x.shape, "dense_backward: dx")
-        _check_overlap("dense_backward", dx, "dx", inputs + outs)
+        dx = check_output(dx, x.shape, "dense_backward: dx")
+        check_no_overlap("dense_backward", dx, "dx", inputs + outs)
         outs.append((dx, "dx"))
     else:
         dx = None
     if use_bias:
-        dbias = _output(dbias, (units,), "dense_backward: dbias")
-        _check_overlap("dense_backward", dbias, "dbias", inputs + outs)
+        dbias = check_output(dbias, (units,), "dense_backward: dbias")
+        check_no_overlap("dense_backward", dbias, "dbias", inputs + outs)
     else:
         dbias = None
     _ext.dense_backward(dy, x, kernel, dx, dkernel, dbias)
@@ -242,9 +199,9 @@ def softmax_cross_entropy(logits, labels, dlogits=None):
     else:
         raise ValueError("softmax_cross_entropy: labels: expected integer class ids or float "
                          "one-hot rows, got dtype %s" % (lab.dtype,))
-    dlogits = _output(dlogits, (n, c), "softmax_cross_entropy: dlogits")
-    _check_overlap("softmax_cross_entropy", dlogits, "dlogits",
-                   [(logits, "logits"), (targets, "labels")], in_place_ok=("logits",))
+    dlogits = check_output(dlogits, (n, c), "softmax_cross_entropy: dlogits")
+    check_no_overlap("softmax_cross_entropy", dlogits, "dlogits",
+                     [(logits, "logits"), (targets, "labels")], in_place_ok=("logits",))
     if targets is None:
         loss_sum, correct = _ext.softmax_cross_entropy_sparse(logits, flat, dlogits)
     else:
@@ -269,9 +226,9 @@ def mean_squared_error(y_pred, y_true, dy_pred=None):
     if pred.size == 0:
         raise ValueError("mean_squared_error: y_pred is empty (shape %s); the mean of no "
                          "elements is undefined" % (pred.shape,))
-    dy_pred = _output(dy_pred, pred.shape, "mean_squared_error: dy_pred")
-    _check_overlap("mean_squared_error", dy_pred, "dy_pred",
-                   [(pred, "y_pred"), (true, "y_true")], in_place_ok=("y_pred", "y_true"))
+    dy_pred = check_output(dy_pred, pred.shape, "mean_squared_error: dy_pred")
+    check_no_overlap("mean_squared_error", dy_pred, "dy_pred",
+                     [(pred, "y_pred"), (true, "y_true")], in_place_ok=("y_pred", "y_true"))
     loss_sum = _ext.mean_squared_error(pred.reshape(-1), true.reshape(-1), dy_pred.reshape(-1))
     return float(loss_sum) / pred.size, dy_pred
 
@@ -303,10 +260,10 @@ def dropout(x, rate, seed, out=None, mask=None):
     except TypeError:
         raise TypeError("dropout: seed: expected an int, got %r" % (seed,)) from None
     x = as_float32(x, "dropout: x")
-    out = _output(out, x.shape, "dropout: out")
-    mask = _output(mask, x.shape, "dropout: mask", dtype=np.uint8)
-    _check_overlap("dropout", out, "out", [(x, "x")], in_place_ok=("x",))
-    _check_overlap("dropout", mask, "mask", [(x, "x"), (out, "out")])
+    out = check_output(out, x.shape, "dropout: out")
+    mask = check_output(mask, x.shape, "dropout: mask", dtype=np.uint8)
+    check_no_overlap("dropout", out, "out", [(x, "x")], in_place_ok=("x",))
+    check_no_overlap("dropout", mask, "mask", [(x, "x"), (out, "out")])
     _ext.dropout_forward(x.reshape(-1), out.reshape(-1), mask.reshape(-1), rate, seed)
     return out, mask
 
@@ -328,9 +285,9 @@ def dropout_backward(dy, mask, rate, out=None):
             raise ValueError("dropout_backward: mask: expected the uint8 mask from dropout, "
                              "got dtype %s" % (mask.dtype,))
         mask = np.ascontiguousarray(mask != 0).view(np.uint8)
-    out = _output(out, dy.shape, "dropout_backward: out")
-    _check_overlap("dropout_backward", out, "out", [(dy, "dy"), (mask, "mask")],
-                   in_place_ok=("dy",))
+    out = check_output(out, dy.shape, "dropout_backward: out")
+    check_no_overlap("dropout_backward", out, "out", [(dy, "dy"), (mask, "mask")],
+                     in_place_ok=("dy",))
     _ext.dropout_backward(dy.reshape(-1), mask.reshape(-1), out.reshape(-1), rate)
     return out
 
@@ -357,11 +314,7 @@ def _channel_param(value, c, name, default):
 
 def _moving_stat(value, c, name, in_place):
     if in_place:
-        if not (isinstance(value, np.ndarray) and value.dtype == np.float32
-                and value.flags.c_contiguous and value.flags.writeable):
-            raise ValueError("%s: training updates it in place, so it must be a writeable "
-                             "C-contiguous float32 array, got %s" % (name, _describe(value)))
-        v = value
+        v = check_output(value, None, "%s (training updates it in place)" % name)
     else:
         v = as_float32(value, name)
     if v.shape != (c,):
@@ -402,12 +355,13 @@ def batch_norm_forward(x, gamma, beta, moving_mean, moving_var, momentum=0.99, e
     beta = _channel_param(beta, c, "batch_norm_forward: beta", 0.0)
     moving_mean = _moving_stat(moving_mean, c, "batch_norm_forward: moving_mean", training)
     moving_var = _moving_stat(moving_var, c, "batch_norm_forward: moving_var", training)
-    if training and np.may_share_memory(moving_mean, moving_var):
-        raise ValueError("batch_norm_forward: moving_mean and moving_var must not overlap")
-    out = _output(out, x.shape, "batch_norm_forward: out")
-    _check_overlap("batch_norm_forward", out, "out",
-                   [(x, "x (kept for the backward pass)"), (gamma, "gamma"), (beta, "beta"),
-                    (moving_mean, "moving_mean"), (moving_var, "moving_var")])
+    if training:
+        check_no_overlap("batch_norm_forward", moving_var, "moving_var",
+                         [(moving_mean, "moving_mean")])
+    out = check_output(out, x.shape, "batch_norm_forward: out")
+    check_no_overlap("batch_norm_forward", out, "out",
+                     [(x, "x (kept for the backward pass)"), (gamma, "gamma"), (beta, "beta"),
+                      (moving_mean, "moving_mean"), (moving_var, "moving_var")])
     x2, y2 = x.reshape(rows, c), out.reshape(rows, c)
     mean = np.empty((c,), dtype=np.float32)
     inv_std = np.empty((c,), dtype=np.float32)
@@ -438,16 +392,15 @@ def batch_norm_backward(dy, cache, dx=None, dgamma=None, dbeta=None):
     if dy.shape != x.shape:
         raise ValueError("batch_norm_backward: dy: expected shape %s like the forward input, "
                          "got %s" % (x.shape, dy.shape))
-    dx = _output(dx, x.shape, "batch_norm_backward: dx")
-    dgamma = _output(dgamma, (c,), "batch_norm_backward: dgamma")
-    dbeta = _output(dbeta, (c,), "batch_norm_backward: dbeta")
-    _check_overlap("batch_norm_backward", dx, "dx", [(dy, "dy"), (x, "x")],
-                   in_place_ok=("dy",))
+    dx = check_output(dx, x.shape, "batch_norm_backward: dx")
+    dgamma = check_output(dgamma, (c,), "batch_norm_backward: dgamma")
+    dbeta = check_output(dbeta, (c,), "batch_norm_backward: dbeta")
+    check_no_overlap("batch_norm_backward", dx, "dx", [(dy, "dy"), (x, "x")],
+                     in_place_ok=("dy",))
     for arr, name in ((dgamma, "dgamma"), (dbeta, "dbeta")):
-        _check_overlap("batch_norm_backward", arr, name,
-                       [(dy, "dy"), (x, "x"), (dx, "dx")])
-    if np.may_share_memory(dgamma, dbeta):
-        raise ValueError("batch_norm_backward: dgamma and dbeta must not overlap")
+        check_no_overlap("batch_norm_backward", arr, name,
+                         [(dy, "dy"), (x, "x"), (dx, "dx")])
+    check_no_overlap("batch_norm_backward", dbeta, "dbeta", [(dgamma, "dgamma")])
     _ext.batch_norm_backward(dy.reshape(rows, c), x.reshape(rows, c), cache.mean,
                              cache.inv_std, cache.gamma, cache.training,
                              dx.reshape(rows, c), dgamma, dbeta)

@@ -2,9 +2,9 @@
 
 The weights and the optimizer state (``m``, ``v``, ``velocity``) are updated IN PLACE, so
 they must already be writeable C-contiguous float32 ndarrays: anything else raises
-(TypeError for a wrong type/dtype, ValueError for layout or shape) instead of silently
-updating a copy. Gradients are only read and may be any array-like of the weight's shape
-(converted to float32 if needed).
+(TypeError for something that is not a numpy array, ValueError for the wrong dtype, layout
+or shape, or arrays that overlap) instead of silently updating a copy. Gradients are only
+read and may be any array-like of the weight's shape (converted to float32 if needed).
 
 Arithmetic mirrors Keras 3 operation by operation in float32 (hyper-parameters are rounded to
 float32 as Keras casts them to the variable dtype); Adam's bias-corrected rate is computed in
@@ -14,10 +14,8 @@ tensors, which updates a whole model in one C call (one parallel region per step
 import math
 import numbers
 
-import numpy as np
-
 from .. import _ext
-from ._validation import as_float32
+from ._validation import as_float32, check_no_overlap, check_output
 
 __all__ = [
     "adam_update",
@@ -53,17 +51,7 @@ def _step(step, fname):
 
 def _state(arr, fname, name, shape):
     """An array updated in place: must be usable by the kernel as it is."""
-    if not isinstance(arr, np.ndarray):
-        raise TypeError("%s: %s must be a float32 numpy array (updated in place), got %s"
-                        % (fname, name, type(arr).__name__))
-    if arr.dtype != np.float32:
-        raise TypeError("%s: %s must have dtype float32 (it is updated in place, so it cannot "
-                        "be converted), got %s" % (fname, name, arr.dtype))
-    if not arr.flags.c_contiguous:
-        raise ValueError("%s: %s must be C-contiguous (it is updated in place, so it cannot be "
-                         "copied)" % (fname, name))
-    if not arr.flags.writeable:
-        raise ValueError("%s: %s is read-only" % (fname, name))
+    arr = check_output(arr, None, "%s: %s (updated in place)" % (fname, name))
     if shape is not None and arr.shape != shape:
         raise ValueError("%s: %s: expected the weight's shape %s, got %s"
                          % (fname, name, shape, arr.shape))
@@ -100,18 +88,14 @@ def _lists(fname, w, g, states, state_names):
         if gi.shape != wi.shape:
             raise ValueError("%s: grads[%d]: expected the weight's shape %s, got %s"
                              % (fname, i, wi.shape, gi.shape))
-        group = [wi]
+        group = [(wi, "params[%d]" % i)]
         for k, name in enumerate(state_names):
-            si = _state(states[k][i], fname, "%s[%d]" % (name, i), wi.shape)
-            for other in group:
-                if np.may_share_memory(si, other):
-                    raise ValueError("%s: %s[%d] shares memory with another updated array"
-                                     % (fname, name, i))
-            group.append(si)
+            si_name = "%s[%d]" % (name, i)
+            si = _state(states[k][i], fname, si_name, wi.shape)
+            check_no_overlap(fname, si, si_name, group)
+            group.append((si, si_name))
             ss[k].append(si)
-        if any(np.may_share_memory(gi, a) for a in group):
-            raise ValueError("%s: grads[%d] shares memory with an array updated in place"
-                             % (fname, i))
+        check_no_overlap(fname, gi, "grads[%d]" % i, group)
         ws.append(wi)
         gs.append(gi)
     return ws, gs, ss

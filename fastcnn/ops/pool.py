@@ -20,7 +20,8 @@ import operator
 import numpy as np
 
 from .. import _ext
-from ._validation import as_float32, as_int_pair, conv_output_size, normalize_padding
+from ._validation import (as_float32, as_int_pair, conv_output_size, normalize_padding,
+                          prepare_output)
 
 __all__ = [
     "max_pool2d",
@@ -66,26 +67,6 @@ def _input_shape(value, fname):
     return shape
 
 
-def _output(arr, shape, dtype, fname, name, *inputs):
-    """A fresh array, or the caller's ``arr`` after checking it can be written as-is."""
-    if arr is None:
-        return np.empty(shape, dtype=dtype)
-    if not isinstance(arr, np.ndarray):
-        raise TypeError("%s: %s must be a numpy array, got %s" % (fname, name, type(arr).__name__))
-    if arr.dtype != dtype:
-        raise TypeError("%s: %s must have dtype %s, got %s"
-                        % (fname, name, np.dtype(dtype).name, arr.dtype))
-    if not (arr.flags.c_contiguous and arr.flags.writeable):
-        raise ValueError("%s: %s must be a writeable C-contiguous array" % (fname, name))
-    if arr.shape != tuple(shape):
-        raise ValueError("%s: %s: expected shape %s, got %s"
-                         % (fname, name, tuple(shape), arr.shape))
-    for other in inputs:
-        if np.may_share_memory(arr, other):
-            raise ValueError("%s: %s must not share memory with the inputs" % (fname, name))
-    return arr
-
-
 def _check_dy(dy, expected, fname):
     if dy.shape != tuple(expected):
         raise ValueError("%s: dy: expected shape %s for input_shape and pooling given, got %s"
@@ -110,10 +91,11 @@ def max_pool2d(x, pool_size=(2, 2), strides=None, padding="valid", return_indice
     if want_indices and H * W * C > _INT32_MAX:
         raise ValueError("%s: an image of %dx%dx%d elements is too large for int32 indices"
                          % (fname, H, W, C))
-    y = _output(out, (N, OH, OW, C), np.float32, fname, "out", x)
+    y = prepare_output(fname, out, "out", (N, OH, OW, C), [(x, "x")])
     ind = None
     if want_indices:
-        ind = _output(indices, (N, OH, OW, C), np.int32, fname, "indices", x, y)
+        ind = prepare_output(fname, indices, "indices", (N, OH, OW, C),
+                             [(x, "x"), (y, "out")], dtype=np.int32)
     _ext.max_pool2d_forward(x, ph, pw, sh, sw, pt, pl, y, ind)
     return (y, ind) if return_indices else y
 
@@ -156,8 +138,8 @@ def max_pool2d_backward(dy, indices, input_shape, dx=None, relu_output=None):
         if relu_output.shape != dy.shape:
             raise ValueError("%s: relu_output: expected the shape of dy %s, got %s"
                              % (fname, dy.shape, relu_output.shape))
-    dx = _output(dx, (N, H, W, C), np.float32, fname, "dx", dy, indices,
-                 *(() if relu_output is None else (relu_output,)))
+    dx = prepare_output(fname, dx, "dx", (N, H, W, C),
+                        [(dy, "dy"), (indices, "indices"), (relu_output, "relu_output")])
     if not _ext.max_pool2d_backward(dy, indices, dx, relu_output):
         raise ValueError("%s: indices must lie in [0, H*W*C) = [0, %d) (offsets within one "
                          "image, as returned by max_pool2d on an input of shape %s)"
@@ -175,7 +157,7 @@ def avg_pool2d(x, pool_size=(2, 2), strides=None, padding="valid", out=None):
     x = as_float32(x, "%s: x (N, H, W, C)" % fname, ndim=4)
     N, H, W, C = x.shape
     ph, pw, sh, sw, pt, pl, OH, OW = _geometry(fname, H, W, pool_size, strides, padding)
-    y = _output(out, (N, OH, OW, C), np.float32, fname, "out", x)
+    y = prepare_output(fname, out, "out", (N, OH, OW, C), [(x, "x")])
     _ext.avg_pool2d_forward(x, ph, pw, sh, sw, pt, pl, y)
     return y
 
@@ -191,7 +173,7 @@ def avg_pool2d_backward(dy, input_shape, pool_size=(2, 2), strides=None, padding
     ph, pw, sh, sw, pt, pl, OH, OW = _geometry(fname, H, W, pool_size, strides, padding)
     dy = as_float32(dy, "%s: dy (N, OH, OW, C)" % fname, ndim=4)
     _check_dy(dy, (N, OH, OW, C), fname)
-    dx = _output(dx, (N, H, W, C), np.float32, fname, "dx", dy)
+    dx = prepare_output(fname, dx, "dx", (N, H, W, C), [(dy, "dy")])
     _ext.avg_pool2d_backward(dy, ph, pw, sh, sw, pt, pl, dx)
     return dx
 
@@ -203,7 +185,7 @@ def global_avg_pool2d(x, out=None):
     N, H, W, C = x.shape
     if H == 0 or W == 0:
         raise ValueError("%s: cannot average over an empty %dx%d image" % (fname, H, W))
-    y = _output(out, (N, C), np.float32, fname, "out", x)
+    y = prepare_output(fname, out, "out", (N, C), [(x, "x")])
     _ext.global_avg_pool2d_forward(x, y)
     return y
 
@@ -217,6 +199,6 @@ def global_avg_pool2d_backward(dy, input_shape, dx=None):
     dy = as_float32(dy, "%s: dy (N, C)" % fname, ndim=2)
     if dy.shape != (N, C):
         raise ValueError("%s: dy: expected shape %s, got %s" % (fname, (N, C), dy.shape))
-    dx = _output(dx, (N, H, W, C), np.float32, fname, "dx", dy)
+    dx = prepare_output(fname, dx, "dx", (N, H, W, C), [(dy, "dy")])
     _ext.global_avg_pool2d_backward(dy, dx)
     return dx
