@@ -1,6 +1,6 @@
 """The ``fastcnn`` command line (also ``python -m fastcnn``).
 
-    fastcnn train [--epochs 10] [--batch-size 32] [--model tutorial|strong] [--augment] ...
+    fastcnn train [--epochs 10] [--batch-size 32] [--model tutorial|strong|resnet20] [--augment] ...
     fastcnn evaluate MODEL [--data DIR]
     fastcnn predict MODEL IMAGE [IMAGE ...]
     fastcnn bench [--threads 2] [--profile] ...   (benchmarks/side_by_side.py)
@@ -40,7 +40,13 @@ def build_training_model(name, augment, input_shape=(32, 32, 3), num_classes=10)
         front += [layers.RandomFlip("horizontal"),
                   layers.RandomTranslation(4 / input_shape[0], 4 / input_shape[1],
                                            fill_mode="constant")]
-    return models.Sequential(front + list(core.layers), name=core.name)
+    if isinstance(core, models.Sequential):
+        return models.Sequential(front + list(core.layers), name=core.name)
+    # a graph model: the preprocessing layers feed it as a nested model
+    x = front[0]
+    for layer in front[1:]:
+        x = layer(x)
+    return models.Model(front[0], core(x), name=core.name)
 
 
 def _cosine_schedule(base_lr, epochs, warmup=1, floor=0.02):
@@ -72,13 +78,13 @@ def _cmd_train(args):
 
     model = build_training_model(args.model, args.augment)
     model.summary()
-    opt = optimizers.Adam(learning_rate=args.lr or (2e-3 if args.model == "strong" else 1e-3))
+    opt = optimizers.Adam(learning_rate=args.lr or (1e-3 if args.model == "tutorial" else 2e-3))
     model.compile(optimizer=opt, loss=losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy"])
 
     ckpt = os.path.join(args.out, "checkpoint.keras")
     cbs = [callbacks.TerminateOnNaN(), callbacks.ModelCheckpoint(ckpt)]
-    if args.model == "strong":
+    if args.model != "tutorial":
         cbs.append(callbacks.LearningRateScheduler(
             _cosine_schedule(float(opt.learning_rate), args.epochs)))
     t0 = time.perf_counter()
@@ -197,7 +203,7 @@ def build_parser():
     p.add_argument("--data", default=None, help="folder or tarball holding CIFAR-10")
     p.add_argument("--out", default="fastcnn-out", help="where the model and figures go")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--model", choices=["tutorial", "strong"], default="tutorial")
+    p.add_argument("--model", choices=["tutorial", "strong", "resnet20"], default="tutorial")
     p.add_argument("--augment", action="store_true",
                    help="random crop (4-pixel zero padding) and horizontal flip, in C")
     p.add_argument("--lr", type=float, default=None, help="learning rate (Adam)")

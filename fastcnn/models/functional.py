@@ -79,11 +79,13 @@ def map_graph(inputs, outputs):
         for t in node.input_tensors:
             if id(t) not in computable:
                 raise ValueError(
-                    'Graph disconnected: cannot obtain value for tensor %s at layer "%s". '
+                    'Graph disconnected: cannot obtain value for tensor %s (the output of '
+                    'layer "%s") at layer "%s": it is not computed from the model inputs. '
                     "The following previous layers were accessed without issue: %s"
-                    % (t, node.layer.name, done))
-        if node.input_tensors or id(node.output_tensors[0]) in input_ids:
-            done.append(node.layer.name)
+                    % (t.name, t._keras_history[0].name, node.layer.name, done))
+        if not node.input_tensors and id(node.output_tensors[0]) not in input_ids:
+            continue  # an Input that is not one of the model's inputs
+        done.append(node.layer.name)
         computable.update(id(t) for t in node.output_tensors)
     names = [l.name for l in layers]
     for name in names:
@@ -165,7 +167,7 @@ class Functional(Trainer, Layer):
 
     @property
     def multi_input(self):
-        return len(self._inputs) > 1
+        return self.built and len(self._inputs) > 1
 
     def get_layer(self, name=None, index=None):
         """A layer by name or by index in ``model.layers``."""
