@@ -28,13 +28,13 @@ void fc_direct_forward_rows(int64_t P, int64_t F, int64_t K, const float *A, int
 
 /* dW (K, F; row stride ldw) = (accumulate ? dW : 0) + A^T @ dY, A (P, K) as above,
  * dY (P, F; row stride ldy). (Tried for the Winograd kernel gradient's 16 products, whose
- * rows are 16*C apart: slower than the packed GEMM there, 1.72 vs 1.51 ms.) */
+ * rows are 16*C apart: slower than the packed GEMM there; see commit ef98b6c.) */
 void fc_direct_kernel_grad_rows(int64_t P, int64_t F, int64_t K, const float *A, int64_t lda,
                                 int64_t seg, int64_t seg_stride, const float *dY, int64_t ldy,
                                 float *dW, int64_t ldw, int accumulate);
 
 /* (Not fc_max_pool2d_forward on the block: its per-call parallel-region entry and row
- * dispatch made the fused forward 0.45 -> 0.72 ms at batch 32.)
+ * dispatch made the fused forward slower; measured in commit 4961ef5.)
  * Max pool of ph conv lines z (ph, OW, F) with pw x ph windows, stride = window: the PW
  * pooled outputs y (PW, F) and the offsets base + ((r*OW + ow)*F + f) of each window's
  * first maximum in row-major window order (ties: the first; z holds ReLU outputs, no NaN

@@ -127,10 +127,6 @@ class CallbackList(Callback):
         for cb in self.callbacks:
             cb.set_params(params)
 
-    def _call(self, hook, *args):
-        for cb in self.callbacks:
-            getattr(cb, hook)(*args)
-
 
 def _make_dispatch(hook, with_index):
     if with_index:

@@ -350,3 +350,45 @@ def test_cycle_in_a_config_is_refused():
     h1["inbound_nodes"][0]["args"][0]["config"]["keras_history"] = ["h2", 0, 0]
     with pytest.raises(ValueError, match="h1.*h2|cycle"):
         fastcnn.Model.from_config(config)
+
+
+# ----------------------------------------------------------------------------- lean inference
+def _through_hook(model, x):
+    """The plan's ordinary forward (a hook turns the lean path off)."""
+    return np.array(model.predict_step(x, hook=lambda phase, step, fn, *a: fn(*a)))
+
+
+@pytest.mark.parametrize("make", ["tutorial", "strong", "resnet", "softmax"])
+def test_lean_inference_path_is_bitwise_the_plan_forward(make):
+    """model(x) / predict_on_batch / predict bind each step once per batch shape to a direct
+    kernel call: the same bits as the checked path, before and after training (weights are
+    updated in place, the bound calls see them) and for several batch shapes."""
+    from fastcnn import zoo
+    import gc
+    import weakref
+    utils.set_random_seed(19)
+    S = 20 if make == "tutorial" else 16
+    model = {"tutorial": lambda: zoo.tutorial_model(input_shape=(S, S, 3)),
+             "strong": lambda: zoo.strong_model(input_shape=(S, S, 3), width=8),
+             "resnet": lambda: zoo.resnet_v1(8, input_shape=(S, S, 3), width=4),
+             "softmax": lambda: models.Sequential([
+                 layers.Input(shape=(S, S, 3)), layers.Conv2D(4, 3, activation="relu"),
+                 layers.MaxPooling2D(), layers.Dropout(0.5), layers.Flatten(),
+                 layers.Dense(5, activation="softmax")])}[make]()
+    rng = np.random.default_rng(20)
+    x = rng.uniform(0, 1, (5, S, S, 3)).astype(np.float32)
+    for n in (1, 5, 1):
+        np.testing.assert_array_equal(model(x[:n]), _through_hook(model, x[:n]))
+        np.testing.assert_array_equal(model.predict_on_batch(x[:n]), model(x[:n]))
+    model.compile("adam", losses.SparseCategoricalCrossentropy(from_logits=make != "softmax"))
+    model.fit(x, rng.integers(0, 5, 5), epochs=1, batch_size=2, verbose=0)
+    np.testing.assert_array_equal(model(x), _through_hook(model, x))
+    np.testing.assert_array_equal(model.predict(x, batch_size=2, verbose=0),
+                                  np.concatenate([_through_hook(model, x[i:i + 2])
+                                                  for i in (0, 2, 4)]))
+    y = rng.uniform(0, 1, (1, S, S, 3)).astype(np.float32)
+    ref = weakref.ref(y)
+    model(y)
+    del y
+    gc.collect()
+    assert ref() is None  # nothing keeps the caller's array

@@ -15,7 +15,9 @@ from . import gemm as _gemm, conv as _conv, pool as _pool, nn as _nn, optim as _
 # bind the module before the star import rebinds the name ``merge`` to the function
 from . import merge as _merge
 from .merge import *  # noqa: F401,F403
+from . import bound as _bound
+from .bound import *  # noqa: F401,F403
 
 __all__ = (list(_gemm.__all__) + list(_conv.__all__) + list(_pool.__all__)
            + list(_nn.__all__) + list(_optim.__all__) + list(_data.__all__)
-           + list(_merge.__all__))
+           + list(_merge.__all__) + list(_bound.__all__))

@@ -1,0 +1,98 @@
+"""Kernel calls validated once for a fixed input shape (inference's lean path).
+
+``bind_*(x_shape, ...)`` checks everything the matching checked op checks (by running that
+op once on buffers of ``x_shape``), allocates the output and scratch, and returns
+``(run, out)``: ``run(x)`` calls the C kernel directly on ``x`` and writes ``out``. The
+caller guarantees ``x`` is a C-contiguous float32 array of exactly ``x_shape`` (the lean
+runner checks the model input once per call and chains its own buffers), so per call only
+the Cython binding's own dtype/layout checks remain.
+"""
+import numpy as np
+
+from .. import _ext
+from . import conv as _conv
+from . import nn as _nn
+from . import pool as _pool
+
+__all__ = ["bind_conv2d", "bind_conv2d_relu_max_pool2d", "bind_conv2d_winograd_relu_max_pool2d",
+           "bind_max_pool2d", "bind_dense"]
+
+
+def _probe(x_shape):
+    return np.zeros(x_shape, np.float32)
+
+
+def bind_conv2d(x_shape, kernel, bias=None, strides=(1, 1), padding="valid",
+                activation=None, output_size=None):
+    """``conv2d`` for inputs of ``x_shape`` (see ops.conv2d)."""
+    fn = "conv2d"
+    k_shape = tuple(kernel.shape)
+    size = _conv.conv2d_workspace_size(x_shape, k_shape, strides, padding,
+                                       output_size=output_size)
+    ws = np.empty(size, np.float32) if size > 0 else None
+    out = _conv.conv2d(_probe(x_shape), kernel, bias, strides, padding, activation,
+                       workspace=ws, output_size=output_size)
+    strides, _, pads, _ = _conv._geometry(fn, x_shape, k_shape, strides, padding)
+    relu = activation == "relu"
+    flat = None if ws is None else ws.reshape(-1)
+
+    def run(x):
+        _ext.conv2d_forward(x, kernel, bias, strides, pads, relu, out, flat, "auto")
+        return out
+    return run, out
+
+
+def bind_conv2d_relu_max_pool2d(x_shape, kernel, bias=None, strides=(1, 1), padding="valid",
+                                pool_size=(2, 2)):
+    """``conv2d_relu_max_pool2d`` (the direct fused kernel) for inputs of ``x_shape``."""
+    out, idx = _conv.conv2d_relu_max_pool2d(_probe(x_shape), kernel, bias, strides, padding,
+                                            pool_size)
+    strides, pads, out_hw, pool, _ = _conv._fused_geometry(
+        "conv2d_relu_max_pool2d", x_shape, tuple(kernel.shape), strides, padding, pool_size)
+
+    def run(x):
+        _ext.conv2d_relu_maxpool_forward(x, kernel, bias, strides, pads, out_hw, pool, out, idx)
+        return out
+    return run, out
+
+
+def bind_conv2d_winograd_relu_max_pool2d(x_shape, kernel, bias=None, padding="valid",
+                                         output_size=None):
+    """``conv2d_winograd_relu_max_pool2d`` for inputs of ``x_shape``."""
+    k_shape = tuple(kernel.shape)
+    size = _conv.conv2d_workspace_size(x_shape, k_shape, 1, padding, output_size=output_size)
+    ws = np.empty(size, np.float32) if size > 0 else None
+    out, idx = _conv.conv2d_winograd_relu_max_pool2d(_probe(x_shape), kernel, bias, padding,
+                                                     output_size, workspace=ws)
+    _, _, pads, (oh, ow) = _conv._geometry("conv2d", x_shape, k_shape, (1, 1), padding)
+    out_hw = (oh, ow) if output_size is None else tuple(output_size)
+    flat = None if ws is None else ws.reshape(-1)
+
+    def run(x):
+        _ext.conv2d_winograd_relu_maxpool2_forward(x, kernel, bias, pads, out_hw, out, idx,
+                                                   flat)
+        return out
+    return run, out
+
+
+def bind_max_pool2d(x_shape, pool_size=(2, 2), strides=None, padding="valid"):
+    """``max_pool2d`` (no indices) for inputs of ``x_shape``."""
+    out = _pool.max_pool2d(_probe(x_shape), pool_size, strides, padding)
+    ph, pw, sh, sw, pt, pl, _, _ = _pool._geometry("max_pool2d", x_shape[1], x_shape[2],
+                                                   pool_size, strides, padding)
+
+    def run(x):
+        _ext.max_pool2d_forward(x, ph, pw, sh, sw, pt, pl, out)
+        return out
+    return run, out
+
+
+def bind_dense(x_shape, kernel, bias=None, activation=None):
+    """``dense`` for inputs of ``x_shape`` (N, in)."""
+    out = _nn.dense(_probe(x_shape), kernel, bias, activation)
+    relu = _nn._ACTIVATIONS[activation]
+
+    def run(x):
+        _ext.dense_forward(x, kernel, bias, relu, out)
+        return out
+    return run, out

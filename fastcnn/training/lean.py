@@ -1,0 +1,145 @@
+"""Lean inference: a model's plan bound once per input shape to direct kernel calls.
+
+``model(x)``, ``predict_on_batch`` and ``predict`` run inference through a ``LeanRunner``:
+for a given batch shape every step is bound once (``ops.bind_*``: validated, buffers and
+scratch allocated) to a closure that calls the C kernel directly, so a call costs the
+kernels plus a few microseconds of Python per step. Steps without a binder (batch norm,
+preprocessing, merges, ...) run their ordinary forward. A table maps step kinds to
+binders, like the fusion rules.
+"""
+import collections
+
+from .. import ops
+from ..layers.convolutional import Conv2D
+from ..layers.core import Dense, Dropout, Flatten
+from ..layers.pooling import MaxPooling2D
+from . import fused
+from .plan import FusedStep, LayerStep
+
+__all__ = ["LeanRunner"]
+
+
+def _bind_conv(step, x_shape):
+    layer = step.layer
+    if layer.activation not in ("linear", "relu"):
+        return None
+    return ops.bind_conv2d(x_shape, layer.kernel.value,
+                           layer.bias.value if layer.use_bias else None, layer.strides,
+                           layer.padding, layer.activation)[0]
+
+
+def _bind_dense(step, x_shape):
+    layer = step.layer
+    if len(x_shape) != 2 or layer.activation not in ("linear", "relu"):
+        return None
+    return ops.bind_dense(x_shape, layer.kernel.value,
+                          layer.bias.value if layer.use_bias else None, layer.activation)[0]
+
+
+def _bind_pool(step, x_shape):
+    layer = step.layer
+    return ops.bind_max_pool2d(x_shape, layer.pool_size, layer.strides, layer.padding)[0]
+
+
+def _bind_flatten(step, x_shape):
+    return lambda x: x.reshape(x.shape[0], -1)
+
+
+def _bind_identity(step, x_shape):  # Dropout at inference
+    return lambda x: x
+
+
+def _bind_conv_pool(step, x_shape):
+    impl = step.impl
+    conv, pool = impl.conv, impl.pool
+    bias = conv.bias.value if conv.use_bias else None
+    if impl.mode == "direct":
+        return ops.bind_conv2d_relu_max_pool2d(x_shape, conv.kernel.value, bias, conv.strides,
+                                               conv.padding, pool.pool_size)[0]
+    _, oh, ow, _ = ops.conv2d_output_shape(x_shape, conv.kernel.shape, conv.strides,
+                                           conv.padding)
+    (ph, pw) = pool.pool_size
+    crop = (oh // ph * ph, ow // pw * pw)
+    if ((ph, pw) == (2, 2) and conv.strides == (1, 1)
+            and ops.conv2d_winograd_relu_max_pool2d_applies(x_shape, conv.kernel.shape,
+                                                            conv.padding, crop)):
+        return ops.bind_conv2d_winograd_relu_max_pool2d(x_shape, conv.kernel.value, bias,
+                                                        conv.padding, crop)[0]
+    conv_run, z = ops.bind_conv2d(x_shape, conv.kernel.value, bias, conv.strides,
+                                  conv.padding, "relu", output_size=crop)
+    pool_run, _ = ops.bind_max_pool2d(z.shape, (ph, pw))
+    return lambda x: pool_run(conv_run(x))
+
+
+# (step type, layer or fused-step type) -> binder(step, input shape) -> run(x) | None
+BINDERS = {
+    (LayerStep, Conv2D): _bind_conv,
+    (LayerStep, Dense): _bind_dense,
+    (LayerStep, MaxPooling2D): _bind_pool,
+    (LayerStep, Flatten): _bind_flatten,
+    (LayerStep, Dropout): _bind_identity,
+    (FusedStep, fused.ConvReluPool): _bind_conv_pool,
+}
+
+
+def _binder(step):
+    key = (LayerStep, type(step.layer)) if isinstance(step, LayerStep) else \
+        (FusedStep, type(step.impl))
+    return BINDERS.get(key)
+
+
+class LeanRunner:
+    """The program's inference forward for inputs of one shape, steps bound once."""
+
+    def __init__(self, program, x_shape):
+        n = x_shape[0]
+        shapes = {k: (n,) + tuple(s[1:]) for k, s in program.graph.shapes.items()}
+        self.x_shape = tuple(x_shape)
+        self.keys = []
+        self.holds_inputs = False
+        for s in program.steps:
+            binder = _binder(s) if len(s.inputs) == 1 else None
+            run = binder(s, shapes[s.inputs[0]]) if binder is not None else None
+            if run is None:
+                self.holds_inputs = True
+                run = self._generic(s)
+            self.keys.append((run, s.inputs, s.output))
+        self.input_key = program.input_keys[0]
+        self.output_key = program.output_keys[0]
+        self.chain = all(len(ins) == 1 for _, ins, _ in self.keys) and all(
+            self.keys[i][1][0] == (self.keys[i - 1][2] if i else self.input_key)
+            for i in range(len(self.keys)))
+
+    @staticmethod
+    def _generic(step):
+        if step.multi:
+            return lambda xs: step.forward(xs, False, False)
+        return lambda x: step.forward([x], False, False)
+
+    def __call__(self, x):
+        if self.chain:
+            for run, _, _ in self.keys:
+                x = run(x)
+            return x
+        values = {self.input_key: x}
+        for run, ins, out in self.keys:
+            values[out] = run(values[ins[0]]) if len(ins) == 1 else run([values[k] for k in ins])
+        return values[self.output_key]
+
+
+class LeanCache:
+    """A few LeanRunners of one program, by input shape (training's batch, the last one)."""
+
+    def __init__(self, program, size=4):
+        self.program, self.size = program, size
+        self._runners = collections.OrderedDict()
+
+    def get(self, x_shape):
+        runner = self._runners.get(x_shape)
+        if runner is None:
+            runner = self._runners[x_shape] = LeanRunner(self.program, x_shape)
+            if len(self._runners) > self.size:
+                self._runners.popitem(last=False)
+        else:
+            self._runners.move_to_end(x_shape)
+        return runner
