@@ -72,21 +72,28 @@ int fc_mean_squared_error(const float *pred, const float *target, int64_t n,
  * Training: batch mean and biased variance normalise, and the moving statistics
  * are updated in place, moving = moving*momentum + batch*(1-momentum) (Keras 3).
  * mean_out / inv_std_out (channels) receive what backward needs.
+ * relu != 0 fuses a following ReLU: y = relu(bn(x)) with fc_relu_forward's exact rule
+ * (NaN propagates, -0 becomes +0), bitwise what the two kernels give one after the other.
  * rows must be >= 1. Returns FC_OK or FC_ENOMEM. */
 int fc_batch_norm_forward_train(const float *x, int64_t rows, int64_t channels,
                                 const float *gamma, const float *beta,
                                 double momentum, double epsilon,
                                 float *moving_mean, float *moving_var,
-                                float *y, float *mean_out, float *inv_std_out);
-/* Inference: normalise with the moving statistics. */
+                                int relu, float *y, float *mean_out, float *inv_std_out);
+/* Inference: normalise with the moving statistics (relu as above). */
 void fc_batch_norm_forward_infer(const float *x, int64_t rows, int64_t channels,
                                  const float *gamma, const float *beta,
                                  const float *moving_mean, const float *moving_var,
-                                 double epsilon, float *y, float *mean_out,
+                                 double epsilon, int relu, float *y, float *mean_out,
                                  float *inv_std_out);
 /* Gradients. training != 0: the statistics were batch statistics (they depend
- * on x); otherwise they were constants. */
-int fc_batch_norm_backward(const float *dy, const float *x, int64_t rows, int64_t channels,
-                           const float *mean, const float *inv_std, const float *gamma,
-                           int training, float *dx, float *dgamma, float *dbeta);
+ * on x); otherwise they were constants. relu_y (may be NULL): the fused forward's
+ * output; dy is then the gradient w.r.t. relu(bn(x)) and is masked as fc_relu_backward
+ * does (dy where relu_y > 0, else 0) wherever it is read, without being written, so
+ * the results are bitwise those of fc_relu_backward then the unfused backward.
+ * dx may alias dy (not relu_y). */
+int fc_batch_norm_backward(const float *dy, const float *relu_y, const float *x, int64_t rows,
+                           int64_t channels, const float *mean, const float *inv_std,
+                           const float *gamma, int training, float *dx, float *dgamma,
+                           float *dbeta);
 #endif

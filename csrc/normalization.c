@@ -8,8 +8,15 @@
  *
  * Every loop vectorises over channels only (each channel's sum keeps its
  * sequential row order), so the AVX2 path gives results bitwise identical to the
- * portable one; it only runs more lanes at once. */
+ * portable one; it only runs more lanes at once.
+ *
+ * Fused ReLU (for BN -> ReLU pairs): the forward can write relu(y) with exactly
+ * fc_relu_forward's rule, and the backward can take that output (relu_y) and mask
+ * dy with exactly fc_relu_backward's rule wherever it reads dy (both passes), never
+ * writing the masked dy anywhere. Both are bitwise the separate kernels' results:
+ * the masked value is either dy itself or +0. */
 #include <math.h>
+#include <string.h>
 #include "nn.h"
 #ifdef FC_HAVE_AVX2_PATH
 #include <immintrin.h>
@@ -59,66 +66,113 @@ static void chunk_stats_generic(const float *x, int64_t r0, int64_t r1, int64_t 
 
 /* Elementwise loops are written once and compiled twice (portable / AVX2). */
 
-/* y = (x - mean) * inv_std * gamma + beta for rows [r0, r1) */
+/* y = (x - mean) * inv_std * gamma + beta for rows [r0, r1), then relu(y) when relu
+ * is set (a compile-time constant at each call site, so both loops stay branch-free) */
 static FC_ALWAYS_INLINE void normalize_body(const float *x, int64_t r0, int64_t r1, int64_t C,
                                             const float *mean, const float *inv_std,
-                                            const float *gamma, const float *beta, float *y)
+                                            const float *gamma, const float *beta, float *y,
+                                            const int relu)
 {
     for (int64_t r = r0; r < r1; r++) {
         const float *xr = x + r * C;
         float *yr = y + r * C;
-        for (int64_t c = 0; c < C; c++)
-            yr[c] = (xr[c] - mean[c]) * inv_std[c] * gamma[c] + beta[c];
+        for (int64_t c = 0; c < C; c++) {
+            const float v = (xr[c] - mean[c]) * inv_std[c] * gamma[c] + beta[c];
+            /* fc_relu_forward's rule: NaN propagates, -0 becomes +0 */
+            yr[c] = relu ? ((v > 0.0f || v != v) ? v : 0.0f) : v;
+        }
     }
 }
 
-/* sum dy and sum dy * x_hat over rows [r0, r1) (x_hat recomputed as in the forward) */
-static void grad_sums_generic(const float *dy, const float *x, int64_t r0, int64_t r1,
-                              int64_t C, const float *mean, const float *inv_std,
-                              double *s_dy, double *s_dyx)
+/* dy masked by fc_relu_backward's rule (ry > 0 ? dy : 0). Written as a bit mask on dy
+ * (all bits kept, or all cleared: +0, exactly what the separate kernel writes) so that
+ * it vectorises to a compare and an and; as a ?: GCC turns it into a masked load of dy,
+ * which costs more than the rest of the loop. */
+static FC_ALWAYS_INLINE float relu_masked(float dy, float ry)
+{
+    uint32_t bits;
+    memcpy(&bits, &dy, sizeof bits);
+    bits &= 0u - (uint32_t)(ry > 0.0f);
+    memcpy(&dy, &bits, sizeof bits);
+    return dy;
+}
+
+/* The incoming gradient as the backward sees it: masked when relu_y (the fused
+ * forward's output) is given. */
+#define FC_BN_DY(dyr, ryr, c, relu) ((relu) ? relu_masked((dyr)[c], (ryr)[c]) : (dyr)[c])
+
+/* sum dy and sum dy * x_hat over rows [r0, r1) (x_hat recomputed as in the forward;
+ * dy masked by relu_y when relu is set) */
+static FC_ALWAYS_INLINE void grad_sums_body(const float *dy, const float *relu_y,
+                                            const float *x, int64_t r0, int64_t r1, int64_t C,
+                                            const float *mean, const float *inv_std,
+                                            double *s_dy, double *s_dyx, const int relu)
 {
     for (int64_t c = 0; c < C; c++)
         s_dy[c] = s_dyx[c] = 0.0;
     for (int64_t r = r0; r < r1; r++) {
         const float *xr = x + r * C, *dyr = dy + r * C;
+        const float *ryr = relu ? relu_y + r * C : NULL;
         for (int64_t c = 0; c < C; c++) {
+            const float g = FC_BN_DY(dyr, ryr, c, relu);
             const float xhat = (xr[c] - mean[c]) * inv_std[c];
-            s_dy[c] += dyr[c];
-            s_dyx[c] += (double)dyr[c] * (double)xhat;
+            s_dy[c] += g;
+            s_dyx[c] += (double)g * (double)xhat;
         }
     }
 }
 
-/* dx = k_dy * (dy - k_mean - x_hat * k_xhat) for rows [r0, r1); dx may alias dy */
-static FC_ALWAYS_INLINE void input_grad_body(const float *dy, const float *x, int64_t r0,
-                                             int64_t r1, int64_t C, const float *mean,
+static void grad_sums_generic(const float *dy, const float *relu_y, const float *x,
+                              int64_t r0, int64_t r1, int64_t C, const float *mean,
+                              const float *inv_std, double *s_dy, double *s_dyx)
+{
+    if (relu_y)
+        grad_sums_body(dy, relu_y, x, r0, r1, C, mean, inv_std, s_dy, s_dyx, 1);
+    else
+        grad_sums_body(dy, NULL, x, r0, r1, C, mean, inv_std, s_dy, s_dyx, 0);
+}
+
+/* dx = k_dy * (dy - k_mean - x_hat * k_xhat) for rows [r0, r1), dy masked by relu_y
+ * when relu is set; dx may alias dy (each element is read before it is written) but
+ * not relu_y */
+static FC_ALWAYS_INLINE void input_grad_body(const float *dy, const float *relu_y,
+                                             const float *x, int64_t r0, int64_t r1,
+                                             int64_t C, const float *mean,
                                              const float *inv_std, const float *k_dy,
                                              const float *k_mean, const float *k_xhat,
-                                             float *dx)
+                                             float *dx, const int relu)
 {
     for (int64_t r = r0; r < r1; r++) {
         const float *xr = x + r * C, *dyr = dy + r * C;
+        const float *ryr = relu ? relu_y + r * C : NULL;
         float *dxr = dx + r * C;
         for (int64_t c = 0; c < C; c++) {
+            const float g = FC_BN_DY(dyr, ryr, c, relu);
             const float xhat = (xr[c] - mean[c]) * inv_std[c];
-            dxr[c] = k_dy[c] * (dyr[c] - k_mean[c] - xhat * k_xhat[c]);
+            dxr[c] = k_dy[c] * (g - k_mean[c] - xhat * k_xhat[c]);
         }
     }
 }
 
 static void normalize_generic(const float *x, int64_t r0, int64_t r1, int64_t C,
                               const float *mean, const float *inv_std, const float *gamma,
-                              const float *beta, float *y)
+                              const float *beta, float *y, int relu)
 {
-    normalize_body(x, r0, r1, C, mean, inv_std, gamma, beta, y);
+    if (relu)
+        normalize_body(x, r0, r1, C, mean, inv_std, gamma, beta, y, 1);
+    else
+        normalize_body(x, r0, r1, C, mean, inv_std, gamma, beta, y, 0);
 }
 
-static void input_grad_generic(const float *dy, const float *x, int64_t r0, int64_t r1,
-                               int64_t C, const float *mean, const float *inv_std,
-                               const float *k_dy, const float *k_mean, const float *k_xhat,
-                               float *dx)
+static void input_grad_generic(const float *dy, const float *relu_y, const float *x,
+                               int64_t r0, int64_t r1, int64_t C, const float *mean,
+                               const float *inv_std, const float *k_dy, const float *k_mean,
+                               const float *k_xhat, float *dx)
 {
-    input_grad_body(dy, x, r0, r1, C, mean, inv_std, k_dy, k_mean, k_xhat, dx);
+    if (relu_y)
+        input_grad_body(dy, relu_y, x, r0, r1, C, mean, inv_std, k_dy, k_mean, k_xhat, dx, 1);
+    else
+        input_grad_body(dy, NULL, x, r0, r1, C, mean, inv_std, k_dy, k_mean, k_xhat, dx, 0);
 }
 
 #ifdef FC_HAVE_AVX2_PATH
@@ -169,29 +223,90 @@ FC_TARGET_AVX2 static void chunk_stats_avx2(const float *x, int64_t r0, int64_t 
 
 FC_TARGET_AVX2 static void normalize_avx2(const float *x, int64_t r0, int64_t r1, int64_t C,
                                           const float *mean, const float *inv_std,
-                                          const float *gamma, const float *beta, float *y)
+                                          const float *gamma, const float *beta, float *y,
+                                          int relu)
 {
-    normalize_body(x, r0, r1, C, mean, inv_std, gamma, beta, y);
+    if (relu)
+        normalize_body(x, r0, r1, C, mean, inv_std, gamma, beta, y, 1);
+    else
+        normalize_body(x, r0, r1, C, mean, inv_std, gamma, beta, y, 0);
 }
 
-FC_TARGET_AVX2 static void grad_sums_avx2(const float *dy, const float *x, int64_t r0,
-                                          int64_t r1, int64_t C, const float *mean,
-                                          const float *inv_std, double *s_dy, double *s_dyx)
+/* 8 lanes of dy, masked by relu_y as fc_relu_backward does when relu is set: relu_y > 0
+ * (ordered, so NaN is false) keeps dy's bits, anything else gives +0 (all bits clear). */
+FC_TARGET_AVX2 static FC_ALWAYS_INLINE __m256 load_dy_avx2(const float *dy, const float *relu_y,
+                                                           int64_t i, const int relu)
+{
+    const __m256 g = _mm256_loadu_ps(dy + i);
+    if (!relu)
+        return g;
+    return _mm256_and_ps(g, _mm256_cmp_ps(_mm256_loadu_ps(relu_y + i), _mm256_setzero_ps(),
+                                          _CMP_GT_OQ));
+}
+
+FC_TARGET_AVX2 static FC_ALWAYS_INLINE __m256d cvt_lo_pd(__m256 v)
+{
+    return _mm256_cvtps_pd(_mm256_castps256_ps128(v));
+}
+
+FC_TARGET_AVX2 static FC_ALWAYS_INLINE __m256d cvt_hi_pd(__m256 v)
+{
+    return _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
+}
+
+/* Blocks of 16 channels, then 8, then single channels. A row of a block is read in one
+ * walk down the chunk: with 8-channel blocks, C = 16 walks every row (cache line) of
+ * the chunk twice, and the chunk's 2 or 3 streams do not fit in L1. Each channel still
+ * sees exactly the generic path's operations in its row order. */
+FC_TARGET_AVX2 static FC_ALWAYS_INLINE void grad_sums_avx2_body(
+    const float *dy, const float *relu_y, const float *x, int64_t r0, int64_t r1, int64_t C,
+    const float *mean, const float *inv_std, double *s_dy, double *s_dyx, const int relu)
 {
     int64_t c0 = 0;
+    for (; c0 + 16 <= C; c0 += 16) {
+        __m256d a0 = _mm256_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
+        __m256d b0 = a0, b1 = a0, b2 = a0, b3 = a0;
+        const __m256 m0 = _mm256_loadu_ps(mean + c0), is0 = _mm256_loadu_ps(inv_std + c0);
+        const __m256 m1 = _mm256_loadu_ps(mean + c0 + 8), is1 = _mm256_loadu_ps(inv_std + c0 + 8);
+        for (int64_t r = r0; r < r1; r++) {
+            const __m256 g0 = load_dy_avx2(dy, relu_y, r * C + c0, relu);
+            const __m256 g1 = load_dy_avx2(dy, relu_y, r * C + c0 + 8, relu);
+            const __m256 xh0 =
+                _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + r * C + c0), m0), is0);
+            const __m256 xh1 =
+                _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + r * C + c0 + 8), m1), is1);
+            const __m256d g0_lo = cvt_lo_pd(g0), g0_hi = cvt_hi_pd(g0);
+            const __m256d g1_lo = cvt_lo_pd(g1), g1_hi = cvt_hi_pd(g1);
+            a0 = _mm256_add_pd(a0, g0_lo);
+            a1 = _mm256_add_pd(a1, g0_hi);
+            a2 = _mm256_add_pd(a2, g1_lo);
+            a3 = _mm256_add_pd(a3, g1_hi);
+            b0 = _mm256_add_pd(b0, _mm256_mul_pd(g0_lo, cvt_lo_pd(xh0)));
+            b1 = _mm256_add_pd(b1, _mm256_mul_pd(g0_hi, cvt_hi_pd(xh0)));
+            b2 = _mm256_add_pd(b2, _mm256_mul_pd(g1_lo, cvt_lo_pd(xh1)));
+            b3 = _mm256_add_pd(b3, _mm256_mul_pd(g1_hi, cvt_hi_pd(xh1)));
+        }
+        _mm256_storeu_pd(s_dy + c0, a0);
+        _mm256_storeu_pd(s_dy + c0 + 4, a1);
+        _mm256_storeu_pd(s_dy + c0 + 8, a2);
+        _mm256_storeu_pd(s_dy + c0 + 12, a3);
+        _mm256_storeu_pd(s_dyx + c0, b0);
+        _mm256_storeu_pd(s_dyx + c0 + 4, b1);
+        _mm256_storeu_pd(s_dyx + c0 + 8, b2);
+        _mm256_storeu_pd(s_dyx + c0 + 12, b3);
+    }
     for (; c0 + 8 <= C; c0 += 8) {
         __m256d a_lo = _mm256_setzero_pd(), a_hi = _mm256_setzero_pd();
         __m256d b_lo = _mm256_setzero_pd(), b_hi = _mm256_setzero_pd();
         const __m256 m = _mm256_loadu_ps(mean + c0), is = _mm256_loadu_ps(inv_std + c0);
         for (int64_t r = r0; r < r1; r++) {
-            const __m256 g = _mm256_loadu_ps(dy + r * C + c0);
+            const __m256 g = load_dy_avx2(dy, relu_y, r * C + c0, relu);
             const __m256 xh = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + r * C + c0), m), is);
-            const __m256d g_lo = _mm256_cvtps_pd(_mm256_castps256_ps128(g));
-            const __m256d g_hi = _mm256_cvtps_pd(_mm256_extractf128_ps(g, 1));
+            const __m256d g_lo = cvt_lo_pd(g), g_hi = cvt_hi_pd(g);
             a_lo = _mm256_add_pd(a_lo, g_lo);
             a_hi = _mm256_add_pd(a_hi, g_hi);
-            b_lo = _mm256_add_pd(b_lo, _mm256_mul_pd(g_lo, _mm256_cvtps_pd(_mm256_castps256_ps128(xh))));
-            b_hi = _mm256_add_pd(b_hi, _mm256_mul_pd(g_hi, _mm256_cvtps_pd(_mm256_extractf128_ps(xh, 1))));
+            b_lo = _mm256_add_pd(b_lo, _mm256_mul_pd(g_lo, cvt_lo_pd(xh)));
+            b_hi = _mm256_add_pd(b_hi, _mm256_mul_pd(g_hi, cvt_hi_pd(xh)));
         }
         _mm256_storeu_pd(s_dy + c0, a_lo);
         _mm256_storeu_pd(s_dy + c0 + 4, a_hi);
@@ -201,7 +316,7 @@ FC_TARGET_AVX2 static void grad_sums_avx2(const float *dy, const float *x, int64
     for (int64_t c = c0; c < C; c++) {
         double a = 0.0, b = 0.0;
         for (int64_t r = r0; r < r1; r++) {
-            const float g = dy[r * C + c];
+            const float g = FC_BN_DY(dy + r * C, relu_y + r * C, c, relu);
             const float xhat = (x[r * C + c] - mean[c]) * inv_std[c];
             a += g;
             b += (double)g * (double)xhat;
@@ -211,28 +326,43 @@ FC_TARGET_AVX2 static void grad_sums_avx2(const float *dy, const float *x, int64
     }
 }
 
-FC_TARGET_AVX2 static void input_grad_avx2(const float *dy, const float *x, int64_t r0,
-                                           int64_t r1, int64_t C, const float *mean,
-                                           const float *inv_std, const float *k_dy,
-                                           const float *k_mean, const float *k_xhat, float *dx)
+FC_TARGET_AVX2 static void grad_sums_avx2(const float *dy, const float *relu_y, const float *x,
+                                          int64_t r0, int64_t r1, int64_t C, const float *mean,
+                                          const float *inv_std, double *s_dy, double *s_dyx)
 {
-    input_grad_body(dy, x, r0, r1, C, mean, inv_std, k_dy, k_mean, k_xhat, dx);
+    if (relu_y)
+        grad_sums_avx2_body(dy, relu_y, x, r0, r1, C, mean, inv_std, s_dy, s_dyx, 1);
+    else
+        grad_sums_avx2_body(dy, NULL, x, r0, r1, C, mean, inv_std, s_dy, s_dyx, 0);
+}
+
+FC_TARGET_AVX2 static void input_grad_avx2(const float *dy, const float *relu_y, const float *x,
+                                           int64_t r0, int64_t r1, int64_t C,
+                                           const float *mean, const float *inv_std,
+                                           const float *k_dy, const float *k_mean,
+                                           const float *k_xhat, float *dx)
+{
+    if (relu_y)
+        input_grad_body(dy, relu_y, x, r0, r1, C, mean, inv_std, k_dy, k_mean, k_xhat, dx, 1);
+    else
+        input_grad_body(dy, NULL, x, r0, r1, C, mean, inv_std, k_dy, k_mean, k_xhat, dx, 0);
 }
 #endif
 
 typedef void (*chunk_stats_fn)(const float *, int64_t, int64_t, int64_t, double *, double *);
 typedef void (*normalize_fn)(const float *, int64_t, int64_t, int64_t, const float *,
-                             const float *, const float *, const float *, float *);
-typedef void (*grad_sums_fn)(const float *, const float *, int64_t, int64_t, int64_t,
-                             const float *, const float *, double *, double *);
-typedef void (*input_grad_fn)(const float *, const float *, int64_t, int64_t, int64_t,
-                              const float *, const float *, const float *, const float *,
-                              const float *, float *);
+                             const float *, const float *, const float *, float *, int);
+typedef void (*grad_sums_fn)(const float *, const float *, const float *, int64_t, int64_t,
+                             int64_t, const float *, const float *, double *, double *);
+typedef void (*input_grad_fn)(const float *, const float *, const float *, int64_t, int64_t,
+                              int64_t, const float *, const float *, const float *,
+                              const float *, const float *, float *);
 
 /* ---- kernels ---- */
 
 static void normalize_rows(const float *x, int64_t rows, int64_t C, const float *mean,
-                           const float *inv_std, const float *gamma, const float *beta, float *y)
+                           const float *inv_std, const float *gamma, const float *beta, float *y,
+                           int relu)
 {
     const int64_t R = chunk_rows(C), nchunks = (rows + R - 1) / R;
     normalize_fn fn = normalize_generic;
@@ -244,14 +374,15 @@ static void normalize_rows(const float *x, int64_t rows, int64_t C, const float 
 #pragma omp parallel for schedule(static) if (rows * C >= FC_BN_PARALLEL_MIN) \
     num_threads(fc_get_num_threads())
     for (k = 0; k < nchunks; k++)
-        fn(x, k * R, (k + 1) * R < rows ? (k + 1) * R : rows, C, mean, inv_std, gamma, beta, y);
+        fn(x, k * R, (k + 1) * R < rows ? (k + 1) * R : rows, C, mean, inv_std, gamma, beta, y,
+           relu);
 }
 
 int fc_batch_norm_forward_train(const float *x, int64_t rows, int64_t channels,
                                 const float *gamma, const float *beta,
                                 double momentum, double epsilon,
                                 float *moving_mean, float *moving_var,
-                                float *y, float *mean_out, float *inv_std_out)
+                                int relu, float *y, float *mean_out, float *inv_std_out)
 {
     const int64_t C = channels, R = chunk_rows(channels);
     const int64_t nchunks = rows > 0 ? (rows + R - 1) / R : 0;
@@ -304,14 +435,14 @@ int fc_batch_norm_forward_train(const float *x, int64_t rows, int64_t channels,
         moving_var[c] = moving_var[c] * mom + (float)v * one_minus_mom;
     }
     fc_free(part);
-    normalize_rows(x, rows, C, mean_out, inv_std_out, gamma, beta, y);
+    normalize_rows(x, rows, C, mean_out, inv_std_out, gamma, beta, y, relu != 0);
     return FC_OK;
 }
 
 void fc_batch_norm_forward_infer(const float *x, int64_t rows, int64_t channels,
                                  const float *gamma, const float *beta,
                                  const float *moving_mean, const float *moving_var,
-                                 double epsilon, float *y, float *mean_out,
+                                 double epsilon, int relu, float *y, float *mean_out,
                                  float *inv_std_out)
 {
     for (int64_t c = 0; c < channels; c++) {
@@ -319,12 +450,13 @@ void fc_batch_norm_forward_infer(const float *x, int64_t rows, int64_t channels,
         inv_std_out[c] = (float)(1.0 / sqrt((double)moving_var[c] + epsilon));
     }
     if (rows > 0 && channels > 0)
-        normalize_rows(x, rows, channels, mean_out, inv_std_out, gamma, beta, y);
+        normalize_rows(x, rows, channels, mean_out, inv_std_out, gamma, beta, y, relu != 0);
 }
 
-int fc_batch_norm_backward(const float *dy, const float *x, int64_t rows, int64_t channels,
-                           const float *mean, const float *inv_std, const float *gamma,
-                           int training, float *dx, float *dgamma, float *dbeta)
+int fc_batch_norm_backward(const float *dy, const float *relu_y, const float *x, int64_t rows,
+                           int64_t channels, const float *mean, const float *inv_std,
+                           const float *gamma, int training, float *dx, float *dgamma,
+                           float *dbeta)
 {
     const int64_t C = channels, R = chunk_rows(channels);
     const int64_t nchunks = rows > 0 ? (rows + R - 1) / R : 0;
@@ -354,7 +486,7 @@ int fc_batch_norm_backward(const float *dy, const float *x, int64_t rows, int64_
 
 #pragma omp parallel for schedule(static) if (par) num_threads(fc_get_num_threads())
     for (k = 0; k < nchunks; k++)
-        sums(dy, x, k * R, (k + 1) * R < rows ? (k + 1) * R : rows, C, mean, inv_std,
+        sums(dy, relu_y, x, k * R, (k + 1) * R < rows ? (k + 1) * R : rows, C, mean, inv_std,
              part + 2 * k * C, part + 2 * k * C + C);
 
     for (int64_t c = 0; c < C; c++)
@@ -376,8 +508,8 @@ int fc_batch_norm_backward(const float *dy, const float *x, int64_t rows, int64_
 
 #pragma omp parallel for schedule(static) if (par) num_threads(fc_get_num_threads())
     for (k = 0; k < nchunks; k++)
-        input_grad(dy, x, k * R, (k + 1) * R < rows ? (k + 1) * R : rows, C, mean, inv_std,
-                   k_dy, k_mean, k_xhat, dx);
+        input_grad(dy, relu_y, x, k * R, (k + 1) * R < rows ? (k + 1) * R : rows, C, mean,
+                   inv_std, k_dy, k_mean, k_xhat, dx);
     fc_free(part);
     return FC_OK;
 }

@@ -28,16 +28,17 @@ cdef extern from "nn.h":
                                     const float *gamma, const float *beta,
                                     double momentum, double epsilon,
                                     float *moving_mean, float *moving_var,
-                                    float *y, float *mean_out, float *inv_std_out) nogil
+                                    int relu, float *y, float *mean_out,
+                                    float *inv_std_out) nogil
     void fc_batch_norm_forward_infer(const float *x, int64_t rows, int64_t channels,
                                      const float *gamma, const float *beta,
                                      const float *moving_mean, const float *moving_var,
-                                     double epsilon, float *y, float *mean_out,
+                                     double epsilon, int relu, float *y, float *mean_out,
                                      float *inv_std_out) nogil
-    int fc_batch_norm_backward(const float *dy, const float *x, int64_t rows,
-                               int64_t channels, const float *mean, const float *inv_std,
-                               const float *gamma, int training, float *dx, float *dgamma,
-                               float *dbeta) nogil
+    int fc_batch_norm_backward(const float *dy, const float *relu_y, const float *x,
+                               int64_t rows, int64_t channels, const float *mean,
+                               const float *inv_std, const float *gamma, int training,
+                               float *dx, float *dgamma, float *dbeta) nogil
 
 
 # Data pointers that are NULL for empty views (never index an empty view).
@@ -188,8 +189,10 @@ def mean_squared_error(const float[::1] pred, const float[::1] target, float[::1
 def batch_norm_forward_train(const float[:, ::1] x, const float[::1] gamma,
                              const float[::1] beta, double momentum, double epsilon,
                              float[::1] moving_mean, float[::1] moving_var,
-                             float[:, ::1] y, float[::1] mean_out, float[::1] inv_std_out):
-    """x viewed as (rows, channels); rows >= 1. Updates the moving stats in place."""
+                             float[:, ::1] y, float[::1] mean_out, float[::1] inv_std_out,
+                             bint relu=False):
+    """x viewed as (rows, channels); rows >= 1. Updates the moving stats in place.
+    relu: write relu(y) (fused ReLU)."""
     cdef int rc
     cdef const float *px = _nn_c2(x)
     cdef const float *pg = _nn_c1(gamma)
@@ -201,14 +204,15 @@ def batch_norm_forward_train(const float[:, ::1] x, const float[::1] gamma,
     cdef float *pio = _nn_w1(inv_std_out)
     with nogil:
         rc = fc_batch_norm_forward_train(px, x.shape[0], x.shape[1], pg, pb, momentum,
-                                         epsilon, pmm, pmv, py, pmo, pio)
+                                         epsilon, pmm, pmv, relu, py, pmo, pio)
     _check(rc, "batch_norm_forward")
 
 
 def batch_norm_forward_infer(const float[:, ::1] x, const float[::1] gamma,
                              const float[::1] beta, const float[::1] moving_mean,
                              const float[::1] moving_var, double epsilon, float[:, ::1] y,
-                             float[::1] mean_out, float[::1] inv_std_out):
+                             float[::1] mean_out, float[::1] inv_std_out, bint relu=False):
+    """Normalise with the moving statistics; relu: write relu(y) (fused ReLU)."""
     cdef const float *px = _nn_c2(x)
     cdef const float *pg = _nn_c1(gamma)
     cdef const float *pb = _nn_c1(beta)
@@ -220,14 +224,20 @@ def batch_norm_forward_infer(const float[:, ::1] x, const float[::1] gamma,
     cdef int64_t rows = x.shape[0] if px != NULL else 0
     with nogil:
         fc_batch_norm_forward_infer(px, rows, gamma.shape[0], pg, pb, pmm, pmv, epsilon,
-                                    py, pmo, pio)
+                                    relu, py, pmo, pio)
 
 
 def batch_norm_backward(const float[:, ::1] dy, const float[:, ::1] x,
                         const float[::1] mean, const float[::1] inv_std,
                         const float[::1] gamma, bint training, float[:, ::1] dx,
-                        float[::1] dgamma, float[::1] dbeta):
+                        float[::1] dgamma, float[::1] dbeta,
+                        const float[:, ::1] relu_y=None):
+    """relu_y (None or the fused forward's output, x's shape): dy is the gradient of
+    relu(y) and is masked by relu_y > 0 in the kernel (bitwise relu_backward first)."""
     cdef int rc
+    cdef const float *pry = NULL
+    if relu_y is not None:
+        pry = _nn_c2(relu_y)
     cdef const float *pdy = _nn_c2(dy)
     cdef const float *px = _nn_c2(x)
     cdef const float *pm = _nn_c1(mean)
@@ -238,6 +248,6 @@ def batch_norm_backward(const float[:, ::1] dy, const float[:, ::1] x,
     cdef float *pdb = _nn_w1(dbeta)
     cdef int64_t rows = x.shape[0] if px != NULL else 0
     with nogil:
-        rc = fc_batch_norm_backward(pdy, px, rows, gamma.shape[0], pm, pi, pg, training,
+        rc = fc_batch_norm_backward(pdy, pry, px, rows, gamma.shape[0], pm, pi, pg, training,
                                     pdx, pdg, pdb)
     _check(rc, "batch_norm_backward")

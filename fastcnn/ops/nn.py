@@ -323,7 +323,7 @@ def _moving_stat(value, c, name, in_place):
 
 
 def batch_norm_forward(x, gamma, beta, moving_mean, moving_var, momentum=0.99, epsilon=1e-3,
-                       training=False, out=None):
+                       training=False, out=None, relu=False):
     """Batch normalisation, channels-last: statistics over every axis but the last.
 
     ``y = (x - mean) / sqrt(var + epsilon) * gamma + beta`` per channel, where with
@@ -332,7 +332,11 @@ def batch_norm_forward(x, gamma, beta, moving_mean, moving_var, momentum=0.99, e
     ``moving = moving * momentum + batch_stat * (1 - momentum)`` (the biased variance
     feeds the moving variance too); with ``training=False`` the moving statistics are
     used. ``gamma`` / ``beta`` may be None (ones / zeros). Works for (N, C) and
-    (N, H, W, C). Returns ``(y, cache)`` for batch_norm_backward."""
+    (N, H, W, C). Returns ``(y, cache)`` for batch_norm_backward.
+
+    ``relu=True`` fuses a following ReLU into the same pass: ``y = relu(bn(x))``, bitwise
+    what ``relu(batch_norm_forward(...)[0])`` gives (NaN propagates, -0 becomes +0). Pass
+    that ``y`` as ``relu_output`` to batch_norm_backward (the cache does not keep it)."""
     x = as_float32(x, "batch_norm_forward: x")
     if x.ndim < 2:
         raise ValueError("batch_norm_forward: x: expected at least 2 axes (N, ..., C), got "
@@ -365,23 +369,31 @@ def batch_norm_forward(x, gamma, beta, moving_mean, moving_var, momentum=0.99, e
     x2, y2 = x.reshape(rows, c), out.reshape(rows, c)
     mean = np.empty((c,), dtype=np.float32)
     inv_std = np.empty((c,), dtype=np.float32)
+    relu = bool(relu)
     if training:
         _ext.batch_norm_forward_train(x2, gamma, beta, float(momentum), float(epsilon),
-                                      moving_mean, moving_var, y2, mean, inv_std)
+                                      moving_mean, moving_var, y2, mean, inv_std, relu)
     else:
         _ext.batch_norm_forward_infer(x2, gamma, beta, moving_mean, moving_var,
-                                      float(epsilon), y2, mean, inv_std)
+                                      float(epsilon), y2, mean, inv_std, relu)
     return out, BatchNormCache(x, mean, inv_std, gamma.copy(), training)
 
 
-def batch_norm_backward(dy, cache, dx=None, dgamma=None, dbeta=None):
+def batch_norm_backward(dy, cache, dx=None, dgamma=None, dbeta=None, relu_output=None):
     """Gradients of batch_norm_forward given ``dy`` (x's shape) and its ``cache``.
 
     Returns ``(dx, dgamma, dbeta)``. In training mode the batch statistics depend on x:
     ``dx = gamma * inv_std * (dy - mean(dy) - x_hat * mean(dy * x_hat))``; in inference
     mode ``dx = gamma * inv_std * dy``. ``dgamma = sum(dy * x_hat)``, ``dbeta = sum(dy)``
     over every axis but the last (double accumulation, fixed order). ``dx`` may be
-    ``dy`` (in place)."""
+    ``dy`` (in place).
+
+    For a forward run with ``relu=True``, pass its output ``y`` as ``relu_output`` (a
+    float32 array of x's shape): ``dy`` is then the gradient w.r.t. that ReLU output and
+    is masked to ``dy where relu_output > 0 else 0`` inside the kernel (dy itself is not
+    modified, unless it is also ``dx``), bitwise what relu_backward followed by this
+    function without ``relu_output`` gives. ``relu_output`` may not overlap ``dx``,
+    ``dgamma`` or ``dbeta``."""
     if not isinstance(cache, BatchNormCache):
         raise ValueError("batch_norm_backward: cache: expected the BatchNormCache returned by "
                          "batch_norm_forward, got %s" % (type(cache).__name__,))
@@ -392,16 +404,32 @@ def batch_norm_backward(dy, cache, dx=None, dgamma=None, dbeta=None):
     if dy.shape != x.shape:
         raise ValueError("batch_norm_backward: dy: expected shape %s like the forward input, "
                          "got %s" % (x.shape, dy.shape))
+    ry = None
+    if relu_output is not None:
+        # it is only read, but a silent float32 copy would hide passing the wrong array
+        if not isinstance(relu_output, np.ndarray):
+            raise TypeError("batch_norm_backward: relu_output: expected the float32 output "
+                            "of batch_norm_forward(..., relu=True), got %s"
+                            % (type(relu_output).__name__,))
+        if relu_output.dtype != np.float32:
+            raise ValueError("batch_norm_backward: relu_output: expected the float32 output "
+                             "of batch_norm_forward(..., relu=True), got dtype %s"
+                             % (relu_output.dtype,))
+        if relu_output.shape != x.shape:
+            raise ValueError("batch_norm_backward: relu_output: expected shape %s like the "
+                             "forward input, got %s" % (x.shape, relu_output.shape))
+        ry = as_float32(relu_output, "batch_norm_backward: relu_output")
     dx = check_output(dx, x.shape, "batch_norm_backward: dx")
     dgamma = check_output(dgamma, (c,), "batch_norm_backward: dgamma")
     dbeta = check_output(dbeta, (c,), "batch_norm_backward: dbeta")
-    check_no_overlap("batch_norm_backward", dx, "dx", [(dy, "dy"), (x, "x")],
-                     in_place_ok=("dy",))
+    check_no_overlap("batch_norm_backward", dx, "dx",
+                     [(dy, "dy"), (x, "x"), (ry, "relu_output")], in_place_ok=("dy",))
     for arr, name in ((dgamma, "dgamma"), (dbeta, "dbeta")):
         check_no_overlap("batch_norm_backward", arr, name,
-                         [(dy, "dy"), (x, "x"), (dx, "dx")])
+                         [(dy, "dy"), (x, "x"), (dx, "dx"), (ry, "relu_output")])
     check_no_overlap("batch_norm_backward", dbeta, "dbeta", [(dgamma, "dgamma")])
     _ext.batch_norm_backward(dy.reshape(rows, c), x.reshape(rows, c), cache.mean,
                              cache.inv_std, cache.gamma, cache.training,
-                             dx.reshape(rows, c), dgamma, dbeta)
+                             dx.reshape(rows, c), dgamma, dbeta,
+                             None if ry is None else ry.reshape(rows, c))
     return dx, dgamma, dbeta
