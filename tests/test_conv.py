@@ -953,7 +953,7 @@ def _bad_cases():
     yield "bias", lambda: conv2d(x, k, np.zeros(5, np.float32)), "bias: expected shape (4)"
     yield "strides", lambda: conv2d(x, k, strides=0), "strides"
     yield "strides len", lambda: conv2d(x, k, strides=(1, 2, 3)), "strides"
-    yield "padding", lambda: conv2d(x, k, padding="full"), "padding: expected 'valid' or 'same'"
+    yield "padding", lambda: conv2d(x, k, padding="full"), "`padding` must be 'valid' or 'same'"
     yield "activation", lambda: conv2d(x, k, activation="tanh"), "activation"
     yield "too big", lambda: conv2d(x, np.zeros((7, 3, 3, 4), np.float32)), \
         "larger than the 6x6 input"

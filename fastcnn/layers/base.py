@@ -123,55 +123,6 @@ def _shape_str(shape):
         ("," if len(shape) == 1 else "") + ")"
 
 
-def _positive_int(value, arg, layer):
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
-        raise ValueError("Invalid value for argument `%s` of %s: expected a strictly positive "
-                         "integer. Received %s=%r" % (arg, layer, arg, value))
-    return int(value)
-
-
-def _int_tuple(value, arg, layer, n=2, minimum=1):
-    """Keras' standardize_tuple: an int or a tuple of n ints, each >= minimum."""
-    if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-        tup = (int(value),) * n
-    else:
-        try:
-            tup = tuple(operator.index(v) for v in value)
-        except TypeError:
-            raise ValueError("The `%s` argument of %s must be an int or a tuple of %d integers. "
-                             "Received %s=%r" % (arg, layer, n, arg, value)) from None
-        if len(tup) != n or any(isinstance(v, bool) for v in value):
-            raise ValueError("The `%s` argument of %s must be an int or a tuple of %d integers. "
-                             "Received %s=%r" % (arg, layer, n, arg, value))
-    if any(v < minimum for v in tup):
-        raise ValueError("The `%s` argument of %s must be a tuple of %d integers >= %d. "
-                         "Received %s=%r" % (arg, layer, n, minimum, arg, value))
-    return tup
-
-
-def _padding(value, layer):
-    p = value.lower() if isinstance(value, str) else None
-    if p not in ("valid", "same"):
-        raise ValueError("The `padding` argument of %s must be 'valid' or 'same'. "
-                         "Received padding=%r" % (layer, value))
-    return p
-
-
-def _data_format(value, layer):
-    if value not in (None, "channels_last"):
-        raise ValueError("%s: fastcnn supports only data_format='channels_last' (NHWC). "
-                         "Received data_format=%r" % (layer, value))
-    return "channels_last"
-
-
-def _unsupported(layer, **kwargs):
-    """Keras arguments fastcnn accepts only at their default (None/False)."""
-    for k, v in kwargs.items():
-        if v is not None and v is not False:
-            raise ValueError("%s: argument `%s` is not supported by fastcnn (got %r); "
-                             "leave it at its default" % (layer, k, v))
-
-
 class Layer:
     """Base class of fastcnn layers (Keras 3 names and semantics)."""
 

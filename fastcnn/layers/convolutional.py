@@ -4,7 +4,8 @@ import numpy as np
 from .. import initializers, ops
 from ..ops._validation import conv_output_size
 from ._shapes import conv_output_shape
-from .base import Layer, _data_format, _int_tuple, _padding, _positive_int, _unsupported
+from ..ops._validation import channels_last, int_tuple, padding_mode, positive_int, unsupported
+from .base import Layer
 from .core import _Activated, get_activation
 
 __all__ = ["Conv2D"]
@@ -19,12 +20,12 @@ class Conv2D(_Activated, Layer):
                  kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
                  kernel_constraint=None, bias_constraint=None, **kwargs):
         super().__init__(**kwargs)
-        self.filters = _positive_int(filters, "filters", self.name)
-        self.kernel_size = _int_tuple(kernel_size, "kernel_size", self.name)
-        self.strides = _int_tuple(strides, "strides", self.name)
-        self.padding = _padding(padding, self.name)
-        self.data_format = _data_format(data_format, self.name)
-        if _int_tuple(dilation_rate, "dilation_rate", self.name) != (1, 1):
+        self.filters = positive_int(filters, "filters", self.name)
+        self.kernel_size = int_tuple(kernel_size, "kernel_size", self.name)
+        self.strides = int_tuple(strides, "strides", self.name)
+        self.padding = padding_mode(padding, self.name)
+        self.data_format = channels_last(data_format, self.name)
+        if int_tuple(dilation_rate, "dilation_rate", self.name) != (1, 1):
             raise ValueError("%s: dilation_rate other than (1, 1) is not supported by fastcnn. "
                              "Received dilation_rate=%r" % (self.name, dilation_rate))
         if groups != 1:
@@ -34,7 +35,7 @@ class Conv2D(_Activated, Layer):
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
-        _unsupported(self.name, kernel_regularizer=kernel_regularizer,
+        unsupported(self.name, kernel_regularizer=kernel_regularizer,
                      bias_regularizer=bias_regularizer,
                      activity_regularizer=activity_regularizer,
                      kernel_constraint=kernel_constraint, bias_constraint=bias_constraint)

@@ -4,7 +4,8 @@ import numbers
 import numpy as np
 
 from .. import initializers, ops
-from .base import Layer, SeededLayer, _data_format, _unsupported
+from ..ops._validation import channels_last, unsupported
+from .base import Layer, SeededLayer
 from .node import Node
 
 __all__ = ["InputLayer", "Input", "Dense", "Flatten", "Dropout", "Activation", "ReLU"]
@@ -149,7 +150,7 @@ class Dense(_Activated, Layer):
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
-        _unsupported(self.name, kernel_regularizer=kernel_regularizer,
+        unsupported(self.name, kernel_regularizer=kernel_regularizer,
                      bias_regularizer=bias_regularizer,
                      activity_regularizer=activity_regularizer,
                      kernel_constraint=kernel_constraint, bias_constraint=bias_constraint,
@@ -208,7 +209,7 @@ class Flatten(Layer):
 
     def __init__(self, data_format=None, **kwargs):
         super().__init__(**kwargs)
-        self.data_format = _data_format(data_format, self.name)
+        self.data_format = channels_last(data_format, self.name)
 
     def compute_output_shape(self, input_shape):
         self._check_ndim(input_shape, min_ndim=1)

@@ -4,7 +4,8 @@ import numbers
 import numpy as np
 
 from .. import initializers, ops
-from .base import Layer, _unsupported
+from ..ops._validation import unsupported
+from .base import Layer
 
 __all__ = ["BatchNormalization"]
 
@@ -35,7 +36,7 @@ class BatchNormalization(Layer):
             raise ValueError("%s: momentum must be in [0, 1], got %r" % (self.name, momentum))
         if epsilon <= 0:
             raise ValueError("%s: epsilon must be > 0, got %r" % (self.name, epsilon))
-        _unsupported(self.name, beta_regularizer=beta_regularizer,
+        unsupported(self.name, beta_regularizer=beta_regularizer,
                      gamma_regularizer=gamma_regularizer, beta_constraint=beta_constraint,
                      gamma_constraint=gamma_constraint, synchronized=synchronized)
         self.axis = int(axis)
@@ -79,24 +80,33 @@ class BatchNormalization(Layer):
                                                "moving_variance", trainable=False)
         self.built = True
 
-    def _gamma(self):
+    def gamma_array(self):
+        """The scale the kernels use: gamma's storage, or ones with ``scale=False``."""
         return self.gamma.value if self.scale else self._const_gamma
 
-    def _beta(self):
+    def beta_array(self):
+        """The offset the kernels use: beta's storage, or zeros with ``center=False``."""
         return self.beta.value if self.center else self._const_beta
 
+    def gradient_arrays(self):
+        """(dgamma, dbeta) arrays ``backward`` writes (scratch for an absent weight)."""
+        return (self._grad(self.gamma) if self.scale else self._scratch_dgamma,
+                self._grad(self.beta) if self.center else self._scratch_dbeta)
+
+    def normalize(self, x, training, out, relu=False):
+        """``ops.batch_norm_forward`` with this layer's weights (training only while the
+        layer is trainable, as Keras); returns (y, cache)."""
+        return ops.batch_norm_forward(
+            x, self.gamma_array(), self.beta_array(), self.moving_mean.value,
+            self.moving_variance.value, momentum=self.momentum, epsilon=self.epsilon,
+            training=training and self.trainable, out=out, relu=relu)
+
     def _forward(self, x, ws, training, return_logits):
-        training = training and self.trainable
-        y, cache = ops.batch_norm_forward(
-            x, self._gamma(), self._beta(), self.moving_mean.value, self.moving_variance.value,
-            momentum=self.momentum, epsilon=self.epsilon, training=training,
-            out=ws.buf("out", x.shape))
-        ws["cache"] = cache
+        y, ws["cache"] = self.normalize(x, training, ws.buf("out", x.shape))
         return y
 
     def _backward(self, dy, ws, need_input_grad):
-        dgamma = self._grad(self.gamma) if self.scale else self._scratch_dgamma
-        dbeta = self._grad(self.beta) if self.center else self._scratch_dbeta
+        dgamma, dbeta = self.gradient_arrays()
         dx, _, _ = ops.batch_norm_backward(dy, ws["cache"], dx=ws.buf("dx", dy.shape),
                                            dgamma=dgamma, dbeta=dbeta)
         return dx if need_input_grad else None

@@ -1,7 +1,8 @@
 """Pooling layers: MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D (NHWC)."""
 from .. import ops
 from ..ops._validation import conv_output_size
-from .base import Layer, _data_format, _int_tuple, _padding
+from ..ops._validation import channels_last, int_tuple, padding_mode
+from .base import Layer
 from ._shapes import conv_output_shape
 
 __all__ = ["MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D", "MaxPool2D",
@@ -12,11 +13,11 @@ class _Pooling2D(Layer):
     def __init__(self, pool_size=(2, 2), strides=None, padding="valid", data_format=None,
                  **kwargs):
         super().__init__(**kwargs)
-        self.pool_size = _int_tuple(pool_size, "pool_size", self.name)
+        self.pool_size = int_tuple(pool_size, "pool_size", self.name)
         self.strides = (self.pool_size if strides is None
-                        else _int_tuple(strides, "strides", self.name))
-        self.padding = _padding(padding, self.name)
-        self.data_format = _data_format(data_format, self.name)
+                        else int_tuple(strides, "strides", self.name))
+        self.padding = padding_mode(padding, self.name)
+        self.data_format = channels_last(data_format, self.name)
         self.built = True
 
     def compute_output_shape(self, input_shape):
@@ -88,7 +89,7 @@ class GlobalAveragePooling2D(Layer):
 
     def __init__(self, data_format=None, keepdims=False, **kwargs):
         super().__init__(**kwargs)
-        self.data_format = _data_format(data_format, self.name)
+        self.data_format = channels_last(data_format, self.name)
         self.keepdims = bool(keepdims)
         self.built = True
 

@@ -10,7 +10,8 @@ import operator
 import numpy as np
 
 from .. import ops
-from .base import Layer, _data_format, _shape_str
+from ..ops._validation import channels_last
+from .base import Layer, _shape_str
 
 __all__ = ["ZeroPadding2D", "Cropping2D", "Reshape", "Identity"]
 
@@ -54,7 +55,7 @@ class ZeroPadding2D(Layer):
     def __init__(self, padding=(1, 1), data_format=None, **kwargs):
         super().__init__(**kwargs)
         self.padding = _pairs(padding, "padding", self.name)
-        self.data_format = _data_format(data_format, self.name)
+        self.data_format = channels_last(data_format, self.name)
         self.built = True
 
     def compute_output_shape(self, input_shape):
@@ -85,7 +86,7 @@ class Cropping2D(Layer):
     def __init__(self, cropping=((0, 0), (0, 0)), data_format=None, **kwargs):
         super().__init__(**kwargs)
         self.cropping = _pairs(cropping, "cropping", self.name)
-        self.data_format = _data_format(data_format, self.name)
+        self.data_format = channels_last(data_format, self.name)
         self.built = True
 
     def compute_output_shape(self, input_shape):

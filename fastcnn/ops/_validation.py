@@ -24,28 +24,78 @@ def as_float32(x, name, ndim=None):
     return arr
 
 
-def as_int_pair(value, name, minimum=1):
-    """An int or a pair of ints -> tuple of two ints >= minimum (Keras' conv/pool arguments)."""
+# ----------------------------------------------------------------------------- arguments
+# The one place where scalar arguments are checked: by ops (``who`` = the op), the layers'
+# constructors (``who`` = the layer name) and the trainer (``who`` = 'fit', ...). Every
+# message names who, the argument, and echoes the value: "who: `arg` ... Received arg=...".
+
+def _received(arg, value):
+    return "Received %s=%r" % (arg, value)
+
+
+def positive_int(value, arg, who, default=None):
+    """A strictly positive int (``default`` when value is None and a default is given)."""
+    if value is None and default is not None:
+        return default
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
+        raise ValueError("%s: `%s` must be a positive integer. %s"
+                         % (who, arg, _received(arg, value)))
+    return int(value)
+
+
+def int_tuple(value, arg, who, n=2, minimum=1):
+    """An int or a tuple of n ints, each >= minimum (Keras' standardize_tuple)."""
     if isinstance(value, numbers.Integral) and not isinstance(value, bool):
-        pair = (int(value), int(value))
+        tup = (int(value),) * n
     else:
         try:
-            pair = tuple(operator.index(v) for v in value)
+            tup = tuple(operator.index(v) for v in value)
+            ok = len(tup) == n and not any(isinstance(v, bool) for v in value)
         except TypeError:
-            raise ValueError("%s: expected an int or a tuple of 2 ints, got %r"
-                             % (name, value)) from None
-        if len(pair) != 2:
-            raise ValueError("%s: expected an int or a tuple of 2 ints, got %r" % (name, value))
-    if pair[0] < minimum or pair[1] < minimum:
-        raise ValueError("%s: every value must be >= %d, got %r" % (name, minimum, value))
-    return pair
+            ok = False
+        if not ok:
+            raise ValueError("%s: `%s` must be an int or a tuple of %d ints. %s"
+                             % (who, arg, n, _received(arg, value)))
+    if any(v < minimum for v in tup):
+        raise ValueError("%s: `%s` must hold ints >= %d. %s"
+                         % (who, arg, minimum, _received(arg, value)))
+    return tup
 
 
-def normalize_padding(padding, name="padding"):
-    p = str(padding).lower() if isinstance(padding, str) else None
+def padding_mode(value, who, arg="padding"):
+    """'valid' or 'same' (any case)."""
+    p = value.lower() if isinstance(value, str) else None
     if p not in ("valid", "same"):
-        raise ValueError("%s: expected 'valid' or 'same', got %r" % (name, padding))
+        raise ValueError("%s: `%s` must be 'valid' or 'same'. %s"
+                         % (who, arg, _received(arg, value)))
     return p
+
+
+def channels_last(value, who):
+    """fastcnn computes NHWC only: data_format must be None or 'channels_last'."""
+    if value not in (None, "channels_last"):
+        raise ValueError("%s: fastcnn supports only data_format='channels_last' (NHWC). %s"
+                         % (who, _received("data_format", value)))
+    return "channels_last"
+
+
+def unsupported(who, **kwargs):
+    """Keras arguments fastcnn accepts only at their default (None or False)."""
+    for k, v in kwargs.items():
+        if v is not None and v is not False:
+            raise ValueError("%s: argument `%s` is not supported by fastcnn; leave it at its "
+                             "default. %s" % (who, k, _received(k, v if not hasattr(v, "__len__")
+                                                                 or isinstance(v, str)
+                                                                 else type(v).__name__)))
+
+
+def one_of(value, arg, who, options):
+    """``value`` if it is one of ``options`` (compared with ==, bools excluded)."""
+    if isinstance(value, bool) or value not in options:
+        raise ValueError("%s: `%s` must be one of %s. %s"
+                         % (who, arg, ", ".join(repr(o) for o in options),
+                            _received(arg, value)))
+    return value
 
 
 def conv_output_size(size, window, stride, padding):

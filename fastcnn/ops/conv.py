@@ -28,8 +28,8 @@ gradient also C * F >= 512. See :func:`conv2d_algorithm`.
 import numpy as np
 
 from .. import _ext
-from ._validation import (as_float32, as_int_pair, check_no_overlap, check_output,
-                          check_shape, conv_output_size, normalize_padding,
+from ._validation import (as_float32, int_tuple, check_no_overlap, check_output,
+                          check_shape, conv_output_size, padding_mode,
                           prepare_output)
 
 __all__ = ["conv2d", "conv2d_backward", "conv2d_workspace_size", "conv2d_output_shape",
@@ -62,8 +62,8 @@ def _check_algorithm(fn, algorithm, x_shape, k_shape, strides, pads, out_hw):
 
 def _geometry(fn, x_shape, k_shape, strides, padding):
     """Checked (strides, padding, (pad_top, pad_left), (OH, OW)) for x_shape * k_shape."""
-    strides = as_int_pair(strides, "%s: strides" % fn)
-    padding = normalize_padding(padding, "%s: padding" % fn)
+    strides = int_tuple(strides, "strides", fn)
+    padding = padding_mode(padding, fn)
     n, h, w, c = x_shape
     kh, kw, kc, f = k_shape
     if min(h, w, c) < 1:
@@ -89,7 +89,7 @@ def _cropped(fn, output_size, oh, ow):
     """(OH', OW'): the full output (oh, ow), or the top-left part ``output_size`` of it."""
     if output_size is None:
         return oh, ow
-    crop = as_int_pair(output_size, "%s: output_size" % fn)
+    crop = int_tuple(output_size, "output_size", fn)
     if not (1 <= crop[0] <= oh and 1 <= crop[1] <= ow):
         raise ValueError("%s: output_size must lie between (1, 1) and the full output size "
                          "(%d, %d), got %s" % (fn, oh, ow, crop))
@@ -254,7 +254,7 @@ def conv2d_backward(dy, x, kernel, strides=(1, 1), padding="valid", need_input_g
 
 # ---------------------------------------------------------------- Conv2D(relu) + MaxPooling2D
 def _pool_pair(pool_size, fn):
-    pool = as_int_pair(pool_size, "%s: pool_size" % fn)
+    pool = int_tuple(pool_size, "pool_size", fn)
     if min(pool) < 1:
         raise ValueError("%s: pool_size must be >= 1, got %s" % (fn, pool))
     return pool

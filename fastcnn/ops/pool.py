@@ -20,7 +20,7 @@ import operator
 import numpy as np
 
 from .. import _ext
-from ._validation import (as_float32, as_int_pair, conv_output_size, normalize_padding,
+from ._validation import (as_float32, int_tuple, conv_output_size, padding_mode,
                           prepare_output)
 
 __all__ = [
@@ -37,12 +37,12 @@ _INT32_MAX = 2**31 - 1
 
 def _geometry(fname, H, W, pool_size, strides, padding):
     """(ph, pw, sh, sw, pad_top, pad_left, OH, OW) with Keras' rules; ValueError if impossible."""
-    ph, pw = as_int_pair(pool_size, "%s: pool_size" % fname)
+    ph, pw = int_tuple(pool_size, "pool_size", fname)
     if strides is None:
         sh, sw = ph, pw
     else:
-        sh, sw = as_int_pair(strides, "%s: strides" % fname)
-    padding = normalize_padding(padding, "%s: padding" % fname)
+        sh, sw = int_tuple(strides, "strides", fname)
+    padding = padding_mode(padding, fname)
     OH, pt, _ = conv_output_size(H, ph, sh, padding)
     OW, pl, _ = conv_output_size(W, pw, sw, padding)
     if OH <= 0 or OW <= 0:

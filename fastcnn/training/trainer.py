@@ -22,32 +22,14 @@ import numpy as np
 from .. import callbacks as callbacks_module
 from .. import losses, ops, optimizers
 from .. import metrics as metrics_module
+from ..ops._validation import one_of, positive_int, unsupported
 from . import data, lean, plan
 
+
+def _verbose(verbose, who):
+    return 1 if verbose == "auto" else one_of(verbose, "verbose", who, ("auto", 0, 1, 2))
+
 __all__ = ["Trainer"]
-
-
-def _check_positive_int(value, what, default=None):
-    if value is None and default is not None:
-        return default
-    if isinstance(value, bool) or not isinstance(value, numbers.Integral) or value <= 0:
-        raise ValueError("%s must be a positive integer, got %r" % (what, value))
-    return int(value)
-
-
-def _check_verbose(verbose, who):
-    if verbose == "auto":
-        return 1
-    if isinstance(verbose, bool) or verbose not in (0, 1, 2):
-        raise ValueError("%s: verbose must be 'auto', 0, 1 or 2, got %r" % (who, verbose))
-    return int(verbose)
-
-
-def _not_supported(who, **kwargs):
-    for k, v in kwargs.items():
-        if v is not None:
-            raise ValueError("%s: argument `%s` is not supported by fastcnn (got %r)"
-                             % (who, k, type(v).__name__ if hasattr(v, "__len__") else v))
 
 
 # One re-entrant lock per model (kept outside the instance so models stay copyable). The
@@ -123,7 +105,7 @@ class Trainer:
                 False, True) are allowed.
             steps_per_execution: 1 only.
         """
-        _not_supported("compile", loss_weights=loss_weights, weighted_metrics=weighted_metrics)
+        unsupported("compile", loss_weights=loss_weights, weighted_metrics=weighted_metrics)
         if run_eagerly not in (False, True):
             raise ValueError("compile: run_eagerly must be True or False, got %r"
                              % (run_eagerly,))
@@ -363,19 +345,18 @@ class Trainer:
             validation_batch_size, validation_freq: as Keras.
         """
         self._assert_compiled("fit")
-        _not_supported("fit", class_weight=class_weight, sample_weight=sample_weight,
+        unsupported("fit", class_weight=class_weight, sample_weight=sample_weight,
                        steps_per_epoch=steps_per_epoch, validation_steps=validation_steps)
-        batch_size = _check_positive_int(batch_size, "fit: batch_size", 32)
-        vbatch = _check_positive_int(validation_batch_size, "fit: validation_batch_size",
-                                     batch_size)
+        batch_size = positive_int(batch_size, "batch_size", "fit", 32)
+        vbatch = positive_int(validation_batch_size, "validation_batch_size", "fit", batch_size)
         if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral) or epochs < 0:
             raise ValueError("fit: epochs must be an integer >= 0, got %r" % (epochs,))
         if (isinstance(initial_epoch, bool) or not isinstance(initial_epoch, numbers.Integral)
                 or initial_epoch < 0):
             raise ValueError("fit: initial_epoch must be an integer >= 0, got %r"
                              % (initial_epoch,))
-        validation_freq = _check_positive_int(validation_freq, "fit: validation_freq")
-        verbose = _check_verbose(verbose, "fit")
+        validation_freq = positive_int(validation_freq, "validation_freq", "fit")
+        verbose = _verbose(verbose, "fit")
         if not isinstance(validation_split, numbers.Real) or not 0 <= validation_split < 1:
             raise ValueError("fit: validation_split must be a float in [0, 1), got %r"
                              % (validation_split,))
@@ -468,11 +449,11 @@ class Trainer:
                  steps=None, callbacks=None, return_dict=False, **kwargs):
         """Loss and metrics over (x, y): ``[loss, acc, ...]`` (scalar loss without metrics)."""
         self._assert_compiled("evaluate")
-        _not_supported("evaluate", sample_weight=sample_weight, steps=steps)
+        unsupported("evaluate", sample_weight=sample_weight, steps=steps)
         if kwargs:
             raise TypeError("evaluate: unexpected arguments %s" % sorted(kwargs))
-        batch_size = _check_positive_int(batch_size, "evaluate: batch_size", 32)
-        verbose = _check_verbose(verbose, "evaluate")
+        batch_size = positive_int(batch_size, "batch_size", "evaluate", 32)
+        verbose = _verbose(verbose, "evaluate")
         self._assert_built("evaluate")
         self._assert_single_io("evaluate")
         x32 = self._x(x, "evaluate", keep_uint8=True)
@@ -492,9 +473,9 @@ class Trainer:
     @_serialized
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """Model outputs for x as float32 (N, ...) (logits unless the model ends in softmax)."""
-        _not_supported("predict", steps=steps)
-        batch_size = _check_positive_int(batch_size, "predict: batch_size", 32)
-        verbose = _check_verbose(verbose, "predict")
+        unsupported("predict", steps=steps)
+        batch_size = positive_int(batch_size, "batch_size", "predict", 32)
+        verbose = _verbose(verbose, "predict")
         self._assert_built("predict")
         self._assert_single_io("predict")
         x32 = self._x(x, "predict", keep_uint8=True)
@@ -537,9 +518,9 @@ class Trainer:
         return self._on_batch("test_on_batch", x, y, False, return_dict,
                               sample_weight=sample_weight)
 
-    def _on_batch(self, who, x, y, training, return_dict, **unsupported):
+    def _on_batch(self, who, x, y, training, return_dict, **defaults_only):
         self._assert_compiled(who)
-        _not_supported(who, **unsupported)
+        unsupported(who, **defaults_only)
         if not training:
             self._assert_built(who)
         x32 = self._x(x, who)
