@@ -12,7 +12,7 @@ import numpy as np
 from .. import ops
 from ..layers.base import Workspace
 
-__all__ = ["ConvReluPool", "AddRelu"]
+__all__ = ["ConvReluPool", "AddRelu", "BatchNormRelu", "ConvBatchNorm"]
 
 _CACHE = 6
 
@@ -42,6 +42,20 @@ class _Buffers:
     def release(self):
         for ws in self._by_shape.values():
             ws.pop("x", None)
+            ws.pop("cache", None)
+
+
+def _conv_scratch(ws, conv, x_shape, crop=None):
+    """The conv kernels' scratch for this input shape (allocated once; None if none)."""
+    key = ("scratch_floats", crop)
+    need = ws.get(key)
+    if need is None:
+        need = ws[key] = ops.conv2d_workspace_size(x_shape, conv.kernel.shape, conv.strides,
+                                                   conv.padding, output_size=crop)
+    buf = ws.get("scratch")
+    if need > 0 and (buf is None or buf.size < need):
+        buf = ws["scratch"] = np.empty(need, np.float32)
+    return buf if need > 0 else None
 
 
 class ConvReluPool:
@@ -58,16 +72,7 @@ class ConvReluPool:
         self._buf = _Buffers()
 
     def _scratch(self, ws, x, crop):
-        key = ("scratch_floats", crop)
-        need = ws.get(key)
-        if need is None:
-            need = ws[key] = ops.conv2d_workspace_size(x.shape, self.conv.kernel.shape,
-                                                       self.conv.strides, self.conv.padding,
-                                                       output_size=crop)
-        buf = ws.get("scratch")
-        if need > 0 and (buf is None or buf.size < need):
-            buf = ws["scratch"] = np.empty(need, np.float32)
-        return buf if need > 0 else None
+        return _conv_scratch(ws, self.conv, x.shape, crop)
 
     def _conv_shape(self, x):
         return ops.conv2d_output_shape(x.shape, self.conv.kernel.shape, self.conv.strides,
@@ -154,6 +159,87 @@ class AddRelu:
         ws = self._buf.last
         g = ops.relu_backward(dy, ws["y"], out=ws.buf("dz", dy.shape))
         return [g if n else None for n in need]
+
+    def arrays(self):
+        return self._buf.arrays()
+
+    def release(self):
+        self._buf.release()
+
+
+class BatchNormRelu:
+    """BatchNormalization + ReLU: the ReLU inside the normalise pass, its mask inside batch
+    norm's backward passes (ops.batch_norm_forward(relu=True) / relu_output=): two passes
+    over the activation fewer per step, the same bits."""
+
+    def __init__(self, bn):
+        self.bn = bn
+        self._buf = _Buffers()
+
+    def forward(self, x, training):
+        ws = self._buf.get(x.shape)
+        y, ws["cache"] = self.bn.normalize(x, training, ws.buf("y", x.shape), relu=True)
+        ws["y"] = y
+        return y
+
+    def backward(self, dy, need_input_grad):
+        ws = self._buf.last
+        dgamma, dbeta = self.bn.gradient_arrays()
+        dx, _, _ = ops.batch_norm_backward(dy, ws["cache"], dx=ws.buf("dx", dy.shape),
+                                           dgamma=dgamma, dbeta=dbeta, relu_output=ws["y"])
+        return dx if need_input_grad else None
+
+    def arrays(self):
+        return self._buf.arrays()
+
+    def release(self):
+        self._buf.release()
+
+
+class ConvBatchNorm:
+    """Conv2D (linear) + BatchNormalization [+ ReLU].
+
+    Training: the conv's own forward/backward (its call site ``slot``), then batch norm
+    with the ReLU fused as in BatchNormRelu. Inference: batch norm folded into the conv
+    (kernel * gamma / sqrt(var + eps) per filter, the bias shifted to match) and the ReLU
+    into the conv's epilogue: one conv pass, no batch-norm pass."""
+
+    def __init__(self, conv, bn, relu, slot):
+        self.conv, self.bn, self.relu, self.slot = conv, bn, relu, slot
+        self._buf = _Buffers()
+
+    def forward(self, x, training):
+        conv, bn = self.conv, self.bn
+        ws = self._buf.get(x.shape)
+        ws["training"] = bool(training)
+        if not training:
+            inv_std = 1.0 / np.sqrt(bn.moving_variance.value.astype(np.float64) + bn.epsilon)
+            scale = bn.gamma_array() * inv_std
+            bias = conv.bias.value if conv.use_bias else 0.0
+            kernel = ws.buf("folded_kernel", conv.kernel.shape)
+            np.multiply(conv.kernel.value, scale, out=kernel, casting="unsafe")
+            folded_bias = ws.buf("folded_bias", (conv.filters,))
+            np.copyto(folded_bias, (bias - bn.moving_mean.value) * scale + bn.beta_array(),
+                      casting="unsafe")
+            shape = ops.conv2d_output_shape(x.shape, kernel.shape, conv.strides, conv.padding)
+            return ops.conv2d(x, kernel, folded_bias, conv.strides, conv.padding,
+                              "relu" if self.relu else None, out=ws.buf("y", shape),
+                              workspace=_conv_scratch(ws, conv, x.shape))
+        z = conv.forward(x, True, False, self.slot)
+        y, ws["cache"] = bn.normalize(z, True, ws.buf("y", z.shape), relu=self.relu)
+        ws["y"] = y
+        return y
+
+    def backward(self, dy, need_input_grad):
+        ws = self._buf.last
+        if ws is None or not ws.get("training"):
+            raise RuntimeError("%s: backward called before forward(training=True)"
+                               % self.conv.name)
+        dgamma, dbeta = self.bn.gradient_arrays()
+        dz, _, _ = ops.batch_norm_backward(dy, ws["cache"], dx=ws.buf("dz", dy.shape),
+                                           dgamma=dgamma, dbeta=dbeta,
+                                           relu_output=ws["y"] if self.relu else None)
+        return self.conv.backward(dz, need_input_grad, slot=self.slot)
 
     def arrays(self):
         return self._buf.arrays()

@@ -17,6 +17,7 @@ import numpy as np
 from .. import ops
 from ..layers.convolutional import Conv2D
 from ..layers.core import Activation, ReLU
+from ..layers.normalization import BatchNormalization
 from ..layers.merging import Add
 from ..layers.pooling import MaxPooling2D
 from . import fused
@@ -69,23 +70,38 @@ def _conv_pool_mode(conv, pool, shape, relu_inside):
 FusionRule = collections.namedtuple("FusionRule", ["name", "pattern", "mode", "build"])
 FusionRule.__doc__ = """``pattern``: one predicate per node of a chain (each node the only
 consumer of the previous one's output); ``mode(layers, input_shape)`` -> a mode string,
-'' or None (None: the rule does not apply to these shapes); ``build(layers, mode)`` -> the
-fused step (forward(x | xs, training), backward(dy, need))."""
+'' or None (None: the rule does not apply to these shapes); ``build(layers, mode, nodes)``
+-> the fused step (forward(x | xs, training), backward(dy, need)); the LeafNodes are
+there for a step that runs a layer's own forward (it needs the call's slot)."""
 
 RULES = (
     FusionRule("conv2d_relu_max_pool2d",
                (lambda l: isinstance(l, Conv2D), lambda l: isinstance(l, MaxPooling2D)),
                lambda ls, shape: _conv_pool_mode(ls[0], ls[1], shape, True),
-               lambda ls, mode: fused.ConvReluPool(ls[0], ls[-1], mode)),
+               lambda ls, mode, nodes: fused.ConvReluPool(ls[0], ls[-1], mode)),
     FusionRule("conv2d_relu_max_pool2d",
                (lambda l: isinstance(l, Conv2D), _is_relu_layer,
                 lambda l: isinstance(l, MaxPooling2D)),
                lambda ls, shape: _conv_pool_mode(ls[0], ls[2], shape, False),
-               lambda ls, mode: fused.ConvReluPool(ls[0], ls[-1], mode)),
+               lambda ls, mode, nodes: fused.ConvReluPool(ls[0], ls[-1], mode)),
+    FusionRule("conv2d_batch_norm_relu",
+               (lambda l: isinstance(l, Conv2D) and l.activation == "linear",
+                lambda l: isinstance(l, BatchNormalization), _is_relu_layer),
+               lambda ls, shape: "",
+               lambda ls, mode, nodes: fused.ConvBatchNorm(ls[0], ls[1], True, nodes[0].slot)),
+    FusionRule("conv2d_batch_norm",
+               (lambda l: isinstance(l, Conv2D) and l.activation == "linear",
+                lambda l: isinstance(l, BatchNormalization)),
+               lambda ls, shape: "",
+               lambda ls, mode, nodes: fused.ConvBatchNorm(ls[0], ls[1], False, nodes[0].slot)),
+    FusionRule("batch_norm_relu",
+               (lambda l: isinstance(l, BatchNormalization), _is_relu_layer),
+               lambda ls, shape: "",
+               lambda ls, mode, nodes: fused.BatchNormRelu(ls[0])),
     FusionRule("add_relu",
                (lambda l: isinstance(l, Add), _is_relu_layer),
                lambda ls, shape: "",
-               lambda ls, mode: fused.AddRelu(ls[0], ls[1])),
+               lambda ls, mode, nodes: fused.AddRelu(ls[0], ls[1])),
 )
 
 # Backward-only fusion: a ReLU-activated step followed by a max-pool: the pool's scatter
@@ -188,7 +204,7 @@ def build_program(graph, fuse=True):
                 if mode is None:
                     continue
                 nodes = [graph.nodes[j] for j in chain]
-                placed[i] = FusedStep(rule, mode, nodes, rule.build(layers, mode))
+                placed[i] = FusedStep(rule, mode, nodes, rule.build(layers, mode, nodes))
                 taken.update(chain)
                 break
     steps = []
