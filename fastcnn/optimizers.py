@@ -8,15 +8,22 @@ exactly.
 
 Like Keras, the learning rate is stored as a float32 value (``optimizer.learning_rate``
 returns that value as a Python float).
+
+``weight_decay`` (every optimizer; ``AdamW`` defaults to 0.004) is Keras 3's decoupled decay
+(``BaseOptimizer._apply_weight_decay``): at each step, before the gradient update, every
+variable not excluded by :meth:`Optimizer.exclude_from_weight_decay` becomes
+``variable - variable * weight_decay * learning_rate`` (float32, the current learning rate).
+fastcnn does this inside the same kernel pass as the update (bitwise what Keras computes).
 """
 import math
 import numbers
+import re
 
 import numpy as np
 
 from . import ops
 
-__all__ = ["Optimizer", "Adam", "SGD", "RMSprop", "get", "serialize", "deserialize"]
+__all__ = ["Optimizer", "Adam", "AdamW", "SGD", "RMSprop", "get", "serialize", "deserialize"]
 
 
 def _check_lr(value, who):
@@ -29,6 +36,18 @@ def _check_lr(value, who):
     if not math.isfinite(value) or value < 0:
         raise ValueError("%s: learning_rate must be a finite number >= 0, got %r" % (who, value))
     return float(np.float32(value))
+
+
+def _check_weight_decay(value, who):
+    """None, or a finite float >= 0 (kept as the given Python float, like Keras; the kernels
+    round it to float32 as Keras casts it to the variable dtype)."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real) or not (
+            math.isfinite(value) and value >= 0):
+        raise ValueError("%s: `weight_decay` must be None or a finite float >= 0. Received: "
+                         "weight_decay=%r" % (who, value))
+    return float(value)
 
 
 def _check_unit(value, name, who, closed_high=False):
@@ -76,7 +95,7 @@ class Optimizer:
                              "instead." % who)
         if kwargs:
             raise TypeError("%s: unrecognized keyword arguments %r" % (who, sorted(kwargs)))
-        for arg, val in (("weight_decay", weight_decay), ("clipnorm", clipnorm),
+        for arg, val in (("clipnorm", clipnorm),
                          ("clipvalue", clipvalue), ("global_clipnorm", global_clipnorm),
                          ("use_ema", use_ema), ("loss_scale_factor", loss_scale_factor),
                          ("gradient_accumulation_steps", gradient_accumulation_steps),
@@ -86,9 +105,13 @@ class Optimizer:
                                  % (who, arg, val))
         self.name = name or who.lower()
         self._learning_rate = _check_lr(learning_rate, who)
+        self.weight_decay = weight_decay          # validated by the property setter
         self.iterations = 0
         self._slots = {}     # id(variable) -> list of slot arrays
         self._vars = {}      # id(variable) -> variable (keeps ids valid)
+        self._exclude_vars = {}      # id(variable) -> variable, excluded from weight decay
+        self._exclude_pattern = None
+        self._decay_cache = {}       # id(variable) -> bool (is decayed)
 
     # ------------------------------------------------------------------ public API
     @property
@@ -101,6 +124,59 @@ class Optimizer:
 
     # Keras 2 name
     lr = learning_rate
+
+    @property
+    def weight_decay(self):
+        return self._weight_decay
+
+    @weight_decay.setter
+    def weight_decay(self, value):
+        self._weight_decay = _check_weight_decay(value, type(self).__name__)
+
+    def exclude_from_weight_decay(self, var_list=None, var_names=None):
+        """Exclude variables from weight decay (Keras 3 semantics; call before the optimizer
+        is built, i.e. before the first ``fit``/``apply``).
+
+        ``var_list``: variables excluded by identity. ``var_names``: strings; a variable is
+        excluded when any of them occurs in its ``name`` (Keras joins them into one regular
+        expression ``"|".join(var_names)`` and uses ``re.search`` on ``variable.name``, so
+        plain words are substring matches, e.g. ``var_names=["bias"]`` excludes every bias;
+        ``name`` is the short name -- ``"kernel"``, ``"bias"``, ``"gamma"`` -- not the path).
+        Each call replaces the previous exclusions. Not part of ``get_config`` (as in Keras).
+        """
+        if self.built:
+            raise ValueError("`exclude_from_weight_decay()` can only be configured before the "
+                             "optimizer is built.")
+        self._exclude_vars = {id(v): v for v in (var_list or ())}
+        if var_names:
+            names = list(var_names)
+            for n in names:
+                if not isinstance(n, str):
+                    raise TypeError("%s.exclude_from_weight_decay: var_names must be strings, "
+                                    "got %r" % (type(self).__name__, n))
+            self._exclude_pattern = re.compile("|".join(set(names)))
+        else:
+            self._exclude_pattern = None
+        self._decay_cache = {}
+
+    def _use_weight_decay(self, variable):
+        """Keras' rule: not excluded by identity nor by a ``var_names`` match on the name."""
+        key = id(variable)
+        use = self._decay_cache.get(key)
+        if use is None:
+            use = key not in self._exclude_vars and not (
+                self._exclude_pattern is not None
+                and self._exclude_pattern.search(str(getattr(variable, "name", ""))))
+            self._decay_cache[key] = use
+        return use
+
+    def _decay_factors(self, variables):
+        """One weight-decay factor per variable (0.0: excluded), or None (no decay)."""
+        wd = self._weight_decay
+        if not wd:
+            return None
+        factors = [wd if self._use_weight_decay(v) else 0.0 for v in variables]
+        return factors if any(factors) else None
 
     @property
     def built(self):
@@ -153,21 +229,29 @@ class Optimizer:
         self.update(variables, checked)
 
     def update(self, variables, grads):
-        """One update of every (variable, grad) pair: ONE multi-tensor kernel call."""
+        """One update of every (variable, grad) pair: ONE multi-tensor kernel call (which
+        also applies the weight decay, if any)."""
         step = self.iterations + 1
         if variables:
             params = [v.value for v in variables]
             slots = [[self._slots[id(v)][k] for v in variables]
                      for k in range(len(self._slot_names))]
-            self._update_many(params, list(grads), slots, step)
+            decay = self._decay_factors(variables)
+            if decay is None:
+                self._update_many(params, list(grads), slots, step)
+            else:
+                self._update_many(params, list(grads), slots, step, weight_decay=decay)
         self.iterations = step
 
-    def _update_many(self, params, grads, slots, step):
+    def _update_many(self, params, grads, slots, step, weight_decay=None):
+        """Update ``params`` in place; ``weight_decay``: None or one factor per param (0: not
+        decayed), applied as ``p -= (p * wd) * learning_rate`` before the update."""
         raise NotImplementedError
 
     # ------------------------------------------------------------------ config / state
     def get_config(self):
-        return {"name": self.name, "learning_rate": self._learning_rate, "weight_decay": None,
+        return {"name": self.name, "learning_rate": self._learning_rate,
+                "weight_decay": self._weight_decay,
                 "clipnorm": None, "global_clipnorm": None, "clipvalue": None,
                 "use_ema": False, "ema_momentum": 0.99, "ema_overwrite_frequency": None,
                 "loss_scale_factor": None, "gradient_accumulation_steps": None}
@@ -210,8 +294,9 @@ class Optimizer:
             self._learning_rate = _check_lr(float(state["learning_rate"]), type(self).__name__)
 
     def __repr__(self):
-        return "<%s learning_rate=%g iterations=%d>" % (type(self).__name__,
-                                                         self._learning_rate, self.iterations)
+        wd = "" if self._weight_decay is None else " weight_decay=%g" % self._weight_decay
+        return "<%s learning_rate=%g%s iterations=%d>" % (
+            type(self).__name__, self._learning_rate, wd, self.iterations)
 
 
 class Adam(Optimizer):
@@ -222,24 +307,40 @@ class Adam(Optimizer):
     def __init__(self, learning_rate=0.001, beta_1=0.9, beta_2=0.999, epsilon=1e-7,
                  amsgrad=False, name="adam", **kwargs):
         super().__init__(learning_rate, name=name, **kwargs)
+        who = type(self).__name__
         if amsgrad:
-            raise ValueError("Adam: amsgrad=True is not supported by fastcnn")
-        self.beta_1 = _check_unit(beta_1, "beta_1", "Adam")
-        self.beta_2 = _check_unit(beta_2, "beta_2", "Adam")
+            raise ValueError("%s: amsgrad=True is not supported by fastcnn" % who)
+        self.beta_1 = _check_unit(beta_1, "beta_1", who)
+        self.beta_2 = _check_unit(beta_2, "beta_2", who)
         if not epsilon > 0:
-            raise ValueError("Adam: epsilon must be > 0, got %r" % (epsilon,))
+            raise ValueError("%s: epsilon must be > 0, got %r" % (who, epsilon))
         self.epsilon = float(epsilon)
         self.amsgrad = False
 
-    def _update_many(self, params, grads, slots, step):
+    def _update_many(self, params, grads, slots, step, weight_decay=None):
         ops.adam_update_many(params, grads, slots[0], slots[1], step,
                              learning_rate=self._learning_rate, beta_1=self.beta_1,
-                             beta_2=self.beta_2, epsilon=self.epsilon)
+                             beta_2=self.beta_2, epsilon=self.epsilon,
+                             weight_decay=weight_decay)
 
     def get_config(self):
         c = super().get_config()
         c.update(beta_1=self.beta_1, beta_2=self.beta_2, epsilon=self.epsilon, amsgrad=False)
         return c
+
+
+class AdamW(Adam):
+    """Keras 3's AdamW: Adam with decoupled weight decay (default 0.004), i.e. each step
+    w -= w * weight_decay * lr, then the Adam update (see :class:`Adam`)."""
+
+    def __init__(self, learning_rate=0.001, weight_decay=0.004, beta_1=0.9, beta_2=0.999,
+                 epsilon=1e-7, amsgrad=False, name="adamw", **kwargs):
+        if weight_decay is None:
+            raise ValueError("AdamW: Argument `weight_decay` must be a float. Received: "
+                             "weight_decay=None")
+        super().__init__(learning_rate=learning_rate, beta_1=beta_1, beta_2=beta_2,
+                         epsilon=epsilon, amsgrad=amsgrad, name=name,
+                         weight_decay=weight_decay, **kwargs)
 
 
 class SGD(Optimizer):
@@ -254,10 +355,10 @@ class SGD(Optimizer):
     def _slot_names(self):
         return ("momentum",) if self.momentum != 0.0 else ()
 
-    def _update_many(self, params, grads, slots, step):
+    def _update_many(self, params, grads, slots, step, weight_decay=None):
         ops.sgd_update_many(params, grads, slots[0] if slots else None,
                             learning_rate=self._learning_rate, momentum=self.momentum,
-                            nesterov=self.nesterov)
+                            nesterov=self.nesterov, weight_decay=weight_decay)
 
     def get_config(self):
         c = super().get_config()
@@ -284,9 +385,9 @@ class RMSprop(Optimizer):
         self.momentum = 0.0
         self.centered = False
 
-    def _update_many(self, params, grads, slots, step):
+    def _update_many(self, params, grads, slots, step, weight_decay=None):
         ops.rmsprop_update_many(params, grads, slots[0], learning_rate=self._learning_rate,
-                                rho=self.rho, epsilon=self.epsilon)
+                                rho=self.rho, epsilon=self.epsilon, weight_decay=weight_decay)
 
     def get_config(self):
         c = super().get_config()
@@ -294,12 +395,13 @@ class RMSprop(Optimizer):
         return c
 
 
-_BY_NAME = {"adam": Adam, "sgd": SGD, "rmsprop": RMSprop}
-_CLASSES = {"Adam": Adam, "SGD": SGD, "RMSprop": RMSprop}
+_BY_NAME = {"adam": Adam, "adamw": AdamW, "sgd": SGD, "rmsprop": RMSprop}
+_CLASSES = {"Adam": Adam, "AdamW": AdamW, "SGD": SGD, "RMSprop": RMSprop}
 
 
 def get(identifier):
-    """'adam' / 'sgd' / 'rmsprop' (any case), an Optimizer instance, or a config dict."""
+    """'adam' / 'adamw' / 'sgd' / 'rmsprop' (any case), an Optimizer instance, or a config
+    dict."""
     if isinstance(identifier, Optimizer):
         return identifier
     if isinstance(identifier, str):

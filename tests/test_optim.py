@@ -50,6 +50,11 @@ def np_rmsprop(w, g, vel, lr, rho, eps):
     return w - (f32(lr) * g) / np.sqrt(vel + f32(eps)), vel
 
 
+def np_decay(w, wd, lr):
+    """Keras 3 BaseOptimizer._apply_weight_decay in float32: w - w * wd * lr (left to right)."""
+    return w - w * f32(wd) * f32(lr)
+
+
 def _arrays(rng, shape, n=4):
     return [rng.standard_normal(shape).astype(np.float32) for _ in range(n)]
 
@@ -205,41 +210,175 @@ def test_rmsprop_many_equals_single(rng):
         assert a.tobytes() == b.tobytes()
 
 
+# ----------------------------------------------------------------------- weight decay
+
+# A mix of small tensors and large ones (more than one 16384-element chunk, and more than
+# 32768 elements in all, so the multi-threaded chunked path runs).
+DECAY_SHAPES = [(3, 3, 2, 8), (8,), (40000,), (7,), (130, 257)]
+DECAY_FACTORS = [0.1, 0.0, 0.004, 0.0, 0.25]   # 0: excluded from the decay
+DECAY_LRS = [0.01, 0.01, 0.01, 0.05, 0.05, 0.002, 0.002]   # changed mid-way, like a callback
+
+
+def _decay_setup(rng, n_state):
+    ws = [rng.standard_normal(s).astype(np.float32) for s in DECAY_SHAPES]
+    states = [[np.zeros(s, np.float32) for s in DECAY_SHAPES] for _ in range(n_state)]
+    return ws, states
+
+
+def _decay_grads(rng):
+    return [(rng.standard_normal(s) * 10.0 ** rng.integers(-3, 1)).astype(np.float32)
+            for s in DECAY_SHAPES]
+
+
+def test_decay_golden_values():
+    # SGD with a zero gradient: only the decay acts, w * (1 - wd*lr) (float32)
+    w = np.array([1.0, -2.0, 4.0], np.float32)
+    ops.sgd_update(w, np.zeros(3, np.float32), learning_rate=0.5, weight_decay=0.1)
+    np.testing.assert_array_equal(w, np.array([0.95, -1.9, 3.8], np.float32))
+    # decay factor 0 or None: exactly the old update
+    w1, w2, g = np.ones(4, np.float32), np.ones(4, np.float32), np.full(4, 0.5, np.float32)
+    ops.sgd_update(w1, g, learning_rate=0.1, weight_decay=0.0)
+    ops.sgd_update(w2, g, learning_rate=0.1)
+    assert w1.tobytes() == w2.tobytes()
+
+
+@pytest.mark.parametrize("momentum,nesterov", [(0.0, False), (0.9, False), (0.9, True)])
+def test_sgd_weight_decay_matches_keras_float32_bitwise(rng, momentum, nesterov):
+    ws, (vels,) = _decay_setup(rng, 1)
+    ref_w, ref_v = [w.copy() for w in ws], [v.copy() for v in vels]
+    for lr in DECAY_LRS:
+        gs = _decay_grads(rng)
+        ops.sgd_update_many(ws, gs, vels if momentum else None, learning_rate=lr,
+                            momentum=momentum, nesterov=nesterov, weight_decay=DECAY_FACTORS)
+        for i, (g, wd) in enumerate(zip(gs, DECAY_FACTORS)):
+            w = np_decay(ref_w[i], wd, lr) if wd else ref_w[i]
+            ref_w[i], v = np_sgd(w, g, ref_v[i] if momentum else None, lr, momentum, nesterov)
+            if momentum:
+                ref_v[i] = v
+        for i in range(len(ws)):
+            assert ws[i].tobytes() == ref_w[i].tobytes(), "tensor %d" % i
+            if momentum:
+                assert vels[i].tobytes() == ref_v[i].tobytes()
+
+
+def test_adam_weight_decay_matches_keras_float32_bitwise(rng):
+    ws, (ms, vs) = _decay_setup(rng, 2)
+    ref = [[a.copy() for a in lst] for lst in (ws, ms, vs)]
+    for t, lr in enumerate(DECAY_LRS, start=1):
+        gs = _decay_grads(rng)
+        ops.adam_update_many(ws, gs, ms, vs, t, learning_rate=lr, weight_decay=DECAY_FACTORS)
+        for i, (g, wd) in enumerate(zip(gs, DECAY_FACTORS)):
+            w = np_decay(ref[0][i], wd, lr) if wd else ref[0][i]
+            ref[0][i], ref[1][i], ref[2][i] = np_adam_keras_f32(
+                w, g, ref[1][i], ref[2][i], t, lr, 0.9, 0.999, 1e-7)
+        for i in range(len(ws)):
+            assert ws[i].tobytes() == ref[0][i].tobytes(), "tensor %d step %d" % (i, t)
+            assert ms[i].tobytes() == ref[1][i].tobytes()
+            assert vs[i].tobytes() == ref[2][i].tobytes()
+
+
+def test_rmsprop_weight_decay_matches_keras_float32_bitwise(rng):
+    ws, (vels,) = _decay_setup(rng, 1)
+    ref_w, ref_v = [w.copy() for w in ws], [v.copy() for v in vels]
+    for lr in DECAY_LRS:
+        gs = _decay_grads(rng)
+        ops.rmsprop_update_many(ws, gs, vels, learning_rate=lr, rho=0.8, epsilon=1e-6,
+                                weight_decay=DECAY_FACTORS)
+        for i, (g, wd) in enumerate(zip(gs, DECAY_FACTORS)):
+            w = np_decay(ref_w[i], wd, lr) if wd else ref_w[i]
+            ref_w[i], ref_v[i] = np_rmsprop(w, g, ref_v[i], lr, 0.8, 1e-6)
+        for i in range(len(ws)):
+            assert ws[i].tobytes() == ref_w[i].tobytes() and vels[i].tobytes() == ref_v[i].tobytes()
+
+
+def test_excluded_tensors_get_exactly_the_undecayed_update(rng):
+    ws, (ms, vs) = _decay_setup(rng, 2)
+    plain = [[a.copy() for a in lst] for lst in (ws, ms, vs)]
+    for t in range(1, 4):
+        gs = _decay_grads(rng)
+        ops.adam_update_many(ws, gs, ms, vs, t, learning_rate=0.01, weight_decay=DECAY_FACTORS)
+        ops.adam_update_many(plain[0], gs, plain[1], plain[2], t, learning_rate=0.01)
+    for i, wd in enumerate(DECAY_FACTORS):
+        same = ws[i].tobytes() == plain[0][i].tobytes()
+        assert same == (wd == 0.0), "tensor %d (decay %g)" % (i, wd)
+        assert ms[i].tobytes() == plain[1][i].tobytes()   # the moments never see the decay
+
+
+def test_scalar_weight_decay_applies_to_every_tensor(rng):
+    ws, (vels,) = _decay_setup(rng, 1)
+    ws2, vels2 = [w.copy() for w in ws], [v.copy() for v in vels]
+    gs = _decay_grads(rng)
+    ops.rmsprop_update_many(ws, gs, vels, weight_decay=0.01)
+    ops.rmsprop_update_many(ws2, gs, vels2, weight_decay=[0.01] * len(ws2))
+    for a, b in zip(ws + vels, ws2 + vels2):
+        assert a.tobytes() == b.tobytes()
+
+
+@pytest.mark.parametrize("wd,exc,words", [
+    (-0.1, ValueError, ["weight_decay", "-0.1"]),
+    (float("nan"), ValueError, ["weight_decay", "finite"]),
+    (float("inf"), ValueError, ["weight_decay", "finite"]),
+    ("0.1", TypeError, ["weight_decay"]),
+    (True, TypeError, ["weight_decay"]),
+    ([0.1, -1.0], ValueError, ["weight_decay[1]"]),
+    ([0.1], ValueError, ["weight_decay has 1 factors but params has 2"]),
+])
+def test_bad_weight_decay(wd, exc, words):
+    w, g, m, v = _good()
+    g += 1.0  # an update would move w
+    args = ([w, w.copy()], [g, g.copy()], [m, m.copy()], [v, v.copy()], 1)
+    for call in (lambda: ops.adam_update_many(*args, weight_decay=wd),
+                 lambda: ops.sgd_update_many(args[0], args[1], weight_decay=wd),
+                 lambda: ops.rmsprop_update_many(args[0], args[1], args[2], weight_decay=wd)):
+        with pytest.raises(exc) as e:
+            call()
+        for word in words:
+            assert word in str(e.value)
+    assert not w.any() and not m.any()  # checked before anything was updated
+
+
 # ------------------------------------------------- threads, SIMD paths, input handling
 
-def _run_all(shapes, seed=5):
+def _run_all(shapes, seed=5, decay=False):
     r = np.random.default_rng(seed)
     out = []
     ws = [r.standard_normal(s).astype(np.float32) for s in shapes]
     gs = [r.standard_normal(s).astype(np.float32) for s in shapes]
     ms = [r.standard_normal(s).astype(np.float32) for s in shapes]
     vs = [np.abs(r.standard_normal(s)).astype(np.float32) for s in shapes]
-    ops.adam_update_many(ws, gs, ms, vs, 2, learning_rate=0.01)
-    ops.sgd_update_many(ws, gs, ms, learning_rate=0.01, momentum=0.9, nesterov=True)
-    ops.rmsprop_update_many(ws, gs, vs)
-    ops.adam_update(ws[0], gs[0], ms[0], vs[0], 7)
+    # with decay: every other tensor excluded (factor 0), the others decayed
+    wd = [0.0 if i % 2 else 0.05 for i in range(len(shapes))] if decay else None
+    ops.adam_update_many(ws, gs, ms, vs, 2, learning_rate=0.01, weight_decay=wd)
+    ops.sgd_update_many(ws, gs, ms, learning_rate=0.01, momentum=0.9, nesterov=True,
+                        weight_decay=wd)
+    ops.sgd_update_many(ws, gs, ms, learning_rate=0.02, momentum=0.9, weight_decay=wd)
+    ops.sgd_update_many(ws, gs, learning_rate=0.03, weight_decay=wd)
+    ops.rmsprop_update_many(ws, gs, vs, weight_decay=wd)
+    ops.adam_update(ws[0], gs[0], ms[0], vs[0], 7, weight_decay=0.1 if decay else None)
     for lst in (ws, ms, vs):
         out.extend(a.tobytes() for a in lst)
     return out
 
 
-def test_bitwise_identical_at_1_and_2_threads():
+@pytest.mark.parametrize("decay", [False, True])
+def test_bitwise_identical_at_1_and_2_threads(decay):
     shapes = SEED_SHAPES + [(300001,)]
     with num_threads(1):
-        one = _run_all(shapes)
+        one = _run_all(shapes, decay=decay)
     with num_threads(2):
-        two = _run_all(shapes)
+        two = _run_all(shapes, decay=decay)
     assert one == two
 
 
-def test_portable_and_simd_paths_agree_bitwise():
+@pytest.mark.parametrize("decay", [False, True])
+def test_portable_and_simd_paths_agree_bitwise(decay):
     shapes = [(1037,), (64, 10), (70000,)]
     fastcnn._ext.force_simd(0)
     try:
-        portable = _run_all(shapes)
+        portable = _run_all(shapes, decay=decay)
     finally:
         fastcnn._ext.force_simd(-1)
-    assert portable == _run_all(shapes)
+    assert portable == _run_all(shapes, decay=decay)
 
 
 def test_gradient_may_be_float64_or_noncontiguous(rng):

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 import fastcnn
-from fastcnn import layers, losses, models, utils
+from fastcnn import layers, losses, models, optimizers, utils
 
 
 def data(n=64, seed=0):
@@ -22,20 +22,27 @@ def data(n=64, seed=0):
     return x, y
 
 
-def make_model():
+def make_model(optimizer="adam"):
     model = models.Sequential([
         layers.Input(shape=(6, 6, 2)), layers.Conv2D(4, 3, activation="relu"),
         layers.BatchNormalization(), layers.MaxPooling2D(), layers.Flatten(),
         layers.Dropout(0.25), layers.Dense(3)])
-    model.compile(optimizer="adam", loss=losses.SparseCategoricalCrossentropy(from_logits=True),
+    model.compile(optimizer=optimizer, loss=losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy"])
     return model
 
 
-def test_save_load_identical_predictions_and_resumed_training(tmp_path):
+@pytest.mark.parametrize("make_optimizer", [
+    lambda: "adam",
+    lambda: "adamw",
+    lambda: optimizers.AdamW(learning_rate=0.01, weight_decay=0.05, beta_1=0.8),
+    lambda: optimizers.SGD(0.05, momentum=0.9, nesterov=True, weight_decay=0.01),
+    lambda: optimizers.RMSprop(weight_decay=0.02),
+], ids=["adam", "adamw", "AdamW", "SGD-wd", "RMSprop-wd"])
+def test_save_load_identical_predictions_and_resumed_training(tmp_path, make_optimizer):
     x, y = data()
     utils.set_random_seed(3)
-    model = make_model()
+    model = make_model(make_optimizer())
     model.fit(x, y, epochs=2, batch_size=16, verbose=0)
     path = tmp_path / "model.keras"
     model.save(path)
@@ -46,6 +53,7 @@ def test_save_load_identical_predictions_and_resumed_training(tmp_path):
     assert [l.name for l in loaded.layers] == [l.name for l in model.layers]
     assert np.array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
     assert loaded.optimizer.iterations == model.optimizer.iterations == 8
+    assert type(loaded.optimizer) is type(model.optimizer)
     assert loaded.optimizer.get_config() == model.optimizer.get_config()
     assert loaded.loss.from_logits and loaded.metrics_names == ["loss", "accuracy"]
     # one more epoch from each, same shuffles: bitwise identical weights (optimizer state,
