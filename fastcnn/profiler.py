@@ -141,7 +141,9 @@ class _Timer:
             if id(step) not in self.seen:
                 self.seen.add(id(step))
                 self.order.append(step)
-            self.shapes[id(step)] = (args[0][0].shape, out.shape)
+            xs = args[0]
+            self.shapes[id(step)] = ([a.shape for a in xs] if len(xs) > 1 else xs[0].shape,
+                                     out.shape)
         elif phase == "backward":
             self.need[id(step)] = bool(args[1][0])
         if self.timed:

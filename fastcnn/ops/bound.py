@@ -14,7 +14,7 @@ from . import conv as _conv
 from . import nn as _nn
 from . import pool as _pool
 
-__all__ = ["bind_conv2d", "bind_conv2d_relu_max_pool2d", "bind_conv2d_winograd_relu_max_pool2d",
+__all__ = ["latency_algorithm", "bind_conv2d", "bind_conv2d_relu_max_pool2d", "bind_conv2d_winograd_relu_max_pool2d",
            "bind_max_pool2d", "bind_dense"]
 
 
@@ -22,22 +22,45 @@ def _probe(x_shape):
     return np.zeros(x_shape, np.float32)
 
 
+# Winograd transforms the kernels on every call, about this many tiles' worth of work per
+# transformed point (csrc/conv2d.c, FC_CONV2D_WINO_FIXED_TILES); 'auto' amortises that over
+# a training batch, a bound call at batch 1 must pay it alone.
+_WINO_FIXED_TILES = 128
+
+
+def latency_algorithm(x_shape, k_shape, strides=(1, 1), padding="valid", output_size=None):
+    """The forward algorithm a bound conv uses: 'auto', except for a single image, where a
+    Winograd choice whose per-call kernel transforms cost more than the GEMM's whole work
+    becomes 'im2col' (so batch-1 results may differ from auto's in the last bits)."""
+    choice = _conv.conv2d_algorithm(x_shape, k_shape, strides, padding)["forward"]
+    if x_shape[0] != 1 or not choice.startswith("winograd"):
+        return "auto"
+    m = 4 if choice == "winograd_f4" else 2
+    _, _, _, (oh, ow) = _conv._geometry("conv2d", x_shape, k_shape, strides, padding)
+    if output_size is not None:
+        oh, ow = output_size
+    points, tiles = (m + 2) ** 2, (-(-oh // m)) * (-(-ow // m))
+    n = x_shape[0]
+    return "im2col" if points * (n * tiles + _WINO_FIXED_TILES) > 9 * oh * ow * n else "auto"
+
+
 def bind_conv2d(x_shape, kernel, bias=None, strides=(1, 1), padding="valid",
                 activation=None, output_size=None):
-    """``conv2d`` for inputs of ``x_shape`` (see ops.conv2d)."""
+    """``conv2d`` for inputs of ``x_shape`` (see ops.conv2d) with latency_algorithm's choice."""
     fn = "conv2d"
     k_shape = tuple(kernel.shape)
+    algorithm = latency_algorithm(tuple(x_shape), k_shape, strides, padding, output_size)
     size = _conv.conv2d_workspace_size(x_shape, k_shape, strides, padding,
                                        output_size=output_size)
     ws = np.empty(size, np.float32) if size > 0 else None
     out = _conv.conv2d(_probe(x_shape), kernel, bias, strides, padding, activation,
-                       workspace=ws, output_size=output_size)
+                       workspace=ws, algorithm=algorithm, output_size=output_size)
     strides, _, pads, _ = _conv._geometry(fn, x_shape, k_shape, strides, padding)
     relu = activation == "relu"
     flat = None if ws is None else ws.reshape(-1)
 
     def run(x):
-        _ext.conv2d_forward(x, kernel, bias, strides, pads, relu, out, flat, "auto")
+        _ext.conv2d_forward(x, kernel, bias, strides, pads, relu, out, flat, algorithm)
         return out
     return run, out
 

@@ -61,6 +61,8 @@ def _bind_conv_pool(step, x_shape):
     (ph, pw) = pool.pool_size
     crop = (oh // ph * ph, ow // pw * pw)
     if ((ph, pw) == (2, 2) and conv.strides == (1, 1)
+            and ops.latency_algorithm(x_shape, conv.kernel.shape, conv.strides, conv.padding,
+                                      crop) == "auto"
             and ops.conv2d_winograd_relu_max_pool2d_applies(x_shape, conv.kernel.shape,
                                                             conv.padding, crop)):
         return ops.bind_conv2d_winograd_relu_max_pool2d(x_shape, conv.kernel.value, bias,
