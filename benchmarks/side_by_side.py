@@ -1,4 +1,4 @@
-"""Side-by-side speed of the Keras CIFAR-10 tutorial model: fastcnn vs NumPy vs PyTorch.
+"""Side-by-side speed of a fastcnn zoo model: fastcnn vs NumPy vs PyTorch.
 
 Every framework trains (batch 32 and 128) and predicts (batch 1000) the same model on the
 same real CIFAR-10 arrays with the same thread count. Within each round the frameworks take
@@ -7,19 +7,31 @@ report gives medians over rounds (min-max) of images/s, the median per-round rat
 fastcnn, achieved GFLOP/s and percent of the measured fp32 peak.
 
     python benchmarks/side_by_side.py --threads 2 --rounds 5
+    python benchmarks/side_by_side.py --model resnet20 --threads 2 --rounds 3
     python benchmarks/side_by_side.py --markdown bench.md --png bench.png
     python benchmarks/side_by_side.py --profile      # per-layer table of fastcnn's model
+
+``--model`` picks the zoo model (fastcnn.zoo.MODELS: ``tutorial`` (the default: the Keras
+CIFAR-10 tutorial CNN), ``strong`` (the VGG-style accuracy model) or ``resnet20``). fastcnn
+trains ``zoo.MODELS[name]()`` with Adam and SparseCategoricalCrossentropy(from_logits=True);
+PyTorch trains an architectural twin of it (same layers, same parameter count: checked
+before timing; see ``torch_model``). The NumPy baseline (benchmarks/numpy_baseline.py)
+exists for the tutorial model only: for the other models it is skipped and the ratios are
+to PyTorch only.
 
 PyTorch is optional (``pip install torch==2.13.0``); it is measured in both NCHW and
 channels_last layouts when installed. NumPy's OpenBLAS is limited to ``--threads`` too.
 The data are the first images of CIFAR-10's training set (``$FASTCNN_CIFAR10_DIR`` or the
 usual fastcnn/Keras locations). The fp32 peak is the best of several FMA-probe measurements
 taken before and between rounds (the machine is shared: a probe that meets another process
-under-reads the peak).
+under-reads the peak). FLOP per image: the tutorial's from the TUTORIAL table below, the
+other models' from their own graph (``model_flops``: fastcnn.profiler.layer_flops over the
+layers; convolutions and matrix products only, as the profiler counts). These are direct
+convolution FLOP: fastcnn's Winograd kernels do fewer multiplications, so a "% of peak" above
+100 is possible.
 
-``--profile`` prints fastcnn.profiler's per-layer table of the fastcnn tutorial model's
-training step at batch 32 and 128 instead of the comparison (``--model strong``: the zoo's
-accuracy model instead).
+``--profile`` prints fastcnn.profiler's per-layer table of the fastcnn ``--model``'s training
+step at batch 32 and 128 instead of the comparison.
 """
 import argparse
 import os
@@ -68,6 +80,42 @@ def tutorial_flops():
             fwd += 2 * macs
             train += 6 * macs
             c = layer[1]
+    return fwd, train
+
+
+def _per_image(shape):
+    """A layer's symbolic shape with the batch axis (None) set to 1 (lists: each)."""
+    if isinstance(shape, list):
+        return [_per_image(s) for s in shape]
+    return tuple(1 if d is None else int(d) for d in shape)
+
+
+def model_flops(model):
+    """(forward FLOP per image, training FLOP per image) of a built fastcnn model, from its
+    graph: fastcnn.profiler.layer_flops of every layer at its symbolic input/output shape.
+
+    Training = forward + weight gradients + input gradients, where a layer computes an input
+    gradient only when something upstream of it has trainable weights (so not the first
+    conv). Layers are visited in ``model.layers`` order (topological); a layer's parents are
+    those of its first symbolic call (zoo models call each layer once).
+    """
+    from fastcnn.profiler import layer_flops
+    fwd = train = 0
+    upstream = {}  # id(layer) -> its output depends on trainable weights
+    prev = None
+    for layer in model.layers:
+        nodes = getattr(layer, "_inbound_nodes", None)
+        parents = ([p.layer for p in nodes[0].parent_nodes] if nodes
+                   else [prev] if prev is not None else [])
+        need_input_grad = any(upstream.get(id(p), False) for p in parents)
+        upstream[id(layer)] = need_input_grad or bool(layer.trainable_weights)
+        prev = layer
+        if type(layer).__name__ == "InputLayer":
+            continue
+        f, b = layer_flops(layer, _per_image(layer.input_shape),
+                           _per_image(layer.output_shape), need_input_grad)
+        fwd += f
+        train += f + b
     return fwd, train
 
 
@@ -125,8 +173,94 @@ class NumpyRunner:
         self.model.forward(x)
 
 
+def torch_model(name):
+    """The PyTorch twin (NCHW) of fastcnn.zoo.MODELS[name]: the same layers and parameters,
+    Keras' default initialisers (Glorot-uniform kernels, or He-normal where the zoo says so;
+    zero biases), BatchNorm with Keras' defaults (momentum 0.99 = PyTorch's 0.01, eps 1e-3).
+
+    'same' padding with stride 2 (resnet20's down-sampling 3x3 convs): Keras pads the one
+    extra row/column at the bottom/right only, PyTorch's padding=1 pads both sides; the
+    output shapes and the work are identical (only which pixels the windows see differ),
+    which is all a speed comparison needs.
+    """
+    import math
+    import torch
+    from torch import nn
+
+    def bn(c):
+        return nn.BatchNorm2d(c, eps=1e-3, momentum=0.01)
+
+    def he_normal_(w):  # Keras' he_normal: truncated normal, stddev sqrt(2 / fan_in)
+        std = math.sqrt(2.0 / (w[0].numel())) / 0.87962566103423978
+        nn.init.trunc_normal_(w, std=std, a=-2 * std, b=2 * std)
+
+    if name == "tutorial":
+        m = nn.Sequential(
+            nn.Conv2d(3, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(64, 64, 3), nn.ReLU(), nn.Flatten(),
+            nn.Linear(1024, 64), nn.ReLU(), nn.Linear(64, 10))
+        init = nn.init.xavier_uniform_
+    elif name == "strong":  # zoo.strong_model(width=32)
+        mods, c = [], 3
+        for f in (32, 64, 128):
+            for _ in range(2):
+                mods += [nn.Conv2d(c, f, 3, padding=1, bias=False), bn(f), nn.ReLU()]
+                c = f
+            mods.append(nn.MaxPool2d(2))
+        mods += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, 10)]
+        m = nn.Sequential(*mods)
+        init = nn.init.xavier_uniform_
+    elif name == "resnet20":  # zoo.resnet_v1(20): 3 stages of 3 basic blocks
+        class Block(nn.Module):
+            def __init__(self, cin, cout, stride):
+                super().__init__()
+                self.conv1 = nn.Conv2d(cin, cout, 3, stride, padding=1)  # see the docstring
+                self.bn1 = bn(cout)
+                self.conv2 = nn.Conv2d(cout, cout, 3, 1, padding=1)
+                self.bn2 = bn(cout)
+                # Keras: a strided 1x1 conv (with bias, no BN) when the size halves
+                self.shortcut = (nn.Conv2d(cin, cout, 1, stride) if stride != 1
+                                 else nn.Identity())
+
+            def forward(self, x):
+                y = torch.relu(self.bn1(self.conv1(x)))
+                y = self.bn2(self.conv2(y))
+                return torch.relu(self.shortcut(x) + y)
+
+        mods, c = [nn.Conv2d(3, 16, 3, padding=1), bn(16), nn.ReLU()], 16
+        for stage, f in enumerate((16, 32, 64)):
+            for block in range(3):
+                mods.append(Block(c, f, 2 if stage > 0 and block == 0 else 1))
+                c = f
+        mods += [nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, 10)]
+        m = nn.Sequential(*mods)
+        init = he_normal_
+    else:
+        raise ValueError("no PyTorch twin of zoo model %r" % (name,))
+    for mod in m.modules():
+        if isinstance(mod, (nn.Conv2d, nn.Linear)):
+            init(mod.weight)
+            if mod.bias is not None:
+                nn.init.zeros_(mod.bias)
+    return m
+
+
+def check_twin(fastcnn_model, torch_module, name):
+    """Assert the PyTorch twin has fastcnn's parameter counts (trainable, and in all with
+    BN's moving statistics)."""
+    trainable = sum(int(v.size) for v in fastcnn_model.trainable_weights)
+    t_trainable = sum(p.numel() for p in torch_module.parameters())
+    t_stats = sum(b.numel() for n, b in torch_module.named_buffers()
+                  if n.endswith(("running_mean", "running_var")))
+    if t_trainable != trainable or t_trainable + t_stats != fastcnn_model.count_params():
+        raise AssertionError("PyTorch twin of %r: %d trainable + %d BN statistics, fastcnn: "
+                             "%d trainable of %d" % (name, t_trainable, t_stats, trainable,
+                                                     fastcnn_model.count_params()))
+
+
 class TorchRunner:
-    def __init__(self, threads, channels_last, seed=0):
+    def __init__(self, threads, channels_last, seed=0, model="tutorial"):
         import torch
         from torch import nn
         torch.set_num_threads(threads)
@@ -134,16 +268,8 @@ class TorchRunner:
         self.torch = torch
         self.name = "torch-" + ("channels_last" if channels_last else "nchw")
         self.fmt = torch.channels_last if channels_last else torch.contiguous_format
-        m = nn.Sequential(
-            nn.Conv2d(3, 32, 3), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(32, 64, 3), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(64, 64, 3), nn.ReLU(), nn.Flatten(),
-            nn.Linear(1024, 64), nn.ReLU(), nn.Linear(64, 10))
-        for mod in m.modules():  # Keras' defaults: Glorot-uniform kernels, zero biases
-            if isinstance(mod, (nn.Conv2d, nn.Linear)):
-                nn.init.xavier_uniform_(mod.weight)
-                nn.init.zeros_(mod.bias)
-        self.model = m.to(memory_format=self.fmt)
+        self.model = torch_model(model).to(memory_format=self.fmt)
+        self.model.train()
         self.opt = torch.optim.Adam(self.model.parameters(), lr=1e-3, eps=1e-7)
         self.loss = nn.CrossEntropyLoss()
         self._cache = {}
@@ -167,8 +293,12 @@ class TorchRunner:
         self.opt.step()
 
     def predict(self, x):
-        with self.torch.inference_mode():
-            self.model(self._tensor(x))
+        self.model.eval()  # BatchNorm: moving statistics, as fastcnn's predict
+        try:
+            with self.torch.inference_mode():
+                self.model(self._tensor(x))
+        finally:
+            self.model.train()
 
     def warm(self, batches):
         self._pre = {(id(x), id(y)): self.prepare(x, y) for x, y in batches}
@@ -212,16 +342,28 @@ def run(args):
     import fastcnn
     fastcnn.set_num_threads(args.threads)
     x, y = load_cifar(max(args.images, 1000))
-    fwd_flop, train_flop = tutorial_flops()
     peak = measure_peak_gflops(args.threads)
 
-    runners = [FastcnnRunner(args.threads), NumpyRunner(args.threads)]
+    fc = FastcnnRunner(args.threads, model=args.model)
+    # the tutorial's FLOP from its hand-written table (model_flops gives the same), the
+    # other models' from their graph
+    fwd_flop, train_flop = (tutorial_flops() if args.model == "tutorial"
+                            else model_flops(fc.model))
+    runners = [fc]
+    if args.model == "tutorial":
+        runners.append(NumpyRunner(args.threads))
+    else:
+        print("(no NumPy baseline for %r: benchmarks/numpy_baseline.py implements the tutorial "
+              "model only; the ratios are to PyTorch only)" % args.model)
     if not args.no_torch:
         try:
             import torch  # noqa: F401
-            runners += [TorchRunner(args.threads, False), TorchRunner(args.threads, True)]
         except ImportError:
             print("(PyTorch not installed: pip install torch==2.13.0 to compare)")
+        else:
+            for channels_last in (False, True):
+                runners.append(TorchRunner(args.threads, channels_last, model=args.model))
+                check_twin(fc.model, runners[-1].model, args.model)
 
     cases = [("train b32", 32, True), ("train b128", 128, True), ("infer b1000", 1000, False)]
     results = {(r.name, c[0]): [] for r in runners for c in cases}
@@ -273,10 +415,11 @@ def run(args):
               "GFLOP/s | % of peak |\n|---|---|---|---|---|---|")
     lines = [header] + ["| %s | %s | %.0f (%.0f-%.0f) | %.2f | %.1f | %.1f |" % r for r in rows]
     table = "\n".join(lines)
-    title = ("threads=%d, rounds=%d, %d training images per round, measured fp32 peak "
-             "%.0f GFLOP/s, %.2f MFLOP/image forward, %.2f MFLOP/image training"
-             % (args.threads, args.rounds, args.images, peak, fwd_flop / 1e6,
-                train_flop / 1e6))
+    title = ("model %s (%d parameters), threads=%d, rounds=%d, %d training images per "
+             "round, measured fp32 peak %.0f GFLOP/s, %.2f MFLOP/image forward, %.2f "
+             "MFLOP/image training"
+             % (args.model, fc.model.count_params(), args.threads, args.rounds, args.images,
+                peak, fwd_flop / 1e6, train_flop / 1e6))
     print("\n" + title)
     print(table)
     table = title + "\n\n" + table
@@ -325,8 +468,8 @@ def main(argv=None):
     p.add_argument("--repeats", type=int, default=10, help="timed steps per --profile table")
     p.add_argument("--stat", default="median", choices=["median", "min"],
                    help="--profile: median or minimum of the repeats")
-    p.add_argument("--model", default="tutorial", choices=["tutorial", "strong"],
-                   help="zoo model for --profile (the comparison is always the tutorial)")
+    p.add_argument("--model", default="tutorial", choices=["tutorial", "strong", "resnet20"],
+                   help="zoo model to compare (or to --profile); NumPy: tutorial only")
     args = p.parse_args(argv)
     if args.threads < 1 or args.rounds < 1 or args.images < 1 or args.infer_batches < 1:
         p.error("--threads, --rounds, --images and --infer-batches must be >= 1")
