@@ -4,11 +4,12 @@ from . import ops
 from . import (callbacks, initializers, layers, losses, metrics, models, optimizers,  # noqa: E402
                saving, utils)
 from .models import Model, Sequential
+from . import zoo
 from .layers import Input
 
 __all__ = ["__version__", "config", "get_num_threads", "set_num_threads", "show_config", "ops",
            "Model", "Sequential", "Input", "layers", "models", "optimizers", "losses", "metrics", "callbacks",
-           "utils", "initializers", "saving", "datasets"]
+           "utils", "initializers", "saving", "zoo", "datasets"]
 
 
 def __getattr__(name):

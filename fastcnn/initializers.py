@@ -136,7 +136,12 @@ class TruncatedNormal(Initializer):
 class VarianceScaling(Initializer):
     """Keras' VarianceScaling: scale / fan (fan_in, fan_out or their average)."""
 
-    def __init__(self, scale=1.0, mode="fan_in", distribution="truncated_normal", seed=None):
+    def __init__(self, scale=1.0, mode="fan_in", distribution="truncated_normal", seed=None,
+                 input_axes=None, output_axes=None):
+        if input_axes is not None or output_axes is not None:
+            raise ValueError("%s: input_axes / output_axes are not supported by fastcnn (the "
+                             "fans come from the kernel layout); got %r, %r"
+                             % (type(self).__name__, input_axes, output_axes))
         if scale <= 0:
             raise ValueError("VarianceScaling: scale must be > 0, got %r" % (scale,))
         if mode not in ("fan_in", "fan_out", "fan_avg"):
@@ -169,9 +174,9 @@ class VarianceScaling(Initializer):
 class _Named(VarianceScaling):
     _args = None
 
-    def __init__(self, seed=None):
+    def __init__(self, seed=None, input_axes=None, output_axes=None):
         scale, mode, dist = self._args
-        super().__init__(scale, mode, dist, seed)
+        super().__init__(scale, mode, dist, seed, input_axes, output_axes)
 
     def get_config(self):
         return {"seed": self.seed}

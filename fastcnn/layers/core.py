@@ -73,13 +73,12 @@ class InputLayer(Layer):
     """The model's input: a shape without the batch dimension (``Input(shape=(32, 32, 3))``)."""
 
     def __init__(self, shape=None, batch_size=None, dtype=None, sparse=None, batch_shape=None,
-                 name=None, **kwargs):
+                 name=None, ragged=None, optional=False, **kwargs):
         if "input_shape" in kwargs and shape is None:
             shape = kwargs.pop("input_shape")
         kwargs.pop("trainable", None)
         super().__init__(name=name, dtype=dtype, **kwargs)
-        if sparse:
-            raise ValueError("InputLayer: sparse inputs are not supported by fastcnn")
+        unsupported("InputLayer", sparse=sparse, ragged=ragged, optional=optional)
         if batch_shape is not None:
             if shape is not None:
                 raise ValueError("InputLayer: pass `shape` or `batch_shape`, not both")
@@ -140,7 +139,7 @@ class Dense(_Activated, Layer):
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
                  activity_regularizer=None, kernel_constraint=None, bias_constraint=None,
-                 lora_rank=None, **kwargs):
+                 lora_rank=None, quantization_config=None, **kwargs):
         super().__init__(**kwargs)
         if isinstance(units, bool) or not isinstance(units, numbers.Integral) or units <= 0:
             raise ValueError("Received an invalid value for `units`, expected a positive "
@@ -154,7 +153,7 @@ class Dense(_Activated, Layer):
                      bias_regularizer=bias_regularizer,
                      activity_regularizer=activity_regularizer,
                      kernel_constraint=kernel_constraint, bias_constraint=bias_constraint,
-                     lora_rank=lora_rank)
+                     lora_rank=lora_rank, quantization_config=quantization_config)
         self.kernel = self.bias = None
 
     def compute_output_shape(self, input_shape):

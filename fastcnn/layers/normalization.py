@@ -22,7 +22,8 @@ class BatchNormalization(Layer):
                  beta_initializer="zeros", gamma_initializer="ones",
                  moving_mean_initializer="zeros", moving_variance_initializer="ones",
                  beta_regularizer=None, gamma_regularizer=None, beta_constraint=None,
-                 gamma_constraint=None, synchronized=False, **kwargs):
+                 gamma_constraint=None, synchronized=False, renorm=False,
+                 renorm_clipping=None, renorm_momentum=0.99, **kwargs):
         super().__init__(**kwargs)
         if isinstance(axis, (list, tuple)):
             axis = axis[0] if len(axis) == 1 else axis
@@ -38,7 +39,8 @@ class BatchNormalization(Layer):
             raise ValueError("%s: epsilon must be > 0, got %r" % (self.name, epsilon))
         unsupported(self.name, beta_regularizer=beta_regularizer,
                      gamma_regularizer=gamma_regularizer, beta_constraint=beta_constraint,
-                     gamma_constraint=gamma_constraint, synchronized=synchronized)
+                     gamma_constraint=gamma_constraint, synchronized=synchronized,
+                    renorm=renorm, renorm_clipping=renorm_clipping)
         self.axis = int(axis)
         self.momentum = float(momentum)
         self.epsilon = float(epsilon)

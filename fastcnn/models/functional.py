@@ -368,7 +368,8 @@ class Functional(Trainer, Layer):
 
     def get_config(self):
         """Keras 3's functional config: layers with their ``inbound_nodes``, input_layers
-        and output_layers as [layer name, node index, tensor index]."""
+        and output_layers as [layer name, node index, tensor index] (a list of those for a
+        list of tensors)."""
         index = self._node_key_index()
 
         def ref(t):
@@ -393,8 +394,10 @@ class Functional(Trainer, Layer):
             entry["inbound_nodes"] = inbound
             layer_configs.append(entry)
         return {"name": self.name, "trainable": self.trainable, "layers": layer_configs,
-                "input_layers": [ref(t) for t in self._inputs],
-                "output_layers": [ref(t) for t in self._outputs]}
+                "input_layers": (ref(self._inputs[0]) if self._single_input
+                                 else [ref(t) for t in self._inputs]),
+                "output_layers": (ref(self._outputs[0]) if self._single_output
+                                  else [ref(t) for t in self._outputs])}
 
     @classmethod
     def from_config(cls, config, custom_objects=None):
@@ -426,7 +429,7 @@ def _functional_from_config(cls, config, custom_objects):
             raise ValueError('Functional.from_config: two layers are named "%s"' % name)
         by_name[name] = layer
         nodes = entry.get("inbound_nodes", [])
-        if not isinstance(nodes, list):
+        if not isinstance(nodes, (list, tuple)):
             raise ValueError('Functional.from_config: layer "%s" has malformed inbound_nodes'
                              % name)
         for node_data in nodes:
@@ -445,11 +448,12 @@ def _functional_from_config(cls, config, custom_objects):
         return outs[ref[1]] if 0 <= ref[1] < len(outs) else None
 
     def parse_args(node_data, layer):
-        if not isinstance(node_data, dict) or not isinstance(node_data.get("args"), list):
+        if not isinstance(node_data, dict) or not isinstance(node_data.get("args"),
+                                                             (list, tuple)):
             raise ValueError('Functional.from_config: layer "%s" has a malformed inbound '
                              "node %.200r" % (layer.name, node_data))
         args = node_data["args"]
-        flat = args[0] if (len(args) == 1 and isinstance(args[0], list)) else args
+        flat = args[0] if (len(args) == 1 and isinstance(args[0], (list, tuple))) else args
         refs = []
         for a in flat:
             if not (isinstance(a, dict) and isinstance(a.get("config"), dict)
@@ -481,7 +485,7 @@ def _functional_from_config(cls, config, custom_objects):
 
     def ends(key):
         refs = config.get(key)
-        if not isinstance(refs, list) or not refs:
+        if not isinstance(refs, (list, tuple)) or not refs:
             raise ValueError("Functional.from_config: missing or malformed %s" % key)
         if len(refs) == 3 and isinstance(refs[0], str):
             refs = [refs]

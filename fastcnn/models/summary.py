@@ -19,28 +19,50 @@ def readable_memory_size(size):
     return "%.2f %s" % (size, "PB")
 
 
+def _ratio_reduce(total, ratios, maximums, values):
+    """rich's ratio_reduce: take ``total`` off ``values`` in proportion to ``ratios``."""
+    total_ratio = sum(r for r, m in zip(ratios, maximums) if m)
+    result = []
+    for ratio, maximum, value in zip(ratios, maximums, values):
+        if ratio and maximum and total_ratio > 0:
+            distributed = min(maximum, round(ratio * total / total_ratio))
+            result.append(value - distributed)
+            total -= distributed
+            total_ratio -= ratio
+        else:
+            result.append(value)
+    return result
+
+
 def _cell_widths(line_length, positions):
+    """Content widths of the columns, as rich lays Keras' table out: each column asks for
+    its share of line_length plus one space of padding each side; the borders' and the
+    padding's excess is then taken off all columns evenly."""
     cols = []
     current = 0
     for pos in positions:
         width = int(pos * line_length) - current if pos <= 1 else int(pos) - current
         if width < 4:
             raise ValueError("Insufficient console width to print summary.")
-        cols.append(width)
+        cols.append(width + 2)
         current += width
-    # borders (n + 1) + one space of padding each side of each cell (2n) come out of the
-    # columns, as rich lays Keras' table out
-    n = len(cols)
-    content = [cols[0] - 3] + [c - 4 for c in cols[1:-1]]
-    content.append(line_length - (3 * n + 1) - sum(content))
+    excess = sum(cols) + len(cols) + 1 - line_length
+    if excess > 0:
+        cols = _ratio_reduce(excess, [1] * len(cols), cols, cols)
+    content = [c - 2 for c in cols]
     if min(content) < 1:
         raise ValueError("Insufficient console width to print summary.")
     return content
 
 
-def _wrap(text, width):
-    lines = textwrap.wrap(text, width, break_long_words=True, break_on_hyphens=False)
-    return lines or [""]
+def _wrap(text, width, ellipsis=False):
+    """Word-wrapped lines; a word longer than the width is folded, or with ``ellipsis`` cut
+    to width - 1 characters and '…' (rich's overflow modes)."""
+    if not ellipsis:
+        lines = textwrap.wrap(text, width, break_long_words=True, break_on_hyphens=False)
+        return lines or [""]
+    lines = textwrap.wrap(text, width, break_long_words=False, break_on_hyphens=False)
+    return [l if len(l) <= width else l[:width - 1] + "…" for l in lines] or [""]
 
 
 def _shape_text(shape):
@@ -114,7 +136,7 @@ def print_summary(model, line_length=None, positions=None, print_fn=None,
         return left + mid.join(fill * (w + 2) for w in widths) + right
 
     def row(cells):
-        wrapped = [_wrap(c, w) for c, w in zip(cells, widths)]
+        wrapped = [_wrap(c, w, h == "Connected to") for c, w, h in zip(cells, widths, header)]
         height = max(len(w) for w in wrapped)
         out = []
         for i in range(height):
