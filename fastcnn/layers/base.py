@@ -211,15 +211,15 @@ class Layer:
 
     @property
     def variables(self):
-        return list(self._weights)
+        return self.weights
 
     @property
     def trainable_weights(self):
-        return [v for v in self._weights if v.trainable]
+        return [v for v in self.weights if v.trainable]
 
     @property
     def non_trainable_weights(self):
-        return [v for v in self._weights if not v.trainable]
+        return [v for v in self.weights if not v.trainable]
 
     @property
     def trainable_variables(self):

@@ -2,9 +2,9 @@
 import numpy as np
 
 from .. import initializers, ops
-from ..ops._validation import conv_output_size
+from ..ops._validation import (channels_last, conv_output_size, int_tuple, padding_mode,
+                               positive_int, unsupported)
 from ._shapes import conv_output_shape
-from ..ops._validation import channels_last, int_tuple, padding_mode, positive_int, unsupported
 from .base import Layer
 from .core import _Activated, get_activation
 
@@ -63,19 +63,15 @@ class Conv2D(_Activated, Layer):
         ow = conv_output_size(x.shape[2], self.kernel_size[1], self.strides[1], self.padding)[0]
         return (x.shape[0], oh, ow, self.filters)
 
-    def _scratch(self, x, ws, output_size=None):
-        """The kernels' scratch buffer for this input shape (allocated once, grown if an
-        output_size (crop) needs more; may be None)."""
-        key = ("scratch_floats", output_size)
-        need = ws.get(key)
+    def _scratch(self, x, ws):
+        """The kernels' scratch buffer for this input shape (allocated once; may be None)."""
+        need = ws.get("scratch_floats")
         if need is None:
-            need = ws[key] = ops.conv2d_workspace_size(x.shape, self.kernel.shape,
-                                                       self.strides, self.padding,
-                                                       output_size=output_size)
-        buf = ws.get("scratch")
-        if need > 0 and (buf is None or buf.size < need):
-            buf = ws["scratch"] = np.empty(need, np.float32)
-        return buf if need > 0 else None
+            need = ws["scratch_floats"] = ops.conv2d_workspace_size(
+                x.shape, self.kernel.shape, self.strides, self.padding)
+        if need > 0 and ws.get("scratch") is None:
+            ws["scratch"] = np.empty(need, np.float32)
+        return ws.get("scratch")
 
     def _forward(self, x, ws, training, return_logits):
         out = ws.get("out")
@@ -97,99 +93,6 @@ class Conv2D(_Activated, Layer):
             dkernel=self._grad(self.kernel),
             dbias=self._grad(self.bias) if self.use_bias else None,
             workspace=self._scratch(x, ws))
-        return dx
-
-    # ------------------------------------------------ fused Conv2D(relu) + MaxPooling2D
-    def _pool_fusion(self, pool, input_shape):
-        """How this layer and the MaxPooling2D `pool` after it can run together for inputs
-        of `input_shape` (batch axis included): 'direct' (one kernel,
-        ops.conv2d_relu_max_pool2d: the conv output is never written), 'crop' (the conv
-        computes only the rows/columns the pool reads: its output size is not a multiple
-        of the pool) or None (run them one after the other)."""
-        from .pooling import MaxPooling2D
-        if (self.activation != "relu" or not isinstance(pool, MaxPooling2D)
-                or pool.strides != pool.pool_size or pool.padding != "valid"
-                or not self.built or len(input_shape) != 4):
-            return None
-        shape = (1,) + tuple(input_shape[1:])
-        if ops.conv2d_relu_max_pool2d_applies(shape, self.kernel.shape, self.strides,
-                                              self.padding, pool.pool_size):
-            return "direct"
-        _, oh, ow, _ = ops.conv2d_output_shape(shape, self.kernel.shape, self.strides,
-                                               self.padding)
-        (ph, pw) = pool.pool_size
-        if oh >= ph and ow >= pw and (oh % ph or ow % pw):
-            return "crop"
-        return None
-
-    def forward_pooled(self, x, pool, training=False, mode="direct"):
-        """This layer then `pool` on x, run together (mode from _pool_fusion). Backward
-        with backward_pooled."""
-        ws = self._workspace(x.shape)
-        ws["x"] = x
-        ws["training"] = bool(training)
-        ws["pooled_mode"] = mode
-        ws["pooled_pool"] = pool
-        self._ws = ws
-        n, oh, ow, f = self._out_shape(x)
-        ph, pw = pool.pool_size
-        shape = (n, oh // ph, ow // pw, f)
-        bias = self.bias.value if self.use_bias else None
-        if mode == "direct":
-            y, _ = ops.conv2d_relu_max_pool2d(
-                x, self.kernel.value, bias, self.strides, self.padding, pool.pool_size,
-                out=ws.buf("pooled", shape), indices=ws.buf("pooled_indices", shape, np.int32))
-            return y
-        crop = (shape[1] * ph, shape[2] * pw)
-        ws["crop_shape"] = (n,) + crop + (f,)
-        fused = ws.get("crop_fused")
-        if fused is None:  # per input shape: the Winograd tile choice depends on the batch
-            fused = ws["crop_fused"] = (
-                (ph, pw) == (2, 2) and self.strides == (1, 1)
-                and ops.conv2d_winograd_relu_max_pool2d_applies(
-                    x.shape, self.kernel.shape, self.padding, crop))
-        if fused:  # the conv output never leaves the Winograd output transform
-            y, _ = ops.conv2d_winograd_relu_max_pool2d(
-                x, self.kernel.value, bias, self.padding, crop, out=ws.buf("pooled", shape),
-                indices=ws.buf("pooled_indices", shape, np.int32),
-                workspace=self._scratch(x, ws, crop))
-            return y
-        z = ops.conv2d(x, self.kernel.value, bias, strides=self.strides, padding=self.padding,
-                       activation="relu", out=ws.buf("crop_z", ws["crop_shape"]),
-                       workspace=self._scratch(x, ws, crop), output_size=crop)
-        if not training:
-            return ops.max_pool2d(z, pool.pool_size, out=ws.buf("pooled", shape))
-        y, _ = ops.max_pool2d(z, pool.pool_size, return_indices=True,
-                              out=ws.buf("pooled", shape),
-                              indices=ws.buf("pooled_indices", shape, np.int32))
-        return y
-
-    def backward_pooled(self, dy, need_input_grad=True):
-        """Gradients of forward_pooled(training=True) given dy, the pooled output's gradient."""
-        ws = self._ws
-        if ws is None or "pooled_pool" not in ws or not ws.get("training"):
-            raise RuntimeError("%s.backward_pooled called before forward_pooled(training=True)"
-                               % self.name)
-        x, pool, mode = ws["x"], ws["pooled_pool"], ws["pooled_mode"]
-        y, idx = ws["pooled"], ws["pooled_indices"]
-        dkernel = self._grad(self.kernel)
-        dbias = self._grad(self.bias) if self.use_bias else None
-        if mode == "direct" and not need_input_grad:  # kernel and bias gradients only
-            ops.conv2d_relu_max_pool2d_backward(
-                dy, idx, y, x, self.kernel.value, self.strides, self.padding, pool.pool_size,
-                use_bias=self.use_bias, dkernel=dkernel, dbias=dbias)
-            return None
-        # the conv output's gradient (ReLU's mask applied by the pool's scatter)
-        z_shape = ws["crop_shape"] if mode == "crop" else self._out_shape(x)
-        crop = z_shape[1:3] if mode == "crop" else None
-        dz = ops.max_pool2d_backward(dy, idx, z_shape, dx=ws.buf("pooled_dz", z_shape),
-                                     relu_output=y)
-        dx, _, _ = ops.conv2d_backward(
-            dz, x, self.kernel.value, strides=self.strides, padding=self.padding,
-            need_input_grad=need_input_grad, use_bias=self.use_bias,
-            dx=ws.buf("dx", x.shape) if need_input_grad else None, dkernel=dkernel,
-            dbias=dbias, workspace=self._scratch(x, ws, crop),
-            output_size=crop)
         return dx
 
     def get_config(self):

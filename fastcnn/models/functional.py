@@ -10,6 +10,8 @@ shared-layer bookkeeping see one flat graph.
 import collections
 import json
 
+import numpy as np
+
 from .. import layers as layers_module
 from .. import utils
 from ..layers.base import Layer, _shape_str
@@ -277,26 +279,6 @@ class Functional(Trainer, Layer):
                     out.append(w)
         return out
 
-    @property
-    def variables(self):
-        return self.weights
-
-    @property
-    def trainable_weights(self):
-        return [w for w in self.weights if w.trainable]
-
-    @property
-    def non_trainable_weights(self):
-        return [w for w in self.weights if not w.trainable]
-
-    @property
-    def trainable_variables(self):
-        return self.trainable_weights
-
-    @property
-    def non_trainable_variables(self):
-        return self.non_trainable_weights
-
     def count_params(self):
         if not self.built:
             raise ValueError("You tried to call `count_params` on model '%s', but the model "
@@ -318,13 +300,11 @@ class Functional(Trainer, Layer):
                              "(%s)." % (self.name, len(weights), len(own),
                                         ", ".join("%s %s" % (w.path, w.shape) for w in own)))
         for var, w in zip(own, weights):
-            if getattr(w, "shape", None) is None or tuple(w.shape) != var.shape:
-                import numpy as np
-                if np.shape(w) != var.shape:
-                    layer = var.path.rsplit("/", 1)[0]
-                    raise ValueError("Layer %s weight shape %s is not compatible with provided "
-                                     "weight shape %s (weight '%s')."
-                                     % (layer, var.shape, np.shape(w), var.path))
+            if np.shape(w) != var.shape:
+                layer = var.path.rsplit("/", 1)[0]
+                raise ValueError("Layer %s weight shape %s is not compatible with provided "
+                                 "weight shape %s (weight '%s')."
+                                 % (layer, var.shape, np.shape(w), var.path))
         for var, w in zip(own, weights):
             var.assign(w)
 
