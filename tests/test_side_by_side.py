@@ -77,35 +77,3 @@ def test_model_flops_matches_the_tutorial_table():
     from fastcnn import zoo
     assert side_by_side.model_flops(zoo.tutorial_model()) == side_by_side.tutorial_flops()
     assert side_by_side.model_flops(zoo.resnet20())[0] == 81626368
-
-
-@pytest.mark.parametrize("name", ["tutorial", "strong", "resnet20"])
-def test_torch_twins_have_the_same_parameter_counts(name):
-    pytest.importorskip("torch")
-    from fastcnn import zoo
-    side_by_side.check_twin(zoo.MODELS[name](), side_by_side.torch_model(name), name)
-
-
-def test_resnet20_comparison_and_profile(capsys):
-    pytest.importorskip("torch")
-    rows = side_by_side.main(["--model", "resnet20", "--threads", "1", "--rounds", "1",
-                              "--images", "32", "--infer-batches", "1", "--settle", "0"])
-    assert {r[1] for r in rows} == {"fastcnn", "torch-nchw", "torch-channels_last"}
-    assert "no NumPy baseline" in capsys.readouterr().out
-    res = side_by_side.main(["--profile", "--model", "resnet20", "--threads", "1",
-                             "--repeats", "1"])
-    assert [r.batch_size for r in res] == [32, 128]
-    assert "add_relu" in [s.kind for s in fastcnn.zoo.resnet20().plan()]
-
-
-def test_latency_benchmark_runs_and_matches_onnxruntime():
-    pytest.importorskip("onnxruntime")
-    pytest.importorskip("onnx")
-    import latency
-    threads = fastcnn.get_num_threads()
-    rows = latency.main(["--threads", "1", "--rounds", "1", "--calls", "5", "--warmup", "1",
-                         "--settle", "0", "--no-torch", "--batch", "3"])
-    assert fastcnn.get_num_threads() == threads
-    assert [r[0] for r in rows] == ["fastcnn model(x)", "fastcnn predict_on_batch",
-                                    "onnxruntime"]
-    assert rows[2][4] == 1.0 and all(r[1] > 0 for r in rows)
