@@ -209,7 +209,8 @@ int64_t fc_conv2d_workspace_size(const fc_conv2d_geometry *g)
  * 3..256, 3x3 to 32x32 images). Winograd wins when
  *  - its GEMMs are not too thin: C >= WINO_MIN_C and F >= WINO_MIN_F (C = 8 loses with
  *    F = 64, C = 3 always loses), and for the kernel gradient, whose GEMMs are C x F
- *    with the tiles as the sum, also C * F >= WINO_DW_MIN_CF (16 x 16 measured even);
+ *    with the tiles as the sum, also C * F >= WINO_DW_MIN_CF (16 x 16 now wins with
+ *    F(4x4) tiles: ResNet-20's 32x32x16 layers, see the commit that set 256);
  *  - the partial edge tiles do not waste too much of its saving: its multiplications
  *    (P per tile of the pass's output) are at most WINO_MAX_COST of the GEMM's (9 per
  *    output pixel of the forward). This rules out the input gradient of small `valid`
@@ -227,7 +228,7 @@ int64_t fc_conv2d_workspace_size(const fc_conv2d_geometry *g)
 #define FC_CONV2D_WINO_MIN_F 8
 #endif
 #ifndef FC_CONV2D_WINO_DW_MIN_CF
-#define FC_CONV2D_WINO_DW_MIN_CF 512
+#define FC_CONV2D_WINO_DW_MIN_CF 256
 #endif
 #ifndef FC_CONV2D_WINO_MAX_COST
 #define FC_CONV2D_WINO_MAX_COST 0.75

@@ -784,9 +784,13 @@ def test_auto_algorithm_choice():
         "forward": "winograd_f2", "backward_input": "im2col", "backward_kernel": "winograd_f2"}
     assert conv2d_algorithm((128, 6, 6, 64), (3, 3, 64, 64)) == {
         "forward": "winograd_f4", "backward_input": "im2col", "backward_kernel": "winograd_f4"}
-    # 16 x 16 channels: the kernel gradient's C x F GEMMs are too small
+    # 16 x 16 channels: the kernel gradient's 16 x 16 GEMMs pay with F(4x4) tiles
     assert conv2d_algorithm((32, 16, 16, 16), (3, 3, 16, 16), 1, "same") == {
-        "forward": "winograd_f4", "backward_input": "winograd_f4", "backward_kernel": "im2col"}
+        "forward": "winograd_f4", "backward_input": "winograd_f4",
+        "backward_kernel": "winograd_f4"}
+    # a thinner kernel gradient GEMM (C * F < 256) stays im2col
+    assert conv2d_algorithm((32, 16, 16, 16), (3, 3, 16, 8), 1, "same")[
+        "backward_kernel"] == "im2col"
     # 3 input channels (the first conv): K = 27, direct forward and kernel gradient
     assert conv2d_algorithm((32, 32, 32, 3), (3, 3, 3, 32)) == {
         "forward": "direct", "backward_input": "im2col", "backward_kernel": "direct"}
