@@ -247,10 +247,11 @@ class Layer:
             raise ValueError("You tried to call `count_params` on layer '%s', but the layer "
                              "isn't built. You can build it manually via: "
                              "`layer.build(input_shape)`." % self.name)
-        return int(sum(v.size for v in self._weights))
+        return int(sum(v.size for v in self.weights))
 
     def get_weights(self):
-        return [v.numpy() for v in self._weights]
+        """The weights as NumPy copies, in Keras order (kernel, bias, ...)."""
+        return [v.numpy() for v in self.weights]
 
     def set_weights(self, weights):
         weights = list(weights)

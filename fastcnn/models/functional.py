@@ -284,11 +284,7 @@ class Functional(Trainer, Layer):
             raise ValueError("You tried to call `count_params` on model '%s', but the model "
                              "isn't built. Build it with model.build(input_shape), by giving "
                              "the first layer an input shape, or by calling fit()." % self.name)
-        return int(sum(w.size for w in self.weights))
-
-    def get_weights(self):
-        """All weights as NumPy copies in Keras order (per layer: kernel, bias, ...)."""
-        return [w.numpy() for w in self.weights]
+        return super().count_params()
 
     def set_weights(self, weights):
         """Set all weights (same order as get_weights); every shape is checked first."""

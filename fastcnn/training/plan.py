@@ -233,7 +233,8 @@ class Program:
         self.graph = graph
         self.steps = steps
         self.input_keys, self.output_keys = tuple(graph.inputs), tuple(graph.outputs)
-        self._acc = {}
+        self._acc = {}     # tensor key -> the buffer its summed gradient goes into
+        self._saved = {}   # (shared layer, weight index) -> its gradient before this use
         self._needs = None
 
     def describe(self):
@@ -293,6 +294,17 @@ class Program:
             acc = self._acc[key] = np.empty(g.shape, np.float32)
         return acc
 
+    def _save_gradients(self, layer):
+        """Copies of a shared layer's gradients so far, in buffers kept across steps."""
+        out = []
+        for j, g in enumerate(layer.gradients):
+            buf = self._saved.get((id(layer), j))
+            if buf is None or buf.shape != g.shape:
+                buf = self._saved[(id(layer), j)] = np.empty(g.shape, np.float32)
+            np.copyto(buf, g)
+            out.append(buf)
+        return out
+
     def backward(self, output_grads, hook=None):
         """Run every needed step's backward for the loss gradients of the outputs; weight
         gradients land in the layers' gradient arrays (see prepare_backward)."""
@@ -305,7 +317,7 @@ class Program:
             if dy is None or not needs[s.output]:
                 continue
             need = [needs[k] for k in s.inputs]
-            saved = [[g.copy() for g in l.gradients] for l in s.accumulate]
+            saved = [self._save_gradients(layer) for layer in s.accumulate]
             dxs = s.backward(dy, need) if hook is None else hook("backward", s, s.backward,
                                                                  dy, need)
             for layer, before in zip(s.accumulate, saved):
@@ -329,7 +341,7 @@ class Program:
 
     def arrays(self):
         """Every buffer the program itself owns (fused steps, gradient sums)."""
-        out = list(self._acc.values())
+        out = list(self._acc.values()) + list(self._saved.values())
         for s in self.steps:
             if isinstance(s, FusedStep):
                 out += s.impl.arrays()
