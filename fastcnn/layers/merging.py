@@ -8,8 +8,6 @@ the ones the model needs.
 """
 import numbers
 
-import numpy as np
-
 from .. import ops
 from .base import Layer, _shape_str
 

@@ -13,7 +13,6 @@ import json
 import numpy as np
 
 from .. import layers as layers_module
-from .. import utils
 from ..layers.base import Layer, _shape_str
 from ..layers.core import InputLayer
 from ..layers.node import KerasTensor
