@@ -23,7 +23,7 @@ import numpy as np
 from .. import initializers, utils
 from .node import Node, flatten_tensors, is_symbolic
 
-__all__ = ["Layer", "Variable", "SeededLayer", "Workspace"]
+__all__ = ["Layer", "Variable", "SeededLayer", "Workspace", "WorkspaceCache"]
 
 # per layer: (call site, input shape) pairs kept; a shared layer has one call site per use
 _WORKSPACE_CACHE = 8
@@ -118,6 +118,39 @@ class Workspace(dict):
         return a
 
 
+class WorkspaceCache:
+    """The workspaces of one layer or fused step, by key (input shape, call site): a small
+    LRU, so a fit (full batches, the last partial one, validation) allocates nothing after
+    its first steps. ``last`` is the workspace of the latest ``get``."""
+
+    def __init__(self, size=_WORKSPACE_CACHE):
+        self._by_key = collections.OrderedDict()
+        self._size = size
+        self.last = None
+
+    def get(self, key):
+        ws = self._by_key.get(key)
+        if ws is None:
+            ws = self._by_key[key] = Workspace()
+            if len(self._by_key) > self._size:
+                self._by_key.popitem(last=False)
+        else:
+            self._by_key.move_to_end(key)
+        self.last = ws
+        return ws
+
+    def arrays(self):
+        """Every array the workspaces hold (for memory accounting)."""
+        return [a for ws in self._by_key.values() for a in ws.values()
+                if isinstance(a, np.ndarray)]
+
+    def release(self, keys=("x", "x2", "cache")):
+        """Drop the entries that refer to caller data; the buffers stay."""
+        for ws in self._by_key.values():
+            for key in keys:
+                ws.pop(key, None)
+
+
 def _shape_str(shape):
     return "(" + ", ".join("None" if d is None else str(d) for d in shape) + \
         ("," if len(shape) == 1 else "") + ")"
@@ -153,7 +186,7 @@ class Layer:
         self.built = False
         self._weights = []
         self._grads = {}
-        self._workspaces = collections.OrderedDict()
+        self._workspaces = WorkspaceCache()
         self._slot_ws = {}       # call site -> the workspace of its last forward
         self._inbound_nodes = []  # symbolic calls (fastcnn.layers.node.Node)
         self.input_shape = None
@@ -304,15 +337,12 @@ class Layer:
 
     def buffers(self):
         """The arrays this layer allocated for running (its workspaces), for accounting."""
-        return [a for ws in self._workspaces.values() for a in ws.values()
-                if isinstance(a, np.ndarray)]
+        return self._workspaces.arrays()
 
     def release_inputs(self):
         """Drop the references the workspaces keep to caller data (so converted inputs
         can be freed between fit/predict calls); buffers the layer owns stay."""
-        for ws in self._workspaces.values():
-            for key in ("x", "x2", "cache"):
-                ws.pop(key, None)
+        self._workspaces.release()
         self._slot_ws.clear()
 
     def _build_for(self, input_shape):
@@ -350,17 +380,6 @@ class Layer:
         pass
 
     # ------------------------------------------------------------------ running
-    def _workspace(self, shape):
-        ws = self._workspaces.get(shape)
-        if ws is None:
-            ws = Workspace()
-            self._workspaces[shape] = ws
-            if len(self._workspaces) > _WORKSPACE_CACHE:
-                self._workspaces.popitem(last=False)
-        else:
-            self._workspaces.move_to_end(shape)
-        return ws
-
     def forward(self, x, training=False, return_logits=False, slot=0):
         """Run the layer on a float32 C-contiguous batch (a list of them for a merge layer);
         caches what backward needs.
@@ -371,7 +390,7 @@ class Layer:
         backward sees its own forward.
         """
         shape = tuple(a.shape for a in x) if self.multi_input else x.shape
-        ws = self._workspace((slot, shape))
+        ws = self._workspaces.get((slot, shape))
         ws["x"] = x
         ws["training"] = bool(training)
         ws["logits"] = bool(return_logits)

@@ -63,15 +63,18 @@ class Conv2D(_Activated, Layer):
         ow = conv_output_size(x.shape[2], self.kernel_size[1], self.strides[1], self.padding)[0]
         return (x.shape[0], oh, ow, self.filters)
 
-    def _scratch(self, x, ws):
-        """The kernels' scratch buffer for this input shape (allocated once; may be None)."""
-        need = ws.get("scratch_floats")
+    def scratch(self, ws, x_shape, output_size=None):
+        """The conv kernels' scratch buffer in workspace ``ws`` for inputs of ``x_shape``
+        (allocated once, grown if an ``output_size`` crop needs more; None if none)."""
+        key = ("scratch_floats", output_size)
+        need = ws.get(key)
         if need is None:
-            need = ws["scratch_floats"] = ops.conv2d_workspace_size(
-                x.shape, self.kernel.shape, self.strides, self.padding)
-        if need > 0 and ws.get("scratch") is None:
-            ws["scratch"] = np.empty(need, np.float32)
-        return ws.get("scratch")
+            need = ws[key] = ops.conv2d_workspace_size(x_shape, self.kernel.shape, self.strides,
+                                                       self.padding, output_size=output_size)
+        buf = ws.get("scratch")
+        if need > 0 and (buf is None or buf.size < need):
+            buf = ws["scratch"] = np.empty(need, np.float32)
+        return buf if need > 0 else None
 
     def _forward(self, x, ws, training, return_logits):
         out = ws.get("out")
@@ -80,7 +83,7 @@ class Conv2D(_Activated, Layer):
         z = ops.conv2d(x, self.kernel.value, self.bias.value if self.use_bias else None,
                        strides=self.strides, padding=self.padding,
                        activation=self._kernel_activation(), out=out,
-                       workspace=self._scratch(x, ws))
+                       workspace=self.scratch(ws, x.shape))
         return self._finish(z, ws, return_logits)
 
     def _backward(self, dy, ws, need_input_grad):
@@ -92,7 +95,7 @@ class Conv2D(_Activated, Layer):
             dx=ws.buf("dx", x.shape) if need_input_grad else None,
             dkernel=self._grad(self.kernel),
             dbias=self._grad(self.bias) if self.use_bias else None,
-            workspace=self._scratch(x, ws))
+            workspace=self.scratch(ws, x.shape))
         return dx
 
     def get_config(self):

@@ -218,14 +218,6 @@ class Functional(Trainer, Layer):
             nodes.append(LeafNode(layer, tuple(in_keys), key, slots[id(layer)]))
             slots[id(layer)] += 1
 
-    def _weight_layers(self):
-        seen, out = set(), []
-        for layer in self.layers:
-            if id(layer) not in seen:
-                seen.add(id(layer))
-                out.append(layer)
-        return out
-
     # ================================================================ the layer protocol
     def compute_output_shape(self, input_shape):
         own = self._inputs[0].shape
@@ -265,13 +257,13 @@ class Functional(Trainer, Layer):
     @trainable.setter
     def trainable(self, value):
         self._trainable = bool(value)
-        for layer in self._weight_layers():
+        for layer in self.layers:
             layer.trainable = value
 
     @property
     def weights(self):
         seen, out = set(), []
-        for layer in self._weight_layers():
+        for layer in self.layers:
             for w in layer.weights:
                 if id(w) not in seen:
                     seen.add(id(w))
@@ -333,7 +325,7 @@ class Functional(Trainer, Layer):
     def _node_key_index(self):
         """{id(node): index among its layer's nodes that belong to this model}."""
         index = {}
-        for layer in self._weight_layers():
+        for layer in self.layers:
             k = 0
             for node in layer._inbound_nodes:
                 if id(node) in self._node_ids:
@@ -357,7 +349,7 @@ class Functional(Trainer, Layer):
                     "config": {"shape": list(t.shape), "dtype": t.dtype,
                                "keras_history": ref(t)}}
         layer_configs = []
-        for layer in self._weight_layers():
+        for layer in self.layers:
             inbound = []
             for node in layer._inbound_nodes:
                 if id(node) not in self._node_ids or not node.input_tensors:

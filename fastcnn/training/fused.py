@@ -5,60 +5,27 @@ Each step reads the layers' public weights (``kernel``, ``bias``) and writes gra
 and the trainer cannot tell a fused step from the layers run one by one. A step keeps its own
 buffers per input shape.
 """
-import collections
-
 import numpy as np
 
 from .. import ops
-from ..layers.base import Workspace
+from ..layers.base import WorkspaceCache
 
 __all__ = ["ConvReluPool", "AddRelu", "BatchNormRelu", "ConvBatchNorm"]
 
-_CACHE = 6
-
-
-class _Buffers:
-    """Per-input-shape workspaces of one fused step (a small LRU, as the layers keep)."""
+class _Fused:
+    """What every fused step keeps: its workspaces (one per input shape)."""
 
     def __init__(self):
-        self._by_shape = collections.OrderedDict()
-        self.last = None
-
-    def get(self, shape):
-        ws = self._by_shape.get(shape)
-        if ws is None:
-            ws = self._by_shape[shape] = Workspace()
-            if len(self._by_shape) > _CACHE:
-                self._by_shape.popitem(last=False)
-        else:
-            self._by_shape.move_to_end(shape)
-        self.last = ws
-        return ws
+        self._buf = WorkspaceCache(size=6)
 
     def arrays(self):
-        return [a for ws in self._by_shape.values() for a in ws.values()
-                if isinstance(a, np.ndarray)]
+        return self._buf.arrays()
 
     def release(self):
-        for ws in self._by_shape.values():
-            ws.pop("x", None)
-            ws.pop("cache", None)
+        self._buf.release()
 
 
-def _conv_scratch(ws, conv, x_shape, crop=None):
-    """The conv kernels' scratch for this input shape (allocated once; None if none)."""
-    key = ("scratch_floats", crop)
-    need = ws.get(key)
-    if need is None:
-        need = ws[key] = ops.conv2d_workspace_size(x_shape, conv.kernel.shape, conv.strides,
-                                                   conv.padding, output_size=crop)
-    buf = ws.get("scratch")
-    if need > 0 and (buf is None or buf.size < need):
-        buf = ws["scratch"] = np.empty(need, np.float32)
-    return buf if need > 0 else None
-
-
-class ConvReluPool:
+class ConvReluPool(_Fused):
     """Conv2D (+ bias) + ReLU + MaxPooling2D(pool == strides, 'valid') in one step.
 
     ``mode`` 'direct': one kernel (ops.conv2d_relu_max_pool2d), the conv output is never
@@ -69,10 +36,7 @@ class ConvReluPool:
 
     def __init__(self, conv, pool, mode):
         self.conv, self.pool, self.mode = conv, pool, mode
-        self._buf = _Buffers()
-
-    def _scratch(self, ws, x, crop):
-        return _conv_scratch(ws, self.conv, x.shape, crop)
+        super().__init__()
 
     def _conv_shape(self, x):
         return ops.conv2d_output_shape(x.shape, self.conv.kernel.shape, self.conv.strides,
@@ -101,10 +65,10 @@ class ConvReluPool:
         if fused:  # the conv output never leaves the Winograd output transform
             return ops.conv2d_winograd_relu_max_pool2d(
                 x, conv.kernel.value, bias, conv.padding, crop, out=out, indices=idx,
-                workspace=self._scratch(ws, x, crop))[0]
+                workspace=self.conv.scratch(ws, x.shape, crop))[0]
         z = ops.conv2d(x, conv.kernel.value, bias, strides=conv.strides, padding=conv.padding,
                        activation="relu", out=ws.buf("crop_z", ws["crop_shape"]),
-                       workspace=self._scratch(ws, x, crop), output_size=crop)
+                       workspace=self.conv.scratch(ws, x.shape, crop), output_size=crop)
         if not training:
             return ops.max_pool2d(z, (ph, pw), out=out)
         return ops.max_pool2d(z, (ph, pw), return_indices=True, out=out, indices=idx)[0]
@@ -131,23 +95,17 @@ class ConvReluPool:
             dz, x, conv.kernel.value, strides=conv.strides, padding=conv.padding,
             need_input_grad=need_input_grad, use_bias=conv.use_bias,
             dx=ws.buf("dx", x.shape) if need_input_grad else None, dkernel=dkernel,
-            dbias=dbias, workspace=self._scratch(ws, x, crop), output_size=crop)
+            dbias=dbias, workspace=self.conv.scratch(ws, x.shape, crop), output_size=crop)
         return dx
 
-    def arrays(self):
-        return self._buf.arrays()
 
-    def release(self):
-        self._buf.release()
-
-
-class AddRelu:
+class AddRelu(_Fused):
     """``relu(a + b + ...)`` (a residual Add then ReLU) in one pass; backward masks dy once
     and hands the same gradient to every input."""
 
     def __init__(self, add, relu):
         self.add, self.relu = add, relu
-        self._buf = _Buffers()
+        super().__init__()
 
     def forward(self, xs, training):
         ws = self._buf.get(tuple(a.shape for a in xs))
@@ -160,21 +118,15 @@ class AddRelu:
         g = ops.relu_backward(dy, ws["y"], out=ws.buf("dz", dy.shape))
         return [g if n else None for n in need]
 
-    def arrays(self):
-        return self._buf.arrays()
 
-    def release(self):
-        self._buf.release()
-
-
-class BatchNormRelu:
+class BatchNormRelu(_Fused):
     """BatchNormalization + ReLU: the ReLU inside the normalise pass, its mask inside batch
     norm's backward passes (ops.batch_norm_forward(relu=True) / relu_output=): two passes
     over the activation fewer per step, the same bits."""
 
     def __init__(self, bn):
         self.bn = bn
-        self._buf = _Buffers()
+        super().__init__()
 
     def forward(self, x, training):
         ws = self._buf.get(x.shape)
@@ -189,14 +141,8 @@ class BatchNormRelu:
                                            dgamma=dgamma, dbeta=dbeta, relu_output=ws["y"])
         return dx if need_input_grad else None
 
-    def arrays(self):
-        return self._buf.arrays()
 
-    def release(self):
-        self._buf.release()
-
-
-class ConvBatchNorm:
+class ConvBatchNorm(_Fused):
     """Conv2D (linear) + BatchNormalization [+ ReLU].
 
     Training: the conv's own forward/backward (its call site ``slot``), then batch norm
@@ -206,7 +152,7 @@ class ConvBatchNorm:
 
     def __init__(self, conv, bn, relu, slot):
         self.conv, self.bn, self.relu, self.slot = conv, bn, relu, slot
-        self._buf = _Buffers()
+        super().__init__()
 
     def forward(self, x, training):
         conv, bn = self.conv, self.bn
@@ -224,7 +170,7 @@ class ConvBatchNorm:
             shape = ops.conv2d_output_shape(x.shape, kernel.shape, conv.strides, conv.padding)
             return ops.conv2d(x, kernel, folded_bias, conv.strides, conv.padding,
                               "relu" if self.relu else None, out=ws.buf("y", shape),
-                              workspace=_conv_scratch(ws, conv, x.shape))
+                              workspace=conv.scratch(ws, x.shape))
         z = conv.forward(x, True, False, self.slot)
         y, ws["cache"] = bn.normalize(z, True, ws.buf("y", z.shape), relu=self.relu)
         ws["y"] = y
@@ -241,8 +187,3 @@ class ConvBatchNorm:
                                            relu_output=ws["y"] if self.relu else None)
         return self.conv.backward(dz, need_input_grad, slot=self.slot)
 
-    def arrays(self):
-        return self._buf.arrays()
-
-    def release(self):
-        self._buf.release()
