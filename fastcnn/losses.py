@@ -298,12 +298,19 @@ class _KernelLoss(Loss):
         shape = output.shape
         c = shape[-1] if len(shape) > 1 else shape[0]
         rows = output.size // c if c else 0
-        pred = output.reshape(rows, c)
+        pred = np.ascontiguousarray(output, dtype=np.float32).reshape(rows, c)
         labels = target = None
         if self._sparse:
-            labels = targets.reshape(-1)
+            labels = np.ascontiguousarray(targets, dtype=np.int64).reshape(-1)
+            if labels.shape[0] != rows:
+                _fail("%s: got %d labels for %d rows of predictions", name, labels.shape[0],
+                      rows)
         else:
-            target = targets.reshape(rows, c)
+            target = np.ascontiguousarray(targets, dtype=np.float32)
+            if target.size != output.size:
+                _fail("%s: targets of shape %s do not match predictions of shape %s", name,
+                      target.shape, shape)
+            target = target.reshape(rows, c)
         params = self._params()
         valid = None
         if self._sparse and self._ignore_class is not None:
@@ -335,6 +342,10 @@ class _KernelLoss(Loss):
         row_out = np.empty(rows, np.float64) if red in (None, "none") else None
         d = None
         if grad_out is not None:
+            if (not isinstance(grad_out, np.ndarray) or grad_out.dtype != np.float32
+                    or grad_out.shape != shape or not grad_out.flags.c_contiguous):
+                _fail("%s: grad_out must be a C-contiguous float32 array of shape %s", name,
+                      shape)
             d = grad_out.reshape(rows, c)
         total, correct = _ext.loss_rows(kind, pred, target, labels, params, weights, per,
                                         scale, d, row_out)

@@ -10,11 +10,11 @@ from .node import Node
 
 __all__ = ["InputLayer", "Input", "Dense", "Flatten", "Dropout", "Activation", "ReLU"]
 
-ACTIVATIONS = ("linear", "relu", "softmax")
+ACTIVATIONS = ("linear", "relu", "softmax", "sigmoid")
 
 
 def get_activation(identifier, layer):
-    """None/'linear', 'relu' or 'softmax' -> canonical name; anything else -> ValueError."""
+    """None/'linear', 'relu', 'softmax' or 'sigmoid' -> canonical name; else ValueError."""
     if identifier is None:
         return "linear"
     if isinstance(identifier, str) and identifier.lower() in ACTIVATIONS:
@@ -23,7 +23,7 @@ def get_activation(identifier, layer):
     if callable(identifier) and name in ACTIVATIONS:
         return name
     raise ValueError("%s: could not interpret activation function identifier %r. fastcnn "
-                     "supports: None or 'linear', 'relu', 'softmax'" % (layer, identifier))
+                     "supports: None or 'linear', 'relu', 'softmax', 'sigmoid'" % (layer, identifier))
 
 
 class _Activated:
@@ -48,6 +48,10 @@ class _Activated:
             y = ops.softmax(z, out=ws.buf("y", z.shape))
             ws["y"] = y
             return y
+        if self.activation == "sigmoid" and not return_logits:
+            y = ops.sigmoid(z, out=ws.buf("y", z.shape))
+            ws["y"] = y
+            return y
         return z
 
     def _activation_backward(self, dy, ws):
@@ -55,6 +59,8 @@ class _Activated:
             if ws.get("fused_relu"):  # the max-pool after this layer already applied it
                 return dy
             return ops.relu_backward(dy, ws["z"], out=ws.buf("dz", dy.shape))
+        if self.activation == "sigmoid" and not ws["logits"]:
+            return ops.sigmoid_backward(dy, ws["y"], out=ws.buf("dz", dy.shape))
         if self.activation == "softmax" and not ws["logits"]:
             # d softmax: dz = y * (dy - sum(dy * y)); O(N*classes), done once per batch
             y = ws["y"]
@@ -287,7 +293,7 @@ class Dropout(SeededLayer):
 
 
 class Activation(_Activated, Layer):
-    """Apply 'relu', 'softmax' or 'linear' as a separate layer."""
+    """Apply 'relu', 'softmax', 'sigmoid' or 'linear' as a separate layer."""
 
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
@@ -304,6 +310,8 @@ class Activation(_Activated, Layer):
                 x = x.reshape(-1, x.shape[-1])
             y = self._finish(x, ws, return_logits)
             return y.reshape(ws["x"].shape)
+        if self.activation == "sigmoid":
+            return self._finish(x, ws, return_logits)
         return x
 
     def _backward(self, dy, ws, need_input_grad):

@@ -18,7 +18,8 @@ from .. import _ext
 from ._validation import as_float32, check_no_overlap, check_output
 
 __all__ = [
-    "relu", "relu_backward", "dense", "dense_backward", "softmax",
+    "relu", "relu_backward", "dense", "dense_backward", "softmax", "sigmoid",
+    "sigmoid_backward",
     "softmax_cross_entropy", "mean_squared_error", "dropout", "dropout_backward",
     "batch_norm_forward", "batch_norm_backward", "BatchNormCache",
 ]
@@ -74,6 +75,47 @@ def softmax(x, out=None):
     if x.size:
         c = x.shape[-1]
         _ext.softmax_forward(x.reshape(-1, c), out.reshape(-1, c))
+    return out
+
+
+def sigmoid(x, out=None):
+    """``1 / (1 + exp(-x))`` elementwise, stable for either sign (``out`` may be ``x``).
+
+    Args:
+        x: an array of any shape; out: an optional float32 output of x's shape.
+
+    Returns:
+        ``out`` (float32).
+    """
+    x = as_float32(x, "sigmoid: x")
+    out = check_output(out, x.shape, "sigmoid: out")
+    check_no_overlap("sigmoid", out, "out", [(x, "x")], in_place_ok=("x",))
+    _ext.sigmoid_forward(x.reshape(-1), out.reshape(-1))
+    return out
+
+
+def sigmoid_backward(dy, y, out=None):
+    """Gradient of sigmoid: ``dx = dy * y * (1 - y)`` (``y`` is sigmoid's OUTPUT).
+
+    Args:
+        dy: the output gradient; y: sigmoid's output (same shape); out: optional output
+            (may be ``dy`` or ``y``).
+
+    Returns:
+        ``out`` (float32).
+
+    Raises:
+        ValueError: when dy and y differ in shape.
+    """
+    dy = as_float32(dy, "sigmoid_backward: dy")
+    y = as_float32(y, "sigmoid_backward: y")
+    if dy.shape != y.shape:
+        raise ValueError("sigmoid_backward: dy and y must have the same shape, got %s and %s"
+                         % (dy.shape, y.shape))
+    out = check_output(out, dy.shape, "sigmoid_backward: out")
+    check_no_overlap("sigmoid_backward", out, "out", [(dy, "dy"), (y, "y")],
+                     in_place_ok=("dy", "y"))
+    _ext.sigmoid_backward(dy.reshape(-1), y.reshape(-1), out.reshape(-1))
     return out
 
 

@@ -6,13 +6,15 @@ dataset is never made); shuffled batches are gathered into buffers reused across
 epochs and calls, so memory stays flat.
 """
 import collections
+import numbers
 
 import numpy as np
 
 from .. import ops
 from ..layers.base import _shape_str
 
-__all__ = ["prepare_x", "prepare_y", "BatchBuffers", "epoch_permutation"]
+__all__ = ["prepare_x", "prepare_y", "prepare_sample_weight", "class_weight_to_sample_weight",
+           "BatchBuffers", "epoch_permutation"]
 
 _FINITE_CHUNK = 4096
 _BUFFER_CACHE = 16
@@ -123,3 +125,64 @@ class BatchBuffers:
 
     def arrays(self):
         return list(self._buffers.values())
+
+
+def class_ids_for_weights(targets, who):
+    """One integer class per sample from prepared targets, as Keras' class_weight does:
+    the labels themselves, the argmax of one-hot rows, or the rounded 0/1 of a single
+    column."""
+    t = np.asarray(targets)
+    if t.ndim == 2:
+        t = np.round(t[:, 0]) if t.shape[1] == 1 else t.argmax(axis=-1)
+    elif t.ndim != 1:
+        raise ValueError("%s: class_weight needs one class per sample (targets of shape (N,), "
+                         "(N, 1) or one-hot (N, classes)), got targets of shape %s; pass "
+                         "sample_weight instead" % (who, t.shape))
+    return np.round(t).astype(np.int64)
+
+
+def class_weight_to_sample_weight(class_weight, targets, who):
+    """float32 (N,) weights ``class_weight.get(class of sample i, 1.0)`` (Keras' rule).
+
+    Raises:
+        ValueError: class_weight is not a dict of integer class ids >= 0 to finite weights
+            >= 0.
+    """
+    if not isinstance(class_weight, dict):
+        raise ValueError("%s: class_weight must be a dict {class id: weight}, got %s"
+                         % (who, type(class_weight).__name__))
+    table = {}
+    for k, v in class_weight.items():
+        if isinstance(k, (bool, np.bool_)) or not isinstance(k, numbers.Integral):
+            raise ValueError("%s: class_weight keys must be integer class ids, got %r"
+                             % (who, k))
+        if k < 0:
+            raise ValueError("%s: class_weight keys must be class ids >= 0, got %r" % (who, k))
+        if (isinstance(v, (bool, np.bool_)) or not isinstance(v, numbers.Real)
+                or not np.isfinite(v) or v < 0):
+            raise ValueError("%s: class_weight[%r] must be a finite number >= 0, got %r"
+                             % (who, k, v))
+        table[int(k)] = float(v)
+    ids = class_ids_for_weights(targets, who)
+    out = np.ones(ids.shape[0], np.float32)
+    for k, v in table.items():
+        out[ids == k] = v
+    return out
+
+
+def prepare_sample_weight(loss, sample_weight, class_weight, targets, n, output_shape, who,
+                          what="sample_weight"):
+    """Per-sample float32 weights for ``n`` samples from sample_weight or class_weight
+    (None when neither is given); checked once per call."""
+    if sample_weight is not None and class_weight is not None:
+        raise ValueError("%s: you cannot pass `class_weight` and `sample_weight` at the same "
+                         "time" % who)
+    if class_weight is not None:
+        return class_weight_to_sample_weight(class_weight, targets, who)
+    if sample_weight is None:
+        return None
+    if np.shape(sample_weight)[:1] != (n,):
+        raise ValueError("%s: %s has %s entries but there are %d samples"
+                         % (who, what, np.shape(sample_weight)[:1] or "no", n))
+    return loss.prepare_sample_weight(sample_weight, (n,) + tuple(output_shape[1:]),
+                                      "%s: %s" % (who, what))

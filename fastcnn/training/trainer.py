@@ -123,6 +123,10 @@ class Trainer:
                              % (auto_scale_loss,))
         self.optimizer = optimizers.get(optimizer)
         self.loss = losses.get(loss) if loss is not None else None
+        if self.loss is not None and self.loss.reduction in (None, "none"):
+            raise ValueError("compile: the loss %r has reduction=%r (per-sample losses); "
+                             "training and evaluation need a scalar loss, e.g. the default "
+                             "'sum_over_batch_size'" % (self.loss.name, self.loss.reduction))
         if metrics is None:
             metrics = []
         elif isinstance(metrics, (str, metrics_module.Metric)):
@@ -207,6 +211,11 @@ class Trainer:
         return data.prepare_y(self.loss, self._compiled_metrics, y, n, self.outputs[0].shape,
                               who, what)
 
+    def _sample_weight(self, sample_weight, class_weight, targets, n, who,
+                       what="sample_weight"):
+        return data.prepare_sample_weight(self.loss, sample_weight, class_weight, targets, n,
+                                          self.outputs[0].shape, who, what)
+
     def _build_from(self, x32, who):
         if not self.built:
             if not self.layers:
@@ -236,14 +245,25 @@ class Trainer:
             self._set_output_mode()
 
     def _set_output_mode(self):
+        # A cross-entropy on probabilities after the activation it undoes (softmax, sigmoid)
+        # runs on the logits instead: the exact loss and gradient in one kernel.
         last = self._program().steps[-1]
-        softmax = isinstance(last, plan.LayerStep) and getattr(last.layer, "activation",
-                                                               None) == "softmax"
-        self._fused_softmax = bool(self.loss.is_crossentropy and not self.loss.from_logits
-                                   and softmax)
-        self._loss_on_logits = self._fused_softmax or self.loss.from_logits
+        act = getattr(last.layer, "activation", None) if isinstance(last, plan.LayerStep) \
+            else None
+        wanted = getattr(self.loss, "logits_activation", None)
+        fused = not self.loss.from_logits and wanted is not None and act == wanted
+        self._fused_softmax = fused  # the last step skips its activation ("softmax" or not)
+        self._fused_activation = act if fused else None
+        self._loss_on_logits = fused or self.loss.from_logits
 
-    def _update_metrics(self, yb, out, n_correct):
+    def _probs(self, out):
+        buf = self._batches.get("probs", out.shape)
+        if self._fused_activation == "sigmoid":
+            return ops.sigmoid(out, out=buf)
+        return ops.softmax(out, out=buf)
+
+    def _update_metrics(self, yb, out, n_correct, sample_weight=None):
+        # sample_weight: the batch's weights, for weighted metrics (the metrics module)
         if not self._compiled_metrics:
             return
         probs = None
@@ -253,30 +273,32 @@ class Trainer:
                 continue
             if self._fused_softmax:
                 if probs is None:
-                    probs = ops.softmax(out, out=self._batches.get("probs", out.shape))
+                    probs = self._probs(out)
                 m.update_batch(yb, probs, None)
             else:
                 m.update_batch(yb, out, None)
 
-    def train_step(self, x, y, hook=None):
-        """One optimizer step on a prepared batch (float32 x, targets from the loss); the
-        batch loss. Each plan step, the loss and the optimizer run through ``hook(phase,
-        step, fn, *args)`` when given (phase: 'forward', 'backward', 'loss', 'optimizer')."""
+    def train_step(self, x, y, hook=None, sample_weight=None):
+        """One optimizer step on a prepared batch (float32 x, targets from the loss, optional
+        float32 sample weights); the batch loss. Each plan step, the loss and the optimizer
+        run through ``hook(phase, step, fn, *args)`` when given (phase: 'forward',
+        'backward', 'loss', 'optimizer')."""
         program = self._program()
         h = program.forward([x], True, self._fused_softmax, hook)[0]
         loss, dout, n_correct = _run(hook, "loss", self.loss.compute, h, y,
-                                     self._batches.get("dout", h.shape), self._loss_on_logits)
+                                     self._batches.get("dout", h.shape), self._loss_on_logits,
+                                     sample_weight)
         program.backward([dout], hook)
         _run(hook, "optimizer", self.optimizer.update, self._train_vars, self._train_grads)
-        self._update_metrics(y, h, n_correct)
+        self._update_metrics(y, h, n_correct, sample_weight=sample_weight)
         return float(loss)
 
-    def test_step(self, x, y, hook=None):
+    def test_step(self, x, y, hook=None, sample_weight=None):
         """The loss (and metric updates) of a prepared batch, without training."""
         h = self._program().forward([x], False, self._fused_softmax, hook)[0]
-        loss, _, n_correct = _run(hook, "loss", self.loss.compute, h, y,
-                                  self._batches.get("dout", h.shape), self._loss_on_logits)
-        self._update_metrics(y, h, n_correct)
+        loss, _, n_correct = _run(hook, "loss", self.loss.compute, h, y, None,
+                                  self._loss_on_logits, sample_weight)
+        self._update_metrics(y, h, n_correct, sample_weight=sample_weight)
         return float(loss)
 
     def predict_step(self, x, hook=None):
@@ -308,7 +330,7 @@ class Trainer:
             out += self._program_obj.arrays()
         return out
 
-    def _run_evaluation(self, x, y, batch_size, cbs):
+    def _run_evaluation(self, x, y, batch_size, cbs, sample_weight=None):
         self.reset_metrics()
         cbs.on_test_begin()
         n = x.shape[0]
@@ -316,7 +338,9 @@ class Trainer:
         for step, lo in enumerate(range(0, n, batch_size)):
             hi = min(lo + batch_size, n)
             cbs.on_test_batch_begin(step)
-            loss = self.test_step(self._batches.x_batch(x, lo, hi, tag="xv"), y[lo:hi])
+            loss = self.test_step(self._batches.x_batch(x, lo, hi, tag="xv"), y[lo:hi],
+                                  sample_weight=(None if sample_weight is None
+                                                 else sample_weight[lo:hi]))
             total += loss * (hi - lo)
             count += hi - lo
             logs = self._logs(total, count)
@@ -339,14 +363,20 @@ class Trainer:
             verbose: 'auto', 0, 1 (progress bar) or 2 (one line per epoch).
             callbacks: a list of fastcnn.callbacks.Callback.
             validation_split: the last fraction of x/y held out for validation.
-            validation_data: (x_val, y_val), evaluated after each epoch.
+            validation_data: (x_val, y_val) or (x_val, y_val, val_sample_weight), evaluated
+                after each epoch.
             shuffle: reshuffle the training data every epoch (reproducibly).
+            class_weight: {class id: weight} applied to the training samples (Keras' rule:
+                the class of a sample is its label, the argmax of a one-hot row or a rounded
+                0/1 target; classes not in the dict weigh 1).
+            sample_weight: per-sample weights (N,) for the training data (not with
+                class_weight). The loss is then sum(w * loss) / batch size for the default
+                reduction, as Keras.
             initial_epoch: the epoch to start at (to resume a run).
             validation_batch_size, validation_freq: as Keras.
         """
         self._assert_compiled("fit")
-        unsupported("fit", class_weight=class_weight, sample_weight=sample_weight,
-                       steps_per_epoch=steps_per_epoch, validation_steps=validation_steps)
+        unsupported("fit", steps_per_epoch=steps_per_epoch, validation_steps=validation_steps)
         batch_size = positive_int(batch_size, "batch_size", "fit", 32)
         vbatch = positive_int(validation_batch_size, "validation_batch_size", "fit", batch_size)
         if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral) or epochs < 0:
@@ -368,17 +398,20 @@ class Trainer:
         self._assert_single_io("fit")
         n_all = x_all.shape[0]
         y_all = self._y(y, n_all, "fit")
+        sw_all = self._sample_weight(sample_weight, None, y_all, n_all, "fit")
 
-        x_val = y_val = None
+        x_val = y_val = sw_val = None
         if validation_data is not None:
             if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
-                raise ValueError("fit: validation_data must be a tuple (x_val, y_val), got %s"
+                raise ValueError("fit: validation_data must be a tuple (x_val, y_val) or "
+                                 "(x_val, y_val, val_sample_weight), got %s"
                                  % type(validation_data).__name__)
-            if len(validation_data) == 3 and validation_data[2] is not None:
-                raise ValueError("fit: validation sample weights are not supported by fastcnn")
             x_val = self._x(validation_data[0], "fit", "validation_data x", keep_uint8=True)
             y_val = self._y(validation_data[1], x_val.shape[0], "fit", "validation_data y")
-            x_tr, y_tr = x_all, y_all
+            if len(validation_data) == 3:
+                sw_val = self._sample_weight(validation_data[2], None, y_val, x_val.shape[0],
+                                             "fit", "validation_data sample_weight")
+            x_tr, y_tr, sw_tr = x_all, y_all, sw_all
         elif validation_split:
             split = int(math.floor(n_all * (1.0 - validation_split)))
             if split == 0 or split == n_all:
@@ -386,8 +419,12 @@ class Trainer:
                                  "samples out of %d" % (validation_split, split, n_all - split,
                                                         n_all))
             x_tr, y_tr, x_val, y_val = x_all[:split], y_all[:split], x_all[split:], y_all[split:]
+            sw_tr, sw_val = ((None, None) if sw_all is None
+                             else (sw_all[:split], sw_all[split:]))
         else:
-            x_tr, y_tr = x_all, y_all
+            x_tr, y_tr, sw_tr = x_all, y_all, sw_all
+        if class_weight is not None:  # the training samples only, as Keras
+            sw_tr = self._sample_weight(None, class_weight, y_tr, y_tr.shape[0], "fit")
         n = x_tr.shape[0]
         if n == 0:
             raise ValueError("fit: x has no samples")
@@ -416,14 +453,19 @@ class Trainer:
                 for step in range(steps):
                     lo = step * batch_size
                     hi = min(lo + batch_size, n)
+                    swb = None
                     if perm is None:
                         xb, yb = batches.x_batch(x_tr, lo, hi), y_tr[lo:hi]
+                        if sw_tr is not None:
+                            swb = sw_tr[lo:hi]
                     else:
                         idx = perm[lo:hi]
                         xb = batches.x_batch(x_tr, lo, hi, idx)
                         yb = batches.gather(y_tr, idx, "yb")
+                        if sw_tr is not None:
+                            swb = batches.gather(sw_tr, idx, "swb")
                     cbs.on_train_batch_begin(step)
-                    loss = self.train_step(xb, yb)
+                    loss = self.train_step(xb, yb, sample_weight=swb)
                     total += loss * (hi - lo)
                     count += hi - lo
                     logs = self._logs(total, count)
@@ -432,7 +474,7 @@ class Trainer:
                         break
                 epoch_logs = dict(logs)
                 if x_val is not None and (epoch + 1) % validation_freq == 0:
-                    val_logs = self._run_evaluation(x_val, y_val, vbatch, cbs)
+                    val_logs = self._run_evaluation(x_val, y_val, vbatch, cbs, sw_val)
                     epoch_logs.update(("val_" + k, v) for k, v in val_logs.items())
                 cbs.on_epoch_end(epoch, epoch_logs)
                 logs = epoch_logs
@@ -447,9 +489,12 @@ class Trainer:
     @_serialized
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
                  steps=None, callbacks=None, return_dict=False, **kwargs):
-        """Loss and metrics over (x, y): ``[loss, acc, ...]`` (scalar loss without metrics)."""
+        """Loss and metrics over (x, y): ``[loss, acc, ...]`` (scalar loss without metrics).
+
+        ``sample_weight`` (N,) weighs each sample's loss (Keras' normalisation: the weighted
+        sum over the batch size for the default reduction)."""
         self._assert_compiled("evaluate")
-        unsupported("evaluate", sample_weight=sample_weight, steps=steps)
+        unsupported("evaluate", steps=steps)
         if kwargs:
             raise TypeError("evaluate: unexpected arguments %s" % sorted(kwargs))
         batch_size = positive_int(batch_size, "batch_size", "evaluate", 32)
@@ -460,12 +505,13 @@ class Trainer:
         if x32.shape[0] == 0:
             raise ValueError("evaluate: x has no samples")
         targets = self._y(y, x32.shape[0], "evaluate")
+        sw = self._sample_weight(sample_weight, None, targets, x32.shape[0], "evaluate")
         self._set_output_mode()
         cbs = callbacks_module.CallbackList(callbacks, model=self, add_progbar=verbose != 0,
                                             verbose=verbose, epochs=1,
                                             steps=-(-x32.shape[0] // batch_size))
         try:
-            logs = self._run_evaluation(x32, targets, batch_size, cbs)
+            logs = self._run_evaluation(x32, targets, batch_size, cbs, sw)
         finally:
             self._release_inputs()
         return self._batch_result(logs, return_dict)
@@ -518,9 +564,9 @@ class Trainer:
         return self._on_batch("test_on_batch", x, y, False, return_dict,
                               sample_weight=sample_weight)
 
-    def _on_batch(self, who, x, y, training, return_dict, **defaults_only):
+    def _on_batch(self, who, x, y, training, return_dict, sample_weight=None,
+                  class_weight=None):
         self._assert_compiled(who)
-        unsupported(who, **defaults_only)
         if not training:
             self._assert_built(who)
         x32 = self._x(x, who)
@@ -529,6 +575,7 @@ class Trainer:
         self._build_from(x32, who)
         self._assert_single_io(who)
         targets = self._y(y, x32.shape[0], who)
+        sw = self._sample_weight(sample_weight, class_weight, targets, x32.shape[0], who)
         if training:
             self._prepare_training()
         else:
@@ -536,7 +583,7 @@ class Trainer:
         self.reset_metrics()
         try:
             step = self.train_step if training else self.test_step
-            loss = step(x32, targets)
+            loss = step(x32, targets, sample_weight=sw)
         finally:
             self._release_inputs()
         return self._batch_result(self._logs(loss * x32.shape[0], x32.shape[0]), return_dict)
