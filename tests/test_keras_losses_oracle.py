@@ -243,3 +243,246 @@ def test_compiled_loss_survives_save_and_load(tmp_path):
     model.save(path)
     back = fastcnn.models.load_model(path)
     assert back.loss.get_config() == model.loss.get_config()
+
+
+# ---------------------------------------------------------------- the C kernel on its own
+KERNEL_CASES = [(n, kw, kind) for n, kw, kind in CASES if "logits" not in kind or
+                kw.get("from_logits")]
+
+
+@pytest.mark.parametrize("case", KERNEL_CASES, ids=_ids)
+def test_kernel_gradient_matches_float64_finite_differences(case):
+    """fc_loss_rows' gradient against central differences of its own loss value, on an
+    awkward shape (odd rows, 11 classes), weighted, summed."""
+    name, kw, kind = case
+    rng = np.random.default_rng(5)
+    y, p = _data(kind, rng, (9, 11))
+    if kind in ("real", "positive"):  # errors away from the kinks at 0, 0.4 (delta) and 1
+        e = rng.choice([-2.1, -0.7, -0.2, 0.25, 0.8, 1.6], p.shape) * (1 + 0.05 * rng.random(p.shape))
+        p = (y + e).astype(np.float32)
+        if kind == "positive":
+            y = np.abs(y) + 0.1
+            p = (y + np.abs(e)).astype(np.float32)
+    if kind in ("binary_logits", "pm1"):  # margins away from the hinge at |p| = 1
+        p = np.where(np.abs(np.abs(p) - 1) < 0.1, p * 1.3, p).astype(np.float32)
+    sw = (rng.random(9) + 0.25).astype(np.float32)
+    f = getattr(losses, name)(reduction="sum", **kw)
+    t = f.prepare_targets(y, p.shape)
+    w = f.prepare_sample_weight(sw, p.shape)
+    g = np.empty_like(p)
+    f.compute(p.copy(), t, g, f.from_logits, w)
+
+    def value(pp):  # the kernel reads float32 inputs: eps must stay well above their ulp
+        return f.compute(pp.astype(np.float32), t, None, f.from_logits, w)[0]
+    want = fd_grad(value, p.astype(np.float64), eps=1e-3)
+    assert_close(g, want, rtol=5e-3, atol=5e-3, what=name)
+
+
+def _py_reference(name, y, p):
+    """Plain NumPy float64 per-sample reference for a few kernel kinds."""
+    y, p = np.asarray(y, np.float64), np.asarray(p, np.float64)
+    eps = 1e-7
+    if name == "MeanAbsoluteError":
+        return np.abs(p - y).mean(-1)
+    if name == "Huber":
+        e = np.abs(p - y)
+        return np.where(e <= 1, 0.5 * e * e, e - 0.5).mean(-1)
+    if name == "BinaryCrossentropy":
+        pc = np.clip(p, eps, 1 - eps)
+        return -(y * np.log(pc) + (1 - y) * np.log(1 - pc)).mean(-1)
+    if name == "KLDivergence":
+        yc, pc = np.clip(y, eps, 1), np.clip(p, eps, 1)
+        return (yc * np.log(yc / pc)).sum(-1)
+    if name == "CategoricalHinge":
+        return np.maximum(((1 - y) * p).max(-1) - (y * p).sum(-1) + 1, 0)
+    raise KeyError(name)
+
+
+@pytest.mark.parametrize("name,kind", [("MeanAbsoluteError", "real"), ("Huber", "real"),
+                                       ("BinaryCrossentropy", "binary"),
+                                       ("KLDivergence", "dist"),
+                                       ("CategoricalHinge", "onehot_logits")])
+def test_kernel_matches_numpy_reference(name, kind):
+    y, p = _data(kind, np.random.default_rng(9), (13, 7))
+    got = getattr(losses, name)(reduction=None)(y, p)
+    assert_close(got, _py_reference(name, y, p), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("case", CASES[::3], ids=_ids)
+def test_kernel_is_bitwise_identical_at_1_and_2_threads(case):
+    name, kw, kind = case
+    y, p = _data(kind, np.random.default_rng(2), (300, 67))  # above the parallel threshold
+    sw = np.random.default_rng(3).random(300).astype(np.float32)
+    f = getattr(losses, name)(**kw)
+    t = f.prepare_targets(y, p.shape)
+    w = f.prepare_sample_weight(sw, p.shape)
+    res = []
+    for n in (1, 2):
+        with num_threads(n):
+            g = np.empty_like(p)
+            v = f.compute(p.copy(), t, g, f.from_logits, w)[0]
+            res.append((v, g))
+    assert res[0][0] == res[1][0]
+    assert np.array_equal(res[0][1], res[1][1])
+
+
+def test_unweighted_cross_entropy_is_bitwise_the_old_kernel():
+    rng = np.random.default_rng(4)
+    z = rng.standard_normal((33, 10)).astype(np.float32)
+    ids = rng.integers(0, 10, 33)
+    g = np.empty_like(z)
+    v, _, nc = losses.SparseCategoricalCrossentropy(from_logits=True).compute(z, ids, g, True)
+    v0, g0, nc0 = fastcnn.ops.softmax_cross_entropy(z, ids)
+    assert v == v0 and nc == nc0 and np.array_equal(g, g0)
+
+
+def test_bad_inputs_raise_clear_errors():
+    bce = losses.BinaryCrossentropy()
+    with pytest.raises(ValueError, match=r"BinaryCrossentropy: y_true has shape \(3, 2\)"):
+        bce(np.zeros((3, 2)), np.full((3, 4), 0.5))
+    with pytest.raises(ValueError, match="y_pred contains NaN"):
+        bce(np.zeros((2, 1)), np.array([[np.nan], [0.5]]))
+    with pytest.raises(ValueError, match="sample_weight contains NaN"):
+        bce(np.zeros((2, 1)), np.full((2, 1), 0.5), sample_weight=[1.0, np.nan])
+    with pytest.raises(ValueError, match=r"sample_weight must have shape \(2,\)"):
+        bce(np.zeros((2, 1)), np.full((2, 1), 0.5), sample_weight=[1.0, 2.0, 3.0])
+    with pytest.raises(ValueError, match="must be >= 0"):
+        bce(np.zeros((2, 1)), np.full((2, 1), 0.5), sample_weight=[1.0, -2.0])
+    with pytest.raises(ValueError, match=r"label_smoothing must be in \[0.0, 1.0\]"):
+        losses.BinaryCrossentropy(label_smoothing=1.5)
+    with pytest.raises(ValueError, match="only axis=-1"):
+        losses.CategoricalCrossentropy(axis=0)
+    with pytest.raises(ValueError, match="reduction"):
+        losses.Huber(reduction="avg")
+    with pytest.raises(ValueError, match="delta"):
+        losses.Huber(delta=float("nan"))
+    with pytest.raises(ValueError, match="gamma"):
+        losses.BinaryFocalCrossentropy(gamma=-1)
+    with pytest.raises(ValueError, match="ignore_class must be an integer"):
+        losses.SparseCategoricalCrossentropy(ignore_class=1.5)
+    scce = losses.SparseCategoricalCrossentropy(ignore_class=-1)
+    with pytest.raises(ValueError, match=r"class ids in \[0, 7\].*or equal ignore_class=-1"):
+        scce([0, 7, -1], np.full((3, 4), 0.25))
+    with pytest.raises(ValueError, match=r"class ids in \[-2, 0\]"):
+        scce([0, -2, -1], np.full((3, 4), 0.25))
+    with pytest.raises(ValueError, match="reduction=None gives per-sample losses"):
+        losses.MeanSquaredError(reduction=None).compute(
+            np.zeros((2, 2), np.float32), np.zeros((2, 2), np.float32),
+            np.zeros((2, 2), np.float32), True)
+    with pytest.raises(ValueError, match="grad_out must be a C-contiguous float32"):
+        losses.MeanSquaredError().compute(np.zeros((2, 2), np.float32),
+                                          np.zeros((2, 2), np.float32),
+                                          np.zeros((2, 2), np.float64), True)
+
+
+# ---------------------------------------------------------------- training with weights
+def _pair(out_units, activation, seed=0):
+    rng = np.random.default_rng(seed)
+    kw = [rng.standard_normal((6, 8)).astype(np.float32) * 0.5,
+          rng.standard_normal(8).astype(np.float32) * 0.1,
+          rng.standard_normal((8, out_units)).astype(np.float32) * 0.5,
+          rng.standard_normal(out_units).astype(np.float32) * 0.1]
+    keras.utils.clear_session()
+    k = keras.Sequential([keras.Input((6,)), keras.layers.Dense(8, activation="relu"),
+                          keras.layers.Dense(out_units, activation=activation)])
+    f = fastcnn.Sequential([fastcnn.layers.Input((6,)),
+                            fastcnn.layers.Dense(8, activation="relu"),
+                            fastcnn.layers.Dense(out_units, activation=activation)])
+    k.set_weights(kw)
+    f.set_weights(kw)
+    return k, f
+
+
+@pytest.mark.parametrize("loss_name,units,activation,kind,kw", [
+    ("BinaryCrossentropy", 1, "sigmoid", "binary", {}),
+    ("BinaryCrossentropy", 1, "sigmoid", "binary", {"label_smoothing": 0.1}),
+    ("BinaryCrossentropy", 3, None, "binary", {"from_logits": True}),
+    ("SparseCategoricalCrossentropy", 4, "softmax", "sparse", {}),
+    ("CategoricalCrossentropy", 4, "softmax", "onehot", {"label_smoothing": 0.2}),
+    ("BinaryFocalCrossentropy", 1, "sigmoid", "binary", {"apply_class_balancing": True}),
+    ("Huber", 3, None, "real", {"delta": 0.5}),
+])
+@pytest.mark.parametrize("weights", ["sample", "class"])
+def test_weighted_train_on_batch_matches_keras(loss_name, units, activation, kind, kw,
+                                               weights):
+    rng = np.random.default_rng(21)
+    x = rng.standard_normal((10, 6)).astype(np.float32)
+    y, _ = _data(kind, rng, (10, units))
+    if weights == "class":
+        if kind == "real":
+            pytest.skip("class weights need class labels")
+        wargs = {"class_weight": {0: 0.3, 1: 2.5, 3: 1.7}}
+    else:
+        wargs = {"sample_weight": (rng.random(10) * 2).astype(np.float32)}
+    k, f = _pair(units, activation)
+    k.compile(keras.optimizers.SGD(0.1), getattr(KL, loss_name)(**kw))
+    f.compile(fastcnn.optimizers.SGD(0.1), getattr(losses, loss_name)(**kw))
+    want = float(k.train_on_batch(x, y, **wargs))
+    got = f.train_on_batch(x, y, **wargs)
+    assert_close(got, want, rtol=1e-5, atol=1e-6)
+    for a, b in zip(f.get_weights(), k.get_weights()):
+        assert_close(a, np.asarray(b), rtol=1e-5, atol=1e-6)
+    # test_on_batch / evaluate with the same weights on the trained models
+    sw = wargs.get("sample_weight")
+    want = float(k.test_on_batch(x, y, sample_weight=sw))
+    assert_close(f.test_on_batch(x, y, sample_weight=sw), want, rtol=1e-5, atol=1e-6)
+    want = float(k.evaluate(x, y, sample_weight=sw, batch_size=4, verbose=0))
+    assert_close(f.evaluate(x, y, sample_weight=sw, batch_size=4, verbose=0), want,
+                 rtol=1e-5, atol=1e-6)
+
+
+def test_weighted_fit_epoch_matches_keras():
+    """An unshuffled fit epoch with class weights on a sigmoid + BCE model (fused to its
+    logits) against Keras' fit; validation_data with sample weights too."""
+    rng = np.random.default_rng(8)
+    x = rng.standard_normal((20, 6)).astype(np.float32)
+    y = (rng.random((20, 1)) > 0.7).astype(np.float32)
+    xv = rng.standard_normal((7, 6)).astype(np.float32)
+    yv = (rng.random((7, 1)) > 0.5).astype(np.float32)
+    swv = rng.random(7).astype(np.float32)
+    k, f = _pair(1, "sigmoid", seed=3)
+    k.compile(keras.optimizers.SGD(0.2), "binary_crossentropy")
+    f.compile(fastcnn.optimizers.SGD(0.2), "binary_crossentropy")
+    cw = {0: 0.25, 1: 3.0}
+    hk = k.fit(x, y, batch_size=6, epochs=2, shuffle=False, class_weight=cw,
+               validation_data=(xv, yv, swv), verbose=0).history
+    hf = f.fit(x, y, batch_size=6, epochs=2, shuffle=False, class_weight=cw,
+               validation_data=(xv, yv, swv), verbose=0).history
+    assert_close(hf["loss"], hk["loss"], rtol=1e-5, atol=1e-6)
+    assert_close(hf["val_loss"], hk["val_loss"], rtol=1e-5, atol=1e-6)
+    for a, b in zip(f.get_weights(), k.get_weights()):
+        assert_close(a, np.asarray(b), rtol=1e-5, atol=1e-6)
+    assert_close(f.predict(xv, verbose=0), np.asarray(k.predict(xv, verbose=0)),
+                 rtol=1e-5, atol=1e-6)
+
+
+def test_sigmoid_output_trains_from_logits():
+    _, f = _pair(1, "sigmoid")
+    f.compile("sgd", losses.BinaryCrossentropy())
+    f.prepare(training=True)
+    assert f._loss_on_logits  # the exact log-sigmoid path, not clipped probabilities
+
+
+def test_weight_argument_errors():
+    _, f = _pair(3, "softmax")
+    f.compile("sgd", "sparse_categorical_crossentropy")
+    x = np.zeros((4, 6), np.float32)
+    y = np.array([0, 1, 2, 1])
+    with pytest.raises(ValueError, match="cannot pass `class_weight` and `sample_weight`"):
+        f.train_on_batch(x, y, sample_weight=np.ones(4), class_weight={0: 1.0})
+    with pytest.raises(ValueError, match="class_weight keys must be class ids >= 0, got -1"):
+        f.fit(x, y, class_weight={-1: 2.0}, verbose=0)
+    with pytest.raises(ValueError, match="class_weight keys must be integer class ids"):
+        f.fit(x, y, class_weight={"cat": 2.0}, verbose=0)
+    with pytest.raises(ValueError, match=r"class_weight\[1\] must be a finite number"):
+        f.fit(x, y, class_weight={1: float("nan")}, verbose=0)
+    with pytest.raises(ValueError, match="class_weight must be a dict"):
+        f.fit(x, y, class_weight=[1.0, 2.0], verbose=0)
+    with pytest.raises(ValueError, match="sample_weight has 3 entries but there are 4"):
+        f.fit(x, y, sample_weight=np.ones(3), verbose=0)
+    with pytest.raises(ValueError, match="sample_weight contains NaN"):
+        f.evaluate(x, y, sample_weight=np.array([1, np.nan, 1, 1]), verbose=0)
+    with pytest.raises(ValueError, match="validation_data sample_weight has 2 entries"):
+        f.fit(x, y, validation_data=(x, y, np.ones(2)), verbose=0)
+    with pytest.raises(ValueError, match="reduction=None"):
+        f.compile("sgd", losses.MeanSquaredError(reduction=None))

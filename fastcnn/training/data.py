@@ -181,8 +181,9 @@ def prepare_sample_weight(loss, sample_weight, class_weight, targets, n, output_
         return class_weight_to_sample_weight(class_weight, targets, who)
     if sample_weight is None:
         return None
-    if np.shape(sample_weight)[:1] != (n,):
+    shape = np.shape(sample_weight)
+    if shape[:1] != (n,):
         raise ValueError("%s: %s has %s entries but there are %d samples"
-                         % (who, what, np.shape(sample_weight)[:1] or "no", n))
+                         % (who, what, shape[0] if shape else "no", n))
     return loss.prepare_sample_weight(sample_weight, (n,) + tuple(output_shape[1:]),
                                       "%s: %s" % (who, what))
