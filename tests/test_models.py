@@ -591,8 +591,8 @@ def test_bad_inputs_raise_helpful_errors(trained):
         model.fit(x, y, verbose=3)
     with pytest.raises(ValueError, match="one-hot labels use CategoricalCrossentropy"):
         model.fit(x, utils.to_categorical(y, 4), verbose=0)
-    with pytest.raises(ValueError, match="sample_weight"):
-        model.fit(x, y, sample_weight=np.ones(40), verbose=0)
+    with pytest.raises(ValueError, match="sample_weight has 39 entries"):
+        model.fit(x, y, sample_weight=np.ones(39), verbose=0)
 
 
 def test_unknown_names_and_missing_compile_or_build():
