@@ -488,6 +488,7 @@ int fc_loss_rows(int kind, const float *pred, const float *target, const int64_t
 {
     int64_t r, correct = 0;
     int hinge_pm1 = 0, failed = 0;
+    int64_t bad = 0;
     double *wl;
     const int sparse = kind == FC_LOSS_SPARSE_CE || kind == FC_LOSS_SPARSE_CE_LOGITS;
     const double ls = params[FC_LP_LABEL_SMOOTHING];
@@ -521,7 +522,7 @@ int fc_loss_rows(int kind, const float *pred, const float *target, const int64_t
     const int need_buf = kind == FC_LOSS_CCE || kind == FC_LOSS_SPARSE_CE
                          || kind == FC_LOSS_CFOCAL || kind == FC_LOSS_CFOCAL_LOGITS;
 #pragma omp parallel num_threads(fc_get_num_threads()) \
-    if (rows * c >= FC_LOSS_PARALLEL_MIN) reduction(+ : correct, failed)
+    if (rows * c >= FC_LOSS_PARALLEL_MIN) reduction(+ : correct, failed, bad)
     {
         double *buf = need_buf ? (double *)fc_malloc((size_t)(2 * c) * sizeof(double)) : NULL;
         if (need_buf && !buf)
@@ -541,10 +542,16 @@ int fc_loss_rows(int kind, const float *pred, const float *target, const int64_t
             }
             if (sparse) {
                 label = labels[r];
-                if (params[FC_LP_HAS_IGNORE] != 0.0 && (double)label == params[FC_LP_IGNORE_CLASS]) {
+                if (params[FC_LP_HAS_IGNORE] != 0.0
+                    && (double)label == params[FC_LP_IGNORE_CLASS]) {
                     if (d)
                         for (int64_t j = 0; j < c; j++)
                             d[j] = 0.0f;
+                    wl[r] = 0.0;
+                    continue;
+                }
+                if (label < 0 || label >= c) { /* never index outside the row */
+                    bad += 1;
                     wl[r] = 0.0;
                     continue;
                 }
@@ -574,9 +581,9 @@ int fc_loss_rows(int kind, const float *pred, const float *target, const int64_t
         }
         fc_free(buf);
     }
-    if (failed) {
+    if (failed || bad) {
         fc_free(wl);
-        return FC_ENOMEM;
+        return failed ? FC_ENOMEM : FC_EINVAL;
     }
     *weighted_sum = sum_in_order(wl, rows);
     if (row_out)

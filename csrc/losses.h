@@ -16,7 +16,8 @@
  *   argmax of pred equals the label (or first argmax of target); else 0.
  * - labels (sparse kinds only) must lie in [0, c) except rows equal to the ignore class
  *   (params[FC_LP_HAS_IGNORE] != 0), whose loss and gradient are 0.
- * Returns FC_OK, FC_ENOMEM, or FC_EINVAL for an unknown kind. */
+ * Returns FC_OK, FC_ENOMEM, or FC_EINVAL for an unknown kind or a label outside [0, c)
+ * (then nothing else is meaningful). */
 #ifndef FC_LOSSES_H
 #define FC_LOSSES_H
 #include <stdint.h>

@@ -52,7 +52,8 @@ def loss_rows(int kind, const float[:, ::1] pred, const float[:, ::1] target,
             rc = fc_loss_rows(kind, pp, pt, pl, pred.shape[0], pred.shape[1], pprm, pw,
                               rows_per_weight, grad_scale, pd, pr, &total, &correct)
     if rc == -2:
-        raise ValueError("loss_rows: unknown loss kind %d" % kind)
+        raise ValueError("loss_rows: unknown loss kind %d or a class id outside [0, %d)"
+                         % (kind, pred.shape[1]))
     _check(rc, "loss_rows")
     return total, correct
 

@@ -23,7 +23,8 @@ def get_activation(identifier, layer):
     if callable(identifier) and name in ACTIVATIONS:
         return name
     raise ValueError("%s: could not interpret activation function identifier %r. fastcnn "
-                     "supports: None or 'linear', 'relu', 'softmax', 'sigmoid'" % (layer, identifier))
+                     "supports: None or 'linear', 'relu', 'softmax', 'sigmoid'"
+                     % (layer, identifier))
 
 
 class _Activated:
