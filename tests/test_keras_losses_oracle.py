@@ -494,3 +494,26 @@ def test_weight_argument_errors():
         f.fit(x, y, validation_data=(x, y, np.ones(2)), verbose=0)
     with pytest.raises(ValueError, match="reduction=None"):
         f.compile("sgd", losses.MeanSquaredError(reduction=None))
+
+
+def test_hidden_sigmoid_layers_train_like_keras():
+    rng = np.random.default_rng(13)
+    x = rng.standard_normal((8, 6)).astype(np.float32)
+    y = rng.standard_normal((8, 3)).astype(np.float32)
+    ws = [rng.standard_normal(s).astype(np.float32) * 0.5 for s in [(6, 5), (5,), (5, 3), (3,)]]
+
+    def build(L, Seq, Inp):
+        return Seq([Inp((6,)), L.Dense(5, activation="sigmoid"), L.Dense(3),
+                    L.Activation("sigmoid")])
+    keras.utils.clear_session()
+    k = build(keras.layers, keras.Sequential, keras.Input)
+    f = build(fastcnn.layers, fastcnn.Sequential, fastcnn.layers.Input)
+    k.set_weights(ws)
+    f.set_weights(ws)
+    k.compile(keras.optimizers.SGD(0.5), "log_cosh")
+    f.compile(fastcnn.optimizers.SGD(0.5), "log_cosh")
+    sw = rng.random(8).astype(np.float32)
+    assert_close(f.train_on_batch(x, y, sample_weight=sw),
+                 float(k.train_on_batch(x, y, sample_weight=sw)), rtol=1e-5, atol=1e-6)
+    for a, b in zip(f.get_weights(), k.get_weights()):
+        assert_close(a, np.asarray(b), rtol=1e-5, atol=1e-6)
