@@ -31,9 +31,9 @@ class _Activated:
     """Activation handling for layers whose kernel can fuse ReLU (Conv2D, Dense, Activation).
 
     ReLU is fused in the kernel (``activation='relu'``) and undone in backward with
-    ``relu_backward`` on the stored output. Softmax runs as ``ops.softmax`` unless the model
-    asks for logits (``return_logits``: cross-entropy then works from the logits, which is the
-    exact gradient of softmax + cross-entropy).
+    ``relu_backward`` on the stored output. Softmax and sigmoid run as ``ops.softmax`` /
+    ``ops.sigmoid`` unless the model asks for logits (``return_logits``: the cross-entropy then
+    works from the logits, which is the exact gradient of activation + cross-entropy).
     """
 
     def _kernel_activation(self):
