@@ -29,61 +29,166 @@ class Callback:
         self._model = None
 
     def set_params(self, params):
+        """Receive the run's parameters (``epochs``, ``steps``, ``verbose``).
+
+        Args:
+            params: dict set by ``fit``/``evaluate``/``predict`` before the first hook.
+        """
         self.params = params
 
     def set_model(self, model):
+        """Attach the model being trained (the :attr:`model` property returns it).
+
+        Args:
+            model: the model whose ``fit``/``evaluate``/``predict`` calls the hooks.
+        """
         self._model = model
 
     @property
     def model(self):
+        """The model this callback is attached to (``None`` before ``fit``)."""
         return self._model
 
     def on_batch_begin(self, batch, logs=None):
+        """Legacy alias called by :meth:`on_train_batch_begin` (Keras 3 does the same).
+
+        Args:
+            batch: index of the batch within the epoch (0-based).
+            logs: dict of the logs so far (metric name -> float); may be empty.
+        """
         pass
 
     def on_batch_end(self, batch, logs=None):
+        """Legacy alias called by :meth:`on_train_batch_end` (Keras 3 does the same).
+
+        Args:
+            batch: index of the batch within the epoch (0-based).
+            logs: dict of the logs so far (metric name -> float); may be empty.
+        """
         pass
 
     def on_epoch_begin(self, epoch, logs=None):
+        """Called at the start of each training epoch.
+
+        Args:
+            epoch: index of the epoch (0-based).
+            logs: dict of the logs so far (metric name -> float); may be empty.
+        """
         pass
 
     def on_epoch_end(self, epoch, logs=None):
+        """Called at the end of each training epoch, after validation.
+
+        ``logs`` holds the epoch's training metrics and, with validation data, the ``val_`` ones.
+
+        Args:
+            epoch: index of the epoch (0-based).
+            logs: dict of the logs so far (metric name -> float); may be empty.
+        """
         pass
 
     def on_train_batch_begin(self, batch, logs=None):
+        """Called before each training step (calls :meth:`on_batch_begin`).
+
+        Args:
+            batch: index of the batch within the epoch (0-based).
+            logs: dict of the logs so far (metric name -> float); may be empty.
+        """
         self.on_batch_begin(batch, logs=logs)
 
     def on_train_batch_end(self, batch, logs=None):
+        """Called after each training step (calls :meth:`on_batch_end`).
+
+        ``logs`` holds the running means of the loss and metrics over the epoch so far.
+
+        Args:
+            batch: index of the batch within the epoch (0-based).
+            logs: dict of the logs so far (metric name -> float); may be empty.
+        """
         self.on_batch_end(batch, logs=logs)
 
     def on_test_batch_begin(self, batch, logs=None):
+        """Called before each batch of ``evaluate`` (and of the validation pass).
+
+        Args:
+            batch: index of the batch within the epoch (0-based).
+            logs: dict of the logs so far (metric name -> float); may be empty.
+        """
         pass
 
     def on_test_batch_end(self, batch, logs=None):
+        """Called after each batch of ``evaluate`` (and of the validation pass).
+
+        Args:
+            batch: index of the batch within the epoch (0-based).
+            logs: dict of the logs so far (metric name -> float); may be empty.
+        """
         pass
 
     def on_predict_batch_begin(self, batch, logs=None):
+        """Called before each batch of ``predict``.
+
+        Args:
+            batch: index of the batch within the epoch (0-based).
+            logs: dict of the logs so far (metric name -> float); may be empty.
+        """
         pass
 
     def on_predict_batch_end(self, batch, logs=None):
+        """Called after each batch of ``predict``.
+
+        Args:
+            batch: index of the batch within the epoch (0-based).
+            logs: dict of the logs so far (metric name -> float); may be empty.
+        """
         pass
 
     def on_train_begin(self, logs=None):
+        """Called once at the start of ``fit``.
+
+        Args:
+            logs: dict of the logs (metric name -> float); may be empty.
+        """
         pass
 
     def on_train_end(self, logs=None):
+        """Called once at the end of ``fit`` (also after early stopping).
+
+        Args:
+            logs: dict of the logs (metric name -> float); may be empty.
+        """
         pass
 
     def on_test_begin(self, logs=None):
+        """Called at the start of ``evaluate`` and of each validation pass.
+
+        Args:
+            logs: dict of the logs (metric name -> float); may be empty.
+        """
         pass
 
     def on_test_end(self, logs=None):
+        """Called at the end of ``evaluate`` and of each validation pass.
+
+        Args:
+            logs: dict of the logs (metric name -> float); may be empty.
+        """
         pass
 
     def on_predict_begin(self, logs=None):
+        """Called at the start of ``predict``.
+
+        Args:
+            logs: dict of the logs (metric name -> float); may be empty.
+        """
         pass
 
     def on_predict_end(self, logs=None):
+        """Called at the end of ``predict``.
+
+        Args:
+            logs: dict of the logs (metric name -> float); may be empty.
+        """
         pass
 
 
@@ -325,6 +430,14 @@ class EarlyStopping(_MonitorCallback):
         self.best_epoch = 0
 
     def get_monitor_value(self, logs):
+        """The monitored quantity in ``logs`` (warns and returns ``None`` when absent).
+
+        Args:
+            logs: the epoch's logs.
+
+        Returns:
+            The value of ``logs[monitor]``, or ``None``.
+        """
         value = (logs or {}).get(self.monitor)
         if value is None:
             warnings.warn("Early stopping conditioned on metric `%s` which is not available. "
@@ -505,6 +618,11 @@ class ReduceLROnPlateau(Callback):
         self._reset()
 
     def in_cooldown(self):
+        """Whether the callback is waiting out ``cooldown`` epochs after a reduction.
+
+        Returns:
+            bool.
+        """
         return self.cooldown_counter > 0
 
     def on_epoch_end(self, epoch, logs=None):

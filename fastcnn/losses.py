@@ -40,10 +40,23 @@ class Loss:
         self.reduction = "sum_over_batch_size"
 
     def get_config(self):
+        """The constructor arguments as a JSON-serialisable dict (Keras 3's keys).
+
+        Returns:
+            dict: ``cls.from_config(config)`` makes an equivalent object.
+        """
         return {"name": self.name, "reduction": self.reduction}
 
     @classmethod
     def from_config(cls, config):
+        """Create an instance from the dict of :meth:`get_config`.
+
+        Args:
+            config: dict.
+
+        Returns:
+            A new instance.
+        """
         config = dict(config)
         config.pop("dtype", None)
         return cls(**config)
@@ -243,15 +256,45 @@ class MeanSquaredError(Loss):
 
 
 def sparse_categorical_crossentropy(y_true, y_pred, from_logits=False):
+    """Sparse categorical cross-entropy of integer labels (Keras' function).
+
+    Args:
+        y_true: class ids, shape ``(N,)`` or ``(N, 1)``.
+        y_pred: probabilities (or logits with ``from_logits=True``), shape ``(N, classes)``.
+        from_logits: whether ``y_pred`` are logits.
+
+    Returns:
+        float: the mean over the batch.
+    """
     return SparseCategoricalCrossentropy(from_logits=from_logits)(y_true, y_pred)
 
 
 def categorical_crossentropy(y_true, y_pred, from_logits=False, label_smoothing=0.0):
+    """Categorical cross-entropy of one-hot targets (Keras' function).
+
+    Args:
+        y_true: one-hot (or soft) targets, shape ``(N, classes)``.
+        y_pred: probabilities (or logits with ``from_logits=True``), same shape.
+        from_logits: whether ``y_pred`` are logits.
+        label_smoothing: float in [0, 1].
+
+    Returns:
+        float: the mean over the batch.
+    """
     return CategoricalCrossentropy(from_logits=from_logits,
                                    label_smoothing=label_smoothing)(y_true, y_pred)
 
 
 def mean_squared_error(y_true, y_pred):
+    """Mean squared error (Keras' function; ``mse`` is an alias).
+
+    Args:
+        y_true: targets.
+        y_pred: predictions of the same shape.
+
+    Returns:
+        float: the mean over the batch.
+    """
     return MeanSquaredError()(y_true, y_pred)
 
 
@@ -295,10 +338,30 @@ def get(identifier):
 
 
 def serialize(loss):
+    """``{"class_name": ..., "config": ...}`` of a loss (Keras' format).
+
+    Args:
+        loss: a :class:`Loss`.
+
+    Returns:
+        dict.
+    """
     return {"class_name": type(loss).__name__, "config": loss.get_config()}
 
 
 def deserialize(config, custom_objects=None):
+    """The loss of a :func:`serialize` dict.
+
+    Args:
+        config: dict with ``class_name`` and ``config``.
+        custom_objects: optional dict of name -> class.
+
+    Returns:
+        Loss.
+
+    Raises:
+        ValueError: for an unknown class name.
+    """
     name = config.get("class_name")
     cls = (custom_objects or {}).get(name) or _CLASSES.get(name)
     if cls is None:

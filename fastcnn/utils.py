@@ -121,6 +121,7 @@ class Progbar:
 
     @property
     def file(self):
+        """The stream the bar writes to (``sys.stdout`` unless one was given)."""
         return self._file if self._file is not None else sys.stdout
 
     def _style(self, text, code):
@@ -204,4 +205,10 @@ class Progbar:
         self._last_update = now
 
     def add(self, n, values=None):
+        """Advance the bar by ``n`` steps.
+
+        Args:
+            n: number of steps done since the last call.
+            values: list of ``(name, value)`` pairs to average and show.
+        """
         self.update(self._seen + n, values)

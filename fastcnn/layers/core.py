@@ -96,10 +96,12 @@ class InputLayer(Layer):
 
     @property
     def shape(self):
+        """The input's shape, batch dimension first (``None`` unless ``batch_size`` was given)."""
         return (self.batch_size,) + self._shape
 
     @property
     def batch_shape(self):
+        """Same as :attr:`shape` (Keras 3's name)."""
         return self.shape
 
     def _forward(self, x, ws, training, return_logits):
