@@ -37,7 +37,7 @@ class Callback:
         self.params = params
 
     def set_model(self, model):
-        """Attach the model being trained (the :attr:`model` property returns it).
+        """Attach the model being trained (the ``model`` property returns it).
 
         Args:
             model: the model whose ``fit``/``evaluate``/``predict`` calls the hooks.
@@ -50,7 +50,7 @@ class Callback:
         return self._model
 
     def on_batch_begin(self, batch, logs=None):
-        """Legacy alias called by :meth:`on_train_batch_begin` (Keras 3 does the same).
+        """Legacy alias called by :meth:`~fastcnn.callbacks.Callback.on_train_batch_begin` (Keras 3 does the same).
 
         Args:
             batch: index of the batch within the epoch (0-based).
@@ -59,7 +59,7 @@ class Callback:
         pass
 
     def on_batch_end(self, batch, logs=None):
-        """Legacy alias called by :meth:`on_train_batch_end` (Keras 3 does the same).
+        """Legacy alias called by :meth:`~fastcnn.callbacks.Callback.on_train_batch_end` (Keras 3 does the same).
 
         Args:
             batch: index of the batch within the epoch (0-based).
@@ -88,7 +88,7 @@ class Callback:
         pass
 
     def on_train_batch_begin(self, batch, logs=None):
-        """Called before each training step (calls :meth:`on_batch_begin`).
+        """Called before each training step (calls :meth:`~fastcnn.callbacks.Callback.on_batch_begin`).
 
         Args:
             batch: index of the batch within the epoch (0-based).
@@ -97,7 +97,7 @@ class Callback:
         self.on_batch_begin(batch, logs=logs)
 
     def on_train_batch_end(self, batch, logs=None):
-        """Called after each training step (calls :meth:`on_batch_end`).
+        """Called after each training step (calls :meth:`~fastcnn.callbacks.Callback.on_batch_end`).
 
         ``logs`` holds the running means of the loss and metrics over the epoch so far.
 

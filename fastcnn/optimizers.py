@@ -203,7 +203,7 @@ class Optimizer:
 
     @property
     def variables(self):
-        """Keras' optimizer variables: iterations, learning_rate, then the slots."""
+        """The optimizer's variables in Keras' order (iterations, learning_rate, then the slots)."""
         out = [np.array(self.iterations, dtype=np.int64),
                np.array(self._learning_rate, dtype=np.float32)]
         for slots in self._slots.values():

@@ -29,6 +29,15 @@ def set_random_seed(seed):
     ``Dropout`` masks all derive from it, so the same seed reproduces a run exactly.
     Python's ``random`` and ``np.random`` are seeded too because Keras users expect
     ``keras.utils.set_random_seed`` to do that.
+
+    Example:
+
+        >>> fastcnn.utils.set_random_seed(0)
+        >>> a = fastcnn.layers.Dense(3)(np.ones((1, 2), np.float32))
+        >>> fastcnn.utils.set_random_seed(0)
+        >>> b = fastcnn.layers.Dense(3)(np.ones((1, 2), np.float32))
+        >>> bool((a == b).all())
+        True
     """
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise ValueError("set_random_seed: expected an int seed, got %r (type %s)"

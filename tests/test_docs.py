@@ -2,8 +2,10 @@
 examples written in them must run (doctest).
 
 Public means: a name in the ``__all__`` of a public module, where the public modules are
-``fastcnn``, ``fastcnn.cli`` and every module listed in a public module's ``__all__`` (so a new
-module such as ``fastcnn.regularizers`` is covered as soon as ``fastcnn.__all__`` exports it).
+``fastcnn``, each of its top-level modules and packages whose name has no leading underscore
+(except the internal ``fastcnn.training``), and every module listed in a public module's
+``__all__`` (so a new module such as ``fastcnn.regularizers`` or a new submodule exported by
+``fastcnn.datasets`` is covered as soon as it exists).
 For a public class, every public method and property defined in fastcnn counts too; an override
 may inherit its docstring from the method it overrides (as ``inspect.getdoc`` and Sphinx do).
 """
@@ -20,8 +22,18 @@ import pytest
 import fastcnn
 
 
+INTERNAL = {"fastcnn.training", "fastcnn.__main__"}
+
+
 def public_modules():
-    found, todo = [], [fastcnn, importlib.import_module("fastcnn.cli")]
+    todo = [fastcnn]
+    for info in pkgutil.iter_modules(fastcnn.__path__, "fastcnn."):
+        if not info.name.split(".")[-1].startswith("_") and info.name not in INTERNAL:
+            try:
+                todo.append(importlib.import_module(info.name))
+            except ImportError:  # an optional extra is missing: nothing to document here
+                pass
+    found = []
     while todo:
         module = todo.pop(0)
         if module in found:
@@ -89,7 +101,7 @@ def test_public_modules_found():
     for expected in ("fastcnn", "fastcnn.layers", "fastcnn.models", "fastcnn.optimizers",
                      "fastcnn.losses", "fastcnn.metrics", "fastcnn.callbacks", "fastcnn.utils",
                      "fastcnn.ops", "fastcnn.zoo", "fastcnn.datasets", "fastcnn.cli",
-                     "fastcnn.datasets.cifar10"):
+                     "fastcnn.datasets.cifar10", "fastcnn.plot", "fastcnn.profiler"):
         assert expected in names
 
 

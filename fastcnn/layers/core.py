@@ -136,7 +136,31 @@ def Input(shape=None, batch_size=None, dtype=None, sparse=None, batch_shape=None
 
 
 class Dense(_Activated, Layer):
-    """``activation(x @ kernel + bias)`` on the last axis; kernel (in, units) as in Keras."""
+    """``activation(x @ kernel + bias)`` on the last axis (Keras 3's ``Dense``).
+
+    The kernel is ``(in, units)`` and the bias ``(units,)``, as in Keras. An input of rank
+    above 2 is transformed along its last axis: ``(batch, ..., in) -> (batch, ..., units)``.
+
+    Args:
+        units: output size.
+        activation: ``None``/``"linear"``, ``"relu"`` (fused into the GEMM) or ``"softmax"``.
+        use_bias: whether to add a bias.
+        kernel_initializer: initializer name or instance (default ``"glorot_uniform"``).
+        bias_initializer: initializer name or instance (default ``"zeros"``).
+        **kwargs: ``name``, ``trainable``, ``input_shape``, ``dtype`` (float32 only); Keras'
+            regularizer and constraint arguments are refused unless ``None``.
+
+    Raises:
+        ValueError: for an unsupported argument, an input of rank below 2, or a last axis that
+            differs from the built one.
+
+    Example:
+        >>> dense = fastcnn.layers.Dense(4, activation="relu")
+        >>> dense(np.ones((2, 3), np.float32)).shape
+        (2, 4)
+        >>> dense.kernel.shape, dense.bias.shape
+        ((3, 4), (4,))
+    """
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
