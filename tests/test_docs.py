@@ -169,6 +169,29 @@ def test_some_docstring_examples_exist():
     assert count >= 10
 
 
+def _screenshots_module():
+    import importlib.util
+    spec = importlib.util.spec_from_file_location(
+        "docs_screenshots", os.path.join(os.path.dirname(os.path.dirname(SCREENSHOTS)),
+                                         "screenshots.py"))
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_blank_check_tells_blank_from_rendered():
+    shots = _screenshots_module()
+    white = np.full((200, 300, 3), 255, np.uint8)
+    assert shots.blank_reason(white) is not None
+    speck = white.copy()
+    speck[10:12, 10:12] = 0
+    assert shots.blank_reason(speck) is not None
+    page = white.copy()
+    page[20:180:8, 20:280] = 30          # lines of "text"
+    page[100:160, 150:250] = (200, 60, 60)  # a "figure"
+    assert shots.blank_reason(page) is None
+
+
 SCREENSHOTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))),
                            "docs", "_build", "screenshots")
 
@@ -183,11 +206,7 @@ def test_docs_screenshot_not_blank(page):
             pytest.fail("%s is missing: build the docs and run docs/screenshots.py" % path)
         pytest.skip("no docs screenshot (build the docs, then python docs/screenshots.py)")
     Image = pytest.importorskip("PIL.Image")
-    import importlib.util
-    spec = importlib.util.spec_from_file_location(
-        "docs_screenshots", os.path.join(os.path.dirname(SCREENSHOTS), "..", "screenshots.py"))
-    shots = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(shots)
+    shots = _screenshots_module()
     with Image.open(path) as im:
         problem = shots.blank_reason(np.asarray(im.convert("RGB")))
     assert problem is None, "%s: %s" % (path, problem)
