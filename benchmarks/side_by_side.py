@@ -342,8 +342,11 @@ def machine_info(threads):
 def write_json(path, kind, args, body):
     """Write one result file (benchmarks/results/*.json; docs/benchmarks.rst charts them)."""
     import json
-    doc = {"benchmark": kind, "command": "python benchmarks/side_by_side.py " + " ".join(
-        sys.argv[1:]) if sys.argv and sys.argv[0].endswith("side_by_side.py") else None,
+    import shlex
+    command = None
+    if sys.argv and sys.argv[0].endswith("side_by_side.py"):  # not when run by `fastcnn bench`
+        command = shlex.join(["python", "benchmarks/side_by_side.py"] + sys.argv[1:])
+    doc = {"benchmark": kind, "command": command,
         "settings": {k: v for k, v in vars(args).items() if k not in ("json", "markdown", "png")},
         "note": args.note, "machine": machine_info(args.threads)}
     doc.update(body)
@@ -376,7 +379,8 @@ def run_profile(args):
         print(format_profile(rows) + "\n")
         results.append(rows)
     if args.json:
-        write_json(args.json, "profile", args, {"peak_gflops": peak, "model": args.model, "tables": [
+        write_json(args.json, "profile", args, {"peak_gflops": peak, "model": args.model,
+                                                "tables": [
             {"batch_size": r.batch_size, "step_ms": r.step_ms, "peak_gflops": r.peak_gflops,
              "rows": [row._asdict() for row in r]} for r in results]})
     return results

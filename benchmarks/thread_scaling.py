@@ -91,10 +91,11 @@ def main(argv=None):
     print("\n".join(lines))
     if args.json:
         import json
+        import shlex
         sys.path.insert(0, HERE)
         from side_by_side import machine_info
         doc = {"benchmark": "thread_scaling",
-               "command": "python benchmarks/thread_scaling.py " + " ".join(sys.argv[1:]),
+               "command": shlex.join(["python", "benchmarks/thread_scaling.py"] + sys.argv[1:]),
                "settings": {k: v for k, v in vars(args).items() if k != "json"},
                "note": args.note, "machine": machine_info(args.threads),
                "rows": [{"batch_size": bs, "threads": t, "images_per_s": med, "speedup": sp,

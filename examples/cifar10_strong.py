@@ -11,8 +11,8 @@ passes its arguments through::
 
     python examples/cifar10_strong.py --epochs 20 --batch-size 64 --out strong-run
 
-``FASTCNN_EXAMPLES_QUICK=1`` (what the documentation build sets) trains one epoch on 4,000
-images (``--epochs 1 --limit 4000``) and writes into a temporary folder.
+``FASTCNN_EXAMPLES_QUICK=1`` (what the documentation build sets) trains one epoch on 2,000
+images (``--epochs 1 --limit 2000``) and writes into a temporary folder.
 """
 import os
 import sys
@@ -24,7 +24,7 @@ QUICK = os.environ.get("FASTCNN_EXAMPLES_QUICK", "0") not in ("", "0")
 argv = ["train", "--model", "strong", "--augment"] + sys.argv[1:]
 if QUICK and len(sys.argv) == 1:
     out = tempfile.mkdtemp(prefix="fastcnn-strong-")
-    argv += ["--epochs", "1", "--limit", "4000", "--out", out, "--verbose", "2"]
+    argv += ["--epochs", "1", "--limit", "2000", "--out", out, "--verbose", "2"]
 else:
     out = next((a for a, b in zip(sys.argv[2:], sys.argv[1:]) if b == "--out"), "fastcnn-out")
 

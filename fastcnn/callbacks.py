@@ -50,7 +50,7 @@ class Callback:
         return self._model
 
     def on_batch_begin(self, batch, logs=None):
-        """Legacy alias called by :meth:`~fastcnn.callbacks.Callback.on_train_batch_begin` (Keras 3 does the same).
+        """Legacy alias called by :meth:`~fastcnn.callbacks.Callback.on_train_batch_begin`.
 
         Args:
             batch: index of the batch within the epoch (0-based).
@@ -59,7 +59,7 @@ class Callback:
         pass
 
     def on_batch_end(self, batch, logs=None):
-        """Legacy alias called by :meth:`~fastcnn.callbacks.Callback.on_train_batch_end` (Keras 3 does the same).
+        """Legacy alias called by :meth:`~fastcnn.callbacks.Callback.on_train_batch_end`.
 
         Args:
             batch: index of the batch within the epoch (0-based).
@@ -88,7 +88,9 @@ class Callback:
         pass
 
     def on_train_batch_begin(self, batch, logs=None):
-        """Called before each training step (calls :meth:`~fastcnn.callbacks.Callback.on_batch_begin`).
+        """Called before each training step.
+
+        Calls :meth:`~fastcnn.callbacks.Callback.on_batch_begin`, as Keras 3 does.
 
         Args:
             batch: index of the batch within the epoch (0-based).
@@ -97,7 +99,9 @@ class Callback:
         self.on_batch_begin(batch, logs=logs)
 
     def on_train_batch_end(self, batch, logs=None):
-        """Called after each training step (calls :meth:`~fastcnn.callbacks.Callback.on_batch_end`).
+        """Called after each training step.
+
+        Calls :meth:`~fastcnn.callbacks.Callback.on_batch_end`, as Keras 3 does.
 
         ``logs`` holds the running means of the loss and metrics over the epoch so far.
 
