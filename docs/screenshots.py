@@ -3,7 +3,7 @@
     python docs/screenshots.py [--html docs/_build/html] [--out docs/_build/screenshots]
 
 Opens the home page, one API page (``api/layers.html``) and one gallery page
-(``auto_examples/cifar10_tutorial.html``, scrolled to its first figure) in Debian's
+(``auto_examples/cifar10_tutorial.html``, a tall shot that reaches its first figures) in Debian's
 ``chromium`` (``apt-get install chromium``; ``$CHROMIUM`` names another binary) and writes
 ``home.png``, ``api.png`` and ``gallery.png``. Each screenshot must not be blank: a page that
 failed to render (a white or single-colour image) makes the script exit with status 1.
@@ -17,9 +17,11 @@ import sys
 import tempfile
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-PAGES = [("home", "index.html", None),
-         ("api", "api/layers.html", None),
-         ("gallery", "auto_examples/cifar10_tutorial.html", "sphx-glr-single-img")]
+# (name, page, window size): headless Chromium shoots from the top of the page, so the
+# gallery shot is tall enough to include the first figures
+PAGES = [("home", "index.html", (1280, 1000)),
+         ("api", "api/layers.html", (1280, 1000)),
+         ("gallery", "auto_examples/cifar10_tutorial.html", (1280, 4200))]
 
 
 def blank_reason(rgb):
@@ -51,22 +53,6 @@ def find_chromium():
                      "CHROMIUM to the browser's path)")
 
 
-def _scroll_copy(html_dir, page, element_class):
-    """A copy of ``page`` that scrolls its first ``element_class`` element into view (so the
-    gallery screenshot shows a figure, not only the page header)."""
-    src = os.path.join(html_dir, page)
-    with open(src, encoding="utf-8") as f:
-        text = f.read()
-    script = ("<script>window.addEventListener('load', function () {"
-              "var e = document.getElementsByClassName('%s')[0];"
-              "if (e) { e.scrollIntoView(); window.scrollBy(0, -120); } });</script>"
-              % element_class)
-    dst = os.path.join(os.path.dirname(src), ".screenshot-" + os.path.basename(src))
-    with open(dst, "w", encoding="utf-8") as f:
-        f.write(text.replace("</body>", script + "</body>"))
-    return dst
-
-
 def shoot(browser, url, png, size=(1280, 1000), timeout=120):
     with tempfile.TemporaryDirectory(prefix="fastcnn-chromium-") as profile:
         cmd = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars",
@@ -90,18 +76,13 @@ def main(argv=None):
     browser = find_chromium()
     os.makedirs(args.out, exist_ok=True)
     failures = []
-    for name, page, scroll_to in PAGES:
+    for name, page, size in PAGES:
         path = os.path.join(args.html, page)
         if not os.path.exists(path):
             raise SystemExit("screenshots: %s does not exist: build the docs first "
                              "(python -m sphinx -W -n docs docs/_build/html)" % path)
-        target = _scroll_copy(args.html, page, scroll_to) if scroll_to else path
         png = os.path.join(args.out, name + ".png")
-        try:
-            shoot(browser, "file://" + os.path.abspath(target), png)
-        finally:
-            if target != path:
-                os.remove(target)
+        shoot(browser, "file://" + os.path.abspath(path), png, size=size)
         with Image.open(png) as im:
             problem = blank_reason(np.asarray(im.convert("RGB")))
         print("%-8s %s -> %s: %s" % (name, page, png, problem or "rendered"))

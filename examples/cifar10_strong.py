@@ -37,6 +37,8 @@ else:
 status = main(argv)
 if status:
     sys.exit(status)
+if "matplotlib.pyplot" in sys.modules:  # figures fastcnn.plot left open: shown from the files
+    sys.modules["matplotlib.pyplot"].close("all")
 
 # %%
 # The figures ``fastcnn train`` wrote
