@@ -71,7 +71,7 @@ nitpick_ignore = [("py:class", name) for name in (
     "collections.namedtuple", "ValueError", "TypeError", "FileNotFoundError",
     "KeyboardInterrupt")] + [
     ("py:exc", name) for name in ("ValueError", "TypeError", "FileNotFoundError", "OSError",
-                                   "KeyError", "RuntimeError", "AttributeError",
+                                   "KeyError", "RuntimeError", "AttributeError", "FileExistsError",
                                    "NotImplementedError", "ImportError")] + [
     ("py:func", "json.dumps"), ("py:mod", "argparse"),
     ("py:mod", "fastcnn.datasets._common")]  # private: its public names are in fastcnn.datasets

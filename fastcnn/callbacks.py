@@ -412,7 +412,21 @@ class _MonitorCallback(Callback):
 
 
 class EarlyStopping(_MonitorCallback):
-    """Stop when ``monitor`` has not improved for ``patience`` epochs (Keras semantics)."""
+    """Stop when ``monitor`` has not improved for ``patience`` epochs (Keras semantics).
+
+    Args:
+        monitor: the log key to watch, default ``"val_loss"``.
+        min_delta: smallest change that counts as an improvement.
+        patience: epochs without improvement before stopping.
+        verbose: 1 prints a message when training stops.
+        mode: ``"auto"``, ``"min"`` or ``"max"`` (``"auto"`` infers it from the name).
+        baseline: stop unless the value beats this within ``patience`` epochs.
+        restore_best_weights: put the weights of the best epoch back at the end.
+        start_from_epoch: epochs to wait before watching.
+
+    Example:
+        >>> stop = fastcnn.callbacks.EarlyStopping(patience=3, restore_best_weights=True)
+    """
 
     def __init__(self, monitor="val_loss", min_delta=0, patience=0, verbose=0, mode="auto",
                  baseline=None, restore_best_weights=False, start_from_epoch=0):
@@ -484,7 +498,22 @@ class EarlyStopping(_MonitorCallback):
 class ModelCheckpoint(_MonitorCallback):
     """Save the model (``.keras``) or its weights (``.weights.h5``) every epoch or on
     improvement; ``filepath`` may contain ``{epoch:02d}`` and log keys (``{val_loss:.2f}``).
-    The files are fastcnn's own zip format, not HDF5 (see fastcnn.saving)."""
+    The files are fastcnn's own zip format, not HDF5 (see fastcnn.saving).
+
+    Args:
+        filepath: where to save; ends in ``.keras``, or ``.weights.h5`` with
+            ``save_weights_only=True``.
+        monitor: the log key deciding what is best, default ``"val_loss"``.
+        verbose: 1 prints a line per save.
+        save_best_only: save only when ``monitor`` improves.
+        save_weights_only: save the weights only.
+        mode: ``"auto"``, ``"min"`` or ``"max"``.
+        save_freq: ``"epoch"``, or a number of batches between saves.
+        initial_value_threshold: the value to beat before the first save.
+
+    Raises:
+        ValueError: for a bad ``save_freq`` or a file name that does not fit the mode.
+    """
 
     def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False,
                  save_weights_only=False, mode="auto", save_freq="epoch",
@@ -580,7 +609,22 @@ class ModelCheckpoint(_MonitorCallback):
 
 class ReduceLROnPlateau(Callback):
     """Multiply the learning rate by ``factor`` after ``patience`` epochs without
-    improvement of ``monitor`` (then wait ``cooldown`` epochs); never below ``min_lr``."""
+    improvement of ``monitor`` (then wait ``cooldown`` epochs); never below ``min_lr``.
+
+    Args:
+        monitor: the log key to watch, default ``"val_loss"``.
+        factor: the multiplier, below 1.
+        patience: epochs without improvement before a reduction.
+        verbose: 1 prints a line per reduction.
+        mode: ``"auto"``, ``"min"`` or ``"max"``.
+        min_delta: smallest change that counts as an improvement.
+        cooldown: epochs to wait after a reduction before watching again.
+        min_lr: lower bound of the learning rate.
+
+    Raises:
+        ValueError: if ``factor >= 1``.
+        TypeError: for an unknown argument.
+    """
 
     def __init__(self, monitor="val_loss", factor=0.1, patience=10, verbose=0, mode="auto",
                  min_delta=1e-4, cooldown=0, min_lr=0.0, **kwargs):
@@ -660,7 +704,20 @@ class ReduceLROnPlateau(Callback):
 
 class LearningRateScheduler(Callback):
     """Set the learning rate at each epoch start to ``schedule(epoch, lr)`` (or
-    ``schedule(epoch)``); the value is logged as ``learning_rate``."""
+    ``schedule(epoch)``); the value is logged as ``learning_rate``.
+
+    Args:
+        schedule: a function of the epoch index (0-based) and the current learning rate,
+            returning the new rate as a float.
+        verbose: 1 prints the rate at each epoch.
+
+    Raises:
+        TypeError: if ``schedule`` is not callable.
+
+    Example:
+        >>> halve = fastcnn.callbacks.LearningRateScheduler(
+        ...     lambda epoch, lr: lr if epoch < 10 else lr * 0.5)
+    """
 
     def __init__(self, schedule, verbose=0):
         super().__init__()

@@ -125,7 +125,7 @@ def _context(doc):
     if doc.get("peak_gflops"):
         text.append("| measured fp32 FMA peak: %.0f GFLOP/s" % doc["peak_gflops"])
     if doc.get("note"):
-        text.append("| note: *%s*" % doc["note"])
+        text.append("| note: ``%s``" % doc["note"])
     if doc.get("command"):
         text.append("| command: ``%s``" % doc["command"])
     text.append("| source: ``%s``" % doc["_file"])

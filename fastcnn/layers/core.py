@@ -264,6 +264,15 @@ class Dropout(SeededLayer):
     At inference it is the identity. The mask comes from the kernel's counter-based RNG with a
     per-call seed derived from the layer seed and a call counter, so masks are reproducible
     (``seed=`` or ``fastcnn.utils.set_random_seed``) at any thread count and after reloading.
+
+    Args:
+        rate: fraction of the inputs to drop, in [0, 1].
+        noise_shape: only ``None`` (one mask value per element).
+        seed: int seed of the masks; ``None`` draws one from fastcnn's generator.
+        **kwargs: ``name``, ``trainable``, ``input_shape``.
+
+    Raises:
+        ValueError: for a rate outside [0, 1] or an unsupported ``noise_shape``.
     """
 
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):

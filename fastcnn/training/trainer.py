@@ -604,7 +604,7 @@ class Trainer:
 
     @_serialized
     def load_weights(self, filepath, skip_mismatch=False):
-        """Load weights written by :meth:`save_weights` (``.weights.npz``) or a saved model.
+        """Load weights written by ``save_weights`` (``.weights.h5``) or ``save`` (``.keras``).
 
         Args:
             filepath: path of the file.
