@@ -312,6 +312,49 @@ def load_cifar(n):
     return x, y[:n].reshape(-1).astype(np.int64)
 
 
+def machine_info(threads):
+    """The context a result file records: CPU model, cores, threads, versions, date."""
+    import datetime
+    import platform
+
+    import fastcnn
+    cpu = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                if line.startswith("model name"):
+                    cpu = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass
+    info = {"cpu": cpu, "cpu_count": os.cpu_count(), "threads": threads,
+            "fastcnn": fastcnn.__version__, "numpy": np.__version__,
+            "python": platform.python_version(),
+            "date": datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")}
+    try:
+        import torch
+        info["torch"] = torch.__version__
+    except ImportError:
+        pass
+    return info
+
+
+def write_json(path, kind, args, body):
+    """Write one result file (benchmarks/results/*.json; docs/benchmarks.rst charts them)."""
+    import json
+    import shlex
+    command = None
+    if sys.argv and sys.argv[0].endswith("side_by_side.py"):  # not when run by `fastcnn bench`
+        command = shlex.join(["python", "benchmarks/side_by_side.py"] + sys.argv[1:])
+    doc = {"benchmark": kind, "command": command,
+        "settings": {k: v for k, v in vars(args).items() if k not in ("json", "markdown", "png")},
+        "note": args.note, "machine": machine_info(args.threads)}
+    doc.update(body)
+    with open(path, "w") as f:
+        json.dump(doc, f, indent=1)
+        f.write("\n")
+
+
 def time_round(fn, items):
     t0 = time.perf_counter()
     for it in items:
@@ -335,6 +378,11 @@ def run_profile(args):
                              peak_gflops=peak, stat=args.stat)
         print(format_profile(rows) + "\n")
         results.append(rows)
+    if args.json:
+        write_json(args.json, "profile", args, {"peak_gflops": peak, "model": args.model,
+                                                "tables": [
+            {"batch_size": r.batch_size, "step_ms": r.step_ms, "peak_gflops": r.peak_gflops,
+             "rows": [row._asdict() for row in r]} for r in results]})
     return results
 
 
@@ -428,6 +476,14 @@ def run(args):
             f.write(table + "\n")
     if args.png:
         _bar_chart(rows, cases, [r.name for r in runners], args.png)
+    if args.json:
+        keys = ("case", "framework", "images_per_s", "min", "max", "fastcnn_speedup",
+                "gflops", "percent_of_peak")
+        write_json(args.json, "side_by_side", args, {
+            "model": args.model, "parameters": fc.model.count_params(), "peak_gflops": peak,
+            "forward_mflop_per_image": fwd_flop / 1e6, "train_mflop_per_image": train_flop / 1e6,
+            "rows": [dict(zip(keys, r)) for r in rows],
+            "samples": {"%s|%s" % k: v for k, v in results.items()}})
     return rows
 
 
@@ -463,6 +519,10 @@ def main(argv=None):
     p.add_argument("--no-torch", action="store_true")
     p.add_argument("--markdown", help="also write the table to this file")
     p.add_argument("--png", help="also draw a bar chart (needs matplotlib)")
+    p.add_argument("--json", help="also write the results, the CPU and the settings to this "
+                   "JSON file (benchmarks/results/; the docs' benchmark page charts them)")
+    p.add_argument("--note", default=None,
+                   help="a remark stored in the --json file (e.g. 'short run')")
     p.add_argument("--profile", action="store_true",
                    help="print fastcnn's per-layer profile at batch 32 and 128 instead")
     p.add_argument("--repeats", type=int, default=10, help="timed steps per --profile table")

@@ -57,6 +57,9 @@ def main(argv=None):
     p.add_argument("--images", type=int, default=8192)
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--synthetic", action="store_true", help="random images, no dataset")
+    p.add_argument("--json", help="also write the results, the CPU and the settings to this "
+                   "JSON file (benchmarks/results/; the docs' benchmark page charts them)")
+    p.add_argument("--note", default=None, help="a remark stored in the --json file")
     args = p.parse_args(argv)
     if min(args.threads) < 1 or min(args.batch_sizes) < 1 or args.rounds < 1 \
             or args.images < max(args.batch_sizes):
@@ -86,6 +89,20 @@ def main(argv=None):
             lines.append("| %d | %d | %.0f (%.0f-%.0f) | %.2f |"
                          % (bs, t, med, min(v), max(v), med / ref))
     print("\n".join(lines))
+    if args.json:
+        import json
+        import shlex
+        sys.path.insert(0, HERE)
+        from side_by_side import machine_info
+        doc = {"benchmark": "thread_scaling",
+               "command": shlex.join(["python", "benchmarks/thread_scaling.py"] + sys.argv[1:]),
+               "settings": {k: v for k, v in vars(args).items() if k != "json"},
+               "note": args.note, "machine": machine_info(args.threads),
+               "rows": [{"batch_size": bs, "threads": t, "images_per_s": med, "speedup": sp,
+                         "samples": speeds[(bs, t)]} for bs, t, med, sp in rows]}
+        with open(args.json, "w") as f:
+            json.dump(doc, f, indent=1)
+            f.write("\n")
     return rows
 
 

@@ -49,6 +49,13 @@ def set_num_threads(n):
     for more warns and keeps 1.
 
     Results do not depend on the thread count: every kernel splits work over outputs only.
+
+    Example:
+
+        >>> fastcnn.set_num_threads(2)
+        >>> fastcnn.get_num_threads()
+        2
+        >>> fastcnn.set_num_threads(None)  # back to OMP_NUM_THREADS or all cores
     """
     if n is None:
         _ext.set_num_threads(1 if _state["forked"] else 0)

@@ -29,61 +29,170 @@ class Callback:
         self._model = None
 
     def set_params(self, params):
+        """Receive the run's parameters (``epochs``, ``steps``, ``verbose``).
+
+        Args:
+            params: dict set by ``fit``/``evaluate``/``predict`` before the first hook.
+        """
         self.params = params
 
     def set_model(self, model):
+        """Attach the model being trained (the ``model`` property returns it).
+
+        Args:
+            model: the model whose ``fit``/``evaluate``/``predict`` calls the hooks.
+        """
         self._model = model
 
     @property
     def model(self):
+        """The model this callback is attached to (``None`` before ``fit``)."""
         return self._model
 
     def on_batch_begin(self, batch, logs=None):
+        """Legacy alias called by :meth:`~fastcnn.callbacks.Callback.on_train_batch_begin`.
+
+        Args:
+            batch: index of the batch within the epoch (0-based).
+            logs: dict of the logs so far (metric name -> float); may be empty.
+        """
         pass
 
     def on_batch_end(self, batch, logs=None):
+        """Legacy alias called by :meth:`~fastcnn.callbacks.Callback.on_train_batch_end`.
+
+        Args:
+            batch: index of the batch within the epoch (0-based).
+            logs: dict of the logs so far (metric name -> float); may be empty.
+        """
         pass
 
     def on_epoch_begin(self, epoch, logs=None):
+        """Called at the start of each training epoch.
+
+        Args:
+            epoch: index of the epoch (0-based).
+            logs: dict of the logs so far (metric name -> float); may be empty.
+        """
         pass
 
     def on_epoch_end(self, epoch, logs=None):
+        """Called at the end of each training epoch, after validation.
+
+        ``logs`` holds the epoch's training metrics and, with validation data, the ``val_`` ones.
+
+        Args:
+            epoch: index of the epoch (0-based).
+            logs: dict of the logs so far (metric name -> float); may be empty.
+        """
         pass
 
     def on_train_batch_begin(self, batch, logs=None):
+        """Called before each training step.
+
+        Calls :meth:`~fastcnn.callbacks.Callback.on_batch_begin`, as Keras 3 does.
+
+        Args:
+            batch: index of the batch within the epoch (0-based).
+            logs: dict of the logs so far (metric name -> float); may be empty.
+        """
         self.on_batch_begin(batch, logs=logs)
 
     def on_train_batch_end(self, batch, logs=None):
+        """Called after each training step.
+
+        Calls :meth:`~fastcnn.callbacks.Callback.on_batch_end`, as Keras 3 does.
+
+        ``logs`` holds the running means of the loss and metrics over the epoch so far.
+
+        Args:
+            batch: index of the batch within the epoch (0-based).
+            logs: dict of the logs so far (metric name -> float); may be empty.
+        """
         self.on_batch_end(batch, logs=logs)
 
     def on_test_batch_begin(self, batch, logs=None):
+        """Called before each batch of ``evaluate`` (and of the validation pass).
+
+        Args:
+            batch: index of the batch within the epoch (0-based).
+            logs: dict of the logs so far (metric name -> float); may be empty.
+        """
         pass
 
     def on_test_batch_end(self, batch, logs=None):
+        """Called after each batch of ``evaluate`` (and of the validation pass).
+
+        Args:
+            batch: index of the batch within the epoch (0-based).
+            logs: dict of the logs so far (metric name -> float); may be empty.
+        """
         pass
 
     def on_predict_batch_begin(self, batch, logs=None):
+        """Called before each batch of ``predict``.
+
+        Args:
+            batch: index of the batch within the epoch (0-based).
+            logs: dict of the logs so far (metric name -> float); may be empty.
+        """
         pass
 
     def on_predict_batch_end(self, batch, logs=None):
+        """Called after each batch of ``predict``.
+
+        Args:
+            batch: index of the batch within the epoch (0-based).
+            logs: dict of the logs so far (metric name -> float); may be empty.
+        """
         pass
 
     def on_train_begin(self, logs=None):
+        """Called once at the start of ``fit``.
+
+        Args:
+            logs: dict of the logs (metric name -> float); may be empty.
+        """
         pass
 
     def on_train_end(self, logs=None):
+        """Called once at the end of ``fit`` (also after early stopping).
+
+        Args:
+            logs: dict of the logs (metric name -> float); may be empty.
+        """
         pass
 
     def on_test_begin(self, logs=None):
+        """Called at the start of ``evaluate`` and of each validation pass.
+
+        Args:
+            logs: dict of the logs (metric name -> float); may be empty.
+        """
         pass
 
     def on_test_end(self, logs=None):
+        """Called at the end of ``evaluate`` and of each validation pass.
+
+        Args:
+            logs: dict of the logs (metric name -> float); may be empty.
+        """
         pass
 
     def on_predict_begin(self, logs=None):
+        """Called at the start of ``predict``.
+
+        Args:
+            logs: dict of the logs (metric name -> float); may be empty.
+        """
         pass
 
     def on_predict_end(self, logs=None):
+        """Called at the end of ``predict``.
+
+        Args:
+            logs: dict of the logs (metric name -> float); may be empty.
+        """
         pass
 
 
@@ -303,7 +412,21 @@ class _MonitorCallback(Callback):
 
 
 class EarlyStopping(_MonitorCallback):
-    """Stop when ``monitor`` has not improved for ``patience`` epochs (Keras semantics)."""
+    """Stop when ``monitor`` has not improved for ``patience`` epochs (Keras semantics).
+
+    Args:
+        monitor: the log key to watch, default ``"val_loss"``.
+        min_delta: smallest change that counts as an improvement.
+        patience: epochs without improvement before stopping.
+        verbose: 1 prints a message when training stops.
+        mode: ``"auto"``, ``"min"`` or ``"max"`` (``"auto"`` infers it from the name).
+        baseline: stop unless the value beats this within ``patience`` epochs.
+        restore_best_weights: put the weights of the best epoch back at the end.
+        start_from_epoch: epochs to wait before watching.
+
+    Example:
+        >>> stop = fastcnn.callbacks.EarlyStopping(patience=3, restore_best_weights=True)
+    """
 
     def __init__(self, monitor="val_loss", min_delta=0, patience=0, verbose=0, mode="auto",
                  baseline=None, restore_best_weights=False, start_from_epoch=0):
@@ -325,6 +448,14 @@ class EarlyStopping(_MonitorCallback):
         self.best_epoch = 0
 
     def get_monitor_value(self, logs):
+        """The monitored quantity in ``logs`` (warns and returns ``None`` when absent).
+
+        Args:
+            logs: the epoch's logs.
+
+        Returns:
+            The value of ``logs[monitor]``, or ``None``.
+        """
         value = (logs or {}).get(self.monitor)
         if value is None:
             warnings.warn("Early stopping conditioned on metric `%s` which is not available. "
@@ -367,7 +498,22 @@ class EarlyStopping(_MonitorCallback):
 class ModelCheckpoint(_MonitorCallback):
     """Save the model (``.keras``) or its weights (``.weights.h5``) every epoch or on
     improvement; ``filepath`` may contain ``{epoch:02d}`` and log keys (``{val_loss:.2f}``).
-    The files are fastcnn's own zip format, not HDF5 (see fastcnn.saving)."""
+    The files are fastcnn's own zip format, not HDF5 (see fastcnn.saving).
+
+    Args:
+        filepath: where to save; ends in ``.keras``, or ``.weights.h5`` with
+            ``save_weights_only=True``.
+        monitor: the log key deciding what is best, default ``"val_loss"``.
+        verbose: 1 prints a line per save.
+        save_best_only: save only when ``monitor`` improves.
+        save_weights_only: save the weights only.
+        mode: ``"auto"``, ``"min"`` or ``"max"``.
+        save_freq: ``"epoch"``, or a number of batches between saves.
+        initial_value_threshold: the value to beat before the first save.
+
+    Raises:
+        ValueError: for a bad ``save_freq`` or a file name that does not fit the mode.
+    """
 
     def __init__(self, filepath, monitor="val_loss", verbose=0, save_best_only=False,
                  save_weights_only=False, mode="auto", save_freq="epoch",
@@ -463,7 +609,22 @@ class ModelCheckpoint(_MonitorCallback):
 
 class ReduceLROnPlateau(Callback):
     """Multiply the learning rate by ``factor`` after ``patience`` epochs without
-    improvement of ``monitor`` (then wait ``cooldown`` epochs); never below ``min_lr``."""
+    improvement of ``monitor`` (then wait ``cooldown`` epochs); never below ``min_lr``.
+
+    Args:
+        monitor: the log key to watch, default ``"val_loss"``.
+        factor: the multiplier, below 1.
+        patience: epochs without improvement before a reduction.
+        verbose: 1 prints a line per reduction.
+        mode: ``"auto"``, ``"min"`` or ``"max"``.
+        min_delta: smallest change that counts as an improvement.
+        cooldown: epochs to wait after a reduction before watching again.
+        min_lr: lower bound of the learning rate.
+
+    Raises:
+        ValueError: if ``factor >= 1``.
+        TypeError: for an unknown argument.
+    """
 
     def __init__(self, monitor="val_loss", factor=0.1, patience=10, verbose=0, mode="auto",
                  min_delta=1e-4, cooldown=0, min_lr=0.0, **kwargs):
@@ -505,6 +666,11 @@ class ReduceLROnPlateau(Callback):
         self._reset()
 
     def in_cooldown(self):
+        """Whether the callback is waiting out ``cooldown`` epochs after a reduction.
+
+        Returns:
+            bool.
+        """
         return self.cooldown_counter > 0
 
     def on_epoch_end(self, epoch, logs=None):
@@ -538,7 +704,20 @@ class ReduceLROnPlateau(Callback):
 
 class LearningRateScheduler(Callback):
     """Set the learning rate at each epoch start to ``schedule(epoch, lr)`` (or
-    ``schedule(epoch)``); the value is logged as ``learning_rate``."""
+    ``schedule(epoch)``); the value is logged as ``learning_rate``.
+
+    Args:
+        schedule: a function of the epoch index (0-based) and the current learning rate,
+            returning the new rate as a float.
+        verbose: 1 prints the rate at each epoch.
+
+    Raises:
+        TypeError: if ``schedule`` is not callable.
+
+    Example:
+        >>> halve = fastcnn.callbacks.LearningRateScheduler(
+        ...     lambda epoch, lr: lr if epoch < 10 else lr * 0.5)
+    """
 
     def __init__(self, schedule, verbose=0):
         super().__init__()

@@ -203,6 +203,11 @@ def _cmd_bench(args):
 
 
 def build_parser():
+    """The ``argparse`` parser of the ``fastcnn`` command (its sub-commands and options).
+
+    Returns:
+        argparse.ArgumentParser.
+    """
     parser = argparse.ArgumentParser(
         prog="fastcnn", description="Train and run Keras-style CNNs on fastcnn's C kernels.")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -256,6 +261,14 @@ def build_parser():
 
 
 def main(argv=None):
+    """Run the ``fastcnn`` command line (``fastcnn ...`` and ``python -m fastcnn ...``).
+
+    Args:
+        argv: list of arguments without the program name (default: ``sys.argv[1:]``).
+
+    Returns:
+        int: the exit status (0 success, 1 a data/model error, 2 usage, 130 interrupted).
+    """
     parser = build_parser()
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["bench"]:  # everything after 'bench' belongs to side_by_side.py

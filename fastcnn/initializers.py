@@ -42,10 +42,23 @@ class Initializer:
         raise NotImplementedError
 
     def get_config(self):
+        """The constructor arguments as a JSON-serialisable dict (Keras 3's keys).
+
+        Returns:
+            dict: ``cls.from_config(config)`` makes an equivalent object.
+        """
         return {}
 
     @classmethod
     def from_config(cls, config):
+        """Create an instance from the dict of :meth:`get_config`.
+
+        Args:
+            config: dict.
+
+        Returns:
+            A new instance.
+        """
         return cls(**config)
 
     def _generator(self):

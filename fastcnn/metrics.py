@@ -25,10 +25,16 @@ class Metric:
         self.reset_state()
 
     def reset_state(self):
+        """Forget every update (the result is 0 again)."""
         self._total = 0.0
         self._count = 0
 
     def result(self):
+        """The current value: the mean over the samples seen since the last reset.
+
+        Returns:
+            float.
+        """
         return float(self._total / self._count) if self._count else 0.0
 
     def _batch_sum(self, y, out, n_correct):
@@ -40,10 +46,27 @@ class Metric:
         (a metric whose kind depends on them, like 'accuracy', settles it here)."""
 
     def update_batch(self, y, out, n_correct=None):
+        """Add one batch (the trainer's fast path; arrays already checked).
+
+        Args:
+            y: targets of the batch.
+            out: model outputs of the batch, shape ``(N, ...)``.
+            n_correct: the count of correct predictions when the loss kernel computed it, else ``None``.
+        """
         self._total += self._batch_sum(y, out, n_correct)
         self._count += out.shape[0]
 
     def update_state(self, y_true, y_pred, sample_weight=None):
+        """Add one batch of targets and predictions (Keras' API).
+
+        Args:
+            y_true: targets.
+            y_pred: predictions, shape ``(N, ...)``.
+            sample_weight: not supported (must be ``None``).
+
+        Raises:
+            ValueError: if ``sample_weight`` is given.
+        """
         if sample_weight is not None:
             raise ValueError("%s: sample_weight is not supported by fastcnn" % self.name)
         y_pred = np.asarray(y_pred, dtype=np.float32)
@@ -52,10 +75,23 @@ class Metric:
         self.update_batch(np.asarray(y_true), y_pred, None)
 
     def get_config(self):
+        """The constructor arguments as a JSON-serialisable dict (Keras 3's keys).
+
+        Returns:
+            dict: ``cls.from_config(config)`` makes an equivalent object.
+        """
         return {"name": self.name, "dtype": "float32"}
 
     @classmethod
     def from_config(cls, config):
+        """Create an instance from the dict of :meth:`get_config`.
+
+        Args:
+            config: dict.
+
+        Returns:
+            A new instance.
+        """
         return cls(**config)
 
     def __repr__(self):

@@ -116,6 +116,11 @@ class Optimizer:
     # ------------------------------------------------------------------ public API
     @property
     def learning_rate(self):
+        """The learning rate (a float that also has Keras' ``assign``/``numpy``).
+
+        Setting it (or calling ``optimizer.learning_rate.assign(v)``) changes the rate of the next
+        update, as ``LearningRateScheduler`` and ``ReduceLROnPlateau`` do. ``lr`` is the Keras 2 alias.
+        """
         return _LearningRate(self._learning_rate, self)
 
     @learning_rate.setter
@@ -127,6 +132,7 @@ class Optimizer:
 
     @property
     def weight_decay(self):
+        """Keras 3's decoupled weight decay factor (``None``: off), applied inside the update kernel."""
         return self._weight_decay
 
     @weight_decay.setter
@@ -180,6 +186,7 @@ class Optimizer:
 
     @property
     def built(self):
+        """Whether the slot variables (moments, momenta) exist."""
         return bool(self._slots) or self.iterations > 0
 
     def build(self, var_list):
@@ -196,7 +203,7 @@ class Optimizer:
 
     @property
     def variables(self):
-        """Keras' optimizer variables: iterations, learning_rate, then the slots."""
+        """The optimizer's variables in Keras' order (iterations, learning_rate, then the slots)."""
         out = [np.array(self.iterations, dtype=np.int64),
                np.array(self._learning_rate, dtype=np.float32)]
         for slots in self._slots.values():
@@ -212,6 +219,15 @@ class Optimizer:
         return self.iterations
 
     def apply(self, grads, trainable_variables):
+        """One update of ``trainable_variables`` with ``grads`` (Keras 3's ``apply``).
+
+        Args:
+            grads: list of arrays, one per variable, of the same shapes.
+            trainable_variables: list of :class:`fastcnn.layers.Variable`.
+
+        Raises:
+            ValueError: if the lists differ in length or a gradient's shape differs.
+        """
         grads = list(grads)
         variables = list(trainable_variables)
         if len(grads) != len(variables):
@@ -250,6 +266,11 @@ class Optimizer:
 
     # ------------------------------------------------------------------ config / state
     def get_config(self):
+        """The constructor arguments as a JSON-serialisable dict (Keras 3's keys).
+
+        Returns:
+            dict: ``cls.from_config(config)`` makes an equivalent object.
+        """
         return {"name": self.name, "learning_rate": self._learning_rate,
                 "weight_decay": self._weight_decay,
                 "clipnorm": None, "global_clipnorm": None, "clipvalue": None,
@@ -258,6 +279,14 @@ class Optimizer:
 
     @classmethod
     def from_config(cls, config):
+        """Create an instance from the dict of :meth:`get_config`.
+
+        Args:
+            config: dict.
+
+        Returns:
+            A new instance.
+        """
         return cls(**config)
 
     def _get_state(self, variables):
@@ -419,10 +448,30 @@ def get(identifier):
 
 
 def serialize(optimizer):
+    """``{"class_name": ..., "config": ...}`` of an optimizer (Keras' format).
+
+    Args:
+        optimizer: an :class:`Optimizer`.
+
+    Returns:
+        dict.
+    """
     return {"class_name": type(optimizer).__name__, "config": optimizer.get_config()}
 
 
 def deserialize(config, custom_objects=None):
+    """The optimizer of a :func:`serialize` dict.
+
+    Args:
+        config: dict with ``class_name`` and ``config``.
+        custom_objects: optional dict of name -> class for your own optimizers.
+
+    Returns:
+        Optimizer.
+
+    Raises:
+        ValueError: for an unknown class name.
+    """
     name = config.get("class_name")
     cls = (custom_objects or {}).get(name) or _CLASSES.get(name) or _BY_NAME.get(
         str(name).lower())

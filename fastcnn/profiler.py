@@ -48,6 +48,7 @@ class ProfileResult(list):
 
     @property
     def total(self):
+        """The whole-step row, the last one (forward and backward sums, the step time, GFLOP/s)."""
         return self[-1]
 
 

@@ -97,7 +97,19 @@ def _write_zip(filepath, entries):
 
 
 def save_model(model, filepath, overwrite=True, zipped=None, **kwargs):
-    """Write architecture, weights and optimizer state of ``model`` to ``filepath``."""
+    """Write architecture, weights and optimizer state of ``model`` to ``filepath``.
+
+    Args:
+        model: a built model.
+        filepath: a path ending in ``.keras`` (``.h5`` is accepted as an alias; the content
+            is fastcnn's zip format either way, never HDF5).
+        overwrite: replace an existing file.
+        zipped: only ``None``/``True``.
+
+    Raises:
+        ValueError: for another extension or an unbuilt model.
+        FileExistsError: if the file exists and ``overwrite=False``.
+    """
     if kwargs:
         raise TypeError("save: unexpected arguments %s" % sorted(kwargs))
     if zipped is False:
@@ -131,7 +143,17 @@ def save_model(model, filepath, overwrite=True, zipped=None, **kwargs):
 
 
 def save_weights(model, filepath, overwrite=True):
-    """Write the model's weights (not the optimizer) to ``filepath`` (``*.weights.h5``)."""
+    """Write the model's weights (not the optimizer) to ``filepath`` (``*.weights.h5``).
+
+    Args:
+        model: a built model.
+        filepath: a path ending in ``.weights.h5`` (fastcnn's zip format, not HDF5).
+        overwrite: replace an existing file.
+
+    Raises:
+        ValueError: for another file name or an unbuilt model.
+        FileExistsError: if the file exists and ``overwrite=False``.
+    """
     filepath = os.fspath(filepath)
     if not filepath.endswith(".weights.h5"):
         raise ValueError("The filename must end in `.weights.h5` (fastcnn's zip weights format, "
@@ -303,7 +325,17 @@ def _load_arrays_into(model, archive, skip_mismatch=False):
 
 
 def load_weights(model, filepath, skip_mismatch=False):
-    """Load weights saved by ``save_weights`` or ``save`` into a built model."""
+    """Load weights saved by ``save_weights`` or ``save`` into a built model.
+
+    Args:
+        model: a built model of the same architecture.
+        filepath: a ``.weights.h5`` or ``.keras`` file written by fastcnn.
+        skip_mismatch: skip layers whose weight shapes differ instead of raising.
+
+    Raises:
+        ValueError: for an unbuilt model, a file that is not fastcnn's, damaged or does not
+            match the model (the message names the file and the problem).
+    """
     archive = _Archive(filepath, (_WEIGHTS_FORMAT, _MODEL_FORMAT))
     if not model.built:
         raise ValueError("load_weights: the model '%s' has not been built yet; build it with the "
@@ -313,7 +345,28 @@ def load_weights(model, filepath, skip_mismatch=False):
 
 def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     """Rebuild a model saved by ``model.save``: architecture, weights, compile state and the
-    optimizer state (so ``fit`` continues exactly where it stopped)."""
+    optimizer state (so ``fit`` continues exactly where it stopped).
+
+    Args:
+        filepath: a ``.keras`` file written by fastcnn.
+        custom_objects: dict of name -> class for layers or other objects of your own.
+        compile: restore the compile state (optimizer, loss, metrics) too.
+        safe_mode: accepted for Keras compatibility; fastcnn files never contain code.
+
+    Returns:
+        The model.
+
+    Raises:
+        ValueError: for a file that is not a fastcnn model, is damaged, truncated or of a
+            newer format version (the message names the file and the problem).
+        FileNotFoundError: if the file does not exist.
+
+    Example:
+        >>> model = fastcnn.zoo.tutorial_model()
+        >>> model.save("tutorial.keras")
+        >>> fastcnn.models.load_model("tutorial.keras").count_params()
+        122570
+    """
     from . import layers, losses, metrics, optimizers
     archive = _Archive(filepath, (_MODEL_FORMAT,))
     config = archive.config

@@ -29,6 +29,15 @@ def set_random_seed(seed):
     ``Dropout`` masks all derive from it, so the same seed reproduces a run exactly.
     Python's ``random`` and ``np.random`` are seeded too because Keras users expect
     ``keras.utils.set_random_seed`` to do that.
+
+    Example:
+
+        >>> fastcnn.utils.set_random_seed(0)
+        >>> a = fastcnn.layers.Dense(3)(np.ones((1, 2), np.float32))
+        >>> fastcnn.utils.set_random_seed(0)
+        >>> b = fastcnn.layers.Dense(3)(np.ones((1, 2), np.float32))
+        >>> bool((a == b).all())
+        True
     """
     if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
         raise ValueError("set_random_seed: expected an int seed, got %r (type %s)"
@@ -121,6 +130,7 @@ class Progbar:
 
     @property
     def file(self):
+        """The stream the bar writes to (``sys.stdout`` unless one was given)."""
         return self._file if self._file is not None else sys.stdout
 
     def _style(self, text, code):
@@ -204,4 +214,10 @@ class Progbar:
         self._last_update = now
 
     def add(self, n, values=None):
+        """Advance the bar by ``n`` steps.
+
+        Args:
+            n: number of steps done since the last call.
+            values: list of ``(name, value)`` pairs to average and show.
+        """
         self.update(self._seen + n, values)

@@ -5,7 +5,16 @@ __all__ = ["tutorial_model", "strong_model", "resnet20", "resnet_v1", "MODELS"]
 
 
 def tutorial_model(input_shape=(32, 32, 3), num_classes=10):
-    """The Keras CIFAR-10 tutorial CNN (122,570 parameters for 32x32x3 and 10 classes)."""
+    """The Keras CIFAR-10 tutorial CNN (122,570 parameters for 32x32x3 and 10 classes).
+
+    Example:
+
+        >>> model = fastcnn.zoo.tutorial_model()
+        >>> model.count_params()
+        122570
+        >>> model.output_shape
+        (None, 10)
+    """
     return models.Sequential([
         layers.Input(shape=input_shape),
         layers.Conv2D(32, (3, 3), activation="relu"),

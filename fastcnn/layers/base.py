@@ -48,24 +48,44 @@ class Variable:
 
     @property
     def shape(self):
+        """The shape of the weight array (a tuple)."""
         return self.value.shape
 
     @property
     def dtype(self):
+        """Always ``"float32"``: fastcnn keeps every weight in float32."""
         return "float32"
 
     @property
     def ndim(self):
+        """Number of dimensions of the weight array."""
         return self.value.ndim
 
     @property
     def size(self):
+        """Number of elements of the weight array."""
         return self.value.size
 
     def numpy(self):
+        """A copy of the value as a NumPy float32 array.
+
+        Returns:
+            numpy.ndarray: a copy (changing it does not change the variable).
+        """
         return self.value.copy()
 
     def assign(self, value):
+        """Overwrite the value in place (cast to float32).
+
+        Args:
+            value: array-like of the variable's shape.
+
+        Returns:
+            This variable.
+
+        Raises:
+            ValueError: if the shape differs.
+        """
         value = np.asarray(value)
         if value.shape != self.value.shape:
             raise ValueError("Variable %s: cannot assign a value of shape %s to a variable of "
@@ -216,6 +236,11 @@ class Layer:
     # ------------------------------------------------------------------ weights
     @property
     def trainable(self):
+        """Whether the layer's weights are updated by training.
+
+        Setting it to ``False`` freezes the layer (as in Keras); weights that are never trainable
+        (batch-norm moving statistics) stay non-trainable when it is set back to ``True``.
+        """
         return self._trainable
 
     @trainable.setter
@@ -225,6 +250,20 @@ class Layer:
             v.trainable = self._trainable and getattr(v, "_trainable_by_nature", True)
 
     def add_weight(self, shape, initializer="glorot_uniform", name=None, trainable=True):
+        """Create a float32 weight of this layer (used in :meth:`build`).
+
+        Args:
+            shape: tuple of ints.
+            initializer: name or instance from :mod:`fastcnn.initializers`.
+            name: the weight's name (its path is ``layer_name/name``).
+            trainable: whether optimizers update it.
+
+        Returns:
+            Variable: the new weight.
+
+        Raises:
+            ValueError: if the initializer returns the wrong shape.
+        """
         init = initializers.get(initializer)
         value = np.asarray(init(tuple(shape), "float32"), dtype=np.float32)
         if value.shape != tuple(shape):
@@ -240,26 +279,32 @@ class Layer:
 
     @property
     def weights(self):
+        """All weights of the layer (list of :class:`Variable`), in Keras order (kernel, bias, ...)."""
         return list(self._weights)
 
     @property
     def variables(self):
+        """Same as :attr:`weights`."""
         return self.weights
 
     @property
     def trainable_weights(self):
+        """The weights that training updates (list of :class:`Variable`)."""
         return [v for v in self.weights if v.trainable]
 
     @property
     def non_trainable_weights(self):
+        """The weights that training does not update (e.g. batch-norm moving statistics)."""
         return [v for v in self.weights if not v.trainable]
 
     @property
     def trainable_variables(self):
+        """Same as :attr:`trainable_weights`."""
         return self.trainable_weights
 
     @property
     def non_trainable_variables(self):
+        """Same as :attr:`non_trainable_weights`."""
         return self.non_trainable_weights
 
     @property
@@ -276,6 +321,14 @@ class Layer:
         return self._grads[id(var)]
 
     def count_params(self):
+        """Number of scalars in the layer's weights.
+
+        Returns:
+            int.
+
+        Raises:
+            ValueError: if the layer is not built yet.
+        """
         if not self.built:
             raise ValueError("You tried to call `count_params` on layer '%s', but the layer "
                              "isn't built. You can build it manually via: "
@@ -287,6 +340,14 @@ class Layer:
         return [v.numpy() for v in self.weights]
 
     def set_weights(self, weights):
+        """Set the weights from a list of arrays (the order of :meth:`get_weights`).
+
+        Args:
+            weights: list of arrays, one per weight, of the same shapes.
+
+        Raises:
+            ValueError: if the number of arrays or a shape does not match.
+        """
         weights = list(weights)
         if len(weights) != len(self._weights):
             raise ValueError("You called `set_weights(weights)` on layer '%s' with a weight list "
@@ -327,9 +388,25 @@ class Layer:
                                shape)
 
     def compute_output_shape(self, input_shape):
+        """The output shape for an input shape (batch dimension included, may be ``None``).
+
+        Args:
+            input_shape: tuple (a list of tuples for merge layers).
+
+        Returns:
+            tuple: the output shape.
+
+        Raises:
+            ValueError: if the input shape does not suit the layer.
+        """
         return tuple(input_shape)
 
     def build(self, input_shape):
+        """Create the weights for an input shape (called on the first call, as in Keras).
+
+        Args:
+            input_shape: tuple, batch dimension included.
+        """
         self.built = True
 
     # Merge layers take a list of inputs in forward/backward/__call__ (see layers.merging).
@@ -366,10 +443,23 @@ class Layer:
 
     # ------------------------------------------------------------------ config
     def get_config(self):
+        """The constructor arguments, as a JSON-serialisable dict (Keras' format).
+
+        Returns:
+            dict: ``cls.from_config(config)`` makes an equivalent (unbuilt) layer.
+        """
         return {"name": self.name, "trainable": self.trainable, "dtype": "float32"}
 
     @classmethod
     def from_config(cls, config):
+        """Create a layer from the dict of :meth:`get_config`.
+
+        Args:
+            config: dict.
+
+        Returns:
+            A new layer.
+        """
         return cls(**config)
 
     def extra_state(self):
@@ -377,6 +467,11 @@ class Layer:
         return {}
 
     def set_extra_state(self, state):
+        """Restore the arrays of :meth:`extra_state` (used by loading and exact resume).
+
+        Args:
+            state: dict of arrays.
+        """
         pass
 
     # ------------------------------------------------------------------ running

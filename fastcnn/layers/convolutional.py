@@ -12,7 +12,44 @@ __all__ = ["Conv2D"]
 
 
 class Conv2D(_Activated, Layer):
-    """2-D convolution; ``activation='relu'`` is fused into the kernel."""
+    """2-D convolution over NHWC images (Keras 3's ``Conv2D``).
+
+    ``activation="relu"`` is fused into the kernel. The kernel is ``(kh, kw, in_channels,
+    filters)`` and the bias ``(filters,)``, as in Keras, so ``get_weights``/``set_weights``
+    exchange weights with Keras unchanged. The algorithm (direct, im2col + GEMM, Winograd
+    F(2x2, 3x3) / F(4x4, 3x3)) is chosen per call; all give results bitwise identical at any
+    thread count.
+
+    Args:
+        filters: number of output channels.
+        kernel_size: int or ``(kh, kw)``.
+        strides: int or ``(sh, sw)``, default ``(1, 1)``.
+        padding: ``"valid"`` (no padding) or ``"same"`` (output size ``ceil(in / stride)``).
+        data_format: ``None`` or ``"channels_last"``; ``"channels_first"`` is refused.
+        dilation_rate: only ``(1, 1)``.
+        groups: only 1.
+        activation: ``None``/``"linear"``, ``"relu"`` or ``"softmax"``.
+        use_bias: whether to add a bias.
+        kernel_initializer: initializer name or instance (default ``"glorot_uniform"``).
+        bias_initializer: initializer name or instance (default ``"zeros"``).
+        **kwargs: ``name``, ``trainable``, ``input_shape``, ``dtype`` (float32 only).
+
+    Keras' ``kernel_regularizer``, ``bias_regularizer``, ``activity_regularizer``,
+    ``kernel_constraint`` and ``bias_constraint`` are accepted where this version implements
+    them; any other value than ``None`` raises a ValueError naming the argument.
+
+    Raises:
+        ValueError: for an unsupported argument or value, naming the layer, and when called
+            on an input that is not 4-D or whose channel count differs from the built one.
+
+    Example:
+        >>> layer = fastcnn.layers.Conv2D(8, 3, padding="same", activation="relu")
+        >>> layer.compute_output_shape((None, 32, 32, 3))
+        (None, 32, 32, 8)
+        >>> y = layer(np.zeros((2, 32, 32, 3), np.float32))
+        >>> y.shape, [w.shape for w in layer.get_weights()]
+        ((2, 32, 32, 8), [(3, 3, 3, 8), (8,)])
+    """
 
     def __init__(self, filters, kernel_size, strides=(1, 1), padding="valid", data_format=None,
                  dilation_rate=(1, 1), groups=1, activation=None, use_bias=True,

@@ -103,10 +103,12 @@ class InputLayer(Layer):
 
     @property
     def shape(self):
+        """The input's shape, batch dimension first (``None`` unless ``batch_size`` was given)."""
         return (self.batch_size,) + self._shape
 
     @property
     def batch_shape(self):
+        """Same as :attr:`shape` (Keras 3's name)."""
         return self.shape
 
     def _forward(self, x, ws, training, return_logits):
@@ -141,7 +143,31 @@ def Input(shape=None, batch_size=None, dtype=None, sparse=None, batch_shape=None
 
 
 class Dense(_Activated, Layer):
-    """``activation(x @ kernel + bias)`` on the last axis; kernel (in, units) as in Keras."""
+    """``activation(x @ kernel + bias)`` on the last axis (Keras 3's ``Dense``).
+
+    The kernel is ``(in, units)`` and the bias ``(units,)``, as in Keras. An input of rank
+    above 2 is transformed along its last axis: ``(batch, ..., in) -> (batch, ..., units)``.
+
+    Args:
+        units: output size.
+        activation: ``None``/``"linear"``, ``"relu"`` (fused into the GEMM) or ``"softmax"``.
+        use_bias: whether to add a bias.
+        kernel_initializer: initializer name or instance (default ``"glorot_uniform"``).
+        bias_initializer: initializer name or instance (default ``"zeros"``).
+        **kwargs: ``name``, ``trainable``, ``input_shape``, ``dtype`` (float32 only); Keras'
+            regularizer and constraint arguments are refused unless ``None``.
+
+    Raises:
+        ValueError: for an unsupported argument, an input of rank below 2, or a last axis that
+            differs from the built one.
+
+    Example:
+        >>> dense = fastcnn.layers.Dense(4, activation="relu")
+        >>> dense(np.ones((2, 3), np.float32)).shape
+        (2, 4)
+        >>> dense.kernel.shape, dense.bias.shape
+        ((3, 4), (4,))
+    """
 
     def __init__(self, units, activation=None, use_bias=True, kernel_initializer="glorot_uniform",
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
@@ -245,6 +271,15 @@ class Dropout(SeededLayer):
     At inference it is the identity. The mask comes from the kernel's counter-based RNG with a
     per-call seed derived from the layer seed and a call counter, so masks are reproducible
     (``seed=`` or ``fastcnn.utils.set_random_seed``) at any thread count and after reloading.
+
+    Args:
+        rate: fraction of the inputs to drop, in [0, 1].
+        noise_shape: only ``None`` (one mask value per element).
+        seed: int seed of the masks; ``None`` draws one from fastcnn's generator.
+        **kwargs: ``name``, ``trainable``, ``input_shape``.
+
+    Raises:
+        ValueError: for a rate outside [0, 1] or an unsupported ``noise_shape``.
     """
 
     def __init__(self, rate, noise_shape=None, seed=None, **kwargs):

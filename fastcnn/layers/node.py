@@ -21,6 +21,7 @@ class KerasTensor:
 
     @property
     def ndim(self):
+        """Number of dimensions (batch dimension included)."""
         return len(self.shape)
 
     def __repr__(self):

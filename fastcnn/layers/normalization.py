@@ -16,6 +16,24 @@ class BatchNormalization(Layer):
     Weights (Keras order): gamma, beta (trainable), moving_mean, moving_variance
     (non-trainable; updated in place by the kernel: ``moving = moving*momentum +
     batch*(1-momentum)``). A layer with ``trainable=False`` runs in inference mode, as Keras.
+
+    Args:
+        axis: the channel axis, ``-1`` (NHWC).
+        momentum: moving-average momentum, default 0.99.
+        epsilon: added to the variance, default 1e-3.
+        center: whether to learn ``beta``.
+        scale: whether to learn ``gamma``.
+        beta_initializer: initializer of ``beta``, default ``"zeros"``.
+        gamma_initializer: initializer of ``gamma``, default ``"ones"``.
+        moving_mean_initializer: default ``"zeros"``.
+        moving_variance_initializer: default ``"ones"``.
+        **kwargs: ``name``, ``trainable``, ``input_shape``.
+
+    Keras' regularizer, constraint, ``synchronized`` and ``renorm`` arguments are accepted
+    where this version implements them; other values than the defaults raise ValueError.
+
+    Raises:
+        ValueError: for an unsupported argument or an axis other than the last.
     """
 
     def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True,

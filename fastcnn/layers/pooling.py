@@ -43,6 +43,22 @@ class MaxPooling2D(_Pooling2D):
 
     After a ReLU-activated layer the model fuses ReLU's backward into this layer's
     (``backward(..., fused_relu=True)``): a window passes its gradient only if its max > 0.
+
+    Args:
+        pool_size: int or ``(ph, pw)``, default ``(2, 2)``.
+        strides: int or ``(sh, sw)``; ``None`` (default) means ``pool_size``.
+        padding: ``"valid"`` or ``"same"``.
+        data_format: ``None`` or ``"channels_last"`` (NHWC); ``"channels_first"`` is refused.
+        **kwargs: ``name``, ``trainable``, ``input_shape``.
+
+    Raises:
+        ValueError: for a bad argument, a non-4-D input, or a ``"valid"`` window larger than
+            the input.
+
+    Example:
+        >>> pool = fastcnn.layers.MaxPooling2D()
+        >>> pool.compute_output_shape((None, 13, 13, 64))
+        (None, 6, 6, 64)
     """
 
     fuses_relu_backward = True

@@ -152,22 +152,27 @@ class Functional(Trainer, Layer):
 
     @property
     def inputs(self):
+        """The model's input tensors (list of :class:`fastcnn.layers.KerasTensor`)."""
         return list(self._inputs)
 
     @property
     def outputs(self):
+        """The model's output tensors (list of :class:`fastcnn.layers.KerasTensor`)."""
         return list(self._outputs)
 
     @property
     def input(self):
+        """The input tensor (a list of them for a model with several inputs)."""
         return self._inputs[0] if self._single_input else list(self._inputs)
 
     @property
     def output(self):
+        """The output tensor (a list of them for a model with several outputs)."""
         return self._outputs[0] if self._single_output else list(self._outputs)
 
     @property
     def multi_input(self):
+        """Whether the model takes several inputs (then it is called on a list)."""
         return self.built and len(self._inputs) > 1
 
     def get_layer(self, name=None, index=None):
@@ -252,6 +257,7 @@ class Functional(Trainer, Layer):
     # ================================================================ weights
     @property
     def trainable(self):
+        """Whether training updates the model's weights; setting it sets every layer's."""
         return self._trainable
 
     @trainable.setter
@@ -262,6 +268,7 @@ class Functional(Trainer, Layer):
 
     @property
     def weights(self):
+        """All weights of every layer, each once (shared layers included once), in layer order."""
         seen, out = set(), []
         for layer in self.layers:
             for w in layer.weights:
@@ -372,6 +379,14 @@ class Functional(Trainer, Layer):
         return _functional_from_config(cls, config, custom_objects)
 
     def to_json(self, **kwargs):
+        """The architecture as a JSON string (``{"class_name": ..., "config": get_config()}``).
+
+        Args:
+            **kwargs: passed to :func:`json.dumps` (e.g. ``indent=2``).
+
+        Returns:
+            str.
+        """
         return json.dumps({"class_name": type(self).__name__, "config": self.get_config()},
                           **kwargs)
 

@@ -109,6 +109,11 @@ class Sequential(Functional):
 
     @property
     def input_shape(self):
+        """The input shape, batch dimension ``None`` (from the Input / ``input_shape=``).
+
+        Raises:
+            AttributeError: if the model has no input shape yet.
+        """
         if self._input_layer is None:
             raise AttributeError("The model '%s' has no defined input shape yet" % self.name)
         return (None,) + self._input_layer.shape[1:]
@@ -119,6 +124,11 @@ class Sequential(Functional):
 
     @property
     def output_shape(self):
+        """The output shape, batch dimension ``None``.
+
+        Raises:
+            AttributeError: if the model is not built yet.
+        """
         if not self.built:
             raise AttributeError("The model '%s' has not been built yet" % self.name)
         return self._outputs[0].shape

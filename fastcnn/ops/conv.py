@@ -180,6 +180,14 @@ def conv2d(x, kernel, bias=None, strides=(1, 1), padding="valid", activation=Non
     a following 'valid' max-pool reads when it drops a last row/column); workspace sizes
     and conv2d_backward then take the same ``output_size``.
     Returns y (N, OH, OW, F) float32.
+
+    Example:
+
+        >>> x = np.ones((1, 5, 5, 2), np.float32)            # NHWC
+        >>> k = np.ones((3, 3, 2, 4), np.float32)            # (kh, kw, in, out), Keras' layout
+        >>> y = fastcnn.ops.conv2d(x, k, padding="valid")
+        >>> y.shape, float(y[0, 0, 0, 0])                   # 3 * 3 * 2 ones summed
+        ((1, 3, 3, 4), 18.0)
     """
     fn = "conv2d"
     x = as_float32(x, "%s: x (N, H, W, C)" % fn, ndim=4)

@@ -41,7 +41,13 @@ def _as_bias(bias, units, name):
 def relu(x, out=None):
     """``max(x, 0)`` for an array of any shape (``out`` may be ``x``: in place).
 
-    NaN stays NaN (so a diverging run stays visible)."""
+    NaN stays NaN (so a diverging run stays visible).
+
+    Example:
+
+        >>> fastcnn.ops.relu(np.array([-1.0, 0.5, 2.0], np.float32))
+        array([0. , 0.5, 2. ], dtype=float32)
+    """
     x = as_float32(x, "relu: x")
     out = check_output(out, x.shape, "relu: out")
     check_no_overlap("relu", out, "out", [(x, "x")], in_place_ok=("x",))
@@ -66,7 +72,15 @@ def relu_backward(dy, y, out=None):
 
 
 def softmax(x, out=None):
-    """Softmax over the last axis (max-subtracted, so no overflow); ``out`` may be ``x``."""
+    """Softmax over the last axis (max-subtracted, so no overflow); ``out`` may be ``x``.
+
+    Example:
+
+        >>> p = fastcnn.ops.softmax(np.array([[0.0, 0.0], [1000.0, 0.0]], np.float32))
+        >>> p
+        array([[0.5, 0.5],
+               [1. , 0. ]], dtype=float32)
+    """
     x = as_float32(x, "softmax: x")
     if x.ndim < 1:
         raise ValueError("softmax: x must have at least one axis, got a scalar")

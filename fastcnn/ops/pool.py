@@ -82,6 +82,13 @@ def max_pool2d(x, pool_size=(2, 2), strides=None, padding="valid", return_indice
     one in row-major window order on ties; NaN wins). Pass it to :func:`max_pool2d_backward`.
     ``out`` / ``indices`` may be preallocated (float32 / int32, C-contiguous, right shape);
     a given ``indices`` is always filled, but only returned when ``return_indices`` is set.
+
+    Example:
+
+        >>> x = np.arange(16, dtype=np.float32).reshape(1, 4, 4, 1)   # NHWC
+        >>> fastcnn.ops.max_pool2d(x)[0, :, :, 0]
+        array([[ 5.,  7.],
+               [13., 15.]], dtype=float32)
     """
     fname = "max_pool2d"
     x = as_float32(x, "%s: x (N, H, W, C)" % fname, ndim=4)

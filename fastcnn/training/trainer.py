@@ -144,13 +144,16 @@ class Trainer:
 
     @property
     def metrics_names(self):
+        """``["loss"]`` followed by the names of the compiled metrics (the keys of the logs)."""
         return ["loss"] + [m.name for m in self._compiled_metrics]
 
     @property
     def metrics(self):
+        """The compiled metric objects (list of :class:`fastcnn.metrics.Metric`)."""
         return list(self._compiled_metrics)
 
     def reset_metrics(self):
+        """Reset the state of every compiled metric (``fit``/``evaluate`` do it themselves)."""
         for m in self._compiled_metrics:
             m.reset_state()
 
@@ -648,5 +651,15 @@ class Trainer:
 
     @_serialized
     def load_weights(self, filepath, skip_mismatch=False):
+        """Load weights written by ``save_weights`` (``.weights.h5``) or ``save`` (``.keras``).
+
+        Args:
+            filepath: path of the file.
+            skip_mismatch: skip layers whose weight shapes differ instead of raising.
+
+        Raises:
+            ValueError: if the file is not a fastcnn weights/model file or does not match the model.
+            FileNotFoundError: if the file does not exist.
+        """
         from .. import saving
         saving.load_weights(self, filepath, skip_mismatch=skip_mismatch)
