@@ -23,7 +23,7 @@ from .. import callbacks as callbacks_module
 from .. import losses, ops, optimizers
 from .. import metrics as metrics_module
 from ..ops._validation import one_of, positive_int, unsupported
-from . import data, lean, plan
+from . import data, lean, penalties, plan
 
 
 def _verbose(verbose, who):
@@ -156,6 +156,7 @@ class Trainer:
         if self._program_key != key:
             self._program_obj = plan.build_program(self.flatten_graph(), fuse=key[1])
             self._lean = lean.LeanCache(self._program_obj)
+            self._penalties = penalties.Penalties(self._program_obj)
             self._program_key = key
             self._train_ready = None
         return self._program_obj
@@ -237,8 +238,10 @@ class Trainer:
 
     def _set_output_mode(self):
         last = self._program().steps[-1]
-        softmax = isinstance(last, plan.LayerStep) and getattr(last.layer, "activation",
-                                                               None) == "softmax"
+        # an activity regularizer needs the softmax output itself, so it keeps softmax apart
+        softmax = (isinstance(last, plan.LayerStep)
+                   and getattr(last.layer, "activation", None) == "softmax"
+                   and last.layer.activity_regularizer is None)
         self._fused_softmax = bool(self.loss.is_crossentropy and not self.loss.from_logits
                                    and softmax)
         self._loss_on_logits = self._fused_softmax or self.loss.from_logits
@@ -267,7 +270,11 @@ class Trainer:
         loss, dout, n_correct = _run(hook, "loss", self.loss.compute, h, y,
                                      self._batches.get("dout", h.shape), self._loss_on_logits)
         program.backward([dout], hook)
+        if self._penalties.active:  # regularization: added to the loss and the gradients
+            loss += self._penalties.loss_and_gradients()
         _run(hook, "optimizer", self.optimizer.update, self._train_vars, self._train_grads)
+        if self._penalties.constrains:
+            self._penalties.constrain()
         self._update_metrics(y, h, n_correct)
         return float(loss)
 
@@ -276,6 +283,8 @@ class Trainer:
         h = self._program().forward([x], False, self._fused_softmax, hook)[0]
         loss, _, n_correct = _run(hook, "loss", self.loss.compute, h, y,
                                   self._batches.get("dout", h.shape), self._loss_on_logits)
+        if self._penalties.active:
+            loss += self._penalties.loss()
         self._update_metrics(y, h, n_correct)
         return float(loss)
 
