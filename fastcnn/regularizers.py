@@ -8,8 +8,8 @@ A custom regularizer therefore subclasses ``Regularizer`` and implements both
 ``__call__`` and ``add_gradient``.
 
 String names (as ``keras.regularizers.get``): ``"l1"``, ``"l2"`` (factor 0.01),
-``"l1_l2"`` (``L1L2()``, whose factors default to 0 in Keras 3), ``"orthogonal_regularizer"``
-and the class names.
+``"l1_l2"`` or Keras 3's ``"l1l2"`` (``L1L2()``, whose factors default to 0 in Keras 3),
+``"orthogonal_regularizer"`` and the class names.
 """
 import math
 import numbers
@@ -180,7 +180,7 @@ l1, l2, l1_l2, orthogonal_regularizer = L1, L2, L1L2, OrthogonalRegularizer
 
 _CLASSES = {c.__name__: c for c in (Regularizer, L1, L2, L1L2, OrthogonalRegularizer)}
 _BY_NAME = dict(_CLASSES)
-_BY_NAME.update({"regularizer": Regularizer, "l1": L1, "l2": L2, "l1_l2": L1L2,
+_BY_NAME.update({"regularizer": Regularizer, "l1": L1, "l2": L2, "l1_l2": L1L2, "l1l2": L1L2,
                  "orthogonal_regularizer": OrthogonalRegularizer})
 
 
