@@ -82,10 +82,11 @@ def test_orthogonal_value_and_finite_differences(shape, mode, rng):
                  atol=1e-6)
 
 
-def test_orthogonal_single_vector_is_zero():
+def test_orthogonal_single_vector_or_empty_is_zero():
     g = np.ones((1, 4), np.float32)
     assert ops.orthogonal_penalty(np.ones((1, 4), np.float32), 0.1, "rows", grad=g) == 0.0
     assert np.array_equal(g, np.ones((1, 4), np.float32))
+    assert ops.orthogonal_penalty(np.ones((3, 0), np.float32), 0.1, "rows") == 0.0
 
 
 def test_penalty_kernels_bitwise_identical_at_1_and_2_threads(rng):
@@ -322,3 +323,19 @@ def test_layer_config_matches_keras_keys():
         assert {k: v for k, v in ours[key].items() if k != "config"} == \
             {k: v for k, v in theirs[key].items() if k != "config"}
         assert ours[key]["config"] == pytest.approx(theirs[key]["config"], rel=1e-6)
+
+
+def test_regularized_training_bitwise_identical_at_1_and_2_threads(rng):
+    x = rng.standard_normal((16, 7, 7, 3)).astype(np.float32)
+    y = rng.integers(0, 4, 16)
+    results = []
+    for n in (1, 2):
+        with num_threads(n):
+            fastcnn.utils.set_random_seed(5)
+            m = _regularized_cnn(L, regularizers, None, fastcnn.Sequential)
+            m.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
+            hist = m.fit(x, y, batch_size=8, epochs=2, verbose=0)
+            results.append((hist.history["loss"], m.get_weights()))
+    assert results[0][0] == results[1][0]
+    for a, b in zip(results[0][1], results[1][1]):
+        assert np.array_equal(a, b)

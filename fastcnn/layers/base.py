@@ -148,7 +148,7 @@ class WorkspaceCache:
         return [a for ws in self._by_key.values() for a in ws.values()
                 if isinstance(a, np.ndarray)]
 
-    def release(self, keys=("x", "x2", "cache")):
+    def release(self, keys=("x", "x2", "cache", "activity_y")):
         """Drop the entries that refer to caller data; the buffers stay."""
         for ws in self._by_key.values():
             for key in keys:

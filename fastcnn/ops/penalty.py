@@ -87,7 +87,7 @@ def orthogonal_penalty(w, factor=0.01, mode="rows", grad=None, out=None, scale=1
     factor = _factor(factor, "factor", op)
     g_in, g_out = _grad_args(op, w, grad, out)
     k = w.shape[0] if mode == "rows" else w.shape[1]
-    if k < 2:
+    if k < 2 or w.size == 0:  # no pair of (non-empty) vectors: no penalty
         if g_out is not None and g_in is None:
             g_out.fill(0.0)
         elif g_out is not None and g_out is not g_in:
