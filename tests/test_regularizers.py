@@ -174,7 +174,7 @@ def test_value_and_gradient_match_keras_autodiff(make, rng):
     assert_close(g, np.asarray(jax.grad(lambda v: theirs(v))(w)), rtol=1e-5, atol=1e-6)
 
 
-def _regularized_cnn(L_, R, C_, M, act=True):
+def _regularized_cnn(L_, R, M, act=True):
     return M([
         L_.Input((7, 7, 3)),
         L_.Conv2D(5, 3, activation="relu", kernel_regularizer=R.L2(0.05),
@@ -197,8 +197,8 @@ def test_regularized_model_loss_and_sgd_step_match_keras(act, fuse, rng):
     keras.utils.clear_session()
     x = rng.standard_normal((8, 7, 7, 3)).astype(np.float32)
     y = rng.integers(0, 4, 8)
-    km = _regularized_cnn(keras.layers, keras.regularizers, None, keras.Sequential, act)
-    fm = _regularized_cnn(L, regularizers, None, fastcnn.Sequential, act)
+    km = _regularized_cnn(keras.layers, keras.regularizers, keras.Sequential, act)
+    fm = _regularized_cnn(L, regularizers, fastcnn.Sequential, act)
     fm.fuse_kernels = fuse
     # nonzero biases: the L1 subgradient at exactly 0 differs between backends
     weights = [w + 0.1 if w.ndim == 1 else w for w in km.get_weights()]
@@ -218,7 +218,7 @@ def test_fit_reports_the_regularized_loss(rng):
     x = rng.standard_normal((8, 7, 7, 3)).astype(np.float32)
     y = rng.integers(0, 4, 8)
     fastcnn.utils.set_random_seed(3)
-    m = _regularized_cnn(L, regularizers, None, fastcnn.Sequential)
+    m = _regularized_cnn(L, regularizers, fastcnn.Sequential)
     w0 = m.get_weights()
     m.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
     first = m.train_on_batch(x, y)
@@ -230,7 +230,7 @@ def test_fit_reports_the_regularized_loss(rng):
     class NoRegularizers:
         def __getattr__(self, name):
             return lambda *args: None
-    bare = _regularized_cnn(L, NoRegularizers(), None, fastcnn.Sequential)
+    bare = _regularized_cnn(L, NoRegularizers(), fastcnn.Sequential)
     bare.set_weights(w0)
     bare.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
     plain = bare.evaluate(x, y, verbose=0)
@@ -288,12 +288,12 @@ def test_layers_with_activity_regularizers_are_not_fused():
 def test_unregularized_model_has_no_losses():
     m = fastcnn.zoo.tutorial_model()
     assert m.losses == []
-    m2 = _regularized_cnn(L, regularizers, None, fastcnn.Sequential)
+    m2 = _regularized_cnn(L, regularizers, fastcnn.Sequential)
     assert len(m2.losses) == 6  # 6 regularized weights; activity penalties need a call
 
 
 def test_config_round_trip_through_get_config_and_save(tmp_path):
-    m = _regularized_cnn(L, regularizers, None, fastcnn.Sequential)
+    m = _regularized_cnn(L, regularizers, fastcnn.Sequential)
     m.compile(optimizer="sgd", loss="sparse_categorical_crossentropy")
     for layer in m.layers:
         again = type(layer).from_config(layer.get_config())
@@ -332,7 +332,7 @@ def test_regularized_training_bitwise_identical_at_1_and_2_threads(rng):
     for n in (1, 2):
         with num_threads(n):
             fastcnn.utils.set_random_seed(5)
-            m = _regularized_cnn(L, regularizers, None, fastcnn.Sequential)
+            m = _regularized_cnn(L, regularizers, fastcnn.Sequential)
             m.compile(optimizer="adam", loss="sparse_categorical_crossentropy")
             hist = m.fit(x, y, batch_size=8, epochs=2, verbose=0)
             results.append((hist.history["loss"], m.get_weights()))

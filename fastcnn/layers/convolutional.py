@@ -3,7 +3,7 @@ import numpy as np
 
 from .. import constraints, initializers, ops, regularizers
 from ..ops._validation import (channels_last, conv_output_size, int_tuple, padding_mode,
-                               positive_int, unsupported)
+                               positive_int)
 from ._shapes import conv_output_shape
 from .base import Layer
 from .core import _Activated, get_activation
