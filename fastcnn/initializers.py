@@ -17,7 +17,11 @@ from . import utils
 
 __all__ = ["Initializer", "Zeros", "Ones", "Constant", "RandomUniform", "RandomNormal",
            "TruncatedNormal", "GlorotUniform", "GlorotNormal", "HeUniform", "HeNormal",
-           "LecunUniform", "LecunNormal", "get", "serialize"]
+           "LecunUniform", "LecunNormal", "Identity", "Orthogonal", "get", "serialize",
+           "deserialize", "zeros", "ones", "constant", "random_uniform", "random_normal",
+           "truncated_normal", "variance_scaling", "glorot_uniform", "glorot_normal",
+           "he_uniform", "he_normal", "lecun_uniform", "lecun_normal", "identity",
+           "orthogonal"]
 
 # stddev of a unit normal truncated to [-2, 2]: scaling by 1/this keeps the variance.
 _TRUNC_STD = 0.87962566103423978
@@ -222,7 +226,75 @@ class LecunNormal(_Named):
     _args = (1.0, "fan_in", "truncated_normal")
 
 
+class Identity(Initializer):
+    """``gain * eye(rows, cols)`` for a 2-D shape (Keras' Identity).
+
+    Args:
+        gain: the diagonal value (default 1.0).
+
+    Raises:
+        ValueError: called for a shape that is not 2-D.
+    """
+
+    def __init__(self, gain=1.0):
+        self.gain = float(gain)
+
+    def __call__(self, shape, dtype="float32"):
+        shape = tuple(shape)
+        if len(shape) != 2:
+            raise ValueError("Identity matrix initializer can only be used for 2D matrices. "
+                             "Received: shape=%s of rank %d." % (shape, len(shape)))
+        return (self.gain * np.eye(*shape)).astype(np.float32)
+
+    def get_config(self):
+        return {"gain": self.gain}
+
+
+class Orthogonal(Initializer):
+    """A random orthogonal matrix (Keras' Orthogonal): the Q of the QR decomposition of a
+    standard normal (max(rows, cols), min(rows, cols)) matrix, signs fixed by R's diagonal,
+    transposed if rows < cols, times ``gain``; rows = product of all but the last axis.
+
+    Args:
+        gain: multiplies the matrix (default 1.0).
+        seed: None or an int (same values on every call).
+
+    Raises:
+        ValueError: a shape of rank < 2.
+    """
+
+    def __init__(self, gain=1.0, seed=None):
+        self.gain = float(gain)
+        self.seed = _check_seed(seed, "Orthogonal")
+
+    def __call__(self, shape, dtype="float32"):
+        shape = tuple(shape)
+        if len(shape) < 2:
+            raise ValueError("The tensor to initialize must be at least two-dimensional. "
+                             "Received: shape=%s of rank %d." % (shape, len(shape)))
+        rows, cols = math.prod(shape[:-1]), shape[-1]
+        a = self._generator().standard_normal((max(rows, cols), min(rows, cols)))
+        q, r = np.linalg.qr(a)
+        q = q * np.sign(np.diag(r))
+        if rows < cols:
+            q = q.T
+        return (self.gain * q.reshape(shape)).astype(np.float32)
+
+    def get_config(self):
+        return {"gain": self.gain, "seed": self.seed}
+
+
+# Keras' snake_case function-style names are the classes themselves
+zeros, ones, constant, identity, orthogonal = Zeros, Ones, Constant, Identity, Orthogonal
+random_uniform, random_normal, truncated_normal = RandomUniform, RandomNormal, TruncatedNormal
+variance_scaling = VarianceScaling
+glorot_uniform, glorot_normal, he_uniform, he_normal = (GlorotUniform, GlorotNormal,
+                                                        HeUniform, HeNormal)
+lecun_uniform, lecun_normal = LecunUniform, LecunNormal
+
 _BY_NAME = {
+    "identity": Identity, "orthogonal": Orthogonal,
+    "normal": RandomNormal, "uniform": RandomUniform, "one": Ones, "zero": Zeros,
     "zeros": Zeros, "ones": Ones, "constant": Constant,
     "random_uniform": RandomUniform, "random_normal": RandomNormal,
     "truncated_normal": TruncatedNormal, "variance_scaling": VarianceScaling,
@@ -231,6 +303,7 @@ _BY_NAME = {
     "lecun_uniform": LecunUniform, "lecun_normal": LecunNormal,
 }
 _CLASSES = {cls.__name__: cls for cls in _BY_NAME.values()}
+_CLASSES.update(IdentityInitializer=Identity, OrthogonalInitializer=Orthogonal)
 
 
 def get(identifier, what="initializer"):
@@ -255,6 +328,18 @@ def get(identifier, what="initializer"):
         return identifier
     raise TypeError("Could not interpret %s: %r (expected a name such as 'glorot_uniform', "
                     "an Initializer or a callable(shape, dtype))" % (what, identifier))
+
+
+def deserialize(config):
+    """An initializer from ``serialize``'s output (Keras' dict form is accepted too).
+
+    Raises:
+        ValueError: an unknown class name.
+    """
+    if not isinstance(config, dict) or "class_name" not in config:
+        raise ValueError("initializers.deserialize: expected a dict with 'class_name' and "
+                         "'config', got %r" % (config,))
+    return get(config)
 
 
 def serialize(init):

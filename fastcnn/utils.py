@@ -80,7 +80,20 @@ def _unique_name(base):
 
 
 def to_categorical(x, num_classes=None):
-    """Class ids (any shape, usually (N,) or (N, 1)) -> one-hot float32 (N, num_classes)."""
+    """One-hot encoding of class ids, as ``keras.utils.to_categorical``.
+
+    Args:
+        x: integer class ids of any shape; a trailing axis of size 1 is dropped, so (N,)
+            and (N, 1) both give (N, num_classes).
+        num_classes: the number of classes (default: the largest id + 1).
+
+    Returns:
+        A float32 array ``x.shape + (num_classes,)`` (Keras returns float64; fastcnn
+        trains in float32).
+
+    Raises:
+        ValueError: non-integer ids, or ids outside [0, num_classes).
+    """
     x = np.asarray(x)
     if x.ndim > 1 and x.shape[-1] == 1:
         x = x.reshape(x.shape[:-1])
@@ -221,3 +234,34 @@ class Progbar:
             values: list of ``(name, value)`` pairs to average and show.
         """
         self.update(self._seen + n, values)
+
+
+def normalize(x, axis=-1, order=2):
+    """``x`` divided by its ``order``-norm along ``axis`` (Keras' ``utils.normalize`` on a
+    NumPy array): zero norms are left as 1, so an all-zero slice stays zero.
+
+    Args:
+        x: an array.
+        axis: the axis the norms run along; None: one vector norm of the whole array.
+        order: the norm order (``numpy.linalg.norm``'s ``ord``), 2 by default.
+
+    Returns:
+        A new array of x's shape (float64 for integer input, as NumPy's division).
+
+    Raises:
+        ValueError: an axis out of range or a bad order.
+    """
+    x = np.asarray(x)
+    try:
+        if axis is None:
+            norm = np.asarray(np.linalg.norm(x.reshape(-1), order))
+        else:
+            norm = np.linalg.norm(x, order, axis, keepdims=True)
+    except (ValueError, TypeError, np.exceptions.AxisError) as e:
+        raise ValueError("normalize: cannot take the order-%r norm of an array of shape %s "
+                         "along axis %r (%s)" % (order, x.shape, axis, e)) from None
+    norm = np.where(norm == 0, 1, norm)
+    return x / norm
+
+
+__all__ += ["normalize"]

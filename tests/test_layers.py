@@ -404,7 +404,7 @@ def test_same_seed_same_initial_weights():
     (lambda: layers.Conv2D(8, 3, kernel_initializer="nope"), "'nope'"),
     (lambda: layers.Dense(0), "units=0"),
     (lambda: layers.Dense(2.5), "units=2.5"),
-    (lambda: layers.Dense(4, kernel_regularizer="l2"), "kernel_regularizer"),
+    (lambda: layers.Dense(4, kernel_regularizer="l3"), "l3"),
     (lambda: layers.Dropout(1.5), "rate=1.5"),
     (lambda: layers.Dropout(-0.1), "rate=-0.1"),
     (lambda: layers.MaxPooling2D(pool_size=(2, 0)), r"pool_size=\(2, 0\)"),

@@ -20,7 +20,7 @@ import operator
 
 import numpy as np
 
-from .. import initializers, utils
+from .. import constraints, initializers, regularizers, utils
 from .node import Node, flatten_tensors, is_symbolic
 
 __all__ = ["Layer", "Variable", "SeededLayer", "Workspace", "WorkspaceCache"]
@@ -39,6 +39,10 @@ class Variable:
     """
 
     __array_priority__ = 100
+    # set by Layer.add_weight: the penalty training adds to the loss, the projection it
+    # applies after each optimizer step
+    regularizer = None
+    constraint = None
 
     def __init__(self, value, name, path, trainable=True):
         self.value = np.ascontiguousarray(value, dtype=np.float32)
@@ -164,7 +168,7 @@ class WorkspaceCache:
         return [a for ws in self._by_key.values() for a in ws.values()
                 if isinstance(a, np.ndarray)]
 
-    def release(self, keys=("x", "x2", "cache")):
+    def release(self, keys=("x", "x2", "cache", "activity_y")):
         """Drop the entries that refer to caller data; the buffers stay."""
         for ws in self._by_key.values():
             for key in keys:
@@ -181,7 +185,8 @@ class Layer:
 
     _allowed_kwargs = ("input_shape", "input_dim", "batch_input_shape", "batch_size")
 
-    def __init__(self, trainable=True, name=None, dtype=None, **kwargs):
+    def __init__(self, trainable=True, name=None, dtype=None, activity_regularizer=None,
+                 **kwargs):
         cls = type(self).__name__
         unknown = {k: v for k, v in kwargs.items() if k not in self._allowed_kwargs}
         if unknown:
@@ -202,6 +207,8 @@ class Layer:
         elif not isinstance(name, str) or not name:
             raise ValueError("%s: name must be a non-empty string, got %r" % (cls, name))
         self.name = name
+        # penalty on this layer's output, added to the loss (divided by the batch size)
+        self.activity_regularizer = regularizers.get(activity_regularizer)
         self._trainable = bool(trainable)
         self.built = False
         self._weights = []
@@ -249,21 +256,30 @@ class Layer:
         for v in self._weights:
             v.trainable = self._trainable and getattr(v, "_trainable_by_nature", True)
 
-    def add_weight(self, shape, initializer="glorot_uniform", name=None, trainable=True):
-        """Create a float32 weight of this layer (used in :meth:`build`).
+    def add_weight(self, shape, initializer="glorot_uniform", name=None, trainable=True,
+                   regularizer=None, constraint=None):
+        """A new float32 weight of ``shape``, tracked by this layer.
 
         Args:
-            shape: tuple of ints.
-            initializer: name or instance from :mod:`fastcnn.initializers`.
+            shape: the weight's shape.
+            initializer: an initializer name, config or instance.
             name: the weight's name (its path is ``layer_name/name``).
-            trainable: whether optimizers update it.
+            trainable: whether the optimizer updates it.
+            regularizer: a regularizer (name, config or instance) whose penalty training
+                adds to the loss.
+            constraint: a constraint applied to the weight after each optimizer step.
 
         Returns:
-            Variable: the new weight.
+            The Variable.
 
         Raises:
-            ValueError: if the initializer returns the wrong shape.
+            ValueError: the initializer returned the wrong shape, or the regularizer does
+                not apply to this shape.
         """
+        regularizer = regularizers.get(regularizer)
+        constraint = constraints.get(constraint)
+        if regularizer is not None:
+            regularizer.check_weight_shape(tuple(shape), "%s (weight %r)" % (self.name, name))
         init = initializers.get(initializer)
         value = np.asarray(init(tuple(shape), "float32"), dtype=np.float32)
         if value.shape != tuple(shape):
@@ -272,6 +288,7 @@ class Layer:
         var = Variable(value, name, "%s/%s" % (self.name, name),
                        trainable=trainable and self._trainable)
         var._trainable_by_nature = trainable
+        var.regularizer, var.constraint = regularizer, constraint
         self._weights.append(var)
         if trainable:
             self._grads[id(var)] = np.zeros(var.shape, dtype=np.float32)
@@ -334,6 +351,24 @@ class Layer:
                              "isn't built. You can build it manually via: "
                              "`layer.build(input_shape)`." % self.name)
         return int(sum(v.size for v in self.weights))
+
+    @property
+    def losses(self):
+        """The regularization penalties (floats), as Keras' ``layer.losses``: one per
+        regularized trainable weight (its current value), then the activity penalty of
+        each call site's latest forward (divided by its batch size)."""
+        out = [v.regularizer(v.value) for v in self.trainable_weights
+               if v.regularizer is not None]
+        if self.activity_regularizer is not None:
+            out += [ws["activity_loss"] for ws in self._slot_ws.values()
+                    if "activity_loss" in ws]
+        return out
+
+    def activity_loss(self, slot=0):
+        """The activity penalty of the latest forward at call site ``slot`` (0.0 without
+        an activity regularizer or before any forward)."""
+        ws = self._slot_ws.get(slot)
+        return 0.0 if ws is None else ws.get("activity_loss", 0.0)
 
     def get_weights(self):
         """The weights as NumPy copies, in Keras order (kernel, bias, ...)."""
@@ -448,7 +483,10 @@ class Layer:
         Returns:
             dict: ``cls.from_config(config)`` makes an equivalent (unbuilt) layer.
         """
-        return {"name": self.name, "trainable": self.trainable, "dtype": "float32"}
+        c = {"name": self.name, "trainable": self.trainable, "dtype": "float32"}
+        if self.activity_regularizer is not None:
+            c["activity_regularizer"] = regularizers.serialize(self.activity_regularizer)
+        return c
 
     @classmethod
     def from_config(cls, config):
@@ -490,7 +528,24 @@ class Layer:
         ws["training"] = bool(training)
         ws["logits"] = bool(return_logits)
         self._slot_ws[slot] = ws
-        return self._forward(x, ws, bool(training), bool(return_logits))
+        y = self._forward(x, ws, bool(training), bool(return_logits))
+        if self.activity_regularizer is not None:
+            self._activity_penalty(y, ws)
+        return y
+
+    def _activity_penalty(self, y, ws):
+        # Keras divides the penalty of the output by its batch size
+        ws["activity_y"] = y
+        n = y.shape[0] if y.ndim else 1
+        ws["activity_loss"] = (self.activity_regularizer(y) / n) if n else 0.0
+
+    def _activity_backward(self, dy, ws):
+        """dy plus the gradient of the activity penalty of this call's output."""
+        y = ws["activity_y"]
+        n = y.shape[0] if y.ndim else 1
+        out = ws.buf("activity_dy", dy.shape)
+        self.activity_regularizer.add_gradient(y, dy, out=out, scale=1.0 / max(n, 1))
+        return out
 
     # Layers that can take part in the ReLU -> MaxPooling2D backward fusion (see backward).
     fuses_relu_backward = False
@@ -510,6 +565,8 @@ class Layer:
         if ws is None:
             raise RuntimeError("%s.backward called before forward" % self.name)
         ws["fused_relu"] = bool(fused_relu)
+        if self.activity_regularizer is not None:
+            dy = self._activity_backward(dy, ws)
         if self.multi_input:
             n = len(ws["x"])
             need = ([bool(need_input_grad)] * n if isinstance(need_input_grad, bool)

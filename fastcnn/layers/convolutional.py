@@ -1,9 +1,9 @@
 """Conv2D (NHWC, kernel (kh, kw, in, filters), Keras 3 arguments and output shapes)."""
 import numpy as np
 
-from .. import initializers, ops
+from .. import constraints, initializers, ops, regularizers
 from ..ops._validation import (channels_last, conv_output_size, int_tuple, padding_mode,
-                               positive_int, unsupported)
+                               positive_int)
 from ._shapes import conv_output_shape
 from .base import Layer
 from .core import _Activated, get_activation
@@ -56,7 +56,7 @@ class Conv2D(_Activated, Layer):
                  kernel_initializer="glorot_uniform", bias_initializer="zeros",
                  kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
                  kernel_constraint=None, bias_constraint=None, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         self.filters = positive_int(filters, "filters", self.name)
         self.kernel_size = int_tuple(kernel_size, "kernel_size", self.name)
         self.strides = int_tuple(strides, "strides", self.name)
@@ -72,10 +72,10 @@ class Conv2D(_Activated, Layer):
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
-        unsupported(self.name, kernel_regularizer=kernel_regularizer,
-                     bias_regularizer=bias_regularizer,
-                     activity_regularizer=activity_regularizer,
-                     kernel_constraint=kernel_constraint, bias_constraint=bias_constraint)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
         self.kernel = self.bias = None
 
     def compute_output_shape(self, input_shape):
@@ -90,9 +90,13 @@ class Conv2D(_Activated, Layer):
 
     def build(self, input_shape):
         self.kernel = self.add_weight(self.kernel_size + (input_shape[-1], self.filters),
-                                      self.kernel_initializer, "kernel")
+                                      self.kernel_initializer, "kernel",
+                                      regularizer=self.kernel_regularizer,
+                                      constraint=self.kernel_constraint)
         if self.use_bias:
-            self.bias = self.add_weight((self.filters,), self.bias_initializer, "bias")
+            self.bias = self.add_weight((self.filters,), self.bias_initializer, "bias",
+                                        regularizer=self.bias_regularizer,
+                                        constraint=self.bias_constraint)
         self.built = True
 
     def _out_shape(self, x):
@@ -143,6 +147,9 @@ class Conv2D(_Activated, Layer):
                  use_bias=self.use_bias,
                  kernel_initializer=initializers.serialize(self.kernel_initializer),
                  bias_initializer=initializers.serialize(self.bias_initializer),
-                 kernel_regularizer=None, bias_regularizer=None, activity_regularizer=None,
-                 kernel_constraint=None, bias_constraint=None)
+                 kernel_regularizer=regularizers.serialize(self.kernel_regularizer),
+                 bias_regularizer=regularizers.serialize(self.bias_regularizer),
+                 activity_regularizer=regularizers.serialize(self.activity_regularizer),
+                 kernel_constraint=constraints.serialize(self.kernel_constraint),
+                 bias_constraint=constraints.serialize(self.bias_constraint))
         return c

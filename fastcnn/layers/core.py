@@ -3,7 +3,7 @@ import numbers
 
 import numpy as np
 
-from .. import initializers, ops
+from .. import constraints, initializers, ops, regularizers
 from ..ops._validation import channels_last, unsupported
 from .base import Layer, SeededLayer
 from .node import Node
@@ -173,7 +173,7 @@ class Dense(_Activated, Layer):
                  bias_initializer="zeros", kernel_regularizer=None, bias_regularizer=None,
                  activity_regularizer=None, kernel_constraint=None, bias_constraint=None,
                  lora_rank=None, quantization_config=None, **kwargs):
-        super().__init__(**kwargs)
+        super().__init__(activity_regularizer=activity_regularizer, **kwargs)
         if isinstance(units, bool) or not isinstance(units, numbers.Integral) or units <= 0:
             raise ValueError("Received an invalid value for `units`, expected a positive "
                              "integer. Received: units=%r" % (units,))
@@ -182,11 +182,11 @@ class Dense(_Activated, Layer):
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)
         self.bias_initializer = initializers.get(bias_initializer)
-        unsupported(self.name, kernel_regularizer=kernel_regularizer,
-                     bias_regularizer=bias_regularizer,
-                     activity_regularizer=activity_regularizer,
-                     kernel_constraint=kernel_constraint, bias_constraint=bias_constraint,
-                     lora_rank=lora_rank, quantization_config=quantization_config)
+        self.kernel_regularizer = regularizers.get(kernel_regularizer)
+        self.bias_regularizer = regularizers.get(bias_regularizer)
+        self.kernel_constraint = constraints.get(kernel_constraint)
+        self.bias_constraint = constraints.get(bias_constraint)
+        unsupported(self.name, lora_rank=lora_rank, quantization_config=quantization_config)
         self.kernel = self.bias = None
 
     def compute_output_shape(self, input_shape):
@@ -199,9 +199,12 @@ class Dense(_Activated, Layer):
 
     def build(self, input_shape):
         self.kernel = self.add_weight((input_shape[-1], self.units), self.kernel_initializer,
-                                      "kernel")
+                                      "kernel", regularizer=self.kernel_regularizer,
+                                      constraint=self.kernel_constraint)
         if self.use_bias:
-            self.bias = self.add_weight((self.units,), self.bias_initializer, "bias")
+            self.bias = self.add_weight((self.units,), self.bias_initializer, "bias",
+                                        regularizer=self.bias_regularizer,
+                                        constraint=self.bias_constraint)
         self.built = True
 
     def _forward(self, x, ws, training, return_logits):
@@ -231,8 +234,10 @@ class Dense(_Activated, Layer):
         c.update(units=self.units, activation=self.activation, use_bias=self.use_bias,
                  kernel_initializer=initializers.serialize(self.kernel_initializer),
                  bias_initializer=initializers.serialize(self.bias_initializer),
-                 kernel_regularizer=None, bias_regularizer=None, kernel_constraint=None,
-                 bias_constraint=None)
+                 kernel_regularizer=regularizers.serialize(self.kernel_regularizer),
+                 bias_regularizer=regularizers.serialize(self.bias_regularizer),
+                 kernel_constraint=constraints.serialize(self.kernel_constraint),
+                 bias_constraint=constraints.serialize(self.bias_constraint))
         return c
 
 

@@ -3,7 +3,7 @@ import numbers
 
 import numpy as np
 
-from .. import initializers, ops
+from .. import constraints, initializers, ops, regularizers
 from ..ops._validation import unsupported
 from .base import Layer
 
@@ -55,10 +55,12 @@ class BatchNormalization(Layer):
             raise ValueError("%s: momentum must be in [0, 1], got %r" % (self.name, momentum))
         if epsilon <= 0:
             raise ValueError("%s: epsilon must be > 0, got %r" % (self.name, epsilon))
-        unsupported(self.name, beta_regularizer=beta_regularizer,
-                     gamma_regularizer=gamma_regularizer, beta_constraint=beta_constraint,
-                     gamma_constraint=gamma_constraint, synchronized=synchronized,
-                    renorm=renorm, renorm_clipping=renorm_clipping)
+        unsupported(self.name, synchronized=synchronized, renorm=renorm,
+                    renorm_clipping=renorm_clipping)
+        self.beta_regularizer = regularizers.get(beta_regularizer)
+        self.gamma_regularizer = regularizers.get(gamma_regularizer)
+        self.beta_constraint = constraints.get(beta_constraint)
+        self.gamma_constraint = constraints.get(gamma_constraint)
         self.axis = int(axis)
         self.momentum = float(momentum)
         self.epsilon = float(epsilon)
@@ -85,12 +87,16 @@ class BatchNormalization(Layer):
     def build(self, input_shape):
         c = input_shape[-1]
         if self.scale:
-            self.gamma = self.add_weight((c,), self.gamma_initializer, "gamma")
+            self.gamma = self.add_weight((c,), self.gamma_initializer, "gamma",
+                                         regularizer=self.gamma_regularizer,
+                                         constraint=self.gamma_constraint)
         else:
             self._const_gamma = np.ones((c,), np.float32)
             self._scratch_dgamma = np.zeros((c,), np.float32)
         if self.center:
-            self.beta = self.add_weight((c,), self.beta_initializer, "beta")
+            self.beta = self.add_weight((c,), self.beta_initializer, "beta",
+                                        regularizer=self.beta_regularizer,
+                                        constraint=self.beta_constraint)
         else:
             self._const_beta = np.zeros((c,), np.float32)
             self._scratch_dbeta = np.zeros((c,), np.float32)
@@ -140,6 +146,9 @@ class BatchNormalization(Layer):
                  moving_mean_initializer=initializers.serialize(self.moving_mean_initializer),
                  moving_variance_initializer=initializers.serialize(
                      self.moving_variance_initializer),
-                 beta_regularizer=None, gamma_regularizer=None, beta_constraint=None,
-                 gamma_constraint=None, synchronized=False)
+                 beta_regularizer=regularizers.serialize(self.beta_regularizer),
+                 gamma_regularizer=regularizers.serialize(self.gamma_regularizer),
+                 beta_constraint=constraints.serialize(self.beta_constraint),
+                 gamma_constraint=constraints.serialize(self.gamma_constraint),
+                 synchronized=False)
         return c

@@ -277,6 +277,12 @@ class Functional(Trainer, Layer):
                     out.append(w)
         return out
 
+    @property
+    def losses(self):
+        """The regularization penalties of every layer (Keras' ``model.losses``): each
+        regularized trainable weight's, then each activity penalty of the latest call."""
+        return [p for layer in self.leaf_layers() for p in layer.losses]
+
     def count_params(self):
         if not self.built:
             raise ValueError("You tried to call `count_params` on model '%s', but the model "

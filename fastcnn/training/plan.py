@@ -176,7 +176,9 @@ def _match(graph, users, i, pattern, taken):
     chain = [i]
     for pred_index, pred in enumerate(pattern):
         node = graph.nodes[chain[-1]]
-        if chain[-1] in taken or not pred(node.layer):
+        # a fused step never runs its layers' forward: no place for an activity penalty
+        if (chain[-1] in taken or not pred(node.layer)
+                or node.layer.activity_regularizer is not None):
             return None
         if pred_index == len(pattern) - 1:
             return chain
@@ -221,6 +223,7 @@ def build_program(graph, fuse=True):
                 continue
             p = producer.get(s.inputs[0])
             if (isinstance(p, LayerStep) and RELU_POOL_BACKWARD[0](p.layer)
+                    and p.layer.activity_regularizer is None
                     and step_users[p.output] == 1 and p.output not in graph.outputs):
                 p.fused_relu = s.fused_relu = True
     return Program(graph, steps)

@@ -23,7 +23,7 @@ from .. import callbacks as callbacks_module
 from .. import losses, ops, optimizers
 from .. import metrics as metrics_module
 from ..ops._validation import one_of, positive_int, unsupported
-from . import data, lean, plan
+from . import data, lean, penalties, plan
 
 
 def _verbose(verbose, who):
@@ -163,6 +163,7 @@ class Trainer:
         if self._program_key != key:
             self._program_obj = plan.build_program(self.flatten_graph(), fuse=key[1])
             self._lean = lean.LeanCache(self._program_obj)
+            self._penalties = penalties.Penalties(self._program_obj)
             self._program_key = key
             self._train_ready = None
         return self._program_obj
@@ -254,7 +255,9 @@ class Trainer:
         act = getattr(last.layer, "activation", None) if isinstance(last, plan.LayerStep) \
             else None
         wanted = getattr(self.loss, "logits_activation", None)
-        fused = not self.loss.from_logits and wanted is not None and act == wanted
+        # an activity regularizer needs the activation's output itself: no fusion then
+        fused = (not self.loss.from_logits and wanted is not None and act == wanted
+                 and last.layer.activity_regularizer is None)
         self._fused_softmax = fused  # the last step skips its activation ("softmax" or not)
         self._fused_activation = act if fused else None
         self._loss_on_logits = fused or self.loss.from_logits
@@ -292,7 +295,11 @@ class Trainer:
                                      self._batches.get("dout", h.shape), self._loss_on_logits,
                                      sample_weight)
         program.backward([dout], hook)
+        if self._penalties.active:  # regularization: added to the loss and the gradients
+            loss += self._penalties.loss_and_gradients()
         _run(hook, "optimizer", self.optimizer.update, self._train_vars, self._train_grads)
+        if self._penalties.constrains:
+            self._penalties.constrain()
         self._update_metrics(y, h, n_correct, sample_weight=sample_weight)
         return float(loss)
 
@@ -301,6 +308,8 @@ class Trainer:
         h = self._program().forward([x], False, self._fused_softmax, hook)[0]
         loss, _, n_correct = _run(hook, "loss", self.loss.compute, h, y, None,
                                   self._loss_on_logits, sample_weight)
+        if self._penalties.active:
+            loss += self._penalties.loss()
         self._update_metrics(y, h, n_correct, sample_weight=sample_weight)
         return float(loss)
 
