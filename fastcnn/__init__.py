@@ -3,13 +3,14 @@ from ._config import __version__, config, get_num_threads, set_num_threads, show
 from . import ops
 from . import (callbacks, initializers, layers, losses, metrics, models, optimizers,  # noqa: E402
                saving, utils)
+from . import distribution
 from .models import Model, Sequential
 from . import zoo
 from .layers import Input
 
 __all__ = ["__version__", "config", "get_num_threads", "set_num_threads", "show_config", "ops",
            "Model", "Sequential", "Input", "layers", "models", "optimizers", "losses", "metrics", "callbacks",
-           "utils", "initializers", "saving", "zoo", "datasets"]
+           "utils", "initializers", "saving", "zoo", "datasets", "distribution"]
 
 
 def __getattr__(name):
