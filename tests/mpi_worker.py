@@ -63,6 +63,19 @@ def task_train(opts):
          on_batch=np.array(on_batch), **{"w%d" % i: w for i, w in enumerate(model.get_weights())})
 
 
+def task_bn(opts):
+    """A BatchNormalization model (synchronized or per-rank) on --samples images."""
+    fastcnn.utils.set_random_seed(0)
+    if opts.distributed:
+        distribution.set_distribution(distribution.DataParallel())
+    model = compile_(small_model(bn=True, synchronized=opts.sync_bn), lr=3e-3)
+    x, y = synthetic(opts.samples)
+    hist = model.fit(x, y, batch_size=64, epochs=opts.epochs, verbose=0)
+    save(opts.out, "bn%s%d" % ("sync" if opts.sync_bn else "", distribution.world_size()),
+         loss=hist.history["loss"],
+         **{"w%d" % i: w for i, w in enumerate(model.get_weights())})
+
+
 def task_tutorial(opts):
     """The tutorial model on data from a .npz (global batch 64); losses and test accuracy."""
     data = np.load(opts.data)
@@ -125,6 +138,7 @@ def main(argv=None):
     p.add_argument("--distributed", action="store_true")
     p.add_argument("--resume", action="store_true")
     p.add_argument("--sync-bn", action="store_true")
+    p.add_argument("--samples", type=int, default=256)
     opts = p.parse_args(argv)
     globals()["task_" + opts.task](opts)
 

@@ -123,6 +123,26 @@ def test_grads_ready_reports_each_layer_once_after_its_last_gradient():
     del y
 
 
+def test_synchronized_batch_norm_without_a_distribution_changes_nothing():
+    x = np.random.default_rng(0).random((40, 12, 12, 3), np.float32)
+    y = np.arange(40) % 10
+    results = []
+    for synchronized in (False, True):
+        fastcnn.utils.set_random_seed(3)
+        import mpi_worker
+        model = mpi_worker.compile_(mpi_worker.small_model(bn=True, synchronized=synchronized))
+        hist = model.fit(x, y, batch_size=16, epochs=2, verbose=0)
+        results.append((hist.history["loss"], model.get_weights()))
+    assert results[0][0] == results[1][0]
+    for a, b in zip(results[0][1], results[1][1]):
+        np.testing.assert_array_equal(a, b)
+    bn = layers.BatchNormalization(synchronized=True)
+    assert bn.get_config()["synchronized"] is True
+    assert layers.BatchNormalization.from_config(bn.get_config()).synchronized is True
+    with pytest.raises(ValueError, match="synchronized must be True or False"):
+        layers.BatchNormalization(synchronized="yes")
+
+
 # ----------------------------------------------------------------------------- mpiexec
 def test_two_ranks_end_with_bitwise_identical_weights(tmp_path):
     run_ranks(2, "train", tmp_path)
@@ -150,6 +170,34 @@ def test_rank0_checkpoint_holds_the_weights_of_every_rank(tmp_path):
     for rank in (0, 1):
         for a, b in zip(weights_of(load(tmp_path, "ckpt0-2", rank)), model.get_weights()):
             np.testing.assert_array_equal(a, b)
+
+
+def test_synchronized_batch_norm_trains_as_one_process(tmp_path):
+    """synchronized=True: the global batch's statistics, so 2 ranks follow the 1-process
+    run up to rounding; per-rank statistics (the default) visibly do not."""
+    run_ranks(1, "bn", tmp_path, "--sync-bn", "--epochs", 2)
+    run_ranks(2, "bn", tmp_path, "--sync-bn", "--epochs", 2, "--distributed")
+    run_ranks(2, "bn", tmp_path, "--epochs", 2, "--distributed")
+    one, sync, local = (load(tmp_path, "bnsync1", 0), load(tmp_path, "bnsync2", 0),
+                        load(tmp_path, "bn2", 0))
+    sync1 = load(tmp_path, "bnsync2", 1)
+    for a, b in zip(weights_of(sync), weights_of(sync1)):
+        np.testing.assert_array_equal(a, b)
+    np.testing.assert_allclose(sync["loss"], one["loss"], rtol=1e-4)
+    err_sync = max(np.abs(a - b).max() for a, b in zip(weights_of(sync), weights_of(one)))
+    err_local = max(np.abs(a - b).max() for a, b in zip(weights_of(local), weights_of(one)))
+    assert err_sync < 1e-3 and err_sync < err_local / 10, (err_sync, err_local)
+
+
+def test_ranks_without_rows_in_the_last_batch_keep_in_step(tmp_path):
+    """257 samples at global batch 64 on 3 ranks: the last batch has 1 row, so two ranks
+    have none; they still take part in every exchange (synchronized BN included)."""
+    run_ranks(3, "bn", tmp_path, "--sync-bn", "--samples", 257, "--distributed", timeout=120)
+    results = [load(tmp_path, "bnsync3", r) for r in range(3)]
+    for r in results[1:]:
+        for a, b in zip(weights_of(results[0]), weights_of(r)):
+            np.testing.assert_array_equal(a, b)
+    assert np.isfinite(results[0]["loss"]).all()
 
 
 @pytest.mark.parametrize("how", ["raise", "kill"])

@@ -20,6 +20,7 @@ so a job never deadlocks on a mismatched call; sums are in float32 and, for a gi
 number of ranks, the same on every rank and every run.
 """
 import os
+import time
 import weakref
 
 import numpy as np
@@ -64,6 +65,9 @@ class Replica:
 
     def __init__(self, comm):
         self.comm = comm
+        # synchronized batch norm talks on its own communicator: its exchanges interleave
+        # with the gradient buckets' in different orders on a rank without rows
+        self.norm_comm = comm.Dup() if comm.Get_size() > 1 else comm
         self.rank = comm.Get_rank()
         self.size = comm.Get_size()
         self.global_batch = None
@@ -158,6 +162,33 @@ class Replica:
             out[k] = vec[i + 1] / total if total else 0.0
         return out
 
+    def combine_moments(self, rows, mean, m2):
+        """Synchronized batch norm: (rows, mean, biased variance) of the global batch from
+        every rank's (rows, mean, m2), combined in rank order (the same bits everywhere)."""
+        from .. import ops
+        c = mean.shape[0]
+        mine = np.empty(2 * c + 1, np.float64)
+        mine[0], mine[1:c + 1], mine[c + 1:] = rows, mean, m2
+        every = np.empty((self.size, 2 * c + 1), np.float64)
+        self.norm_comm.Allgather(mine, every)
+        return ops.combine_moments([(int(p[0]), p[1:c + 1], p[c + 1:]) for p in every])
+
+    def sum_channels(self, rows, *arrays):
+        """Synchronized batch norm: (total rows, each array summed over the ranks), the
+        sums taken in rank order (the same bits everywhere)."""
+        sizes = [a.shape[0] for a in arrays]
+        mine = np.concatenate([[float(rows)]] + [np.asarray(a, np.float64) for a in arrays])
+        every = np.empty((self.size, mine.shape[0]), np.float64)
+        self.norm_comm.Allgather(mine, every)
+        total = every[0].copy()
+        for part in every[1:]:
+            total += part
+        out, off = [int(total[0])], 1
+        for n in sizes:
+            out.append(total[off:off + n])
+            off += n
+        return tuple(out)
+
     def any(self, flag):
         """True on every rank if ``flag`` is true on any rank (a shared stop decision)."""
         return bool(self.comm.allreduce(1 if flag else 0) > 0)
@@ -177,9 +208,16 @@ class Replica:
         key = tuple(id(g) for g in grads)
         sync = self._syncs.get(program)
         if sync is None or sync.key != key:
-            sync = GradientSync(self, variables, grads)
+            sync = GradientSync(self, variables, grads, program=program)
             self._syncs[program] = sync
         return sync
+
+
+    def gradient_wait(self):
+        """(seconds, steps): time training steps spent waiting for gradient sums after
+        backward (the communication that did not overlap), over all models so far."""
+        syncs = list(self._syncs.values())
+        return sum(x.wait_seconds for x in syncs), sum(x.steps for x in syncs)
 
 
 class GradientSync:
@@ -192,8 +230,9 @@ class GradientSync:
     ``finish()`` waits for all of them and writes the sums back into the gradient arrays.
     """
 
-    def __init__(self, replica, variables, grads, bucket_bytes=None):
+    def __init__(self, replica, variables, grads, bucket_bytes=None, program=None):
         self.replica = replica
+        self.program = program
         self.comm = replica.comm
         self.key = tuple(id(g) for g in grads)
         self.grads = list(grads)
@@ -213,6 +252,8 @@ class GradientSync:
         self._flat = [np.zeros(s, np.float32) for s in sizes]
         self._requests = []
         self.bytes = 4 * sum(sizes)
+        self.wait_seconds = 0.0   # time finish() spent waiting for sums (not overlapped)
+        self.steps = 0
         self.reset()
 
     def reset(self):
@@ -250,7 +291,16 @@ class GradientSync:
             MPI.Request.Testall(self._requests)  # lets MPI progress the started sums
 
     def contribute_nothing(self):
-        """This rank has no rows in the batch: it adds zeros to every sum."""
+        """This rank has no rows in the batch: it adds zeros to every sum (and takes part
+        in the exchanges of synchronized batch norms, in the order the program runs them)."""
+        if self.program is not None:
+            synced = [(s, layer) for s in self.program.steps for layer in s.layers
+                      if getattr(layer, "synchronized", False) and layer.trainable]
+            for _, layer in synced:
+                layer.idle_step(self.replica, backward=False)
+            for s, layer in reversed(synced):
+                if self.program.needs_grad(s.output):
+                    layer.idle_step(self.replica, backward=True)
         for b, flat in enumerate(self._flat):
             flat.fill(0.0)
             self._pending[b] = 0
@@ -267,7 +317,10 @@ class GradientSync:
                     self._flat[b][off:off + g.size] = g.reshape(-1)
                 self._pending[b] = 0
         self._start_full()
+        t0 = time.perf_counter()
         MPI.Request.Waitall(self._requests)
+        self.wait_seconds += time.perf_counter() - t0
+        self.steps += 1
         for i, g in enumerate(self.grads):
             b, off = self._where[i]
             np.copyto(g, self._flat[b][off:off + g.size].reshape(g.shape))
