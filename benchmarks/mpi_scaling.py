@@ -17,7 +17,8 @@ latency``; 10 Gb/s Ethernet (latency 20 us) and 100 Gb/s (InfiniBand-class, 3 us
 takes ``t_compute + t_ar`` without overlap and ``max(t_compute, t_ar)`` with perfect overlap;
 the table gives the speed-up over one node with the per-node batch fixed (weak scaling)
 and with a fixed global batch of ``--global-batch`` split over the nodes (strong scaling,
-compute per image taken as constant, which flatters small per-node batches).
+compute per image taken as constant, which flatters small per-node batches). Timings are
+the best of ``--rounds`` rounds (1 process and 2 ranks alternate, so both see the same load).
 
     python benchmarks/mpi_scaling.py                  # both models, a few minutes here
     python benchmarks/mpi_scaling.py --quick          # short settings (checks it runs)
@@ -68,7 +69,7 @@ def _model(name):
 
 
 def step_time(name, batch, steps, rounds):
-    """Median seconds per training step of ``fit`` (one process, current threads)."""
+    """Seconds per training step of ``fit`` (one process, current threads), best round."""
     model = _model(name)
     x, y = _data(batch * steps)
     model.fit(x, y, batch_size=batch, epochs=1, verbose=0)  # buffers, thread team
@@ -77,7 +78,7 @@ def step_time(name, batch, steps, rounds):
         t0 = time.perf_counter()
         model.fit(x, y, batch_size=batch, epochs=1, verbose=0, shuffle=False)
         times.append((time.perf_counter() - t0) / steps)
-    return statistics.median(times), 4 * sum(int(np.prod(w.shape))
+    return min(times), 4 * sum(int(np.prod(w.shape))
                                              for w in model.trainable_weights)
 
 
@@ -141,7 +142,7 @@ def worker_fit(args):
     w1, s1 = dist.replica().gradient_wait()
     if distribution.rank() == 0:
         nbytes = 4 * sum(int(np.prod(w.shape)) for w in model.trainable_weights)
-        print("RESULT " + json.dumps({"images_per_s": n / statistics.median(times),
+        print("RESULT " + json.dumps({"images_per_s": n / min(times),
                                       "wait_per_step": (w1 - w0) / max(1, s1 - s0),
                                       "bytes": nbytes}))
 
@@ -239,14 +240,17 @@ def main(argv=None):
         for _ in range(args.rounds):
             ones.append(run_mpi(1, common + ["--threads", str(cores)]))
             twos.append(run_mpi(2, common + ["--threads", "1"]))
-        one = statistics.median(r["images_per_s"] for r in ones)
-        two = statistics.median(r["images_per_s"] for r in twos)
+        # the best round of each: on a shared machine the slow rounds measure the others
+        one = max(r["images_per_s"] for r in ones)
+        two = max(r["images_per_s"] for r in twos)
         wait = statistics.median(r["wait_per_step"] for r in twos)
         nbytes = ones[0]["bytes"]
-        t_step = args.batch / one
+        # this machine as one node: the faster of its two ways to use its cores
+        t_step = args.batch / max(one, two)
         measured[name] = (t_step, nbytes)
-        print("%s: compute %.1f ms per step of %d at %d threads; gradients %.2f MB"
-              % (name, 1e3 * t_step, args.batch, cores, nbytes / 1e6))
+        print("%s: compute %.1f ms per step of %d on this machine (%s); gradients %.2f MB"
+              % (name, 1e3 * t_step, args.batch, "1 process x %d threads" % cores
+                 if one >= two else "2 ranks x 1 thread", nbytes / 1e6))
         print("%s: throughput at batch %d: 1 process x %d threads %.0f img/s, 2 ranks x "
               "1 thread %.0f img/s = %.2fx (target >= 0.9x); gradient wait after backward "
               "%.2f ms per step" % (name, args.batch, cores, one, two, two / one, 1e3 * wait))

@@ -76,6 +76,25 @@ def task_bn(opts):
          **{"w%d" % i: w for i, w in enumerate(model.get_weights())})
 
 
+def task_stop(opts):
+    """EarlyStopping on the global loss, and a callback that stops rank 0 only: every rank
+    stops after the same epoch either way."""
+    distribution.set_distribution(distribution.DataParallel())
+    fastcnn.utils.set_random_seed(0)
+    model = compile_(small_model())
+    x, y = synthetic(128)
+    early = callbacks.EarlyStopping(monitor="loss", patience=0, min_delta=10.0)
+    h1 = model.fit(x, y, batch_size=32, epochs=6, verbose=0, callbacks=[early])
+
+    class StopRank0(callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch == 2 and distribution.rank() == 0:
+                self.model.stop_training = True
+    h2 = model.fit(x, y, batch_size=32, epochs=6, verbose=0, callbacks=[StopRank0()])
+    save(opts.out, "stop", early=np.array(len(h1.history["loss"])),
+         own=np.array(len(h2.history["loss"])))
+
+
 def task_tutorial(opts):
     """The tutorial model on data from a .npz (global batch 64); losses and test accuracy."""
     data = np.load(opts.data)

@@ -76,11 +76,3 @@ def _install_abort_hooks(comm):
             abort_job(comm, rank, "%s: %s" % (exc_type.__name__, exc))
 
     sys.excepthook = excepthook
-    previous_thread = threading.excepthook
-
-    def thread_excepthook(args):
-        previous_thread(args)
-        if args.thread is threading.main_thread():
-            abort_job(comm, rank, "%s: %s" % (args.exc_type.__name__, args.exc_value))
-
-    threading.excepthook = thread_excepthook
