@@ -208,6 +208,9 @@ def main(argv=None):
     p.add_argument("--rounds", type=int, default=3)
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--quick", action="store_true", help="short settings: checks it runs")
+    p.add_argument("--compute-ms", nargs="*", default=[], metavar="MODEL=MS",
+                   help="model with this compute time per step (e.g. from a quiet machine) "
+                        "instead of measuring; MODEL=MS for each of --models")
     args = p.parse_args(argv)
     if args.quick:
         args.steps, args.rounds, args.repeats = 6, 2, 5
@@ -224,6 +227,14 @@ def main(argv=None):
           % (fastcnn.__version__, cores, args.batch, args.steps, args.rounds,
              "" if have_mpi else " (no mpi4py/mpiexec: allreduce and throughput not measured)"))
     measured = {}
+    given = dict(item.split("=") for item in args.compute_ms)
+    if given:
+        for name in args.models:
+            model = _model(name)
+            nbytes = 4 * sum(int(np.prod(w.shape)) for w in model.trainable_weights)
+            measured[name] = (float(given[name]) / 1e3, nbytes)
+        have_mpi = False
+        args.models = []
     if not have_mpi:
         for name in args.models:
             fastcnn.set_num_threads(None)
@@ -254,7 +265,7 @@ def main(argv=None):
         print("%s: throughput at batch %d: 1 process x %d threads %.0f img/s, 2 ranks x "
               "1 thread %.0f img/s = %.2fx (target >= 0.9x); gradient wait after backward "
               "%.2f ms per step" % (name, args.batch, cores, one, two, two / one, 1e3 * wait))
-    if have_mpi:
+    if have_mpi and measured:
         sizes = sorted({nb for _, nb in measured.values()})
         ar = run_mpi(2, ["--worker", "allreduce", "--repeats", str(args.repeats), "--bytes"]
                      + [str(s) for s in sizes])
@@ -264,8 +275,9 @@ def main(argv=None):
                   "buckets (%.1f%% of a compute step)"
                   % (name, nbytes / 1e6, 1e3 * r["allreduce"], 1e3 * r["bucketed"],
                      100 * r["bucketed"] / t_step))
-    print("\nModelled: one rank per node as fast as this machine, ring allreduce "
-          "(10 Gb/s: 20 us latency; 100 Gb/s: 3 us)")
+    print("\nModelled: one rank per node, %s; ring allreduce (10 Gb/s: 20 us latency; "
+          "100 Gb/s: 3 us)" % ("compute per step as given" if given
+                               else "each node as fast as this machine"))
     for name, (t_step, nbytes) in measured.items():
         print(table(name, t_step, args.batch, nbytes, args.global_batch))
 
