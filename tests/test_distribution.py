@@ -18,7 +18,6 @@ import pytest
 import fastcnn
 from fastcnn import distribution, layers, losses, models
 from fastcnn.distribution import _mpi, runtime
-from fastcnn.training import plan
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKER = Path(__file__).resolve().parent / "mpi_worker.py"
@@ -118,7 +117,6 @@ def test_grads_ready_reports_each_layer_once_after_its_last_gradient():
             order.append(layer.name)
             snapshots[layer.name] = [np.array(g) for g in layer.gradients]
     x = np.random.default_rng(0).random((5, 6), np.float32)
-    y = np.array([0, 1, 2, 1, 0])
     outs = program.forward([x], True, False)
     dout = np.random.default_rng(1).random(outs[0].shape).astype(np.float32)
     program.backward([dout], grads_ready=ready)
@@ -128,7 +126,6 @@ def test_grads_ready_reports_each_layer_once_after_its_last_gradient():
     for layer in model.leaf_layers():  # nothing changed after it was reported
         for g, s in zip(layer.gradients, snapshots.get(layer.name, [])):
             np.testing.assert_array_equal(g, s)
-    del y
 
 
 def test_synchronized_batch_norm_without_a_distribution_changes_nothing():
