@@ -96,4 +96,35 @@ int fc_batch_norm_backward(const float *dy, const float *relu_y, const float *x,
                            int64_t channels, const float *mean, const float *inv_std,
                            const float *gamma, int training, float *dx, float *dgamma,
                            float *dbeta);
+
+/* Batch norm with statistics over several replicas (synchronized BN), in four parts
+ * whose per-replica results the caller combines in between; with one replica, the
+ * parts give bitwise what fc_batch_norm_forward_train / fc_batch_norm_backward give.
+ *
+ * moments: this replica's per-channel mean and M2 = sum (x - mean)^2 (double), computed
+ * exactly as the training forward does. rows >= 1. Returns FC_OK or FC_ENOMEM. */
+int fc_batch_norm_moments(const float *x, int64_t rows, int64_t channels, double *mean,
+                          double *m2);
+/* forward_stats: the training forward given the (combined) batch mean and biased variance
+ * (double): normalises x, updates the moving statistics as the training forward does,
+ * writes mean_out / inv_std_out for backward. */
+void fc_batch_norm_forward_stats(const float *x, int64_t rows, int64_t channels,
+                                 const float *gamma, const float *beta, const double *mean,
+                                 const double *var, double momentum, double epsilon,
+                                 float *moving_mean, float *moving_var, int relu, float *y,
+                                 float *mean_out, float *inv_std_out);
+/* backward_sums: this replica's sum dy and sum dy * x_hat per channel (double; dy masked
+ * by relu_y as in fc_batch_norm_backward); dgamma / dbeta receive them as float (the
+ * replica's part of the weight gradients). Returns FC_OK or FC_ENOMEM. */
+int fc_batch_norm_backward_sums(const float *dy, const float *relu_y, const float *x,
+                                int64_t rows, int64_t channels, const float *mean,
+                                const float *inv_std, double *sum_dy, double *sum_dy_xhat,
+                                float *dgamma, float *dbeta);
+/* backward_input: dx from the sums over all replicas and their total row count
+ * (training statistics). dx may alias dy (not relu_y). Returns FC_OK or FC_ENOMEM. */
+int fc_batch_norm_backward_input(const float *dy, const float *relu_y, const float *x,
+                                 int64_t rows, int64_t channels, const float *mean,
+                                 const float *inv_std, const float *gamma,
+                                 const double *sum_dy, const double *sum_dy_xhat,
+                                 int64_t total_rows, float *dx);
 #endif

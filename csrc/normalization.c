@@ -513,3 +513,139 @@ int fc_batch_norm_backward(const float *dy, const float *relu_y, const float *x,
     fc_free(part);
     return FC_OK;
 }
+
+/* ---- synchronized batch norm: the kernels above in parts (see nn.h) ---- */
+
+int fc_batch_norm_moments(const float *x, int64_t rows, int64_t channels, double *mean,
+                          double *m2)
+{
+    const int64_t C = channels, R = chunk_rows(channels);
+    const int64_t nchunks = rows > 0 ? (rows + R - 1) / R : 0;
+    chunk_stats_fn stats = chunk_stats_generic;
+    double *part;
+    int64_t k;
+    if (C <= 0 || rows <= 0)
+        return FC_OK;
+#ifdef FC_HAVE_AVX2_PATH
+    if (fc_simd_level() >= 1)
+        stats = chunk_stats_avx2;
+#endif
+    part = (double *)fc_malloc((size_t)(2 * nchunks * C) * sizeof(double));
+    if (!part)
+        return FC_ENOMEM;
+#pragma omp parallel for schedule(static) if (rows * C >= FC_BN_PARALLEL_MIN) \
+    num_threads(fc_get_num_threads())
+    for (k = 0; k < nchunks; k++)
+        stats(x, k * R, (k + 1) * R < rows ? (k + 1) * R : rows, C, part + 2 * k * C,
+              part + 2 * k * C + C);
+    /* the chunks merged in order, exactly as fc_batch_norm_forward_train does */
+    for (int64_t c = 0; c < C; c++) {
+        mean[c] = part[c];
+        m2[c] = part[C + c];
+    }
+    for (k = 1; k < nchunks; k++) {
+        const double *p_mean = part + 2 * k * C, *p_m2 = p_mean + C;
+        const double n_a = (double)(k * R);
+        const double n_b = (double)(((k + 1) * R < rows ? (k + 1) * R : rows) - k * R);
+        const double w_b = n_b / (n_a + n_b), w_ab = n_a * n_b / (n_a + n_b);
+        for (int64_t c = 0; c < C; c++) {
+            const double delta = p_mean[c] - mean[c];
+            mean[c] += delta * w_b;
+            m2[c] += p_m2[c] + delta * delta * w_ab;
+        }
+    }
+    fc_free(part);
+    return FC_OK;
+}
+
+void fc_batch_norm_forward_stats(const float *x, int64_t rows, int64_t channels,
+                                 const float *gamma, const float *beta, const double *mean,
+                                 const double *var, double momentum, double epsilon,
+                                 float *moving_mean, float *moving_var, int relu, float *y,
+                                 float *mean_out, float *inv_std_out)
+{
+    const float mom = (float)momentum, one_minus_mom = (float)(1.0 - momentum);
+    for (int64_t c = 0; c < channels; c++) {
+        mean_out[c] = (float)mean[c];
+        inv_std_out[c] = (float)(1.0 / sqrt(var[c] + epsilon));
+        moving_mean[c] = moving_mean[c] * mom + (float)mean[c] * one_minus_mom;
+        moving_var[c] = moving_var[c] * mom + (float)var[c] * one_minus_mom;
+    }
+    if (rows > 0 && channels > 0)
+        normalize_rows(x, rows, channels, mean_out, inv_std_out, gamma, beta, y, relu != 0);
+}
+
+int fc_batch_norm_backward_sums(const float *dy, const float *relu_y, const float *x,
+                                int64_t rows, int64_t channels, const float *mean,
+                                const float *inv_std, double *sum_dy, double *sum_dy_xhat,
+                                float *dgamma, float *dbeta)
+{
+    const int64_t C = channels, R = chunk_rows(channels);
+    const int64_t nchunks = rows > 0 ? (rows + R - 1) / R : 0;
+    grad_sums_fn sums = grad_sums_generic;
+    double *part;
+    int64_t k;
+    if (C <= 0)
+        return FC_OK;
+#ifdef FC_HAVE_AVX2_PATH
+    if (fc_simd_level() >= 1)
+        sums = grad_sums_avx2;
+#endif
+    part = (double *)fc_malloc((size_t)(2 * nchunks * C + 1) * sizeof(double));
+    if (!part)
+        return FC_ENOMEM;
+#pragma omp parallel for schedule(static) if (rows * C >= FC_BN_PARALLEL_MIN) \
+    num_threads(fc_get_num_threads())
+    for (k = 0; k < nchunks; k++)
+        sums(dy, relu_y, x, k * R, (k + 1) * R < rows ? (k + 1) * R : rows, C, mean, inv_std,
+             part + 2 * k * C, part + 2 * k * C + C);
+    for (int64_t c = 0; c < C; c++)
+        sum_dy[c] = sum_dy_xhat[c] = 0.0;
+    for (k = 0; k < nchunks; k++)
+        for (int64_t c = 0; c < C; c++) {
+            sum_dy[c] += part[2 * k * C + c];
+            sum_dy_xhat[c] += part[2 * k * C + C + c];
+        }
+    for (int64_t c = 0; c < C; c++) {
+        dbeta[c] = (float)sum_dy[c];
+        dgamma[c] = (float)sum_dy_xhat[c];
+    }
+    fc_free(part);
+    return FC_OK;
+}
+
+int fc_batch_norm_backward_input(const float *dy, const float *relu_y, const float *x,
+                                 int64_t rows, int64_t channels, const float *mean,
+                                 const float *inv_std, const float *gamma,
+                                 const double *sum_dy, const double *sum_dy_xhat,
+                                 int64_t total_rows, float *dx)
+{
+    const int64_t C = channels, R = chunk_rows(channels);
+    const int64_t nchunks = rows > 0 ? (rows + R - 1) / R : 0;
+    input_grad_fn input_grad = input_grad_generic;
+    float *k_dy, *k_mean, *k_xhat;
+    int64_t k;
+    if (C <= 0 || rows <= 0 || total_rows <= 0)
+        return FC_OK;
+#ifdef FC_HAVE_AVX2_PATH
+    if (fc_simd_level() >= 1)
+        input_grad = input_grad_avx2;
+#endif
+    k_dy = (float *)fc_malloc((size_t)(3 * C) * sizeof(float));
+    if (!k_dy)
+        return FC_ENOMEM;
+    k_mean = k_dy + C;
+    k_xhat = k_mean + C;
+    for (int64_t c = 0; c < C; c++) {
+        k_dy[c] = gamma[c] * inv_std[c];
+        k_mean[c] = (float)(sum_dy[c] / (double)total_rows);
+        k_xhat[c] = (float)(sum_dy_xhat[c] / (double)total_rows);
+    }
+#pragma omp parallel for schedule(static) if (rows * C >= FC_BN_PARALLEL_MIN) \
+    num_threads(fc_get_num_threads())
+    for (k = 0; k < nchunks; k++)
+        input_grad(dy, relu_y, x, k * R, (k + 1) * R < rows ? (k + 1) * R : rows, C, mean,
+                   inv_std, k_dy, k_mean, k_xhat, dx);
+    fc_free(k_dy);
+    return FC_OK;
+}

@@ -4,6 +4,7 @@ from . import ops
 from . import (callbacks, initializers, layers, losses, metrics, models, optimizers,  # noqa: E402
                saving, utils)
 from . import constraints, regularizers  # noqa: E402
+from . import distribution
 from .models import Model, Sequential
 from . import zoo
 from .layers import Input
@@ -11,7 +12,7 @@ from .layers import Input
 __all__ = ["__version__", "config", "get_num_threads", "set_num_threads", "show_config", "ops",
            "Model", "Sequential", "Input", "layers", "models", "optimizers", "losses", "metrics", "callbacks",
            "utils", "initializers", "saving", "zoo", "datasets", "regularizers",
-           "constraints"]
+           "constraints", "distribution"]
 
 
 def __getattr__(name):

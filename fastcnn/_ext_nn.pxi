@@ -39,6 +39,23 @@ cdef extern from "nn.h":
                                int64_t rows, int64_t channels, const float *mean,
                                const float *inv_std, const float *gamma, int training,
                                float *dx, float *dgamma, float *dbeta) nogil
+    int fc_batch_norm_moments(const float *x, int64_t rows, int64_t channels, double *mean,
+                              double *m2) nogil
+    void fc_batch_norm_forward_stats(const float *x, int64_t rows, int64_t channels,
+                                     const float *gamma, const float *beta,
+                                     const double *mean, const double *var, double momentum,
+                                     double epsilon, float *moving_mean, float *moving_var,
+                                     int relu, float *y, float *mean_out,
+                                     float *inv_std_out) nogil
+    int fc_batch_norm_backward_sums(const float *dy, const float *relu_y, const float *x,
+                                    int64_t rows, int64_t channels, const float *mean,
+                                    const float *inv_std, double *sum_dy, double *sum_dy_xhat,
+                                    float *dgamma, float *dbeta) nogil
+    int fc_batch_norm_backward_input(const float *dy, const float *relu_y, const float *x,
+                                     int64_t rows, int64_t channels, const float *mean,
+                                     const float *inv_std, const float *gamma,
+                                     const double *sum_dy, const double *sum_dy_xhat,
+                                     int64_t total_rows, float *dx) nogil
 
 
 # Data pointers that are NULL for empty views (never index an empty view).
@@ -251,3 +268,86 @@ def batch_norm_backward(const float[:, ::1] dy, const float[:, ::1] x,
         rc = fc_batch_norm_backward(pdy, pry, px, rows, gamma.shape[0], pm, pi, pg, training,
                                     pdx, pdg, pdb)
     _check(rc, "batch_norm_backward")
+
+
+# ---- synchronized batch norm in parts (ops.batch_norm_* _moments/_stats/_sums/_input) ----
+def batch_norm_moments(const float[:, ::1] x, double[::1] mean, double[::1] m2):
+    """Per-channel mean and M2 of x (rows, channels), rows >= 1."""
+    cdef int rc
+    cdef const float *px = _nn_c2(x)
+    cdef double *pm = &mean[0] if mean.shape[0] > 0 else NULL
+    cdef double *pq = &m2[0] if m2.shape[0] > 0 else NULL
+    with nogil:
+        rc = fc_batch_norm_moments(px, x.shape[0], x.shape[1], pm, pq)
+    _check(rc, "batch_norm_moments")
+
+
+def batch_norm_forward_stats(const float[:, ::1] x, const float[::1] gamma,
+                             const float[::1] beta, const double[::1] mean,
+                             const double[::1] var, double momentum, double epsilon,
+                             float[::1] moving_mean, float[::1] moving_var, float[:, ::1] y,
+                             float[::1] mean_out, float[::1] inv_std_out, bint relu=False):
+    """The training forward with the given batch mean / biased variance."""
+    cdef const float *px = _nn_c2(x)
+    cdef const float *pg = _nn_c1(gamma)
+    cdef const float *pb = _nn_c1(beta)
+    cdef const double *pm = &mean[0] if mean.shape[0] > 0 else NULL
+    cdef const double *pv = &var[0] if var.shape[0] > 0 else NULL
+    cdef float *pmm = _nn_w1(moving_mean)
+    cdef float *pmv = _nn_w1(moving_var)
+    cdef float *py = _nn_w2(y)
+    cdef float *pmo = _nn_w1(mean_out)
+    cdef float *pio = _nn_w1(inv_std_out)
+    cdef int64_t rows = x.shape[0] if px != NULL else 0
+    with nogil:
+        fc_batch_norm_forward_stats(px, rows, gamma.shape[0], pg, pb, pm, pv, momentum,
+                                    epsilon, pmm, pmv, relu, py, pmo, pio)
+
+
+def batch_norm_backward_sums(const float[:, ::1] dy, const float[:, ::1] x,
+                             const float[::1] mean, const float[::1] inv_std,
+                             double[::1] sum_dy, double[::1] sum_dy_xhat, float[::1] dgamma,
+                             float[::1] dbeta, const float[:, ::1] relu_y=None):
+    """Per-channel sum dy and sum dy * x_hat (dy masked by relu_y when given)."""
+    cdef int rc
+    cdef const float *pry = NULL
+    if relu_y is not None:
+        pry = _nn_c2(relu_y)
+    cdef const float *pdy = _nn_c2(dy)
+    cdef const float *px = _nn_c2(x)
+    cdef const float *pm = _nn_c1(mean)
+    cdef const float *pi = _nn_c1(inv_std)
+    cdef double *ps = &sum_dy[0] if sum_dy.shape[0] > 0 else NULL
+    cdef double *psx = &sum_dy_xhat[0] if sum_dy_xhat.shape[0] > 0 else NULL
+    cdef float *pdg = _nn_w1(dgamma)
+    cdef float *pdb = _nn_w1(dbeta)
+    cdef int64_t rows = x.shape[0] if px != NULL else 0
+    with nogil:
+        rc = fc_batch_norm_backward_sums(pdy, pry, px, rows, mean.shape[0], pm, pi, ps, psx,
+                                         pdg, pdb)
+    _check(rc, "batch_norm_backward_sums")
+
+
+def batch_norm_backward_input(const float[:, ::1] dy, const float[:, ::1] x,
+                              const float[::1] mean, const float[::1] inv_std,
+                              const float[::1] gamma, const double[::1] sum_dy,
+                              const double[::1] sum_dy_xhat, int64_t total_rows,
+                              float[:, ::1] dx, const float[:, ::1] relu_y=None):
+    """dx from the sums over all replicas and their total row count."""
+    cdef int rc
+    cdef const float *pry = NULL
+    if relu_y is not None:
+        pry = _nn_c2(relu_y)
+    cdef const float *pdy = _nn_c2(dy)
+    cdef const float *px = _nn_c2(x)
+    cdef const float *pm = _nn_c1(mean)
+    cdef const float *pi = _nn_c1(inv_std)
+    cdef const float *pg = _nn_c1(gamma)
+    cdef const double *ps = &sum_dy[0] if sum_dy.shape[0] > 0 else NULL
+    cdef const double *psx = &sum_dy_xhat[0] if sum_dy_xhat.shape[0] > 0 else NULL
+    cdef float *pdx = _nn_w2(dx)
+    cdef int64_t rows = x.shape[0] if px != NULL else 0
+    with nogil:
+        rc = fc_batch_norm_backward_input(pdy, pry, px, rows, gamma.shape[0], pm, pi, pg, ps,
+                                          psx, total_rows, pdx)
+    _check(rc, "batch_norm_backward_input")

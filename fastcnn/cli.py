@@ -1,6 +1,7 @@
 """The ``fastcnn`` command line (also ``python -m fastcnn``).
 
     fastcnn train [--epochs 10] [--batch-size 32] [--model tutorial|strong|resnet20] [--augment] ...
+    mpiexec -n 4 fastcnn train --distributed ...   (data-parallel, fastcnn.distribution)
     fastcnn evaluate MODEL [--data DIR]
     fastcnn predict MODEL IMAGE [IMAGE ...]
     fastcnn bench [--threads 2] [--profile] ...   (benchmarks/side_by_side.py)
@@ -69,6 +70,13 @@ def _cmd_train(args):
 
     if args.threads:
         fastcnn.set_num_threads(args.threads)
+    chief = True
+    if args.distributed:  # one rank of `mpiexec -n N fastcnn train --distributed`
+        from fastcnn import distribution
+        distribution.set_distribution(distribution.DataParallel())
+        chief = distribution.rank() == 0
+        if not chief:  # rank 0 reports; the others train silently (errors still show)
+            sys.stdout = open(os.devnull, "w")
     fastcnn.utils.set_random_seed(args.seed)
     os.makedirs(args.out, exist_ok=True)
     fastcnn.show_config()
@@ -101,13 +109,15 @@ def _cmd_train(args):
                             validation_data=(x_test, y_test), callbacks=cbs,
                             verbose=args.verbose)
     except KeyboardInterrupt:
-        model.save(ckpt)
+        if chief:
+            model.save(ckpt)
         print("\ninterrupted: model at the last completed step saved to %s" % ckpt)
         return 130
     train_time = time.perf_counter() - t0
     test_loss, test_acc = model.evaluate(x_test, y_test, verbose=0)
     model_path = os.path.join(args.out, "model.keras")
-    model.save(model_path)
+    if chief:
+        model.save(model_path)
     print("test accuracy: %.4f  test loss: %.4f  training wall time: %.1f s"
           % (test_acc, test_loss, train_time))
     if args.tta:  # average the class probabilities of each image and its mirror image
@@ -237,6 +247,10 @@ def build_parser():
                    help="also report test accuracy averaging each image and its mirror")
     p.add_argument("--limit", type=int, default=0, help="use only the first N training images")
     p.add_argument("--verbose", type=int, default=1, choices=[0, 1, 2])
+    p.add_argument("--distributed", action="store_true",
+                   help="data-parallel over the ranks of `mpiexec -n N fastcnn train "
+                        "--distributed` (--batch-size is the global batch); needs "
+                        "pip install \"fastcnn[mpi]\"")
     p.set_defaults(func=_cmd_train)
 
     p = sub.add_parser("evaluate", help="evaluate a saved model on the CIFAR-10 test set")

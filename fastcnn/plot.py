@@ -38,7 +38,9 @@ def _pyplot():
 
 
 def _finish(fig, path, show):
-    if path is not None:
+    from .distribution import runtime
+    replica = runtime.active()
+    if path is not None and (replica is None or replica.is_chief):  # rank 0 writes
         path = os.fspath(path)
         with atomic_write(path) as f:
             fig.savefig(f, format="png", dpi=fig.dpi, bbox_inches="tight")

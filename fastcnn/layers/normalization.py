@@ -1,4 +1,5 @@
 """BatchNormalization over the last (channel) axis, Keras 3 defaults and weight order."""
+import collections
 import numbers
 
 import numpy as np
@@ -9,6 +10,9 @@ from .base import Layer
 
 __all__ = ["BatchNormalization"]
 
+# the cache of a forward whose statistics came from every replica (synchronized=True)
+_SyncedCache = collections.namedtuple("_SyncedCache", ["cache", "replica"])
+
 
 class BatchNormalization(Layer):
     """Normalize with batch statistics while training, moving statistics at inference.
@@ -16,6 +20,13 @@ class BatchNormalization(Layer):
     Weights (Keras order): gamma, beta (trainable), moving_mean, moving_variance
     (non-trainable; updated in place by the kernel: ``moving = moving*momentum +
     batch*(1-momentum)``). A layer with ``trainable=False`` runs in inference mode, as Keras.
+
+    ``synchronized=True`` (Keras 3's argument): while training data-parallel
+    (fastcnn.distribution), the batch statistics are those of the global batch (every
+    rank's mean and variance combined, and the sums of the backward pass reduced), so the
+    layer trains as it would in one process; without a distribution it changes nothing.
+    By default each rank normalizes with its own part of the batch (the moving statistics
+    are then averaged over the ranks after every epoch).
 
     Args:
         axis: the channel axis, ``-1`` (NHWC).
@@ -29,8 +40,8 @@ class BatchNormalization(Layer):
         moving_variance_initializer: default ``"ones"``.
         **kwargs: ``name``, ``trainable``, ``input_shape``.
 
-    Keras' regularizer, constraint, ``synchronized`` and ``renorm`` arguments are accepted
-    where this version implements them; other values than the defaults raise ValueError.
+    Keras' regularizer and constraint arguments are accepted; ``renorm`` raises
+    ValueError.
 
     Raises:
         ValueError: for an unsupported argument or an axis other than the last.
@@ -55,12 +66,15 @@ class BatchNormalization(Layer):
             raise ValueError("%s: momentum must be in [0, 1], got %r" % (self.name, momentum))
         if epsilon <= 0:
             raise ValueError("%s: epsilon must be > 0, got %r" % (self.name, epsilon))
-        unsupported(self.name, synchronized=synchronized, renorm=renorm,
-                    renorm_clipping=renorm_clipping)
+        unsupported(self.name, renorm=renorm, renorm_clipping=renorm_clipping)
         self.beta_regularizer = regularizers.get(beta_regularizer)
         self.gamma_regularizer = regularizers.get(gamma_regularizer)
         self.beta_constraint = constraints.get(beta_constraint)
         self.gamma_constraint = constraints.get(gamma_constraint)
+        if synchronized not in (True, False):
+            raise ValueError("%s: synchronized must be True or False, got %r"
+                             % (self.name, synchronized))
+        self.synchronized = bool(synchronized)
         self.axis = int(axis)
         self.momentum = float(momentum)
         self.epsilon = float(epsilon)
@@ -119,22 +133,63 @@ class BatchNormalization(Layer):
         return (self._grad(self.gamma) if self.scale else self._scratch_dgamma,
                 self._grad(self.beta) if self.center else self._scratch_dbeta)
 
+    def _replica(self, training):
+        """The data-parallel replica whose ranks share this layer's statistics, or None."""
+        if not (self.synchronized and training and self.trainable):
+            return None
+        from ..distribution import runtime
+        return runtime.active()
+
     def normalize(self, x, training, out, relu=False):
         """``ops.batch_norm_forward`` with this layer's weights (training only while the
-        layer is trainable, as Keras); returns (y, cache)."""
-        return ops.batch_norm_forward(
-            x, self.gamma_array(), self.beta_array(), self.moving_mean.value,
-            self.moving_variance.value, momentum=self.momentum, epsilon=self.epsilon,
-            training=training and self.trainable, out=out, relu=relu)
+        layer is trainable, as Keras); returns (y, cache) for ``normalize_backward``.
+        Synchronized while training data-parallel: statistics of the global batch."""
+        replica = self._replica(training)
+        if replica is None:
+            return ops.batch_norm_forward(
+                x, self.gamma_array(), self.beta_array(), self.moving_mean.value,
+                self.moving_variance.value, momentum=self.momentum, epsilon=self.epsilon,
+                training=training and self.trainable, out=out, relu=relu)
+        _, mean, var = replica.combine_moments(*ops.batch_norm_moments(x))
+        y, cache = ops.batch_norm_forward_stats(
+            x, self.gamma_array(), self.beta_array(), mean, var, self.moving_mean.value,
+            self.moving_variance.value, self.momentum, self.epsilon, out=out, relu=relu)
+        return y, _SyncedCache(cache, replica)
+
+    def normalize_backward(self, dy, cache, dx, relu_output=None):
+        """Gradients of ``normalize``: dgamma / dbeta into this layer's gradient arrays
+        (this rank's part when synchronized), returns dx."""
+        dgamma, dbeta = self.gradient_arrays()
+        if not isinstance(cache, _SyncedCache):
+            return ops.batch_norm_backward(dy, cache, dx=dx, dgamma=dgamma, dbeta=dbeta,
+                                           relu_output=relu_output)[0]
+        sum_dy, sum_dy_xhat, _, _ = ops.batch_norm_backward_sums(
+            dy, cache.cache, dgamma=dgamma, dbeta=dbeta, relu_output=relu_output)
+        rows, sum_dy, sum_dy_xhat = cache.replica.sum_channels(
+            cache.cache.x.size // max(1, sum_dy.shape[0]), sum_dy, sum_dy_xhat)
+        return ops.batch_norm_backward_input(dy, cache.cache, sum_dy, sum_dy_xhat, rows,
+                                             dx=dx, relu_output=relu_output)
+
+    def idle_step(self, replica, backward):
+        """Take part in the ranks' exchanges of a training step without rows (a rank whose
+        part of a short last batch is empty): the moving statistics still follow the
+        global batch's."""
+        c = self.moving_mean.shape[0]
+        if not backward:
+            _, mean, var = replica.combine_moments(0, np.zeros(c), np.zeros(c))
+            ops.batch_norm_forward_stats(np.empty((0, c), np.float32), self.gamma_array(),
+                                         self.beta_array(), mean, var,
+                                         self.moving_mean.value, self.moving_variance.value,
+                                         self.momentum, self.epsilon)
+        else:
+            replica.sum_channels(0, np.zeros(c), np.zeros(c))
 
     def _forward(self, x, ws, training, return_logits):
         y, ws["cache"] = self.normalize(x, training, ws.buf("out", x.shape))
         return y
 
     def _backward(self, dy, ws, need_input_grad):
-        dgamma, dbeta = self.gradient_arrays()
-        dx, _, _ = ops.batch_norm_backward(dy, ws["cache"], dx=ws.buf("dx", dy.shape),
-                                           dgamma=dgamma, dbeta=dbeta)
+        dx = self.normalize_backward(dy, ws["cache"], ws.buf("dx", dy.shape))
         return dx if need_input_grad else None
 
     def get_config(self):
@@ -150,5 +205,5 @@ class BatchNormalization(Layer):
                  gamma_regularizer=regularizers.serialize(self.gamma_regularizer),
                  beta_constraint=constraints.serialize(self.beta_constraint),
                  gamma_constraint=constraints.serialize(self.gamma_constraint),
-                 synchronized=False)
+                 synchronized=self.synchronized)
         return c

@@ -136,9 +136,8 @@ class BatchNormRelu(_Fused):
 
     def backward(self, dy, need_input_grad):
         ws = self._buf.last
-        dgamma, dbeta = self.bn.gradient_arrays()
-        dx, _, _ = ops.batch_norm_backward(dy, ws["cache"], dx=ws.buf("dx", dy.shape),
-                                           dgamma=dgamma, dbeta=dbeta, relu_output=ws["y"])
+        dx = self.bn.normalize_backward(dy, ws["cache"], ws.buf("dx", dy.shape),
+                                        relu_output=ws["y"])
         return dx if need_input_grad else None
 
 
@@ -181,9 +180,7 @@ class ConvBatchNorm(_Fused):
         if ws is None or not ws.get("training"):
             raise RuntimeError("%s: backward called before forward(training=True)"
                                % self.conv.name)
-        dgamma, dbeta = self.bn.gradient_arrays()
-        dz, _, _ = ops.batch_norm_backward(dy, ws["cache"], dx=ws.buf("dz", dy.shape),
-                                           dgamma=dgamma, dbeta=dbeta,
-                                           relu_output=ws["y"] if self.relu else None)
+        dz = self.bn.normalize_backward(dy, ws["cache"], ws.buf("dz", dy.shape),
+                                        relu_output=ws["y"] if self.relu else None)
         return self.conv.backward(dz, need_input_grad, slot=self.slot)
 

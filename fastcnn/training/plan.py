@@ -239,6 +239,7 @@ class Program:
         self._acc = {}     # tensor key -> the buffer its summed gradient goes into
         self._saved = {}   # (shared layer, weight index) -> its gradient before this use
         self._needs = None
+        self._final = {}   # step index -> layers whose weight gradients are final after it
 
     def describe(self):
         """[PlanStep(kind, layer names)] in execution order."""
@@ -261,6 +262,16 @@ class Program:
             s.accumulate = tuple(l for l in s.layers if l.trainable_weights and id(l) in seen)
             seen.update(id(l) for l in s.layers)
         self._needs = needs
+        # after which step (in backward order) each layer's weight gradients are final:
+        # its first step in graph order (a shared layer accumulates until then)
+        first = {}
+        for i, s in enumerate(self.steps):
+            for layer in s.layers:
+                if needs[s.output] and layer.trainable_weights:
+                    first.setdefault(id(layer), (i, layer))
+        self._final = collections.defaultdict(list)
+        for i, layer in first.values():
+            self._final[i].append(layer)
         variables, grads, done = [], [], set()
         for s in self.steps:
             for layer in s.layers:
@@ -308,16 +319,22 @@ class Program:
             out.append(buf)
         return out
 
-    def backward(self, output_grads, hook=None):
+    def backward(self, output_grads, hook=None, grads_ready=None):
         """Run every needed step's backward for the loss gradients of the outputs; weight
-        gradients land in the layers' gradient arrays (see prepare_backward)."""
+        gradients land in the layers' gradient arrays (see prepare_backward).
+        ``grads_ready(layers)``, when given, is called as soon as the weight gradients of
+        ``layers`` are final for this pass (e.g. to start communicating them while the
+        earlier layers' backward still runs); every trainable layer is reported once."""
         if self._needs is None:
             self.prepare_backward()
         needs = self._needs
         grads = dict(zip(self.output_keys, output_grads))
-        for s in reversed(self.steps):
+        for index in reversed(range(len(self.steps))):
+            s = self.steps[index]
             dy = grads.pop(s.output, None)
             if dy is None or not needs[s.output]:
+                if grads_ready is not None and self._final.get(index):
+                    grads_ready(self._final[index])
                 continue
             need = [needs[k] for k in s.inputs]
             saved = [self._save_gradients(layer) for layer in s.accumulate]
@@ -335,6 +352,8 @@ class Program:
                 else:  # fan-out: summed in reverse step order, the same every run
                     acc = self._accumulate(k, dx)
                     grads[k] = ops.merge("add", [prev, dx], out=acc)
+            if grads_ready is not None and self._final.get(index):
+                grads_ready(self._final[index])
         return grads
 
     def release(self):

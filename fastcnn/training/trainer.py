@@ -22,6 +22,7 @@ import numpy as np
 from .. import callbacks as callbacks_module
 from .. import losses, ops, optimizers
 from .. import metrics as metrics_module
+from ..distribution import runtime as distributed
 from ..ops._validation import one_of, positive_int, unsupported
 from . import data, lean, penalties, plan
 
@@ -89,6 +90,7 @@ class Trainer:
         self._batches = data.BatchBuffers()
         self._program_key, self._program_obj = None, None
         self._train_ready = None
+        self._grad_sync = None  # a distribution's GradientSync while fit trains data-parallel
 
     # ================================================================ compile
     def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None,
@@ -290,18 +292,33 @@ class Trainer:
         run through ``hook(phase, step, fn, *args)`` when given (phase: 'forward',
         'backward', 'loss', 'optimizer')."""
         program = self._program()
+        sync = self._grad_sync
+        if sync is not None and x.shape[0] == 0:  # no rows on this rank: zeros to the sums
+            sync.contribute_nothing()
+            sync.finish()
+            self._apply_gradients(hook)
+            return 0.0
         h = program.forward([x], True, self._fused_softmax, hook)[0]
         loss, dout, n_correct = _run(hook, "loss", self.loss.compute, h, y,
                                      self._batches.get("dout", h.shape), self._loss_on_logits,
                                      sample_weight)
-        program.backward([dout], hook)
-        if self._penalties.active:  # regularization: added to the loss and the gradients
-            loss += self._penalties.loss_and_gradients()
+        if sync is not None:  # this rank's share of the global batch's mean
+            np.multiply(dout, np.float32(sync.scale(x.shape[0])), out=dout)
+        program.backward([dout], hook, None if sync is None else sync.ready)
+        if sync is not None:
+            sync.finish()
+        loss += self._apply_gradients(hook)
+        self._update_metrics(y, h, n_correct, sample_weight=sample_weight)
+        return float(loss)
+
+    def _apply_gradients(self, hook):
+        # Penalty gradients come after the allreduce: they are the same on every rank, and
+        # summing them over ranks would count them N times.
+        penalty = self._penalties.loss_and_gradients() if self._penalties.active else 0.0
         _run(hook, "optimizer", self.optimizer.update, self._train_vars, self._train_grads)
         if self._penalties.constrains:
             self._penalties.constrain()
-        self._update_metrics(y, h, n_correct, sample_weight=sample_weight)
-        return float(loss)
+        return penalty
 
     def test_step(self, x, y, hook=None, sample_weight=None):
         """The loss (and metric updates) of a prepared batch, without training."""
@@ -346,18 +363,24 @@ class Trainer:
         self.reset_metrics()
         cbs.on_test_begin()
         n = x.shape[0]
+        rt = distributed.active()
         total, count, logs = 0.0, 0, {}
         for step, lo in enumerate(range(0, n, batch_size)):
             hi = min(lo + batch_size, n)
             cbs.on_test_batch_begin(step)
-            loss = self.test_step(self._batches.x_batch(x, lo, hi, tag="xv"), y[lo:hi],
-                                  sample_weight=(None if sample_weight is None
-                                                 else sample_weight[lo:hi]))
-            total += loss * (hi - lo)
-            count += hi - lo
+            if rt is not None:  # this rank's part of the global batch
+                lo, hi = rt.shard(lo, hi)
+            if hi > lo:
+                loss = self.test_step(self._batches.x_batch(x, lo, hi, tag="xv"), y[lo:hi],
+                                      sample_weight=(None if sample_weight is None
+                                                     else sample_weight[lo:hi]))
+                total += loss * (hi - lo)
+                count += hi - lo
             logs = self._logs(total, count)
             cbs.on_test_batch_end(step, logs)
         logs = self._logs(total, count)
+        if rt is not None:
+            logs = rt.reduce_logs(logs, count)
         cbs.on_test_end(logs)
         return logs
 
@@ -446,9 +469,17 @@ class Trainer:
         if self.shuffle_seed is None:
             from .. import utils
             self.shuffle_seed = utils._draw_seed()
+        rt = distributed.active()
+        if rt is not None:  # data-parallel: same start on every rank, summed gradients
+            rt.begin(self)
+            self.shuffle_seed = rt.broadcast_seed(self.shuffle_seed)
+            callbacks = rt.callbacks(callbacks)
+            self._grad_sync = rt.gradient_sync(self._program(), self._train_vars,
+                                               self._train_grads)
         cbs = callbacks_module.CallbackList(callbacks, model=self, add_history=True,
-                                            add_progbar=verbose != 0, verbose=verbose,
-                                            epochs=epochs, steps=steps)
+                                            add_progbar=verbose != 0 and (
+                                                rt is None or rt.is_chief),
+                                            verbose=verbose, epochs=epochs, steps=steps)
         self.stop_training = False
         self.history = cbs.history  # holds the epochs done so far if fit is interrupted
         logs = {}
@@ -466,7 +497,13 @@ class Trainer:
                     lo = step * batch_size
                     hi = min(lo + batch_size, n)
                     swb = None
-                    if perm is None:
+                    if rt is not None:  # this rank's part of the global batch
+                        lo, hi = rt.shard(lo, hi)
+                    if hi == lo:  # a short last batch left this rank no rows
+                        xb, yb = x_tr[lo:hi], y_tr[lo:hi]
+                        if sw_tr is not None:
+                            swb = sw_tr[lo:hi]
+                    elif perm is None:
                         xb, yb = batches.x_batch(x_tr, lo, hi), y_tr[lo:hi]
                         if sw_tr is not None:
                             swb = sw_tr[lo:hi]
@@ -481,19 +518,26 @@ class Trainer:
                     total += loss * (hi - lo)
                     count += hi - lo
                     logs = self._logs(total, count)
+                    if rt is not None:
+                        logs = rt.reduce_logs(logs, count)
                     cbs.on_train_batch_end(step, logs)
                     if self.stop_training:
                         break
+                if rt is not None:
+                    rt.average_state(self)
                 epoch_logs = dict(logs)
                 if x_val is not None and (epoch + 1) % validation_freq == 0:
                     val_logs = self._run_evaluation(x_val, y_val, vbatch, cbs, sw_val)
                     epoch_logs.update(("val_" + k, v) for k, v in val_logs.items())
                 cbs.on_epoch_end(epoch, epoch_logs)
                 logs = epoch_logs
+                if rt is not None:  # every rank stops together
+                    self.stop_training = rt.any(self.stop_training)
                 if self.stop_training:
                     break
             cbs.on_train_end(logs)
         finally:
+            self._grad_sync = None
             self._release_inputs()
         self.history = cbs.history
         return cbs.history
@@ -519,7 +563,11 @@ class Trainer:
         targets = self._y(y, x32.shape[0], "evaluate")
         sw = self._sample_weight(sample_weight, None, targets, x32.shape[0], "evaluate")
         self._set_output_mode()
-        cbs = callbacks_module.CallbackList(callbacks, model=self, add_progbar=verbose != 0,
+        rt = distributed.active()
+        if rt is not None:
+            rt.begin(self)
+        cbs = callbacks_module.CallbackList(callbacks, model=self, add_progbar=verbose != 0 and (
+                                                rt is None or rt.is_chief),
                                             verbose=verbose, epochs=1,
                                             steps=-(-x32.shape[0] // batch_size))
         try:
@@ -537,11 +585,18 @@ class Trainer:
         self._assert_built("predict")
         self._assert_single_io("predict")
         x32 = self._x(x, "predict", keep_uint8=True)
+        n_all = x32.shape[0]
+        rt = distributed.active()
+        if rt is not None and n_all:  # each rank predicts its part; gathered below
+            rt.begin(self)
+            lo, hi = rt.shard(0, n_all)
+            x32 = x32[lo:hi]
         n = x32.shape[0]
         out = np.empty((n,) + tuple(self.outputs[0].shape[1:]), dtype=np.float32)
-        if n == 0:
+        if n_all == 0:
             return out
-        cbs = callbacks_module.CallbackList(callbacks, model=self, add_progbar=verbose != 0,
+        cbs = callbacks_module.CallbackList(callbacks, model=self, add_progbar=verbose != 0 and (
+                                                rt is None or rt.is_chief),
                                             verbose=verbose, epochs=1,
                                             steps=-(-n // batch_size))
         try:
@@ -554,7 +609,7 @@ class Trainer:
             cbs.on_predict_end()
         finally:
             self._release_inputs()
-        return out
+        return out if rt is None else rt.gather(out, n_all)
 
     def _batch_result(self, logs, return_dict):
         if return_dict:
@@ -592,13 +647,27 @@ class Trainer:
             self._prepare_training()
         else:
             self._set_output_mode()
+        rt = distributed.active()
+        if rt is not None:  # x is the global batch: this rank takes its part
+            rt.begin(self)
+            lo, hi = rt.shard(0, x32.shape[0])
+            x32, targets = x32[lo:hi], targets[lo:hi]
+            if training:
+                self._grad_sync = rt.gradient_sync(self._program(), self._train_vars,
+                                                   self._train_grads)
         self.reset_metrics()
         try:
             step = self.train_step if training else self.test_step
-            loss = step(x32, targets, sample_weight=sw)
+            loss = step(x32, targets, sample_weight=sw) if training or x32.shape[0] else 0.0
+            if rt is not None and training:
+                rt.average_state(self)
         finally:
+            self._grad_sync = None
             self._release_inputs()
-        return self._batch_result(self._logs(loss * x32.shape[0], x32.shape[0]), return_dict)
+        logs = self._logs(loss * x32.shape[0], x32.shape[0])
+        if rt is not None:
+            logs = rt.reduce_logs(logs, x32.shape[0])
+        return self._batch_result(logs, return_dict)
 
     @_serialized
     def predict_on_batch(self, x):
