@@ -163,6 +163,7 @@ class DataParallel(Distribution):
 
     @property
     def batch_dim_name(self):
+        """The name of the data-parallel axis, ``"batch"`` (as Keras' ``DeviceMesh``)."""
         return "batch"
 
     @property
