@@ -205,3 +205,16 @@ class Progbar:
 
     def add(self, n, values=None):
         self.update(self._seen + n, values)
+
+
+# Keras keeps its data utilities in keras.utils; fastcnn's live in fastcnn.data and are
+# imported from there on first use (no import cycle, no Pillow import at start-up).
+_DATA_NAMES = ("image_dataset_from_directory", "load_img", "img_to_array", "array_to_img",
+               "save_img", "PyDataset")
+
+
+def __getattr__(name):
+    if name in _DATA_NAMES:
+        from . import data
+        return getattr(data, name)
+    raise AttributeError("module 'fastcnn.utils' has no attribute %r" % name)
