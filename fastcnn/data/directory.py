@@ -24,6 +24,34 @@ ALLOWLIST_FORMATS = (".bmp", ".gif", ".jpeg", ".jpg", ".png")
 _BAD_FILE_OPTIONS = ("error", "warn")
 
 
+_POOL = {"pool": None, "workers": 0}
+_POOL_LOCK = threading.Lock()
+
+
+def _decode_pool(workers):
+    """The process-wide decoding threads (kept across passes: new threads per epoch would
+    each bring fresh malloc arenas, and memory would creep up)."""
+    with _POOL_LOCK:
+        if _POOL["pool"] is None or _POOL["workers"] < workers:
+            old = _POOL["pool"]
+            _POOL["pool"] = concurrent.futures.ThreadPoolExecutor(workers, "fastcnn-decode")
+            _POOL["workers"] = workers
+            if old is not None:
+                old.shutdown(wait=False)
+        return _POOL["pool"]
+
+
+def _forget_pool_after_fork():
+    # the parent's threads do not exist in a forked child
+    global _POOL_LOCK
+    _POOL_LOCK = threading.Lock()
+    _POOL.update(pool=None, workers=0)
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool_after_fork)
+
+
 def _check_walk(root, dirnames, follow_links, on_bad_file):
     """With follow_links, drop (or refuse) sub-folders that are links to an ancestor."""
     if not follow_links:
@@ -237,7 +265,7 @@ class ImageFolderDataset(Dataset):
     def _produce(self, chunks):
         workers = self._workers or _worker_count()
         depth = 2 * workers  # batches in flight: bounds memory, keeps every worker busy
-        pool = concurrent.futures.ThreadPoolExecutor(workers, "fastcnn-decode")
+        pool = _decode_pool(workers)
         window = collections.deque()
         try:
             nxt = 0
@@ -255,9 +283,9 @@ class ImageFolderDataset(Dataset):
                     for i in range(size):
                         yield (out[0][i], out[1][i]) if isinstance(out, tuple) else out[i]
         finally:
-            for f in window:
+            for f in window:  # an early stop: drop what was not started, wait for the rest
                 f.cancel()
-            pool.shutdown(wait=True)
+            concurrent.futures.wait(window)
 
 
 def image_dataset_from_directory(directory, labels="inferred", label_mode="int",
