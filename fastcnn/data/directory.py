@@ -195,8 +195,9 @@ class ImageFolderDataset(Dataset):
 
     Attributes:
         class_names: the class names (label i is ``class_names[i]``).
-        file_paths: the image files, in the order of the first pass (shuffled per pass when
-            the dataset shuffles).
+        file_paths: the image files in Keras' order (its global shuffle by ``seed``). With
+            shuffle=True each pass visits them in a new order (a full permutation drawn
+            from (seed, pass); tf.data's shuffle buffer of 8 batches is replaced by it).
     """
 
     def __init__(self, file_paths, labels, label_mode, num_classes, image_size, channels,

@@ -343,6 +343,9 @@ class Trainer:
             shuffle: reshuffle the training data every epoch (reproducibly).
             initial_epoch: the epoch to start at (to resume a run).
             validation_batch_size, validation_freq: as Keras.
+            steps_per_epoch, validation_steps: batches per epoch / per validation when x /
+                validation_data is a fastcnn.data.Dataset, a PyDataset or an iterable of
+                (x, y) batches (then y is None; training.adapters has Keras 3's rules).
         """
         self._assert_compiled("fit")
         if adapters.is_batch_source(x) or adapters.is_batch_source(validation_data):
