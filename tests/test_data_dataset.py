@@ -298,3 +298,13 @@ def test_bad_batch_sources_give_clear_errors():
         m.fit(iter([]), verbose=0)
     with pytest.raises(ValueError, match="incompatible"):
         m.fit(Dataset.from_tensor_slices((x[:, :3], y)).batch(8), verbose=0)
+
+
+def test_range_and_from_generator():
+    assert [int(v) for v in Dataset.range(2, 8, 3)] == [2, 5]
+    ds = Dataset.from_generator(lambda n: ((np.full(2, i), i) for i in range(n)), args=(3,))
+    assert [int(b) for _, b in ds] == [0, 1, 2] and [int(b) for _, b in ds] == [0, 1, 2]
+    with pytest.raises(TypeError, match="unknown"):
+        len(ds)
+    x, y = next(iter(ds.batch(3)))
+    assert x.shape == (3, 2) and list(y) == [0, 1, 2]

@@ -111,6 +111,32 @@ class Dataset:
         """
         return _Slices(tensors)
 
+    @staticmethod
+    def range(*args):
+        """``Dataset.range(stop)`` / ``(start, stop[, step])``: int64 scalars, as
+        ``np.arange``."""
+        return _Slices(np.arange(*args, dtype=np.int64))
+
+    @staticmethod
+    def from_generator(generator, output_signature=None, output_types=None,
+                       output_shapes=None, args=None):
+        """A dataset whose elements are what ``generator(*args)`` yields (called anew for
+        each pass; its length is unknown).
+
+        Args:
+            generator: a callable returning an iterator of NumPy arrays / tuples of them.
+            output_signature, output_types, output_shapes: accepted for tf.data code
+                (fastcnn yields the arrays as they are).
+            args: a tuple of arguments for ``generator``.
+
+        Returns:
+            A Dataset.
+        """
+        if not callable(generator):
+            raise TypeError("Dataset.from_generator: generator must be callable (a function "
+                            "returning an iterator), got %r" % (generator,))
+        return _Generator(generator, tuple(args or ()))
+
     # -- transformations
     def batch(self, batch_size, drop_remainder=False, num_parallel_calls=None,
               deterministic=None):
@@ -257,6 +283,18 @@ class _Slices(Dataset):
         n = self._n - (self._n % batch_size if drop_remainder else 0)
         for lo in range(0, n, batch_size):
             yield self._element(lo, min(lo + batch_size, n))
+
+
+class _Generator(Dataset):
+    def __init__(self, fn, args):
+        super().__init__()
+        self._fn, self._args = fn, args
+
+    def cardinality(self):
+        return UNKNOWN_CARDINALITY
+
+    def _make_iter(self):
+        return iter(self._fn(*self._args))
 
 
 # -------------------------------------------------------------------------- transformations
