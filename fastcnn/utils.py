@@ -214,7 +214,7 @@ _DATA_NAMES = ("image_dataset_from_directory", "load_img", "img_to_array", "arra
 
 
 def __getattr__(name):
-    if name in _DATA_NAMES:
+    if name in _DATA_NAMES or name == "Sequence":  # keras.utils.Sequence is PyDataset
         from . import data
-        return getattr(data, name)
+        return getattr(data, "PyDataset" if name == "Sequence" else name)
     raise AttributeError("module 'fastcnn.utils' has no attribute %r" % name)
