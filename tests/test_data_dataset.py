@@ -308,3 +308,13 @@ def test_range_and_from_generator():
         len(ds)
     x, y = next(iter(ds.batch(3)))
     assert x.shape == (3, 2) and list(y) == [0, 1, 2]
+
+
+def test_arrays_with_a_validation_dataset_need_y():
+    x, y = _data()
+    m = _model()
+    val = Dataset.from_tensor_slices((x, y)).batch(8)
+    with pytest.raises(ValueError, match="x and y are needed"):
+        m.fit(x, validation_data=val, verbose=0)
+    with pytest.raises(ValueError, match="cardinality"):
+        m.fit(x, y[:5], validation_data=val, verbose=0)

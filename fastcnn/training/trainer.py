@@ -565,6 +565,12 @@ class Trainer:
             if steps_per_epoch is not None:
                 raise ValueError("fit: steps_per_epoch with NumPy arrays is not supported by "
                                  "fastcnn; pass a dataset for that")
+            if x is None or y is None:
+                raise ValueError("fit: x and y are needed (arrays), or x a dataset, "
+                                 "generator or PyDataset of (x, y) batches")
+            if len(x) != len(y):
+                raise ValueError("fit: data cardinality is ambiguous: x has %d samples, y %d"
+                                 % (len(x), len(y)))
             train = adapters.EpochIterator(adapters.array_adapter(
                 x, y, batch_size, shuffle, self.shuffle_seed))
         val = None
