@@ -1,6 +1,7 @@
 """The ``fastcnn`` command line (also ``python -m fastcnn``).
 
     fastcnn train [--epochs 10] [--batch-size 32] [--model tutorial|strong|resnet20] [--augment] ...
+    fastcnn train --data DIR [--image-size 64] [--validation-split 0.2]   (class sub-folders)
     mpiexec -n 4 fastcnn train --distributed ...   (data-parallel, fastcnn.distribution)
     fastcnn evaluate MODEL [--data DIR]
     fastcnn predict MODEL IMAGE [IMAGE ...]
@@ -28,6 +29,37 @@ def _load_cifar(args):
         x_train, y_train = x_train[:args.limit], y_train[:args.limit]
         x_test, y_test = x_test[:max(args.limit // 5, 1)], y_test[:max(args.limit // 5, 1)]
     return (x_train, y_train), (x_test, y_test), cifar10.CLASS_NAMES
+
+
+def _is_image_folder(path):
+    """A folder with class sub-folders holding images (not the CIFAR-10 files)."""
+    if not path or not os.path.isdir(path):
+        return False
+    from fastcnn.data.directory import ALLOWLIST_FORMATS
+    for entry in sorted(os.listdir(path)):
+        sub = os.path.join(path, entry)
+        if entry.startswith(".") or not os.path.isdir(sub):
+            continue
+        for _, _, files in os.walk(sub):
+            if any(f.lower().endswith(ALLOWLIST_FORMATS) for f in files):
+                return True
+    return False
+
+
+def _load_folder(args):
+    """(train_ds, val_ds, class_names, image shape) of an image folder."""
+    from fastcnn import data, utils
+    size = args.image_size or 64
+    split = args.validation_split or 0.2
+    train_ds, val_ds = utils.image_dataset_from_directory(
+        args.data, validation_split=split, subset="both", seed=args.seed,
+        image_size=(size, size), batch_size=args.batch_size)
+    names = train_ds.class_names
+    n = len(train_ds.file_paths) + len(val_ds.file_paths)
+    if n * size * size * 3 <= args.cache_mb * 2 ** 20:  # decoded once, then from memory
+        train_ds, val_ds = train_ds.cache(), val_ds.cache()
+    return (train_ds.prefetch(data.AUTOTUNE), val_ds.prefetch(data.AUTOTUNE), names,
+            (size, size, 3))
 
 
 def build_training_model(name, augment, input_shape=(32, 32, 3), num_classes=10):
@@ -63,10 +95,7 @@ def _cosine_schedule(base_lr, epochs, warmup=1, floor=0.02):
 
 
 def _cmd_train(args):
-    import numpy as np
-
     import fastcnn
-    from fastcnn import callbacks, losses, optimizers, plot
 
     if args.threads:
         fastcnn.set_num_threads(args.threads)
@@ -81,10 +110,37 @@ def _cmd_train(args):
     os.makedirs(args.out, exist_ok=True)
     fastcnn.show_config()
 
+    if _is_image_folder(args.data):
+        return _train_folder(args)
+    if args.image_size not in (None, 32):
+        raise ValueError("--image-size applies to an image folder (--data DIR of class "
+                         "sub-folders); CIFAR-10 images are 32x32")
     (x_train, y_train), (x_test, y_test), class_names = _load_cifar(args)
     print("CIFAR-10: %d training and %d test images" % (len(x_train), len(x_test)))
+    if args.validation_split:  # hold out the end of the training set instead of the test set
+        split = int(len(x_train) * (1 - args.validation_split))
+        (x_train, x_test), (y_train, y_test) = ((x_train[:split], x_train[split:]),
+                                                (y_train[:split], y_train[split:]))
 
-    model = build_training_model(args.model, args.augment)
+    model = _compiled_model(args, (32, 32, 3), len(class_names))
+    model.class_names = list(class_names)
+    cbs, ckpt = _callbacks(args, model)
+    t0 = time.perf_counter()
+    try:
+        history = model.fit(x_train, y_train, epochs=args.epochs, batch_size=args.batch_size,
+                            validation_data=(x_test, y_test), callbacks=cbs,
+                            verbose=args.verbose)
+    except KeyboardInterrupt:
+        model.save(ckpt)
+        print("\ninterrupted: model at the last completed step saved to %s" % ckpt)
+        return 130
+    return _finish(args, model, history, time.perf_counter() - t0, x_test, y_test,
+                   class_names)
+
+
+def _compiled_model(args, input_shape, num_classes):
+    from fastcnn import losses, optimizers
+    model = build_training_model(args.model, args.augment, input_shape, num_classes)
     model.summary()
     lr = args.lr or {"adam": 1e-3 if args.model == "tutorial" else 2e-3, "adamw": 2e-3,
                      "sgd": 0.1}[args.optimizer]
@@ -97,23 +153,53 @@ def _cmd_train(args):
         opt = optimizers.Adam(learning_rate=lr, weight_decay=args.weight_decay)
     model.compile(optimizer=opt, loss=losses.SparseCategoricalCrossentropy(from_logits=True),
                   metrics=["accuracy"])
+    return model
 
+
+def _callbacks(args, model):
+    from fastcnn import callbacks
     ckpt = os.path.join(args.out, "checkpoint.keras")
     cbs = [callbacks.TerminateOnNaN(), callbacks.ModelCheckpoint(ckpt)]
     if args.model != "tutorial":
         cbs.append(callbacks.LearningRateScheduler(
-            _cosine_schedule(float(opt.learning_rate), args.epochs)))
+            _cosine_schedule(float(model.optimizer.learning_rate), args.epochs)))
+    return cbs, ckpt
+
+
+def _train_folder(args):
+    """`fastcnn train --data DIR` on a folder of class sub-folders."""
+    train_ds, val_ds, class_names, shape = _load_folder(args)
+    model = _compiled_model(args, shape, len(class_names))
+    model.class_names = list(class_names)  # saved with the model for `fastcnn predict`
+    cbs, ckpt = _callbacks(args, model)
     t0 = time.perf_counter()
     try:
-        history = model.fit(x_train, y_train, epochs=args.epochs, batch_size=args.batch_size,
-                            validation_data=(x_test, y_test), callbacks=cbs,
-                            verbose=args.verbose)
+        history = model.fit(train_ds, validation_data=val_ds, epochs=args.epochs,
+                            callbacks=cbs, verbose=args.verbose)
     except KeyboardInterrupt:
         if chief:
             model.save(ckpt)
         print("\ninterrupted: model at the last completed step saved to %s" % ckpt)
         return 130
     train_time = time.perf_counter() - t0
+    val_loss, val_acc = model.evaluate(val_ds, verbose=0)
+    model_path = os.path.join(args.out, "model.keras")
+    model.save(model_path)
+    print("validation accuracy: %.4f  validation loss: %.4f  training wall time: %.1f s"
+          % (val_acc, val_loss, train_time))
+    print("model saved to %s (classes: %s)" % (model_path, ", ".join(class_names)))
+    try:
+        from fastcnn import plot
+        plot.plot_accuracy(history, path=os.path.join(args.out, "accuracy.png"))
+        plot.plot_loss(history, path=os.path.join(args.out, "loss.png"))
+    except ImportError as e:
+        print("figures skipped: %s" % e)
+    return 0
+
+
+def _finish(args, model, history, train_time, x_test, y_test, class_names):
+    import numpy as np
+    from fastcnn import plot
     test_loss, test_acc = model.evaluate(x_test, y_test, verbose=0)
     model_path = os.path.join(args.out, "model.keras")
     if chief:
@@ -182,7 +268,9 @@ def _cmd_predict(args):
         x = x.astype(np.float32) / 255.0
     logits = model.predict(x, verbose=0)
     probs = fastcnn.ops.softmax(logits)
-    names = list(cifar10.CLASS_NAMES) if probs.shape[1] == 10 else None
+    names = getattr(model, "class_names", None)  # saved by `fastcnn train`
+    if not names or len(names) != probs.shape[1]:  # older files: CIFAR-10's when it fits
+        names = list(cifar10.CLASS_NAMES) if probs.shape[1] == 10 else None
     for path, p in zip(args.images, probs):
         top = np.argsort(-p)[:3]
         desc = ", ".join("%s %.1f%%" % (names[i] if names else str(i), 100 * p[i]) for i in top)
@@ -230,7 +318,17 @@ def build_parser():
     p.add_argument("--epochs", type=int, default=10)
     p.add_argument("--batch-size", type=int, default=32)
     p.add_argument("--threads", type=int, default=0, help="0: the default (all cores)")
-    p.add_argument("--data", default=None, help="folder or tarball holding CIFAR-10")
+    p.add_argument("--data", default=None,
+                   help="folder or tarball holding CIFAR-10, or a folder of class "
+                        "sub-folders of images (JPEG/PNG/BMP/GIF)")
+    p.add_argument("--image-size", type=int, default=None,
+                   help="image folder: the side images are resized to (default 64)")
+    p.add_argument("--validation-split", type=float, default=0.0,
+                   help="fraction held out for validation (image folder: default 0.2; "
+                        "CIFAR-10: the end of the training set instead of the test set)")
+    p.add_argument("--cache-mb", type=int, default=1024,
+                   help="image folder: keep the decoded images in memory when they fit in "
+                        "this many MB (else decode every epoch)")
     p.add_argument("--out", default="fastcnn-out", help="where the model and figures go")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--model", choices=["tutorial", "strong", "resnet20"], default="tutorial")

@@ -137,6 +137,9 @@ def save_model(model, filepath, overwrite=True, zipped=None, **kwargs):
     metadata = {"format": _MODEL_FORMAT, "format_version": FORMAT_VERSION,
                 "fastcnn_version": _version(), "layout": layout,
                 "date_saved": datetime.datetime.now().strftime("%Y-%m-%d@%H:%M:%S")}
+    class_names = getattr(model, "class_names", None)  # set by `fastcnn train --data DIR`
+    if isinstance(class_names, (list, tuple)) and all(isinstance(c, str) for c in class_names):
+        metadata["class_names"] = list(class_names)  # an optional key: older files lack it
     _write_zip(filepath, [("metadata.json", json.dumps(metadata, indent=1)),
                           ("config.json", json.dumps(config, indent=1)),
                           (_WEIGHTS_ENTRY, _npz_bytes(arrays))])
@@ -383,6 +386,9 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     if not model.built:
         archive._fail("the saved architecture has no input shape")
     _load_arrays_into(model, archive)
+    class_names = archive.metadata.get("class_names")
+    if isinstance(class_names, list) and all(isinstance(c, str) for c in class_names):
+        model.class_names = class_names
     if _SHUFFLE_SEED in archive.arrays:
         seed = archive.get(_SHUFFLE_SEED, (), "the shuffle seed")
         if seed.dtype.kind not in "iu" or int(seed) < 0:

@@ -265,3 +265,16 @@ def normalize(x, axis=-1, order=2):
 
 
 __all__ += ["normalize"]
+
+
+# Keras keeps its data utilities in keras.utils; fastcnn's live in fastcnn.data and are
+# imported from there on first use (no import cycle, no Pillow import at start-up).
+_DATA_NAMES = ("image_dataset_from_directory", "load_img", "img_to_array", "array_to_img",
+               "save_img", "PyDataset")
+
+
+def __getattr__(name):
+    if name in _DATA_NAMES or name == "Sequence":  # keras.utils.Sequence is PyDataset
+        from . import data
+        return getattr(data, "PyDataset" if name == "Sequence" else name)
+    raise AttributeError("module 'fastcnn.utils' has no attribute %r" % name)

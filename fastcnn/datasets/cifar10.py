@@ -203,11 +203,11 @@ class _Source:
         if self.kind == "tar":
             return self._read_tar()
         parse = _parse_records if self.kind == "bin" else _parse_pickle
-        out = {}
+        out = _Assembler()
         for path, name in zip(self.files(), BATCHES):
             with open(path, "rb") as f:
-                out[name] = parse(f.read(), path)
-        return out
+                out.add(name, *parse(f.read(), path))
+        return out.result()
 
     def _read_tar(self):
         found = {}  # kind -> {batch name: (where, bytes)}
@@ -224,7 +224,10 @@ class _Source:
                     if member.size > MAX_MEMBER_BYTES:
                         raise DatasetError("%s: %d bytes, far more than a CIFAR-10 batch"
                                            % (where, member.size))
-                    found.setdefault(kind, {})[name] = (where, tar.extractfile(member).read())
+                    # parsed at once, so only one batch's raw bytes are held at a time
+                    parse = _parse_records if kind == "bin" else _parse_pickle
+                    found.setdefault(kind, _Assembler()).add(
+                        name, *parse(tar.extractfile(member).read(), where))
         except (tarfile.TarError, EOFError, zlib.error, OSError) as exc:
             raise DatasetError("%s: not a readable tar archive (truncated or corrupt?): %s: %s"
                                % (self.path, type(exc).__name__, exc)) from exc
@@ -232,12 +235,11 @@ class _Source:
         if kind is None:
             raise DatasetError("%s: holds no CIFAR-10 batches (expected %s/data_batch_1.. or "
                                "%s/data_batch_1.bin..)" % (self.path, PY_DIR, BIN_DIR))
-        missing = [b for b in BATCHES if b not in found[kind]]
+        missing = [b for b in BATCHES if b not in found[kind].names]
         if missing:
             raise DatasetError("%s: incomplete CIFAR-10 archive, missing %s"
                                % (self.path, ", ".join(missing)))
-        parse = _parse_records if kind == "bin" else _parse_pickle
-        return {name: parse(data, where) for name, (where, data) in found[kind].items()}
+        return found[kind].result()
 
 
 def _scan(directory):
@@ -299,15 +301,54 @@ def _check_cached(arrays):
             and xte.ndim == 4 and xte.shape[1:] == (32, 32, 3) and yte.shape == (len(xte), 1))
 
 
-def _assemble(batches):
-    train = [batches[b] for b in TRAIN_BATCHES]
-    x_test, y_test = batches[TEST_BATCH]
-    return {
-        "x_train": np.ascontiguousarray(np.concatenate([x for x, _ in train])),
-        "y_train": np.concatenate([y for _, y in train]).astype(np.uint8).reshape(-1, 1),
-        "x_test": np.ascontiguousarray(x_test),
-        "y_test": np.asarray(y_test, np.uint8).reshape(-1, 1),
-    }
+class _Assembler:
+    """The four arrays, built as the batches are parsed: each training batch is copied at
+    once into its place (slot i of batch data_batch_i+1), so parsed copies never pile up.
+    (Freed heap blocks are not always returned to the OS: holding all six parsed batches
+    and then concatenating them made the first load peak at ~550 MB.)"""
+
+    def __init__(self):
+        self.names = set()
+        self.slot = None
+        self.x = self.y = None
+        self.sizes = {}
+        self.extra = {}  # training batches larger than the slot (not the official files)
+        self.test = None
+
+    def add(self, name, x, y):
+        self.names.add(name)
+        if name == TEST_BATCH:
+            self.test = (np.ascontiguousarray(x), np.asarray(y, np.uint8).reshape(-1, 1))
+            return
+        i = TRAIN_BATCHES.index(name)
+        if self.x is None:  # np.empty's pages only count once they are written
+            self.slot = len(y)
+            self.x = np.empty((len(TRAIN_BATCHES) * self.slot, 32, 32, 3), np.uint8)
+            self.y = np.empty((len(TRAIN_BATCHES) * self.slot, 1), np.uint8)
+        if len(y) <= self.slot:
+            lo = i * self.slot
+            self.x[lo:lo + len(y)] = x
+            self.y[lo:lo + len(y), 0] = y
+            self.sizes[name] = len(y)
+        else:
+            self.extra[name] = (np.array(x), np.array(y, np.uint8).reshape(-1, 1))
+
+    def result(self):
+        if not self.extra and all(self.sizes.get(b) == self.slot for b in TRAIN_BATCHES):
+            x_train, y_train = self.x, self.y
+        else:
+            xs, ys = [], []
+            for i, b in enumerate(TRAIN_BATCHES):
+                if b in self.extra:
+                    xs.append(self.extra[b][0])
+                    ys.append(self.extra[b][1])
+                else:
+                    lo = i * self.slot
+                    xs.append(self.x[lo:lo + self.sizes[b]])
+                    ys.append(self.y[lo:lo + self.sizes[b]])
+            x_train, y_train = np.concatenate(xs), np.concatenate(ys)
+        return {"x_train": x_train, "y_train": y_train, "x_test": self.test[0],
+                "y_test": self.test[1]}
 
 
 def load_data(path=None):
@@ -333,6 +374,6 @@ def load_data(path=None):
     """
     source = _find_source(path)
     key = "cifar10:%s:%s" % (source.kind, source.path)
-    arrays = cached_arrays("cifar10", key, source.files(), lambda: _assemble(source.read()),
+    arrays = cached_arrays("cifar10", key, source.files(), source.read,
                            ("x_train", "y_train", "x_test", "y_test"), _check_cached)
     return (arrays["x_train"], arrays["y_train"]), (arrays["x_test"], arrays["y_test"])

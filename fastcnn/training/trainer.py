@@ -24,7 +24,7 @@ from .. import losses, ops, optimizers
 from .. import metrics as metrics_module
 from ..distribution import runtime as distributed
 from ..ops._validation import one_of, positive_int, unsupported
-from . import data, lean, penalties, plan
+from . import adapters, data, lean, penalties, plan
 
 
 def _verbose(verbose, who):
@@ -409,8 +409,16 @@ class Trainer:
                 reduction, as Keras.
             initial_epoch: the epoch to start at (to resume a run).
             validation_batch_size, validation_freq: as Keras.
+            steps_per_epoch, validation_steps: batches per epoch / per validation when x /
+                validation_data is a fastcnn.data.Dataset, a PyDataset or an iterable of
+                (x, y) batches (then y is None; training.adapters has Keras 3's rules).
         """
         self._assert_compiled("fit")
+        if adapters.is_batch_source(x) or adapters.is_batch_source(validation_data):
+            return self._fit_batches(
+                x, y, batch_size, epochs, verbose, callbacks, validation_split,
+                validation_data, shuffle, class_weight, sample_weight, initial_epoch,
+                steps_per_epoch, validation_steps, validation_batch_size, validation_freq)
         unsupported("fit", steps_per_epoch=steps_per_epoch, validation_steps=validation_steps)
         batch_size = positive_int(batch_size, "batch_size", "fit", 32)
         vbatch = positive_int(validation_batch_size, "validation_batch_size", "fit", batch_size)
@@ -550,6 +558,9 @@ class Trainer:
         ``sample_weight`` (N,) weighs each sample's loss (Keras' normalisation: the weighted
         sum over the batch size for the default reduction)."""
         self._assert_compiled("evaluate")
+        if adapters.is_batch_source(x):
+            return self._evaluate_batches(x, y, verbose, sample_weight, steps, callbacks,
+                                          return_dict, kwargs)
         unsupported("evaluate", steps=steps)
         if kwargs:
             raise TypeError("evaluate: unexpected arguments %s" % sorted(kwargs))
@@ -579,6 +590,8 @@ class Trainer:
     @_serialized
     def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
         """Model outputs for x as float32 (N, ...) (logits unless the model ends in softmax)."""
+        if adapters.is_batch_source(x):
+            return self._predict_batches(x, verbose, steps, callbacks)
         unsupported("predict", steps=steps)
         batch_size = positive_int(batch_size, "batch_size", "predict", 32)
         verbose = _verbose(verbose, "predict")
@@ -610,6 +623,196 @@ class Trainer:
         finally:
             self._release_inputs()
         return out if rt is None else rt.gather(out, n_all)
+
+    # ================================================ datasets, generators, PyDataset
+    def _source_batch(self, batch, who, need_y=True, tag="xb"):
+        """A batch of a batch source as (float32 x, prepared targets or None)."""
+        bx, by, bsw = adapters.unpack_batch(batch, who)
+        if bsw is not None:
+            raise ValueError("%s: batches with sample weights (x, y, sample_weight) are not "
+                             "supported by fastcnn yet" % who)
+        x = self._x(bx, who, keep_uint8=True)
+        n = x.shape[0]
+        if n == 0:
+            raise ValueError("%s: the input yielded a batch with no samples" % who)
+        self._build_from(x, who)
+        xb = self._batches.x_batch(x, 0, n, tag=tag)  # uint8 -> float32 in C, else a view
+        if not need_y:
+            return xb, None
+        if by is None:
+            raise ValueError("%s: the batches hold no targets; yield (x, y) pairs" % who)
+        return xb, self._y(by, n, who)
+
+    def _source_iterator(self, x, y, steps, who, shuffle=False):
+        if y is not None:
+            raise ValueError("%s: y must not be given when x is a %s (its batches hold the "
+                             "targets)" % (who, type(x).__name__))
+        if steps is not None:
+            steps = positive_int(steps, "steps", who)
+        seed = self.shuffle_seed if self.shuffle_seed is not None else 0
+        return adapters.EpochIterator(adapters.get_adapter(x, who, shuffle, seed), steps)
+
+    def _fit_batches(self, x, y, batch_size, epochs, verbose, callbacks, validation_split,
+                     validation_data, shuffle, class_weight, sample_weight, initial_epoch,
+                     steps_per_epoch, validation_steps, validation_batch_size,
+                     validation_freq):
+        """fit on a dataset / generator / PyDataset (or arrays with such validation_data)."""
+        unsupported("fit", class_weight=class_weight, sample_weight=sample_weight)
+        for arg, v in (("epochs", epochs), ("initial_epoch", initial_epoch)):
+            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 0:
+                raise ValueError("fit: %s must be an integer >= 0, got %r" % (arg, v))
+        validation_freq = positive_int(validation_freq, "validation_freq", "fit")
+        verbose = _verbose(verbose, "fit")
+        if shuffle not in (True, False):
+            raise ValueError("fit: shuffle must be True or False, got %r" % (shuffle,))
+        if validation_split:
+            raise ValueError("fit: validation_split is only supported for NumPy arrays; with "
+                             "a dataset, generator or PyDataset pass validation_data")
+        if self.shuffle_seed is None:
+            from .. import utils
+            self.shuffle_seed = utils._draw_seed()
+        batch_size = positive_int(batch_size, "batch_size", "fit", 32)
+        if adapters.is_batch_source(x):
+            train = self._source_iterator(x, y, steps_per_epoch, "fit", shuffle)
+        else:
+            if steps_per_epoch is not None:
+                raise ValueError("fit: steps_per_epoch with NumPy arrays is not supported by "
+                                 "fastcnn; pass a dataset for that")
+            if x is None or y is None:
+                raise ValueError("fit: x and y are needed (arrays), or x a dataset, "
+                                 "generator or PyDataset of (x, y) batches")
+            if len(x) != len(y):
+                raise ValueError("fit: data cardinality is ambiguous: x has %d samples, y %d"
+                                 % (len(x), len(y)))
+            train = adapters.EpochIterator(adapters.array_adapter(
+                x, y, batch_size, shuffle, self.shuffle_seed))
+        val = None
+        if validation_data is not None:
+            if adapters.is_batch_source(validation_data):
+                val = self._source_iterator(validation_data, None, validation_steps, "fit")
+            elif isinstance(validation_data, (tuple, list)) and len(validation_data) == 2:
+                vbatch = positive_int(validation_batch_size, "validation_batch_size", "fit",
+                                      batch_size)
+                val = adapters.EpochIterator(adapters.array_adapter(
+                    validation_data[0], validation_data[1], vbatch))
+            else:
+                raise ValueError("fit: validation_data must be (x_val, y_val) or a dataset, "
+                                 "generator or PyDataset, got %s"
+                                 % type(validation_data).__name__)
+        cbs = callbacks_module.CallbackList(callbacks, model=self, add_history=True,
+                                            add_progbar=verbose != 0, verbose=verbose,
+                                            epochs=epochs, steps=train.num_batches)
+        self.stop_training = False
+        self.history = cbs.history
+        logs, ready = {}, False
+        try:
+            cbs.on_train_begin()
+            for epoch in range(initial_epoch, epochs):
+                self.reset_metrics()
+                cbs.on_epoch_begin(epoch)
+                total, count = 0.0, 0
+                for step, batch in train.epoch():
+                    xb, yb = self._source_batch(batch, "fit")
+                    if not ready:
+                        self._assert_single_io("fit")
+                        self._prepare_training()
+                        ready = True
+                    cbs.on_train_batch_begin(step)
+                    loss = self.train_step(xb, yb)
+                    total += loss * xb.shape[0]
+                    count += xb.shape[0]
+                    logs = self._logs(total, count)
+                    cbs.on_train_batch_end(step, logs)
+                    if self.stop_training:
+                        break
+                if not ready:
+                    raise ValueError("fit: the input yielded no batches (an empty dataset or "
+                                     "an exhausted generator)")
+                if count == 0:  # a one-pass generator ran dry: Keras stops here
+                    break
+                if train.exhausted:
+                    self.stop_training = True
+                epoch_logs = dict(logs)
+                if val is not None and (epoch + 1) % validation_freq == 0:
+                    val_logs = self._evaluate_source(val, "fit", cbs)
+                    epoch_logs.update(("val_" + k, v) for k, v in val_logs.items())
+                cbs.on_epoch_end(epoch, epoch_logs)
+                logs = epoch_logs
+                if self.stop_training:
+                    break
+            cbs.on_train_end(logs)
+        finally:
+            train.close()
+            if val is not None:
+                val.close()
+            self._release_inputs()
+        self.history = cbs.history
+        return cbs.history
+
+    def _evaluate_source(self, it, who, cbs):
+        self.reset_metrics()
+        self._set_output_mode()
+        cbs.on_test_begin()
+        total, count, logs = 0.0, 0, {}
+        for step, batch in it.epoch():
+            xb, yb = self._source_batch(batch, who, tag="xv")
+            cbs.on_test_batch_begin(step)
+            loss = self.test_step(xb, yb)
+            total += loss * xb.shape[0]
+            count += xb.shape[0]
+            logs = self._logs(total, count)
+            cbs.on_test_batch_end(step, logs)
+        if count == 0:
+            raise ValueError("%s: the evaluation data yielded no batches" % who)
+        logs = self._logs(total, count)
+        cbs.on_test_end(logs)
+        return logs
+
+    def _evaluate_batches(self, x, y, verbose, sample_weight, steps, callbacks, return_dict,
+                          kwargs):
+        """evaluate on a dataset / generator / PyDataset."""
+        unsupported("evaluate", sample_weight=sample_weight)
+        if kwargs:
+            raise TypeError("evaluate: unexpected arguments %s" % sorted(kwargs))
+        verbose = _verbose(verbose, "evaluate")
+        self._assert_built("evaluate")
+        self._assert_single_io("evaluate")
+        it = self._source_iterator(x, y, steps, "evaluate")
+        cbs = callbacks_module.CallbackList(callbacks, model=self, add_progbar=verbose != 0,
+                                            verbose=verbose, epochs=1, steps=it.num_batches)
+        try:
+            logs = self._evaluate_source(it, "evaluate", cbs)
+        finally:
+            it.close()
+            self._release_inputs()
+        return self._batch_result(logs, return_dict)
+
+    def _predict_batches(self, x, verbose, steps, callbacks):
+        """predict on a dataset / generator / PyDataset (their x; targets are ignored)."""
+        verbose = _verbose(verbose, "predict")
+        self._assert_built("predict")
+        self._assert_single_io("predict")
+        if steps is not None:
+            steps = positive_int(steps, "steps", "predict")
+        it = adapters.EpochIterator(adapters.get_adapter(x, "predict"), steps)
+        cbs = callbacks_module.CallbackList(callbacks, model=self, add_progbar=verbose != 0,
+                                            verbose=verbose, epochs=1, steps=it.num_batches)
+        outs = []
+        try:
+            cbs.on_predict_begin()
+            for step, batch in it.epoch():
+                xb, _ = self._source_batch(batch, "predict", need_y=False)
+                cbs.on_predict_batch_begin(step)
+                out = np.array(self.predict_step(xb), dtype=np.float32, copy=True)
+                outs.append(out)
+                cbs.on_predict_batch_end(step, {"outputs": out})
+            cbs.on_predict_end()
+        finally:
+            it.close()
+            self._release_inputs()
+        if not outs:
+            return np.empty((0,) + tuple(self.outputs[0].shape[1:]), np.float32)
+        return np.concatenate(outs)
 
     def _batch_result(self, logs, return_dict):
         if return_dict:
