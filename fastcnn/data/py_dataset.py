@@ -45,6 +45,7 @@ class PyDataset:
 
     @property
     def workers(self):
+        """The number of threads that fetch batches (``__getitem__`` calls) ahead; 1: none."""
         return getattr(self, "_workers", 1)
 
     @workers.setter
@@ -53,6 +54,7 @@ class PyDataset:
 
     @property
     def use_multiprocessing(self):
+        """Keras' flag; fastcnn fetches with threads, so only False is accepted."""
         return getattr(self, "_use_multiprocessing", False)
 
     @use_multiprocessing.setter
@@ -61,6 +63,7 @@ class PyDataset:
 
     @property
     def max_queue_size(self):
+        """How many fetched batches may wait in the queue (Keras' default 10)."""
         return getattr(self, "_max_queue_size", 10)
 
     @max_queue_size.setter
