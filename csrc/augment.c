@@ -349,3 +349,102 @@ void fc_aug_brightness_f32(const float *src, int64_t B, int64_t HWC, const float
 {
     BRIGHTNESS_BODY(float)
 }
+
+void fc_aug_resize_backward(const float *dy, int64_t B, int64_t H, int64_t W, int64_t C,
+                            int64_t OH, int64_t OW, int64_t Wp, int64_t pad_y, int64_t pad_x,
+                            const int32_t *ys, int64_t ny, const float *wy, const int32_t *xs,
+                            int64_t nx, const float *wx, float *tmp, float *dx)
+{
+    int64_t row, b;
+    /* pass 2's adjoint: each output row scatters into its own tmp row */
+#pragma omp parallel for schedule(static) num_threads(fc_get_num_threads()) if(B*OH*OW*C > 32768)
+    for (row = 0; row < B * OH; row++) {
+        const float *g = dy + row * OW * C;
+        float *t = tmp + row * Wp * C;
+        for (int64_t i = 0; i < Wp * C; i++)
+            t[i] = 0.0f;
+        for (int64_t ox = 0; ox < OW; ox++) {
+            const float *wxr = wx + ox * nx;
+            float *p = t + (int64_t)xs[ox] * C;
+            for (int64_t kx = 0; kx < nx; kx++)
+                for (int64_t c = 0; c < C; c++)
+                    p[kx * C + c] += wxr[kx] * g[ox * C + c];
+        }
+    }
+    /* pass 1's adjoint: rows of one image overlap, so one image per iteration, in order */
+#pragma omp parallel for schedule(static) num_threads(fc_get_num_threads()) if(B*H*W*C > 32768)
+    for (b = 0; b < B; b++) {
+        float *img = dx + b * H * W * C;
+        memset(img, 0, (size_t)(H * W * C) * sizeof(float));
+        for (int64_t oy = 0; oy < OH; oy++) {
+            const float *t = tmp + (b * OH + oy) * Wp * C;
+            for (int64_t ky = 0; ky < ny; ky++) {
+                const int64_t sy = (int64_t)ys[oy] + ky - pad_y;
+                const float w = wy[oy * ny + ky];
+                if (sy < 0 || sy >= H)
+                    continue;
+                for (int64_t xp = 0; xp < Wp; xp++) {
+                    const int64_t sx = xp - pad_x;
+                    if (sx < 0 || sx >= W)
+                        continue;
+                    float *o = img + (sy * W + sx) * C;
+                    for (int64_t c = 0; c < C; c++)
+                        o[c] += w * t[xp * C + c];
+                }
+            }
+        }
+    }
+}
+
+void fc_aug_contrast_backward(const float *x, const float *dy, int64_t B, int64_t H, int64_t W,
+                              int64_t C, const float *factor, float lo, float hi, float *dx)
+{
+    int64_t b;
+    const int64_t P = H * W;
+#pragma omp parallel for schedule(static) num_threads(fc_get_num_threads()) if(B*H*W*C > 32768)
+    for (b = 0; b < B; b++) {
+        const float *img = x + b * P * C;
+        const float *g = dy + b * P * C;
+        float *out = dx + b * P * C;
+        const float f = factor[b];
+        for (int64_t c0 = 0; c0 < C; c0 += CONTRAST_CHUNK) {
+            const int64_t nc = C - c0 < CONTRAST_CHUNK ? C - c0 : CONTRAST_CHUNK;
+            double acc[CONTRAST_CHUNK] = {0}, gsum[CONTRAST_CHUNK] = {0};
+            float m[CONTRAST_CHUNK], share[CONTRAST_CHUNK];
+            for (int64_t p = 0; p < P; p++)
+                for (int64_t c = 0; c < nc; c++)
+                    acc[c] += (double)img[p * C + c0 + c];
+            for (int64_t c = 0; c < nc; c++)
+                m[c] = (float)(acc[c] / (double)P);
+            /* the gradient reaching the unclipped values, and its channel sum */
+            for (int64_t p = 0; p < P; p++)
+                for (int64_t c = 0; c < nc; c++) {
+                    const int64_t i = p * C + c0 + c;
+                    const float pre = (img[i] - m[c]) * f + m[c];
+                    const float gi = (pre >= lo && pre <= hi) ? g[i] : 0.0f;
+                    out[i] = gi;
+                    gsum[c] += (double)gi;
+                }
+            /* y = f x + (1 - f) mean(x): each input also moves the mean */
+            for (int64_t c = 0; c < nc; c++)
+                share[c] = (float)((1.0 - (double)f) * gsum[c] / (double)P);
+            for (int64_t p = 0; p < P; p++)
+                for (int64_t c = 0; c < nc; c++) {
+                    const int64_t i = p * C + c0 + c;
+                    out[i] = f * out[i] + share[c];
+                }
+        }
+    }
+}
+
+void fc_aug_brightness_backward(const float *x, const float *dy, int64_t B, int64_t HWC,
+                                const float *delta, float lo, float hi, float *dx)
+{
+    int64_t i;
+    const int64_t n = B * HWC;
+#pragma omp parallel for schedule(static) num_threads(fc_get_num_threads()) if(n > 65536)
+    for (i = 0; i < n; i++) {
+        const float v = x[i] + delta[i / HWC];
+        dx[i] = (v >= lo && v <= hi) ? dy[i] : 0.0f;
+    }
+}

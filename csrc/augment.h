@@ -45,6 +45,13 @@ void fc_aug_resize_f32(const float *src, int64_t B, int64_t H, int64_t W, int64_
                        float fill_value, const int32_t *ys, int64_t ny, const float *wy,
                        const int32_t *xs, int64_t nx, const float *wx, float *tmp, float *dst);
 
+/* The adjoint of fc_aug_resize_f32 (same taps, padding and tmp shape); the fill value gets
+ * no gradient. dx (B, H, W, C) is overwritten. */
+void fc_aug_resize_backward(const float *dy, int64_t B, int64_t H, int64_t W, int64_t C,
+                            int64_t OH, int64_t OW, int64_t Wp, int64_t pad_y, int64_t pad_x,
+                            const int32_t *ys, int64_t ny, const float *wy, const int32_t *xs,
+                            int64_t nx, const float *wx, float *tmp, float *dx);
+
 /* dst[b] = src[b, y0[b] : y0[b] + OH, x0[b] : x0[b] + OW, :], flipped left-right when
  * flip[b] & 1 and upside down when flip[b] & 2 (flip may be NULL); windows lie inside. */
 void fc_aug_crop_u8(const uint8_t *src, int64_t B, int64_t H, int64_t W, int64_t C,
@@ -66,9 +73,17 @@ void fc_aug_contrast_u8(const uint8_t *src, int64_t B, int64_t H, int64_t W, int
 void fc_aug_contrast_f32(const float *src, int64_t B, int64_t H, int64_t W, int64_t C,
                          const float *factor, float lo, float hi, float *dst);
 
+/* Gradient of fc_aug_contrast_f32 with respect to x (the mean included); values clipped in
+ * the forward pass pass no gradient (at a bound exactly, they do). */
+void fc_aug_contrast_backward(const float *x, const float *dy, int64_t B, int64_t H, int64_t W,
+                              int64_t C, const float *factor, float lo, float hi, float *dx);
+
 /* RandomBrightness: dst = clip(src + delta[b], lo, hi). */
 void fc_aug_brightness_u8(const uint8_t *src, int64_t B, int64_t HWC, const float *delta,
                           float lo, float hi, float *dst);
 void fc_aug_brightness_f32(const float *src, int64_t B, int64_t HWC, const float *delta,
                            float lo, float hi, float *dst);
+/* Gradient of fc_aug_brightness_f32: dy where x + delta[b] lies in [lo, hi], else 0. */
+void fc_aug_brightness_backward(const float *x, const float *dy, int64_t B, int64_t HWC,
+                                const float *delta, float lo, float hi, float *dx);
 #endif

@@ -24,6 +24,16 @@ cdef extern from "augment.h":
                           float fill_value, const int32_t *ys, int64_t ny, const float *wy,
                           const int32_t *xs, int64_t nx, const float *wx, float *tmp,
                           float *dst) nogil
+    void fc_aug_resize_backward(const float *dy, int64_t B, int64_t H, int64_t W, int64_t C,
+                                int64_t OH, int64_t OW, int64_t Wp, int64_t pad_y,
+                                int64_t pad_x, const int32_t *ys, int64_t ny, const float *wy,
+                                const int32_t *xs, int64_t nx, const float *wx, float *tmp,
+                                float *dx) nogil
+    void fc_aug_contrast_backward(const float *x, const float *dy, int64_t B, int64_t H,
+                                  int64_t W, int64_t C, const float *factor, float lo,
+                                  float hi, float *dx) nogil
+    void fc_aug_brightness_backward(const float *x, const float *dy, int64_t B, int64_t HWC,
+                                    const float *delta, float lo, float hi, float *dx) nogil
     void fc_aug_crop_u8(const uint8_t *src, int64_t B, int64_t H, int64_t W, int64_t C,
                         int64_t OH, int64_t OW, const int32_t *y0, const int32_t *x0,
                         const uint8_t *flip, float *dst) nogil
@@ -168,3 +178,53 @@ def aug_brightness(cnp.ndarray src, cnp.ndarray delta, float lo, float hi, cnp.n
             fc_aug_brightness_u8(<const uint8_t *>ps, B, HWC, pdl, lo, hi, pd)
         else:
             fc_aug_brightness_f32(<const float *>ps, B, HWC, pdl, lo, hi, pd)
+
+
+def aug_resize_backward(cnp.ndarray dy, int64_t pad_y, int64_t pad_x, cnp.ndarray ys,
+                        cnp.ndarray wy, cnp.ndarray xs, cnp.ndarray wx, cnp.ndarray tmp,
+                        cnp.ndarray dx):
+    cdef int64_t B = dx.shape[0], H = dx.shape[1], W = dx.shape[2], C = dx.shape[3]
+    cdef int64_t OH = dy.shape[1], OW = dy.shape[2], Wp = tmp.shape[2]
+    cdef int64_t ny = wy.shape[1], nx = wx.shape[1]
+    cdef const float *pg = <const float *>cnp.PyArray_DATA(dy)
+    cdef const int32_t *pys = <const int32_t *>cnp.PyArray_DATA(ys)
+    cdef const int32_t *pxs = <const int32_t *>cnp.PyArray_DATA(xs)
+    cdef const float *pwy = <const float *>cnp.PyArray_DATA(wy)
+    cdef const float *pwx = <const float *>cnp.PyArray_DATA(wx)
+    cdef float *pt = <float *>cnp.PyArray_DATA(tmp)
+    cdef float *pd = <float *>cnp.PyArray_DATA(dx)
+    if B * H * W * C == 0:
+        return
+    if OH * OW == 0:
+        dx[...] = 0
+        return
+    with nogil:
+        fc_aug_resize_backward(pg, B, H, W, C, OH, OW, Wp, pad_y, pad_x, pys, ny, pwy, pxs, nx,
+                               pwx, pt, pd)
+
+
+def aug_contrast_backward(cnp.ndarray x, cnp.ndarray dy, cnp.ndarray factor, float lo,
+                          float hi, cnp.ndarray dx):
+    cdef int64_t B = x.shape[0], H = x.shape[1], W = x.shape[2], C = x.shape[3]
+    cdef const float *px = <const float *>cnp.PyArray_DATA(x)
+    cdef const float *pg = <const float *>cnp.PyArray_DATA(dy)
+    cdef const float *pf = <const float *>cnp.PyArray_DATA(factor)
+    cdef float *pd = <float *>cnp.PyArray_DATA(dx)
+    if B * H * W * C == 0:
+        return
+    with nogil:
+        fc_aug_contrast_backward(px, pg, B, H, W, C, pf, lo, hi, pd)
+
+
+def aug_brightness_backward(cnp.ndarray x, cnp.ndarray dy, cnp.ndarray delta, float lo,
+                            float hi, cnp.ndarray dx):
+    cdef int64_t B = x.shape[0]
+    cdef int64_t HWC = x.size // B if B else 0
+    cdef const float *px = <const float *>cnp.PyArray_DATA(x)
+    cdef const float *pg = <const float *>cnp.PyArray_DATA(dy)
+    cdef const float *pdl = <const float *>cnp.PyArray_DATA(delta)
+    cdef float *pd = <float *>cnp.PyArray_DATA(dx)
+    if B * HWC == 0:
+        return
+    with nogil:
+        fc_aug_brightness_backward(px, pg, B, HWC, pdl, lo, hi, pd)

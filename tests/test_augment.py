@@ -13,7 +13,7 @@ import fastcnn
 from fastcnn import layers, models, ops
 from fastcnn.layers.preprocessing import rotation_transforms, zoom_transforms
 
-from conftest import num_threads
+from conftest import fd_grad, num_threads
 
 FILL_MODES = ("constant", "nearest", "wrap", "reflect")
 
@@ -441,11 +441,77 @@ def test_augmentation_submodel_in_sequential_and_functional_models(rng, tmp_path
     assert seq.predict(x, verbose=0).shape == (20, 3)
 
 
-def test_layers_needing_an_input_gradient_they_lack_say_so(rng):
-    model = models.Sequential([layers.Input(shape=(8, 8, 2)), layers.Conv2D(2, 3, padding="same"),
-                               layers.Resizing(4, 4), layers.Flatten(), layers.Dense(2)])
-    model.compile(optimizer="sgd",
-                  loss=fastcnn.losses.SparseCategoricalCrossentropy(from_logits=True))
+@pytest.mark.parametrize("kw", [dict(), dict(antialias=True), dict(interpolation="nearest"),
+                                dict(crop_to_aspect_ratio=True), dict(pad_to_aspect_ratio=True)])
+@pytest.mark.parametrize("size", [(4, 9), (13, 5)])
+def test_resize_backward_is_the_adjoint(rng, kw, size):
+    x = rng.normal(size=(3, 7, 6, 5)).astype(np.float32)
+    y = ops.resize(x, size, **kw).astype(np.float64)
+    dy = rng.normal(size=y.shape).astype(np.float32)
+    dx = ops.resize_backward(dy, x.shape, **kw).astype(np.float64)
+    np.testing.assert_allclose((y * dy).sum(), (x * dx).sum(), rtol=1e-5)
+
+
+def test_finite_difference_gradients_of_the_image_ops(rng):
+    """Float64 central differences on odd shapes with 5 channels. The maps are linear in the
+    pixels up to the clipping of contrast/brightness, so a step of 0.5 is exact up to
+    float32 rounding; pixels within 2 of a clip bound (where the step crosses a kink) are not
+    compared."""
+    x = rng.uniform(20, 230, size=(2, 5, 7, 5))
+    t = _transforms(rng, 2)
+    f = np.array([0.6, 1.4], np.float32)
+    d = np.array([-40.0, 25.0], np.float32)
+    m = x.mean(axis=(1, 2), keepdims=True)
+    far = lambda v: (np.abs(v - 40) > 2) & (np.abs(v - 210) > 2)  # noqa: E731
+    cases = [
+        (lambda a: ops.resize(a, (4, 9), antialias=True),
+         lambda g: ops.resize_backward(g, x.shape, antialias=True), np.ones(x.shape, bool)),
+        (lambda a: ops.affine_transform(a, t, "bilinear", "reflect"),
+         lambda g: ops.affine_transform_backward(g, t, "bilinear", "reflect"),
+         np.ones(x.shape, bool)),
+        (lambda a: ops.adjust_contrast(a, f, (40, 210)),
+         lambda g: ops.adjust_contrast_backward(x.astype(np.float32), g, f, (40, 210)),
+         far((x - m) * f[:, None, None, None] + m)),
+        (lambda a: ops.adjust_brightness(a, d, (40, 210)),
+         lambda g: ops.adjust_brightness_backward(x.astype(np.float32), g, d, (40, 210)),
+         far(x + d[:, None, None, None])),
+    ]
+    for fwd, bwd, keep in cases:
+        dy = rng.normal(size=fwd(x.astype(np.float32)).shape)
+        want = fd_grad(lambda a: float((fwd(a.astype(np.float32)) * dy).sum()), x, eps=0.5)
+        got = bwd(dy.astype(np.float32))
+        np.testing.assert_allclose(got[keep], want[keep], rtol=1e-3, atol=2e-3)
+
+
+def test_contrast_and_brightness_gradients_match_numpy(rng):
+    x = rng.uniform(0, 255, size=(3, 5, 6, 2)).astype(np.float32)
+    dy = rng.normal(size=x.shape).astype(np.float32)
+    f = np.array([0.5, 1.0, 1.8], np.float32)
+    xf = x.astype(np.float64)
+    m = xf.mean(axis=(1, 2), keepdims=True)
+    pre = (xf - m) * f[:, None, None, None] + m
+    g = np.where((pre >= 30) & (pre <= 220), dy, 0)
+    want = f[:, None, None, None] * g + (1 - f[:, None, None, None]) * g.mean((1, 2),
+                                                                             keepdims=True)
+    np.testing.assert_allclose(ops.adjust_contrast_backward(x, dy, f, (30, 220)), want,
+                               rtol=1e-5, atol=1e-5)
+    d = np.array([-50.0, 0.0, 60.0], np.float32)
+    want = np.where((x + d[:, None, None, None] >= 30) & (x + d[:, None, None, None] <= 220),
+                    dy, 0)
+    np.testing.assert_array_equal(ops.adjust_brightness_backward(x, dy, d, (30, 220)), want)
+
+
+def test_gradients_flow_through_preprocessing_after_trainable_layers(rng):
     x = rng.normal(size=(4, 8, 8, 2)).astype(np.float32)
-    with pytest.raises(NotImplementedError, match="resizing"):
-        model.fit(x, np.zeros(4, int), epochs=1, verbose=0)
+    y = np.zeros(4, int)
+    for middle in (layers.Resizing(5, 6), layers.RandomContrast(0.3, value_range=(-9, 9)),
+                   layers.RandomRotation(0.2), layers.CenterCrop(5, 5)):
+        fastcnn.utils.set_random_seed(0)
+        model = models.Sequential([layers.Input(shape=(8, 8, 2)),
+                                   layers.Conv2D(2, 3, padding="same"), middle,
+                                   layers.Flatten(), layers.Dense(2)])
+        model.compile(optimizer="sgd",
+                      loss=fastcnn.losses.SparseCategoricalCrossentropy(from_logits=True))
+        before = model.layers[0].get_weights()[0].copy()
+        model.fit(x, y, epochs=1, batch_size=4, verbose=0)
+        assert not np.array_equal(before, model.layers[0].get_weights()[0]), middle.name

@@ -111,14 +111,6 @@ class _ImageLayer(Layer):
         self._check_ndim(input_shape, ndim=4)
         return tuple(input_shape)
 
-    def _no_gradient(self, need_input_grad):
-        if need_input_grad:
-            raise NotImplementedError(
-                "%s: fastcnn computes no input gradient through %s here; place it before "
-                "the trainable layers (at the model's input), as Keras' image preprocessing "
-                "layers usually are" % (self.name, type(self).__name__))
-        return None
-
 
 class _CropOrResize(_ImageLayer):
     """A fixed-size output: a crop where it fits, else Keras' centre-crop-and-resize."""
@@ -145,10 +137,11 @@ class _CropOrResize(_ImageLayer):
     def _backward(self, dy, ws, need_input_grad):
         if not need_input_grad:
             return None
-        if ws.get("crop") is None:
-            return self._no_gradient(True)
-        top, left = ws["crop"]
         x = ws["x"]
+        if ws.get("crop") is None:
+            return ops.resize_backward(dy, x.shape, "bilinear", crop_to_aspect_ratio=True,
+                                       out=ws.buf("dx", x.shape))
+        top, left = ws["crop"]
         return ops.crop_images_backward(dy, top, left, x.shape, out=ws.buf("dx", x.shape))
 
 
@@ -231,7 +224,12 @@ class Resizing(_ImageLayer):
                           out=ws.buf("y", (x.shape[0], self.height, self.width, x.shape[3])))
 
     def _backward(self, dy, ws, need_input_grad):
-        return self._no_gradient(need_input_grad)
+        if not need_input_grad:
+            return None
+        x = ws["x"]
+        return ops.resize_backward(dy, x.shape, self.interpolation, self.antialias,
+                                   self.crop_to_aspect_ratio, self.pad_to_aspect_ratio,
+                                   out=ws.buf("dx", x.shape))
 
     def get_config(self):
         c = super().get_config()
@@ -269,9 +267,6 @@ class _RandomImageLayer(SeededLayer, _ImageLayer):
         if not ws["active"]:
             return dy
         return self._augment_backward(dy, ws)
-
-    def _augment_backward(self, dy, ws):
-        return self._no_gradient(True)
 
     def get_config(self):
         c = super().get_config()
@@ -573,8 +568,12 @@ class RandomContrast(_RandomImageLayer):
 
     def _augment(self, x, ws):
         f = self._rng().uniform(1.0 - self.factor[0], 1.0 + self.factor[1], size=x.shape[0])
-        return ops.adjust_contrast(x, f.astype(np.float32), self.value_range,
-                                   out=ws.buf("y", x.shape))
+        ws["factors"] = f.astype(np.float32)
+        return ops.adjust_contrast(x, ws["factors"], self.value_range, out=ws.buf("y", x.shape))
+
+    def _augment_backward(self, dy, ws):
+        return ops.adjust_contrast_backward(ws["x"], dy, ws["factors"], self.value_range,
+                                            out=ws.buf("dx", dy.shape))
 
     def get_config(self):
         c = super().get_config()
@@ -615,8 +614,12 @@ class RandomBrightness(_RandomImageLayer):
     def _augment(self, x, ws):
         lo, hi = self.value_range
         d = self._rng().uniform(self.factor[0], self.factor[1], size=x.shape[0])
-        d = d.astype(np.float32) * np.float32(hi - lo)
-        return ops.adjust_brightness(x, d, self.value_range, out=ws.buf("y", x.shape))
+        ws["deltas"] = d.astype(np.float32) * np.float32(hi - lo)
+        return ops.adjust_brightness(x, ws["deltas"], self.value_range, out=ws.buf("y", x.shape))
+
+    def _augment_backward(self, dy, ws):
+        return ops.adjust_brightness_backward(ws["x"], dy, ws["deltas"], self.value_range,
+                                              out=ws.buf("dx", dy.shape))
 
     def get_config(self):
         c = super().get_config()

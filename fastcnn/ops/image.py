@@ -13,8 +13,9 @@ import numpy as np
 from .. import _ext
 from ._validation import as_float32, one_of, prepare_output
 
-__all__ = ["affine_transform", "affine_transform_backward", "resize", "crop_images",
-           "crop_images_backward", "adjust_contrast", "adjust_brightness"]
+__all__ = ["affine_transform", "affine_transform_backward", "resize", "resize_backward",
+           "crop_images", "crop_images_backward", "adjust_contrast", "adjust_contrast_backward",
+           "adjust_brightness", "adjust_brightness_backward"]
 
 FILL_MODES = {"constant": 0, "nearest": 1, "wrap": 2, "reflect": 3}
 INTERPOLATIONS = {"nearest": 0, "bilinear": 1}
@@ -171,6 +172,34 @@ def _aspect_box(height, width, target_h, target_w, pad):
     return height, width, 0, 0
 
 
+def _resize_plan(who, shape, size, interpolation, antialias, crop_to_aspect_ratio,
+                 pad_to_aspect_ratio, fill_mode):
+    """Checked arguments -> (th, tw, top, left, cols, (ys, wy), (xs, wx)) for images of
+    ``shape`` (N, H, W, C)."""
+    try:
+        th, tw = (int(s) for s in size)
+    except (TypeError, ValueError):
+        th = tw = 0
+    if th <= 0 or tw <= 0:
+        raise ValueError("%s: `size` must be (height, width) of positive ints, got %r"
+                         % (who, size))
+    one_of(interpolation, "interpolation", who, ("bilinear", "nearest"))
+    one_of(fill_mode, "fill_mode", who, ("constant",))
+    if crop_to_aspect_ratio and pad_to_aspect_ratio:
+        raise ValueError("%s: only one of `pad_to_aspect_ratio` and `crop_to_aspect_ratio` "
+                         "can be True" % who)
+    h, w = shape[1], shape[2]
+    if h == 0 or w == 0:
+        raise ValueError("%s: images must have a positive height and width, got shape %s"
+                         % (who, tuple(shape)))
+    if crop_to_aspect_ratio or pad_to_aspect_ratio:
+        rows, cols, top, left = _aspect_box(h, w, th, tw, pad_to_aspect_ratio)
+    else:
+        rows, cols, top, left = h, w, 0, 0
+    return (th, tw, top, left, cols, _resize_taps(rows, th, interpolation, bool(antialias)),
+            _resize_taps(cols, tw, interpolation, bool(antialias)))
+
+
 def resize(images, size, interpolation="bilinear", antialias=False, crop_to_aspect_ratio=False,
            pad_to_aspect_ratio=False, fill_mode="constant", fill_value=0.0, out=None):
     """Resizes images to ``size`` (``keras.ops.image.resize``; JAX's half-pixel sampling).
@@ -195,32 +224,43 @@ def resize(images, size, interpolation="bilinear", antialias=False, crop_to_aspe
     """
     who = "resize"
     x, single = _images(images, who)
-    try:
-        th, tw = (int(s) for s in size)
-    except (TypeError, ValueError):
-        th = tw = 0
-    if th <= 0 or tw <= 0 or len(tuple(size)) != 2:
-        raise ValueError("%s: `size` must be (height, width) of positive ints, got %r"
-                         % (who, size))
-    one_of(interpolation, "interpolation", who, ("bilinear", "nearest"))
-    one_of(fill_mode, "fill_mode", who, ("constant",))
-    if crop_to_aspect_ratio and pad_to_aspect_ratio:
-        raise ValueError("%s: only one of `pad_to_aspect_ratio` and `crop_to_aspect_ratio` "
-                         "can be True" % who)
-    n, h, w, c = x.shape
+    th, tw, top, left, cols, (ys, wy), (xs, wx) = _resize_plan(
+        who, x.shape, size, interpolation, antialias, crop_to_aspect_ratio,
+        pad_to_aspect_ratio, fill_mode)
+    n, c = x.shape[0], x.shape[3]
     y = _output(who, out, (n, th, tw, c), single, x)
-    if h == 0 or w == 0:
-        raise ValueError("%s: images must have a positive height and width, got shape %s"
-                         % (who, x.shape))
-    if crop_to_aspect_ratio or pad_to_aspect_ratio:
-        rows, cols, top, left = _aspect_box(h, w, th, tw, pad_to_aspect_ratio)
-    else:
-        rows, cols, top, left = h, w, 0, 0
-    ys, wy = _resize_taps(rows, th, interpolation, bool(antialias))
-    xs, wx = _resize_taps(cols, tw, interpolation, bool(antialias))
     tmp = np.empty((n, th, cols, c), np.float32)
     _ext.aug_resize(x, -top, -left, float(fill_value), ys, wy, xs, wx, tmp, y)
     return y[0] if single else y
+
+
+def resize_backward(dy, image_shape, interpolation="bilinear", antialias=False,
+                    crop_to_aspect_ratio=False, pad_to_aspect_ratio=False, out=None):
+    """The gradient of ``resize`` with respect to its images (the adjoint of the resampling;
+    padding gets no gradient).
+
+    Args:
+        dy: float32 (N, height, width, C) gradient of the output.
+        image_shape: the images' shape (N, H, W, C).
+        interpolation, antialias, crop_to_aspect_ratio, pad_to_aspect_ratio: as given to
+            ``resize``.
+        out: optional float32 output of ``image_shape``.
+
+    Returns:
+        float32 gradient of the images.
+    """
+    who = "resize_backward"
+    g = as_float32(dy, "%s: dy" % who, ndim=4)
+    shape = tuple(int(s) for s in image_shape)
+    if len(shape) != 4 or shape[0] != g.shape[0] or shape[3] != g.shape[3]:
+        raise ValueError("%s: image_shape %r does not match dy %s" % (who, image_shape, g.shape))
+    th, tw, top, left, cols, (ys, wy), (xs, wx) = _resize_plan(
+        who, shape, g.shape[1:3], interpolation, antialias, crop_to_aspect_ratio,
+        pad_to_aspect_ratio, "constant")
+    dx = prepare_output(who, out, "out", shape, [(g, "dy")])
+    tmp = np.empty((shape[0], th, cols, shape[3]), np.float32)
+    _ext.aug_resize_backward(g, -top, -left, ys, wy, xs, wx, tmp, dx)
+    return dx
 
 
 def _windows(x, top, left, height, width, flips, who):
@@ -341,3 +381,52 @@ def adjust_brightness(images, deltas, value_range=(0, 255), out=None):
     y = _output(who, out, x.shape, single, x)
     _ext.aug_brightness(x, d, lo, hi, y)
     return y[0] if single else y
+
+
+def _backward_args(who, x, dy, per_image, name):
+    x = as_float32(x, "%s: images" % who, ndim=4)
+    g = as_float32(dy, "%s: dy" % who, ndim=4)
+    if g.shape != x.shape:
+        raise ValueError("%s: dy %s must have the images' shape %s" % (who, g.shape, x.shape))
+    return x, g, _per_image(per_image, x.shape[0], who, name, np.float32)
+
+
+def adjust_contrast_backward(images, dy, factors, value_range=(0, 255), out=None):
+    """The gradient of ``adjust_contrast`` with respect to its (float32, 4-D) images, the
+    channel means included; clipped values pass no gradient.
+
+    Args:
+        images: the float32 (N, H, W, C) input of the forward pass.
+        dy: float32 gradient of its output.
+        factors, value_range: as given to ``adjust_contrast``.
+        out: optional float32 output.
+
+    Returns:
+        float32 gradient of the images.
+    """
+    who = "adjust_contrast_backward"
+    x, g, f = _backward_args(who, images, dy, factors, "factors")
+    lo, hi = _value_range(value_range, who)
+    dx = prepare_output(who, out, "out", x.shape, [(x, "images"), (g, "dy")])
+    _ext.aug_contrast_backward(x, g, f, lo, hi, dx)
+    return dx
+
+
+def adjust_brightness_backward(images, dy, deltas, value_range=(0, 255), out=None):
+    """The gradient of ``adjust_brightness``: dy where the output was not clipped, else 0.
+
+    Args:
+        images: the float32 (N, H, W, C) input of the forward pass.
+        dy: float32 gradient of its output.
+        deltas, value_range: as given to ``adjust_brightness``.
+        out: optional float32 output.
+
+    Returns:
+        float32 gradient of the images.
+    """
+    who = "adjust_brightness_backward"
+    x, g, d = _backward_args(who, images, dy, deltas, "deltas")
+    lo, hi = _value_range(value_range, who)
+    dx = prepare_output(who, out, "out", x.shape, [(x, "images"), (g, "dy")])
+    _ext.aug_brightness_backward(x, g, d, lo, hi, dx)
+    return dx
