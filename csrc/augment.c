@@ -188,6 +188,11 @@ void fc_aug_affine_backward(const float *dy, int64_t B, int64_t H, int64_t W, in
             const int64_t sy = (int64_t)ys[oy] + ky - pad_y;                                  \
             const float w = wyr[ky];                                                          \
             const int row_ok = sy >= 0 && sy < H;                                             \
+            if (row_ok && pad_x <= 0 && Wp - pad_x <= W) { /* no padding: one contiguous run */ \
+                const SRC_T *p = img + (sy * W - pad_x) * C;                                  \
+                for (int64_t i = 0; i < Wp * C; i++) t[i] += w * (float)p[i];                 \
+                continue;                                                                     \
+            }                                                                                 \
             for (int64_t xp = 0; xp < Wp; xp++) {                                             \
                 const int64_t sx = xp - pad_x;                                                \
                 float *o = t + xp * C;                                                        \
@@ -207,6 +212,11 @@ void fc_aug_affine_backward(const float *dy, int64_t B, int64_t H, int64_t W, in
         for (int64_t ox = 0; ox < OW; ox++) {                                                 \
             const float *wxr = wx + ox * nx;                                                  \
             const float *p = t + (int64_t)xs[ox] * C;                                         \
+            if (nx == 2) { /* bilinear: the same sums, unrolled (0 + a + b == a + b) */       \
+                const float w0 = wxr[0], w1 = wxr[1];                                         \
+                for (int64_t c = 0; c < C; c++) out[ox * C + c] = w0 * p[c] + w1 * p[C + c];  \
+                continue;                                                                     \
+            }                                                                                 \
             for (int64_t c = 0; c < C; c++) {                                                 \
                 float acc = 0.0f;                                                             \
                 for (int64_t kx = 0; kx < nx; kx++) acc += wxr[kx] * p[kx * C + c];           \
@@ -331,12 +341,20 @@ void fc_aug_contrast_f32(const float *src, int64_t B, int64_t H, int64_t W, int6
     CONTRAST_BODY(float)
 }
 
+/* In blocks of one image's values, so the inner loop is contiguous and has one delta. */
+#define BRIGHTNESS_BLOCK 4096
 #define BRIGHTNESS_BODY(SRC_T)                                                                \
-    int64_t i;                                                                                \
-    const int64_t n = B * HWC;                                                                \
-    _Pragma("omp parallel for schedule(static) num_threads(fc_get_num_threads()) if(n > 65536)") \
-    for (i = 0; i < n; i++)                                                                   \
-        dst[i] = clampf((float)src[i] + delta[i / HWC], lo, hi);
+    int64_t k;                                                                                \
+    const int64_t nb = (HWC + BRIGHTNESS_BLOCK - 1) / BRIGHTNESS_BLOCK;                       \
+    _Pragma("omp parallel for schedule(static) num_threads(fc_get_num_threads()) if(B*HWC > 65536)") \
+    for (k = 0; k < B * nb; k++) {                                                            \
+        const int64_t b = k / nb, lo_i = (k % nb) * BRIGHTNESS_BLOCK;                         \
+        const int64_t hi_i = lo_i + BRIGHTNESS_BLOCK < HWC ? lo_i + BRIGHTNESS_BLOCK : HWC;   \
+        const SRC_T *in = src + b * HWC;                                                      \
+        float *out = dst + b * HWC;                                                           \
+        const float d = delta[b];                                                             \
+        for (int64_t i = lo_i; i < hi_i; i++) out[i] = clampf((float)in[i] + d, lo, hi);      \
+    }
 
 void fc_aug_brightness_u8(const uint8_t *src, int64_t B, int64_t HWC, const float *delta,
                           float lo, float hi, float *dst)
