@@ -229,6 +229,8 @@ def test_ops_reject_bad_arguments(rng):
         ops.crop_images(x, 3, 0, 4, 4)
     with pytest.raises(ValueError, match="images"):
         ops.adjust_contrast(np.zeros((5, 5)), 1.0)
+    with pytest.raises(ValueError, match="adjust_brightness: `deltas` must be a number or 2"):
+        ops.adjust_brightness(x, [1.0, 2.0, 3.0])
 
 
 # ----------------------------------------------------------------------------- layers
@@ -515,3 +517,32 @@ def test_gradients_flow_through_preprocessing_after_trainable_layers(rng):
         before = model.layers[0].get_weights()[0].copy()
         model.fit(x, y, epochs=1, batch_size=4, verbose=0)
         assert not np.array_equal(before, model.layers[0].get_weights()[0]), middle.name
+
+
+@pytest.mark.parametrize("size", [(5, 4), (20, 13), (7, 30)])
+def test_resize_matches_pillow(rng, size):
+    """Pillow's NEAREST picks floor((i + 0.5) * in / out) as JAX does; its BILINEAR is the
+    normalised triangle filter widened when shrinking: JAX's antialiased bilinear (Pillow
+    rounds to 8 bits, hence the tolerance)."""
+    Image = pytest.importorskip("PIL.Image")
+    x = _images(rng, (1, 11, 9, 3), np.uint8)
+    img = Image.fromarray(x[0])
+    oh, ow = size
+    near = np.asarray(img.resize((ow, oh), Image.Resampling.NEAREST), np.float32)
+    np.testing.assert_array_equal(ops.resize(x[0], size, "nearest"), near)
+    bil = np.asarray(img.resize((ow, oh), Image.Resampling.BILINEAR), np.float32)
+    np.testing.assert_allclose(ops.resize(x[0], size, "bilinear", antialias=True), bil,
+                               atol=1.0)
+
+
+def test_flips_and_crops_match_pillow(rng):
+    Image = pytest.importorskip("PIL.Image")
+    x = _images(rng, (1, 7, 10, 3), np.uint8)
+    img = Image.fromarray(x[0])
+    T = Image.Transpose
+    for code, pil in ((1, img.transpose(T.FLIP_LEFT_RIGHT)), (2, img.transpose(T.FLIP_TOP_BOTTOM)),
+                      (3, img.transpose(T.ROTATE_180))):
+        np.testing.assert_array_equal(ops.crop_images(x, 0, 0, 7, 10, flips=code)[0],
+                                      np.asarray(pil, np.float32))
+    np.testing.assert_array_equal(ops.crop_images(x, 2, 3, 4, 5)[0],
+                                  np.asarray(img.crop((3, 2, 8, 6)), np.float32))

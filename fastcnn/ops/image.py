@@ -49,8 +49,12 @@ def _output(who, out, shape, single, src):
 
 
 def _per_image(value, n, who, arg, dtype):
-    arr = np.ascontiguousarray(np.broadcast_to(np.asarray(value, dtype=dtype), (n,)))
-    return arr
+    """``value`` (a number or one per image) as a C-contiguous (n,) array."""
+    try:
+        return np.ascontiguousarray(np.broadcast_to(np.asarray(value, dtype=dtype), (n,)))
+    except (TypeError, ValueError):
+        raise ValueError("%s: `%s` must be a number or %d numbers (one per image), got %r"
+                         % (who, arg, n, value)) from None
 
 
 def _transforms(transform, n, who):
