@@ -304,8 +304,22 @@ static inline float clampf(float v, float lo, float hi)
     return v > hi ? hi : v;
 }
 
-/* Channel means accumulate in double, in pixel order, CHUNK channels at a time. */
+/* Channel means accumulate in double, in pixel order, CHUNK channels at a time; NC (the
+ * chunk's channel count) is a constant for RGB and grayscale so those loops unroll. */
 #define CONTRAST_CHUNK 16
+#define CONTRAST_PASSES(SRC_T, NC)                                                            \
+    {                                                                                         \
+        double acc[CONTRAST_CHUNK] = {0};                                                     \
+        float m[CONTRAST_CHUNK];                                                              \
+        for (int64_t p = 0; p < P; p++)                                                       \
+            for (int64_t c = 0; c < (NC); c++) acc[c] += (double)img[p * C + c0 + c];         \
+        for (int64_t c = 0; c < (NC); c++) m[c] = (float)(acc[c] / (double)P);                \
+        for (int64_t p = 0; p < P; p++)                                                       \
+            for (int64_t c = 0; c < (NC); c++) {                                              \
+                const int64_t i = p * C + c0 + c;                                             \
+                out[i] = clampf(((float)img[i] - m[c]) * f + m[c], lo, hi);                   \
+            }                                                                                 \
+    }
 #define CONTRAST_BODY(SRC_T)                                                                  \
     int64_t b;                                                                                \
     const int64_t P = H * W;                                                                  \
@@ -314,18 +328,17 @@ static inline float clampf(float v, float lo, float hi)
         const SRC_T *img = src + b * P * C;                                                   \
         float *out = dst + b * P * C;                                                         \
         const float f = factor[b];                                                            \
-        for (int64_t c0 = 0; c0 < C; c0 += CONTRAST_CHUNK) {                                  \
-            const int64_t nc = C - c0 < CONTRAST_CHUNK ? C - c0 : CONTRAST_CHUNK;             \
-            double acc[CONTRAST_CHUNK] = {0};                                                 \
-            float m[CONTRAST_CHUNK];                                                          \
-            for (int64_t p = 0; p < P; p++)                                                   \
-                for (int64_t c = 0; c < nc; c++) acc[c] += (double)img[p * C + c0 + c];       \
-            for (int64_t c = 0; c < nc; c++) m[c] = (float)(acc[c] / (double)P);              \
-            for (int64_t p = 0; p < P; p++)                                                   \
-                for (int64_t c = 0; c < nc; c++) {                                            \
-                    const int64_t i = p * C + c0 + c;                                         \
-                    out[i] = clampf(((float)img[i] - m[c]) * f + m[c], lo, hi);               \
-                }                                                                             \
+        if (C == 3) {                                                                         \
+            const int64_t c0 = 0;                                                             \
+            CONTRAST_PASSES(SRC_T, 3)                                                         \
+        } else if (C == 1) {                                                                  \
+            const int64_t c0 = 0;                                                             \
+            CONTRAST_PASSES(SRC_T, 1)                                                         \
+        } else {                                                                              \
+            for (int64_t c0 = 0; c0 < C; c0 += CONTRAST_CHUNK) {                              \
+                const int64_t nc = C - c0 < CONTRAST_CHUNK ? C - c0 : CONTRAST_CHUNK;         \
+                CONTRAST_PASSES(SRC_T, nc)                                                    \
+            }                                                                                 \
         }                                                                                     \
     }
 
