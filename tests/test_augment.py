@@ -546,3 +546,25 @@ def test_flips_and_crops_match_pillow(rng):
                                       np.asarray(pil, np.float32))
     np.testing.assert_array_equal(ops.crop_images(x, 2, 3, 4, 5)[0],
                                   np.asarray(img.crop((3, 2, 8, 6)), np.float32))
+
+
+@pytest.mark.parametrize("fill_mode", FILL_MODES)
+def test_fixed_factor_random_layers_match_keras_end_to_end(rng, fill_mode):
+    """A (f, f) factor makes Keras' draw a constant: the whole layer can be compared."""
+    keras = _keras()
+    x = _images(rng, (3, 9, 12, 3))
+    kw = dict(fill_mode=fill_mode, fill_value=4.0)
+    pairs = [
+        (layers.RandomRotation((0.1, 0.1), **kw), keras.layers.RandomRotation((0.1, 0.1), **kw)),
+        (layers.RandomRotation((-0.3, -0.3), interpolation="nearest", **kw),
+         keras.layers.RandomRotation((-0.3, -0.3), interpolation="nearest", **kw)),
+        (layers.RandomZoom((0.3, 0.3), (-0.2, -0.2), **kw),
+         keras.layers.RandomZoom((0.3, 0.3), (-0.2, -0.2), **kw)),
+        (layers.RandomTranslation((0.2, 0.2), (-0.15, -0.15), **kw),
+         keras.layers.RandomTranslation((0.2, 0.2), (-0.15, -0.15), **kw)),
+        (layers.RandomBrightness((0.1, 0.1)), keras.layers.RandomBrightness((0.1, 0.1))),
+    ]
+    for ours, theirs in pairs:
+        np.testing.assert_allclose(ours(x, training=True),
+                                   np.asarray(theirs(x, training=True)), rtol=1e-5, atol=2e-3,
+                                   err_msg=type(ours).__name__)
