@@ -568,3 +568,22 @@ def test_fixed_factor_random_layers_match_keras_end_to_end(rng, fill_mode):
         np.testing.assert_allclose(ours(x, training=True),
                                    np.asarray(theirs(x, training=True)), rtol=1e-5, atol=2e-3,
                                    err_msg=type(ours).__name__)
+
+
+def test_whole_pixel_translation_fast_path_equals_the_general_kernel(rng):
+    x = rng.normal(size=(64, 10, 9, 3)).astype(np.float32)
+    layer = layers.RandomTranslation(0.3, (-0.4, 0.2), fill_mode="constant",
+                                     interpolation="nearest", seed=3)
+    for _ in range(3):
+        y = layer.forward(x, training=True)
+        want = ops.affine_transform(x, layer._workspaces.last["transform"], "nearest",
+                                    "constant", 0.0)
+        assert y.tobytes() == want.tobytes()
+    # a half-pixel offset takes the general kernel
+    t = np.zeros((1, 8), np.float32)
+    t[0, [0, 4]] = 1
+    t[0, 2] = -1.5
+    from fastcnn.layers.preprocessing import _whole_pixel_shifts
+    assert _whole_pixel_shifts(t) is None
+    t[0, 2] = -1.3
+    assert [int(v[0]) for v in _whole_pixel_shifts(t)] == [0, -1]

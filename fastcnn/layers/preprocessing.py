@@ -378,6 +378,32 @@ class RandomTranslation(_AffineLayer):
         self.width_factor = _factor_range(width_factor, "width_factor", self.name)
         self._init_sampling(fill_mode, interpolation, fill_value)
 
+    def _augment(self, x, ws):
+        if self.interpolation != "nearest" or self.fill_mode != "constant" or self.fill_value:
+            ws["shifts"] = None
+            return super()._augment(x, ws)
+        t = self.transforms(self._rng(), x.shape[0], x.shape[1], x.shape[2])
+        ws["transform"] = t
+        shifts = _whole_pixel_shifts(t)
+        ws["shifts"] = shifts
+        if shifts is None:  # a shift near half a pixel: the general kernel decides the ties
+            return ops.affine_transform(x, t, "nearest", "constant", 0.0,
+                                        out=ws.buf("y", x.shape))
+        idx = ws.get("index")
+        if idx is None or idx.shape[0] != x.shape[0]:
+            idx = ws["index"] = np.arange(x.shape[0], dtype=np.int64)
+        # the batch-assembly kernel's zero-filled whole-pixel shift: the same numbers as
+        # the general kernel, in one copy
+        return ops.gather_batch(x, idx, shifts=shifts, out=ws.buf("y", x.shape))
+
+    def _augment_backward(self, dy, ws):
+        shifts = ws["shifts"]
+        if shifts is None:
+            return super()._augment_backward(dy, ws)
+        # the adjoint of a zero-filled shift is the opposite shift, zero-filled
+        return ops.gather_batch(dy, ws["index"], shifts=(-shifts[0], -shifts[1]),
+                                out=ws.buf("dx", dy.shape))
+
     def transforms(self, rng, n, h, w):
         """Per-image transforms for a batch of n (h, w) images drawn from ``rng``."""
         f32 = np.float32
@@ -392,6 +418,18 @@ class RandomTranslation(_AffineLayer):
         c = super().get_config()
         c.update(height_factor=list(self.height_factor), width_factor=list(self.width_factor))
         return c
+
+
+def _whole_pixel_shifts(t):
+    """(oy, ox) int32 shifts equal to nearest sampling through translations t, or None when
+    an offset lies within 0.01 of a half pixel (where float32 rounding of x + offset could
+    pick the other neighbour than rounding the offset alone)."""
+    off = t[:, [5, 2]].astype(np.float64)
+    frac = np.abs(off) - np.floor(np.abs(off))
+    if np.any(np.abs(frac - 0.5) < 0.01):
+        return None
+    r = (np.sign(off) * np.floor(np.abs(off) + 0.5)).astype(np.int32)  # half away from zero
+    return np.ascontiguousarray(r[:, 0]), np.ascontiguousarray(r[:, 1])
 
 
 def rotation_transforms(angles_deg, h, w):
