@@ -23,9 +23,10 @@ from fastcnn import layers  # noqa: E402
 
 
 def _import_v2():
-    """torchvision.transforms.v2; a torchvision wheel whose compiled ops do not load (a CUDA
-    build beside a CPU torch) fails on import while registering ``nms``/``qnms``, which the transforms
-    never use: declaring those ops' schemas first lets the pure-Python transforms load."""
+    """torchvision.transforms.v2. A torchvision wheel whose compiled ops do not load (a CUDA
+    build beside a CPU torch) fails on import while registering ``nms``/``qnms``, which the
+    transforms never use: declaring those ops' schemas first lets the pure-Python transforms
+    load."""
     import torch
     try:
         from torchvision.transforms import v2
