@@ -72,7 +72,7 @@ def build_training_model(name, augment, input_shape=(32, 32, 3), num_classes=10)
     if augment:
         front += [layers.RandomFlip("horizontal"),
                   layers.RandomTranslation(4 / input_shape[0], 4 / input_shape[1],
-                                           fill_mode="constant")]
+                                           fill_mode="constant", interpolation="nearest")]
     if isinstance(core, models.Sequential):
         return models.Sequential(front + list(core.layers), name=core.name)
     # a graph model: the preprocessing layers feed it as a nested model

@@ -11,7 +11,8 @@ from .convolutional import Conv2D
 from .pooling import (AveragePooling2D, AvgPool2D, AveragePool2D, GlobalAveragePooling2D,
                       GlobalAvgPool2D, MaxPool2D, MaxPooling2D)
 from .normalization import BatchNormalization
-from .preprocessing import RandomFlip, RandomTranslation, Rescaling
+from .preprocessing import (CenterCrop, RandomBrightness, RandomContrast, RandomCrop, RandomFlip,
+                            RandomRotation, RandomTranslation, RandomZoom, Rescaling, Resizing)
 from .merging import (Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract, add,
                       average, concatenate, maximum, minimum, multiply, subtract)
 from .reshaping import Cropping2D, Identity, Reshape, ZeroPadding2D
@@ -32,6 +33,12 @@ _REGISTRY = {cls.__name__: cls for cls in (
     AveragePooling2D, GlobalAveragePooling2D, BatchNormalization, Rescaling, RandomFlip,
     RandomTranslation, Add, Subtract, Multiply, Average, Maximum, Minimum, Concatenate,
     ZeroPadding2D, Cropping2D, Reshape, Identity)}
+
+# the image preprocessing and augmentation layers beyond the first three (layers.preprocessing)
+_IMAGE_LAYERS = (RandomRotation, RandomZoom, RandomCrop, RandomContrast, RandomBrightness,
+                 Resizing, CenterCrop)
+__all__ += [cls.__name__ for cls in _IMAGE_LAYERS]
+_REGISTRY.update({cls.__name__: cls for cls in _IMAGE_LAYERS})
 
 
 def register(cls, name=None):
