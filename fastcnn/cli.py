@@ -106,6 +106,7 @@ def _cmd_train(args):
         chief = distribution.rank() == 0
         if not chief:  # rank 0 reports; the others train silently (errors still show)
             sys.stdout = open(os.devnull, "w")
+    args.chief = chief  # only rank 0 writes files
     fastcnn.utils.set_random_seed(args.seed)
     os.makedirs(args.out, exist_ok=True)
     fastcnn.show_config()
@@ -131,7 +132,8 @@ def _cmd_train(args):
                             validation_data=(x_test, y_test), callbacks=cbs,
                             verbose=args.verbose)
     except KeyboardInterrupt:
-        model.save(ckpt)
+        if args.chief:
+            model.save(ckpt)
         print("\ninterrupted: model at the last completed step saved to %s" % ckpt)
         return 130
     return _finish(args, model, history, time.perf_counter() - t0, x_test, y_test,
@@ -177,14 +179,15 @@ def _train_folder(args):
         history = model.fit(train_ds, validation_data=val_ds, epochs=args.epochs,
                             callbacks=cbs, verbose=args.verbose)
     except KeyboardInterrupt:
-        if chief:
+        if args.chief:
             model.save(ckpt)
         print("\ninterrupted: model at the last completed step saved to %s" % ckpt)
         return 130
     train_time = time.perf_counter() - t0
     val_loss, val_acc = model.evaluate(val_ds, verbose=0)
     model_path = os.path.join(args.out, "model.keras")
-    model.save(model_path)
+    if args.chief:
+        model.save(model_path)
     print("validation accuracy: %.4f  validation loss: %.4f  training wall time: %.1f s"
           % (val_acc, val_loss, train_time))
     print("model saved to %s (classes: %s)" % (model_path, ", ".join(class_names)))
@@ -202,7 +205,7 @@ def _finish(args, model, history, train_time, x_test, y_test, class_names):
     from fastcnn import plot
     test_loss, test_acc = model.evaluate(x_test, y_test, verbose=0)
     model_path = os.path.join(args.out, "model.keras")
-    if chief:
+    if args.chief:
         model.save(model_path)
     print("test accuracy: %.4f  test loss: %.4f  training wall time: %.1f s"
           % (test_acc, test_loss, train_time))
