@@ -88,9 +88,7 @@ def _lists(fname, w, g, states, state_names):
     run one by one, converting gradients where allowed and explaining what is wrong.
     """
     if type(w) is list and type(g) is list and all(type(s) is list for s in states):
-        s1 = states[0] if len(states) > 0 else None
-        s2 = states[1] if len(states) > 1 else None
-        if _ext.optim_arrays_ok(w, g, s1, s2):
+        if _ext.optim_arrays_ok(w, g, list(states)):
             return w, g, list(states)
     seqs = [w, g] + list(states)
     names = ["params", "grads"] + list(state_names)
