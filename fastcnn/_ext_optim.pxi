@@ -137,7 +137,7 @@ def optim_step(int kind, int variant, hyper, float lr, list w, list g, list slot
     p.fill(1, g)
     for k in range(3):
         sp[k] = NULL
-        if k < len(slots):
+        if k < len(slots) and slots[k] is not None:
             p.fill(2 + k, slots[k])
             sp[k] = p.ptr[2 + k]
     if acc is not None:

@@ -124,14 +124,14 @@ def test_names_configs_and_bad_arguments():
     clone = optimizers.deserialize(optimizers.serialize(opt))
     assert (clone.learning_rate, clone.momentum, clone.nesterov) == (opt.learning_rate, 0.5, True)
     assert isinstance(optimizers.get("AdamW"), optimizers.AdamW)
-    with pytest.raises(ValueError, match="Unknown optimizer 'adagrad'.*adam, adamw, rmsprop, sgd"):
-        optimizers.get("adagrad")
+    with pytest.raises(ValueError, match="Unknown optimizer 'adagrd'.*adadelta, adagrad, adam"):
+        optimizers.get("adagrd")
     with pytest.raises(ValueError, match=r"momentum.*between \[0, 1\]"):
         optimizers.SGD(momentum=1.5)
     with pytest.raises(ValueError, match="`lr` is no longer supported"):
         optimizers.Adam(lr=0.1)
-    with pytest.raises(ValueError, match="clipnorm"):
-        optimizers.Adam(clipnorm=1.0)
+    with pytest.raises(ValueError, match="Only one of `clipnorm`"):
+        optimizers.Adam(clipnorm=1.0, clipvalue=1.0)
     with pytest.raises(ValueError, match="gradient of shape"):
         optimizers.Adam().apply_gradients([(np.zeros(3), var([1.0, 2.0]))])
 
@@ -343,8 +343,6 @@ def test_bad_weight_decay_values(cls, bad):
 def test_adamw_rejects_none_and_amsgrad():
     with pytest.raises(ValueError, match="AdamW: .*`weight_decay` must be a float.*None"):
         optimizers.AdamW(weight_decay=None)
-    with pytest.raises(ValueError, match="AdamW: amsgrad=True is not supported"):
-        optimizers.AdamW(amsgrad=True)
     with pytest.raises(ValueError, match="AdamW.*beta_1"):
         optimizers.AdamW(beta_1=1.5)
 

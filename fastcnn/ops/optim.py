@@ -21,6 +21,8 @@ then the usual update from the unchanged gradient -- both in the same pass over 
 import math
 import numbers
 
+import numpy as np
+
 from .. import _ext
 from ._validation import as_float32, check_no_overlap, check_output
 
@@ -31,6 +33,8 @@ __all__ = [
     "sgd_update_many",
     "rmsprop_update",
     "rmsprop_update_many",
+    "optimizer_step",
+    "OPTIMIZER_RULES",
 ]
 
 
@@ -213,3 +217,97 @@ def rmsprop_update(w, g, velocity, learning_rate=1e-3, rho=0.9, epsilon=1e-7,
     Note: Keras 3 (and TF's ApplyRMSProp) put epsilon INSIDE the square root, unlike Adam.
     """
     rmsprop_update_many([w], [g], [velocity], learning_rate, rho, epsilon, weight_decay)
+
+
+# fc_optim_step's rules and clipping modes (csrc/optim.h).
+OPTIMIZER_RULES = {"sgd": 0, "adam": 1, "rmsprop": 2, "adagrad": 3, "adadelta": 4, "adamax": 5,
+                   "nadam": 6, "lion": 7, "ftrl": 8}
+_CLIP_MODES = {None: 0, "norm": 1, "global_norm": 2, "value": 3}
+
+
+def optimizer_step(rule, params, grads, slots, hyper, learning_rate, variant=0,
+                   accumulators=None, averages=None, weight_decay=None, loss_scale=None,
+                   accumulation_steps=None, update=True, clip=None, clip_value=None,
+                   ema_momentum=None, ema_overwrite=False):
+    """One fused optimizer step over lists of tensors, in place, in one C call.
+
+    The order is Keras 3's ``BaseOptimizer.apply`` (JAX backend): gradients divided by
+    ``loss_scale``; gradient accumulation (``update=False``: ``acc = g + acc`` only;
+    ``update=True``: ``g = (g + acc) / accumulation_steps``, ``acc = 0``); clipping; the
+    decoupled weight decay ``w -= (w * wd) * learning_rate``; the rule's update; the EMA
+    ``avg = m * avg + (1 - m) * w`` (and ``w = avg`` with ``ema_overwrite``). The gradients
+    are only read.
+
+    Args:
+        rule: one of ``OPTIMIZER_RULES`` ('sgd', 'adam', 'rmsprop', 'adagrad', 'adadelta',
+            'adamax', 'nadam', 'lion', 'ftrl').
+        params: list of weight arrays (float32, C-contiguous, writeable), updated in place.
+        grads: list of gradient arrays of the same shapes (converted to float32 if needed).
+        slots: list of up to three lists of slot arrays (the rule's state, ``None`` for an
+            unused position), updated in place; see csrc/optim.h for each rule's layout.
+        hyper: the rule's hyper-parameters (csrc/optim.h), rounded to float32.
+        learning_rate: the current learning rate (multiplies the weight decay).
+        variant: the rule's variant flag (SGD momentum/nesterov, Adam amsgrad, RMSprop
+            centered/momentum).
+        accumulators: list of accumulator arrays (with ``accumulation_steps``).
+        averages: list of EMA arrays (with ``ema_momentum``).
+        weight_decay: None, one factor, or one factor per tensor (0: not decayed).
+        loss_scale: None or the factor the gradients are divided by.
+        accumulation_steps: None or an int >= 2.
+        update: with accumulation, whether this call is an update step.
+        clip: None, 'norm' (each tensor by its norm), 'global_norm' or 'value'.
+        clip_value: the clipnorm / global_clipnorm / clipvalue.
+        ema_momentum: None (no EMA) or this step's momentum (0 on the first step).
+        ema_overwrite: copy the averages into the weights after the EMA update.
+
+    Raises:
+        ValueError: unknown rule or clip mode, mismatched lists or bad arrays.
+        TypeError: an array that is not a numpy array.
+    """
+    fname = "optimizer_step"
+    if rule not in OPTIMIZER_RULES:
+        raise ValueError("%s: unknown rule %r; expected one of %s"
+                         % (fname, rule, ", ".join(sorted(OPTIMIZER_RULES))))
+    if clip not in _CLIP_MODES:
+        raise ValueError("%s: clip must be None, 'norm', 'global_norm' or 'value', got %r"
+                         % (fname, clip))
+    slots = list(slots)
+    if len(slots) > 3:
+        raise ValueError("%s: at most 3 slot lists, got %d" % (fname, len(slots)))
+    lr = _real(learning_rate, fname, "learning_rate")
+    hyper = [_real(h, fname, "hyper[%d]" % i) for i, h in enumerate(hyper)]
+    used = [k for k, s in enumerate(slots) if s is not None]
+    extra = [s for s in (accumulators, averages) if s is not None]
+    names = ["slots[%d]" % k for k in used] + (
+        ["accumulators"] if accumulators is not None else []) + (
+        ["averages"] if averages is not None else [])
+    ws, gs, ss = _lists(fname, params, grads, [slots[k] for k in used] + extra, names)
+    checked = [None] * len(slots)
+    for k, s in zip(used, ss):
+        checked[k] = s
+    acc = ss[len(used)] if accumulators is not None else None
+    avg = ss[-1] if averages is not None else None
+    steps = 0
+    if accumulation_steps is not None:
+        if isinstance(accumulation_steps, bool) or not isinstance(
+                accumulation_steps, numbers.Integral) or accumulation_steps < 2:
+            raise ValueError("%s: accumulation_steps must be an int >= 2, got %r"
+                             % (fname, accumulation_steps))
+        if acc is None:
+            raise ValueError("%s: accumulation_steps needs accumulators" % fname)
+        steps = int(accumulation_steps)
+    if ema_momentum is not None and avg is None:
+        raise ValueError("%s: ema_momentum needs averages" % fname)
+    ls = 0.0
+    if loss_scale is not None:
+        ls = _real(loss_scale, fname, "loss_scale")
+        if ls == 0.0:
+            raise ValueError("%s: loss_scale must be non-zero" % fname)
+    cv = 0.0 if clip is None else _real(clip_value, fname, "clip_value", 0.0, math.inf)
+    wd = _decay(weight_decay, len(ws), fname)
+    em = 0.0 if ema_momentum is None else _real(ema_momentum, fname, "ema_momentum", 0.0, 1.0)
+    em32 = np.float32(em)
+    _ext.optim_step(OPTIMIZER_RULES[rule], int(variant), hyper, lr, ws, gs, checked, acc, avg,
+                    wd, ls, steps, bool(update), _CLIP_MODES[clip], cv,
+                    (1.0 / cv) if cv > 0 else 0.0, ema_momentum is not None, float(em32),
+                    float(np.float32(1.0) - em32), bool(ema_overwrite))

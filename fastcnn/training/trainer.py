@@ -438,6 +438,8 @@ class Trainer:
                 logs = epoch_logs
                 if self.stop_training:
                     break
+            if epochs > 0:  # Keras: EMA weights replace the trained ones (use_ema)
+                self.optimizer.finalize_variable_values(self.trainable_weights)
             cbs.on_train_end(logs)
         finally:
             self._release_inputs()
