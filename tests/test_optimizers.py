@@ -391,3 +391,42 @@ def test_weight_decay_matches_real_keras(rng, name, kwargs):
     assert set(fc) == set(kc)
     assert {k: v for k, v in fc.items() if k != "name"} == {
         k: v for k, v in kc.items() if k != "name"}
+
+
+# ----------------------------------------------------------------------- fit integration
+def _tiny_model(optimizer):
+    from fastcnn import layers, losses, models
+    model = models.Sequential([layers.Input(shape=(4, 4, 1)), layers.Conv2D(3, 3),
+                               layers.Flatten(), layers.Dense(2)])
+    model.compile(optimizer=optimizer,
+                  loss=losses.SparseCategoricalCrossentropy(from_logits=True))
+    return model
+
+
+def test_fit_swaps_in_the_ema_weights_at_the_end(rng):
+    x = rng.standard_normal((24, 4, 4, 1)).astype(np.float32)
+    y = rng.integers(0, 2, (24, 1))
+    opt = optimizers.Adam(0.01, use_ema=True, ema_momentum=0.5)
+    model = _tiny_model(opt)
+    model.fit(x, y, epochs=2, batch_size=8, verbose=0)
+    assert opt.iterations == 6
+    for v in model.trainable_weights:
+        assert np.array_equal(v.numpy(), dict(opt.slots_of(v))["average"])
+    plain = _tiny_model(optimizers.Adam(0.01))
+    plain.set_weights(model.get_weights())
+    plain.fit(x, y, epochs=1, batch_size=8, verbose=0)
+    assert not all(np.array_equal(v.numpy(), dict(opt.slots_of(w))["average"])
+                   for v, w in zip(plain.trainable_weights, model.trainable_weights))
+
+
+def test_fit_with_accumulation_counts_update_steps(rng):
+    x = rng.standard_normal((24, 4, 4, 1)).astype(np.float32)
+    y = rng.integers(0, 2, (24, 1))
+    opt = optimizers.SGD(0.1, gradient_accumulation_steps=2)
+    model = _tiny_model(opt)
+    before = [w.copy() for w in model.get_weights()]
+    model.train_on_batch(x[:8], y[:8])
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+    model.train_on_batch(x[8:16], y[8:16])
+    assert not all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
+    assert (opt.iterations, opt.raw_iterations) == (1, 2)
