@@ -333,16 +333,20 @@ OPTIM_INLINE const float *prep_scale_accum(const fc_optim_spec *p, const float *
     return src;
 }
 
-/* Step 3 (clipping) from src into buf; tclip: the tensor's max(norm, c) or the global scale. */
+/* Step 3 (clipping) from src into buf; tclip: the tensor's scale (clipnorm, global_clipnorm;
+ * 1 for a tensor that is not clipped). */
 OPTIM_INLINE void prep_clip(const fc_optim_spec *p, float tclip, const float *src,
                             float *buf, int64_t n)
 {
     const float c = p->clip_value;
+    if (tclip == 1.0f && p->clip != FC_CLIP_VALUE) {
+        if (src != buf)
+            for (int64_t i = 0; i < n; i++)
+                buf[i] = src[i];
+        return;
+    }
     switch (p->clip) {
     case FC_CLIP_NORM:
-        for (int64_t i = 0; i < n; i++)
-            buf[i] = (src[i] * c) / tclip;
-        break;
     case FC_CLIP_GLOBAL:
         for (int64_t i = 0; i < n; i++)
             buf[i] = src[i] * tclip;
@@ -362,34 +366,40 @@ OPTIM_INLINE void prep_clip(const fc_optim_spec *p, float tclip, const float *sr
     }
 }
 
-/* Sum of squares (double) of the prepared (steps 1-2) gradient of one piece: eight lanes
- * filled in a fixed pattern and added in a fixed order. */
+#define SUMSQ_LANES 64 /* independent float32 accumulators: vector width x latency */
+
+/* Sum of squares of the prepared (steps 1-2) gradient of one piece (at most OPTIM_CHUNK
+ * elements): float32 lanes filled in a fixed pattern (Keras sums in float32 too; a lane adds
+ * at most OPTIM_CHUNK / SUMSQ_LANES squares), then added in double in a fixed order. */
 OPTIM_INLINE double sumsq_impl(const fc_optim_spec *p, const float *g, float *acc, int64_t n)
 {
-    double lane[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    float lane[SUMSQ_LANES];
+    double total = 0.0;
     float buf[OPTIM_BLOCK];
+    for (int k = 0; k < SUMSQ_LANES; k++)
+        lane[k] = 0.0f;
     for (int64_t o = 0; o < n; o += OPTIM_BLOCK) {
         const int64_t nb = n - o < OPTIM_BLOCK ? n - o : OPTIM_BLOCK;
         const float *src = prep_scale_accum(p, g + o, OFF(acc, o), buf, nb, 0);
         int64_t i = 0;
-        for (; i + 8 <= nb; i += 8)
-            for (int k = 0; k < 8; k++) {
-                const double x = (double)src[i + k];
-                lane[k] += x * x;
-            }
-        for (; i < nb; i++) {
-            const double x = (double)src[i];
-            lane[0] += x * x;
-        }
+        for (; i + SUMSQ_LANES <= nb; i += SUMSQ_LANES)
+            for (int k = 0; k < SUMSQ_LANES; k++)
+                lane[k] += src[i + k] * src[i + k];
+        for (; i < nb; i++)
+            total += (double)src[i] * (double)src[i];
     }
-    return ((lane[0] + lane[1]) + (lane[2] + lane[3])) + ((lane[4] + lane[5]) + (lane[6] + lane[7]));
+    for (int k = 0; k < SUMSQ_LANES; k++)
+        total += (double)lane[k];
+    return total;
 }
 
 /* One piece of one tensor: steps 1-6 of optim.h. */
 OPTIM_INLINE void segment_impl(const fc_optim_spec *p, float wd, float tclip,
                                const optim_ptrs *q, int64_t n)
 {
-    const int prep = p->loss_scale != 0.0f || p->accum_steps || p->clip != FC_CLIP_NONE;
+    /* tclip == 1: clipnorm / global_clipnorm leave this tensor's gradient as it is */
+    const int prep = p->loss_scale != 0.0f || p->accum_steps || p->clip == FC_CLIP_VALUE ||
+                     (p->clip != FC_CLIP_NONE && tclip != 1.0f);
     if (p->accum_steps && !p->update) {
         /* accumulation step: acc = g + acc (g unscaled first), the weights stay */
         float buf[OPTIM_BLOCK];
@@ -539,10 +549,12 @@ int fc_optim_step(const fc_optim_spec *spec, int64_t count, float *const *w,
                 tsum += partial[k++];
             gsum += tsum;
             if (spec->clip == FC_CLIP_NORM) {
-                /* Keras _clip_by_norm: norm (0 when the sum is 0), max(norm, c) */
+                /* Keras _clip_by_norm: g * c / max(norm, c) (norm 0 when the sum is 0), as
+                 * one factor c / max(norm, c): 1 when not clipped */
                 const float l2sum = (float)tsum;
                 const float norm = l2sum > 0.0f ? sqrtf(l2sum) : l2sum;
-                tclip[t] = fmax_nan(spec->clip_value, norm);
+                const float den = fmax_nan(spec->clip_value, norm);
+                tclip[t] = den == spec->clip_value ? 1.0f : spec->clip_value / den;
             }
         }
         if (spec->clip == FC_CLIP_GLOBAL) {

@@ -13,14 +13,17 @@
  *        accumulation step (update == 0):  acc = g + acc, nothing else changes but the EMA;
  *        update step (update == 1):        g = (g + acc) / accum_steps, acc = 0;
  *   3. clipping, on the gradient after 1-2:
- *        FC_CLIP_NORM:   g = (g * c) / max(||g_tensor||, c)     (each tensor by its own norm)
+ *        FC_CLIP_NORM:   g = g * (c / max(||g_tensor||, c))    (each tensor by its own norm;
+ *                        Keras: (g * c) / max(...), within an ulp; g unchanged when not
+ *                        clipped)
  *        FC_CLIP_GLOBAL: g = g * (c * min(1/N, 1/c) + (N - N)), N the norm over all tensors
  *        FC_CLIP_VALUE:  g = min(max(g, -c), c)
  *   4. decoupled weight decay (weight_decay NULL: none; else one factor per tensor, 0: not
  *      decayed):  w = w - (w * wd) * lr
  *   5. the optimizer's update (see FC_OPTIM_* below) from the decayed w and the gradient;
  *   6. EMA (ema != 0): avg = ema_m * avg + ema_om * w; ema_overwrite: then w = avg.
- * Norms are summed in double over fixed chunks, in chunk order.
+ * Norms: squares summed in float32 lanes within fixed chunks, lanes and chunks added in
+ * double in a fixed order.
  */
 #ifndef FC_OPTIM_H
 #define FC_OPTIM_H
