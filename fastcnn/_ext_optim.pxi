@@ -57,20 +57,18 @@ cdef class _PointerLists:
         self.count = count
         self.sizes = <int64_t *>PyMem_Malloc(max(count, 1) * sizeof(int64_t))
         self.wd = NULL
-        for k in range(_NPTR):
-            self.ptr[k] = <float **>PyMem_Malloc(max(count, 1) * sizeof(float *))
-        if self.sizes == NULL:
+        # one block for the seven pointer arrays
+        self.ptr[0] = <float **>PyMem_Malloc(_NPTR * max(count, 1) * sizeof(float *))
+        if self.sizes == NULL or self.ptr[0] == NULL:
             raise MemoryError()
-        for k in range(_NPTR):
-            if self.ptr[k] == NULL:
-                raise MemoryError()
+        for k in range(1, _NPTR):
+            self.ptr[k] = self.ptr[0] + k * max(count, 1)
 
     def __dealloc__(self):
         cdef int k
         PyMem_Free(self.sizes)
         PyMem_Free(self.wd)
-        for k in range(_NPTR):
-            PyMem_Free(self.ptr[k])
+        PyMem_Free(self.ptr[0])
 
     cdef void fill(self, int k, list arrays):
         cdef int64_t i

@@ -51,6 +51,20 @@ def _real(value, fname, name, lo=None, hi=None, hi_open=False):
     return value
 
 
+_PLAIN_NUMBERS = {float, int}
+
+
+def _reals(values, fname, name, lo=None):
+    """A list of finite reals (>= lo) as given; the common case (Python floats/ints) is
+    checked at C speed, anything else goes through :func:`_real` for its message."""
+    values = list(values)
+    if set(map(type, values)) <= _PLAIN_NUMBERS and all(map(math.isfinite, values)) and (
+            lo is None or not values or min(values) >= lo):
+        return values
+    return [_real(x, fname, "%s[%d]" % (name, i), lo, None if lo is None else math.inf)
+            for i, x in enumerate(values)]
+
+
 def _decay(weight_decay, count, fname):
     """None (no decay anywhere) or a list of ``count`` finite factors >= 0."""
     if weight_decay is None:
@@ -59,8 +73,7 @@ def _decay(weight_decay, count, fname):
         if len(weight_decay) != count:
             raise ValueError("%s: weight_decay has %d factors but params has %d arrays"
                              % (fname, len(weight_decay), count))
-        factors = [_real(x, fname, "weight_decay[%d]" % i, 0.0, math.inf)
-                   for i, x in enumerate(weight_decay)]
+        factors = _reals(weight_decay, fname, "weight_decay", 0.0)
     else:
         factors = [_real(weight_decay, fname, "weight_decay", 0.0, math.inf)] * count
     return factors if any(factors) else None
@@ -265,28 +278,38 @@ def optimizer_step(rule, params, grads, slots, hyper, learning_rate, variant=0,
         TypeError: an array that is not a numpy array.
     """
     fname = "optimizer_step"
-    if rule not in OPTIMIZER_RULES:
+    code = OPTIMIZER_RULES.get(rule) if isinstance(rule, str) else None
+    if code is None:
         raise ValueError("%s: unknown rule %r; expected one of %s"
                          % (fname, rule, ", ".join(sorted(OPTIMIZER_RULES))))
     if clip not in _CLIP_MODES:
         raise ValueError("%s: clip must be None, 'norm', 'global_norm' or 'value', got %r"
                          % (fname, clip))
-    slots = list(slots)
     if len(slots) > 3:
         raise ValueError("%s: at most 3 slot lists, got %d" % (fname, len(slots)))
     lr = _real(learning_rate, fname, "learning_rate")
-    hyper = [_real(h, fname, "hyper[%d]" % i) for i, h in enumerate(hyper)]
-    used = [k for k, s in enumerate(slots) if s is not None]
-    extra = [s for s in (accumulators, averages) if s is not None]
-    names = ["slots[%d]" % k for k in used] + (
-        ["accumulators"] if accumulators is not None else []) + (
-        ["averages"] if averages is not None else [])
-    ws, gs, ss = _lists(fname, params, grads, [slots[k] for k in used] + extra, names)
-    checked = [None] * len(slots)
-    for k, s in zip(used, ss):
-        checked[k] = s
-    acc = ss[len(used)] if accumulators is not None else None
-    avg = ss[-1] if averages is not None else None
+    hyper = _reals(hyper, fname, "hyper")
+    states = [s for s in slots if s is not None]
+    if accumulators is not None:
+        states.append(accumulators)
+    if averages is not None:
+        states.append(averages)
+    if (type(params) is list and type(grads) is list
+            and all(type(s) is list for s in states)
+            and _ext.optim_arrays_ok(params, grads, states)):
+        ws, gs, checked = params, grads, list(slots)   # the common case: all usable as is
+        acc, avg = accumulators, averages
+    else:
+        used = [k for k, s in enumerate(slots) if s is not None]
+        names = ["slots[%d]" % k for k in used] + (
+            ["accumulators"] if accumulators is not None else []) + (
+            ["averages"] if averages is not None else [])
+        ws, gs, ss = _lists(fname, params, grads, states, names)
+        checked = [None] * len(slots)
+        for k, s in zip(used, ss):
+            checked[k] = s
+        acc = ss[len(used)] if accumulators is not None else None
+        avg = ss[-1] if averages is not None else None
     steps = 0
     if accumulation_steps is not None:
         if isinstance(accumulation_steps, bool) or not isinstance(
@@ -305,9 +328,11 @@ def optimizer_step(rule, params, grads, slots, hyper, learning_rate, variant=0,
             raise ValueError("%s: loss_scale must be non-zero" % fname)
     cv = 0.0 if clip is None else _real(clip_value, fname, "clip_value", 0.0, math.inf)
     wd = _decay(weight_decay, len(ws), fname)
-    em = 0.0 if ema_momentum is None else _real(ema_momentum, fname, "ema_momentum", 0.0, 1.0)
-    em32 = np.float32(em)
-    _ext.optim_step(OPTIMIZER_RULES[rule], int(variant), hyper, lr, ws, gs, checked, acc, avg,
+    em, eom = 0.0, 0.0
+    if ema_momentum is not None:   # Keras: m and 1 - m in float32
+        em32 = np.float32(_real(ema_momentum, fname, "ema_momentum", 0.0, 1.0))
+        em, eom = float(em32), float(np.float32(1.0) - em32)
+    _ext.optim_step(code, int(variant), hyper, lr, ws, gs, checked, acc, avg,
                     wd, ls, steps, bool(update), _CLIP_MODES[clip], cv,
-                    (1.0 / cv) if cv > 0 else 0.0, ema_momentum is not None, float(em32),
-                    float(np.float32(1.0) - em32), bool(ema_overwrite))
+                    (1.0 / cv) if cv > 0 else 0.0, ema_momentum is not None, em, eom,
+                    bool(ema_overwrite))

@@ -245,6 +245,7 @@ class Optimizer:
     @weight_decay.setter
     def weight_decay(self, value):
         self._weight_decay = _check_weight_decay(value, type(self).__name__)
+        self._plans = {}
 
     # ------------------------------------------------------------------ iterations
     @property
@@ -302,6 +303,7 @@ class Optimizer:
         else:
             self._exclude_pattern = None
         self._decay_cache = {}
+        self._plans = {}
 
     def _use_weight_decay(self, variable):
         """Keras' rule: not excluded by identity nor by a ``var_names`` match on the name."""
@@ -424,23 +426,14 @@ class Optimizer:
             updating = not steps or (raw + 1) % steps == 0
             lr = self._current_learning_rate()
             hyper, variant = self._hyper(it + 1, lr)
-            per_var = [self._slots[id(v)] for v in variables]
-            k = 0
-            slot_lists = []
-            for name in self._slot_names:
-                if name is None:
-                    slot_lists.append(None)
-                else:
-                    slot_lists.append([s[k] for s in per_var])
-                    k += 1
-            acc = avg = None
-            if steps:
-                acc = [s[k] for s in per_var]
-                k += 1
+            key = tuple(map(id, variables))
+            plan = self._plans.get(key)
+            if plan is None:
+                plan = self._plans[key] = self._plan(variables)
+            slot_lists, acc, avg, decay = plan
             ema_m = None
             overwrite = False
             if self.use_ema:
-                avg = [s[k] for s in per_var]
                 ema_m = self.ema_momentum if it != 0 else 0.0
                 freq = self.ema_overwrite_frequency
                 overwrite = bool(freq) and (it + 1) % freq == 0
@@ -453,11 +446,31 @@ class Optimizer:
                 clip, clip_value = "value", self.clipvalue
             ops.optimizer_step(self._rule, [v.value for v in variables], list(grads),
                                slot_lists, hyper, lr, variant=variant, accumulators=acc,
-                               averages=avg, weight_decay=self._decay_factors(variables),
+                               averages=avg, weight_decay=decay,
                                loss_scale=loss_scale, accumulation_steps=steps,
                                update=updating, clip=clip, clip_value=clip_value,
                                ema_momentum=ema_m, ema_overwrite=overwrite)
         self._raw_iterations = raw + 1
+
+    def _plan(self, variables):
+        """(slot lists in the kernel's s0..s2 order, accumulators, averages, decay factors)
+        of a list of built variables: what every step over that list passes to the kernel."""
+        per_var = [self._slots[id(v)] for v in variables]
+        k = 0
+        slot_lists = []
+        for name in self._slot_names:
+            if name is None:
+                slot_lists.append(None)
+            else:
+                slot_lists.append([s[k] for s in per_var])
+                k += 1
+        acc = avg = None
+        if self.gradient_accumulation_steps:
+            acc = [s[k] for s in per_var]
+            k += 1
+        if self.use_ema:
+            avg = [s[k] for s in per_var]
+        return slot_lists, acc, avg, self._decay_factors(variables)
 
     def _hyper(self, step, lr):
         """(hyper-parameters, variant) of the rule for Keras' 1-based ``step``."""
