@@ -269,15 +269,17 @@ class Nadam(Optimizer):
         self.beta_1 = _check_unit(beta_1, "beta_1", "Nadam")
         self.beta_2 = _check_unit(beta_2, "beta_2", "Nadam")
         self.epsilon = _check_epsilon(epsilon, "Nadam")
-        self._u_products = [_F(1.0)]   # Keras' _u_product after t steps, float32
+        self._u_cache = (0, _F(1.0))   # (t, Keras' _u_product after t steps), float32
 
     def _u_product(self, t):
-        """prod_{k<=t} beta_1 (1 - 0.5 * 0.96^k), accumulated in float32 as Keras does."""
-        up = self._u_products
-        while len(up) <= t:
-            k = _F(len(up))
-            up.append(up[-1] * _F(self.beta_1) * (_F(1.0) - _F(0.5) * _F(0.96) ** k))
-        return up[t]
+        """prod_{k<=t} beta_1 (1 - 0.5 * 0.96^k), accumulated in float32 as Keras does
+        (continued from the last step's value; recomputed from 1 after a jump back)."""
+        k, up = self._u_cache if self._u_cache[0] <= t else (0, _F(1.0))
+        while k < t:
+            k += 1
+            up = up * _F(self.beta_1) * (_F(1.0) - _F(0.5) * _F(0.96) ** _F(k))
+        self._u_cache = (t, up)
+        return up
 
     def _hyper(self, step, lr):
         b1, b2, t = _F(self.beta_1), _F(self.beta_2), _F(step)
