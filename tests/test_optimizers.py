@@ -430,3 +430,13 @@ def test_fit_with_accumulation_counts_update_steps(rng):
     model.train_on_batch(x[8:16], y[8:16])
     assert not all(np.array_equal(a, b) for a, b in zip(before, model.get_weights()))
     assert (opt.iterations, opt.raw_iterations) == (1, 2)
+
+
+def test_apply_without_variables_uses_the_built_ones(rng):
+    opt, w = optimizers.SGD(0.5), var([1.0, 2.0])
+    with pytest.raises(ValueError, match="must already be built"):
+        opt.apply([np.ones(2)])
+    opt.build([w])
+    opt.apply([np.ones(2)])
+    assert_close(w.numpy(), [0.5, 1.5])
+    assert opt.iterations == 1

@@ -384,18 +384,25 @@ class Optimizer:
         self.apply(grads, variables)
         return self.iterations
 
-    def apply(self, grads, trainable_variables):
+    def apply(self, grads, trainable_variables=None):
         """One step on ``trainable_variables`` with ``grads`` (divided by
         ``loss_scale_factor`` first, as Keras).
 
         Args:
             grads: one gradient (array-like of the variable's shape) per variable.
-            trainable_variables: fastcnn variables (``.value`` arrays updated in place).
+            trainable_variables: fastcnn variables (``.value`` arrays updated in place);
+                None: the variables the optimizer was built with, in build order.
 
         Raises:
-            ValueError: mismatched counts or shapes.
+            ValueError: mismatched counts or shapes, or no variables and not built.
         """
         grads = list(grads)
+        if trainable_variables is None:
+            if not self._vars:
+                raise ValueError("When passing `grads` without `variables`, the optimizer "
+                                 "must already be built on a list of variables. Call "
+                                 "`optimizer.build(trainable_variables)` first.")
+            trainable_variables = self._vars.values()
         variables = list(trainable_variables)
         if len(grads) != len(variables):
             raise ValueError("%s.apply: got %d gradients for %d variables"
