@@ -8,6 +8,25 @@ from cpython.mem cimport PyMem_Malloc, PyMem_Free
 cnp.import_array()
 
 cdef extern from "optim.h":
+    ctypedef struct fc_optim_spec:
+        int kind
+        int variant
+        float h[10]
+        float lr
+        float loss_scale
+        int accum_steps
+        int update
+        int clip
+        float clip_value
+        float clip_inv
+        int ema
+        float ema_m
+        float ema_om
+        int ema_overwrite
+    int fc_optim_step(const fc_optim_spec *spec, int64_t count, float *const *w,
+                      const float *const *g, float *const *s0, float *const *s1,
+                      float *const *s2, float *const *acc, float *const *avg,
+                      const int64_t *sizes, const float *weight_decay) nogil
     int fc_adam_update_many(int64_t count, float *const *w, const float *const *g,
                             float *const *m, float *const *v, const int64_t *sizes,
                             float alpha, float one_minus_beta_1, float one_minus_beta_2,
@@ -22,11 +41,14 @@ cdef extern from "optim.h":
                                float epsilon, const float *weight_decay) nogil
 
 
+DEF _NPTR = 7
+
+
 cdef class _PointerLists:
-    """Data pointers of up to four parallel lists of float32 arrays, plus their sizes and
-    (optionally) one weight-decay factor per tensor."""
+    """Data pointers of up to seven parallel lists of float32 arrays (weights, gradients,
+    slots...), plus their sizes and (optionally) one weight-decay factor per tensor."""
     cdef int64_t count
-    cdef float **ptr[4]
+    cdef float **ptr[_NPTR]
     cdef int64_t *sizes
     cdef float *wd
 
@@ -35,18 +57,18 @@ cdef class _PointerLists:
         self.count = count
         self.sizes = <int64_t *>PyMem_Malloc(max(count, 1) * sizeof(int64_t))
         self.wd = NULL
-        for k in range(4):
-            self.ptr[k] = <float **>PyMem_Malloc(max(count, 1) * sizeof(float *))
-        if self.sizes == NULL or self.ptr[0] == NULL or self.ptr[1] == NULL \
-                or self.ptr[2] == NULL or self.ptr[3] == NULL:
+        # one block for the seven pointer arrays
+        self.ptr[0] = <float **>PyMem_Malloc(_NPTR * max(count, 1) * sizeof(float *))
+        if self.sizes == NULL or self.ptr[0] == NULL:
             raise MemoryError()
+        for k in range(1, _NPTR):
+            self.ptr[k] = self.ptr[0] + k * max(count, 1)
 
     def __dealloc__(self):
         cdef int k
         PyMem_Free(self.sizes)
         PyMem_Free(self.wd)
-        for k in range(4):
-            PyMem_Free(self.ptr[k])
+        PyMem_Free(self.ptr[0])
 
     cdef void fill(self, int k, list arrays):
         cdef int64_t i
@@ -75,6 +97,60 @@ cdef class _PointerLists:
             if self.wd[i] != 0.0:
                 any_decay = True
         return self.wd if any_decay else NULL
+
+
+def optim_step(int kind, int variant, hyper, float lr, list w, list g, list slots,
+               object acc=None, object avg=None, object weight_decay=None,
+               float loss_scale=0.0, int accum_steps=0, bint update=True, int clip=0,
+               float clip_value=0.0, float clip_inv=0.0, bint ema=False, float ema_m=0.0,
+               float ema_om=0.0, bint ema_overwrite=False):
+    """One fused optimizer step (csrc/optim.h fc_optim_step). ``slots``: up to three lists
+    of slot arrays (the rule's s0, s1, s2); ``acc``/``avg``: lists or None. The caller has
+    checked every array (fastcnn.ops.optim.optimizer_step)."""
+    cdef _PointerLists p = _PointerLists(len(w))
+    cdef fc_optim_spec spec
+    cdef int rc, k
+    cdef float **sp[3]
+    cdef float **pacc = NULL
+    cdef float **pavg = NULL
+    cdef const float *wd
+    if len(hyper) > 10 or len(slots) > 3:
+        raise ValueError("optim_step: at most 10 hyper-parameters and 3 slot lists")
+    spec.kind = kind
+    spec.variant = variant
+    for k in range(10):
+        spec.h[k] = <float>hyper[k] if k < len(hyper) else 0.0
+    spec.lr = lr
+    spec.loss_scale = loss_scale
+    spec.accum_steps = accum_steps
+    spec.update = update
+    spec.clip = clip
+    spec.clip_value = clip_value
+    spec.clip_inv = clip_inv
+    spec.ema = ema
+    spec.ema_m = ema_m
+    spec.ema_om = ema_om
+    spec.ema_overwrite = ema_overwrite
+    p.fill(0, w)
+    p.fill(1, g)
+    for k in range(3):
+        sp[k] = NULL
+        if k < len(slots) and slots[k] is not None:
+            p.fill(2 + k, slots[k])
+            sp[k] = p.ptr[2 + k]
+    if acc is not None:
+        p.fill(5, acc)
+        pacc = p.ptr[5]
+    if avg is not None:
+        p.fill(6, avg)
+        pavg = p.ptr[6]
+    if (accum_steps and pacc == NULL) or (ema and pavg == NULL):
+        raise ValueError("optim_step: accumulators / averages missing")
+    wd = p.decay(weight_decay)
+    with nogil:
+        rc = fc_optim_step(&spec, p.count, p.ptr[0], <const float *const *>p.ptr[1], sp[0],
+                           sp[1], sp[2], pacc, pavg, p.sizes, wd)
+    _check(rc, "optimizer_step")
 
 
 def adam_update_many(list w, list g, list m, list v, float alpha, float one_minus_beta_1,
@@ -155,14 +231,18 @@ cdef inline bint _overlap(object a, object b):
     return na > 0 and nb > 0 and pa < pb + nb and pb < pa + na
 
 
-def optim_arrays_ok(list w, list g, list s1, list s2):
-    """Fast pre-check for fastcnn.ops.optim: True when every group (w[i], g[i], s1[i], s2[i])
-    is made of C-contiguous float32 arrays of w[i]'s shape, all but g writeable, none
-    overlapping another. False means: run the detailed (slow) checks, which explain."""
-    cdef Py_ssize_t i, n = len(w)
-    cdef object wi, gi, ai, bi
-    if len(g) != n or (s1 is not None and len(s1) != n) or (s2 is not None and len(s2) != n):
+def optim_arrays_ok(list w, list g, list states):
+    """Fast pre-check for fastcnn.ops.optim: True when every group (w[i], g[i], states[k][i]
+    for each list in ``states``) is made of C-contiguous float32 arrays of w[i]'s shape, all
+    but g writeable, none overlapping another. False means: run the detailed (slow) checks,
+    which explain."""
+    cdef Py_ssize_t i, k, j, n = len(w), ns = len(states)
+    cdef object wi, gi, ai
+    if len(g) != n:
         return False
+    for k in range(ns):
+        if type(states[k]) is not list or len(states[k]) != n:
+            return False
     for i in range(n):
         wi = w[i]
         gi = g[i]
@@ -170,14 +250,11 @@ def optim_arrays_ok(list w, list g, list s1, list s2):
             return False
         if _overlap(wi, gi):
             return False
-        if s1 is not None:
-            ai = s1[i]
+        for k in range(ns):
+            ai = states[k][i]
             if not _f32_array_ok(ai, wi, True) or _overlap(ai, wi) or _overlap(ai, gi):
                 return False
-        if s2 is not None:
-            bi = s2[i]
-            if not _f32_array_ok(bi, wi, True) or _overlap(bi, wi) or _overlap(bi, gi):
-                return False
-            if s1 is not None and _overlap(bi, s1[i]):
-                return False
+            for j in range(k):
+                if _overlap(ai, states[j][i]):
+                    return False
     return True

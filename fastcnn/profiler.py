@@ -91,7 +91,7 @@ class _State:
         opt = model.optimizer
         self.opt = None
         if opt is not None:
-            self.opt = (opt.iterations, {id(v): [a.copy() for _, a in opt.slots_of(v)]
+            self.opt = (opt.raw_iterations, {id(v): [a.copy() for _, a in opt.slots_of(v)]
                                          for v in model.trainable_weights})
 
     def restore(self):
@@ -104,7 +104,7 @@ class _State:
         if self.opt is not None:
             opt = model.optimizer
             iterations, slots = self.opt
-            opt.iterations = iterations
+            opt.raw_iterations = iterations
             for v in model.trainable_weights:
                 saved = slots.get(id(v), [])
                 for j, (_, a) in enumerate(opt.slots_of(v)):

@@ -70,8 +70,10 @@ def _arrays_for(model, with_optimizer):
             arrays["layers/%d/state/%s" % (i, name)] = np.asarray(arr)
     if with_optimizer and model.optimizer is not None:
         opt = model.optimizer
-        arrays["optimizer/iterations"] = np.array(opt.iterations, dtype=np.int64)
-        arrays["optimizer/learning_rate"] = np.array(float(opt.learning_rate), np.float32)
+        # raw count of apply calls (= iterations without gradient accumulation)
+        arrays["optimizer/iterations"] = np.array(opt.raw_iterations, dtype=np.int64)
+        if isinstance(opt.get_config()["learning_rate"], float):  # not a schedule
+            arrays["optimizer/learning_rate"] = np.array(float(opt.learning_rate), np.float32)
         for var in model.trainable_weights:
             for slot, arr in opt.slots_of(var):
                 arrays["optimizer/%s/%s" % (var_keys[id(var)], slot)] = arr
@@ -430,7 +432,7 @@ def _restore_optimizer(model, archive):
                 continue
             np.copyto(arr, archive.get(key, arr.shape, "optimizer slot '%s' of %s"
                                        % (slot, var.path)), casting="unsafe")
-    opt.iterations = iterations
+    opt.raw_iterations = iterations
     if "optimizer/learning_rate" in archive.arrays:
         lr = float(archive.get("optimizer/learning_rate", (), "optimizer learning rate"))
         try:

@@ -597,8 +597,8 @@ def test_bad_inputs_raise_helpful_errors(trained):
 
 def test_unknown_names_and_missing_compile_or_build():
     model = small_cnn()
-    with pytest.raises(ValueError, match="Unknown optimizer 'adamm'. Valid names: adam, "
-                                         "adamw, rmsprop, sgd"):
+    with pytest.raises(ValueError, match="Unknown optimizer 'adamm'. Valid names: adadelta, "
+                                         "adagrad, adam, adamax, adamw, ftrl"):
         model.compile(optimizer="adamm", loss="mse")
     with pytest.raises(ValueError, match="Unknown loss 'sparse_crossentropy'. Valid names:.*"
                                          "sparse_categorical_crossentropy"):

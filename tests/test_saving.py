@@ -38,7 +38,20 @@ def make_model(optimizer="adam"):
     lambda: optimizers.AdamW(learning_rate=0.01, weight_decay=0.05, beta_1=0.8),
     lambda: optimizers.SGD(0.05, momentum=0.9, nesterov=True, weight_decay=0.01),
     lambda: optimizers.RMSprop(weight_decay=0.02),
-], ids=["adam", "adamw", "AdamW", "SGD-wd", "RMSprop-wd"])
+    lambda: optimizers.Adam(0.01, amsgrad=True, clipnorm=0.5, use_ema=True, ema_momentum=0.9),
+    lambda: optimizers.RMSprop(momentum=0.5, centered=True, global_clipnorm=1.0),
+    lambda: optimizers.AdamW(optimizers.schedules.CosineDecay(0.0, 20, warmup_target=0.01,
+                                                              warmup_steps=4),
+                             gradient_accumulation_steps=3, clipvalue=0.5),
+    lambda: optimizers.Nadam(0.01, use_ema=True, ema_overwrite_frequency=3),
+    lambda: optimizers.Ftrl(0.1, l1_regularization_strength=0.001),
+    lambda: optimizers.Adagrad(0.1),
+    lambda: optimizers.Adadelta(1.0),
+    lambda: optimizers.Adamax(0.01),
+    lambda: optimizers.Lion(optimizers.schedules.ExponentialDecay(0.001, 4, 0.5)),
+], ids=["adam", "adamw", "AdamW", "SGD-wd", "RMSprop-wd", "Adam-amsgrad-ema-clip",
+        "RMSprop-centered", "AdamW-schedule-accum", "Nadam-ema", "Ftrl", "Adagrad",
+        "Adadelta", "Adamax", "Lion-schedule"])
 def test_save_load_identical_predictions_and_resumed_training(tmp_path, make_optimizer):
     x, y = data()
     utils.set_random_seed(3)
@@ -52,7 +65,8 @@ def test_save_load_identical_predictions_and_resumed_training(tmp_path, make_opt
     assert [type(l) for l in loaded.layers] == [type(l) for l in model.layers]
     assert [l.name for l in loaded.layers] == [l.name for l in model.layers]
     assert np.array_equal(loaded.predict(x, verbose=0), model.predict(x, verbose=0))
-    assert loaded.optimizer.iterations == model.optimizer.iterations == 8
+    assert loaded.optimizer.raw_iterations == model.optimizer.raw_iterations == 8
+    assert loaded.optimizer.iterations == model.optimizer.iterations
     assert type(loaded.optimizer) is type(model.optimizer)
     assert loaded.optimizer.get_config() == model.optimizer.get_config()
     assert loaded.loss.from_logits and loaded.metrics_names == ["loss", "accuracy"]

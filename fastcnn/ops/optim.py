@@ -21,6 +21,8 @@ then the usual update from the unchanged gradient -- both in the same pass over 
 import math
 import numbers
 
+import numpy as np
+
 from .. import _ext
 from ._validation import as_float32, check_no_overlap, check_output
 
@@ -31,6 +33,8 @@ __all__ = [
     "sgd_update_many",
     "rmsprop_update",
     "rmsprop_update_many",
+    "optimizer_step",
+    "OPTIMIZER_RULES",
 ]
 
 
@@ -47,6 +51,20 @@ def _real(value, fname, name, lo=None, hi=None, hi_open=False):
     return value
 
 
+_PLAIN_NUMBERS = {float, int}
+
+
+def _reals(values, fname, name, lo=None):
+    """A list of finite reals (>= lo) as given; the common case (Python floats/ints) is
+    checked at C speed, anything else goes through :func:`_real` for its message."""
+    values = list(values)
+    if set(map(type, values)) <= _PLAIN_NUMBERS and all(map(math.isfinite, values)) and (
+            lo is None or not values or min(values) >= lo):
+        return values
+    return [_real(x, fname, "%s[%d]" % (name, i), lo, None if lo is None else math.inf)
+            for i, x in enumerate(values)]
+
+
 def _decay(weight_decay, count, fname):
     """None (no decay anywhere) or a list of ``count`` finite factors >= 0."""
     if weight_decay is None:
@@ -55,8 +73,7 @@ def _decay(weight_decay, count, fname):
         if len(weight_decay) != count:
             raise ValueError("%s: weight_decay has %d factors but params has %d arrays"
                              % (fname, len(weight_decay), count))
-        factors = [_real(x, fname, "weight_decay[%d]" % i, 0.0, math.inf)
-                   for i, x in enumerate(weight_decay)]
+        factors = _reals(weight_decay, fname, "weight_decay", 0.0)
     else:
         factors = [_real(weight_decay, fname, "weight_decay", 0.0, math.inf)] * count
     return factors if any(factors) else None
@@ -88,9 +105,7 @@ def _lists(fname, w, g, states, state_names):
     run one by one, converting gradients where allowed and explaining what is wrong.
     """
     if type(w) is list and type(g) is list and all(type(s) is list for s in states):
-        s1 = states[0] if len(states) > 0 else None
-        s2 = states[1] if len(states) > 1 else None
-        if _ext.optim_arrays_ok(w, g, s1, s2):
+        if _ext.optim_arrays_ok(w, g, list(states)):
             return w, g, list(states)
     seqs = [w, g] + list(states)
     names = ["params", "grads"] + list(state_names)
@@ -215,3 +230,109 @@ def rmsprop_update(w, g, velocity, learning_rate=1e-3, rho=0.9, epsilon=1e-7,
     Note: Keras 3 (and TF's ApplyRMSProp) put epsilon INSIDE the square root, unlike Adam.
     """
     rmsprop_update_many([w], [g], [velocity], learning_rate, rho, epsilon, weight_decay)
+
+
+# fc_optim_step's rules and clipping modes (csrc/optim.h).
+OPTIMIZER_RULES = {"sgd": 0, "adam": 1, "rmsprop": 2, "adagrad": 3, "adadelta": 4, "adamax": 5,
+                   "nadam": 6, "lion": 7, "ftrl": 8}
+_CLIP_MODES = {None: 0, "norm": 1, "global_norm": 2, "value": 3}
+
+
+def optimizer_step(rule, params, grads, slots, hyper, learning_rate, variant=0,
+                   accumulators=None, averages=None, weight_decay=None, loss_scale=None,
+                   accumulation_steps=None, update=True, clip=None, clip_value=None,
+                   ema_momentum=None, ema_overwrite=False):
+    """One fused optimizer step over lists of tensors, in place, in one C call.
+
+    The order is Keras 3's ``BaseOptimizer.apply`` (JAX backend): gradients divided by
+    ``loss_scale``; gradient accumulation (``update=False``: ``acc = g + acc`` only;
+    ``update=True``: ``g = (g + acc) / accumulation_steps``, ``acc = 0``); clipping; the
+    decoupled weight decay ``w -= (w * wd) * learning_rate``; the rule's update; the EMA
+    ``avg = m * avg + (1 - m) * w`` (and ``w = avg`` with ``ema_overwrite``). The gradients
+    are only read.
+
+    Args:
+        rule: one of ``OPTIMIZER_RULES`` ('sgd', 'adam', 'rmsprop', 'adagrad', 'adadelta',
+            'adamax', 'nadam', 'lion', 'ftrl').
+        params: list of weight arrays (float32, C-contiguous, writeable), updated in place.
+        grads: list of gradient arrays of the same shapes (converted to float32 if needed).
+        slots: list of up to three lists of slot arrays (the rule's state, ``None`` for an
+            unused position), updated in place; see csrc/optim.h for each rule's layout.
+        hyper: the rule's hyper-parameters (csrc/optim.h), rounded to float32.
+        learning_rate: the current learning rate (multiplies the weight decay).
+        variant: the rule's variant flag (SGD momentum/nesterov, Adam amsgrad, RMSprop
+            centered/momentum).
+        accumulators: list of accumulator arrays (with ``accumulation_steps``).
+        averages: list of EMA arrays (with ``ema_momentum``).
+        weight_decay: None, one factor, or one factor per tensor (0: not decayed).
+        loss_scale: None or the factor the gradients are divided by.
+        accumulation_steps: None or an int >= 2.
+        update: with accumulation, whether this call is an update step.
+        clip: None, 'norm' (each tensor by its norm), 'global_norm' or 'value'.
+        clip_value: the clipnorm / global_clipnorm / clipvalue.
+        ema_momentum: None (no EMA) or this step's momentum (0 on the first step).
+        ema_overwrite: copy the averages into the weights after the EMA update.
+
+    Raises:
+        ValueError: unknown rule or clip mode, mismatched lists or bad arrays.
+        TypeError: an array that is not a numpy array.
+    """
+    fname = "optimizer_step"
+    code = OPTIMIZER_RULES.get(rule) if isinstance(rule, str) else None
+    if code is None:
+        raise ValueError("%s: unknown rule %r; expected one of %s"
+                         % (fname, rule, ", ".join(sorted(OPTIMIZER_RULES))))
+    if clip not in _CLIP_MODES:
+        raise ValueError("%s: clip must be None, 'norm', 'global_norm' or 'value', got %r"
+                         % (fname, clip))
+    if len(slots) > 3:
+        raise ValueError("%s: at most 3 slot lists, got %d" % (fname, len(slots)))
+    lr = _real(learning_rate, fname, "learning_rate")
+    hyper = _reals(hyper, fname, "hyper")
+    states = [s for s in slots if s is not None]
+    if accumulators is not None:
+        states.append(accumulators)
+    if averages is not None:
+        states.append(averages)
+    if (type(params) is list and type(grads) is list
+            and all(type(s) is list for s in states)
+            and _ext.optim_arrays_ok(params, grads, states)):
+        ws, gs, checked = params, grads, list(slots)   # the common case: all usable as is
+        acc, avg = accumulators, averages
+    else:
+        used = [k for k, s in enumerate(slots) if s is not None]
+        names = ["slots[%d]" % k for k in used] + (
+            ["accumulators"] if accumulators is not None else []) + (
+            ["averages"] if averages is not None else [])
+        ws, gs, ss = _lists(fname, params, grads, states, names)
+        checked = [None] * len(slots)
+        for k, s in zip(used, ss):
+            checked[k] = s
+        acc = ss[len(used)] if accumulators is not None else None
+        avg = ss[-1] if averages is not None else None
+    steps = 0
+    if accumulation_steps is not None:
+        if isinstance(accumulation_steps, bool) or not isinstance(
+                accumulation_steps, numbers.Integral) or accumulation_steps < 2:
+            raise ValueError("%s: accumulation_steps must be an int >= 2, got %r"
+                             % (fname, accumulation_steps))
+        if acc is None:
+            raise ValueError("%s: accumulation_steps needs accumulators" % fname)
+        steps = int(accumulation_steps)
+    if ema_momentum is not None and avg is None:
+        raise ValueError("%s: ema_momentum needs averages" % fname)
+    ls = 0.0
+    if loss_scale is not None:
+        ls = _real(loss_scale, fname, "loss_scale")
+        if ls == 0.0:
+            raise ValueError("%s: loss_scale must be non-zero" % fname)
+    cv = 0.0 if clip is None else _real(clip_value, fname, "clip_value", 0.0, math.inf)
+    wd = _decay(weight_decay, len(ws), fname)
+    em, eom = 0.0, 0.0
+    if ema_momentum is not None:   # Keras: m and 1 - m in float32
+        em32 = np.float32(_real(ema_momentum, fname, "ema_momentum", 0.0, 1.0))
+        em, eom = float(em32), float(np.float32(1.0) - em32)
+    _ext.optim_step(code, int(variant), hyper, lr, ws, gs, checked, acc, avg,
+                    wd, ls, steps, bool(update), _CLIP_MODES[clip], cv,
+                    (1.0 / cv) if cv > 0 else 0.0, ema_momentum is not None, em, eom,
+                    bool(ema_overwrite))

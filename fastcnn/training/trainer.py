@@ -543,6 +543,8 @@ class Trainer:
                     self.stop_training = rt.any(self.stop_training)
                 if self.stop_training:
                     break
+            if epochs > 0:  # Keras: EMA weights replace the trained ones (use_ema)
+                self.optimizer.finalize_variable_values(self.trainable_weights)
             cbs.on_train_end(logs)
         finally:
             self._grad_sync = None
