@@ -9,6 +9,8 @@ import re
 
 import numpy as np
 
+from .. import utils
+
 __all__ = ["Metric", "Sum", "Mean", "MeanMetricWrapper"]
 
 
@@ -117,7 +119,8 @@ class Metric:
     def __init__(self, name=None, dtype=None):
         if name is not None and not isinstance(name, str):
             raise TypeError("%s: name must be a string, got %r" % (type(self).__name__, name))
-        self.name = name or _snake(type(self).__name__)
+        # unnamed metrics share Keras' session-wide auto names with layers (auc, auc_1, ...)
+        self.name = name or utils._unique_name(_snake(type(self).__name__))
         self._dtype = check_dtype(dtype, type(self).__name__)
         self._variables = []
 
@@ -243,6 +246,9 @@ class MeanMetricWrapper(Mean):
                          dtype=dtype)
         self._fn = fn
         self._fn_kwargs = kwargs
+        from . import functions
+        if fn in functions.LOSS_FUNCTIONS:  # a loss is minimised (callbacks' mode='auto')
+            self._direction = "down"
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         """Add ``fn(y_true, y_pred)`` for the batch, weighted by sample_weight."""
@@ -257,6 +263,8 @@ class MeanMetricWrapper(Mean):
 
     @classmethod
     def from_config(cls, config):
+        if cls is not MeanMetricWrapper:  # subclasses take their own constructor arguments
+            return cls(**config)
         config = dict(config)
         fn = config.pop("fn", None)
         if isinstance(fn, str):

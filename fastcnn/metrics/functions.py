@@ -288,3 +288,10 @@ def categorical_hinge(y_true, y_pred):
     pos = np.sum(yt * yp, axis=-1)
     neg = np.max((1.0 - yt) * yp, axis=-1)
     return np.maximum(neg - pos + 1.0, 0.0)
+
+
+# The functions that are losses (a MeanMetricWrapper around one is minimised).
+LOSS_FUNCTIONS = (mean_squared_error, mean_absolute_error, mean_absolute_percentage_error,
+                  mean_squared_logarithmic_error, log_cosh, binary_crossentropy,
+                  categorical_crossentropy, sparse_categorical_crossentropy, kl_divergence,
+                  poisson, hinge, squared_hinge, categorical_hinge)

@@ -31,7 +31,8 @@ def _flatten(spec, argument, output_names):
                                 list(output_names)))
         return [m for k in sorted(spec) for m in _flatten(spec[k], argument, output_names)]
     if isinstance(spec, (list, tuple)):
-        return [m for item in spec for m in _flatten(item, argument, output_names)]
+        return [m for item in spec
+                for m in ([None] if item is None else _flatten(item, argument, output_names))]
     return [spec]
 
 
