@@ -3,7 +3,7 @@
 #include <stdlib.h>
 #include "metrics.h"
 
-#define METRICS_PARALLEL_MIN 32768 /* fewer element-steps: one thread */
+#define METRICS_PARALLEL_MIN (1 << 20) /* fewer element-steps: one thread (a batch is light work) */
 
 /* Number of ascending thresholds strictly below p: the first j with thr[j] >= p. */
 static int32_t count_below(const float *thr, int64_t T, float p)

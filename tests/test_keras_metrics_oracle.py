@@ -322,14 +322,16 @@ def _confusion_reference(pred, labels, thresholds, weights):
 
 def test_threshold_confusion_matches_numpy_and_threads():
     rng = np.random.default_rng(6)
-    pred = rng.uniform(-0.1, 1.1, (40001, 3)).astype(np.float32)
-    pred[:5] = [[0, 0.5, 1]] * 5
+    # big enough for the kernels' parallel paths (>= 2**20 element-steps)
+    pred = rng.uniform(-0.1, 1.1, (90001, 12)).astype(np.float32)
+    pred[:5, :3] = [[0, 0.5, 1]] * 5
     labels = (rng.uniform(0, 1, pred.shape) < 0.4).astype(np.float32)
     weights = rng.uniform(0, 2, pred.shape)
     thr = np.sort(np.append(rng.uniform(0, 1, 16), 0.5)).astype(np.float32)
-    for w in (None, weights):
-        got = kernels.threshold_confusion(pred, labels, thr, w)
-        want = _confusion_reference(pred, labels, thr, w)
+    p_s, l_s, w_s = pred[:3001], labels[:3001], weights[:3001]
+    for w in (None, w_s):
+        got = kernels.threshold_confusion(p_s, l_s, thr, w)
+        want = _confusion_reference(p_s, l_s, thr, w)
         for k in want:
             np.testing.assert_allclose(got[k], want[k], rtol=1e-12, err_msg=k)
         if w is None:
@@ -337,8 +339,8 @@ def test_threshold_confusion_matches_numpy_and_threads():
     # evenly spaced thresholds: Keras' float32 bucket formula equals the direct compare
     T = 200
     even = np.array([(i / (T - 1)) for i in range(T)], dtype=np.float32)
-    got = kernels.threshold_confusion(np.clip(pred, 0, 1), labels, even, weights, "even")
-    want = _confusion_reference(np.clip(pred, 0, 1), labels, even, weights)
+    got = kernels.threshold_confusion(np.clip(p_s, 0, 1), l_s, even, w_s, "even")
+    want = _confusion_reference(np.clip(p_s, 0, 1), l_s, even, w_s)
     for k in want:
         np.testing.assert_allclose(got[k], want[k], rtol=1e-9, err_msg=k)
     results = []
@@ -352,17 +354,19 @@ def test_threshold_confusion_matches_numpy_and_threads():
 
 def test_top_k_kernels_match_numpy_and_threads():
     rng = np.random.default_rng(7)
-    pred = np.round(rng.uniform(0, 1, (3001, 37)), 2).astype(np.float32)  # many ties
-    target = rng.integers(0, 37, 3001)
+    n = 30001  # big enough for the parallel paths
+    pred = np.round(rng.uniform(0, 1, (n, 37)), 2).astype(np.float32)  # many ties
+    target = rng.integers(0, 37, n)
+    small, tsmall = pred[:2001], target[:2001]
     for k in (1, 3, 36, 37, 50):
-        got = kernels.in_top_k(target, pred, k)
-        rank = 1 + (pred > pred[np.arange(3001), target][:, None]).sum(1)
+        got = kernels.in_top_k(tsmall, small, k)
+        rank = 1 + (small > small[np.arange(2001), tsmall][:, None]).sum(1)
         assert np.array_equal(got, rank <= k)
-        filt = kernels.top_k_filter(pred, k)
-        order = np.argsort(-pred, axis=1, kind="stable")[:, :k]  # larger first, lower index
-        keep = np.zeros(pred.shape, bool)
+        filt = kernels.top_k_filter(small, k)
+        order = np.argsort(-small, axis=1, kind="stable")[:, :k]  # larger first, lower index
+        keep = np.zeros(small.shape, bool)
         np.put_along_axis(keep, order, True, axis=1)
-        assert np.array_equal(filt, np.where(keep, pred, np.float32(-1e10)))
+        assert np.array_equal(filt, np.where(keep, small, np.float32(-1e10)))
     outs = []
     for threads in (1, 2):
         with num_threads(threads):
