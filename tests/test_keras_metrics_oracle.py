@@ -588,3 +588,34 @@ def test_accuracy_shortcut_and_saving_round_trip(tmp_path):
     again = loaded.evaluate(x, y, verbose=0, return_dict=True)
     assert again == pytest.approx(logs, rel=1e-6)
     del onehot
+
+
+def test_custom_metric_subclass_keras_style():
+    """A Keras-style subclass: add_variable(shape, initializer, name) state, reset, call."""
+    class PositiveRate(M.Metric):
+        def __init__(self, name="positive_rate", **kwargs):
+            super().__init__(name=name, **kwargs)
+            self.hits = self.add_variable(shape=(), initializer="zeros", name="hits")
+            self.seen = self.add_variable(shape=(), initializer="zeros", name="seen")
+
+        def update_state(self, y_true, y_pred, sample_weight=None):
+            self.hits += np.sum(np.asarray(y_pred) > 0.5)
+            self.seen += np.size(y_pred)
+
+        def result(self):
+            return float(self.hits / self.seen) if self.seen else 0.0
+
+    m = PositiveRate()
+    assert m([0, 1], [0.2, 0.9]) == 0.5 and len(m.variables) == 2
+    m.update_state([0], [0.7])
+    assert m.result() == pytest.approx(2 / 3)
+    m.reset_state()
+    assert m.result() == 0.0
+    model = fastcnn.Sequential([fastcnn.Input((3,)), fastcnn.layers.Dense(1)])
+    model.compile("sgd", "mse", metrics=[PositiveRate(), M.mean_squared_error])
+    logs = model.evaluate(np.ones((4, 3), np.float32), np.ones((4, 1), np.float32),
+                          verbose=0, return_dict=True)
+    assert set(logs) == {"loss", "positive_rate", "mean_squared_error"}
+    assert logs["mean_squared_error"] == pytest.approx(logs["loss"], rel=1e-6)
+    with pytest.raises(ValueError, match="initializer='zeros'"):
+        m.add_variable((), initializer="ones", name="x")

@@ -100,8 +100,6 @@ def deserialize(config, custom_objects=None):
     if cls is None or name in _ABSTRACT - {"MeanMetricWrapper"}:
         raise ValueError("Unknown metric class %r. Known: %s"
                          % (name, ", ".join(sorted(c.__name__ for c in ALL_OBJECTS))))
-    if name == "function":
-        return getattr(functions, config["config"])
     return cls.from_config(dict(config.get("config", {})))
 
 

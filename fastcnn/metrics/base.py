@@ -128,9 +128,28 @@ class Metric:
     def dtype(self):
         return self._dtype
 
-    def add_variable(self, shape, name, dtype=np.float64):
-        """A zero state array owned by the metric (reset by ``reset_state``)."""
-        v = np.zeros(shape, dtype=dtype)
+    def add_variable(self, shape, initializer="zeros", dtype=None, aggregation="sum",
+                     name=None):
+        """A state array owned by the metric, zeroed by ``reset_state`` (Keras' signature).
+
+        Args:
+            shape: the array's shape.
+            initializer: 'zeros' (the only start a resettable count can have).
+            dtype: None (float64) or a NumPy integer/float dtype.
+            aggregation: 'sum' (accepted for Keras code; state is not distributed here).
+            name: the variable's name.
+
+        Returns:
+            The (mutable, in-place updated) NumPy array.
+
+        Raises:
+            ValueError: another initializer.
+        """
+        if initializer not in ("zeros", "Zeros") and not (
+                type(initializer).__name__ == "Zeros"):
+            raise ValueError("%s.add_variable: only initializer='zeros' is supported, got %r"
+                             % (type(self).__name__, initializer))
+        v = np.zeros(shape, dtype=np.float64 if dtype is None else dtype)
         self._variables.append((name, v))
         return v
 
@@ -168,9 +187,6 @@ class Metric:
         """A new metric from ``get_config()``'s dict."""
         return cls(**config)
 
-    def stateless_result(self):
-        return self.result()
-
     def __repr__(self):
         return "<%s name=%s>" % (type(self).__name__, self.name)
 
@@ -186,7 +202,7 @@ class Sum(Metric):
 
     def __init__(self, name="sum", dtype=None):
         super().__init__(name=name, dtype=dtype)
-        self.total = self.add_variable((), "total")
+        self.total = self.add_variable((), name="total")
 
     def update_state(self, values, sample_weight=None):
         """Add ``sum(values * sample_weight)``."""
@@ -206,8 +222,8 @@ class Mean(Metric):
 
     def __init__(self, name="mean", dtype=None):
         super().__init__(name=name, dtype=dtype)
-        self.total = self.add_variable((), "total")
-        self.count = self.add_variable((), "count")
+        self.total = self.add_variable((), name="total")
+        self.count = self.add_variable((), name="count")
 
     def update_state(self, values, sample_weight=None):
         """Add a batch of values (per-sample means over non-batch axes), weighted."""

@@ -122,7 +122,7 @@ class _ConditionCount(Metric):
         self.init_thresholds = thresholds
         self.thresholds = _thresholds_list(thresholds, 0.5, type(self).__name__)
         self._counter = _ThresholdCounter(self.thresholds, _evenly_distributed(self.thresholds))
-        self.accumulator = self.add_variable((len(self.thresholds),), "accumulator")
+        self.accumulator = self.add_variable((len(self.thresholds),), name="accumulator")
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         """Add the batch's weighted count at each threshold (prediction > threshold)."""
@@ -187,8 +187,8 @@ class _PrecisionRecall(Metric):
         self.thresholds = _thresholds_list(thresholds, 0.5 if top_k is None else NEG_INF, who)
         self._counter = _ThresholdCounter(self.thresholds, _evenly_distributed(self.thresholds))
         n = len(self.thresholds)
-        self.true_positives = self.add_variable((n,), "true_positives")
-        self._others = self.add_variable((n,), self._other_name)
+        self.true_positives = self.add_variable((n,), name="true_positives")
+        self._others = self.add_variable((n,), name=self._other_name)
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         """Add the batch's weighted counts (prediction > threshold, label non-zero)."""
@@ -315,10 +315,10 @@ class AUC(Metric):
         shape = (self.num_thresholds,) if labels is None else (self.num_thresholds, labels)
         self._num_labels = labels
         self._variables = []
-        self.true_positives = self.add_variable(shape, "true_positives")
-        self.false_positives = self.add_variable(shape, "false_positives")
-        self.true_negatives = self.add_variable(shape, "true_negatives")
-        self.false_negatives = self.add_variable(shape, "false_negatives")
+        self.true_positives = self.add_variable(shape, name="true_positives")
+        self.false_positives = self.add_variable(shape, name="false_positives")
+        self.true_negatives = self.add_variable(shape, name="true_negatives")
+        self.false_negatives = self.add_variable(shape, name="false_negatives")
         self._built = True
 
     def update_state(self, y_true, y_pred, sample_weight=None):

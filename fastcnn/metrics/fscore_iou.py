@@ -56,10 +56,10 @@ class FBetaScore(Metric):
 
     def _build(self, classes):
         shape = () if self.average == "micro" else (classes,)
-        self.true_positives = self.add_variable(shape, "true_positives")
-        self.false_positives = self.add_variable(shape, "false_positives")
-        self.false_negatives = self.add_variable(shape, "false_negatives")
-        self.intermediate_weights = self.add_variable(shape, "intermediate_weights")
+        self.true_positives = self.add_variable(shape, name="true_positives")
+        self.false_positives = self.add_variable(shape, name="false_positives")
+        self.false_negatives = self.add_variable(shape, name="false_negatives")
+        self.intermediate_weights = self.add_variable(shape, name="intermediate_weights")
         self._classes = classes
         self._built = True
 
@@ -177,7 +177,7 @@ class IoU(Metric):
         self.axis = axis
         cm_dtype = np.int64 if self._dtype == "int32" else np.float64
         self.total_cm = self.add_variable((self.num_classes, self.num_classes),
-                                          "total_confusion_matrix", cm_dtype)
+                                          dtype=cm_dtype, name="total_confusion_matrix")
 
     def update_state(self, y_true, y_pred, sample_weight=None):
         """Add the batch's (weighted) confusion matrix."""
