@@ -222,27 +222,57 @@ class Mean(Metric):
 
     def __init__(self, name="mean", dtype=None):
         super().__init__(name=name, dtype=dtype)
-        self.total = self.add_variable((), name="total")
-        self.count = self.add_variable((), name="count")
+        self._total = self.add_variable((), name="total")
+        self._count = self.add_variable((), name="count")
+        self._pending = None  # (total, count) added by add_counts, as Python floats
+
+    def _flush(self):
+        if self._pending is not None:
+            self._total += self._pending[0]
+            self._count += self._pending[1]
+            self._pending = None
+
+    @property
+    def total(self):
+        self._flush()
+        return self._total
+
+    @property
+    def count(self):
+        self._flush()
+        return self._count
+
+    @property
+    def variables(self):
+        self._flush()
+        return super().variables
 
     def update_state(self, values, sample_weight=None):
         """Add a batch of values (per-sample means over non-batch axes), weighted."""
         values, sample_weight = reduce_to_samplewise_values(values, sample_weight, np.mean,
                                                             self.name)
-        self.total += values.sum()
+        self.total[...] += values.sum()
         if sample_weight is not None:
-            self.count += np.sum(sample_weight)
+            self._count += np.sum(sample_weight)
         else:
-            self.count += values.shape[0] if values.ndim >= 1 else 1
+            self._count += values.shape[0] if values.ndim >= 1 else 1
 
     def add_counts(self, total, count):
         """Add a pre-reduced batch: ``total`` over ``count`` samples (the trainer's shortcut
-        for accuracy counts the loss kernel already computed)."""
-        self.total += total
-        self.count += count
+        for accuracy counts the loss kernel already computed; kept as Python floats until
+        read, so a training step pays no NumPy call for it)."""
+        p = self._pending
+        self._pending = (total, count) if p is None else (p[0] + total, p[1] + count)
+
+    def reset_state(self):
+        self._pending = None
+        super().reset_state()
 
     def result(self):
-        return float(divide_no_nan(self.total, self.count))
+        total, count = float(self._total), float(self._count)
+        if self._pending is not None:  # read without flushing: fit asks every batch
+            total, count = total + self._pending[0], count + self._pending[1]
+        return total / count if count != 0 else 0.0
 
 
 class MeanMetricWrapper(Mean):

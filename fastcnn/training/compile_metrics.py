@@ -98,6 +98,8 @@ class CompileMetrics:
         self._weighted = [_Entry(m, "weighted_metrics")
                           for m in _flatten(weighted_metrics, "weighted_metrics", output_names)]
         self._log_names = self._names()
+        self._resolved = False
+        self._only_counts = ()  # set by prepare: the metrics, if all take n_correct
         if "loss" in self._log_names:
             raise ValueError("compile: a metric may not be named 'loss' (the loss is logged "
                              "under that name)")
@@ -146,8 +148,15 @@ class CompileMetrics:
     def prepare(self, y_shape, out_shape):
         """Resolve 'accuracy' / 'acc' from the target and (N, ...) output shapes (the first
         data seen decides, as Keras builds its metrics once)."""
+        if self._resolved:
+            return
         for e in self._plain + self._weighted:
             e.resolve(tuple(y_shape), tuple(out_shape))
+        self._resolved = True
+        # the tutorial's case: every metric is an accuracy the loss kernel already counted
+        if not self._weighted and all(getattr(e.metric, "counts_from_loss", False)
+                                      for e in self._plain):
+            self._only_counts = tuple(e.metric for e in self._plain)
 
     def reset_state(self):
         for m in self.metrics:
@@ -164,7 +173,11 @@ class CompileMetrics:
             sample_weight: the batch's sample weights (only weighted_metrics use them).
         """
         self.prepare(np.shape(y_true), np.shape(y_pred))
-        n = np.shape(y_pred)[0]
+        n = len(y_pred)
+        if n_correct is not None and self._only_counts:
+            for m in self._only_counts:
+                m.add_counts(n_correct, n)
+            return
         for entries, weights in ((self._plain, None), (self._weighted, sample_weight)):
             for e in entries:
                 m = e.metric
@@ -176,6 +189,8 @@ class CompileMetrics:
 
     def wants_outputs(self, n_correct):
         """Whether update_state needs y_pred (False when every metric takes n_correct)."""
+        if n_correct is not None and self._only_counts:
+            return False
         return any(not (n_correct is not None and getattr(e.metric, "counts_from_loss", False))
                    for e in self._plain) or bool(self._weighted)
 
