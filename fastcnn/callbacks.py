@@ -276,7 +276,8 @@ class History(Callback):
         logs = logs or {}
         self.epoch.append(epoch)
         for k, v in logs.items():
-            self.history.setdefault(k, []).append(float(v))
+            # multi-threshold metrics (Precision(thresholds=[...])) log arrays, as Keras
+            self.history.setdefault(k, []).append(float(v) if np.ndim(v) == 0 else np.array(v))
         if self.model is not None:
             self.model.history = self
 

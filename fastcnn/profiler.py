@@ -198,7 +198,7 @@ def profile(model, x, y=None, repeats=10, warmup=2, peak_gflops=None, stat="medi
     if not model.built:
         model.build((None,) + x32.shape[1:])
     if training:
-        targets = data.prepare_y(model.loss, model.metrics, y, x32.shape[0],
+        targets = data.prepare_y(model.loss, (), y, x32.shape[0],
                                  model.outputs[0].shape, "profile")
     model.prepare(training)
 

@@ -125,14 +125,14 @@ def save_model(model, filepath, overwrite=True, zipped=None, **kwargs):
         raise ValueError("save: the model '%s' has not been built yet, so it has no weights to "
                          "save; build it (model.build or an input shape) first" % model.name)
     _check_overwrite(filepath, overwrite)
-    from . import losses, metrics, optimizers
+    from . import losses, optimizers
     config = {"class_name": type(model).__name__, "config": model.get_config()}
     if model.compiled:
         config["compile_config"] = {
             "optimizer": optimizers.serialize(model.optimizer),
             "loss": losses.serialize(model.loss) if model.loss is not None else None,
-            "metrics": [metrics.serialize(m) for m in model.metrics],
         }
+        config["compile_config"].update(model._compile_metrics_config())
     arrays, layout = _arrays_for(model, with_optimizer=model.compiled)
     if model.shuffle_seed is not None:  # fit's shuffles continue exactly
         arrays[_SHUFFLE_SEED] = np.array(model.shuffle_seed, dtype=np.int64)
@@ -348,6 +348,14 @@ def load_weights(model, filepath, skip_mismatch=False):
     _load_arrays_into(model, archive, skip_mismatch)
 
 
+def _compiled_metrics(saved, custom_objects):
+    """compile()'s metrics from their saved form (names stay names: 'accuracy' resolves
+    against the data again)."""
+    from . import metrics
+    return [m if isinstance(m, str) else metrics.deserialize(m, custom_objects)
+            for m in saved or []]
+
+
 def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     """Rebuild a model saved by ``model.save``: architecture, weights, compile state and the
     optimizer state (so ``fit`` continues exactly where it stopped).
@@ -372,7 +380,7 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
         >>> fastcnn.models.load_model("tutorial.keras").count_params()
         122570
     """
-    from . import layers, losses, metrics, optimizers
+    from . import layers, losses, optimizers
     archive = _Archive(filepath, (_MODEL_FORMAT,))
     config = archive.config
     if not isinstance(config, dict) or config.get("class_name") not in _MODEL_CLASSES:
@@ -403,7 +411,9 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
                 optimizer=optimizers.deserialize(compile_config["optimizer"], custom_objects),
                 loss=(losses.deserialize(compile_config["loss"], custom_objects)
                       if compile_config.get("loss") else None),
-                metrics=[metrics.get(m) for m in compile_config.get("metrics", [])])
+                metrics=_compiled_metrics(compile_config.get("metrics"), custom_objects),
+                weighted_metrics=_compiled_metrics(compile_config.get("weighted_metrics"),
+                                                   custom_objects))
         except _REBUILD_ERRORS as e:
             archive._fail("its compile settings could not be restored (%s: %s)"
                           % (type(e).__name__, e), e)

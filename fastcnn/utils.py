@@ -111,7 +111,7 @@ def to_categorical(x, num_classes=None):
 
 
 def _format_metric(value):
-    value = float(value)
+    value = float(np.mean(value))  # a multi-threshold metric shows its mean, as Keras
     return " %.4f" % value if abs(value) > 1e-3 else " %.4e" % value
 
 

@@ -21,10 +21,10 @@ import numpy as np
 
 from .. import callbacks as callbacks_module
 from .. import losses, ops, optimizers
-from .. import metrics as metrics_module
 from ..distribution import runtime as distributed
 from ..ops._validation import one_of, positive_int, unsupported
 from . import adapters, data, lean, penalties, plan
+from .compile_metrics import CompileMetrics
 
 
 def _verbose(verbose, who):
@@ -81,7 +81,7 @@ class Trainer:
         self.compiled = False
         self.optimizer = None
         self.loss = None
-        self._compiled_metrics = []
+        self._compile_metrics = CompileMetrics()
         self.stop_training = False
         self.history = None
         self.shuffle_seed = None  # drawn at the first fit, saved with the model
@@ -101,13 +101,16 @@ class Trainer:
         Args:
             optimizer: an optimizer name ('adam', 'sgd', 'rmsprop') or instance.
             loss: a loss name or instance (e.g. SparseCategoricalCrossentropy(from_logits=True)).
-            metrics: a list of metric names or instances (e.g. ['accuracy']).
+            metrics: metrics updated without sample weights: a list (or a dict keyed by
+                the output name) of metric names, fastcnn.metrics instances or classes, or
+                functions fn(y_true, y_pred), as Keras (e.g. ['accuracy', AUC()]).
+            weighted_metrics: metrics updated with the batches' sample weights (same forms).
             run_eagerly, jit_compile, auto_scale_loss: accepted for Keras code; fastcnn always
                 runs its own kernels eagerly, so only their defaults (False, 'auto' or
                 False, True) are allowed.
             steps_per_execution: 1 only.
         """
-        unsupported("compile", loss_weights=loss_weights, weighted_metrics=weighted_metrics)
+        unsupported("compile", loss_weights=loss_weights)
         if run_eagerly not in (False, True):
             raise ValueError("compile: run_eagerly must be True or False, got %r"
                              % (run_eagerly,))
@@ -129,35 +132,41 @@ class Trainer:
             raise ValueError("compile: the loss %r has reduction=%r (per-sample losses); "
                              "training and evaluation need a scalar loss, e.g. the default "
                              "'sum_over_batch_size'" % (self.loss.name, self.loss.reduction))
-        if metrics is None:
-            metrics = []
-        elif isinstance(metrics, (str, metrics_module.Metric)):
-            metrics = [metrics]
-        elif isinstance(metrics, dict):
-            raise ValueError("compile: metrics must be a list (multi-output dicts are not "
-                             "supported), got %r" % (metrics,))
-        self._compiled_metrics = [metrics_module.get(m) for m in metrics]
-        names = [m.name for m in self._compiled_metrics]
-        if "loss" in names or len(set(names)) != len(names):
-            raise ValueError("compile: metric names must be unique and not 'loss', got %s"
-                             % names)
+        self._compile_metrics = CompileMetrics(metrics, weighted_metrics,
+                                               self._output_names())
         self.compiled = True
         self._train_ready = None
 
+    def _output_names(self):
+        """The names of the layers that produce the outputs (the keys of a metrics dict)."""
+        try:
+            return [t._keras_history[0].name for t in self.outputs]
+        except (AttributeError, IndexError, TypeError, ValueError):
+            layers = getattr(self, "layers", None)
+            return [layers[-1].name] if layers else []
+
+    @property
+    def _compiled_metrics(self):
+        """The compiled Metric objects (what callbacks read for a metric's direction)."""
+        return self._compile_metrics.metrics
+
     @property
     def metrics_names(self):
-        """``["loss"]`` followed by the names of the compiled metrics (the keys of the logs)."""
-        return ["loss"] + [m.name for m in self._compiled_metrics]
+        """'loss' then the compiled metrics' log names."""
+        return ["loss"] + self._compile_metrics.names
 
     @property
     def metrics(self):
-        """The compiled metric objects (list of :class:`fastcnn.metrics.Metric`)."""
-        return list(self._compiled_metrics)
+        """The compiled Metric objects ('accuracy' ones once data has been seen)."""
+        return self._compile_metrics.metrics
+
+    def _compile_metrics_config(self):
+        """{'metrics': [...], 'weighted_metrics': [...]} as saved with the model."""
+        return self._compile_metrics.get_config()
 
     def reset_metrics(self):
         """Reset the state of every compiled metric (``fit``/``evaluate`` do it themselves)."""
-        for m in self._compiled_metrics:
-            m.reset_state()
+        self._compile_metrics.reset_state()
 
     # ================================================================ the plan
     def _program(self):
@@ -214,8 +223,8 @@ class Trainer:
         return x32
 
     def _y(self, y, n, who, what="y"):
-        return data.prepare_y(self.loss, self._compiled_metrics, y, n, self.outputs[0].shape,
-                              who, what)
+        return data.prepare_y(self.loss, (self._compile_metrics,), y, n,
+                              self.outputs[0].shape, who, what)
 
     def _sample_weight(self, sample_weight, class_weight, targets, n, who,
                        what="sample_weight"):
@@ -270,21 +279,17 @@ class Trainer:
             return ops.sigmoid(out, out=buf)
         return ops.softmax(out, out=buf)
 
+
     def _update_metrics(self, yb, out, n_correct, sample_weight=None):
-        # sample_weight: the batch's weights, for weighted metrics (the metrics module)
-        if not self._compiled_metrics:
+        """Stream one batch into the compiled metrics: ``metrics`` ignore sample_weight,
+        ``weighted_metrics`` use it; (sparse) categorical accuracy takes the loss kernel's
+        n_correct count when it has one (no argmax, no softmax)."""
+        cm = self._compile_metrics
+        if not cm:
             return
-        probs = None
-        for m in self._compiled_metrics:
-            if m.uses_ce_count and n_correct is not None:
-                m.update_batch(yb, out, n_correct)
-                continue
-            if self._fused_softmax:
-                if probs is None:
-                    probs = self._probs(out)
-                m.update_batch(yb, probs, None)
-            else:
-                m.update_batch(yb, out, None)
+        if self._fused_softmax and cm.wants_outputs(n_correct):
+            out = self._probs(out)
+        cm.update_state(yb, out, n_correct, sample_weight)
 
     def train_step(self, x, y, hook=None, sample_weight=None):
         """One optimizer step on a prepared batch (float32 x, targets from the loss, optional
@@ -341,7 +346,7 @@ class Trainer:
         return outs if isinstance(x, list) else outs[0]
 
     def _logs(self, loss_total, count):
-        logs = {m.name: m.result() for m in self._compiled_metrics}
+        logs = self._compile_metrics.result()
         logs["loss"] = loss_total / count if count else 0.0
         return logs
 
@@ -819,9 +824,10 @@ class Trainer:
     def _batch_result(self, logs, return_dict):
         if return_dict:
             return logs
-        if not self._compiled_metrics:
+        names = self._compile_metrics.names
+        if not names:
             return logs["loss"]
-        return [logs["loss"]] + [logs[m.name] for m in self._compiled_metrics]
+        return [logs["loss"]] + [logs[name] for name in names]
 
     @_serialized
     def train_on_batch(self, x, y=None, sample_weight=None, class_weight=None,
