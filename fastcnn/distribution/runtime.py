@@ -12,7 +12,8 @@ calls it at a few fixed points:
   with nonblocking allreduces in buckets, each started as soon as backward has finished
   the layers in it (``Program.backward``'s ``grads_ready`` hook), so communication
   overlaps the rest of the backward pass.
-* ``reduce_logs(logs, count)``: the loss and metrics over all ranks (sample-weighted).
+* ``global_logs(compile_metrics, loss_total, count)``: the loss and metrics over all
+  ranks (metric states summed, so every metric is exact).
 * ``callbacks(cbs)``: callbacks that write files run on rank 0 only.
 
 Every collective is issued in the same order on every rank (the order of the program),
@@ -161,6 +162,28 @@ class Replica:
         for i, k in enumerate(keys):
             out[k] = vec[i + 1] / total if total else 0.0
         return out
+
+    def global_logs(self, compile_metrics, loss_total, count):
+        """The loss and every compiled metric over all ranks: the loss total and sample
+        count are summed, and so is each metric's state (counts, totals, confusion
+        matrices, AUC buckets: all sums), so Precision, AUC and the like are exact, not
+        averages of per-rank results. The local state is left as it was."""
+        states = [v for m in compile_metrics.metrics for v in m.variables]
+        vec = np.concatenate([np.array([loss_total, count], np.float64)]
+                             + [np.asarray(v, np.float64).ravel() for v in states])
+        self.comm.Allreduce(vec.copy(), vec)
+        saved = [v.copy() for v in states]
+        try:
+            off = 2
+            for v in states:
+                v[...] = vec[off:off + v.size].reshape(v.shape)
+                off += v.size
+            logs = compile_metrics.result()
+        finally:
+            for v, s in zip(states, saved):
+                v[...] = s
+        logs["loss"] = vec[0] / vec[1] if vec[1] else 0.0
+        return logs
 
     def combine_moments(self, rows, mean, m2):
         """Synchronized batch norm: (rows, mean, biased variance) of the global batch from
