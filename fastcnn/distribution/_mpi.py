@@ -6,6 +6,7 @@ when a distribution is initialized. Nothing here imports the rest of fastcnn.
 """
 import os
 import sys
+import time
 import threading
 
 __all__ = ["INSTALL_HINT", "world", "installed", "abort_job"]
@@ -55,6 +56,9 @@ def abort_job(comm, rank, what):
                          "ranks of the job\n" % (rank, comm.Get_size(), what, comm.Get_size()))
         sys.stderr.flush()
         sys.stdout.flush()
+        # mpiexec's output forwarder can drop what is still in the pipe when the abort
+        # kills the job: give it a moment to pass the message on
+        time.sleep(1.0)
     finally:
         comm.Abort(1)
         os._exit(1)  # Abort does not return; should an MPI not honour it, still end here
