@@ -22,8 +22,8 @@ from .confusion_metrics import (AUC, FalseNegatives, FalsePositives, Precision, 
                                 TrueNegatives, TruePositives)
 from .fscore_iou import (BinaryIoU, F1Score, FBetaScore, IoU, MeanIoU, OneHotIoU,
                          OneHotMeanIoU)
-from .functions import (binary_accuracy, binary_crossentropy, categorical_accuracy,
-                        categorical_crossentropy, categorical_hinge, hinge, kl_divergence,
+from .functions import (accuracy, binary_accuracy, binary_crossentropy, categorical_accuracy,
+                        categorical_crossentropy, categorical_hinge, cosine_similarity, hinge, kl_divergence,
                         log_cosh, mean_absolute_error, mean_absolute_percentage_error,
                         mean_squared_error, mean_squared_logarithmic_error, poisson,
                         sparse_categorical_accuracy, sparse_categorical_crossentropy,

@@ -126,6 +126,7 @@ class Metric:
 
     @property
     def dtype(self):
+        """The dtype of the result (``'float32'``, as Keras; the state is float64)."""
         return self._dtype
 
     def add_variable(self, shape, initializer="zeros", dtype=None, aggregation="sum",
@@ -234,11 +235,13 @@ class Mean(Metric):
 
     @property
     def total(self):
+        """The (weighted) sum of the values so far (a 0-d float64 array)."""
         self._flush()
         return self._total
 
     @property
     def count(self):
+        """The (weighted) number of values so far (a 0-d float64 array)."""
         self._flush()
         return self._count
 

@@ -226,6 +226,7 @@ class Precision(_PrecisionRecall):
 
     @property
     def false_positives(self):
+        """The false-positive counts per threshold (float64 array)."""
         return self._others
 
 
@@ -236,6 +237,7 @@ class Recall(_PrecisionRecall):
 
     @property
     def false_negatives(self):
+        """The false-negative counts per threshold (float64 array)."""
         return self._others
 
 
@@ -309,6 +311,7 @@ class AUC(Metric):
 
     @property
     def thresholds(self):
+        """The thresholds the curve is evaluated at (a list of floats, as Keras)."""
         return list(self._thresholds)
 
     def _build(self, labels):

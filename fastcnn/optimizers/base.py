@@ -240,6 +240,7 @@ class Optimizer:
 
     @property
     def weight_decay(self):
+        """The decoupled weight decay rate (None or a float >= 0; settable)."""
         return self._weight_decay
 
     @weight_decay.setter
@@ -340,6 +341,7 @@ class Optimizer:
 
     @property
     def built(self):
+        """Whether the optimizer has made its slots or taken a step."""
         return bool(self._slots) or self._raw_iterations > 0
 
     def build(self, var_list):
