@@ -442,11 +442,7 @@ class Trainer:
                 None if rt is None else rt.shard))
         val = self._validation_iterator(validation_data, validation_steps, vbatch, rt)
         ready = self.built and self._start_training(rt)  # before on_train_begin if we can
-        cbs = callbacks_module.CallbackList(callbacks, model=self, add_history=True,
-                                            add_progbar=verbose != 0 and (
-                                                rt is None or rt.is_chief),
-                                            verbose=verbose, epochs=epochs,
-                                            steps=train.num_batches)
+        cbs = self._callback_list(callbacks, verbose, rt, train.num_batches, epochs, True)
         self.stop_training = False
         self.history = cbs.history  # holds the epochs done so far if fit is interrupted
         logs = {}
@@ -613,6 +609,13 @@ class Trainer:
         targets = self._y(y, n, who)
         return x, targets, self._sample_weight(sample_weight, class_weight, targets, n, who)
 
+    def _callback_list(self, callbacks, verbose, rt, steps, epochs=1, add_history=False):
+        # progress is printed by rank 0 only
+        return callbacks_module.CallbackList(
+            callbacks, model=self, add_history=add_history,
+            add_progbar=verbose != 0 and (rt is None or rt.is_chief), verbose=verbose,
+            epochs=epochs, steps=steps)
+
     def _evaluate_epoch(self, it, who, cbs, rt):
         """One pass of ``it`` through test_step; the logs (over every rank)."""
         self.reset_metrics()
@@ -678,9 +681,7 @@ class Trainer:
                 shard=None if rt is None else rt.shard, tag="xv"))
         if rt is not None:
             rt.begin(self)
-        cbs = callbacks_module.CallbackList(callbacks, model=self, add_progbar=verbose != 0 and (
-                                                rt is None or rt.is_chief),
-                                            verbose=verbose, epochs=1, steps=it.num_batches)
+        cbs = self._callback_list(callbacks, verbose, rt, it.num_batches)
         try:
             logs = self._evaluate_epoch(it, "evaluate", cbs, rt)
         finally:
@@ -729,9 +730,7 @@ class Trainer:
                                            total_rows=n_all)
         if rt is not None:
             rt.begin(self)
-        cbs = callbacks_module.CallbackList(callbacks, model=self, add_progbar=verbose != 0 and (
-                                                rt is None or rt.is_chief),
-                                            verbose=verbose, epochs=1, steps=it.num_batches)
+        cbs = self._callback_list(callbacks, verbose, rt, it.num_batches)
         try:
             cbs.on_predict_begin()
             for step, b in it.epoch():
