@@ -375,6 +375,8 @@ def test_class_weight_with_a_dataset_matches_the_arrays_bitwise():
     with pytest.raises(ValueError, match="class_weight.*sample_weight"):
         _model().fit(Dataset.from_tensor_slices((x, y, sw)).batch(8), class_weight=cw,
                      verbose=0)
+    with pytest.raises(ValueError, match="class_weight.*sample_weight"):
+        _model().fit(x, y, sample_weight=sw, class_weight=cw, verbose=0)
     with pytest.raises(ValueError, match="sample_weight must not be given"):
         _model().fit(Dataset.from_tensor_slices((x, y)).batch(8), sample_weight=sw,
                      verbose=0)

@@ -2,7 +2,10 @@
 
 ``Trainer`` is mixed into fastcnn's models: ``compile`` keeps the optimizer, loss and metrics;
 ``fit`` / ``evaluate`` / ``predict`` / ``*_on_batch`` / ``__call__`` run the model's plan
-(``training.plan``: its graph as steps, fusion applied) on batches from ``training.data``.
+(``training.plan``: its graph as steps, fusion applied) on batches prepared by
+``training.data``. fit, evaluate and predict each run one loop over the batches of an
+``training.adapters`` EpochIterator, whatever the source (arrays, a dataset, a generator,
+a PyDataset), so sample/class weights and data-parallel sharding work for all of them.
 A training step is: the plan's forward, the loss and its gradient (one C kernel), the plan's
 backward (weight gradients into arrays preallocated by the layers), one optimizer kernel
 call for all weights. NumPy only slices/gathers batches and counts metrics.
@@ -68,6 +71,17 @@ def _serialized(method):
         with model_lock(self):
             return method(self, *args, **kwargs)
     return locked
+
+
+def _check_fit_arguments(epochs, initial_epoch, validation_split, shuffle):
+    for arg, v in (("epochs", epochs), ("initial_epoch", initial_epoch)):
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 0:
+            raise ValueError("fit: %s must be an integer >= 0, got %r" % (arg, v))
+    if not isinstance(validation_split, numbers.Real) or not 0 <= validation_split < 1:
+        raise ValueError("fit: validation_split must be a float in [0, 1), got %r"
+                         % (validation_split,))
+    if shuffle not in (True, False):
+        raise ValueError("fit: shuffle must be True or False, got %r" % (shuffle,))
 
 
 class _Prepared:
@@ -402,44 +416,19 @@ class Trainer:
             ValueError: bad arguments or data (named in the message).
         """
         self._assert_compiled("fit")
-        for arg, v in (("epochs", epochs), ("initial_epoch", initial_epoch)):
-            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 0:
-                raise ValueError("fit: %s must be an integer >= 0, got %r" % (arg, v))
+        _check_fit_arguments(epochs, initial_epoch, validation_split, shuffle)
         batch_size = positive_int(batch_size, "batch_size", "fit", 32)
         vbatch = positive_int(validation_batch_size, "validation_batch_size", "fit", batch_size)
         validation_freq = positive_int(validation_freq, "validation_freq", "fit")
         if validation_steps is not None:
             validation_steps = positive_int(validation_steps, "validation_steps", "fit")
         verbose = _verbose(verbose, "fit")
-        if not isinstance(validation_split, numbers.Real) or not 0 <= validation_split < 1:
-            raise ValueError("fit: validation_split must be a float in [0, 1), got %r"
-                             % (validation_split,))
-        if shuffle not in (True, False):
-            raise ValueError("fit: shuffle must be True or False, got %r" % (shuffle,))
-        arrays = None if adapters.is_batch_source(x) else self._fit_arrays(
-            x, y, sample_weight, class_weight, validation_split, validation_data,
-            steps_per_epoch)
-        if self.shuffle_seed is None:  # drawn after building, as the weights come first
-            from .. import utils
-            self.shuffle_seed = utils._draw_seed()
         rt = distributed.active()
-        if rt is not None:  # data-parallel: the same shuffles on every rank
-            self.shuffle_seed = rt.broadcast_seed(self.shuffle_seed)
+        if rt is not None:  # files are written by rank 0 only
             callbacks = rt.callbacks(callbacks)
-        if arrays is None:
-            if validation_split:
-                raise ValueError("fit: validation_split is only supported for NumPy arrays; "
-                                 "with a dataset, generator or PyDataset pass validation_data")
-            train = self._source_iterator(x, y, sample_weight, steps_per_epoch, "fit", rt,
-                                          shuffle, class_weight)
-        else:
-            x_tr, y_tr, sw_tr, validation_data = arrays
-            n = x_tr.shape[0]
-            permutation = (functools.partial(self._epoch_permutation, n) if shuffle
-                           else None)
-            train = adapters.EpochIterator(adapters.ArrayAdapter(
-                self._batches, x_tr, y_tr, sw_tr, batch_size, permutation,
-                None if rt is None else rt.shard))
+        train, validation_data = self._train_iterator(
+            x, y, sample_weight, class_weight, batch_size, shuffle, validation_split,
+            validation_data, steps_per_epoch, rt)
         val = self._validation_iterator(validation_data, validation_steps, vbatch, rt)
         ready = self.built and self._start_training(rt)  # before on_train_begin if we can
         cbs = self._callback_list(callbacks, verbose, rt, train.num_batches, epochs, True)
@@ -494,6 +483,30 @@ class Trainer:
         self.history = cbs.history
         return cbs.history
 
+    def _train_iterator(self, x, y, sample_weight, class_weight, batch_size, shuffle,
+                        validation_split, validation_data, steps_per_epoch, rt):
+        """fit's EpochIterator over x (and its validation data, split off arrays)."""
+        arrays = None if adapters.is_batch_source(x) else self._fit_arrays(
+            x, y, sample_weight, class_weight, validation_split, validation_data,
+            steps_per_epoch)
+        if self.shuffle_seed is None:  # drawn after building, as the weights come first
+            from .. import utils
+            self.shuffle_seed = utils._draw_seed()
+        if rt is not None:  # data-parallel: the same shuffles on every rank
+            self.shuffle_seed = rt.broadcast_seed(self.shuffle_seed)
+        if arrays is None:
+            if validation_split:
+                raise ValueError("fit: validation_split is only supported for NumPy arrays; "
+                                 "with a dataset, generator or PyDataset pass validation_data")
+            return self._source_iterator(x, y, sample_weight, steps_per_epoch, "fit", rt,
+                                         shuffle, class_weight), validation_data
+        x_tr, y_tr, sw_tr, validation_data = arrays
+        permutation = (functools.partial(self._epoch_permutation, x_tr.shape[0]) if shuffle
+                       else None)
+        return adapters.EpochIterator(adapters.ArrayAdapter(
+            self._batches, x_tr, y_tr, sw_tr, batch_size, permutation,
+            None if rt is None else rt.shard)), validation_data
+
     def _fit_arrays(self, x, y, sample_weight, class_weight, validation_split,
                     validation_data, steps_per_epoch):
         """fit's prepared training arrays (x, y, sample weights) and its validation data
@@ -504,6 +517,9 @@ class Trainer:
         if (x is None or y is None) and adapters.is_batch_source(validation_data):
             raise ValueError("fit: x and y are needed (arrays), or x a dataset, "
                              "generator or PyDataset of (x, y) batches")
+        if sample_weight is not None and class_weight is not None:  # as Keras
+            raise ValueError("fit: you cannot pass `class_weight` and `sample_weight` at the "
+                             "same time")
         x_all = self._x(x, "fit", keep_uint8=True)
         self._build_from(x_all, "fit")
         self._assert_single_io("fit")
