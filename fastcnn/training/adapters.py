@@ -140,6 +140,12 @@ def get_adapter(x, who, shuffle=False, seed=0):
 class EpochIterator:
     """Batches per epoch from an adapter, with Keras 3's ``steps_per_epoch`` semantics.
 
+    Args:
+        adapter: the source's adapter (``get_adapter`` or :class:`ArrayAdapter`).
+        steps_per_epoch: batches per epoch (None: one full pass).
+        convert: ``convert(raw batch)`` -> :class:`Batch` (e.g. :func:`source_batch`);
+            None when the adapter yields Batch objects already.
+
     Attributes:
         num_batches: batches per epoch (steps_per_epoch, else the source's length, else
             None until a first pass has counted them).
@@ -244,9 +250,21 @@ class Batch:
 
 
 def take_rows(buffers, x, y, sample_weight, lo, hi, idx=None, tag="xb"):
-    """Rows ``lo:hi`` (or ``idx``) of prepared x / y / sample_weight (y, sample_weight may
-    be None): x as float32 through ``buffers`` (uint8 converted in C, shuffled rows
-    gathered into reused buffers), unshuffled y and weights as views."""
+    """Rows ``lo:hi`` (or ``idx``) of prepared x / y / sample_weight.
+
+    Args:
+        buffers: the trainer's ``data.BatchBuffers``.
+        x: prepared inputs (float32, or uint8 images).
+        y, sample_weight: prepared targets and weights, each may be None.
+        lo, hi: the rows (of the permutation ``idx`` when given).
+        idx: the shuffled row indices of ``lo:hi``, or None.
+        tag: the name of x's buffer.
+
+    Returns:
+        ``(x, y, sample_weight)``: x as float32 (uint8 converted in C, shuffled rows
+        gathered into reused buffers, unshuffled float32 rows a view), y and weights
+        gathered likewise or views.
+    """
     if hi == lo:  # no rows for this rank: nothing to gather
         return (x[lo:hi], None if y is None else y[lo:hi],
                 None if sample_weight is None else sample_weight[lo:hi])
