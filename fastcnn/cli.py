@@ -94,12 +94,6 @@ def _cosine_schedule(base_lr, epochs, warmup=1, floor=0.02):
     return schedule
 
 
-def _chief():
-    # rank 0 writes files under `fastcnn train --distributed`; a single process always does
-    from fastcnn import distribution
-    return distribution.distribution() is None or distribution.rank() == 0
-
-
 def _cmd_train(args):
     import fastcnn
 
@@ -183,7 +177,7 @@ def _train_folder(args):
         history = model.fit(train_ds, validation_data=val_ds, epochs=args.epochs,
                             callbacks=cbs, verbose=args.verbose)
     except KeyboardInterrupt:
-        if _chief():
+        if chief:
             model.save(ckpt)
         print("\ninterrupted: model at the last completed step saved to %s" % ckpt)
         return 130
@@ -208,7 +202,7 @@ def _finish(args, model, history, train_time, x_test, y_test, class_names):
     from fastcnn import plot
     test_loss, test_acc = model.evaluate(x_test, y_test, verbose=0)
     model_path = os.path.join(args.out, "model.keras")
-    if _chief():
+    if chief:
         model.save(model_path)
     print("test accuracy: %.4f  test loss: %.4f  training wall time: %.1f s"
           % (test_acc, test_loss, train_time))
