@@ -63,6 +63,36 @@ def task_train(opts):
          on_batch=np.array(on_batch), **{"w%d" % i: w for i, w in enumerate(model.get_weights())})
 
 
+def task_dataset(opts):
+    """fit / evaluate / predict on a fastcnn.data.Dataset of (x, y, sample_weight) batches
+    and, from the same start, on the arrays: both on this rank."""
+    distribution.set_distribution(distribution.DataParallel())
+    x, y = synthetic(300)
+    sw = np.linspace(0.25, 2.0, 300).astype(np.float32)
+    results = {}
+    for source in ("arrays", "dataset"):
+        fastcnn.utils.set_random_seed(0)
+        model = compile_(small_model(bn=True))
+        if source == "arrays":
+            hist = model.fit(x, y, sample_weight=sw, batch_size=64, epochs=2, shuffle=False,
+                             verbose=0, validation_data=(x[:45], y[:45]))
+            ev = model.evaluate(x[:101], y[:101], batch_size=32, verbose=0)
+            pred = model.predict(x[:37], batch_size=8, verbose=0)
+        else:
+            ds = fastcnn.data.Dataset.from_tensor_slices((x, y, sw)).batch(64)
+            val = fastcnn.data.Dataset.from_tensor_slices((x[:45], y[:45])).batch(64)
+            hist = model.fit(ds, epochs=2, verbose=0, validation_data=val)
+            ev = model.evaluate(fastcnn.data.Dataset.from_tensor_slices(
+                (x[:101], y[:101])).batch(32), verbose=0)
+            pred = model.predict(fastcnn.data.Dataset.from_tensor_slices(x[:37]).batch(8),
+                                 verbose=0)
+        results.update({"%s_loss" % source: hist.history["loss"],
+                        "%s_val_loss" % source: hist.history["val_loss"],
+                        "%s_evaluate" % source: np.array(ev), "%s_predict" % source: pred})
+        results.update({"%s_w%d" % (source, i): w for i, w in enumerate(model.get_weights())})
+    save(opts.out, "dataset", **results)
+
+
 def task_bn(opts):
     """A BatchNormalization model (synchronized or per-rank) on --samples images."""
     fastcnn.utils.set_random_seed(0)

@@ -318,3 +318,90 @@ def test_arrays_with_a_validation_dataset_need_y():
         m.fit(x, validation_data=val, verbose=0)
     with pytest.raises(ValueError, match="cardinality"):
         m.fit(x, y[:5], validation_data=val, verbose=0)
+
+
+# ---------------------------------------------------------------- sample and class weights
+
+def _weights_equal(a, b):
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
+
+
+def test_sample_weights_in_dataset_batches_match_the_arrays_bitwise():
+    x, y = _data(30)
+    sw = np.linspace(0.0, 3.0, 30).astype(np.float32)
+    a = _model()
+    ha = a.fit(x, y, sample_weight=sw, batch_size=8, epochs=2, shuffle=False, verbose=0)
+    b = _model()
+    hb = b.fit(Dataset.from_tensor_slices((x, y, sw)).batch(8), epochs=2, verbose=0)
+    _weights_equal(a, b)
+    assert ha.history["loss"] == hb.history["loss"]
+    c = _model()  # the weights matter: without them the run differs
+    c.fit(Dataset.from_tensor_slices((x, y)).batch(8), epochs=2, verbose=0)
+    assert not np.array_equal(c.get_weights()[-1], b.get_weights()[-1])
+    # evaluate and a generator of (x, y, sw) batches: the same weighted loss
+    ev = b.evaluate(x, y, sample_weight=sw, batch_size=8, verbose=0)
+    gen = ((x[i:i + 8], y[i:i + 8], sw[i:i + 8]) for i in range(0, 30, 8))
+    assert b.evaluate(gen, verbose=0) == ev
+
+
+def test_pydataset_batches_with_sample_weights_match_the_arrays():
+    x, y = _data()
+    sw = np.linspace(0.5, 1.5, 24).astype(np.float32)
+
+    class Weighted(_Seq):
+        def __getitem__(self, i):
+            xb, yb = super().__getitem__(i)
+            return xb, yb, sw[i * self.bs:(i + 1) * self.bs]
+    a = _model()
+    a.fit(x, y, sample_weight=sw, batch_size=8, epochs=2, shuffle=False, verbose=0)
+    b = _model()
+    b.fit(Weighted(x, y, 8), epochs=2, shuffle=False, verbose=0)
+    _weights_equal(a, b)
+
+
+def test_class_weight_with_a_dataset_matches_the_arrays_bitwise():
+    x, y = _data(30)
+    cw = {0: 0.5, 1: 2.0}  # class 2 keeps weight 1, as Keras
+    a = _model()
+    a.fit(x, y, class_weight=cw, batch_size=8, epochs=2, shuffle=False, verbose=0)
+    b = _model()
+    b.fit(Dataset.from_tensor_slices((x, y)).batch(8), class_weight=cw, epochs=2, verbose=0)
+    _weights_equal(a, b)
+    sw = np.array([cw.get(int(c), 1.0) for c in y], np.float32)
+    d = _model()
+    d.fit(x, y, sample_weight=sw, batch_size=8, epochs=2, shuffle=False, verbose=0)
+    _weights_equal(a, d)
+    with pytest.raises(ValueError, match="class_weight.*sample_weight"):
+        _model().fit(Dataset.from_tensor_slices((x, y, sw)).batch(8), class_weight=cw,
+                     verbose=0)
+    with pytest.raises(ValueError, match="class_weight.*sample_weight"):
+        _model().fit(x, y, sample_weight=sw, class_weight=cw, verbose=0)
+    with pytest.raises(ValueError, match="sample_weight must not be given"):
+        _model().fit(Dataset.from_tensor_slices((x, y)).batch(8), sample_weight=sw,
+                     verbose=0)
+
+
+def test_weighted_validation_data_as_arrays_or_dataset():
+    x, y = _data(32)
+    sw = np.linspace(0.1, 2.0, 32).astype(np.float32)
+    m = _model()
+    train = Dataset.from_tensor_slices((x, y)).batch(8)
+    h = m.fit(train, validation_data=(x, y, sw), epochs=1, verbose=0)
+    ev = m.evaluate(x, y, sample_weight=sw, verbose=0)
+    assert np.isclose(h.history["val_loss"][0], ev[0], rtol=1e-6)
+    h = m.fit(x, y, validation_data=Dataset.from_tensor_slices((x, y, sw)).batch(8),
+              epochs=1, shuffle=False, verbose=0)
+    ev = m.evaluate(x, y, sample_weight=sw, batch_size=8, verbose=0)
+    assert h.history["val_loss"][0] == ev[0]
+
+
+def test_validation_arrays_for_a_model_a_dataset_builds():
+    x, y = _data(24)
+    fastcnn.utils.set_random_seed(1)
+    m = fastcnn.Sequential([layers.Conv2D(3, 3, padding="same", activation="relu"),
+                            layers.Flatten(), layers.Dense(3)])
+    m.compile("sgd", losses.SparseCategoricalCrossentropy(from_logits=True))
+    h = m.fit(Dataset.from_tensor_slices((x, y)).batch(8), validation_data=(x, y),
+              epochs=1, verbose=0)
+    assert np.isclose(h.history["val_loss"][0], m.evaluate(x, y, verbose=0), rtol=1e-6)

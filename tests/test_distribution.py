@@ -169,6 +169,23 @@ def test_two_ranks_end_with_bitwise_identical_weights(tmp_path):
     assert r0["loss"][1] < r0["loss"][0]  # it learns
 
 
+def test_a_dataset_trains_on_two_ranks_as_the_arrays_do(tmp_path):
+    """Dataset batches are global batches: each rank takes its shard, with the batches'
+    sample weights; the weights equal the arrays' bit for bit on both ranks."""
+    run_ranks(2, "dataset", tmp_path)
+    r0, r1 = load(tmp_path, "dataset", 0), load(tmp_path, "dataset", 1)
+    n = sum(k.startswith("arrays_w") for k in r0)
+    assert n > 0
+    for r in (r0, r1):
+        for i in range(n):
+            np.testing.assert_array_equal(r["dataset_w%d" % i], r0["arrays_w%d" % i])
+        for key in ("loss", "val_loss", "evaluate"):
+            np.testing.assert_array_equal(r["dataset_" + key], r0["arrays_" + key])
+    np.testing.assert_array_equal(r0["dataset_predict"], r1["dataset_predict"])
+    np.testing.assert_allclose(r0["dataset_predict"], r0["arrays_predict"], rtol=1e-5,
+                               atol=1e-6)
+
+
 def test_rank0_checkpoint_holds_the_weights_of_every_rank(tmp_path):
     run_ranks(2, "checkpoint", tmp_path, "--epochs", 1)
     model = fastcnn.saving.load_model(str(tmp_path / "ckpt.keras"))

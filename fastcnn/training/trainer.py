@@ -2,7 +2,10 @@
 
 ``Trainer`` is mixed into fastcnn's models: ``compile`` keeps the optimizer, loss and metrics;
 ``fit`` / ``evaluate`` / ``predict`` / ``*_on_batch`` / ``__call__`` run the model's plan
-(``training.plan``: its graph as steps, fusion applied) on batches from ``training.data``.
+(``training.plan``: its graph as steps, fusion applied) on batches prepared by
+``training.data``. fit, evaluate and predict each run one loop over the batches of an
+``training.adapters`` EpochIterator, whatever the source (arrays, a dataset, a generator,
+a PyDataset), so sample/class weights and data-parallel sharding work for all of them.
 A training step is: the plan's forward, the loss and its gradient (one C kernel), the plan's
 backward (weight gradients into arrays preallocated by the layers), one optimizer kernel
 call for all weights. NumPy only slices/gathers batches and counts metrics.
@@ -68,6 +71,24 @@ def _serialized(method):
         with model_lock(self):
             return method(self, *args, **kwargs)
     return locked
+
+
+def _check_fit_arguments(epochs, initial_epoch, validation_split, shuffle):
+    for arg, v in (("epochs", epochs), ("initial_epoch", initial_epoch)):
+        if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 0:
+            raise ValueError("fit: %s must be an integer >= 0, got %r" % (arg, v))
+    if not isinstance(validation_split, numbers.Real) or not 0 <= validation_split < 1:
+        raise ValueError("fit: validation_split must be a float in [0, 1), got %r"
+                         % (validation_split,))
+    if shuffle not in (True, False):
+        raise ValueError("fit: shuffle must be True or False, got %r" % (shuffle,))
+
+
+class _Prepared:
+    """Validation arrays fit already prepared (split off its training arrays)."""
+
+    def __init__(self, arrays):
+        self.arrays = tuple(arrays)
 
 
 def _run(hook, phase, fn, *args):
@@ -364,31 +385,6 @@ class Trainer:
             out += self._program_obj.arrays()
         return out
 
-    def _run_evaluation(self, x, y, batch_size, cbs, sample_weight=None):
-        self.reset_metrics()
-        cbs.on_test_begin()
-        n = x.shape[0]
-        rt = distributed.active()
-        total, count, logs = 0.0, 0, {}
-        for step, lo in enumerate(range(0, n, batch_size)):
-            hi = min(lo + batch_size, n)
-            cbs.on_test_batch_begin(step)
-            if rt is not None:  # this rank's part of the global batch
-                lo, hi = rt.shard(lo, hi)
-            if hi > lo:
-                loss = self.test_step(self._batches.x_batch(x, lo, hi, tag="xv"), y[lo:hi],
-                                      sample_weight=(None if sample_weight is None
-                                                     else sample_weight[lo:hi]))
-                total += loss * (hi - lo)
-                count += hi - lo
-            logs = self._logs(total, count)
-            cbs.on_test_batch_end(step, logs)
-        logs = self._logs(total, count)
-        if rt is not None:
-            logs = rt.reduce_logs(logs, count)
-        cbs.on_test_end(logs)
-        return logs
-
     # ================================================================ fit / evaluate / predict
     @_serialized
     def fit(self, x=None, y=None, batch_size=None, epochs=1, verbose="auto", callbacks=None,
@@ -398,149 +394,83 @@ class Trainer:
         """Train for ``epochs`` epochs; returns a History (``history.history['loss']``...).
 
         Args:
-            x, y: inputs (N, ...) float or uint8 images, and targets for the loss.
-            batch_size: samples per step (default 32); epochs: passes over the data.
+            x, y: inputs (N, ...) float or uint8 images, and targets for the loss; or x a
+                fastcnn.data.Dataset, a PyDataset or an iterable of ``(x, y)`` /
+                ``(x, y, sample_weight)`` batches (then y is None).
+            batch_size: samples per step (default 32; arrays only); epochs: passes over
+                the data.
             verbose: 'auto', 0, 1 (progress bar) or 2 (one line per epoch).
             callbacks: a list of fastcnn.callbacks.Callback.
-            validation_split: the last fraction of x/y held out for validation.
-            validation_data: (x_val, y_val) or (x_val, y_val, val_sample_weight), evaluated
-                after each epoch.
-            shuffle: reshuffle the training data every epoch (reproducibly).
+            validation_split: the last fraction of x/y held out for validation (arrays).
+            validation_data: (x_val, y_val), (x_val, y_val, val_sample_weight) or a batch
+                source as x, evaluated after each epoch.
+            shuffle: reshuffle the training data every epoch (reproducibly; arrays and
+                PyDataset).
             class_weight: {class id: weight} applied to the training samples (Keras' rule:
                 the class of a sample is its label, the argmax of a one-hot row or a rounded
-                0/1 target; classes not in the dict weigh 1).
-            sample_weight: per-sample weights (N,) for the training data (not with
-                class_weight). The loss is then sum(w * loss) / batch size for the default
-                reduction, as Keras.
+                0/1 target; classes not in the dict weigh 1), per batch for a batch source.
+            sample_weight: per-sample weights (N,) for training arrays (not with
+                class_weight; a batch source yields them in its batches). The loss is then
+                sum(w * loss) / batch size for the default reduction, as Keras.
             initial_epoch: the epoch to start at (to resume a run).
             validation_batch_size, validation_freq: as Keras.
-            steps_per_epoch, validation_steps: batches per epoch / per validation when x /
-                validation_data is a fastcnn.data.Dataset, a PyDataset or an iterable of
-                (x, y) batches (then y is None; training.adapters has Keras 3's rules).
+            steps_per_epoch, validation_steps: batches per epoch (batch sources) / per
+                validation (training.adapters has Keras 3's rules).
+
+        Raises:
+            ValueError: bad arguments or data (named in the message).
         """
         self._assert_compiled("fit")
-        if adapters.is_batch_source(x) or adapters.is_batch_source(validation_data):
-            return self._fit_batches(
-                x, y, batch_size, epochs, verbose, callbacks, validation_split,
-                validation_data, shuffle, class_weight, sample_weight, initial_epoch,
-                steps_per_epoch, validation_steps, validation_batch_size, validation_freq)
-        unsupported("fit", steps_per_epoch=steps_per_epoch, validation_steps=validation_steps)
+        _check_fit_arguments(epochs, initial_epoch, validation_split, shuffle)
         batch_size = positive_int(batch_size, "batch_size", "fit", 32)
         vbatch = positive_int(validation_batch_size, "validation_batch_size", "fit", batch_size)
-        if isinstance(epochs, bool) or not isinstance(epochs, numbers.Integral) or epochs < 0:
-            raise ValueError("fit: epochs must be an integer >= 0, got %r" % (epochs,))
-        if (isinstance(initial_epoch, bool) or not isinstance(initial_epoch, numbers.Integral)
-                or initial_epoch < 0):
-            raise ValueError("fit: initial_epoch must be an integer >= 0, got %r"
-                             % (initial_epoch,))
         validation_freq = positive_int(validation_freq, "validation_freq", "fit")
+        if validation_steps is not None:
+            validation_steps = positive_int(validation_steps, "validation_steps", "fit")
         verbose = _verbose(verbose, "fit")
-        if not isinstance(validation_split, numbers.Real) or not 0 <= validation_split < 1:
-            raise ValueError("fit: validation_split must be a float in [0, 1), got %r"
-                             % (validation_split,))
-        if shuffle not in (True, False):
-            raise ValueError("fit: shuffle must be True or False, got %r" % (shuffle,))
-
-        x_all = self._x(x, "fit", keep_uint8=True)
-        self._build_from(x_all, "fit")
-        self._assert_single_io("fit")
-        n_all = x_all.shape[0]
-        y_all = self._y(y, n_all, "fit")
-        sw_all = self._sample_weight(sample_weight, None, y_all, n_all, "fit")
-
-        x_val = y_val = sw_val = None
-        if validation_data is not None:
-            if not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
-                raise ValueError("fit: validation_data must be a tuple (x_val, y_val) or "
-                                 "(x_val, y_val, val_sample_weight), got %s"
-                                 % type(validation_data).__name__)
-            x_val = self._x(validation_data[0], "fit", "validation_data x", keep_uint8=True)
-            y_val = self._y(validation_data[1], x_val.shape[0], "fit", "validation_data y")
-            if len(validation_data) == 3:
-                sw_val = self._sample_weight(validation_data[2], None, y_val, x_val.shape[0],
-                                             "fit", "validation_data sample_weight")
-            x_tr, y_tr, sw_tr = x_all, y_all, sw_all
-        elif validation_split:
-            split = int(math.floor(n_all * (1.0 - validation_split)))
-            if split == 0 or split == n_all:
-                raise ValueError("fit: validation_split=%r leaves %d training and %d validation "
-                                 "samples out of %d" % (validation_split, split, n_all - split,
-                                                        n_all))
-            x_tr, y_tr, x_val, y_val = x_all[:split], y_all[:split], x_all[split:], y_all[split:]
-            sw_tr, sw_val = ((None, None) if sw_all is None
-                             else (sw_all[:split], sw_all[split:]))
-        else:
-            x_tr, y_tr, sw_tr = x_all, y_all, sw_all
-        if class_weight is not None:  # the training samples only, as Keras
-            sw_tr = self._sample_weight(None, class_weight, y_tr, y_tr.shape[0], "fit")
-        n = x_tr.shape[0]
-        if n == 0:
-            raise ValueError("fit: x has no samples")
-        steps = -(-n // batch_size)
-
-        self._prepare_training()
-        if self.shuffle_seed is None:
-            from .. import utils
-            self.shuffle_seed = utils._draw_seed()
         rt = distributed.active()
-        if rt is not None:  # data-parallel: same start on every rank, summed gradients
-            rt.begin(self)
-            self.shuffle_seed = rt.broadcast_seed(self.shuffle_seed)
+        if rt is not None:  # files are written by rank 0 only
             callbacks = rt.callbacks(callbacks)
-            self._grad_sync = rt.gradient_sync(self._program(), self._train_vars,
-                                               self._train_grads)
-        cbs = callbacks_module.CallbackList(callbacks, model=self, add_history=True,
-                                            add_progbar=verbose != 0 and (
-                                                rt is None or rt.is_chief),
-                                            verbose=verbose, epochs=epochs, steps=steps)
+        train, validation_data = self._train_iterator(
+            x, y, sample_weight, class_weight, batch_size, shuffle, validation_split,
+            validation_data, steps_per_epoch, rt)
+        val = self._validation_iterator(validation_data, validation_steps, vbatch, rt)
+        ready = self.built and self._start_training(rt)  # before on_train_begin if we can
+        cbs = self._callback_list(callbacks, verbose, rt, train.num_batches, epochs, True)
         self.stop_training = False
         self.history = cbs.history  # holds the epochs done so far if fit is interrupted
         logs = {}
-        batches = self._batches
         try:
             cbs.on_train_begin()
             for epoch in range(initial_epoch, epochs):
                 self.reset_metrics()
                 cbs.on_epoch_begin(epoch)
-                perm = (data.epoch_permutation(self.shuffle_seed, epoch,
-                                               self.optimizer.iterations, n)
-                        if shuffle else None)
-                total, count = 0.0, 0
-                for step in range(steps):
-                    lo = step * batch_size
-                    hi = min(lo + batch_size, n)
-                    swb = None
-                    if rt is not None:  # this rank's part of the global batch
-                        lo, hi = rt.shard(lo, hi)
-                    if hi == lo:  # a short last batch left this rank no rows
-                        xb, yb = x_tr[lo:hi], y_tr[lo:hi]
-                        if sw_tr is not None:
-                            swb = sw_tr[lo:hi]
-                    elif perm is None:
-                        xb, yb = batches.x_batch(x_tr, lo, hi), y_tr[lo:hi]
-                        if sw_tr is not None:
-                            swb = sw_tr[lo:hi]
-                    else:
-                        idx = perm[lo:hi]
-                        xb = batches.x_batch(x_tr, lo, hi, idx)
-                        yb = batches.gather(y_tr, idx, "yb")
-                        if sw_tr is not None:
-                            swb = batches.gather(sw_tr, idx, "swb")
+                total, count, steps = 0.0, 0, 0
+                for step, b in train.epoch(epoch):
+                    ready = ready or self._start_training(rt)  # a source built the model
                     cbs.on_train_batch_begin(step)
-                    loss = self.train_step(xb, yb, sample_weight=swb)
-                    total += loss * (hi - lo)
-                    count += hi - lo
+                    loss = self.train_step(b.x, b.y, sample_weight=b.sample_weight)
+                    total += loss * b.rows
+                    count += b.rows
+                    steps += 1
                     logs = self._logs(total, count)
                     if rt is not None:
                         logs = rt.reduce_logs(logs, count)
                     cbs.on_train_batch_end(step, logs)
                     if self.stop_training:
                         break
+                if steps == 0:
+                    if epoch == initial_epoch:
+                        raise ValueError("fit: the input yielded no batches (an empty dataset "
+                                         "or an exhausted generator)")
+                    break  # a one-pass generator ran dry: Keras stops here
+                if train.exhausted:
+                    self.stop_training = True
                 if rt is not None:
                     rt.average_state(self)
                 epoch_logs = dict(logs)
-                if x_val is not None and (epoch + 1) % validation_freq == 0:
-                    val_logs = self._run_evaluation(x_val, y_val, vbatch, cbs, sw_val)
+                if val is not None and (epoch + 1) % validation_freq == 0:
+                    val_logs = self._evaluate_epoch(val, "fit", cbs, rt)
                     epoch_logs.update(("val_" + k, v) for k, v in val_logs.items())
                 cbs.on_epoch_end(epoch, epoch_logs)
                 logs = epoch_logs
@@ -553,202 +483,6 @@ class Trainer:
             cbs.on_train_end(logs)
         finally:
             self._grad_sync = None
-            self._release_inputs()
-        self.history = cbs.history
-        return cbs.history
-
-    @_serialized
-    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
-                 steps=None, callbacks=None, return_dict=False, **kwargs):
-        """Loss and metrics over (x, y): ``[loss, acc, ...]`` (scalar loss without metrics).
-
-        ``sample_weight`` (N,) weighs each sample's loss (Keras' normalisation: the weighted
-        sum over the batch size for the default reduction)."""
-        self._assert_compiled("evaluate")
-        if adapters.is_batch_source(x):
-            return self._evaluate_batches(x, y, verbose, sample_weight, steps, callbacks,
-                                          return_dict, kwargs)
-        unsupported("evaluate", steps=steps)
-        if kwargs:
-            raise TypeError("evaluate: unexpected arguments %s" % sorted(kwargs))
-        batch_size = positive_int(batch_size, "batch_size", "evaluate", 32)
-        verbose = _verbose(verbose, "evaluate")
-        self._assert_built("evaluate")
-        self._assert_single_io("evaluate")
-        x32 = self._x(x, "evaluate", keep_uint8=True)
-        if x32.shape[0] == 0:
-            raise ValueError("evaluate: x has no samples")
-        targets = self._y(y, x32.shape[0], "evaluate")
-        sw = self._sample_weight(sample_weight, None, targets, x32.shape[0], "evaluate")
-        self._set_output_mode()
-        rt = distributed.active()
-        if rt is not None:
-            rt.begin(self)
-        cbs = callbacks_module.CallbackList(callbacks, model=self, add_progbar=verbose != 0 and (
-                                                rt is None or rt.is_chief),
-                                            verbose=verbose, epochs=1,
-                                            steps=-(-x32.shape[0] // batch_size))
-        try:
-            logs = self._run_evaluation(x32, targets, batch_size, cbs, sw)
-        finally:
-            self._release_inputs()
-        return self._batch_result(logs, return_dict)
-
-    @_serialized
-    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
-        """Model outputs for x as float32 (N, ...) (logits unless the model ends in softmax)."""
-        if adapters.is_batch_source(x):
-            return self._predict_batches(x, verbose, steps, callbacks)
-        unsupported("predict", steps=steps)
-        batch_size = positive_int(batch_size, "batch_size", "predict", 32)
-        verbose = _verbose(verbose, "predict")
-        self._assert_built("predict")
-        self._assert_single_io("predict")
-        x32 = self._x(x, "predict", keep_uint8=True)
-        n_all = x32.shape[0]
-        rt = distributed.active()
-        if rt is not None and n_all:  # each rank predicts its part; gathered below
-            rt.begin(self)
-            lo, hi = rt.shard(0, n_all)
-            x32 = x32[lo:hi]
-        n = x32.shape[0]
-        out = np.empty((n,) + tuple(self.outputs[0].shape[1:]), dtype=np.float32)
-        if n_all == 0:
-            return out
-        cbs = callbacks_module.CallbackList(callbacks, model=self, add_progbar=verbose != 0 and (
-                                                rt is None or rt.is_chief),
-                                            verbose=verbose, epochs=1,
-                                            steps=-(-n // batch_size))
-        try:
-            cbs.on_predict_begin()
-            for step, lo in enumerate(range(0, n, batch_size)):
-                hi = min(lo + batch_size, n)
-                cbs.on_predict_batch_begin(step)
-                out[lo:hi] = self.predict_step(self._batches.x_batch(x32, lo, hi))
-                cbs.on_predict_batch_end(step, {"outputs": out[lo:hi]})
-            cbs.on_predict_end()
-        finally:
-            self._release_inputs()
-        return out if rt is None else rt.gather(out, n_all)
-
-    # ================================================ datasets, generators, PyDataset
-    def _source_batch(self, batch, who, need_y=True, tag="xb"):
-        """A batch of a batch source as (float32 x, prepared targets or None)."""
-        bx, by, bsw = adapters.unpack_batch(batch, who)
-        if bsw is not None:
-            raise ValueError("%s: batches with sample weights (x, y, sample_weight) are not "
-                             "supported by fastcnn yet" % who)
-        x = self._x(bx, who, keep_uint8=True)
-        n = x.shape[0]
-        if n == 0:
-            raise ValueError("%s: the input yielded a batch with no samples" % who)
-        self._build_from(x, who)
-        xb = self._batches.x_batch(x, 0, n, tag=tag)  # uint8 -> float32 in C, else a view
-        if not need_y:
-            return xb, None
-        if by is None:
-            raise ValueError("%s: the batches hold no targets; yield (x, y) pairs" % who)
-        return xb, self._y(by, n, who)
-
-    def _source_iterator(self, x, y, steps, who, shuffle=False):
-        if y is not None:
-            raise ValueError("%s: y must not be given when x is a %s (its batches hold the "
-                             "targets)" % (who, type(x).__name__))
-        if steps is not None:
-            steps = positive_int(steps, "steps", who)
-        seed = self.shuffle_seed if self.shuffle_seed is not None else 0
-        return adapters.EpochIterator(adapters.get_adapter(x, who, shuffle, seed), steps)
-
-    def _fit_batches(self, x, y, batch_size, epochs, verbose, callbacks, validation_split,
-                     validation_data, shuffle, class_weight, sample_weight, initial_epoch,
-                     steps_per_epoch, validation_steps, validation_batch_size,
-                     validation_freq):
-        """fit on a dataset / generator / PyDataset (or arrays with such validation_data)."""
-        unsupported("fit", class_weight=class_weight, sample_weight=sample_weight)
-        for arg, v in (("epochs", epochs), ("initial_epoch", initial_epoch)):
-            if isinstance(v, bool) or not isinstance(v, numbers.Integral) or v < 0:
-                raise ValueError("fit: %s must be an integer >= 0, got %r" % (arg, v))
-        validation_freq = positive_int(validation_freq, "validation_freq", "fit")
-        verbose = _verbose(verbose, "fit")
-        if shuffle not in (True, False):
-            raise ValueError("fit: shuffle must be True or False, got %r" % (shuffle,))
-        if validation_split:
-            raise ValueError("fit: validation_split is only supported for NumPy arrays; with "
-                             "a dataset, generator or PyDataset pass validation_data")
-        if self.shuffle_seed is None:
-            from .. import utils
-            self.shuffle_seed = utils._draw_seed()
-        batch_size = positive_int(batch_size, "batch_size", "fit", 32)
-        if adapters.is_batch_source(x):
-            train = self._source_iterator(x, y, steps_per_epoch, "fit", shuffle)
-        else:
-            if steps_per_epoch is not None:
-                raise ValueError("fit: steps_per_epoch with NumPy arrays is not supported by "
-                                 "fastcnn; pass a dataset for that")
-            if x is None or y is None:
-                raise ValueError("fit: x and y are needed (arrays), or x a dataset, "
-                                 "generator or PyDataset of (x, y) batches")
-            if len(x) != len(y):
-                raise ValueError("fit: data cardinality is ambiguous: x has %d samples, y %d"
-                                 % (len(x), len(y)))
-            train = adapters.EpochIterator(adapters.array_adapter(
-                x, y, batch_size, shuffle, self.shuffle_seed))
-        val = None
-        if validation_data is not None:
-            if adapters.is_batch_source(validation_data):
-                val = self._source_iterator(validation_data, None, validation_steps, "fit")
-            elif isinstance(validation_data, (tuple, list)) and len(validation_data) == 2:
-                vbatch = positive_int(validation_batch_size, "validation_batch_size", "fit",
-                                      batch_size)
-                val = adapters.EpochIterator(adapters.array_adapter(
-                    validation_data[0], validation_data[1], vbatch))
-            else:
-                raise ValueError("fit: validation_data must be (x_val, y_val) or a dataset, "
-                                 "generator or PyDataset, got %s"
-                                 % type(validation_data).__name__)
-        cbs = callbacks_module.CallbackList(callbacks, model=self, add_history=True,
-                                            add_progbar=verbose != 0, verbose=verbose,
-                                            epochs=epochs, steps=train.num_batches)
-        self.stop_training = False
-        self.history = cbs.history
-        logs, ready = {}, False
-        try:
-            cbs.on_train_begin()
-            for epoch in range(initial_epoch, epochs):
-                self.reset_metrics()
-                cbs.on_epoch_begin(epoch)
-                total, count = 0.0, 0
-                for step, batch in train.epoch():
-                    xb, yb = self._source_batch(batch, "fit")
-                    if not ready:
-                        self._assert_single_io("fit")
-                        self._prepare_training()
-                        ready = True
-                    cbs.on_train_batch_begin(step)
-                    loss = self.train_step(xb, yb)
-                    total += loss * xb.shape[0]
-                    count += xb.shape[0]
-                    logs = self._logs(total, count)
-                    cbs.on_train_batch_end(step, logs)
-                    if self.stop_training:
-                        break
-                if not ready:
-                    raise ValueError("fit: the input yielded no batches (an empty dataset or "
-                                     "an exhausted generator)")
-                if count == 0:  # a one-pass generator ran dry: Keras stops here
-                    break
-                if train.exhausted:
-                    self.stop_training = True
-                epoch_logs = dict(logs)
-                if val is not None and (epoch + 1) % validation_freq == 0:
-                    val_logs = self._evaluate_source(val, "fit", cbs)
-                    epoch_logs.update(("val_" + k, v) for k, v in val_logs.items())
-                cbs.on_epoch_end(epoch, epoch_logs)
-                logs = epoch_logs
-                if self.stop_training:
-                    break
-            cbs.on_train_end(logs)
-        finally:
             train.close()
             if val is not None:
                 val.close()
@@ -756,70 +490,281 @@ class Trainer:
         self.history = cbs.history
         return cbs.history
 
-    def _evaluate_source(self, it, who, cbs):
+    def _train_iterator(self, x, y, sample_weight, class_weight, batch_size, shuffle,
+                        validation_split, validation_data, steps_per_epoch, rt):
+        """fit's EpochIterator over x (and its validation data, split off arrays)."""
+        arrays = None if adapters.is_batch_source(x) else self._fit_arrays(
+            x, y, sample_weight, class_weight, validation_split, validation_data,
+            steps_per_epoch)
+        if self.shuffle_seed is None:  # drawn after building, as the weights come first
+            from .. import utils
+            self.shuffle_seed = utils._draw_seed()
+        if rt is not None:  # data-parallel: the same shuffles on every rank
+            self.shuffle_seed = rt.broadcast_seed(self.shuffle_seed)
+        if arrays is None:
+            if validation_split:
+                raise ValueError("fit: validation_split is only supported for NumPy arrays; "
+                                 "with a dataset, generator or PyDataset pass validation_data")
+            return self._source_iterator(x, y, sample_weight, steps_per_epoch, "fit", rt,
+                                         shuffle, class_weight), validation_data
+        x_tr, y_tr, sw_tr, validation_data = arrays
+        permutation = (functools.partial(self._epoch_permutation, x_tr.shape[0]) if shuffle
+                       else None)
+        return adapters.EpochIterator(adapters.ArrayAdapter(
+            self._batches, x_tr, y_tr, sw_tr, batch_size, permutation,
+            None if rt is None else rt.shard)), validation_data
+
+    def _fit_arrays(self, x, y, sample_weight, class_weight, validation_split,
+                    validation_data, steps_per_epoch):
+        """fit's prepared training arrays (x, y, sample weights) and its validation data
+        (arrays split off x, the given arrays, or a batch source)."""
+        if steps_per_epoch is not None:
+            raise ValueError("fit: steps_per_epoch with NumPy arrays is not supported by "
+                             "fastcnn; pass a dataset for that")
+        if (x is None or y is None) and adapters.is_batch_source(validation_data):
+            raise ValueError("fit: x and y are needed (arrays), or x a dataset, "
+                             "generator or PyDataset of (x, y) batches")
+        if sample_weight is not None and class_weight is not None:  # as Keras
+            raise ValueError("fit: you cannot pass `class_weight` and `sample_weight` at the "
+                             "same time")
+        x_all = self._x(x, "fit", keep_uint8=True)
+        self._build_from(x_all, "fit")
+        self._assert_single_io("fit")
+        n_all = x_all.shape[0]
+        y_all = self._y(y, n_all, "fit")
+        sw_all = self._sample_weight(sample_weight, None, y_all, n_all, "fit")
+        x_tr, y_tr, sw_tr = x_all, y_all, sw_all
+        if validation_data is None and validation_split:
+            split = int(math.floor(n_all * (1.0 - validation_split)))
+            if split == 0 or split == n_all:
+                raise ValueError("fit: validation_split=%r leaves %d training and %d validation "
+                                 "samples out of %d" % (validation_split, split, n_all - split,
+                                                        n_all))
+            x_tr, y_tr, sw_tr = x_all[:split], y_all[:split], None
+            validation_data = (x_all[split:], y_all[split:])
+            if sw_all is not None:
+                sw_tr, validation_data = sw_all[:split], validation_data + (sw_all[split:],)
+            validation_data = _Prepared(validation_data)
+        if class_weight is not None:  # the training samples only, as Keras
+            sw_tr = self._sample_weight(None, class_weight, y_tr, y_tr.shape[0], "fit")
+        if x_tr.shape[0] == 0:
+            raise ValueError("fit: x has no samples")
+        return x_tr, y_tr, sw_tr, validation_data
+
+    def _epoch_permutation(self, n, epoch):
+        # drawn when the epoch's first batch is taken: the optimizer step of the epoch start
+        return data.epoch_permutation(self.shuffle_seed, epoch, self.optimizer.iterations, n)
+
+    def _validation_iterator(self, validation_data, steps, batch_size, rt):
+        """fit's EpochIterator over validation_data (None without it)."""
+        if validation_data is None:
+            return None
+        if adapters.is_batch_source(validation_data):
+            return self._source_iterator(validation_data, None, None, steps, "fit", rt,
+                                         tag="xv")
+        if isinstance(validation_data, _Prepared):  # split off the training arrays
+            x_val, y_val, sw_val = validation_data.arrays + (None,) * (
+                3 - len(validation_data.arrays))
+        elif not isinstance(validation_data, (tuple, list)) or len(validation_data) not in (2, 3):
+            raise ValueError("fit: validation_data must be a tuple (x_val, y_val) or "
+                             "(x_val, y_val, val_sample_weight), or a dataset, generator or "
+                             "PyDataset, got %s" % type(validation_data).__name__)
+        elif not self.built:  # a batch source builds the model: prepare these per batch
+            from ..data.dataset import Dataset
+            return self._source_iterator(
+                Dataset.from_tensor_slices(tuple(validation_data)).batch(batch_size), None,
+                None, steps, "fit", rt, tag="xv")
+        else:
+            x_val = self._x(validation_data[0], "fit", "validation_data x", keep_uint8=True)
+            y_val = self._y(validation_data[1], x_val.shape[0], "fit", "validation_data y")
+            sw_val = None
+            if len(validation_data) == 3:
+                sw_val = self._sample_weight(validation_data[2], None, y_val, x_val.shape[0],
+                                             "fit", "validation_data sample_weight")
+        return adapters.EpochIterator(adapters.ArrayAdapter(
+            self._batches, x_val, y_val, sw_val, batch_size,
+            shard=None if rt is None else rt.shard, tag="xv"), steps)
+
+    def _start_training(self, rt):
+        """Once per fit, when the model is built: backward set up, and under a
+        distribution rank 0's weights everywhere and the gradient sums. Returns True."""
+        self._assert_single_io("fit")
+        self._prepare_training()
+        if rt is not None:
+            rt.begin(self)
+            self._grad_sync = rt.gradient_sync(self._program(), self._train_vars,
+                                               self._train_grads)
+        return True
+
+    def _source_iterator(self, x, y, sample_weight, steps, who, rt, shuffle=False,
+                         class_weight=None, need_y=True, tag="xb"):
+        """The EpochIterator of a dataset / generator / PyDataset ``x``: each batch
+        prepared whole (class_weight applied), then this rank's shard of it taken."""
+        if y is not None:
+            raise ValueError("%s: y must not be given when x is a %s (its batches hold the "
+                             "targets)" % (who, type(x).__name__))
+        if sample_weight is not None:
+            raise ValueError("%s: sample_weight must not be given when x is a %s; yield "
+                             "(x, y, sample_weight) batches instead" % (who, type(x).__name__))
+        if steps is not None:
+            steps = positive_int(steps, "steps", who)
+        seed = self.shuffle_seed if self.shuffle_seed is not None else 0
+        prepare = functools.partial(self._prepare_batch, who=who, need_y=need_y,
+                                    class_weight=class_weight)
+        convert = functools.partial(adapters.source_batch, who=who, prepare=prepare,
+                                    buffers=self._batches,
+                                    shard=None if rt is None else rt.shard, tag=tag)
+        return adapters.EpochIterator(adapters.get_adapter(x, who, shuffle, seed), steps,
+                                      convert)
+
+    def _prepare_batch(self, x, y, sample_weight, who, need_y=True, class_weight=None):
+        """One batch of a batch source checked and converted whole (building the model
+        from the first): (x float32 or uint8, targets, float32 weights)."""
+        x = self._x(x, who, keep_uint8=True)
+        n = x.shape[0]
+        if n == 0:
+            raise ValueError("%s: the input yielded a batch with no samples" % who)
+        self._build_from(x, who)
+        if not need_y:
+            return x, None, None
+        if y is None:
+            raise ValueError("%s: the batches hold no targets; yield (x, y) pairs" % who)
+        targets = self._y(y, n, who)
+        return x, targets, self._sample_weight(sample_weight, class_weight, targets, n, who)
+
+    def _callback_list(self, callbacks, verbose, rt, steps, epochs=1, add_history=False):
+        # progress is printed by rank 0 only
+        return callbacks_module.CallbackList(
+            callbacks, model=self, add_history=add_history,
+            add_progbar=verbose != 0 and (rt is None or rt.is_chief), verbose=verbose,
+            epochs=epochs, steps=steps)
+
+    def _evaluate_epoch(self, it, who, cbs, rt):
+        """One pass of ``it`` through test_step; the logs (over every rank)."""
         self.reset_metrics()
         self._set_output_mode()
         cbs.on_test_begin()
-        total, count, logs = 0.0, 0, {}
-        for step, batch in it.epoch():
-            xb, yb = self._source_batch(batch, who, tag="xv")
+        total, count, steps, logs = 0.0, 0, 0, {}
+        for step, b in it.epoch():
             cbs.on_test_batch_begin(step)
-            loss = self.test_step(xb, yb)
-            total += loss * xb.shape[0]
-            count += xb.shape[0]
+            if b.rows:
+                loss = self.test_step(b.x, b.y, sample_weight=b.sample_weight)
+                total += loss * b.rows
+                count += b.rows
+            steps += 1
             logs = self._logs(total, count)
             cbs.on_test_batch_end(step, logs)
-        if count == 0:
+        if steps == 0:
             raise ValueError("%s: the evaluation data yielded no batches" % who)
         logs = self._logs(total, count)
+        if rt is not None:
+            logs = rt.reduce_logs(logs, count)
         cbs.on_test_end(logs)
         return logs
 
-    def _evaluate_batches(self, x, y, verbose, sample_weight, steps, callbacks, return_dict,
-                          kwargs):
-        """evaluate on a dataset / generator / PyDataset."""
-        unsupported("evaluate", sample_weight=sample_weight)
+    @_serialized
+    def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
+                 steps=None, callbacks=None, return_dict=False, **kwargs):
+        """Loss and metrics over (x, y): ``[loss, acc, ...]`` (scalar loss without metrics).
+
+        Args:
+            x, y: arrays, or x a dataset / generator / PyDataset of (x, y) or
+                (x, y, sample_weight) batches (then y is None).
+            batch_size: samples per batch for arrays (default 32).
+            verbose: 'auto', 0 or 1.
+            sample_weight: (N,) weights of the samples' losses for arrays (Keras'
+                normalisation: the weighted sum over the batch size for the default
+                reduction).
+            steps: batches to evaluate (batch sources).
+            callbacks: a list of fastcnn.callbacks.Callback.
+            return_dict: return ``{name: value}`` instead of a list.
+
+        Returns:
+            The loss, or ``[loss, metric...]``, or a dict.
+        """
+        self._assert_compiled("evaluate")
         if kwargs:
             raise TypeError("evaluate: unexpected arguments %s" % sorted(kwargs))
         verbose = _verbose(verbose, "evaluate")
         self._assert_built("evaluate")
         self._assert_single_io("evaluate")
-        it = self._source_iterator(x, y, steps, "evaluate")
-        cbs = callbacks_module.CallbackList(callbacks, model=self, add_progbar=verbose != 0,
-                                            verbose=verbose, epochs=1, steps=it.num_batches)
+        rt = distributed.active()
+        if adapters.is_batch_source(x):
+            it = self._source_iterator(x, y, sample_weight, steps, "evaluate", rt, tag="xv")
+        else:
+            unsupported("evaluate", steps=steps)
+            batch_size = positive_int(batch_size, "batch_size", "evaluate", 32)
+            x32 = self._x(x, "evaluate", keep_uint8=True)
+            if x32.shape[0] == 0:
+                raise ValueError("evaluate: x has no samples")
+            targets = self._y(y, x32.shape[0], "evaluate")
+            sw = self._sample_weight(sample_weight, None, targets, x32.shape[0], "evaluate")
+            it = adapters.EpochIterator(adapters.ArrayAdapter(
+                self._batches, x32, targets, sw, batch_size,
+                shard=None if rt is None else rt.shard, tag="xv"))
+        if rt is not None:
+            rt.begin(self)
+        cbs = self._callback_list(callbacks, verbose, rt, it.num_batches)
         try:
-            logs = self._evaluate_source(it, "evaluate", cbs)
+            logs = self._evaluate_epoch(it, "evaluate", cbs, rt)
         finally:
             it.close()
             self._release_inputs()
         return self._batch_result(logs, return_dict)
 
-    def _predict_batches(self, x, verbose, steps, callbacks):
-        """predict on a dataset / generator / PyDataset (their x; targets are ignored)."""
+    @_serialized
+    def predict(self, x, batch_size=None, verbose="auto", steps=None, callbacks=None):
+        """Model outputs for x as float32 (N, ...) (logits unless the model ends in softmax).
+
+        Args:
+            x: inputs (N, ...), or a dataset / generator / PyDataset (targets in its
+                batches are ignored).
+            batch_size: samples per batch for arrays (default 32).
+            verbose: 'auto', 0 or 1.
+            steps: batches to predict (batch sources).
+            callbacks: a list of fastcnn.callbacks.Callback.
+
+        Returns:
+            float32 array of the outputs, in the order of the inputs.
+        """
         verbose = _verbose(verbose, "predict")
         self._assert_built("predict")
         self._assert_single_io("predict")
-        if steps is not None:
-            steps = positive_int(steps, "steps", "predict")
-        it = adapters.EpochIterator(adapters.get_adapter(x, "predict"), steps)
-        cbs = callbacks_module.CallbackList(callbacks, model=self, add_progbar=verbose != 0,
-                                            verbose=verbose, epochs=1, steps=it.num_batches)
-        outs = []
+        rt = distributed.active()
+        sample_shape = tuple(self.outputs[0].shape[1:])
+        if adapters.is_batch_source(x):
+            it = self._source_iterator(x, None, None, steps, "predict", rt, need_y=False)
+            outputs = adapters.Predictions(sample_shape,
+                                           gather=None if rt is None else rt.gather)
+        else:
+            unsupported("predict", steps=steps)
+            batch_size = positive_int(batch_size, "batch_size", "predict", 32)
+            x32 = self._x(x, "predict", keep_uint8=True)
+            n_all = x32.shape[0]
+            if n_all == 0:
+                return np.empty((0,) + sample_shape, dtype=np.float32)
+            if rt is not None:  # each rank predicts its part of the whole; gathered below
+                lo, hi = rt.shard(0, n_all)
+                x32 = x32[lo:hi]
+            it = adapters.EpochIterator(adapters.ArrayAdapter(self._batches, x32, None, None,
+                                                              batch_size))
+            outputs = adapters.Predictions(sample_shape, rows=x32.shape[0],
+                                           gather=None if rt is None else rt.gather,
+                                           total_rows=n_all)
+        if rt is not None:
+            rt.begin(self)
+        cbs = self._callback_list(callbacks, verbose, rt, it.num_batches)
         try:
             cbs.on_predict_begin()
-            for step, batch in it.epoch():
-                xb, _ = self._source_batch(batch, "predict", need_y=False)
+            for step, b in it.epoch():
                 cbs.on_predict_batch_begin(step)
-                out = np.array(self.predict_step(xb), dtype=np.float32, copy=True)
-                outs.append(out)
+                out = outputs.add(b, self.predict_step(b.x) if b.rows else None)
                 cbs.on_predict_batch_end(step, {"outputs": out})
             cbs.on_predict_end()
         finally:
             it.close()
             self._release_inputs()
-        if not outs:
-            return np.empty((0,) + tuple(self.outputs[0].shape[1:]), np.float32)
-        return np.concatenate(outs)
+        return outputs.result()
 
     def _batch_result(self, logs, return_dict):
         if return_dict:
