@@ -93,6 +93,24 @@ def task_dataset(opts):
     save(opts.out, "dataset", **results)
 
 
+def task_metrics(opts):
+    """evaluate with Precision / Recall / AUC on a sigmoid model: on N ranks the metric
+    states are summed, so the results equal one process's (not averages of shards)."""
+    fastcnn.utils.set_random_seed(0)
+    if opts.distributed:
+        distribution.set_distribution(distribution.DataParallel())
+    model = models.Sequential([layers.Input((12, 12, 3)), layers.Conv2D(4, 3, activation="relu"),
+                               layers.Flatten(), layers.Dense(1, activation="sigmoid")])
+    model.compile(optimizer="adam", loss="binary_crossentropy",
+                  metrics=[fastcnn.metrics.Precision(name="p"), fastcnn.metrics.Recall(name="r"),
+                           fastcnn.metrics.AUC(name="auc")])
+    x, y = synthetic(203)
+    y = (y < 4).astype("float32")
+    logs = model.evaluate(x, y, batch_size=50, verbose=0, return_dict=True)
+    save(opts.out, "metrics%d" % distribution.world_size(),
+         **{k: np.float64(v) for k, v in logs.items()})
+
+
 def task_bn(opts):
     """A BatchNormalization model (synchronized or per-rank) on --samples images."""
     fastcnn.utils.set_random_seed(0)

@@ -186,6 +186,19 @@ def test_a_dataset_trains_on_two_ranks_as_the_arrays_do(tmp_path):
                                atol=1e-6)
 
 
+def test_precision_recall_auc_are_exact_over_ranks(tmp_path):
+    """Metric states (confusion counts, AUC buckets) are summed over the ranks: 2 ranks
+    report what one process does, not the mean of two shards' results."""
+    run_ranks(1, "metrics", tmp_path)
+    run_ranks(2, "metrics", tmp_path, "--distributed")
+    one = load(tmp_path, "metrics1", 0)
+    for rank in (0, 1):
+        two = load(tmp_path, "metrics2", rank)
+        for key in ("p", "r", "auc"):
+            assert two[key] == pytest.approx(one[key], rel=1e-12, abs=1e-12), key
+        assert two["loss"] == pytest.approx(one["loss"], rel=1e-6)
+
+
 def test_rank0_checkpoint_holds_the_weights_of_every_rank(tmp_path):
     run_ranks(2, "checkpoint", tmp_path, "--epochs", 1)
     model = fastcnn.saving.load_model(str(tmp_path / "ckpt.keras"))

@@ -147,22 +147,6 @@ class Replica:
         return out
 
     # ------------------------------------------------------------------ logs
-    def reduce_logs(self, logs, count):
-        """The logs of all ranks: each value weighted by its rank's sample ``count`` (the
-        exact global value for the loss and for metrics that are means over samples)."""
-        keys = sorted(logs)
-        vec = np.zeros(len(keys) + 1, np.float64)
-        vec[0] = count
-        if count:
-            for i, k in enumerate(keys):
-                vec[i + 1] = float(logs[k]) * count
-        self.comm.Allreduce(vec.copy(), vec)
-        total = vec[0]
-        out = dict(logs)
-        for i, k in enumerate(keys):
-            out[k] = vec[i + 1] / total if total else 0.0
-        return out
-
     def global_logs(self, compile_metrics, loss_total, count):
         """The loss and every compiled metric over all ranks: the loss total and sample
         count are summed, and so is each metric's state (counts, totals, confusion

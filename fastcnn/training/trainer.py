@@ -366,7 +366,10 @@ class Trainer:
         outs = program.forward(x if isinstance(x, list) else [x], False, False, hook)
         return outs if isinstance(x, list) else outs[0]
 
-    def _logs(self, loss_total, count):
+    def _logs(self, loss_total, count, rt=None):
+        # data-parallel: the loss and every metric's state summed over the ranks
+        if rt is not None:
+            return rt.global_logs(self._compile_metrics, loss_total, count)
         logs = self._compile_metrics.result()
         logs["loss"] = loss_total / count if count else 0.0
         return logs
@@ -453,9 +456,7 @@ class Trainer:
                     total += loss * b.rows
                     count += b.rows
                     steps += 1
-                    logs = self._logs(total, count)
-                    if rt is not None:
-                        logs = rt.reduce_logs(logs, count)
+                    logs = self._logs(total, count, rt)
                     cbs.on_train_batch_end(step, logs)
                     if self.stop_training:
                         break
@@ -656,9 +657,7 @@ class Trainer:
             cbs.on_test_batch_end(step, logs)
         if steps == 0:
             raise ValueError("%s: the evaluation data yielded no batches" % who)
-        logs = self._logs(total, count)
-        if rt is not None:
-            logs = rt.reduce_logs(logs, count)
+        logs = self._logs(total, count, rt)
         cbs.on_test_end(logs)
         return logs
 
@@ -820,9 +819,7 @@ class Trainer:
         finally:
             self._grad_sync = None
             self._release_inputs()
-        logs = self._logs(loss * x32.shape[0], x32.shape[0])
-        if rt is not None:
-            logs = rt.reduce_logs(logs, x32.shape[0])
+        logs = self._logs(loss * x32.shape[0], x32.shape[0], rt)
         return self._batch_result(logs, return_dict)
 
     @_serialized
