@@ -151,7 +151,11 @@ def run_mpi(n, argv, timeout=900):
     exe = shutil.which("mpiexec")
     env = dict(os.environ, OMP_NUM_THREADS="1",
                PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
-    proc = subprocess.run([exe, "-n", str(n), sys.executable, os.path.abspath(__file__)]
+    # one core per rank (MPICH/hydra: -bind-to core): unpinned ranks drift between cores
+    # and the slower one sets every step's pace; one process keeps all cores for its threads
+    bind = ["-bind-to", "core"] if n > 1 else []
+    proc = subprocess.run([exe] + bind + ["-n", str(n), sys.executable,
+                                          os.path.abspath(__file__)]
                           + argv, env=env, capture_output=True, text=True, timeout=timeout)
     for line in proc.stdout.splitlines():
         if line.startswith("RESULT "):
