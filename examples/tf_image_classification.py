@@ -42,7 +42,8 @@ import fastcnn  # noqa: E402
 
 tf = argparse.Namespace(keras=keras, data=fastcnn.data)  # tf.keras.* / tf.data.* names
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+# sphinx-gallery runs this without __file__, from the examples folder
+HERE = os.path.dirname(os.path.abspath(globals().get("__file__", "tf_image_classification.py")))
 parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
 QUICK = os.environ.get("FASTCNN_EXAMPLES_QUICK", "0") not in ("", "0")
 parser.add_argument("--epochs", type=int, default=1 if QUICK else None,

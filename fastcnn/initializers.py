@@ -15,7 +15,7 @@ import numpy as np
 
 from . import utils
 
-__all__ = ["Initializer", "Zeros", "Ones", "Constant", "RandomUniform", "RandomNormal",
+__all__ = ["Initializer", "VarianceScaling", "Zeros", "Ones", "Constant", "RandomUniform", "RandomNormal",
            "TruncatedNormal", "GlorotUniform", "GlorotNormal", "HeUniform", "HeNormal",
            "LecunUniform", "LecunNormal", "Identity", "Orthogonal", "get", "serialize",
            "deserialize", "zeros", "ones", "constant", "random_uniform", "random_normal",

@@ -327,7 +327,7 @@ def write_api_pages_for_new_modules():
     text = ""
     if extra:
         text = ".. toctree::\n   :maxdepth: 1\n\n" + "".join(
-            "   auto/%s\n" % name for name in extra)
+            "   /api/auto/%s\n" % name for name in extra)
     _write(os.path.join(OUT, "api_more.rst"), text)
 
 

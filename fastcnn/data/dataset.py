@@ -47,7 +47,7 @@ class Dataset:
     """A lazy, re-iterable pipeline of NumPy elements (as ``tf.data.Dataset``).
 
     Datasets are made by :meth:`from_tensor_slices` or
-    :func:`fastcnn.utils.image_dataset_from_directory` and transformed by :meth:`batch`,
+    ``fastcnn.utils.image_dataset_from_directory`` and transformed by :meth:`batch`,
     :meth:`unbatch`, :meth:`map`, :meth:`shuffle`, :meth:`cache`, :meth:`prefetch`,
     :meth:`take`, :meth:`skip` and :meth:`repeat`; each returns a new dataset. Iterating
     (``for images, labels in ds``) yields NumPy arrays (tuples of them); each ``for`` loop

@@ -76,7 +76,7 @@ class PyDataset:
 
     @property
     def num_batches(self):
-        """The number of batches, or None for an infinite dataset (default: ``len``)."""
+        """How many batches an epoch has (``len(self)`` by default; None means endless)."""
         if hasattr(self, "__len__"):
             return len(self)
         raise NotImplementedError("You need to implement the `num_batches` property:\n\n"

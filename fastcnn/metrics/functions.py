@@ -144,14 +144,14 @@ def mean_squared_error(y_true, y_pred):
 
 
 def mean_absolute_error(y_true, y_pred):
-    """mean(|y_true - y_pred|) over the last axis."""
+    """``mean(abs(y_true - y_pred))`` over the last axis."""
     yt, yp = _pair(y_true, y_pred, "mean_absolute_error")
     yt = _same_shape(yt, yp, "mean_absolute_error")
     return _last_axis_mean(np.abs(yt.astype(np.float64) - yp))
 
 
 def mean_absolute_percentage_error(y_true, y_pred):
-    """100 * mean(|(y_true - y_pred) / max(|y_true|, eps)|) over the last axis."""
+    """``100 * mean(abs((y_true - y_pred) / max(abs(y_true), eps)))`` over the last axis."""
     yt, yp = _pair(y_true, y_pred, "mean_absolute_percentage_error")
     yt = _same_shape(yt, yp, "mean_absolute_percentage_error").astype(np.float64)
     diff = np.abs((yt - yp) / np.maximum(np.abs(yt), float(_EPS)))

@@ -30,7 +30,7 @@ def _simple(cls_name, fn, default_name, doc):
 MeanSquaredError = _simple("MeanSquaredError", F.mean_squared_error, "mean_squared_error",
                            "Mean of per-sample mean((y_true - y_pred)^2).")
 MeanAbsoluteError = _simple("MeanAbsoluteError", F.mean_absolute_error, "mean_absolute_error",
-                            "Mean of per-sample mean(|y_true - y_pred|).")
+                            "Mean of per-sample ``mean(abs(y_true - y_pred))``.")
 MeanAbsolutePercentageError = _simple(
     "MeanAbsolutePercentageError", F.mean_absolute_percentage_error,
     "mean_absolute_percentage_error", "Mean absolute percentage error (Keras' formula).")

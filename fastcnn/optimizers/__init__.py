@@ -1,5 +1,5 @@
 """Optimizers with Keras 3 names, arguments, defaults and update rules, applied by one fused
-C call per step (see :mod:`fastcnn.optimizers.base` for the step order: loss-scale,
+C call per step (see ``fastcnn.optimizers.base`` for the step order: loss-scale,
 gradient accumulation, clipping, decoupled weight decay, the rule, EMA).
 
 The optimizer's state (``iterations`` and every slot: moments, accumulators, EMA averages) is

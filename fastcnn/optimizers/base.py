@@ -251,8 +251,8 @@ class Optimizer:
     # ------------------------------------------------------------------ iterations
     @property
     def iterations(self):
-        """Update steps applied (Keras: ``apply`` calls // ``gradient_accumulation_steps``).
-        Setting it sets ``raw_iterations`` to ``value * gradient_accumulation_steps``."""
+        """How many update steps were applied (as Keras, ``apply`` calls divided by
+        ``gradient_accumulation_steps``). Setting it sets ``raw_iterations`` to ``value * gradient_accumulation_steps``."""
         steps = self.gradient_accumulation_steps
         return self._raw_iterations // steps if steps else self._raw_iterations
 
@@ -364,8 +364,8 @@ class Optimizer:
 
     @property
     def variables(self):
-        """Keras' optimizer variables: iterations (raw), learning_rate (when a float), then
-        the slots of each variable."""
+        """The optimizer's state in Keras' order (the raw iteration count, the learning
+        rate when it is a float, then the slots of each variable)."""
         out = [np.array(self._raw_iterations, dtype=np.int64)]
         if isinstance(self._learning_rate, float):
             out.append(np.array(self._learning_rate, dtype=np.float32))
