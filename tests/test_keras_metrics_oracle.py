@@ -5,6 +5,8 @@ threads, compile(metrics=..., weighted_metrics=...) forms and fit logs against K
 config round trips, and clear errors. The Keras parts skip without keras/jax installed."""
 import os
 
+import zlib
+
 import numpy as np
 import pytest
 
@@ -50,7 +52,11 @@ def _compare(k_metric, f_metric, batches, rtol=1e-5, atol=1e-6):
         want = np.asarray(k_metric.result(), dtype=np.float64)
         got = np.asarray(f_metric.result(), dtype=np.float64)
         assert got.shape == want.shape, (f_metric.name, got.shape, want.shape)
-        np.testing.assert_allclose(got, want, rtol=rtol, atol=atol, err_msg=f_metric.name)
+        # Keras sums weighted counts in float32: an exact 0 can come out as a few ulps of
+        # the largest count, so the absolute tolerance follows the result's magnitude
+        scale = max(1.0, float(np.max(np.abs(want))) if want.size else 1.0)
+        np.testing.assert_allclose(got, want, rtol=rtol, atol=atol * scale,
+                                   err_msg=f_metric.name)
     f_metric.reset_state()
     k_metric.reset_state()
     assert np.all(np.asarray(f_metric.result()) == 0)
@@ -203,7 +209,8 @@ def test_metric_streams_like_keras(case, weights):
     name, factory, make = case
     if weights and "iou" in name:
         weights = "int"  # Keras' IoU counts are integers (float weights are truncated)
-    batches = _batches(make, abs(hash(name)) % 1000, weights)
+    # a stable seed per case (hash() of a str changes from one process to the next)
+    batches = _batches(make, zlib.crc32(name.encode()) % 1000, weights)
     _compare(factory(keras.metrics), factory(M), batches)
 
 
