@@ -4,7 +4,8 @@ The file list, its order, the labels and the train/validation split are computed
 Keras 3 does (``keras/src/utils/dataset_utils.py``: sorted walk, one global shuffle by
 ``np.random.RandomState(seed)``, the last ``int(validation_split * n)`` files validate), so
 the same folder and seed give the same files in each subset. Images are decoded and resized
-by a pool of threads (Pillow releases the GIL) a few batches ahead of the consumer.
+a few batches ahead of the consumer by worker processes (decode_workers.py) or, for small
+folders, by a pool of threads (Pillow releases the GIL while it decodes).
 """
 import collections
 import concurrent.futures
@@ -195,7 +196,7 @@ def _split(samples, labels, validation_split, subset, verbose):
 
 class ImageFolderDataset(Dataset):
     """The dataset ``image_dataset_from_directory`` returns: ``(images, labels)`` batches
-    (or single images) decoded by worker threads a few batches ahead.
+    (or single images) decoded by worker processes or threads a few batches ahead.
 
     Attributes:
         class_names: the class names (label i is ``class_names[i]``).
@@ -279,15 +280,18 @@ class ImageFolderDataset(Dataset):
             batches = self._from_processes(chunks, workers, depth)
         else:
             batches = self._from_threads(chunks, workers, depth)
-        for out in batches:
-            size = len(out[0] if isinstance(out, tuple) else out)
-            if size == 0:
-                continue
-            if self._batch is not None:
-                yield out
-            else:
-                for i in range(size):
-                    yield (out[0][i], out[1][i]) if isinstance(out, tuple) else out[i]
+        try:
+            for out in batches:
+                size = len(out[0] if isinstance(out, tuple) else out)
+                if size == 0:
+                    continue
+                if self._batch is not None:
+                    yield out
+                else:
+                    for i in range(size):
+                        yield (out[0][i], out[1][i]) if isinstance(out, tuple) else out[i]
+        finally:  # an early stop reaches the decoders now, not when collected
+            batches.close()
 
     def _from_threads(self, chunks, workers, depth):
         pool = _decode_pool(workers)
