@@ -218,11 +218,12 @@ def _bad_cases(root):
 
 @pytest.mark.parametrize("case", ["truncated", "corrupt", "not_an_image", "bomb", "wide",
                                   "link_loop"])
-def test_bad_file_raises_naming_it_or_is_skipped_with_warn(tmp_path, case):
+@pytest.mark.parametrize("decoder", ["threads", "processes"])
+def test_bad_file_raises_naming_it_or_is_skipped_with_warn(tmp_path, case, decoder):
     cases, root = _bad_cases(str(tmp_path / case))
     cases[case]()
     ds = utils.image_dataset_from_directory(root, image_size=(8, 8), batch_size=5, seed=0,
-                                            verbose=False)
+                                            verbose=False, decoder=decoder)
     bad = [p for p in ds.file_paths if os.path.basename(p).split(".")[0] in
            ("trunc", "corrupt", "text", "wide", "a", "b")]
     assert bad
@@ -230,7 +231,8 @@ def test_bad_file_raises_naming_it_or_is_skipped_with_warn(tmp_path, case):
         _iterate(ds)
     assert any(p in str(e.value) for p in bad)
     ds = utils.image_dataset_from_directory(root, image_size=(8, 8), batch_size=5, seed=0,
-                                            verbose=False, on_bad_file="warn")
+                                            verbose=False, on_bad_file="warn",
+                                            decoder=decoder)
     with pytest.warns(UserWarning, match="skipped"):
         got = _iterate(ds)
     n_good = len(ds.file_paths) - len(bad)

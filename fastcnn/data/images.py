@@ -33,12 +33,21 @@ class BadImageError(ValueError):
     """An image file that cannot be used: corrupt, truncated, not an image, or too large."""
 
 
+_PIL = []  # the PIL.Image module once imported (decode_image runs per image)
+# files up to this size are read in one call and decoded from memory (fewer Python calls
+# than Pillow's buffered reads); larger ones are opened lazily, header first
+_READ_WHOLE_BYTES = 1 << 24
+
+
 def _pil():
+    if _PIL:
+        return _PIL[0]
     try:
         from PIL import Image
     except ImportError:
         raise ImportError("reading images needs Pillow: pip install 'fastcnn[image]' "
                           "(or pip install Pillow)") from None
+    _PIL.append(Image)
     return Image
 
 
@@ -59,11 +68,23 @@ def _to_mode(im, channels):
     return im if im.mode == target else im.convert(target)
 
 
-def _open(path, max_pixels):
-    """The opened, size-checked and fully decoded Pillow image of ``path`` (first frame)."""
+def _read_small(path):
+    """The bytes of ``path`` in an ``io.BytesIO`` when it is small, else ``path``."""
+    try:
+        with open(path, "rb") as f:
+            if os.fstat(f.fileno()).st_size > _READ_WHOLE_BYTES:
+                return path
+            return io.BytesIO(f.read())
+    except OSError as e:
+        raise BadImageError("%s: cannot read the file: %s" % (path, e)) from None
+
+
+def _open(path, max_pixels, src=None):
+    """The opened, size-checked and fully decoded Pillow image of ``path`` (first frame),
+    read from ``src`` (a file object) when given."""
     Image = _pil()
     try:
-        im = Image.open(path, formats=_FORMATS)
+        im = Image.open(path if src is None else src, formats=_FORMATS)
     except Image.DecompressionBombError as e:
         raise BadImageError("%s: refusing to decode: %s" % (path, e)) from None
     except Image.UnidentifiedImageError:
@@ -124,7 +145,8 @@ def decode_image(path, image_size, channels, interpolation="bilinear",
     Image = _pil()
     th, tw = image_size
     resample = _resample(Image, INTERPOLATIONS[interpolation])
-    im = _open(path, MAX_IMAGE_PIXELS if max_pixels is None else max_pixels)
+    im = _open(path, MAX_IMAGE_PIXELS if max_pixels is None else max_pixels,
+               _read_small(path))
     try:
         im = _to_mode(im, channels)
         w, h = im.size
