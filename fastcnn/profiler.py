@@ -54,15 +54,8 @@ class ProfileResult(list):
 
 def layer_flops(layer, input_shape, output_shape, need_input_grad=True):
     """(forward FLOP, backward FLOP) of one layer for a batch of ``input_shape``."""
-    kind = type(layer).__name__
-    if kind == "Conv2D":
-        n, oh, ow, f = output_shape
-        kh, kw = layer.kernel_size
-        fwd = 2 * n * oh * ow * f * kh * kw * input_shape[-1]
-    elif kind == "Dense":
-        rows = int(np.prod(input_shape[:-1], dtype=np.int64))
-        fwd = 2 * rows * input_shape[-1] * layer.units
-    else:
+    fwd = layer.forward_flops(input_shape, output_shape)
+    if not fwd:
         return 0, 0
     passes = int(bool(layer.trainable_weights)) + int(bool(need_input_grad))
     return int(fwd), int(fwd) * passes

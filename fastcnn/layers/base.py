@@ -574,6 +574,12 @@ class Layer:
             return self._backward(dy, ws, need)
         return self._backward(dy, ws, bool(need_input_grad))
 
+    def forward_flops(self, input_shape, output_shape):
+        """FLOP of one forward pass on a batch of ``input_shape`` (multiply and add count 2);
+        0 for layers that the profiler reports by time only. Backward counts the same again
+        for the weight gradient and for the input gradient where they are computed."""
+        return 0
+
     def _forward(self, x, ws, training, return_logits):
         raise NotImplementedError
 

@@ -88,6 +88,11 @@ class Conv2D(_Activated, Layer):
                                    self.padding, "kernel_size")
         return (input_shape[0], oh, ow, self.filters)
 
+    def forward_flops(self, input_shape, output_shape):
+        n, oh, ow, f = output_shape
+        kh, kw = self.kernel_size
+        return 2 * n * oh * ow * f * kh * kw * input_shape[-1]
+
     def build(self, input_shape):
         self.kernel = self.add_weight(self.kernel_size + (input_shape[-1], self.filters),
                                       self.kernel_initializer, "kernel",

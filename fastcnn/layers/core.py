@@ -197,6 +197,10 @@ class Dense(_Activated, Layer):
             self._check_last_axis(input_shape, self.kernel.shape[0])
         return tuple(input_shape[:-1]) + (self.units,)
 
+    def forward_flops(self, input_shape, output_shape):
+        rows = int(np.prod(input_shape[:-1], dtype=np.int64))
+        return 2 * rows * input_shape[-1] * self.units
+
     def build(self, input_shape):
         self.kernel = self.add_weight((input_shape[-1], self.units), self.kernel_initializer,
                                       "kernel", regularizer=self.kernel_regularizer,
