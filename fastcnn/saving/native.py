@@ -25,7 +25,7 @@ import zipfile
 
 import numpy as np
 
-from ._fileio import atomic_write
+from .._fileio import atomic_write
 
 __all__ = ["save_model", "load_model", "save_weights", "load_weights", "FORMAT_VERSION"]
 
@@ -43,7 +43,7 @@ _REBUILD_ERRORS = (TypeError, ValueError, KeyError, AttributeError, IndexError, 
 
 
 def _version():
-    from . import _config
+    from .. import _config
     return _config.__version__
 
 
@@ -125,7 +125,7 @@ def save_model(model, filepath, overwrite=True, zipped=None, **kwargs):
         raise ValueError("save: the model '%s' has not been built yet, so it has no weights to "
                          "save; build it (model.build or an input shape) first" % model.name)
     _check_overwrite(filepath, overwrite)
-    from . import losses, optimizers
+    from .. import losses, optimizers
     config = {"class_name": type(model).__name__, "config": model.get_config()}
     if model.compiled:
         config["compile_config"] = {
@@ -351,7 +351,7 @@ def load_weights(model, filepath, skip_mismatch=False):
 def _compiled_metrics(saved, custom_objects):
     """compile()'s metrics from their saved form (names stay names: 'accuracy' resolves
     against the data again)."""
-    from . import metrics
+    from .. import metrics
     return [m if isinstance(m, str) else metrics.deserialize(m, custom_objects)
             for m in saved or []]
 
@@ -380,7 +380,7 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
         >>> fastcnn.models.load_model("tutorial.keras").count_params()
         122570
     """
-    from . import layers, losses, optimizers
+    from .. import layers, losses, optimizers
     archive = _Archive(filepath, (_MODEL_FORMAT,))
     config = archive.config
     if not isinstance(config, dict) or config.get("class_name") not in _MODEL_CLASSES:

@@ -1,0 +1,1 @@
+"""ONNX export and import (the ``onnx`` extra: ``pip install "fastcnn[onnx]"``)."""
