@@ -40,6 +40,16 @@ _IMAGE_LAYERS = (RandomRotation, RandomZoom, RandomCrop, RandomContrast, RandomB
 __all__ += [cls.__name__ for cls in _IMAGE_LAYERS]
 _REGISTRY.update({cls.__name__: cls for cls in _IMAGE_LAYERS})
 
+# per-sample normalisation, channel dropout, permute/repeat and embedding (issue 13)
+from .normalization import GroupNormalization, LayerNormalization  # noqa: E402
+from .regularization import SpatialDropout2D  # noqa: E402
+from .repeat_permute import Permute, RepeatVector  # noqa: E402
+from .embedding import Embedding  # noqa: E402
+_NORM_LAYERS = (LayerNormalization, GroupNormalization, SpatialDropout2D, Permute,
+                RepeatVector, Embedding)
+__all__ += [cls.__name__ for cls in _NORM_LAYERS]
+_REGISTRY.update({cls.__name__: cls for cls in _NORM_LAYERS})
+
 
 def register(cls, name=None):
     """Make ``deserialize`` (and so ``load_model``) know a class by ``name`` (default: the

@@ -1,4 +1,5 @@
-"""BatchNormalization over the last (channel) axis, Keras 3 defaults and weight order."""
+"""Normalisation layers, Keras 3 defaults and weight order: BatchNormalization over the last
+(channel) axis; LayerNormalization and GroupNormalization per sample (csrc/layernorm.c)."""
 import collections
 import numbers
 
@@ -8,7 +9,7 @@ from .. import constraints, initializers, ops, regularizers
 from ..ops._validation import unsupported
 from .base import Layer
 
-__all__ = ["BatchNormalization"]
+__all__ = ["BatchNormalization", "LayerNormalization", "GroupNormalization"]
 
 # the cache of a forward whose statistics came from every replica (synchronized=True)
 _SyncedCache = collections.namedtuple("_SyncedCache", ["cache", "replica"])
@@ -206,4 +207,244 @@ class BatchNormalization(Layer):
                  beta_constraint=constraints.serialize(self.beta_constraint),
                  gamma_constraint=constraints.serialize(self.gamma_constraint),
                  synchronized=self.synchronized)
+        return c
+
+
+# ---------------------------------------------------------------- per-sample normalisation
+
+class _SampleNorm(Layer):
+    """What LayerNormalization and GroupNormalization share: the optional gamma / beta
+    weights, the forward/backward through ``ops.group_norm_backward``, the config keys."""
+
+    def _init_affine(self, epsilon, center, scale, beta_initializer, gamma_initializer,
+                     beta_regularizer, gamma_regularizer, beta_constraint, gamma_constraint):
+        if isinstance(epsilon, bool) or not isinstance(epsilon, numbers.Real) or epsilon <= 0:
+            raise ValueError("%s: epsilon must be a number > 0, got %r" % (self.name, epsilon))
+        self.epsilon = float(epsilon)
+        self.center = bool(center)
+        self.scale = bool(scale)
+        self.beta_initializer = initializers.get(beta_initializer)
+        self.gamma_initializer = initializers.get(gamma_initializer)
+        self.beta_regularizer = regularizers.get(beta_regularizer)
+        self.gamma_regularizer = regularizers.get(gamma_regularizer)
+        self.beta_constraint = constraints.get(beta_constraint)
+        self.gamma_constraint = constraints.get(gamma_constraint)
+        self.gamma = self.beta = None
+
+    def _add_affine(self, shape, with_gamma, with_beta):
+        if with_gamma:
+            self.gamma = self.add_weight(shape, self.gamma_initializer, "gamma",
+                                         regularizer=self.gamma_regularizer,
+                                         constraint=self.gamma_constraint)
+        if with_beta:
+            self.beta = self.add_weight(shape, self.beta_initializer, "beta",
+                                        regularizer=self.beta_regularizer,
+                                        constraint=self.beta_constraint)
+
+    def _affine_values(self):
+        return (None if self.gamma is None else self.gamma.value,
+                None if self.beta is None else self.beta.value)
+
+    def forward_flops(self, input_shape, output_shape):
+        # two passes for the statistics, one to normalise, scale and shift
+        return 8 * int(np.prod(input_shape, dtype=np.int64))
+
+    def _backward(self, dy, ws, need_input_grad):
+        dx, _, _ = ops.group_norm_backward(
+            dy, ws["cache"], dx=ws.buf("dx", dy.shape) if need_input_grad else None,
+            dgamma=None if self.gamma is None else self._grad(self.gamma),
+            dbeta=None if self.beta is None else self._grad(self.beta),
+            need_input_grad=need_input_grad)
+        return dx
+
+    def _affine_config(self):
+        return dict(epsilon=self.epsilon, center=self.center, scale=self.scale,
+                    beta_initializer=initializers.serialize(self.beta_initializer),
+                    gamma_initializer=initializers.serialize(self.gamma_initializer),
+                    beta_regularizer=regularizers.serialize(self.beta_regularizer),
+                    gamma_regularizer=regularizers.serialize(self.gamma_regularizer),
+                    beta_constraint=constraints.serialize(self.beta_constraint),
+                    gamma_constraint=constraints.serialize(self.gamma_constraint))
+
+
+class LayerNormalization(_SampleNorm):
+    """Normalize each sample over its trailing axes (Keras 3's ``LayerNormalization``).
+
+    ``y = (x - mean) / sqrt(var + epsilon) * gamma + beta``, mean and (biased) variance
+    taken per sample over ``axis`` (statistics in double precision in the C kernel).
+    ``rms_scaling=True`` is Keras' deprecated variant ``x / sqrt(var + epsilon) * gamma``
+    (no beta). gamma and beta have the shape of the normalised axes, as in Keras.
+
+    Args:
+        axis: an int or a list of ints; fastcnn normalizes over trailing axes (``-1``,
+            ``[-2, -1]``, ``[1, 2, 3]`` for a rank-4 input...), never the batch axis.
+        epsilon: added to the variance, default 1e-3.
+        center: whether to learn ``beta``.
+        scale: whether to learn ``gamma``.
+        rms_scaling: Keras' rms_scaling (deprecated there too).
+        beta_initializer: default ``"zeros"``.
+        gamma_initializer: default ``"ones"``.
+        beta_regularizer, gamma_regularizer, beta_constraint, gamma_constraint: as Keras.
+        **kwargs: ``name``, ``trainable``, ``input_shape``.
+
+    Raises:
+        TypeError: an axis that is not an int or a list of ints.
+        ValueError: axes that are not the trailing ones, an unknown axis size, a bad
+            epsilon.
+    """
+
+    def __init__(self, axis=-1, epsilon=1e-3, center=True, scale=True, rms_scaling=False,
+                 beta_initializer="zeros", gamma_initializer="ones", beta_regularizer=None,
+                 gamma_regularizer=None, beta_constraint=None, gamma_constraint=None,
+                 **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(axis, (list, tuple)):
+            if not axis or any(isinstance(a, bool) or not isinstance(a, numbers.Integral)
+                               for a in axis):
+                raise TypeError("%s: expected an int or a list/tuple of ints for the argument "
+                                "'axis', but received: %r" % (self.name, axis))
+            axis = [int(a) for a in axis]
+        elif isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
+            raise TypeError("%s: expected an int or a list/tuple of ints for the argument "
+                            "'axis', but received: %r" % (self.name, axis))
+        else:
+            axis = int(axis)
+        self.axis = axis
+        self.rms_scaling = bool(rms_scaling)
+        self._init_affine(epsilon, center, scale, beta_initializer, gamma_initializer,
+                          beta_regularizer, gamma_regularizer, beta_constraint,
+                          gamma_constraint)
+
+    def _axes(self, rank):
+        axes = self.axis if isinstance(self.axis, list) else [self.axis]
+        out = []
+        for a in axes:
+            if not -rank <= a < rank:
+                raise ValueError("%s: axis %d is out of bounds for an input of rank %d. "
+                                 "Received: axis=%r" % (self.name, a, rank, self.axis))
+            out.append(a % rank)
+        out = sorted(set(out))
+        if len(out) != len(axes):
+            raise ValueError("%s: repeated axis in axis=%r" % (self.name, self.axis))
+        if 0 in out or out != list(range(rank - len(out), rank)):
+            raise ValueError("%s: fastcnn normalizes over trailing axes only (e.g. -1 or "
+                             "[-2, -1]), never the batch axis; got axis=%r for an input of "
+                             "rank %d" % (self.name, self.axis, rank))
+        return out
+
+    def compute_output_shape(self, input_shape):
+        self._check_ndim(input_shape, min_ndim=2)
+        axes = self._axes(len(input_shape))
+        if any(input_shape[a] is None for a in axes):
+            self._incompatible("the normalised axes must have known sizes", input_shape)
+        if self.built:
+            want = tuple(input_shape[a] for a in axes)
+            if want != self._norm_shape:
+                self._incompatible("expected the normalised axes to have sizes %s"
+                                   % (self._norm_shape,), input_shape)
+        return tuple(input_shape)
+
+    def build(self, input_shape):
+        axes = self._axes(len(input_shape))
+        self._norm_shape = tuple(input_shape[a] for a in axes)
+        # as Keras: the axis becomes a sorted list once built
+        self.axis = sorted(self.axis) if isinstance(self.axis, list) else [self.axis]
+        self._add_affine(self._norm_shape, self.scale or self.rms_scaling,
+                         self.center and not self.rms_scaling)
+        self.built = True
+
+    def _forward(self, x, ws, training, return_logits):
+        gamma, beta = self._affine_values()
+        y, ws["cache"] = ops.layer_norm_forward(
+            x, gamma, beta, self.epsilon, norm_ndim=len(self._norm_shape),
+            rms_scaling=self.rms_scaling, out=ws.buf("y", x.shape))
+        return y
+
+    def get_config(self):
+        c = super().get_config()
+        c["axis"] = list(self.axis) if isinstance(self.axis, list) else self.axis
+        c.update(self._affine_config())
+        c["rms_scaling"] = self.rms_scaling
+        return c
+
+
+class GroupNormalization(_SampleNorm):
+    """Normalize each sample's channel groups (Keras 3's ``GroupNormalization``).
+
+    The channels (last axis) form ``groups`` consecutive groups; each sample's group is
+    normalised with the mean and biased variance of all its values (every spatial
+    position), then scaled and shifted per channel by ``gamma`` / ``beta`` (shape
+    ``(channels,)``). ``groups=-1`` is instance normalization (one group per channel).
+
+    Args:
+        groups: number of groups, a divisor of the channel count, or -1. Default 32.
+        axis: the channel axis; fastcnn supports the last (``-1``) only.
+        epsilon: added to the variance, default 1e-3.
+        center, scale: whether to learn ``beta`` / ``gamma``.
+        beta_initializer, gamma_initializer, beta_regularizer, gamma_regularizer,
+        beta_constraint, gamma_constraint: as Keras.
+        **kwargs: ``name``, ``trainable``, ``input_shape``.
+
+    Raises:
+        ValueError: bad groups, a channel count that groups does not divide, an axis other
+            than the last.
+    """
+
+    def __init__(self, groups=32, axis=-1, epsilon=1e-3, center=True, scale=True,
+                 beta_initializer="zeros", gamma_initializer="ones", beta_regularizer=None,
+                 gamma_regularizer=None, beta_constraint=None, gamma_constraint=None,
+                 **kwargs):
+        super().__init__(**kwargs)
+        if isinstance(groups, bool) or not isinstance(groups, numbers.Integral) or \
+                (groups <= 0 and groups != -1):
+            raise ValueError("%s: received an invalid value for argument `groups`, expected "
+                             "a positive integer (or `-1` for instance normalization). "
+                             "Received: groups=%r" % (self.name, groups))
+        if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
+            raise ValueError("%s: axis must be an int (the channel axis), got %r"
+                             % (self.name, axis))
+        self.groups = int(groups)
+        self.axis = int(axis)
+        self._init_affine(epsilon, center, scale, beta_initializer, gamma_initializer,
+                          beta_regularizer, gamma_regularizer, beta_constraint,
+                          gamma_constraint)
+
+    def compute_output_shape(self, input_shape):
+        self._check_ndim(input_shape, min_ndim=2)
+        if self.axis not in (-1, len(input_shape) - 1):
+            raise ValueError("%s: fastcnn groups channels on the last axis only; got axis=%d "
+                             "for an input of rank %d" % (self.name, self.axis,
+                                                          len(input_shape)))
+        c = input_shape[-1]
+        if c is None:
+            self._incompatible("the channel axis (-1) must be known", input_shape)
+        groups = c if self.groups == -1 else self.groups
+        if c < groups:
+            raise ValueError("%s: number of groups (%d) cannot be more than the number of "
+                             "channels (%d)." % (self.name, groups, c))
+        if c % groups:
+            raise ValueError("%s: number of groups (%d) must divide the number of channels "
+                             "(%d)." % (self.name, groups, c))
+        if self.built:
+            self._check_last_axis(input_shape, self._channels)
+        return tuple(input_shape)
+
+    def build(self, input_shape):
+        c = input_shape[-1]
+        if self.groups == -1:  # as Keras: -1 becomes the channel count
+            self.groups = c
+        self._channels = c
+        self._add_affine((c,), self.scale, self.center)
+        self.built = True
+
+    def _forward(self, x, ws, training, return_logits):
+        gamma, beta = self._affine_values()
+        y, ws["cache"] = ops.group_norm_forward(x, self.groups, gamma, beta, self.epsilon,
+                                                out=ws.buf("y", x.shape))
+        return y
+
+    def get_config(self):
+        c = super().get_config()
+        c.update(groups=self.groups, axis=self.axis)
+        c.update(self._affine_config())
         return c
