@@ -265,6 +265,15 @@ class Trainer:
         signature = (self.optimizer, self.loss, tuple(id(v) for v in self.trainable_weights))
         if self._train_ready == signature:
             return
+        ready = self._train_ready
+        if ready is not None and ready[:2] == signature[:2] and \
+                self.optimizer.raw_iterations > 0:
+            # as Keras 3: the optimizer's state belongs to the weights it was trained with
+            raise ValueError(
+                "Model '%s': the set of trainable weights changed (a layer's `trainable` "
+                "was set) after the optimizer was built and used for this compile(). Call "
+                "`model.compile(...)` again after freezing or unfreezing layers, as in "
+                "Keras." % self.name)
         self._train_vars, self._train_grads = program.prepare_backward()
         self.optimizer.build(self._train_vars)
         self._set_output_mode()
