@@ -394,3 +394,35 @@ def test_embedding_text_model_fits():
     assert hist.history["accuracy"][-1] > 0.85
     with pytest.raises(ValueError, match="embedding"):
         model.predict(np.full((2, 8), 30), verbose=0)
+
+
+# ---------------------------------------------------------------- saving
+
+def test_model_with_new_layers_saves_and_loads(tmp_path):
+    fastcnn.utils.set_random_seed(5)
+    rng = np.random.default_rng(5)
+    inp = fastcnn.Input((6,))
+    h = L.Embedding(9, 8)(inp)                       # (6, 8)
+    h = L.LayerNormalization(axis=[-2, -1])(h)
+    h = L.Permute((2, 1))(h)                         # (8, 6)
+    h = L.Reshape((4, 2, 6))(h)
+    h = L.GroupNormalization(groups=3)(h)
+    h = L.SpatialDropout2D(0.3, seed=2)(h)
+    h = L.Flatten()(h)
+    h = L.Dense(5)(h)
+    out = L.Dense(2)(L.Flatten()(L.RepeatVector(3)(h)))
+    model = fastcnn.Model(inp, out)
+    model.compile(optimizer="adam", loss="mse")
+    x = rng.integers(0, 9, size=(20, 6))
+    y = rng.normal(size=(20, 2))
+    model.fit(x, y, epochs=1, batch_size=5, verbose=0)
+    path = str(tmp_path / "m.keras")
+    model.save(path)
+    again = fastcnn.saving.load_model(path)
+    assert np.array_equal(again.predict(x, verbose=0), model.predict(x, verbose=0))
+    assert [type(layer).__name__ for layer in again.layers] == \
+        [type(layer).__name__ for layer in model.layers]
+    # the dropout stream resumes where it was: the next training step draws the same masks
+    h1 = model.fit(x, y, epochs=1, batch_size=5, shuffle=False, verbose=0)
+    h2 = again.fit(x, y, epochs=1, batch_size=5, shuffle=False, verbose=0)
+    assert h1.history["loss"] == h2.history["loss"]
