@@ -142,3 +142,18 @@ def test_fine_tuning_matches_keras(monkeypatch):
     assert_close(fh.history["loss"], kh.history["loss"], rtol=1e-4, atol=1e-5, what="loss")
     for kv, fv in zip(kmodel.weights, fmodel.weights):
         assert_close(fv.numpy(), np.asarray(kv), rtol=1e-4, atol=1e-5, what=fv.path)
+
+
+def test_fully_frozen_model_fits_without_changing_anything():
+    rng = np.random.default_rng(6)
+    model = fastcnn.Sequential([fastcnn.Input((4,)), L.Dense(3), L.BatchNormalization(),
+                                L.LayerNormalization(), L.Dense(2)])
+    model.trainable = False
+    assert [layer.trainable for layer in model.layers] == [False] * 4
+    assert model.trainable_weights == []
+    model.compile(optimizer="adam", loss="mse")
+    before = [w.copy() for w in model.get_weights()]
+    hist = model.fit(rng.normal(size=(16, 4)), rng.normal(size=(16, 2)), epochs=2,
+                     shuffle=False, verbose=0)
+    assert hist.history["loss"][0] == hist.history["loss"][1]
+    assert _same_bits(before, model.get_weights())
