@@ -101,3 +101,48 @@ def test_forward_and_gradients_match_keras(name, args, kwargs, shape, rng):
     assert_close(dx, np.asarray(gk_x), 2e-5, 2e-5, "dx")
     for mine, theirs in zip(f.gradients, gk_w):
         assert_close(mine, np.asarray(theirs), 2e-5, 2e-5, "weight gradient")
+
+
+def _autoencoder(L, Model):
+    inputs = L.Input(shape=(12, 12, 1))
+    x = L.Conv2D(8, 3, activation="relu", padding="same")(inputs)
+    x = L.MaxPooling2D(2, padding="same")(x)
+    x = L.Conv2DTranspose(6, 3, strides=2, activation="relu", padding="same")(x)
+    x = L.MaxPooling2D(2)(x)  # a ReLU-activated layer before a max-pool: fused backward
+    x = L.UpSampling2D(2, interpolation="bilinear")(x)
+    x = L.Conv2DTranspose(5, 3, strides=2, activation="relu", padding="same")(x)
+    x = L.Conv2D(1, 3, strides=2, activation="sigmoid", padding="same")(x)
+    return Model(inputs, x)
+
+
+def _sequence_model(L, Model):
+    inputs = L.Input(shape=(16, 3))
+    x = L.Conv1D(8, 3, padding="causal", activation="relu")(inputs)
+    x = L.MaxPooling1D(2)(x)
+    x = L.Conv1D(8, 3, strides=2, padding="same")(x)
+    y = L.AveragePooling1D(2, padding="same")(x)
+    return Model(inputs, L.Dense(2)(L.GlobalAveragePooling1D()(y)))
+
+
+@pytest.mark.parametrize("build,loss", [(_autoencoder, "binary_crossentropy"),
+                                        (_sequence_model, "mse")])
+def test_one_sgd_step_matches_keras(build, loss, rng):
+    import fastcnn
+    keras.utils.clear_session()
+    fastcnn.utils.clear_session()
+    km = build(keras.layers, keras.Model)
+    fm = build(fastcnn.layers, fastcnn.Model)
+    fm.set_weights([np.asarray(w) for w in km.get_weights()])
+    shape = (4,) + tuple(km.input_shape[1:])
+    x = rng.random(shape).astype(np.float32)
+    y = (rng.random((4,) + tuple(km.output_shape[1:])).astype(np.float32)
+         if loss == "mse" else x)
+    km.compile(optimizer=keras.optimizers.SGD(0.5), loss=loss)
+    fm.compile(optimizer=fastcnn.optimizers.SGD(0.5), loss=loss)
+    assert_close(fm.predict(x, verbose=0), np.asarray(km.predict(x, verbose=0)), 1e-5, 1e-5)
+    lk = float(km.train_on_batch(x, y))
+    lf = fm.train_on_batch(x, y)
+    lf = float(lf[0] if isinstance(lf, (list, tuple)) else lf)
+    assert abs(lk - lf) < 1e-5 * max(1.0, abs(lk))
+    for a, b in zip(fm.get_weights(), km.get_weights()):
+        assert_close(a, np.asarray(b), 1e-4, 1e-5, "weights after one step")
