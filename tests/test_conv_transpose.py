@@ -340,3 +340,20 @@ def test_config_round_trip():
         assert again.get_config() == layer.get_config()
         assert fastcnn.layers.deserialize(fastcnn.layers.serialize(layer)).get_config() \
             == layer.get_config()
+
+
+def test_model_with_the_new_layers_saves_and_loads(tmp_path, rng):
+    i = layers.Input((12, 3))
+    s = layers.MaxPooling1D(2)(layers.Conv1D(4, 3, padding="causal", activation="relu")(i))
+    s = layers.GlobalAveragePooling1D()(layers.AveragePooling1D(2)(s))
+    j = layers.Input((6, 6, 2))
+    x = layers.Conv2DTranspose(4, 3, strides=2, padding="same", output_padding=1,
+                               activation="relu")(j)
+    x = layers.GlobalMaxPooling2D()(layers.UpSampling2D(interpolation="bilinear")(x))
+    model = fastcnn.Model([i, j], layers.Concatenate()([s, x]))
+    path = str(tmp_path / "m.keras")
+    model.save(path)
+    again = fastcnn.models.load_model(path)
+    a = rng.random((2, 12, 3)).astype(np.float32)
+    b = rng.random((2, 6, 6, 2)).astype(np.float32)
+    np.testing.assert_array_equal(np.asarray(model([a, b])), np.asarray(again([a, b])))
