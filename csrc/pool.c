@@ -498,3 +498,68 @@ void fc_global_avg_pool2d_backward(const float *dy, int64_t N, int64_t H, int64_
         }
     }
 }
+
+/* ------------------------------------------------------------------ global max pool */
+
+void fc_global_max_pool2d_forward(const float *x, int64_t N, int64_t H, int64_t W, int64_t C,
+                                  float *y)
+{
+    const int64_t HW = H * W;
+    int64_t n;
+    if (N <= 0 || C <= 0 || HW <= 0)
+        return;
+#pragma omp parallel for schedule(static) num_threads(fc_get_num_threads()) \
+    if (N * HW * C >= POOL_PARALLEL_MIN)
+    for (n = 0; n < N; n++) {
+        const float *xi = x + n * HW * C;
+        float *FC_RESTRICT yo = y + n * C;
+        memcpy(yo, xi, (size_t)C * sizeof(float));
+        for (int64_t p = 1; p < HW; p++) {
+            const float *FC_RESTRICT xp = xi + p * C;
+            for (int64_t c = 0; c < C; c++) {
+                const float v = xp[c], b = yo[c];
+                /* as max_window_idx: a NaN candidate wins, nothing replaces a NaN */
+                yo[c] = (!(v <= b) & (b == b)) ? v : b;
+            }
+        }
+    }
+}
+
+int fc_global_max_pool2d_backward(const float *x, const float *y, const float *dy, int64_t N,
+                                  int64_t H, int64_t W, int64_t C, float *dx)
+{
+    const int64_t HW = H * W;
+    int rc = FC_OK;
+    int64_t n;
+    if (N <= 0 || C <= 0 || HW <= 0)
+        return FC_OK;
+#pragma omp parallel num_threads(fc_get_num_threads()) if (N * HW * C >= POOL_PARALLEL_MIN)
+    {
+        float *count = fc_malloc((size_t)C * sizeof(float));
+        if (count == NULL) {
+#pragma omp atomic write
+            rc = FC_ENOMEM;
+        }
+#pragma omp for schedule(static)
+        for (n = 0; n < N; n++) {
+            if (count == NULL)
+                continue;
+            const float *xi = x + n * HW * C, *FC_RESTRICT yo = y + n * C;
+            const float *FC_RESTRICT g = dy + n * C;
+            float *di = dx + n * HW * C;
+            for (int64_t c = 0; c < C; c++)
+                count[c] = 0.0f;
+            for (int64_t p = 0; p < HW; p++)
+                for (int64_t c = 0; c < C; c++)
+                    count[c] += xi[p * C + c] == yo[c] ? 1.0f : 0.0f;
+            for (int64_t p = 0; p < HW; p++) {
+                const float *FC_RESTRICT xp = xi + p * C;
+                float *FC_RESTRICT dp = di + p * C;
+                for (int64_t c = 0; c < C; c++)
+                    dp[c] = (g[c] * (xp[c] == yo[c] ? 1.0f : 0.0f)) / count[c];
+            }
+        }
+        fc_free(count);
+    }
+    return rc;
+}

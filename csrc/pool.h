@@ -54,4 +54,16 @@ void fc_global_avg_pool2d_forward(const float *x, int64_t N, int64_t H, int64_t 
 void fc_global_avg_pool2d_backward(const float *dy, int64_t N, int64_t H, int64_t W,
                                    int64_t C, float *dx);
 
+/* Global max pool (Keras GlobalMaxPooling2D = max over H and W): y (N, C). NaN propagates
+ * (a NaN anywhere in a channel makes its max NaN). */
+void fc_global_max_pool2d_forward(const float *x, int64_t N, int64_t H, int64_t W, int64_t C,
+                                  float *y);
+
+/* dx (N, H, W, C), overwritten, = the gradient of the forward above given its output y and
+ * dy (N, C), as JAX differentiates a max: dy split equally between the tied maxima,
+ * dx = dy * (x == y) / count(x == y) (NaN for a channel whose max is NaN). Returns FC_OK or
+ * FC_ENOMEM. */
+int fc_global_max_pool2d_backward(const float *x, const float *y, const float *dy, int64_t N,
+                                  int64_t H, int64_t W, int64_t C, float *dx);
+
 #endif

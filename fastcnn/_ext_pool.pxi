@@ -106,3 +106,32 @@ def global_avg_pool2d_backward(const float[:, ::1] dy, float[:, :, :, ::1] dx):
     with nogil:
         fc_global_avg_pool2d_backward(&dy[0, 0], dx.shape[0], dx.shape[1], dx.shape[2],
                                       dx.shape[3], &dx[0, 0, 0, 0])
+
+
+cdef extern from "pool.h":
+    void fc_global_max_pool2d_forward(const float *x, int64_t N, int64_t H, int64_t W,
+                                      int64_t C, float *y) nogil
+    int fc_global_max_pool2d_backward(const float *x, const float *y, const float *dy,
+                                      int64_t N, int64_t H, int64_t W, int64_t C,
+                                      float *dx) nogil
+
+
+def global_max_pool2d_forward(const float[:, :, :, ::1] x, float[:, ::1] y):
+    if _empty4(x) or y.shape[0] == 0 or y.shape[1] == 0:
+        return
+    with nogil:
+        fc_global_max_pool2d_forward(&x[0, 0, 0, 0], x.shape[0], x.shape[1], x.shape[2],
+                                     x.shape[3], &y[0, 0])
+
+
+def global_max_pool2d_backward(const float[:, :, :, ::1] x, const float[:, ::1] y,
+                               const float[:, ::1] dy, float[:, :, :, ::1] dx):
+    """dx = dy split equally over each channel's tied maxima (x == y)."""
+    cdef int rc
+    if _empty4(dx):
+        return
+    with nogil:
+        rc = fc_global_max_pool2d_backward(&x[0, 0, 0, 0], &y[0, 0], &dy[0, 0], dx.shape[0],
+                                           dx.shape[1], dx.shape[2], dx.shape[3],
+                                           &dx[0, 0, 0, 0])
+    _check(rc, "global_max_pool2d_backward")

@@ -49,6 +49,21 @@ _NORM_LAYERS = (LayerNormalization, GroupNormalization, SpatialDropout2D, Permut
                 RepeatVector, Embedding)
 __all__ += [cls.__name__ for cls in _NORM_LAYERS]
 _REGISTRY.update({cls.__name__: cls for cls in _NORM_LAYERS})
+# transposed / 1-D convolution, 1-D and global max pooling, up-sampling (issue 13)
+from .convolutional import Conv1D, Conv2DTranspose  # noqa: E402
+from .pooling import (AveragePooling1D, AvgPool1D, GlobalAveragePooling1D,  # noqa: E402
+                      GlobalAvgPool1D, GlobalMaxPool2D, GlobalMaxPooling2D, MaxPool1D,
+                      MaxPooling1D)
+from .reshaping import UpSampling2D  # noqa: E402
+
+Convolution2DTranspose = Conv2DTranspose
+Convolution1D = Conv1D
+_CONVT_LAYERS = (Conv2DTranspose, Conv1D, MaxPooling1D, AveragePooling1D,
+                 GlobalAveragePooling1D, GlobalMaxPooling2D, UpSampling2D)
+__all__ += [cls.__name__ for cls in _CONVT_LAYERS]
+__all__ += ["Convolution2DTranspose", "Convolution1D", "MaxPool1D", "AvgPool1D",
+            "GlobalAvgPool1D", "GlobalMaxPool2D"]
+_REGISTRY.update({cls.__name__: cls for cls in _CONVT_LAYERS})
 
 
 def register(cls, name=None):

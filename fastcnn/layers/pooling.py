@@ -1,4 +1,6 @@
-"""Pooling layers: MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D (NHWC)."""
+"""Pooling layers: MaxPooling2D, AveragePooling2D, GlobalAveragePooling2D,
+GlobalMaxPooling2D (NHWC) and the 1-D MaxPooling1D, AveragePooling1D,
+GlobalAveragePooling1D (NWC, run on the 2-D kernels through (N, 1, L, C) views)."""
 from .. import ops
 from ..ops._validation import conv_output_size
 from ..ops._validation import channels_last, int_tuple, padding_mode
@@ -6,7 +8,9 @@ from .base import Layer
 from ._shapes import conv_output_shape
 
 __all__ = ["MaxPooling2D", "AveragePooling2D", "GlobalAveragePooling2D", "MaxPool2D",
-           "AvgPool2D", "AveragePool2D", "GlobalAvgPool2D"]
+           "AvgPool2D", "AveragePool2D", "GlobalAvgPool2D", "GlobalMaxPooling2D",
+           "GlobalMaxPool2D", "MaxPooling1D", "MaxPool1D", "AveragePooling1D", "AvgPool1D",
+           "GlobalAveragePooling1D", "GlobalAvgPool1D"]
 
 
 class _Pooling2D(Layer):
@@ -132,7 +136,219 @@ class GlobalAveragePooling2D(Layer):
         return c
 
 
+class GlobalMaxPooling2D(Layer):
+    """(N, H, W, C) -> (N, C): the max over H and W (``keepdims=True``: (N, 1, 1, C)).
+
+    The backward splits each channel's gradient equally between the positions that hold
+    its maximum, as JAX and TensorFlow differentiate a max.
+
+    Args:
+        data_format: ``None`` or ``"channels_last"``; ``"channels_first"`` is refused.
+        keepdims: keep the spatial axes as size 1.
+        **kwargs: ``name``, ``trainable``, ``input_shape``.
+
+    Raises:
+        ValueError: for a bad argument or a non-4-D input.
+
+    Example:
+        >>> fastcnn.layers.GlobalMaxPooling2D().compute_output_shape((None, 7, 7, 64))
+        (None, 64)
+    """
+
+    def __init__(self, data_format=None, keepdims=False, **kwargs):
+        super().__init__(**kwargs)
+        self.data_format = channels_last(data_format, self.name)
+        self.keepdims = bool(keepdims)
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        self._check_ndim(input_shape, ndim=4)
+        if self.keepdims:
+            return (input_shape[0], 1, 1, input_shape[3])
+        return (input_shape[0], input_shape[3])
+
+    def _forward(self, x, ws, training, return_logits):
+        y = ops.global_max_pool2d(x, out=ws.buf("out", (x.shape[0], x.shape[3])))
+        ws["y"] = y
+        return y.reshape(x.shape[0], 1, 1, x.shape[3]) if self.keepdims else y
+
+    def _backward(self, dy, ws, need_input_grad):
+        if not need_input_grad:
+            return None
+        x = ws["x"]
+        dy = dy.reshape(x.shape[0], x.shape[3])
+        return ops.global_max_pool2d_backward(dy, x, ws["y"], dx=ws.buf("dx", x.shape))
+
+    def get_config(self):
+        c = super().get_config()
+        c.update(data_format=self.data_format, keepdims=self.keepdims)
+        return c
+
+
+class _Pooling1D(Layer):
+    """A 1-D pooling layer run as the 2-D one on (N, 1, L, C) views with pool (1, p)."""
+
+    def __init__(self, pool_size, strides=None, padding="valid", data_format=None, **kwargs):
+        super().__init__(**kwargs)
+        self.pool_size = int_tuple(pool_size, "pool_size", self.name, n=1)
+        self.strides = (self.pool_size if strides is None
+                        else int_tuple(strides, "strides", self.name, n=1))
+        self.padding = padding_mode(padding, self.name)
+        self.data_format = channels_last(data_format, self.name)
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        self._check_ndim(input_shape, ndim=3)
+        steps = input_shape[1]
+        if steps is not None:
+            steps = conv_output_shape(self, (input_shape[0], 1, steps, input_shape[2]),
+                                      (1,) + self.pool_size, (1,) + self.strides,
+                                      self.padding, "pool_size")[1]
+        return (input_shape[0], steps, input_shape[2])
+
+    def _args2d(self):
+        return (1,) + self.pool_size, (1,) + self.strides, self.padding
+
+    def get_config(self):
+        c = super().get_config()
+        c.update(pool_size=list(self.pool_size), padding=self.padding,
+                 strides=list(self.strides), data_format=self.data_format)
+        return c
+
+
+class MaxPooling1D(_Pooling1D):
+    """Max over windows of (batch, steps, channels) sequences (Keras 3's ``MaxPooling1D``);
+    the backward routes each gradient to the window's first maximum.
+
+    Args:
+        pool_size: int or 1-tuple, default 2.
+        strides: int or 1-tuple; ``None`` (default) means ``pool_size``.
+        padding: ``"valid"`` or ``"same"``.
+        data_format: ``None`` or ``"channels_last"``; ``"channels_first"`` is refused.
+        **kwargs: ``name``, ``trainable``, ``input_shape``.
+
+    Raises:
+        ValueError: for a bad argument, a non-3-D input, or a ``"valid"`` window longer
+            than the input.
+
+    Example:
+        >>> fastcnn.layers.MaxPooling1D(3).compute_output_shape((None, 10, 4))
+        (None, 3, 4)
+    """
+
+    def __init__(self, pool_size=2, strides=None, padding="valid", data_format=None,
+                 **kwargs):
+        super().__init__(pool_size, strides, padding, data_format, **kwargs)
+
+    def _forward(self, x, ws, training, return_logits):
+        x4 = x[:, None]
+        out = ws.buf("out", self.compute_output_shape(x.shape))
+        if not training:
+            ops.max_pool2d(x4, *self._args2d(), out=out[:, None])
+            return out
+        _, idx = ops.max_pool2d(x4, *self._args2d(), return_indices=True, out=out[:, None],
+                                indices=ws.get("indices"))
+        ws["indices"] = idx
+        return out
+
+    def _backward(self, dy, ws, need_input_grad):
+        if not need_input_grad:
+            return None
+        x = ws["x"]
+        dx = ws.buf("dx", x.shape)
+        ops.max_pool2d_backward(dy[:, None], ws["indices"], (x.shape[0], 1) + x.shape[1:],
+                                dx=dx[:, None])
+        return dx
+
+
+class AveragePooling1D(_Pooling1D):
+    """Mean over windows of (batch, steps, channels) sequences (Keras 3's
+    ``AveragePooling1D``; ``"same"``: over the non-padding steps, as Keras).
+
+    Args:
+        pool_size: int or 1-tuple (required, as in Keras).
+        strides: int or 1-tuple; ``None`` (default) means ``pool_size``.
+        padding: ``"valid"`` or ``"same"``.
+        data_format: ``None`` or ``"channels_last"``; ``"channels_first"`` is refused.
+        **kwargs: ``name``, ``trainable``, ``input_shape``.
+
+    Raises:
+        ValueError: for a bad argument, a non-3-D input, or a ``"valid"`` window longer
+            than the input.
+
+    Example:
+        >>> fastcnn.layers.AveragePooling1D(2, padding="same").compute_output_shape(
+        ...     (None, 9, 4))
+        (None, 5, 4)
+    """
+
+    def _forward(self, x, ws, training, return_logits):
+        out = ws.buf("out", self.compute_output_shape(x.shape))
+        ops.avg_pool2d(x[:, None], *self._args2d(), out=out[:, None])
+        return out
+
+    def _backward(self, dy, ws, need_input_grad):
+        if not need_input_grad:
+            return None
+        x = ws["x"]
+        dx = ws.buf("dx", x.shape)
+        ops.avg_pool2d_backward(dy[:, None], (x.shape[0], 1) + x.shape[1:], *self._args2d(),
+                                dx=dx[:, None])
+        return dx
+
+
+class GlobalAveragePooling1D(Layer):
+    """(N, L, C) -> (N, C): the mean over the steps (``keepdims=True``: (N, 1, C)).
+
+    Args:
+        data_format: ``None`` or ``"channels_last"``; ``"channels_first"`` is refused.
+        keepdims: keep the steps axis as size 1.
+        **kwargs: ``name``, ``trainable``, ``input_shape``.
+
+    Raises:
+        ValueError: for a bad argument or a non-3-D input.
+
+    Example:
+        >>> fastcnn.layers.GlobalAveragePooling1D().compute_output_shape((None, 10, 4))
+        (None, 4)
+    """
+
+    def __init__(self, data_format=None, keepdims=False, **kwargs):
+        super().__init__(**kwargs)
+        self.data_format = channels_last(data_format, self.name)
+        self.keepdims = bool(keepdims)
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        self._check_ndim(input_shape, ndim=3)
+        if self.keepdims:
+            return (input_shape[0], 1, input_shape[2])
+        return (input_shape[0], input_shape[2])
+
+    def _forward(self, x, ws, training, return_logits):
+        y = ops.global_avg_pool2d(x[:, None], out=ws.buf("out", (x.shape[0], x.shape[2])))
+        return y.reshape(x.shape[0], 1, x.shape[2]) if self.keepdims else y
+
+    def _backward(self, dy, ws, need_input_grad):
+        if not need_input_grad:
+            return None
+        x = ws["x"]
+        dx = ws.buf("dx", x.shape)
+        ops.global_avg_pool2d_backward(dy.reshape(x.shape[0], x.shape[2]),
+                                       (x.shape[0], 1) + x.shape[1:], dx=dx[:, None])
+        return dx
+
+    def get_config(self):
+        c = super().get_config()
+        c.update(data_format=self.data_format, keepdims=self.keepdims)
+        return c
+
+
 # Keras aliases
+GlobalMaxPool2D = GlobalMaxPooling2D
+MaxPool1D = MaxPooling1D
+AvgPool1D = AveragePooling1D
+GlobalAvgPool1D = GlobalAveragePooling1D
 MaxPool2D = MaxPooling2D
 AvgPool2D = AveragePool2D = AveragePooling2D
 GlobalAvgPool2D = GlobalAveragePooling2D

@@ -1,4 +1,5 @@
-"""Shape layers (Keras 3 names): ZeroPadding2D, Cropping2D (in C), Reshape, Identity.
+"""Shape layers (Keras 3 names): ZeroPadding2D, Cropping2D, UpSampling2D (in C), Reshape,
+Identity.
 
 Padding's backward is a crop of the gradient and cropping's a zero padding, so the two C
 kernels (``ops.zero_pad2d``, ``ops.crop2d``) serve both directions. Reshape and Identity
@@ -10,10 +11,10 @@ import operator
 import numpy as np
 
 from .. import ops
-from ..ops._validation import channels_last
+from ..ops._validation import channels_last, int_tuple, one_of
 from .base import Layer, _shape_str
 
-__all__ = ["ZeroPadding2D", "Cropping2D", "Reshape", "Identity"]
+__all__ = ["ZeroPadding2D", "Cropping2D", "Reshape", "Identity", "UpSampling2D"]
 
 
 def _pairs(value, arg, layer):
@@ -174,3 +175,58 @@ class Identity(Layer):
 
     def _backward(self, dy, ws, need_input_grad):
         return dy if need_input_grad else None
+
+
+class UpSampling2D(Layer):
+    """Repeat rows and columns of NHWC images (Keras 3's ``UpSampling2D``).
+
+    ``interpolation="nearest"`` repeats each pixel ``size`` times (Keras' ``ops.repeat``);
+    ``"bilinear"`` matches Keras 3 on JAX (``jax.image.resize``: half-pixel centres, edges
+    clamped). Both run in C, forward and backward.
+
+    Args:
+        size: int or ``(rows, cols)`` up-sampling factors, default ``(2, 2)``.
+        data_format: ``None`` or ``"channels_last"``; ``"channels_first"`` is refused.
+        interpolation: ``"nearest"`` (default) or ``"bilinear"``; Keras' other modes
+            (``"bicubic"``, ``"lanczos3"``, ``"lanczos5"``) raise a ValueError.
+        **kwargs: ``name``, ``trainable``, ``input_shape``.
+
+    Raises:
+        ValueError: for a bad argument or a non-4-D input.
+
+    Example:
+        >>> fastcnn.layers.UpSampling2D((2, 3)).compute_output_shape((None, 4, 5, 8))
+        (None, 8, 15, 8)
+    """
+
+    def __init__(self, size=(2, 2), data_format=None, interpolation="nearest", **kwargs):
+        super().__init__(**kwargs)
+        self.size = int_tuple(size, "size", self.name)
+        self.data_format = channels_last(data_format, self.name)
+        self.interpolation = one_of(
+            interpolation.lower() if isinstance(interpolation, str) else interpolation,
+            "interpolation", self.name, ("nearest", "bilinear"))
+        self.built = True
+
+    def compute_output_shape(self, input_shape):
+        self._check_ndim(input_shape, ndim=4)
+        h, w = input_shape[1], input_shape[2]
+        return (input_shape[0], None if h is None else h * self.size[0],
+                None if w is None else w * self.size[1], input_shape[3])
+
+    def _forward(self, x, ws, training, return_logits):
+        return ops.upsample2d(x, self.size, self.interpolation,
+                              out=ws.buf("y", self.compute_output_shape(x.shape)))
+
+    def _backward(self, dy, ws, need_input_grad):
+        if not need_input_grad:
+            return None
+        x = ws["x"]
+        return ops.upsample2d_backward(dy, x.shape, self.size, self.interpolation,
+                                       dx=ws.buf("dx", x.shape))
+
+    def get_config(self):
+        c = super().get_config()
+        c.update(size=list(self.size), data_format=self.data_format,
+                 interpolation=self.interpolation)
+        return c

@@ -30,6 +30,8 @@ __all__ = [
     "avg_pool2d_backward",
     "global_avg_pool2d",
     "global_avg_pool2d_backward",
+    "global_max_pool2d",
+    "global_max_pool2d_backward",
 ]
 
 _INT32_MAX = 2**31 - 1
@@ -208,4 +210,60 @@ def global_avg_pool2d_backward(dy, input_shape, dx=None):
         raise ValueError("%s: dy: expected shape %s, got %s" % (fname, (N, C), dy.shape))
     dx = prepare_output(fname, dx, "dx", (N, H, W, C), [(dy, "dy")])
     _ext.global_avg_pool2d_backward(dy, dx)
+    return dx
+
+
+def global_max_pool2d(x, out=None):
+    """Max over H and W: ``x`` (N, H, W, C) -> (N, C); a NaN in a channel gives NaN.
+
+    Args:
+        x: (N, H, W, C) float32 (converted if needed).
+        out: optional writeable C-contiguous float32 (N, C) output.
+
+    Returns:
+        y (N, C) float32.
+
+    Raises:
+        ValueError: for an input that is not 4-D or has an empty image.
+    """
+    fname = "global_max_pool2d"
+    x = as_float32(x, "%s: x (N, H, W, C)" % fname, ndim=4)
+    N, H, W, C = x.shape
+    if H == 0 or W == 0:
+        raise ValueError("%s: cannot take the max over an empty %dx%d image" % (fname, H, W))
+    y = prepare_output(fname, out, "out", (N, C), [(x, "x")])
+    _ext.global_max_pool2d_forward(x, y)
+    return y
+
+
+def global_max_pool2d_backward(dy, x, y, dx=None):
+    """Gradient of :func:`global_max_pool2d` as JAX/TensorFlow differentiate a max: each
+    channel's ``dy`` is split equally between the positions holding its maximum
+    (``dx = dy * (x == y) / count(x == y)``).
+
+    Args:
+        dy: (N, C), the output gradient.
+        x: (N, H, W, C), the forward's input.
+        y: (N, C), the forward's output.
+        dx: optional writeable C-contiguous float32 output of x's shape.
+
+    Returns:
+        dx (N, H, W, C) float32.
+
+    Raises:
+        ValueError: for inconsistent shapes.
+    """
+    fname = "global_max_pool2d_backward"
+    x = as_float32(x, "%s: x (N, H, W, C)" % fname, ndim=4)
+    N, H, W, C = x.shape
+    if H == 0 or W == 0:
+        raise ValueError("%s: cannot take the max over an empty %dx%d image" % (fname, H, W))
+    y = as_float32(y, "%s: y (N, C)" % fname, ndim=2)
+    dy = as_float32(dy, "%s: dy (N, C)" % fname, ndim=2)
+    for arr, name in ((y, "y"), (dy, "dy")):
+        if arr.shape != (N, C):
+            raise ValueError("%s: %s: expected shape %s, got %s"
+                             % (fname, name, (N, C), arr.shape))
+    dx = prepare_output(fname, dx, "dx", x.shape, [(dy, "dy"), (x, "x"), (y, "y")])
+    _ext.global_max_pool2d_backward(x, y, dy, dx)
     return dx

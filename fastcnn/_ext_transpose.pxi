@@ -1,0 +1,30 @@
+# fastcnn._ext: Conv2DTranspose forward (csrc/conv_transpose.c). The geometry is the conv2d
+# one whose input gradient the transposed conv is; checked by fastcnn.ops.conv_transpose.
+
+cdef extern from "conv_transpose.h":
+    int fc_conv2d_transpose_forward(const fc_conv2d_geometry *g, const float *x,
+                                    const float *kernel, const float *bias, int relu,
+                                    float *y, float *workspace, int algorithm) nogil
+
+
+def conv2d_transpose_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] kernel,
+                             const float[::1] bias, tuple strides, tuple pads, bint relu,
+                             float[:, :, :, ::1] out, float[::1] workspace,
+                             str algorithm="auto"):
+    """out = act(conv_transpose(x, kernel) + bias); bias and workspace may be None."""
+    cdef fc_conv2d_geometry g = _conv2d_geometry(
+        (out.shape[0], out.shape[1], out.shape[2], out.shape[3]),
+        (kernel.shape[0], kernel.shape[1], kernel.shape[2], kernel.shape[3]), strides, pads,
+        (x.shape[1], x.shape[2]))
+    cdef const float *pb = &bias[0] if bias is not None and bias.shape[0] > 0 else NULL
+    cdef float *pw = _ws_ptr(workspace)
+    cdef int rc, algo = CONV2D_ALGORITHMS[algorithm]
+    if out.size == 0:
+        return
+    if x.size == 0:
+        out[...] = 0
+        return
+    with nogil:
+        rc = fc_conv2d_transpose_forward(&g, &x[0, 0, 0, 0], &kernel[0, 0, 0, 0], pb, relu,
+                                         &out[0, 0, 0, 0], pw, algo)
+    _check(rc, "conv2d_transpose")
