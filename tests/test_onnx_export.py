@@ -408,3 +408,135 @@ def test_verbose_and_pathlike(tmp_path, capsys):
     m.export(tmp_path / "v.onnx", format="onnx", verbose=True)
     assert "v.onnx" in capsys.readouterr().out
     assert os.path.getsize(tmp_path / "v.onnx") > 0
+
+
+# ============================================================================ Keras as oracle
+# Each exporter reads a layer through Keras' contract (get_config, get_weights), so a real
+# Keras 3 layer exports with the same table: this checks the exporters of the layers other
+# helpers are adding (and the activation table) against Keras itself.
+def _keras():
+    os.environ.setdefault("KERAS_BACKEND", "jax")
+    keras = pytest.importorskip("keras")
+    if keras.backend.backend() != "jax":  # pragma: no cover
+        pytest.skip("the Keras oracle runs on the JAX backend")
+    return keras
+
+
+def _keras_cases():
+    return {
+        "Conv2D-dilated": (lambda k: k.layers.Conv2D(4, 3, dilation_rate=2, padding="same"),
+                           IMG),
+        "Conv2D-groups": (lambda k: k.layers.Conv2D(6, 3, strides=2, groups=3), (7, 9, 6)),
+        "Conv1D-causal": (lambda k: k.layers.Conv1D(4, 3, padding="causal", dilation_rate=2),
+                          (11, 5)),
+        "Conv1D-same": (lambda k: k.layers.Conv1D(4, 4, strides=2, padding="same",
+                                                  activation="relu"), (11, 5)),
+        "Conv1D-groups": (lambda k: k.layers.Conv1D(6, 3, groups=2), (11, 4)),
+        "DepthwiseConv2D": (lambda k: k.layers.DepthwiseConv2D(3, depth_multiplier=2,
+                                                               padding="same",
+                                                               activation="relu"), IMG),
+        "DepthwiseConv2D-strided": (lambda k: k.layers.DepthwiseConv2D((3, 2), strides=2),
+                                    IMG),
+        "SeparableConv2D": (lambda k: k.layers.SeparableConv2D(6, 3, depth_multiplier=2,
+                                                               padding="same"), IMG),
+        "SeparableConv2D-strided": (lambda k: k.layers.SeparableConv2D(
+            4, 3, strides=2, activation="sigmoid"), IMG),
+        "Conv2DTranspose-same": (lambda k: k.layers.Conv2DTranspose(4, 3, strides=2,
+                                                                    padding="same"), IMG),
+        "Conv2DTranspose-valid": (lambda k: k.layers.Conv2DTranspose(3, 3, strides=2), IMG),
+        "Conv2DTranspose-small-kernel": (lambda k: k.layers.Conv2DTranspose(
+            4, 2, strides=3, padding="same"), IMG),
+        "Conv2DTranspose-mixed": (lambda k: k.layers.Conv2DTranspose(
+            4, (3, 4), strides=(2, 1), activation="relu"), IMG),
+        "MaxPooling1D": (lambda k: k.layers.MaxPooling1D(2), (11, 5)),
+        "MaxPooling1D-same": (lambda k: k.layers.MaxPooling1D(3, 2, padding="same"), (11, 5)),
+        "AveragePooling1D-same": (lambda k: k.layers.AveragePooling1D(3, 2, padding="same"),
+                                  (11, 5)),
+        "GlobalAveragePooling1D": (lambda k: k.layers.GlobalAveragePooling1D(), (11, 5)),
+        "GlobalAveragePooling1D-keepdims": (lambda k: k.layers.GlobalAveragePooling1D(
+            keepdims=True), (11, 5)),
+        "GlobalMaxPooling2D": (lambda k: k.layers.GlobalMaxPooling2D(), IMG),
+        "GlobalMaxPooling2D-keepdims": (lambda k: k.layers.GlobalMaxPooling2D(keepdims=True),
+                                        IMG),
+        "GlobalMaxPooling1D": (lambda k: k.layers.GlobalMaxPooling1D(), (11, 5)),
+        "UpSampling2D": (lambda k: k.layers.UpSampling2D(2), IMG),
+        "UpSampling2D-bilinear": (lambda k: k.layers.UpSampling2D(
+            (2, 3), interpolation="bilinear"), IMG),
+        "LeakyReLU": (lambda k: k.layers.LeakyReLU(0.1), IMG),
+        "ELU": (lambda k: k.layers.ELU(0.7), IMG),
+        "Softmax": (lambda k: k.layers.Softmax(), IMG),
+        "Softmax-axis1": (lambda k: k.layers.Softmax(axis=1), IMG),
+        "PReLU": (lambda k: k.layers.PReLU(), IMG),
+        "PReLU-shared": (lambda k: k.layers.PReLU(shared_axes=[1, 2]), IMG),
+        "ReLU-max": (lambda k: k.layers.ReLU(max_value=0.5), IMG),
+        "ReLU-slope-threshold": (lambda k: k.layers.ReLU(negative_slope=0.1, threshold=0.5),
+                                 IMG),
+        "ReLU-all": (lambda k: k.layers.ReLU(max_value=0.3, negative_slope=0.2,
+                                             threshold=0.1), IMG),
+        "ReLU-threshold": (lambda k: k.layers.ReLU(threshold=0.25), IMG),
+        "LayerNormalization": (lambda k: k.layers.LayerNormalization(), IMG),
+        "LayerNormalization-3axes": (lambda k: k.layers.LayerNormalization(axis=[1, 2, 3]),
+                                     IMG),
+        "LayerNormalization-nocenter": (lambda k: k.layers.LayerNormalization(
+            center=False, epsilon=0.1), (4, 6)),
+        "GroupNormalization": (lambda k: k.layers.GroupNormalization(groups=2), (7, 9, 6)),
+        "GroupNormalization-1d": (lambda k: k.layers.GroupNormalization(groups=3,
+                                                                        scale=False),
+                                  (5, 6)),
+        "SpatialDropout2D": (lambda k: k.layers.SpatialDropout2D(0.5), IMG),
+        "Permute": (lambda k: k.layers.Permute((2, 1)), (4, 5)),
+        "Permute-4d": (lambda k: k.layers.Permute((3, 1, 2)), IMG),
+        "RepeatVector": (lambda k: k.layers.RepeatVector(3), (5,)),
+        "Embedding": (lambda k: k.layers.Embedding(10, 4), (6,)),
+    }
+
+
+KERAS_CASES = sorted(_keras_cases())
+
+
+def _keras_parity(keras, layer, shape, tmp_path, channels_first_input=False, opset=None):
+    r = np.random.default_rng(0)
+    if layer.__class__.__name__ == "Embedding":
+        x = r.integers(0, 10, (7,) + shape).astype(np.float32)
+    else:
+        x = r.standard_normal((7,) + shape).astype(np.float32)
+    layer(x)  # builds it
+    layer.set_weights([r.standard_normal(w.shape).astype(np.float32) * 0.5
+                       for w in layer.get_weights()])
+    want = np.asarray(layer(x))
+    proto = onnx_export.layer_to_onnx(layer, (None,) + shape,
+                                      opset=opset or onnx_export.DEFAULT_OPSET,
+                                      channels_first_input=channels_first_input)
+    onnx.checker.check_model(proto, full_check=True)
+    path = tmp_path / "layer.onnx"
+    path.write_bytes(proto.SerializeToString())
+    for n in (1, 7):
+        got = run_onnx(path, x[:n])[0]
+        assert_close(got, want[:n], rtol=1e-5, atol=1e-5, what=layer.name)
+    return proto
+
+
+@pytest.mark.parametrize("layout", ["keras", "channels_first"])
+@pytest.mark.parametrize("case", KERAS_CASES)
+def test_exporter_matches_keras(case, layout, tmp_path):
+    keras = _keras()
+    build, shape = _keras_cases()[case]
+    _keras_parity(keras, build(keras), shape, tmp_path,
+                  channels_first_input=layout == "channels_first")
+
+
+@pytest.mark.parametrize("name", sorted(n for n in onnx_export.ACTIVATIONS if n != "linear"))
+def test_activation_table_matches_keras(name, tmp_path):
+    keras = _keras()
+    _keras_parity(keras, keras.layers.Activation(name), IMG, tmp_path,
+                  channels_first_input=name in ("softmax", "log_softmax"))
+    if name == "gelu":
+        assert "Gelu" in ops_of(_keras_parity(keras, keras.layers.Activation(name), IMG,
+                                              tmp_path, opset=20))
+
+
+def test_permute_moves_no_data(tmp_path):
+    keras = _keras()
+    proto = _keras_parity(keras, keras.layers.Permute((3, 1, 2)), IMG, tmp_path,
+                          channels_first_input=True)
+    assert ops_of(proto) == ["Transpose"]  # the harness' own, to channels-first

@@ -22,7 +22,7 @@ import numpy as np
 
 from .._fileio import atomic_write
 
-__all__ = ["export_model", "to_onnx", "register_exporter", "EXPORTERS", "ACTIVATIONS",
+__all__ = ["export_model", "to_onnx", "layer_to_onnx", "register_exporter", "EXPORTERS", "ACTIVATIONS",
            "DEFAULT_OPSET", "MIN_OPSET"]
 
 DEFAULT_OPSET = 17
@@ -264,6 +264,11 @@ ACTIVATIONS = {
     "silu": _times_sigmoid,
     "swish": _times_sigmoid,
     "mish": _mish,
+    "hard_tanh": _clip(-1.0, 1.0),
+    "soft_shrink": _unary("Shrink", lambd=0.5, bias=0.5),
+    "hard_shrink": _unary("Shrink", lambd=0.5, bias=0.0),
+    "tanh_shrink": lambda ctx, x, base, axis: ctx.node(
+        "Sub", [x, ctx.node("Tanh", [x], base + "/tanh")], base),
 }
 
 
@@ -333,6 +338,8 @@ def _window_attrs(call, window, strides, padding, dilations=None):
         attrs["pads"] = _same_pads(call, window, strides, dilations, spatial)
     elif padding == "valid":
         attrs["pads"] = [0] * (2 * len(window))
+    elif padding == "causal":  # Conv1D: all the padding before, none after
+        attrs["pads"] = [(k - 1) * d for k, d in zip(window, dilations)] + [0] * len(window)
     else:
         call.fail("padding=%r has no ONNX equivalent" % (padding,))
     return attrs
@@ -346,12 +353,7 @@ def _conv(call):
     w = call.layer.get_weights()
     # Keras (k..., in/groups, filters) -> ONNX (filters, in/groups, k...)
     kernel = np.transpose(w[0], (rank - 1, rank - 2) + tuple(range(rank - 2)))
-    window = list(cfg["kernel_size"])
-    dil = list(cfg.get("dilation_rate") or [1] * len(window))
-    if len(dil) == 1 and len(window) > 1:
-        dil = dil * len(window)
-    attrs = _window_attrs(call, window, cfg["strides"], cfg["padding"], dil)
-    attrs["dilations"] = dil
+    attrs = _conv_attrs(call, cfg)
     attrs["group"] = int(cfg.get("groups", 1))
     perm = channels_first(rank)
     inputs = [ctx.layout(call.x, perm), ctx.weight(call.layer, "kernel", kernel)]
@@ -359,6 +361,92 @@ def _conv(call):
         inputs.append(ctx.weight(call.layer, "bias", w[1]))
     linear = call.base if cfg.get("activation", "linear") == "linear" else call.base + "/linear"
     y = ctx.node("Conv", inputs, linear, **attrs)
+    return _activated(call, call.out(y, perm))
+
+
+def _depthwise_kernel(kernel):
+    """Keras' depthwise kernel (k..., in, multiplier) -> ONNX (in*multiplier, 1, k...):
+    output channel c * multiplier + m, as Keras orders them."""
+    rank = kernel.ndim
+    k = kernel.reshape(kernel.shape[:-2] + (1, kernel.shape[-2] * kernel.shape[-1]))
+    return np.transpose(k, (rank - 1, rank - 2) + tuple(range(rank - 2)))
+
+
+def _conv_attrs(call, cfg):
+    window = list(cfg["kernel_size"])
+    dil = list(cfg.get("dilation_rate") or [1] * len(window))
+    if len(dil) == 1 and len(window) > 1:
+        dil = dil * len(window)
+    attrs = _window_attrs(call, window, cfg["strides"], cfg["padding"], dil)
+    attrs["dilations"] = dil
+    return attrs
+
+
+def _depthwise_conv(call):
+    ctx, cfg, layer = call.ctx, call.config, call.layer
+    rank = len(call.x.shape)
+    w = layer.get_weights()
+    perm = channels_first(rank)
+    attrs = _conv_attrs(call, cfg)
+    inputs = [ctx.layout(call.x, perm),
+              ctx.weight(layer, "depthwise_kernel", _depthwise_kernel(w[0]))]
+    if cfg["use_bias"]:
+        inputs.append(ctx.weight(layer, "bias", w[1]))
+    linear = call.base if cfg.get("activation", "linear") == "linear" else call.base + "/linear"
+    y = ctx.node("Conv", inputs, linear, group=int(call.x.shape[-1]), **attrs)
+    return _activated(call, call.out(y, perm))
+
+
+def _separable_conv(call):
+    ctx, cfg, layer = call.ctx, call.config, call.layer
+    rank = len(call.x.shape)
+    w = layer.get_weights()
+    perm = channels_first(rank)
+    depth = ctx.node("Conv", [ctx.layout(call.x, perm), ctx.weight(
+        layer, "depthwise_kernel", _depthwise_kernel(w[0]))], call.base + "/depthwise",
+        group=int(call.x.shape[-1]), **_conv_attrs(call, cfg))
+    point = np.transpose(w[1], (rank - 1, rank - 2) + tuple(range(rank - 2)))
+    inputs = [depth, ctx.weight(layer, "pointwise_kernel", point)]
+    if cfg["use_bias"]:
+        inputs.append(ctx.weight(layer, "bias", w[2]))
+    linear = call.base if cfg.get("activation", "linear") == "linear" else call.base + "/linear"
+    y = ctx.node("Conv", inputs, linear, kernel_shape=[1] * (rank - 2))
+    return _activated(call, call.out(y, perm))
+
+
+def _conv_transpose(call):
+    ctx, cfg, layer = call.ctx, call.config, call.layer
+    rank = len(call.x.shape)
+    if cfg.get("output_padding") is not None:
+        call.fail("output_padding=%r" % (cfg["output_padding"],))
+    window, strides = list(cfg["kernel_size"]), list(cfg["strides"])
+    dil = list(cfg.get("dilation_rate") or [1] * len(window))
+    if len(dil) == 1 and len(window) > 1:
+        dil = dil * len(window)
+    begins, ends, out_pad = [], [], []
+    for k, s, d in zip(window, strides, dil):
+        eff = (k - 1) * d + 1
+        if cfg["padding"] == "valid":  # output (in - 1) * s + eff (+ s - eff when eff < s)
+            extra = max(s - eff, 0)
+            begins.append(0), ends.append(0), out_pad.append(extra)
+        elif cfg["padding"] == "same":  # output in * s: crop eff - s, the odd one at the end
+            total = eff - s
+            if total >= 0:
+                begins.append(total // 2), ends.append(total - total // 2), out_pad.append(0)
+            else:
+                begins.append(0), ends.append(0), out_pad.append(-total)
+        else:
+            call.fail("padding=%r" % (cfg["padding"],))
+    w = layer.get_weights()
+    # Keras (k..., filters, in) -> ONNX ConvTranspose (in, filters, k...)
+    kernel = np.transpose(w[0], (rank - 1, rank - 2) + tuple(range(rank - 2)))
+    perm = channels_first(rank)
+    inputs = [ctx.layout(call.x, perm), ctx.weight(layer, "kernel", kernel)]
+    if cfg["use_bias"]:
+        inputs.append(ctx.weight(layer, "bias", w[1]))
+    linear = call.base if cfg.get("activation", "linear") == "linear" else call.base + "/linear"
+    y = ctx.node("ConvTranspose", inputs, linear, kernel_shape=window, strides=strides,
+                 dilations=dil, pads=begins + ends, output_padding=out_pad)
     return _activated(call, call.out(y, perm))
 
 
@@ -412,27 +500,63 @@ def _activation_layer(call):
 
 
 def _relu_layer(call):
-    cfg, ctx = call.config, call.ctx
+    # Keras' relu(x, negative_slope, max_value, threshold), term by term
+    cfg, ctx, x = call.config, call.ctx, call.x
     max_value = cfg.get("max_value")
-    slope = float(cfg.get("negative_slope", 0.0) or 0.0)
-    threshold = float(cfg.get("threshold", 0.0) or 0.0)
-    x = call.x
-    if threshold == 0.0 and slope == 0.0:
-        y = ctx.node("Relu", [x.name], call.base if max_value is None else call.base + "/relu")
-    elif threshold == 0.0:
-        y = ctx.node("LeakyRelu", [x.name], call.base if max_value is None else
-                     call.base + "/leaky", alpha=slope)
-    else:  # Keras: x if x >= threshold else slope * (x - threshold)
-        shifted = ctx.node("Sub", [x.name, ctx.const("threshold", np.float32(threshold))],
-                           call.base + "/shifted")
-        below = ctx.node("Mul", [shifted, ctx.const("slope", np.float32(slope))],
-                         call.base + "/below")
-        keep = ctx.node("GreaterOrEqual", [x.name, ctx.const("threshold", np.float32(
-            threshold))], call.base + "/keep")
-        y = ctx.node("Where", [keep, x.name, below],
-                     call.base if max_value is None else call.base + "/thresholded")
+    slope = float(cfg.get("negative_slope") or 0.0)
+    threshold = float(cfg.get("threshold") or 0.0)
+    if max_value is None and threshold == 0.0:
+        y = (ctx.node("Relu", [x.name], call.base) if slope == 0.0 else
+             ctx.node("LeakyRelu", [x.name], call.base, alpha=slope))
+        return call.out(y, x.perm)
+    if threshold == 0.0:
+        pos = ctx.node("Relu", [x.name], call.base + "/pos")
+    else:  # x where x > threshold, else 0
+        keep = ctx.node("Greater", [x.name, ctx.const("threshold", np.float32(threshold))],
+                        call.base + "/keep")
+        pos = ctx.node("Where", [keep, x.name, ctx.const("zero", np.float32(0))],
+                       call.base + "/pos")
     if max_value is not None:
-        y = ctx.node("Min", [y, ctx.const("max_value", np.float32(max_value))], call.base)
+        pos = ctx.node("Clip", [pos, ctx.const("zero", np.float32(0)),
+                                ctx.const("max_value", np.float32(max_value))],
+                       call.base + "/clipped")
+    if slope == 0.0:
+        return call.out(ctx.node("Identity", [pos], call.base), x.perm)
+    below = ctx.node("Sub", [ctx.const("threshold", np.float32(threshold)), x.name],
+                     call.base + "/below")
+    neg = ctx.node("Mul", [ctx.node("Relu", [below], call.base + "/neg"),
+                           ctx.const("slope", np.float32(slope))], call.base + "/scaled_neg")
+    return call.out(ctx.node("Sub", [pos, neg], call.base), x.perm)
+
+
+def _leaky_relu_layer(call):
+    y = call.ctx.node("LeakyRelu", [call.x.name], call.base,
+                      alpha=float(call.config.get("negative_slope", 0.3)))
+    return call.out(y, call.x.perm)
+
+
+def _elu_layer(call):
+    y = call.ctx.node("Elu", [call.x.name], call.base, alpha=float(call.config.get("alpha", 1.0)))
+    return call.out(y, call.x.perm)
+
+
+def _softmax_layer(call):
+    axis = call.config.get("axis", -1)
+    if isinstance(axis, (list, tuple)):
+        if len(axis) != 1:
+            call.fail("softmax over several axes %r" % (axis,))
+        axis = axis[0]
+    y = call.ctx.node("Softmax", [call.x.name], call.base, axis=onnx_axis(call.x, axis))
+    return call.out(y, call.x.perm)
+
+
+def _prelu_layer(call):
+    x = call.x
+    alpha = call.layer.get_weights()[0]  # input_shape[1:], 1 on shared axes
+    if x.perm is not None:  # the slope follows the tensor's axis order
+        alpha = np.transpose(alpha, [p - 1 for p in x.perm[1:]])
+    y = call.ctx.node("PRelu", [x.name, call.ctx.weight(call.layer, "alpha", alpha)],
+                      call.base)
     return call.out(y, x.perm)
 
 
@@ -607,6 +731,93 @@ def _random_crop(call):
     return _resize(call, call.x, (cfg["height"], cfg["width"]), crop=True)
 
 
+def _reduce_mean(ctx, x, axes, base):
+    """ReduceMean over ``axes`` keeping them (axes an attribute before opset 18)."""
+    if ctx.opset >= 18:
+        return ctx.node("ReduceMean", [x, ctx.ints(base + "/axes", axes)], base, keepdims=1)
+    return ctx.node("ReduceMean", [x], base, axes=list(axes), keepdims=1)
+
+
+def _layer_norm(call):
+    ctx, cfg, layer, x = call.ctx, call.config, call.layer, call.x
+    rank = len(x.shape)
+    if cfg.get("rms_scaling"):
+        call.fail("rms_scaling=True")
+    axes = cfg.get("axis", -1)
+    axes = sorted(a % rank for a in (axes if isinstance(axes, (list, tuple)) else [axes]))
+    if axes != list(range(axes[0], rank)) or axes[0] == 0:
+        call.fail("axis=%r: only trailing non-batch axes are exported" % (cfg["axis"],))
+    w = list(layer.get_weights())
+    param_shape = tuple(x.shape[a] for a in axes)
+    gamma = w.pop(0) if cfg.get("scale", True) else np.ones(param_shape, np.float32)
+    beta = w.pop(0) if cfg.get("center", True) else np.zeros(param_shape, np.float32)
+    y = ctx.node("LayerNormalization", [ctx.layout(x, None),
+                                        ctx.weight(layer, "gamma", gamma.reshape(param_shape)),
+                                        ctx.weight(layer, "beta", beta.reshape(param_shape))],
+                 call.base, axis=axes[0], epsilon=float(cfg["epsilon"]))
+    return call.out(y)
+
+
+def _group_norm(call):
+    # Keras' formula on (N, ..., groups, C / groups): moments over all but batch and group
+    ctx, cfg, layer, x = call.ctx, call.config, call.layer, call.x
+    rank = len(x.shape)
+    if cfg.get("axis", -1) not in (-1, rank - 1):
+        call.fail("axis=%r (only the last axis is exported)" % (cfg["axis"],))
+    c, groups = x.shape[-1], int(cfg["groups"])
+    w = list(layer.get_weights())
+    gamma = w.pop(0) if cfg.get("scale", True) else np.ones(c, np.float32)
+    beta = w.pop(0) if cfg.get("center", True) else np.zeros(c, np.float32)
+    b = call.base
+    xin = ctx.layout(x, None)
+    grouped = ctx.node("Reshape", [xin, ctx.ints(b + "/grouped_shape", [0, -1, groups,
+                                                                          c // groups])],
+                       b + "/grouped")
+    mean = _reduce_mean(ctx, grouped, [1, 3], b + "/mean")
+    centred = ctx.node("Sub", [grouped, mean], b + "/centred")
+    var = _reduce_mean(ctx, ctx.node("Mul", [centred, centred], b + "/sq"), [1, 3], b + "/var")
+    inv = ctx.node("Reciprocal", [ctx.node("Sqrt", [ctx.node("Add", [var, ctx.const(
+        b + "/epsilon", np.float32(cfg["epsilon"]))], b + "/var_eps")], b + "/std")],
+                   b + "/inv_std")
+    normed = ctx.node("Mul", [centred, inv], b + "/normed")
+    shape = ctx.node("Shape", [xin], b + "/shape")
+    back = ctx.node("Reshape", [normed, shape], b + "/ungrouped")
+    scaled = ctx.node("Mul", [back, ctx.weight(layer, "gamma", gamma)], b + "/scaled")
+    return call.out(ctx.node("Add", [scaled, ctx.weight(layer, "beta", beta)], b))
+
+
+def _permute(call):
+    # no data moves: the ONNX tensor stays, only its recorded axis order changes
+    x = call.x
+    q = (0,) + tuple(int(d) for d in call.config["dims"])
+    invq = _inverse(q)
+    p = x.perm or tuple(range(len(q)))
+    return TensorRef(x.name, _norm([invq[a] for a in p], len(q)), call.output_shape)
+
+
+def _repeat_vector(call):
+    ctx, n = call.ctx, int(call.config["n"])
+    x = ctx.layout(call.x, None)
+    up = ctx.node("Unsqueeze", [x, ctx.ints(call.base + "/axis", [1])], call.base + "/unsqueezed")
+    return call.out(ctx.node("Tile", [up, ctx.ints(call.base + "/repeats", [1, n, 1])],
+                             call.base))
+
+
+def _embedding(call):
+    ctx, layer = call.ctx, call.layer
+    idx = ctx.node("Cast", [ctx.layout(call.x, None)], call.base + "/indices",
+                   to=7)  # TensorProto.INT64
+    table = ctx.weight(layer, "embeddings", layer.get_weights()[0])
+    return call.out(ctx.node("Gather", [table, idx], call.base, axis=0))
+
+
+def _upsampling(call):
+    cfg = call.config
+    h, w = _known_hw(call)
+    sh, sw = (int(v) for v in cfg["size"])
+    return _resize(call, call.x, (h * sh, w * sw), cfg.get("interpolation", "nearest"))
+
+
 # ============================================================================ the table
 # class name (a fastcnn.layers class) or class -> exporter(LayerCall) -> TensorRef
 EXPORTERS = {
@@ -643,6 +854,28 @@ EXPORTERS = {
     "RandomZoom": _identity,
     "RandomContrast": _identity,
     "RandomBrightness": _identity,
+    # layers other helpers are adding (issue 13): Keras 3 configs, checked against Keras
+    "Conv1D": _conv,
+    "DepthwiseConv2D": _depthwise_conv,
+    "SeparableConv2D": _separable_conv,
+    "Conv2DTranspose": _conv_transpose,
+    "MaxPooling1D": _pool("MaxPool"),
+    "AveragePooling1D": _pool("AveragePool", count_include_pad=0),
+    "GlobalAveragePooling1D": _global_pool("GlobalAveragePool"),
+    "GlobalMaxPooling2D": _global_pool("GlobalMaxPool"),
+    "GlobalMaxPooling1D": _global_pool("GlobalMaxPool"),
+    "UpSampling2D": _upsampling,
+    "LeakyReLU": _leaky_relu_layer,
+    "ELU": _elu_layer,
+    "Softmax": _softmax_layer,
+    "PReLU": _prelu_layer,
+    "LayerNormalization": _layer_norm,
+    "GroupNormalization": _group_norm,
+    "SpatialDropout1D": _identity,
+    "SpatialDropout2D": _identity,
+    "Permute": _permute,
+    "RepeatVector": _repeat_vector,
+    "Embedding": _embedding,
 }
 
 
@@ -791,27 +1024,74 @@ def to_onnx(model, opset=DEFAULT_OPSET, input_signature=None):
             raise TypeError("ONNX export: the exporter of %s returned %r, expected a TensorRef"
                             % (type(layer).__name__, ref))
         values[node.output] = ref
+    return _finish(ctx, onnx, helper, model.name, inputs,
+                   [values[k] for k in graph.outputs], out_names)
+
+
+def _finish(ctx, onnx, helper, name, inputs, refs, out_names):
+    """The ModelProto: outputs in Keras' axis order, named ``out_names``."""
     outputs, renamed = [], set()
     graph_inputs = {i.name for i in inputs}
-    for key, out_name in zip(graph.outputs, out_names):
-        ref = values[key]
+    for ref, out_name in zip(refs, out_names):
         if out_name in ctx.claimed:  # the same layer output twice: an Identity
-            name = ctx.node("Identity", [ctx.layout(ref, None)], out_name)
+            out = ctx.node("Identity", [ctx.layout(ref, None)], out_name)
         elif ref.perm is not None:
-            name = ctx.node("Transpose", [ref.name], out_name, claim=True,
-                            perm=_inverse(ref.perm))
+            out = ctx.node("Transpose", [ref.name], out_name, claim=True,
+                           perm=_inverse(ref.perm))
         elif ref.name in graph_inputs or ref.name in renamed:
-            name = ctx.node("Identity", [ref.name], out_name, claim=True)
+            out = ctx.node("Identity", [ref.name], out_name, claim=True)
         else:
-            name = ctx.rename(ref.name, out_name)
-            renamed.add(name)
-        outputs.append(_value_info(helper, onnx, name, ref.shape, name))
-    g = helper.make_graph(ctx.nodes, model.name, inputs, outputs, ctx.initializers)
+            out = ctx.rename(ref.name, out_name)
+            renamed.add(out)
+        outputs.append(_value_info(helper, onnx, out, ref.shape, out))
+    g = helper.make_graph(ctx.nodes, name, inputs, outputs, ctx.initializers)
     from .. import __version__
-    proto = helper.make_model(g, opset_imports=[helper.make_opsetid("", opset)],
+    proto = helper.make_model(g, opset_imports=[helper.make_opsetid("", ctx.opset)],
                               producer_name="fastcnn", producer_version=__version__)
-    proto.ir_version = min(proto.ir_version, _max_ir_version(onnx, opset))
+    proto.ir_version = min(proto.ir_version, _max_ir_version(onnx, ctx.opset))
     return proto
+
+
+def layer_to_onnx(layer, input_shape, opset=DEFAULT_OPSET, channels_first_input=False):
+    """One call of one layer as an ONNX model (inputs ``x0``, ``x1``, ..., output ``y``).
+
+    ``layer`` may be any object with Keras' layer contract (``name``, ``get_config()``,
+    ``get_weights()``, ``compute_output_shape()``): its exporter is looked up by class name,
+    so a real Keras layer exports with the same table and checks an exporter against Keras.
+
+    Args:
+        layer: a built layer.
+        input_shape: its input shape, batch axis first (a list of shapes for merge layers).
+        opset: the ONNX opset, >= 17.
+        channels_first_input: hand the exporter its inputs transposed to channels-first, as
+            they arrive after a convolution (the graph's inputs stay in Keras' order).
+
+    Returns:
+        onnx.ModelProto.
+
+    Raises:
+        ValueError: no exporter for the class, or a setting the exporter cannot express.
+    """
+    onnx, helper, numpy_helper = _import_onnx()
+    opset = _check_opset(opset, onnx)
+    fn = EXPORTERS.get(type(layer)) or EXPORTERS.get(type(layer).__name__)
+    if fn is None:
+        raise ValueError("ONNX export: no exporter for layer class %s" % type(layer).__name__)
+    multi = isinstance(input_shape, list)
+    shapes = [tuple(s) for s in (input_shape if multi else [input_shape])]
+    ctx = ExportContext(opset, helper, numpy_helper, reserved=["y"])
+    inputs, refs = [], []
+    for i, shape in enumerate(shapes):
+        name = ctx.fresh("x%d" % i)
+        inputs.append(_value_info(helper, onnx, name, shape, name))
+        ref = TensorRef(name, None, shape)
+        if channels_first_input and len(shape) > 2:
+            perm = channels_first(len(shape))
+            ref = TensorRef(ctx.layout(ref, perm), perm, shape)
+        refs.append(ref)
+    out_shape = tuple(layer.compute_output_shape(shapes if multi else shapes[0]))
+    ref = fn(LayerCall(ctx, layer, refs, out_shape, layer.name))
+    return _finish(ctx, onnx, helper, layer.name, inputs, [ref], ["y"])
 
 
 def _max_ir_version(onnx, opset):
