@@ -22,8 +22,8 @@ import numpy as np
 
 from .._fileio import atomic_write
 
-__all__ = ["export_model", "to_onnx", "layer_to_onnx", "register_exporter", "EXPORTERS", "ACTIVATIONS",
-           "DEFAULT_OPSET", "MIN_OPSET"]
+__all__ = ["export_model", "to_onnx", "layer_to_onnx", "register_exporter", "EXPORTERS",
+           "ACTIVATIONS", "DEFAULT_OPSET", "MIN_OPSET"]
 
 DEFAULT_OPSET = 17
 MIN_OPSET = 17
@@ -73,8 +73,8 @@ def onnx_axis(ref, axis):
 class ExportContext:
     """The ONNX graph under construction: nodes, initializers and tensor naming.
 
-    Exporters add nodes with :meth:`node`, constants with :meth:`const`, layer weights with
-    :meth:`weight`, and convert a tensor to the axis order they need with :meth:`layout`.
+    Exporters add nodes with ``node``, constants with ``const``, layer weights with
+    ``weight``, and convert a tensor to the axis order they need with ``layout``.
     """
 
     def __init__(self, opset, helper, numpy_helper, reserved=()):
@@ -884,8 +884,8 @@ def register_exporter(layer_class, exporter):
 
     Args:
         layer_class: the layer class (matched exactly, not its subclasses).
-        exporter: ``exporter(call) -> TensorRef``; ``call`` is a :class:`LayerCall` (the
-            layer, its config, input tensors, output shape and the :class:`ExportContext`).
+        exporter: ``exporter(call) -> TensorRef``; ``call`` is a ``LayerCall`` (the
+            layer, its config, input tensors, output shape and the ``ExportContext``).
 
     Returns:
         ``exporter``.
@@ -1115,14 +1115,14 @@ def export_model(model, filepath, opset=DEFAULT_OPSET, verbose=None, input_signa
         filepath: the ``.onnx`` file to write (str or path-like).
         opset: the ONNX opset, >= 17 (default 17).
         verbose: print where the file went.
-        input_signature: optional input shapes (see :func:`to_onnx`).
+        input_signature: optional input shapes (see ``to_onnx``).
 
     Returns:
         onnx.ModelProto: the exported model (checked with ``onnx.checker.check_model``).
 
     Raises:
         ImportError: without the ``onnx`` package.
-        ValueError: see :func:`to_onnx`; a model of 2 GiB or more (protobuf's limit).
+        ValueError: see ``to_onnx``; a model of 2 GiB or more (protobuf's limit).
     """
     onnx, _, _ = _import_onnx()
     filepath = os.fspath(filepath)
