@@ -123,11 +123,11 @@ class ExportContext:
                                                 name=self.fresh("node:" + outs[0]), **attrs))
         return outs[0] if n_outputs == 1 else outs
 
-    def const(self, base, array, dtype=np.float32):
+    def const(self, base, array, dtype=np.float32, share=True):
         """An initializer holding ``array`` (float32 unless ``dtype``); equal small
-        constants are shared."""
+        constants are shared unless ``share`` is False."""
         arr = np.ascontiguousarray(np.asarray(array, dtype=dtype))
-        key = (arr.dtype.str, arr.shape, arr.tobytes()) if arr.size <= 16 else None
+        key = (arr.dtype.str, arr.shape, arr.tobytes()) if share and arr.size <= 16 else None
         if key is not None and key in self._consts:
             return self._consts[key]
         name = self.fresh(base)
@@ -145,7 +145,7 @@ class ExportContext:
         ``<layer>/<tag>``, so a shared layer's calls use one copy)."""
         key = (id(layer), tag)
         if key not in self._weights:
-            self._weights[key] = self.const("%s/%s" % (layer.name, tag), array)
+            self._weights[key] = self.const("%s/%s" % (layer.name, tag), array, share=False)
         return self._weights[key]
 
     def layout(self, ref, perm):
@@ -284,6 +284,12 @@ def apply_activation(call, ref, activation):
     return TensorRef(name, ref.perm, ref.shape)
 
 
+def _linear_name(call):
+    """The name of a layer's pre-activation output (its own name when it has none)."""
+    act = call.config.get("activation", "linear") or "linear"
+    return call.base if act == "linear" else call.base + "/linear"
+
+
 def _activated(call, ref):
     return apply_activation(call, ref, call.config.get("activation", "linear") or "linear")
 
@@ -304,7 +310,7 @@ def _dense(call):
     x = ctx.layout(call.x, None)
     kernel = ctx.weight(call.layer, "kernel", w[0])
     bias = ctx.weight(call.layer, "bias", w[1]) if cfg["use_bias"] else None
-    linear = call.base if cfg.get("activation", "linear") == "linear" else call.base + "/linear"
+    linear = _linear_name(call)
     if len(call.x.shape) == 2:
         y = ctx.node("Gemm", [x, kernel] + ([bias] if bias else []), linear)
     else:
@@ -359,7 +365,7 @@ def _conv(call):
     inputs = [ctx.layout(call.x, perm), ctx.weight(call.layer, "kernel", kernel)]
     if cfg["use_bias"]:
         inputs.append(ctx.weight(call.layer, "bias", w[1]))
-    linear = call.base if cfg.get("activation", "linear") == "linear" else call.base + "/linear"
+    linear = _linear_name(call)
     y = ctx.node("Conv", inputs, linear, **attrs)
     return _activated(call, call.out(y, perm))
 
@@ -392,7 +398,7 @@ def _depthwise_conv(call):
               ctx.weight(layer, "depthwise_kernel", _depthwise_kernel(w[0]))]
     if cfg["use_bias"]:
         inputs.append(ctx.weight(layer, "bias", w[1]))
-    linear = call.base if cfg.get("activation", "linear") == "linear" else call.base + "/linear"
+    linear = _linear_name(call)
     y = ctx.node("Conv", inputs, linear, group=int(call.x.shape[-1]), **attrs)
     return _activated(call, call.out(y, perm))
 
@@ -409,7 +415,7 @@ def _separable_conv(call):
     inputs = [depth, ctx.weight(layer, "pointwise_kernel", point)]
     if cfg["use_bias"]:
         inputs.append(ctx.weight(layer, "bias", w[2]))
-    linear = call.base if cfg.get("activation", "linear") == "linear" else call.base + "/linear"
+    linear = _linear_name(call)
     y = ctx.node("Conv", inputs, linear, kernel_shape=[1] * (rank - 2))
     return _activated(call, call.out(y, perm))
 
@@ -444,7 +450,7 @@ def _conv_transpose(call):
     inputs = [ctx.layout(call.x, perm), ctx.weight(layer, "kernel", kernel)]
     if cfg["use_bias"]:
         inputs.append(ctx.weight(layer, "bias", w[1]))
-    linear = call.base if cfg.get("activation", "linear") == "linear" else call.base + "/linear"
+    linear = _linear_name(call)
     y = ctx.node("ConvTranspose", inputs, linear, kernel_shape=window, strides=strides,
                  dilations=dil, pads=begins + ends, output_padding=out_pad)
     return _activated(call, call.out(y, perm))
