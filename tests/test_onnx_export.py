@@ -156,6 +156,14 @@ def test_shared_layer_weights_once(tmp_path):
     assert sum(i.name.startswith(d.name + "/") for i in proto.graph.initializer) == 2
 
 
+def test_each_layer_keeps_its_own_initializers(tmp_path):
+    m = fastcnn.Sequential([fastcnn.Input((4,)), L.Dense(4, name="d1"), L.Dense(4, name="d2")])
+    m.set_weights([np.eye(4, dtype=np.float32), np.zeros(4, np.float32)] * 2)
+    proto = check_parity(m, tmp_path)
+    assert sorted(i.name for i in proto.graph.initializer) == \
+        ["d1/bias", "d1/kernel", "d2/bias", "d2/kernel"]
+
+
 def test_bn_dropout_model(tmp_path):
     m = fastcnn.Sequential([
         fastcnn.Input((9, 9, 4)), L.Conv2D(6, 3, padding="same", use_bias=False),
