@@ -349,6 +349,10 @@ def test_export_model_function_and_opset(tmp_path):
         fastcnn.onnx.export_model(m, tmp_path / "g.onnx", opset=13)
     with pytest.raises(ValueError, match="opset"):
         m.export(str(tmp_path / "g.onnx"), format="onnx", opset_version="17")
+    with pytest.raises(ValueError, match="not both"):
+        m.export(str(tmp_path / "g.onnx"), format="onnx", opset_version=17, opset=18)
+    m.export(str(tmp_path / "h.onnx"), format="onnx", opset=19)
+    assert onnx.load(str(tmp_path / "h.onnx")).opset_import[0].version == 19
     assert not (tmp_path / "g.onnx").exists()
 
 

@@ -898,9 +898,11 @@ class Trainer:
             raise ValueError("Model.export: fastcnn exports format='onnx' only (Keras' "
                              "'tf_saved_model', 'openvino', 'litert' and 'torch' need their "
                              "backends); received format=%r" % (format,))
-        opset = kwargs.pop("opset_version", None)
-        if "opset" in kwargs:
-            opset = kwargs.pop("opset") if opset is None else opset
+        opset, alias = kwargs.pop("opset_version", None), kwargs.pop("opset", None)
+        if alias is not None:
+            if opset is not None:
+                raise ValueError("Model.export: pass opset_version or opset, not both")
+            opset = alias
         if kwargs:
             raise ValueError("Model.export: unsupported keyword arguments for format='onnx': "
                              "%s (supported: opset_version)" % sorted(kwargs))
