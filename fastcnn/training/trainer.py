@@ -884,6 +884,44 @@ class Trainer:
         saving.save_model(self, filepath, overwrite=overwrite, **kwargs)
 
     @_serialized
+    def export(self, filepath, format="tf_saved_model", verbose=None, input_signature=None,
+               **kwargs):
+        """Export the model for inference, as Keras 3's ``model.export``; fastcnn exports
+        ``format="onnx"`` (see ``fastcnn.onnx.export_model``).
+
+        Args:
+            filepath: the ``.onnx`` file to write.
+            format: ``"onnx"``; Keras' other formats raise a ValueError.
+            verbose: print where the file went.
+            input_signature: optional input shapes, one per input (see
+                ``fastcnn.onnx.export.to_onnx``).
+            **kwargs: ``opset_version`` (Keras' name) or ``opset``: the ONNX opset
+                (default 17, at least 17).
+
+        Raises:
+            ValueError: another format, an unknown keyword, or a model that cannot be
+                exported (naming the layer).
+            ImportError: without the ``onnx`` package (``pip install "fastcnn[onnx]"``).
+        """
+        if format != "onnx":
+            raise ValueError("Model.export: fastcnn exports format='onnx' only (Keras' "
+                             "'tf_saved_model', 'openvino', 'litert' and 'torch' need their "
+                             "backends); received format=%r" % (format,))
+        opset, alias = kwargs.pop("opset_version", None), kwargs.pop("opset", None)
+        if alias is not None:
+            if opset is not None:
+                raise ValueError("Model.export: pass opset_version or opset, not both")
+            opset = alias
+        if kwargs:
+            raise ValueError("Model.export: unsupported keyword arguments for format='onnx': "
+                             "%s (supported: opset_version)" % sorted(kwargs))
+        from ..onnx import export as onnx_export
+        if opset is None:
+            opset = onnx_export.DEFAULT_OPSET
+        onnx_export.export_model(self, filepath, opset=opset,
+                                 verbose=verbose, input_signature=input_signature)
+
+    @_serialized
     def save_weights(self, filepath, overwrite=True):
         """Weights only (``*.weights.h5``; fastcnn's zip format, not HDF5)."""
         from .. import saving
