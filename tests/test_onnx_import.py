@@ -390,3 +390,21 @@ def test_live_torch_export_matches_torch(name, keep_batchnorm, tmp_path):
         expect = model(torch.from_numpy(x)).numpy()
     imported = fastcnn.onnx.load_model(path)
     assert_rel(as_onnx_layout(imported.predict_on_batch(nchw_to_nhwc(x))), expect)
+
+
+@pytest.mark.parametrize("name", NAMES)
+def test_lean_inference_of_imported_models_is_bitwise_the_plan_forward(name):
+    """The bound inference steps (zero padding, conv + folded batch norm, add + ReLU,
+    concatenate, sigmoid, global pooling) give the bits of the plan's checked forward."""
+    model = fastcnn.onnx.load_model(fixture(name))
+    x = nchw_to_nhwc(rng_x(input_shape(fixture(name), 3), 11))
+
+    def plan_forward(a):
+        return np.array(model.predict_step(a, hook=lambda phase, step, fn, *args: fn(*args)))
+    np.testing.assert_array_equal(model(x), plan_forward(x))
+    np.testing.assert_array_equal(model.predict_on_batch(x), plan_forward(x))
+    # the folded batch norm follows weights changed in place after binding
+    for layer in model.layers:
+        if isinstance(layer, fastcnn.layers.BatchNormalization):
+            layer.moving_variance.value[...] *= 2.0
+    np.testing.assert_array_equal(model(x), plan_forward(x))

@@ -11,11 +11,14 @@ import numpy as np
 
 from .. import _ext
 from . import conv as _conv
+from .merge import _amounts, _concat_geometry, add_relu, concatenate, zero_pad2d
 from . import nn as _nn
 from . import pool as _pool
 
 __all__ = ["latency_algorithm", "bind_conv2d", "bind_conv2d_relu_max_pool2d", "bind_conv2d_winograd_relu_max_pool2d",
-           "bind_max_pool2d", "bind_dense"]
+           "bind_max_pool2d", "bind_dense", "bind_zero_pad2d", "bind_add_relu",
+           "bind_concatenate", "bind_sigmoid", "bind_global_avg_pool2d",
+           "bind_conv2d_batch_norm"]
 
 
 def _probe(x_shape):
@@ -118,4 +121,90 @@ def bind_dense(x_shape, kernel, bias=None, activation=None):
     def run(x):
         _ext.dense_forward(x, kernel, bias, relu, out)
         return out
+    return run, out
+
+
+def bind_zero_pad2d(x_shape, padding):
+    """``zero_pad2d`` for inputs of ``x_shape``."""
+    out = zero_pad2d(_probe(x_shape), padding)
+    (top, bottom), (left, right) = _amounts(padding, "zero_pad2d", "padding")
+
+    def run(x):
+        _ext.pad2d(x, top, bottom, left, right, out)
+        return out
+    return run, out
+
+
+def bind_add_relu(x_shapes):
+    """``add_relu`` for inputs of ``x_shapes`` (a list of equal shapes); ``run(xs)``."""
+    out = add_relu([_probe(s) for s in x_shapes])
+    flat = out.reshape(-1)
+
+    def run(xs):
+        _ext.add_relu_forward([x.reshape(-1) for x in xs], flat)
+        return out
+    return run, out
+
+
+def bind_concatenate(x_shapes, axis=-1):
+    """``concatenate`` for inputs of ``x_shapes`` along ``axis``; ``run(xs)``."""
+    out = concatenate([_probe(s) for s in x_shapes], axis)
+    _, _, rows, widths = _concat_geometry([tuple(s) for s in x_shapes], axis,
+                                                 "concatenate")
+    out2 = out.reshape(rows, sum(widths))
+
+    def run(xs):
+        _ext.concat_forward([x.reshape(rows, w) for x, w in zip(xs, widths)], out2)
+        return out
+    return run, out
+
+
+def bind_sigmoid(x_shape):
+    """``sigmoid`` for inputs of ``x_shape``."""
+    out = _nn.sigmoid(_probe(x_shape))
+    flat = out.reshape(-1)
+
+    def run(x):
+        _ext.sigmoid_forward(x.reshape(-1), flat)
+        return out
+    return run, out
+
+
+def bind_global_avg_pool2d(x_shape, keepdims=False):
+    """``global_avg_pool2d`` for inputs of ``x_shape`` ((N, C), or (N, 1, 1, C) with
+    ``keepdims``)."""
+    out = _pool.global_avg_pool2d(_probe(x_shape))
+    result = out.reshape(x_shape[0], 1, 1, x_shape[3]) if keepdims else out
+
+    def run(x):
+        _ext.global_avg_pool2d_forward(x, out)
+        return result
+    return run, result
+
+
+def bind_conv2d_batch_norm(x_shape, kernel, bias, gamma, beta, moving_mean, moving_variance,
+                           epsilon, strides=(1, 1), padding="valid", activation=None):
+    """conv2d followed by inference batch norm, folded into one conv whose kernel and bias
+    are refolded from the given arrays on every call (a few vector ops), so weights that
+    change in place (training, set_weights) are always seen. ``bias`` may be None."""
+    folded_kernel = np.empty(kernel.shape, np.float32)
+    folded_bias = np.empty(kernel.shape[-1], np.float32)
+    scale = np.empty(kernel.shape[-1], np.float64)
+
+    def fold():  # the same arithmetic as the unbound fused step (training.fused)
+        np.add(moving_variance, epsilon, out=scale, dtype=np.float64)
+        np.sqrt(scale, out=scale)
+        np.divide(1.0, scale, out=scale)
+        np.multiply(gamma, scale, out=scale)
+        np.multiply(kernel, scale, out=folded_kernel, casting="unsafe")
+        np.copyto(folded_bias, ((0.0 if bias is None else bias) - moving_mean) * scale + beta,
+                  casting="unsafe")
+
+    fold()
+    conv_run, out = bind_conv2d(x_shape, folded_kernel, folded_bias, strides, padding,
+                                activation)
+
+    def run(x):
+        fold()
+        return conv_run(x)
     return run, out
