@@ -10,6 +10,7 @@ the Cython binding's own dtype/layout checks remain.
 import numpy as np
 
 from .. import _ext
+from ._validation import as_float32, check_output
 from . import conv as _conv
 from .merge import _amounts, _concat_geometry, add_relu, concatenate, zero_pad2d
 from . import nn as _nn
@@ -18,7 +19,7 @@ from . import pool as _pool
 __all__ = ["latency_algorithm", "bind_conv2d", "bind_conv2d_relu_max_pool2d", "bind_conv2d_winograd_relu_max_pool2d",
            "bind_max_pool2d", "bind_dense", "bind_zero_pad2d", "bind_add_relu",
            "bind_concatenate", "bind_sigmoid", "bind_global_avg_pool2d",
-           "bind_conv2d_batch_norm"]
+           "bind_conv2d_batch_norm", "batch_norm_fold"]
 
 
 def _probe(x_shape):
@@ -182,29 +183,57 @@ def bind_global_avg_pool2d(x_shape, keepdims=False):
     return run, result
 
 
+def batch_norm_fold(kernel, bias, gamma, beta, moving_mean, moving_variance, epsilon,
+                    kernel_out=None, bias_out=None):
+    """Fold inference batch norm into the layer before it (C kernel, csrc/bn_fold.c).
+
+    Args:
+        kernel: float32 weights whose last axis is the output channel (HWIO, (in, units)).
+        bias: float32 (C,) or None.
+        gamma, beta, moving_mean, moving_variance: float32 (C,) batch norm vectors.
+        epsilon: added to the variance.
+        kernel_out, bias_out: optional outputs (kernel's shape, (C,)).
+
+    Returns:
+        ``(kernel_out, bias_out)`` with ``scale = gamma / sqrt(var + eps)`` (in double):
+        ``kernel * scale`` and ``(bias - mean) * scale + beta``.
+
+    Raises:
+        ValueError: when a vector's shape is not (C,) or an output's shape differs.
+    """
+    fn = "batch_norm_fold"
+    kernel = as_float32(kernel, "%s: kernel" % fn)
+    if kernel.ndim < 1:
+        raise ValueError("%s: kernel must have at least one axis" % fn)
+    c = kernel.shape[-1]
+    vecs = [as_float32(v, "%s: %s" % (fn, n), ndim=1) for v, n in (
+        (gamma, "gamma"), (beta, "beta"), (moving_mean, "moving_mean"),
+        (moving_variance, "moving_variance")) + (() if bias is None else ((bias, "bias"),))]
+    if any(v.shape != (c,) for v in vecs):
+        raise ValueError("%s: gamma, beta, moving_mean, moving_variance (and bias) must have "
+                         "shape (%d,), got %s" % (fn, c, [v.shape for v in vecs]))
+    kernel_out = check_output(kernel_out, kernel.shape, "%s: kernel_out" % fn)
+    bias_out = check_output(bias_out, (c,), "%s: bias_out" % fn)
+    _ext.bn_fold(kernel.reshape(-1, c), vecs[4] if bias is not None else None, *vecs[:4],
+                 float(epsilon), kernel_out.reshape(-1, c), bias_out)
+    return kernel_out, bias_out
+
+
 def bind_conv2d_batch_norm(x_shape, kernel, bias, gamma, beta, moving_mean, moving_variance,
                            epsilon, strides=(1, 1), padding="valid", activation=None):
     """conv2d followed by inference batch norm, folded into one conv whose kernel and bias
-    are refolded from the given arrays on every call (a few vector ops), so weights that
+    are refolded (``batch_norm_fold``) from the given arrays on every call, so weights that
     change in place (training, set_weights) are always seen. ``bias`` may be None."""
-    folded_kernel = np.empty(kernel.shape, np.float32)
-    folded_bias = np.empty(kernel.shape[-1], np.float32)
-    scale = np.empty(kernel.shape[-1], np.float64)
-
-    def fold():  # the same arithmetic as the unbound fused step (training.fused)
-        np.add(moving_variance, epsilon, out=scale, dtype=np.float64)
-        np.sqrt(scale, out=scale)
-        np.divide(1.0, scale, out=scale)
-        np.multiply(gamma, scale, out=scale)
-        np.multiply(kernel, scale, out=folded_kernel, casting="unsafe")
-        np.copyto(folded_bias, ((0.0 if bias is None else bias) - moving_mean) * scale + beta,
-                  casting="unsafe")
-
-    fold()
+    folded_kernel, folded_bias = batch_norm_fold(kernel, bias, gamma, beta, moving_mean,
+                                                 moving_variance, epsilon)
     conv_run, out = bind_conv2d(x_shape, folded_kernel, folded_bias, strides, padding,
                                 activation)
+    c = kernel.shape[-1]
+    k2, fk2 = kernel.reshape(-1, c), folded_kernel.reshape(-1, c)
+    eps = float(epsilon)
 
     def run(x):
-        fold()
+        _ext.bn_fold(k2, bias, gamma, beta, moving_mean, moving_variance, eps, fk2,
+                     folded_bias)
         return conv_run(x)
     return run, out
