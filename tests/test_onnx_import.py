@@ -408,3 +408,23 @@ def test_lean_inference_of_imported_models_is_bitwise_the_plan_forward(name):
         if isinstance(layer, fastcnn.layers.BatchNormalization):
             layer.moving_variance.value[...] *= 2.0
     np.testing.assert_array_equal(model(x), plan_forward(x))
+
+
+def test_onnx_inference_benchmark_runs(tmp_path):
+    import json
+    import sys
+    sys.path.insert(0, os.path.join(os.path.dirname(os.path.dirname(
+        os.path.abspath(__file__))), "benchmarks"))
+    import onnx_inference
+    threads = fastcnn.get_num_threads()
+    out = tmp_path / "onnx_inference.json"
+    rows = onnx_inference.main(["--threads", "1", "--rounds", "1", "--seconds", "0.01",
+                                "--min-calls", "1", "--warmup", "0", "--settle", "0",
+                                "--batches", "3", "1", "--json", "--json-path", str(out)])
+    assert fastcnn.get_num_threads() == threads
+    assert {(r["model"], r["batch"]) for r in rows} == {
+        (m, b) for m in ("tutorial_cnn", "small_resnet") for b in (3, 1)}
+    assert {r["runner"] for r in rows} == {"fastcnn predict_on_batch", "fastcnn model(x)",
+                                           "onnxruntime"}
+    saved = json.loads(out.read_text())
+    assert saved["threads"] == 1 and len(saved["rows"]) == len(rows)

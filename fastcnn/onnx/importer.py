@@ -929,9 +929,12 @@ def load_model(path_or_bytes):
             tensor whose declared size does not match its data or exceeds the limits, and
             naming the node and its op type for an unsupported op or attribute.
 
-    Example:
-        >>> model = fastcnn.onnx.load_model("resnet.onnx")
-        >>> probs = model.predict(x_nchw.transpose(0, 2, 3, 1))
+    Example::
+
+        model = fastcnn.onnx.load_model("resnet.onnx")  # from torch.onnx.export
+        logits = model.predict(x_nchw.transpose(0, 2, 3, 1))  # feed NHWC
+        model.compile("adam", fastcnn.losses.SparseCategoricalCrossentropy(from_logits=True))
+        model.fit(x_nchw.transpose(0, 2, 3, 1), labels, epochs=1)  # fine-tune
     """
     onnx = _onnx()
     data, where = _read(path_or_bytes)
