@@ -428,3 +428,53 @@ def test_onnx_inference_benchmark_runs(tmp_path):
                                            "onnxruntime"}
     saved = json.loads(out.read_text())
     assert saved["threads"] == 1 and len(saved["rows"]) == len(rows)
+
+
+@pytest.mark.parametrize("opset", [11, 17])
+def test_torch_view_flatten_chain_permutes_gemm_rows(opset):
+    """x.view(x.size(0), -1) on an NCHW tensor: Shape/Gather/Unsqueeze/Concat/Reshape,
+    folded to a flatten; the Gemm after it gets its rows in NHWC order."""
+    rng = np.random.default_rng(12)
+    w = rng.standard_normal((7, 4 * 3 * 5)).astype(np.float32)
+    unsq = (helper.make_node("Unsqueeze", ["n"], ["n1"], axes=[0], name="unsq") if opset < 13
+            else helper.make_node("Unsqueeze", ["n", "zero"], ["n1"], name="unsq"))
+    nodes = [helper.make_node("Relu", ["x"], ["r"], name="relu"),
+             helper.make_node("Shape", ["r"], ["s"], name="shape"),
+             helper.make_node("Gather", ["s", "idx"], ["n"], axis=0, name="gather"),
+             unsq,
+             helper.make_node("Concat", ["n1", "minus1"], ["target"], axis=0, name="cat"),
+             helper.make_node("Reshape", ["r", "target"], ["f"], name="view"),
+             helper.make_node("Gemm", ["f", "w"], ["y"], transB=1, alpha=0.5, name="fc")]
+    inits = [init("idx", np.array(0, np.int64)), init("minus1", np.array([-1], np.int64)),
+             init("w", w)] + ([init("zero", np.array([0], np.int64))] if opset >= 13 else [])
+    proto = make_model(nodes, [vinfo("x", ["N", 4, 3, 5])], [vinfo("y", None)], inits,
+                       opset=opset)
+    model = fastcnn.onnx.load_model(proto.SerializeToString())
+    x = rng_x((2, 4, 3, 5), 13)
+    assert_rel(model.predict_on_batch(nchw_to_nhwc(x)), run_ort(proto, x))
+    assert [type(layer).__name__ for layer in model.layers] == [
+        "InputLayer", "ReLU", "Flatten", "Dense"]
+
+
+def test_graph_errors_name_the_node():
+    # an input no node produces (a cycle or a wrong order)
+    nodes = [helper.make_node("Relu", ["later"], ["y"], name="early"),
+             helper.make_node("Relu", ["x"], ["later"], name="late")]
+    proto = make_model(nodes, [vinfo("x", ["N", 4])], [vinfo("y", None)])
+    with pytest.raises(ValueError, match="'early'.*not produced"):
+        fastcnn.onnx.load_model(proto.SerializeToString())
+    # a malformed node: Conv without its weight input
+    proto = make_model([helper.make_node("Conv", ["x"], ["y"], name="bad_conv")],
+                       [vinfo("x", ["N", 4, 6, 6])], [vinfo("y", None)])
+    with pytest.raises(ValueError, match="bad_conv.*Conv"):
+        fastcnn.onnx.load_model(proto.SerializeToString())
+    # a kernel larger than its input
+    proto = single_op_model("Conv", {"kernel_shape": [9, 9]}, ["w"],
+                            [init("w", np.zeros((2, 4, 9, 9), np.float32))], name="big")
+    with pytest.raises(ValueError, match="'big'"):
+        fastcnn.onnx.load_model(proto.SerializeToString())
+    # another operator domain
+    node = helper.make_node("Relu", ["x"], ["y"], name="custom", domain="com.example")
+    proto = make_model([node], [vinfo("x", ["N", 4])], [vinfo("y", None)])
+    with pytest.raises(ValueError, match="custom.*domain"):
+        fastcnn.onnx.load_model(proto.SerializeToString())
