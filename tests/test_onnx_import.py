@@ -478,3 +478,31 @@ def test_graph_errors_name_the_node():
     proto = make_model([node], [vinfo("x", ["N", 4])], [vinfo("y", None)])
     with pytest.raises(ValueError, match="custom.*domain"):
         fastcnn.onnx.load_model(proto.SerializeToString())
+
+
+@pytest.mark.parametrize("op", ["Sub", "Mul", "Max", "Min", "Mean", "Sum"])
+def test_elementwise_merges(op):
+    nodes = [helper.make_node("Relu", ["x"], ["r"], name="relu"),
+             helper.make_node("Sigmoid", ["x"], ["s"], name="sig"),
+             helper.make_node(op, ["r", "s"], ["y"], name="merge")]
+    proto = make_model(nodes, [vinfo("x", ["N", 3, 4, 5])], [vinfo("y", None)])
+    model = fastcnn.onnx.load_model(proto.SerializeToString())
+    x = rng_x((2, 3, 4, 5), 14)
+    assert_rel(as_onnx_layout(model.predict_on_batch(nchw_to_nhwc(x))), run_ort(proto, x))
+
+
+def test_static_batch_reshape_and_unnamed_nodes():
+    # an export with a fixed batch of 1 writes Reshape(x, [1, -1]): still a flatten
+    w = np.random.default_rng(15).standard_normal((5, 24)).astype(np.float32)
+    nodes = [helper.make_node("Reshape", ["x", "t"], ["f"]),
+             helper.make_node("Gemm", ["f", "w"], ["y"], transB=1)]
+    proto = make_model(nodes, [vinfo("x", [1, 2, 3, 4])], [vinfo("y", None)],
+                       [init("t", np.array([1, -1], np.int64)), init("w", w)])
+    model = fastcnn.onnx.load_model(proto.SerializeToString())
+    x = rng_x((1, 2, 3, 4), 16)
+    assert_rel(model.predict_on_batch(nchw_to_nhwc(x)), run_ort(proto, x))
+    assert model.predict_on_batch(nchw_to_nhwc(rng_x((3, 2, 3, 4), 17))).shape == (3, 5)
+    nodes = [helper.make_node("Relu", ["x"], ["r"]), helper.make_node("Erf", ["r"], ["y"])]
+    proto = make_model(nodes, [vinfo("x", ["N", 4])], [vinfo("y", None)])
+    with pytest.raises(ValueError, match="#1 \\(unnamed\\).*Erf"):
+        fastcnn.onnx.load_model(proto.SerializeToString())

@@ -86,6 +86,8 @@ class _Importer:
         self.proto = model_proto
         self.graph = model_proto.graph
         self.consts = {}
+        self.index = {}
+        self.batch = None  # the graph input's fixed batch size, if it declares one
         self.values = {}
         self.names = set()
         self.skip = set()
@@ -94,8 +96,9 @@ class _Importer:
 
     # ------------------------------------------------------------------ errors and names
     def fail(self, node, what):
+        name = node.name or "#%d (unnamed)" % self.index.get(id(node), -1)
         raise ValueError("fastcnn.onnx.load_model(%s): node %r (op %s): %s"
-                         % (self.where, node.name, node.op_type, what))
+                         % (self.where, name, node.op_type, what))
 
     def layer_name(self, node):
         base = re.sub(r"[^0-9A-Za-z_]+", "_", node.name or node.op_type.lower()).strip("_")
@@ -195,12 +198,15 @@ class _Importer:
             raise ValueError("fastcnn.onnx.load_model(%s): sparse initializers are not "
                              "supported" % self.where)
         self.consumers = {}
-        for node in g.node:
+        # one Python object per node for the whole import (ids key the skip set and index)
+        nodes = list(g.node)
+        self.index = {id(node): i for i, node in enumerate(nodes)}
+        for node in nodes:
             for name in node.input:
                 self.consumers.setdefault(name, []).append(node)
         self.outputs = {o.name for o in g.output}
         inputs = self.make_inputs()
-        for node in g.node:
+        for node in nodes:
             if id(node) in self.skip:
                 continue
             if node.domain not in ("", "ai.onnx"):
@@ -247,6 +253,8 @@ class _Importer:
                 raise ValueError("fastcnn.onnx.load_model(%s): input %r declares %s, over %d "
                                  "elements per sample" % (self.where, inp.name, dims,
                                                           _MAX_INPUT_ELEMENTS))
+            if dims[0] is not None and dims[0] > 0:
+                self.batch = dims[0]
             users = self.consumers.get(inp.name, [])
             nhwc = len(dims) == 4 and users and all(
                 u.op_type == "Transpose" and list(self.attrs(u).get("perm", [])) == [0, 3, 1, 2]
@@ -290,7 +298,8 @@ class _Importer:
                 return self.activation(node, act)
             self.fail(node, "unsupported ONNX op. fastcnn imports Conv, ConvTranspose, "
                       "Gemm, MatMul(+Add), activations, MaxPool, AveragePool, "
-                      "GlobalAveragePool, BatchNormalization, Add, Concat, Flatten, Reshape "
+                      "GlobalAveragePool, BatchNormalization, Add/Sub/Mul/Max/Min/Mean/Sum (of "
+                      "same-shape computed tensors), Concat, Flatten, Reshape "
                       "(as a flatten), Dropout, Softmax, Pad, Identity and Transpose")
         handler(node)
 
@@ -803,7 +812,10 @@ class _Importer:
         shape = v.shape
         rest = int(np.prod(shape[1:]))
         first = target[0] if target else -2
-        keeps_batch = first is None or first == 0 or first == -1
+        # the batch axis kept: dynamic (None from Shape, 0 = copy), -1, or the fixed batch
+        # size an export with a static batch writes (the imported model takes any batch)
+        keeps_batch = (first is None or first == 0 or first == -1
+                       or (self.batch is not None and first == self.batch))
         tail = target[1:]
         flat = (len(tail) == 1 and (tail[0] == -1 or tail[0] == rest)
                 and keeps_batch and (first != -1 or tail[0] == rest))
@@ -822,20 +834,49 @@ class _Importer:
                   "%s on ONNX shape %s" % (target, shape))
 
     def op_Add(self, node):
+        self.merge(node, "Add")
+
+    def op_Sub(self, node):
+        self.merge(node, "Subtract")
+
+    def op_Mul(self, node):
+        self.merge(node, "Multiply")
+
+    def op_Max(self, node):
+        self.merge(node, "Maximum")
+
+    def op_Min(self, node):
+        self.merge(node, "Minimum")
+
+    def op_Mean(self, node):
+        self.merge(node, "Average")
+
+    def op_Sum(self, node):
+        self.merge(node, "Add")
+
+    def merge(self, node, cls_name):
+        """An elementwise op of computed tensors of one shape -> a fastcnn merge layer."""
         ins = [self.values.get(i) for i in node.input]
         if any(v is None for v in ins):
-            self.fail(node, "adding a constant (a bias) is only supported right after a "
-                      "MatMul")
-        a, b = ins
-        if a.perm != b.perm or a.shape != b.shape:
-            self.fail(node, "operands of ONNX shapes %s and %s (fastcnn's Add does not "
-                      "broadcast)" % (a.shape, b.shape))
-        if (a.rowmap is None) != (b.rowmap is None) or (
-                a.rowmap is not None and not np.array_equal(a.rowmap, b.rowmap)):
-            self.fail(node, "operands flattened in different orders")
-        layer = self.make(node, "Add")
-        self.put(node, _Value(self.call(node, layer, [a.kt, b.kt]), a.perm, a.rowmap,
-                              a.nonneg and b.nonneg))
+            self.fail(node, "an operand is a constant; fastcnn maps elementwise ops on "
+                      "computed tensors only (a bias Add right after a MatMul is folded)")
+        if len(ins) == 1:
+            return self.put(node, ins[0])
+        if len(ins) != 2 and cls_name in ("Subtract",):
+            self.fail(node, "expects 2 operands")
+        a = ins[0]
+        for v in ins[1:]:
+            if v.perm != a.perm or v.shape != a.shape:
+                self.fail(node, "operands of ONNX shapes %s and %s (fastcnn's merge layers "
+                          "do not broadcast)" % (a.shape, v.shape))
+            if (a.rowmap is None) != (v.rowmap is None) or (
+                    a.rowmap is not None and not np.array_equal(a.rowmap, v.rowmap)):
+                self.fail(node, "operands flattened in different orders")
+        layer = self.make(node, cls_name)
+        nonneg = all(v.nonneg for v in ins) and cls_name in ("Add", "Maximum", "Minimum",
+                                                              "Average", "Multiply")
+        self.put(node, _Value(self.call(node, layer, [v.kt for v in ins]), a.perm, a.rowmap,
+                              nonneg))
 
     def op_Concat(self, node):
         ins = [self.value(node, i) for i in node.input]
@@ -912,8 +953,8 @@ def load_model(path_or_bytes):
     them), ConvTranspose (with ``fastcnn.layers.Conv2DTranspose``), Gemm, MatMul(+Add), Relu,
     Sigmoid, Tanh, Elu, LeakyRelu, HardSigmoid, Softplus, Clip(min=0) and the other
     activations fastcnn's ``Activation`` knows, MaxPool, AveragePool, GlobalAveragePool,
-    BatchNormalization, Add, Concat, Flatten, Reshape (as a flatten), Dropout, Softmax, Pad
-    (zeros), Identity, Transpose, and the Shape/Gather/Unsqueeze/Concat chains that compute
+    BatchNormalization, Add, Sub, Mul, Max, Min, Mean, Sum (of same-shape computed tensors),
+    Concat, Flatten, Reshape (as a flatten), Dropout, Softmax, Pad (zeros), Identity, Transpose, and the Shape/Gather/Unsqueeze/Concat chains that compute
     a flatten's shape.
 
     Args:
