@@ -519,7 +519,11 @@ class _Importer:
             self.fail(node, "dilations other than 1 are not supported")
         # the full ("valid") transposed convolution, cropped: ONNX drops pads_begin rows at the
         # start and pads_end - output_padding at the end
-        crop = ((pads[0], pads[2] - opad[0]), (pads[1], pads[3] - opad[1]))
+        # (Keras' 'valid' output is in*s + max(k - s, 0): s - k rows more than the full
+        # transposed convolution when k < s, cropped at the end as well)
+        extra = [max(s - k, 0) for s, k in zip(strides, (kh, kw))]
+        crop = ((pads[0], pads[2] - opad[0] + extra[0]),
+                (pads[1], pads[3] - opad[1] + extra[1]))
         if min(min(p) for p in crop) < 0:
             self.fail(node, "output_padding larger than the end padding is not supported")
         relu = None if crop != ((0, 0), (0, 0)) else self.fold_relu(node, node.output[0])
