@@ -19,7 +19,7 @@ images per second, and the median per-round ratio of onnxruntime's time to the r
 
     python benchmarks/onnx_inference.py                    # batches 1000 and 1, 2 threads
     python benchmarks/onnx_inference.py --rounds 2 --seconds 0.2 --batches 64 1   # quick
-    python benchmarks/onnx_inference.py --json             # + benchmarks/results/onnx_inference.json
+    python benchmarks/onnx_inference.py --json   # also benchmarks/results/onnx_inference.json
 
 onnx and onnxruntime are benchmark-only dependencies.
 """

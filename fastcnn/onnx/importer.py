@@ -958,8 +958,8 @@ def load_model(path_or_bytes):
     Sigmoid, Tanh, Elu, LeakyRelu, HardSigmoid, Softplus, Clip(min=0) and the other
     activations fastcnn's ``Activation`` knows, MaxPool, AveragePool, GlobalAveragePool,
     BatchNormalization, Add, Sub, Mul, Max, Min, Mean, Sum (of same-shape computed tensors),
-    Concat, Flatten, Reshape (as a flatten), Dropout, Softmax, Pad (zeros), Identity, Transpose, and the Shape/Gather/Unsqueeze/Concat chains that compute
-    a flatten's shape.
+    Concat, Flatten, Reshape (as a flatten), Dropout, Softmax, Pad (zeros), Identity,
+    Transpose, and the Shape/Gather/Unsqueeze/Concat chains that compute a flatten's shape.
 
     Args:
         path_or_bytes: path to a ``.onnx`` file, or its contents as bytes.
