@@ -16,8 +16,8 @@ __all__ = ["__version__", "config", "get_num_threads", "set_num_threads", "show_
 
 
 def __getattr__(name):
-    # fastcnn.datasets is imported on first use (it is optional for the rest of the package)
-    if name == "datasets":
+    # fastcnn.datasets / fastcnn.onnx are imported on first use (optional for the rest)
+    if name in ("datasets", "onnx"):
         import importlib
-        return importlib.import_module(".datasets", __name__)
+        return importlib.import_module("." + name, __name__)
     raise AttributeError("module 'fastcnn' has no attribute %r" % name)

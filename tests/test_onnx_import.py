@@ -15,7 +15,7 @@ onnx = pytest.importorskip("onnx")
 ort = pytest.importorskip("onnxruntime")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-import fastcnn.onnx  # noqa: E402
+import fastcnn.onnx  # noqa: E402,F401  (also reachable as fastcnn.onnx lazily)
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "onnx")
 NAMES = ("tutorial_cnn", "small_resnet", "basic_block", "misc_ops")
@@ -506,3 +506,15 @@ def test_static_batch_reshape_and_unnamed_nodes():
     proto = make_model(nodes, [vinfo("x", ["N", 4])], [vinfo("y", None)])
     with pytest.raises(ValueError, match="#1 \\(unnamed\\).*Erf"):
         fastcnn.onnx.load_model(proto.SerializeToString())
+
+
+def test_fastcnn_onnx_reachable_from_the_package():
+    import subprocess
+    import sys
+    code = ("import fastcnn; m = fastcnn.onnx.load_model(%r); print(type(m).__name__)"
+            % fixture("basic_block"))
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True,
+                         text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() in ("Functional", "Model")
