@@ -26,7 +26,7 @@ onnx and onnxruntime are benchmark-only dependencies.
 import argparse
 import json
 import os
-import platform
+import shlex
 import statistics
 import sys
 import time
@@ -133,7 +133,7 @@ def bench_one(name, batch, args):
     return rows, ort_runner.version
 
 
-def run(args):
+def run(args, argv=None):
     import fastcnn
     old = fastcnn.get_num_threads()
     fastcnn.set_num_threads(args.threads)
@@ -157,11 +157,17 @@ def run(args):
                         r["speedup_vs_onnxruntime"]))
     print("\n" + title + "\n\n" + "\n".join(lines))
     if args.json:
+        sys.path.insert(0, HERE)
+        from side_by_side import machine_info
+        machine = machine_info(args.threads)
+        machine["onnxruntime"] = version
         os.makedirs(os.path.dirname(args.json_path), exist_ok=True)
         with open(args.json_path, "w") as f:
-            json.dump({"title": title, "threads": args.threads, "onnxruntime": version,
-                       "machine": platform.processor() or platform.machine(),
-                       "rows": rows}, f, indent=1)
+            json.dump({"benchmark": "onnx_inference", "title": title,
+                       "command": shlex.join(["python", "benchmarks/onnx_inference.py"]
+                                             + list(argv if argv is not None
+                                                    else sys.argv[1:])),
+                       "note": args.note, "machine": machine, "rows": rows}, f, indent=1)
             f.write("\n")
     return rows
 
@@ -181,12 +187,13 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--json", action="store_true", help="write %s" % JSON_PATH)
     p.add_argument("--json-path", default=JSON_PATH, help=argparse.SUPPRESS)
+    p.add_argument("--note", default="", help="a remark stored in the JSON (e.g. 'quiet host')")
     args = p.parse_args(argv)
     if min(args.threads, args.rounds, args.min_calls, *args.batches) < 1 or args.warmup < 0:
         p.error("--threads, --rounds, --min-calls, --batches must be >= 1, --warmup >= 0")
     if args.settle < 0 or args.seconds <= 0:
         p.error("--settle must be >= 0 and --seconds > 0")
-    return run(args)
+    return run(args, argv)
 
 
 if __name__ == "__main__":

@@ -427,7 +427,8 @@ def test_onnx_inference_benchmark_runs(tmp_path):
     assert {r["runner"] for r in rows} == {"fastcnn predict_on_batch", "fastcnn model(x)",
                                            "onnxruntime"}
     saved = json.loads(out.read_text())
-    assert saved["threads"] == 1 and len(saved["rows"]) == len(rows)
+    assert saved["benchmark"] == "onnx_inference" and len(saved["rows"]) == len(rows)
+    assert saved["machine"]["threads"] == 1 and saved["machine"]["onnxruntime"]
 
 
 @pytest.mark.parametrize("opset", [11, 17])
