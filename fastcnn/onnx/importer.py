@@ -365,7 +365,7 @@ class _Importer:
         self.consts[node.output[0]] = shape[a.get("start", 0):a.get("end", len(shape))]
 
     # ------------------------------------------------------------------ layer helpers
-    def call(self, node, layer, inputs, what="layer"):
+    def call(self, node, layer, inputs):
         try:
             return layer(inputs)
         except ValueError as e:
