@@ -10,12 +10,16 @@ the Cython binding's own dtype/layout checks remain.
 import numpy as np
 
 from .. import _ext
+from ._validation import as_float32, check_output
 from . import conv as _conv
+from .merge import _amounts, _concat_geometry, add_relu, concatenate, zero_pad2d
 from . import nn as _nn
 from . import pool as _pool
 
 __all__ = ["latency_algorithm", "bind_conv2d", "bind_conv2d_relu_max_pool2d", "bind_conv2d_winograd_relu_max_pool2d",
-           "bind_max_pool2d", "bind_dense"]
+           "bind_max_pool2d", "bind_dense", "bind_zero_pad2d", "bind_add_relu",
+           "bind_concatenate", "bind_sigmoid", "bind_global_avg_pool2d",
+           "bind_conv2d_batch_norm", "batch_norm_fold"]
 
 
 def _probe(x_shape):
@@ -118,4 +122,118 @@ def bind_dense(x_shape, kernel, bias=None, activation=None):
     def run(x):
         _ext.dense_forward(x, kernel, bias, relu, out)
         return out
+    return run, out
+
+
+def bind_zero_pad2d(x_shape, padding):
+    """``zero_pad2d`` for inputs of ``x_shape``."""
+    out = zero_pad2d(_probe(x_shape), padding)
+    (top, bottom), (left, right) = _amounts(padding, "zero_pad2d", "padding")
+
+    def run(x):
+        _ext.pad2d(x, top, bottom, left, right, out)
+        return out
+    return run, out
+
+
+def bind_add_relu(x_shapes):
+    """``add_relu`` for inputs of ``x_shapes`` (a list of equal shapes); ``run(xs)``."""
+    out = add_relu([_probe(s) for s in x_shapes])
+    flat = out.reshape(-1)
+
+    def run(xs):
+        _ext.add_relu_forward([x.reshape(-1) for x in xs], flat)
+        return out
+    return run, out
+
+
+def bind_concatenate(x_shapes, axis=-1):
+    """``concatenate`` for inputs of ``x_shapes`` along ``axis``; ``run(xs)``."""
+    out = concatenate([_probe(s) for s in x_shapes], axis)
+    _, _, rows, widths = _concat_geometry([tuple(s) for s in x_shapes], axis,
+                                                 "concatenate")
+    out2 = out.reshape(rows, sum(widths))
+
+    def run(xs):
+        _ext.concat_forward([x.reshape(rows, w) for x, w in zip(xs, widths)], out2)
+        return out
+    return run, out
+
+
+def bind_sigmoid(x_shape):
+    """``sigmoid`` for inputs of ``x_shape``."""
+    out = _nn.sigmoid(_probe(x_shape))
+    flat = out.reshape(-1)
+
+    def run(x):
+        _ext.sigmoid_forward(x.reshape(-1), flat)
+        return out
+    return run, out
+
+
+def bind_global_avg_pool2d(x_shape, keepdims=False):
+    """``global_avg_pool2d`` for inputs of ``x_shape`` ((N, C), or (N, 1, 1, C) with
+    ``keepdims``)."""
+    out = _pool.global_avg_pool2d(_probe(x_shape))
+    result = out.reshape(x_shape[0], 1, 1, x_shape[3]) if keepdims else out
+
+    def run(x):
+        _ext.global_avg_pool2d_forward(x, out)
+        return result
+    return run, result
+
+
+def batch_norm_fold(kernel, bias, gamma, beta, moving_mean, moving_variance, epsilon,
+                    kernel_out=None, bias_out=None):
+    """Fold inference batch norm into the layer before it (C kernel, csrc/bn_fold.c).
+
+    Args:
+        kernel: float32 weights whose last axis is the output channel (HWIO, (in, units)).
+        bias: float32 (C,) or None.
+        gamma, beta, moving_mean, moving_variance: float32 (C,) batch norm vectors.
+        epsilon: added to the variance.
+        kernel_out, bias_out: optional outputs (kernel's shape, (C,)).
+
+    Returns:
+        ``(kernel_out, bias_out)`` with ``scale = gamma / sqrt(var + eps)`` (in double):
+        ``kernel * scale`` and ``(bias - mean) * scale + beta``.
+
+    Raises:
+        ValueError: when a vector's shape is not (C,) or an output's shape differs.
+    """
+    fn = "batch_norm_fold"
+    kernel = as_float32(kernel, "%s: kernel" % fn)
+    if kernel.ndim < 1:
+        raise ValueError("%s: kernel must have at least one axis" % fn)
+    c = kernel.shape[-1]
+    vecs = [as_float32(v, "%s: %s" % (fn, n), ndim=1) for v, n in (
+        (gamma, "gamma"), (beta, "beta"), (moving_mean, "moving_mean"),
+        (moving_variance, "moving_variance")) + (() if bias is None else ((bias, "bias"),))]
+    if any(v.shape != (c,) for v in vecs):
+        raise ValueError("%s: gamma, beta, moving_mean, moving_variance (and bias) must have "
+                         "shape (%d,), got %s" % (fn, c, [v.shape for v in vecs]))
+    kernel_out = check_output(kernel_out, kernel.shape, "%s: kernel_out" % fn)
+    bias_out = check_output(bias_out, (c,), "%s: bias_out" % fn)
+    _ext.bn_fold(kernel.reshape(-1, c), vecs[4] if bias is not None else None, *vecs[:4],
+                 float(epsilon), kernel_out.reshape(-1, c), bias_out)
+    return kernel_out, bias_out
+
+
+def bind_conv2d_batch_norm(x_shape, kernel, bias, gamma, beta, moving_mean, moving_variance,
+                           epsilon, strides=(1, 1), padding="valid", activation=None):
+    """conv2d followed by inference batch norm, folded into one conv whose kernel and bias
+    are refolded (``batch_norm_fold``) from the given arrays on every call, so weights that
+    change in place (training, set_weights) are always seen. ``bias`` may be None."""
+    folded_kernel, folded_bias = batch_norm_fold(kernel, bias, gamma, beta, moving_mean,
+                                                 moving_variance, epsilon)
+    conv_run, out = bind_conv2d(x_shape, folded_kernel, folded_bias, strides, padding,
+                                activation)
+    c = kernel.shape[-1]
+    k2, fk2 = kernel.reshape(-1, c), folded_kernel.reshape(-1, c)
+    eps = float(epsilon)
+
+    def run(x):
+        _ext.bn_fold(k2, bias, gamma, beta, moving_mean, moving_variance, eps, fk2,
+                     folded_bias)
+        return conv_run(x)
     return run, out

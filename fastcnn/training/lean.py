@@ -11,8 +11,10 @@ import collections
 
 from .. import ops
 from ..layers.convolutional import Conv2D
-from ..layers.core import Dense, Dropout, Flatten
-from ..layers.pooling import MaxPooling2D
+from ..layers.core import Activation, Dense, Dropout, Flatten
+from ..layers.merging import Concatenate
+from ..layers.pooling import GlobalAveragePooling2D, MaxPooling2D
+from ..layers.reshaping import ZeroPadding2D
 from . import fused
 from .plan import FusedStep, LayerStep
 
@@ -73,7 +75,41 @@ def _bind_conv_pool(step, x_shape):
     return lambda x: pool_run(conv_run(x))
 
 
-# (step type, layer or fused-step type) -> binder(step, input shape) -> run(x) | None
+def _bind_zero_pad(step, x_shape):
+    return ops.bind_zero_pad2d(x_shape, step.layer.padding)[0]
+
+
+def _bind_activation(step, x_shape):
+    if step.layer.activation == "sigmoid":
+        return ops.bind_sigmoid(x_shape)[0]
+    if step.layer.activation == "linear":
+        return lambda x: x
+    return None
+
+
+def _bind_global_avg_pool(step, x_shape):
+    return ops.bind_global_avg_pool2d(x_shape, step.layer.keepdims)[0]
+
+
+def _bind_add_relu(step, x_shapes):
+    return ops.bind_add_relu(x_shapes)[0]
+
+
+def _bind_concatenate(step, x_shapes):
+    return ops.bind_concatenate(x_shapes, step.layer.axis)[0]
+
+
+def _bind_conv_batch_norm(step, x_shape):
+    impl = step.impl
+    conv, bn = impl.conv, impl.bn
+    return ops.bind_conv2d_batch_norm(
+        x_shape, conv.kernel.value, conv.bias.value if conv.use_bias else None,
+        bn.gamma_array(), bn.beta_array(), bn.moving_mean.value, bn.moving_variance.value,
+        bn.epsilon, conv.strides, conv.padding, "relu" if impl.relu else None)[0]
+
+
+# (step type, layer or fused-step type) -> binder(step, input shape) -> run(x) | None;
+# a step with several inputs gets the list of their shapes and its run takes a list
 BINDERS = {
     (LayerStep, Conv2D): _bind_conv,
     (LayerStep, Dense): _bind_dense,
@@ -81,6 +117,12 @@ BINDERS = {
     (LayerStep, Flatten): _bind_flatten,
     (LayerStep, Dropout): _bind_identity,
     (FusedStep, fused.ConvReluPool): _bind_conv_pool,
+    (LayerStep, ZeroPadding2D): _bind_zero_pad,
+    (LayerStep, Activation): _bind_activation,
+    (LayerStep, GlobalAveragePooling2D): _bind_global_avg_pool,
+    (LayerStep, Concatenate): _bind_concatenate,
+    (FusedStep, fused.AddRelu): _bind_add_relu,
+    (FusedStep, fused.ConvBatchNorm): _bind_conv_batch_norm,
 }
 
 
@@ -100,8 +142,11 @@ class LeanRunner:
         self.keys = []
         self.holds_inputs = False
         for s in program.steps:
-            binder = _binder(s) if len(s.inputs) == 1 else None
-            run = binder(s, shapes[s.inputs[0]]) if binder is not None else None
+            binder = _binder(s)
+            run = None
+            if binder is not None:
+                run = binder(s, shapes[s.inputs[0]] if len(s.inputs) == 1 and not s.multi
+                             else [shapes[k] for k in s.inputs])
             if run is None:
                 self.holds_inputs = True
                 run = self._generic(s)
