@@ -459,8 +459,8 @@ class _Source:
             if not isinstance(ds, h5py.Dataset):
                 _fail(self.path, "%s is missing" % what)
             if tuple(ds.shape or ()) != tuple(shape):
-                _fail(self.path, "%s has shape %s but the model expects %s"
-                      % (what, tuple(ds.shape or ()), tuple(shape)))
+                _fail(self.path, "%s has shape %s but the model expects %s (stored at %s/%s)"
+                      % (what, tuple(ds.shape or ()), tuple(shape), group.name, key))
             if ds.dtype.kind not in kinds:
                 _fail(self.path, "%s has dtype %s, expected a number" % (what, ds.dtype))
             arr = np.asarray(ds[()])
@@ -501,7 +501,8 @@ def _load_layer_weights(model, src, skip_mismatch=False):
         if skip_mismatch and any(tuple(getattr(group.get(str(i)), "shape", ()) or ()) != v.shape
                                  for i, v in enumerate(layer.weights)):
             continue
-        values = [src.dataset(group, str(i), v.shape, "weight '%s' of %s" % (v.name, what_layer))
+        values = [src.dataset(group, str(i), v.shape, "weight '%s' of layer '%s'"
+                              % (v.name, layer.name))
                   for i, v in enumerate(layer.weights)]
         pending.append((layer, values))
     for layer, values in pending:
