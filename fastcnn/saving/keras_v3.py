@@ -165,6 +165,49 @@ def _keras_layer_config(entry, layer):
     return out
 
 
+def _shift_model_nodes(config, delta):
+    """Shift the node index of references to nested functional models by ``delta``, in
+    place, through nested configs: Keras counts the node a functional model makes for
+    itself when built (its callers' nodes start at 1), fastcnn does not."""
+    entries = config.get("layers") if isinstance(config, dict) else None
+    if not isinstance(entries, list):
+        return
+    models = {e.get("name") for e in entries if isinstance(e, dict)
+              and e.get("class_name") in ("Functional", "Model")}
+    for e in entries:
+        if isinstance(e, dict) and isinstance(e.get("config"), dict):
+            _shift_model_nodes(e["config"], delta)
+
+    def ref(r):
+        if (isinstance(r, list) and len(r) == 3 and r[0] in models and isinstance(r[1], int)
+                and not isinstance(r[1], bool)):
+            r[1] += delta
+            return True
+        return False
+
+    def walk(value, depth=0):
+        if depth > 64:
+            return
+        if isinstance(value, dict):
+            if value.get("class_name") == "__keras_tensor__" and isinstance(value.get("config"),
+                                                                            dict):
+                ref(value["config"].get("keras_history"))
+            for v in value.values():
+                walk(v, depth + 1)
+        elif isinstance(value, list):
+            for v in value:
+                walk(v, depth + 1)
+    if models:
+        for e in entries:
+            if isinstance(e, dict):
+                walk(e.get("inbound_nodes"))
+        for key in ("input_layers", "output_layers"):
+            refs = config.get(key)
+            if not ref(refs) and isinstance(refs, list):
+                for r in refs:
+                    ref(r)
+
+
 def _keras_layers(entries, model):
     by_name = {}
     for layer in model.layers:
@@ -204,6 +247,7 @@ def _model_config(model):
                                            if out["class_name"] == "Sequential" else None)}
     if model.compiled:
         out["compile_config"] = _keras_compile_config(model)
+    _shift_model_nodes(out["config"], +1)
     return out
 
 
@@ -665,6 +709,8 @@ def _rebuild(src, custom_objects, safe_mode):
                                        else None))
     tr = _Translator(src.path, custom_objects, safe_mode)
     top = tr.object({k: v for k, v in config.items() if k != "compile_config"})
+    if isinstance(top.get("config"), dict):
+        _shift_model_nodes(top["config"], -1)
     try:
         model = layers.deserialize({"class_name": top["class_name"],
                                     "config": top.get("config", {})}, tr.custom or None)
