@@ -145,7 +145,8 @@ def _keras_layer_config(entry, layer):
     is_model = layer is not None and _is_model(layer)
     if is_model:
         cfg["layers"] = _keras_layers(cfg.get("layers", []), layer)
-        cfg.setdefault("dtype", _policy("float32"))
+        if cls == "Sequential":  # Keras gives a Sequential a dtype, a Functional none
+            cfg.setdefault("dtype", _policy("float32"))
     if cls in ("Sequential",):
         out = {"module": "keras", "class_name": cls, "config": cfg, "registered_name": None}
     elif is_model:
