@@ -454,6 +454,9 @@ LAYER_CASES = {
     "Functional": ((6, 6, 3), lambda lib, t: _inner_functional(lib)(t)),
 }
 LAYER_CASES["Model"] = LAYER_CASES["Functional"]
+# Keras 3.15's RandomCrop declares the cropped output shape but returns its input uncropped
+# at inference (both model(x, training=False) and predict): only the file is compared
+KERAS_INFERENCE_DIFFERS = {"RandomCrop"}
 
 
 def _inner_functional(lib):
@@ -491,7 +494,9 @@ def test_every_layer_round_trips_through_keras(tmp_path, keras, name):
     x = np.random.default_rng(3).uniform(0, 1, (2,) + model.input_shape[1:]).astype(np.float32)
     model.save(tmp_path / "m.keras")
     theirs = keras.models.load_model(tmp_path / "m.keras")
-    assert_rel(keras_predict(theirs, x), model.predict(x, verbose=0))
+    assert theirs.output_shape == model.output_shape
+    if name not in KERAS_INFERENCE_DIFFERS:
+        assert_rel(keras_predict(theirs, x), model.predict(x, verbose=0))
     theirs.save(tmp_path / "k.keras")
     back = models.load_model(tmp_path / "k.keras")
     assert_rel(back.predict(x, verbose=0), model.predict(x, verbose=0))
