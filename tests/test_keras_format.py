@@ -298,9 +298,39 @@ def test_hostile_weights_are_refused_before_reading(tmp_path, saved):
         f["layers/dense/vars/1"][0] = np.nan
     refused(rewrite_h5(saved, tmp_path / "nan.keras", nan), "NaN")
 
+    secret = tmp_path / "secret.bin"
+    secret.write_bytes(np.ones(54 * 3, np.float32).tobytes())
+
+    def external_data(f):
+        del f["layers/dense/vars/0"]
+        f.create_dataset("layers/dense/vars/0", shape=(54, 3), dtype="f4",
+                         external=[(str(secret), 0, secret.stat().st_size)])
+    refused(rewrite_h5(saved, tmp_path / "ext.keras", external_data), "outside the file")
+
+    def external_link(f):
+        del f["layers/dense/vars/0"]
+        f["layers/dense/vars/0"] = h5py.ExternalLink(str(secret), "/data")
+    refused(rewrite_h5(saved, tmp_path / "link.keras", external_link), "link to elsewhere")
+
+    def soft_group(f):
+        del f["layers/dense"]
+        f["layers/dense"] = h5py.SoftLink("/layers/conv2d")
+    refused(rewrite_h5(saved, tmp_path / "soft.keras", soft_group), "link")
+
     def optimizer(f):
         del f["optimizer/vars/3"]
     refused(rewrite_h5(saved, tmp_path / "opt.keras", optimizer), "optimizer state holds")
+
+
+def test_decompression_bombs_are_refused(tmp_path, saved):
+    with zipfile.ZipFile(saved) as zin, zipfile.ZipFile(tmp_path / "bomb.keras", "w",
+                                                        zipfile.ZIP_DEFLATED) as zout:
+        for name in zin.namelist():
+            data = zin.read(name)
+            if name == "config.json":  # valid JSON padded with 80 MB of spaces
+                data = data + b" " * (80 << 20)
+            zout.writestr(name, data)
+    refused(tmp_path / "bomb.keras", "decompression bomb")
 
 
 def test_truncated_and_bit_flipped_files_raise_or_load_the_same(tmp_path, saved):

@@ -44,6 +44,10 @@ STATE_ENTRY = "fastcnn_state.json"
 _STATE_FORMAT = "fastcnn.resume_state"
 _STATE_VERSION = 1
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
+# a zip entry declaring more than this many times its stored size (and over _BOMB_FLOOR
+# bytes) is a decompression bomb, not a model
+_BOMB_RATIO = 200
+_BOMB_FLOOR = 1 << 26
 # keys of serialized objects that only Keras' own loader uses
 _OBJECT_ONLY_KEYS = ("module", "registered_name", "build_config", "compile_config",
                      "shared_object_id")
@@ -458,6 +462,13 @@ class _Source:
         try:
             with zipfile.ZipFile(self.path, "r") as zf:
                 names = set(zf.namelist())
+                for info in zf.infolist():
+                    if info.filename in (CONFIG_ENTRY, METADATA_ENTRY, STATE_ENTRY,
+                                         WEIGHTS_ENTRY) and info.file_size > _BOMB_FLOOR and \
+                            info.file_size > _BOMB_RATIO * max(info.compress_size, 1):
+                        _fail(self.path, "its entry %s declares %d bytes stored in %d (a "
+                              "decompression bomb)" % (info.filename, info.file_size,
+                                                       info.compress_size))
                 if WEIGHTS_ENTRY not in names:
                     _fail(self.path, "it holds no %s (not a Keras 3 .keras file)" % WEIGHTS_ENTRY)
                 if want_config or CONFIG_ENTRY in names:
@@ -488,21 +499,38 @@ class _Source:
         self.h5.close()
 
     def group(self, path):
-        """The h5py group at ``path`` or None."""
+        """The h5py group at ``path`` or None; only hard links are followed (an external or
+        soft link could make HDF5 open another file)."""
+        import h5py
+        obj = self.h5
         try:
-            obj = self.h5.get(path)
+            for part in path.split("/"):
+                if not isinstance(obj, h5py.Group) or part not in obj:
+                    return None
+                if not isinstance(obj.get(part, getlink=True), h5py.HardLink):
+                    _fail(self.path, "its HDF5 weights link %s/%s elsewhere (only plain groups "
+                          "and datasets are read)" % (obj.name.rstrip("/"), part))
+                obj = obj[part]
+        except ValueError:
+            raise
         except Exception:  # a damaged link or object header
             return None
-        import h5py
         return obj if isinstance(obj, h5py.Group) else None
 
     def dataset(self, group, key, shape, what, kinds="fiu"):
         """``group[key]`` read as an array after its shape and dtype were checked."""
         import h5py
         try:
+            link = group.get(key, getlink=True)
+            if link is not None and not isinstance(link, h5py.HardLink):
+                _fail(self.path, "%s is a link to elsewhere (only plain datasets are read)"
+                      % what)
             ds = group.get(key)
             if not isinstance(ds, h5py.Dataset):
                 _fail(self.path, "%s is missing" % what)
+            if ds.external or ds.is_virtual:
+                _fail(self.path, "%s keeps its data outside the file (external or virtual "
+                      "dataset)" % what)
             if tuple(ds.shape or ()) != tuple(shape):
                 _fail(self.path, "%s has shape %s but the model expects %s (stored at %s/%s)"
                       % (what, tuple(ds.shape or ()), tuple(shape), group.name, key))
