@@ -728,6 +728,28 @@ class _Translator:
         return out
 
 
+def _check_layers(src, config, custom, depth=0):
+    """Build each (non-model) layer of a model config alone first, so that a class or an
+    argument fastcnn does not have is reported with the layer's name."""
+    from .. import layers
+    entries = config.get("layers") if isinstance(config, dict) else None
+    if not isinstance(entries, list) or depth > 64:
+        return
+    for entry in entries:
+        if not isinstance(entry, dict):
+            continue
+        cls, cfg = entry.get("class_name"), entry.get("config")
+        if cls in ("Sequential", "Functional", "Model"):
+            _check_layers(src, cfg, custom, depth + 1)
+            continue
+        try:
+            layers.deserialize({"class_name": cls, "config": cfg}, custom)
+        except _REBUILD_ERRORS as e:
+            name = cfg.get("name") if isinstance(cfg, dict) else None
+            _fail(src.path, "layer %.80r (%.80s) cannot be built: %s: %s"
+                  % (name, cls, type(e).__name__, e), e)
+
+
 def _rebuild(src, custom_objects, safe_mode):
     from .. import layers
     config = src.config
@@ -740,6 +762,7 @@ def _rebuild(src, custom_objects, safe_mode):
     top = tr.object({k: v for k, v in config.items() if k != "compile_config"})
     if isinstance(top.get("config"), dict):
         _shift_model_nodes(top["config"], -1)
+        _check_layers(src, top["config"], tr.custom or None)
     try:
         model = layers.deserialize({"class_name": top["class_name"],
                                     "config": top.get("config", {})}, tr.custom or None)
