@@ -140,6 +140,32 @@ def test_fastcnn_writes_the_layout_keras_writes(tmp_path, name):
         theirs["compile_config"]["optimizer"]["config"].keys()
 
 
+def test_weights_files_carry_the_optimizer_state_as_keras_does(tmp_path):
+    x, y = fx.data((None, 8, 8, 3))
+    model = fx.bn_dropout(FC, 0.0)
+    model.compile(optimizer=optimizers.Adam(0.01), loss=sparse_loss())
+    model.train_on_batch(x, y)
+    model.save_weights(tmp_path / "w.weights.h5")
+    with h5py.File(tmp_path / "w.weights.h5", "r") as f:
+        assert f["optimizer/vars"].attrs["name"] == "adam" and len(f["optimizer/vars"]) == 12
+    same = fx.bn_dropout(FC, 0.0)
+    same.compile(optimizer=optimizers.Adam(0.01), loss=sparse_loss())
+    same.load_weights(tmp_path / "w.weights.h5")
+    assert same.optimizer.iterations == 1
+    model.train_on_batch(x, y)
+    same.train_on_batch(x, y)
+    assert all(np.array_equal(a, b) for a, b in zip(model.get_weights(), same.get_weights()))
+    other = fx.bn_dropout(FC, 0.0)
+    other.compile(optimizer=optimizers.RMSprop(), loss=sparse_loss())
+    other.train_on_batch(x, y)
+    with pytest.warns(UserWarning, match="optimizer state was not restored"):
+        other.load_weights(tmp_path / "w.weights.h5")
+    plain = fx.bn_dropout(FC, 0.0)  # not compiled: the optimizer state is ignored
+    plain.load_weights(tmp_path / "w.weights.h5")
+    assert all(np.array_equal(a, b) for a, b in zip(other.get_weights(), plain.get_weights()))
+    assert other.optimizer.iterations == 1
+
+
 def test_older_fastcnn_files_still_load(tmp_path):
     model = fx.bn_dropout(FC)
     model.compile(optimizer="adam", loss=sparse_loss())

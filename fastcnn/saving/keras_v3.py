@@ -26,6 +26,7 @@ import io
 import json
 import os
 import re
+import warnings
 import zipfile
 
 import numpy as np
@@ -851,7 +852,8 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
 def load_weights(model, filepath, skip_mismatch=False):
     """Load Keras 3 weights (a ``.weights.h5`` file or the weights of a ``.keras`` file)
     into a built model of the same architecture; the optimizer state too when the model is
-    compiled and the file holds a matching one.
+    compiled and the file holds a matching one (a non-matching one is skipped with a
+    warning, as Keras does).
 
     Args:
         model: a built model.
@@ -870,9 +872,9 @@ def load_weights(model, filepath, skip_mismatch=False):
         if model.compiled and model.optimizer is not None:
             try:
                 _restore_optimizer(model, src)
-            except ValueError:
-                if not skip_mismatch:
-                    raise
+            except ValueError as e:  # as Keras: the weights load, the optimizer starts afresh
+                warnings.warn("load_weights: the optimizer state was not restored (%s)" % e,
+                              stacklevel=3)
         _restore_resume_state(model, src, model_state=False)
     finally:
         src.close()
