@@ -166,6 +166,15 @@ def test_weights_files_carry_the_optimizer_state_as_keras_does(tmp_path):
     assert other.optimizer.iterations == 1
 
 
+def test_a_sequential_built_without_input_layer_round_trips(tmp_path):
+    model = models.Sequential([layers.Dense(3)])
+    model.build((None, 5))
+    model.save(tmp_path / "m.keras")
+    x = np.ones((2, 5), np.float32)
+    assert np.array_equal(models.load_model(tmp_path / "m.keras").predict(x, verbose=0),
+                          model.predict(x, verbose=0))
+
+
 def test_older_fastcnn_files_still_load(tmp_path):
     model = fx.bn_dropout(FC)
     model.compile(optimizer="adam", loss=sparse_loss())

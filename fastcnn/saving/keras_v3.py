@@ -770,6 +770,13 @@ def _rebuild(src, custom_objects, safe_mode):
     except _REBUILD_ERRORS as e:
         _fail(src.path, "its architecture could not be rebuilt (%s: %s)" % (type(e).__name__, e),
               e)
+    shape = (config.get("build_config") or {}).get("input_shape")
+    if not model.built and isinstance(shape, list) and len(shape) > 1:
+        try:  # Keras' build_config of a model saved after model.build(shape)
+            model.build(tuple(shape))
+        except _REBUILD_ERRORS as e:
+            _fail(src.path, "the model cannot be built for its saved input shape %.80r (%s)"
+                  % (shape, e), e)
     if not model.built:
         _fail(src.path, "the saved architecture has no input shape")
     return model, tr
