@@ -14,7 +14,6 @@ import importlib.util
 import io
 import json
 import os
-import types
 import zipfile
 
 import numpy as np

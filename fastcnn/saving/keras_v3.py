@@ -662,7 +662,8 @@ def _restore_resume_state(model, src, model_state=True):
                       % (key, layer.name, e), e)
         layer.set_extra_state(restored)
     class_names = state.get("class_names")
-    if model_state and isinstance(class_names, list) and all(isinstance(c, str) for c in class_names):
+    if model_state and isinstance(class_names, list) and \
+            all(isinstance(c, str) for c in class_names):
         model.class_names = class_names
 
 
