@@ -58,8 +58,18 @@ def save_model(model, filepath, overwrite=True, zipped=None, **kwargs):
 
 
 def save_weights(model, filepath, overwrite=True):
-    """Write the weights as Keras 3's ``.weights.h5`` (HDF5) file; see
-    :func:`keras_v3.save_weights`."""
+    """Write the weights (and a compiled model's optimizer state) as Keras 3's
+    ``.weights.h5`` HDF5 file.
+
+    Args:
+        model: a built model.
+        filepath: a path ending in ``.weights.h5``.
+        overwrite: replace an existing file.
+
+    Raises:
+        ValueError: for another file name or an unbuilt model.
+        FileExistsError: if the file exists and ``overwrite=False``.
+    """
     return keras_v3.save_weights(model, filepath, overwrite=overwrite)
 
 

@@ -426,7 +426,14 @@ def save_weights(model, filepath, overwrite=True):
 
 # ====================================================================== reading
 def is_keras_zip(names):
-    """Whether a zip with these entry names is a Keras 3 ``.keras`` file."""
+    """Whether a zip with these entry names is a Keras 3 ``.keras`` file.
+
+    Args:
+        names: the zip's entry names.
+
+    Returns:
+        bool: it holds ``config.json`` and ``model.weights.h5``.
+    """
     return CONFIG_ENTRY in names and WEIGHTS_ENTRY in names
 
 
