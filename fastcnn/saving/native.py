@@ -1,6 +1,8 @@
-"""Saving and loading models and weights, in fastcnn's own format (no pickle, no HDF5).
+"""fastcnn's format before it wrote Keras 3's own (no pickle, no HDF5): the reader of files
+from older fastcnn versions, and the writer behind ``model.save("x.h5")``. ``.keras`` and
+``.weights.h5`` files are now written by :mod:`fastcnn.saving.keras_v3`.
 
-``model.save("model.keras")`` writes a zip archive (like Keras' ``.keras``) holding:
+The format is a zip archive holding:
 
 * ``metadata.json``  -- format name and version, fastcnn version;
 * ``config.json``    -- the architecture (each layer's ``get_config``) and compile settings
@@ -9,9 +11,8 @@
   optimizer state (iterations, learning rate, slot arrays) and fit's shuffle seed, so
   ``load_model`` + ``fit(initial_epoch=k)`` resumes bitwise exactly.
 
-``model.save_weights("x.weights.h5")`` writes the same kind of zip with the weights only. The
-Keras file names are accepted so Keras code runs unchanged, but the content is NOT HDF5: it
-is read back only by fastcnn (``load_model`` / ``load_weights``), with ``json`` and
+Weights-only files of that format are the same kind of zip with the weights only (older
+``x.weights.h5`` files, whose content is NOT HDF5). Everything is read with ``json`` and
 ``np.load(allow_pickle=False)``: nothing in a file is ever unpickled or executed, and a file
 with entries fastcnn does not write is refused. Files are written atomically (a crash never
 leaves a half file in place). Damaged, truncated, foreign or newer-version files raise

@@ -879,7 +879,18 @@ class Trainer:
     # ================================================================ saving
     @_serialized
     def save(self, filepath, overwrite=True, **kwargs):
-        """Architecture + weights + optimizer state in one file (``.keras``; see saving)."""
+        """Architecture, weights and optimizer state in one file, in Keras 3's ``.keras``
+        format (Keras 3 loads it; see :mod:`fastcnn.saving`).
+
+        Args:
+            filepath: a path ending in ``.keras``.
+            overwrite: replace an existing file.
+            **kwargs: ``zipped`` (only ``None``/``True``).
+
+        Raises:
+            ValueError: for another extension or an unbuilt model.
+            FileExistsError: if the file exists and ``overwrite=False``.
+        """
         from .. import saving
         saving.save_model(self, filepath, overwrite=overwrite, **kwargs)
 
@@ -923,20 +934,31 @@ class Trainer:
 
     @_serialized
     def save_weights(self, filepath, overwrite=True):
-        """Weights only (``*.weights.h5``; fastcnn's zip format, not HDF5)."""
+        """Weights (and the optimizer state when compiled) in Keras 3's ``.weights.h5``
+        HDF5 layout.
+
+        Args:
+            filepath: a path ending in ``.weights.h5``.
+            overwrite: replace an existing file.
+
+        Raises:
+            ValueError: for another file name or an unbuilt model.
+            FileExistsError: if the file exists and ``overwrite=False``.
+        """
         from .. import saving
         saving.save_weights(self, filepath, overwrite=overwrite)
 
     @_serialized
     def load_weights(self, filepath, skip_mismatch=False):
-        """Load weights written by ``save_weights`` (``.weights.h5``) or ``save`` (``.keras``).
+        """Load weights from a ``.weights.h5`` or ``.keras`` file (written by Keras 3 or
+        fastcnn, or by an older fastcnn), into this model of the same architecture.
 
         Args:
             filepath: path of the file.
             skip_mismatch: skip layers whose weight shapes differ instead of raising.
 
         Raises:
-            ValueError: if the file is not a fastcnn weights/model file or does not match the model.
+            ValueError: if the file is damaged or does not match the model.
             FileNotFoundError: if the file does not exist.
         """
         from .. import saving
