@@ -48,6 +48,11 @@ _CODE_LAYERS = ("Lambda", "TFOpLambda", "SlicingOpLambda")
 _MODEL_CLASSES = ("Sequential", "Functional", "Model")
 
 
+# what h5py raises for a corrupted file besides OSError (HDF5's own errors surface as these)
+_H5_ERRORS = (RuntimeError, OSError, KeyError, TypeError, AttributeError, IndexError,
+              OverflowError, UnicodeError, RecursionError, ZeroDivisionError)
+
+
 def _fail(path, what, cause=None):
     err = ValueError("Cannot load %s: %s" % (path, what))
     if cause is not None:
@@ -430,20 +435,28 @@ def load_weights(model, filepath, skip_mismatch=False):
     """
     f = _File(filepath)
     try:
-        if not model.built:
-            raise ValueError("load_weights: the model '%s' has not been built yet; build it with "
-                             "the same architecture first" % model.name)
-        entries = [(n, p) for n, p in f.layer_weights() if p]
-        own = [l for l in model.layers if l.weights]
-        if len(entries) != len(own):
-            f.fail("it holds weights for %d layers (%s) but model '%s' has %d layers with "
-                   "weights (%s)" % (len(entries), ", ".join(n for n, _ in entries)[:500],
-                                     model.name, len(own), ", ".join(l.name for l in own)[:500]))
-        values = _read_layers(f, entries)
-        for (lname, _), layer in zip(entries, own):
-            _assign(layer, values[lname], f, lname, skip_mismatch)
+        _load_weights(model, f, skip_mismatch)
+    except ValueError:
+        raise
+    except _H5_ERRORS as e:
+        f.fail("it is damaged: HDF5 could not read it (%s: %s)" % (type(e).__name__, e), e)
     finally:
         f.close()
+
+
+def _load_weights(model, f, skip_mismatch):
+    if not model.built:
+        raise ValueError("load_weights: the model '%s' has not been built yet; build it with "
+                         "the same architecture first" % model.name)
+    entries = [(n, p) for n, p in f.layer_weights() if p]
+    own = [l for l in model.layers if l.weights]
+    if len(entries) != len(own):
+        f.fail("it holds weights for %d layers (%s) but model '%s' has %d layers with "
+               "weights (%s)" % (len(entries), ", ".join(n for n, _ in entries)[:500],
+                                 model.name, len(own), ", ".join(l.name for l in own)[:500]))
+    values = _read_layers(f, entries)
+    for (lname, _), layer in zip(entries, own):
+        _assign(layer, values[lname], f, lname, skip_mismatch)
 
 
 def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
@@ -465,48 +478,56 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
         ValueError: a damaged, hostile or unsupported file (naming the file and the problem).
         FileNotFoundError: if the file does not exist.
     """
-    from .. import layers
     f = _File(filepath)
     try:
-        raw = f.json_attr("model_config")
-        if raw is None:
-            f.fail("it has no model_config attribute: it is a weights file; build the model "
-                   "and call model.load_weights on it")
-        try:
-            config = normalize_model_config(raw, f.path)
-        except ValueError as e:
-            f.fail(str(e).replace(f.path + ": ", "", 1), e)
-        entries = f.layer_weights()
-        stored = sum(math.prod(ds.shape) for _, pairs in entries for _, ds in pairs)
-        try:  # the architecture may declare no more weights than the file stores
-            with limits.allocation_budget(stored, f.path):
-                model = layers.deserialize(config, custom_objects)
-        except (TypeError, ValueError, KeyError, AttributeError, IndexError, OverflowError,
-                RecursionError) as e:
-            f.fail("its architecture could not be rebuilt (%s: %s)"
-                   % (type(e).__name__, str(e).replace(f.path + ": ", "", 1)), e)
-        if not model.built:
-            f.fail("the saved architecture has no input shape")
-        values = _read_layers(f, entries)
-        by_name = {l.name: l for l in model.layers}
-        for lname, arrays in values.items():
-            layer = by_name.get(lname)
-            if layer is None:
-                if arrays:
-                    f.fail("it stores weights for layer %r, which the architecture lacks"
-                           % lname)
-                continue
-            _assign(layer, arrays, f, lname, False)
-        missing = [l.name for l in model.layers if l.weights and l.name not in values]
-        if missing:
-            f.fail("it stores no weights for layers %s" % missing[:10])
-        if compile:
-            training = f.json_attr("training_config")
-            if training is not None:
-                _compile(model, training, f, custom_objects)
-        return model
+        return _load_model(f, custom_objects, compile)
+    except ValueError:
+        raise
+    except _H5_ERRORS as e:
+        f.fail("it is damaged: HDF5 could not read it (%s: %s)" % (type(e).__name__, e), e)
     finally:
         f.close()
+
+
+def _load_model(f, custom_objects, compile):
+    from .. import layers
+    raw = f.json_attr("model_config")
+    if raw is None:
+        f.fail("it has no model_config attribute: it is a weights file; build the model "
+               "and call model.load_weights on it")
+    try:
+        config = normalize_model_config(raw, f.path)
+    except ValueError as e:
+        f.fail(str(e).replace(f.path + ": ", "", 1), e)
+    entries = f.layer_weights()
+    stored = sum(math.prod(ds.shape) for _, pairs in entries for _, ds in pairs)
+    try:  # the architecture may declare no more weights than the file stores
+        with limits.allocation_budget(stored, f.path):
+            model = layers.deserialize(config, custom_objects)
+    except (TypeError, ValueError, KeyError, AttributeError, IndexError, OverflowError,
+            RecursionError) as e:
+        f.fail("its architecture could not be rebuilt (%s: %s)"
+               % (type(e).__name__, str(e).replace(f.path + ": ", "", 1)), e)
+    if not model.built:
+        f.fail("the saved architecture has no input shape")
+    values = _read_layers(f, entries)
+    by_name = {l.name: l for l in model.layers}
+    for lname, arrays in values.items():
+        layer = by_name.get(lname)
+        if layer is None:
+            if arrays:
+                f.fail("it stores weights for layer %r, which the architecture lacks"
+                       % lname)
+            continue
+        _assign(layer, arrays, f, lname, False)
+    missing = [l.name for l in model.layers if l.weights and l.name not in values]
+    if missing:
+        f.fail("it stores no weights for layers %s" % missing[:10])
+    if compile:
+        training = f.json_attr("training_config")
+        if training is not None:
+            _compile(model, training, f, custom_objects)
+    return model
 
 
 def _optimizer(config, custom_objects):
