@@ -165,3 +165,25 @@ def test_allocation_budget_rejects_bad_arguments():
             pass
     with pytest.raises(ValueError, match="MAX_SAMPLE_ELEMENTS"):
         limits.check_shape((None, 2 ** 15, 2 ** 15, 3), "input", "x.keras")
+
+
+def test_compressed_entries_may_not_expand_far_beyond_what_is_stored(tmp_path, valid):
+    zeros = np.zeros(5 * 2 ** 20, np.float32)  # 20 MiB that deflate to about 20 KiB
+    inner = io.BytesIO()
+    with zipfile.ZipFile(inner, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        buf = io.BytesIO()
+        np.save(buf, zeros)
+        zf.writestr("layers/1/vars/0.npy", buf.getvalue())
+    inner_bomb = rewrite(valid, tmp_path / "inner.keras", weights=inner.getvalue())
+    outer_bomb = tmp_path / "outer.keras"
+    with zipfile.ZipFile(valid) as src, zipfile.ZipFile(outer_bomb, "w") as dst:
+        for name in src.namelist():
+            data = src.read(name)
+            if name == "model.weights.npz":
+                dst.writestr(name, data + b"\0" * len(zeros.data), zipfile.ZIP_DEFLATED)
+            else:
+                dst.writestr(name, data)
+    results = load_in_child([(inner_bomb, "model"), (outer_bomb, "model")])
+    for r in results:
+        assert r["outcome"] == "ValueError" and "MAX_EXPANSION" in r["message"], r
+        assert r["path"] in r["message"]

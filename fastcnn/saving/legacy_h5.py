@@ -36,8 +36,6 @@ __all__ = ["is_hdf5", "is_legacy_h5", "load_model", "load_weights", "normalize_m
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 # HDF5 may place its superblock at 0, 512, 1024, 2048 ... (after a user block)
 _SIGNATURE_OFFSETS = (0, 512, 1024, 2048, 4096)
-# declared bytes of a dataset may exceed what it stores only by this factor (compression)
-_MAX_COMPRESSION = 64
 # arguments Keras 2 layers wrote that are inert at these values and that fastcnn's Keras 3
 # layers do not take
 _INERT = {"BatchNormalization": {"fused": (None, True, False), "renorm": (False,),
@@ -245,9 +243,11 @@ class _File:
             self.fail("%s declares shape %s, more than the limit of %d values "
                       "(fastcnn.saving.limits.MAX_TENSOR_ELEMENTS)"
                       % (what, shape, limits.MAX_TENSOR_ELEMENTS))
-        if n * dtype.itemsize > max(stored, 0) * _MAX_COMPRESSION + 1024:
-            self.fail("%s declares shape %s (%d bytes) but the file stores only %d bytes for it"
-                      % (what, shape, n * dtype.itemsize, stored))
+        try:
+            limits.check_expansion(n * dtype.itemsize, stored, "%s (shape %s)" % (what, shape),
+                                   self.path)
+        except ValueError as e:
+            self.fail(str(e).replace(self.path + ": ", "", 1), e)
         return ds
 
     def read(self, ds, what):

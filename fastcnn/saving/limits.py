@@ -17,6 +17,9 @@ Absolute caps (documented here, the one place they live):
 * ``MAX_SAMPLE_ELEMENTS`` = 2**28 for the elements of one sample of any declared input or
   layer output, and ``MAX_DIM`` (the same number) for any single dimension of it (so a zero
   elsewhere cannot hide a huge one).
+* ``MAX_EXPANSION`` = 100: compressed content (a deflated zip entry, a compressed HDF5
+  dataset) may declare at most 100 times the bytes it stores (+ 64 KiB), so a small file
+  cannot expand into gigabytes (random float32 weights compress by about 1.1x).
 * ``MAX_JSON_BYTES`` = 64 MiB for a JSON config before it is parsed, ``MAX_JSON_DEPTH`` = 200
   levels of nesting, ``MAX_JSON_NODES`` = 2,000,000 values, ``MAX_STRING_CHARS`` = 1 MiB per
   string and ``MAX_LAYERS`` = 20,000 layer entries.
@@ -32,6 +35,7 @@ import numbers
 
 __all__ = ["MAX_TENSOR_ELEMENTS", "MAX_SAMPLE_ELEMENTS", "MAX_DIM", "MAX_JSON_BYTES",
            "MAX_JSON_DEPTH", "MAX_JSON_NODES", "MAX_STRING_CHARS", "MAX_LAYERS", "SLACK_FLOATS",
+           "MAX_EXPANSION", "check_expansion",
            "allocation_budget", "active_budget", "charge", "check_shape", "check_json_size",
            "check_json_structure", "loads_json"]
 
@@ -39,6 +43,7 @@ MAX_TENSOR_ELEMENTS = 2 ** 28
 MAX_SAMPLE_ELEMENTS = 2 ** 28
 MAX_DIM = MAX_SAMPLE_ELEMENTS
 MAX_JSON_BYTES = 64 * 2 ** 20
+MAX_EXPANSION = 100
 MAX_JSON_DEPTH = 200
 MAX_JSON_NODES = 2_000_000
 MAX_STRING_CHARS = 2 ** 20
@@ -172,6 +177,24 @@ def check_shape(shape, what, source=None):
         raise ValueError("%s: %s declares %d values per sample (shape %s), more than the limit "
                          "of %d (fastcnn.saving.limits.MAX_SAMPLE_ELEMENTS)"
                          % (source, what, n, dims, MAX_SAMPLE_ELEMENTS))
+
+
+def check_expansion(declared_bytes, stored_bytes, what, source):
+    """Refuse content that declares far more bytes than the file stores for it.
+
+    Args:
+        declared_bytes: the size it will have once read (uncompressed).
+        stored_bytes: the bytes the file holds for it.
+        what: its name, for the error.
+        source: the file.
+
+    Raises:
+        ValueError: ``declared_bytes > MAX_EXPANSION * stored_bytes + 64 KiB``.
+    """
+    if declared_bytes > MAX_EXPANSION * max(int(stored_bytes), 0) + 65536:
+        raise ValueError("%s: %s declares %d bytes but the file stores only %d bytes for it "
+                         "(more than fastcnn.saving.limits.MAX_EXPANSION = %d times)"
+                         % (source, what, declared_bytes, stored_bytes, MAX_EXPANSION))
 
 
 def check_json_size(nbytes, what, source):

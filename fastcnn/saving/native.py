@@ -215,6 +215,12 @@ class _Archive:
                     self._fail("config.json is missing")
                 if _WEIGHTS_ENTRY not in names:
                     self._fail("%s is missing" % _WEIGHTS_ENTRY)
+                info = zf.getinfo(_WEIGHTS_ENTRY)
+                try:  # a deflated entry must not expand far beyond its stored bytes
+                    limits.check_expansion(info.file_size, info.compress_size, _WEIGHTS_ENTRY,
+                                           self.path)
+                except ValueError as e:
+                    self._fail(str(e).replace(self.path + ": ", "", 1), e)
                 raw = zf.read(_WEIGHTS_ENTRY)
         except zipfile.BadZipFile as e:
             self._fail("it is not a valid zip archive or is truncated/corrupted (%s)" % e)
@@ -258,6 +264,9 @@ class _Archive:
         try:
             with zipfile.ZipFile(io.BytesIO(raw)) as inner:
                 for info in inner.infolist():
+                    limits.check_expansion(info.file_size, info.compress_size,
+                                           "weights archive member %r" % info.filename,
+                                           self.path)
                     if not info.filename.endswith(".npy"):
                         continue  # np.load reports non-array members; checked below
                     with inner.open(info) as f:
@@ -273,8 +282,10 @@ class _Archive:
                         self._fail("its weights archive is corrupted: array %r declares shape "
                                    "%s (%d bytes) but stores only %d bytes"
                                    % (info.filename[:-4], shape, declared, info.file_size))
-        except ValueError:
-            raise
+        except ValueError as e:
+            if str(e).startswith("Cannot load "):
+                raise
+            self._fail(str(e).replace(self.path + ": ", "", 1), e)
         except Exception as e:  # zip/npy header parse errors of the inner archive
             self._fail("its weights archive is corrupted (%s: %s)" % (type(e).__name__, e), e)
 
