@@ -45,14 +45,14 @@ def fastcnn_sequential():
 
 
 @pytest.mark.parametrize("lib", LIBS)
-@pytest.mark.parametrize("kind", ["sequential", "functional"])
+@pytest.mark.parametrize("kind", ["sequential", "functional", "nested"])
 def test_whole_model_files_predict_as_keras(lib, kind):
     e = expected(lib)
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # the compile settings of these files are all known
         model = models.load_model(fixture("%s_%s.h5" % (lib, kind)))
     assert type(model).__name__ == ("Sequential" if kind == "sequential" else "Functional")
-    key = "seq" if kind == "sequential" else "func"
+    key = {"sequential": "seq", "functional": "func", "nested": "nested"}[kind]
     assert_predicts(model, e["x_" + key], e["y_" + key])
 
 

@@ -262,9 +262,10 @@ class _File:
 
 # ------------------------------------------------------------------ config normalisation
 
-def _tensor_ref(ref, where):
+def _tensor_ref(ref, where, shifted=()):
     if not (isinstance(ref, (list, tuple)) and len(ref) in (3, 4) and isinstance(ref[0], str)):
         raise ValueError("%s: malformed Keras 2 inbound node entry %.200r" % (where, ref))
+    ref = _shift(ref, shifted)
     if len(ref) == 4 and ref[3] not in ({}, None):
         extra = ref[3]
         if not isinstance(extra, dict) or set(extra) - {"training", "mask"} or \
@@ -275,7 +276,29 @@ def _tensor_ref(ref, where):
             "config": {"keras_history": [ref[0], ref[1], ref[2]]}}
 
 
-def _normalize_nodes(nodes, where):
+def _shift(ref, shifted):
+    """Keras 2 numbers the nodes of a nested model that has its own InputLayer from 1 (its
+    first node, made by that input, is not saved); Keras 3 and fastcnn from 0."""
+    if ref[0] in shifted and isinstance(ref[1], int) and not isinstance(ref[1], bool):
+        return [ref[0], ref[1] - 1] + list(ref[2:])
+    return ref
+
+
+def _own_input(entry):
+    """Whether a Keras 2 layer entry is a nested model with its own InputLayer."""
+    if not isinstance(entry, dict) or entry.get("class_name") not in _MODEL_CLASSES:
+        return False
+    if entry["class_name"] != "Sequential":
+        return True
+    inner = entry.get("config")
+    inner = inner.get("layers") if isinstance(inner, dict) else inner
+    return (isinstance(inner, list) and bool(inner) and isinstance(inner[0], dict)
+            and (inner[0].get("class_name") == "InputLayer"
+                 or (isinstance(inner[0].get("config"), dict)
+                     and "batch_input_shape" in inner[0]["config"])))
+
+
+def _normalize_nodes(nodes, where, shifted=()):
     """Keras 2 ``[[[name, node, tensor, kwargs], ...], ...]`` -> Keras 3 node dicts."""
     if not isinstance(nodes, list):
         raise ValueError("%s: inbound_nodes must be a list, got %.100r" % (where, nodes))
@@ -286,7 +309,7 @@ def _normalize_nodes(nodes, where):
             continue
         if not isinstance(node, list) or not node:
             raise ValueError("%s: malformed inbound node %.200r" % (where, node))
-        refs = [_tensor_ref(r, where) for r in node]
+        refs = [_tensor_ref(r, where, shifted) for r in node]
         out.append({"args": refs if len(refs) == 1 else [refs], "kwargs": {}})
     return out
 
@@ -312,7 +335,7 @@ def _dtype_name(dtype):
     return dtype
 
 
-def _normalize_layer(entry, where):
+def _normalize_layer(entry, where, shifted=()):
     if not isinstance(entry, dict) or not isinstance(entry.get("class_name"), str):
         raise ValueError("%s: malformed layer entry %.200r" % (where, entry))
     cls = entry["class_name"]
@@ -343,7 +366,7 @@ def _normalize_layer(entry, where):
         out = dict(entry, config=config)
         out["class_name"] = cls
     if "inbound_nodes" in out:
-        out["inbound_nodes"] = _normalize_nodes(out["inbound_nodes"], where)
+        out["inbound_nodes"] = _normalize_nodes(out["inbound_nodes"], where, shifted)
     return out
 
 
@@ -372,7 +395,19 @@ def normalize_model_config(config, where="model_config"):
     if not isinstance(inner, dict) or not isinstance(inner.get("layers"), list):
         raise ValueError("%s: the %s config has no list of layers" % (where, cls))
     inner = dict(inner)
-    layers = [_normalize_layer(e, where) for e in inner["layers"]]
+    keras2_nodes = any(isinstance(n, list) for e in inner["layers"] if isinstance(e, dict)
+                       and isinstance(e.get("inbound_nodes"), list) for n in e["inbound_nodes"])
+    shifted = ({e.get("name") for e in inner["layers"] if _own_input(e)} if keras2_nodes
+               else set())
+    layers = [_normalize_layer(e, where, shifted) for e in inner["layers"]]
+    for key in ("input_layers", "output_layers"):
+        refs = inner.get(key)
+        if shifted and isinstance(refs, list):
+            if len(refs) == 3 and isinstance(refs[0], str):
+                inner[key] = _shift(refs, shifted)
+            else:
+                inner[key] = [_shift(r, shifted) if isinstance(r, list) and r else r
+                              for r in refs]
     if cls == "Sequential":
         first = layers[0]["config"] if layers else {}
         shape = first.pop("batch_input_shape", None) if isinstance(first, dict) else None
@@ -395,7 +430,8 @@ def normalize_model_config(config, where="model_config"):
 # ------------------------------------------------------------------ loading
 
 def _assign(target_layer, arrays, f, lname, skip_mismatch):
-    variables = target_layer.weights
+    # Keras' legacy order: trainable weights first (it matters for nested models)
+    variables = target_layer.trainable_weights + target_layer.non_trainable_weights
     if len(variables) != len(arrays):
         if skip_mismatch:
             return False

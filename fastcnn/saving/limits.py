@@ -22,7 +22,7 @@ Absolute caps (documented here, the one place they live):
   cannot expand into gigabytes (random float32 weights compress by about 1.1x).
 * ``MAX_JSON_BYTES`` = 64 MiB for a JSON config before it is parsed, ``MAX_JSON_DEPTH`` = 200
   levels of nesting, ``MAX_JSON_NODES`` = 2,000,000 values, ``MAX_STRING_CHARS`` = 1 MiB per
-  string and ``MAX_LAYERS`` = 20,000 layer entries.
+  string and ``MAX_LAYERS`` = 10,000 layer entries.
 
 Other loaders (the Keras-format reader, ONNX import) use the same functions:
 ``with limits.allocation_budget(n_floats, filepath): model = layers.deserialize(config)``.
@@ -47,7 +47,7 @@ MAX_EXPANSION = 100
 MAX_JSON_DEPTH = 200
 MAX_JSON_NODES = 2_000_000
 MAX_STRING_CHARS = 2 ** 20
-MAX_LAYERS = 20_000
+MAX_LAYERS = 10_000
 # weights a file may leave out (e.g. a seed generator's state) without being refused
 SLACK_FLOATS = 4096
 
