@@ -92,6 +92,12 @@ def legacy_h5_keras3(tmp):
     return Valid(path, "model", None, ["h5attr:model_config", "h5attr:training_config"])
 
 
+def legacy_h5_nested(tmp):
+    path = os.path.join(tmp, "keras2_nested.h5")
+    shutil.copy(os.path.join(FIX, "keras2_nested.h5"), path)
+    return Valid(path, "model", None, ["h5attr:model_config"])
+
+
 def legacy_h5_weights(tmp):
     path = os.path.join(tmp, "keras2_weights.h5")
     shutil.copy(os.path.join(FIX, "keras2_sequential_weights.h5"), path)
@@ -102,7 +108,8 @@ def legacy_h5_weights(tmp):
 
 FACTORIES = {"native_keras": native_keras, "native_weights": native_weights,
              "native_functional": native_functional, "legacy_h5_keras2": legacy_h5_keras2,
-             "legacy_h5_keras3": legacy_h5_keras3, "legacy_h5_weights": legacy_h5_weights}
+             "legacy_h5_keras3": legacy_h5_keras3, "legacy_h5_weights": legacy_h5_weights,
+             "legacy_h5_nested": legacy_h5_nested}
 
 
 # ------------------------------------------------------------------ mutations

@@ -69,6 +69,19 @@ def test_compile_settings_are_restored_and_training_goes_on(lib):
     assert not uncompiled.compiled
 
 
+@pytest.mark.parametrize("lib", LIBS)
+def test_loss_and_optimizer_objects_are_restored(lib):
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        model = models.load_model(fixture(lib + "_mlp_compiled.h5"))
+    cfg = model.optimizer.get_config()
+    assert isinstance(model.optimizer, optimizers.SGD) and cfg["nesterov"]
+    assert cfg["momentum"] == pytest.approx(0.9) and cfg["learning_rate"] == pytest.approx(0.01)
+    assert isinstance(model.loss, losses.SparseCategoricalCrossentropy)
+    assert model.loss.get_config()["from_logits"] is True
+    assert model.loss.get_config()["reduction"] == "sum_over_batch_size"
+
+
 def test_keras2_weights_file_loads_into_a_fastcnn_model():
     e = expected("keras2")
     model = fastcnn_sequential()

@@ -612,10 +612,15 @@ def _compile(model, training, f, custom_objects):
             raise ValueError("training_config is not a dict")
         loss = training.get("loss")
         if isinstance(loss, dict):
+            loss = dict(loss)
+            cfg = dict(loss.get("config") or {})
+            if cfg.get("reduction") == "auto":  # Keras 2's default, Keras 3's sum_over_batch_size
+                cfg["reduction"] = "sum_over_batch_size"
+            loss["config"] = cfg
             loss = losses.deserialize(loss, custom_objects)
         model.compile(optimizer=_optimizer(training.get("optimizer_config"), custom_objects),
                       loss=loss, metrics=_metric_names(training.get("metrics")),
                       weighted_metrics=_metric_names(training.get("weighted_metrics")) or None)
     except (TypeError, ValueError, KeyError, AttributeError, IndexError) as e:
         warnings.warn("%s: the model was loaded uncompiled; its compile settings could not be "
-                      "restored (%s: %s)" % (f.path, type(e).__name__, e), stacklevel=3)
+                      "restored (%s: %s)" % (f.path, type(e).__name__, e), stacklevel=5)
