@@ -11,6 +11,13 @@ from .native import FORMAT_VERSION, save_model, save_weights
 __all__ = ["save_model", "load_model", "save_weights", "load_weights", "FORMAT_VERSION"]
 
 
+def _legacy_h5(filepath):
+    """Keras' legacy HDF5 layout behind an ``.h5``/``.hdf5`` name (Keras decides by the
+    extension too; fastcnn's own zip files may also carry ``.h5`` names)."""
+    return (str(filepath).lower().endswith((".h5", ".hdf5"))
+            and legacy_h5.is_legacy_h5(filepath))
+
+
 def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     """Rebuild a saved model: fastcnn's ``.keras`` files, or Keras' legacy ``.h5`` files
     (Keras 2 ``model.save("m.h5")``, Keras 3 ``model.save("m.h5")``).
@@ -29,7 +36,7 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
             (the message names the file and the problem).
         FileNotFoundError: if the file does not exist.
     """
-    if legacy_h5.is_legacy_h5(filepath):
+    if _legacy_h5(filepath):
         return legacy_h5.load_model(filepath, custom_objects=custom_objects, compile=compile,
                                     safe_mode=safe_mode)
     return native.load_model(filepath, custom_objects=custom_objects, compile=compile,
@@ -49,6 +56,6 @@ def load_weights(model, filepath, skip_mismatch=False):
         ValueError: a damaged file or one that does not match the model (naming the file).
         FileNotFoundError: if the file does not exist.
     """
-    if legacy_h5.is_legacy_h5(filepath):
+    if _legacy_h5(filepath):
         return legacy_h5.load_weights(model, filepath, skip_mismatch=skip_mismatch)
     return native.load_weights(model, filepath, skip_mismatch=skip_mismatch)
