@@ -21,6 +21,7 @@ import operator
 import numpy as np
 
 from .. import constraints, initializers, regularizers, utils
+from ..saving import limits
 from .node import Node, flatten_tensors, is_symbolic
 
 __all__ = ["Layer", "Variable", "SeededLayer", "Workspace", "WorkspaceCache"]
@@ -238,6 +239,7 @@ class Layer:
         if any(d is None or d <= 0 for d in shape):
             raise ValueError("%s: input_shape must be a tuple of positive ints (without the "
                              "batch dimension), got %r" % (self.name, shape))
+        limits.check_shape((None,) + shape, "the input shape of layer '%s'" % self.name)
         return shape
 
     # ------------------------------------------------------------------ weights
@@ -276,6 +278,8 @@ class Layer:
             ValueError: the initializer returned the wrong shape, or the regularizer does
                 not apply to this shape.
         """
+        # a model file being loaded may declare only what it stores (saving.limits)
+        limits.charge(shape, "weight %r of layer '%s'" % (name, self.name))
         regularizer = regularizers.get(regularizer)
         constraint = constraints.get(constraint)
         if regularizer is not None:
@@ -469,6 +473,7 @@ class Layer:
             input_shape = norm(input_shape)
             recorded = (None,) + input_shape[1:]
         out = tuple(self.compute_output_shape(input_shape))
+        limits.check_shape(out, "the output of layer '%s'" % self.name)
         if not self.built:
             self.build(input_shape)
             self.built = True

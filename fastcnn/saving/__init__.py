@@ -3,13 +3,15 @@
 
 Formats live in their own modules: ``keras_v3`` is Keras 3's ``.keras`` zip and
 ``.weights.h5`` HDF5 layout (what fastcnn writes); ``native`` reads files written by older
-fastcnn versions (a zip with an ``.npz`` inside). The public functions below choose the
-module from a file's content, not its name.
+fastcnn versions (a zip with an ``.npz`` inside); ``legacy_h5`` reads Keras' legacy HDF5
+``.h5`` files (Keras 2 and Keras 3 ``model.save("m.h5")``); ``limits`` bounds what any
+loaded file may declare. The public functions below choose the module from a file's
+content, not its name.
 """
 import os
 import zipfile
 
-from . import keras_v3, native
+from . import keras_v3, legacy_h5, limits, native
 from .native import FORMAT_VERSION
 
 __all__ = ["save_model", "load_model", "save_weights", "load_weights", "FORMAT_VERSION"]
@@ -74,7 +76,8 @@ def save_weights(model, filepath, overwrite=True):
 
 
 def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
-    """Load a model from a Keras 3 ``.keras`` file or a file of an older fastcnn.
+    """Load a model from a Keras 3 ``.keras`` file, a Keras legacy ``.h5`` file or a file of
+    an older fastcnn.
 
     Args:
         filepath: the file.
@@ -95,15 +98,18 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
         return keras_v3.load_model(filepath, custom_objects=custom_objects, compile=compile,
                                    safe_mode=safe_mode)
     if kind == "hdf5":
-        raise ValueError("Cannot load %s: it is an HDF5 file (a Keras 2 legacy model or a "
-                         "weights file); load_model reads .keras files (use load_weights for "
-                         ".weights.h5)" % os.fspath(filepath))
+        if legacy_h5.is_legacy_h5(filepath):
+            return legacy_h5.load_model(filepath, custom_objects=custom_objects,
+                                        compile=compile, safe_mode=safe_mode)
+        raise ValueError("Cannot load %s: it is an HDF5 weights file, not a model; load it "
+                         "into a built model with load_weights" % os.fspath(filepath))
     return native.load_model(filepath, custom_objects=custom_objects, compile=compile,
                              safe_mode=safe_mode)
 
 
 def load_weights(model, filepath, skip_mismatch=False):
-    """Load weights from a Keras 3 ``.weights.h5``/``.keras`` file or an older fastcnn file.
+    """Load weights from a Keras 3 ``.weights.h5``/``.keras`` file, a Keras legacy ``.h5``
+    file (Keras 2 ``save_weights("w.h5")`` or a whole-model ``.h5``) or an older fastcnn file.
 
     Args:
         model: a built model of the same architecture.
@@ -114,6 +120,9 @@ def load_weights(model, filepath, skip_mismatch=False):
         ValueError: for a damaged file or weights that do not match the model.
         FileNotFoundError: if the file does not exist.
     """
-    if _content_kind(filepath) in ("hdf5", "keras"):
+    kind = _content_kind(filepath)
+    if kind == "hdf5" and legacy_h5.is_legacy_h5(filepath):
+        return legacy_h5.load_weights(model, filepath, skip_mismatch=skip_mismatch)
+    if kind in ("hdf5", "keras"):
         return keras_v3.load_weights(model, filepath, skip_mismatch=skip_mismatch)
     return native.load_weights(model, filepath, skip_mismatch=skip_mismatch)

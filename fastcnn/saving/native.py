@@ -21,12 +21,14 @@ ValueError naming the file and the problem.
 import datetime
 import io
 import json
+import math
 import os
 import zipfile
 
 import numpy as np
 
 from .._fileio import atomic_write
+from . import limits
 
 __all__ = ["save_model", "load_model", "save_weights", "load_weights", "FORMAT_VERSION"]
 
@@ -214,6 +216,12 @@ class _Archive:
                     self._fail("config.json is missing")
                 if _WEIGHTS_ENTRY not in names:
                     self._fail("%s is missing" % _WEIGHTS_ENTRY)
+                info = zf.getinfo(_WEIGHTS_ENTRY)
+                try:  # a deflated entry must not expand far beyond its stored bytes
+                    limits.check_expansion(info.file_size, info.compress_size, _WEIGHTS_ENTRY,
+                                           self.path)
+                except ValueError as e:
+                    self._fail(str(e).replace(self.path + ": ", "", 1), e)
                 raw = zf.read(_WEIGHTS_ENTRY)
         except zipfile.BadZipFile as e:
             self._fail("it is not a valid zip archive or is truncated/corrupted (%s)" % e)
@@ -223,6 +231,7 @@ class _Archive:
             if isinstance(e, FileNotFoundError):
                 raise
             self._fail("it could not be read (%s)" % e)
+        self._check_npy_headers(raw)
         try:
             with np.load(io.BytesIO(raw), allow_pickle=False) as npz:
                 self.arrays = {k: npz[k] for k in npz.files}
@@ -244,11 +253,47 @@ class _Archive:
         raise err
 
     def _json(self, zf, name):
+        try:  # sizes and nesting are bounded before and after parsing (saving.limits)
+            limits.check_json_size(zf.getinfo(name).file_size, name, self.path)
+            return limits.loads_json(zf.read(name), name, self.path)
+        except ValueError as e:
+            self._fail(str(e).replace(self.path + ": ", "", 1), e)
+
+    def _check_npy_headers(self, raw):
+        """Every array in the weights archive must store the bytes its header declares,
+        so np.load never allocates more than the file holds."""
         try:
-            return json.loads(zf.read(name).decode("utf-8"))
-        except (ValueError, UnicodeDecodeError, RecursionError) as e:
-            self._fail("%s is not valid JSON (%s)" % (name, type(e).__name__
-                                                      if isinstance(e, RecursionError) else e))
+            with zipfile.ZipFile(io.BytesIO(raw)) as inner:
+                for info in inner.infolist():
+                    limits.check_expansion(info.file_size, info.compress_size,
+                                           "weights archive member %r" % info.filename,
+                                           self.path)
+                    if not info.filename.endswith(".npy"):
+                        continue  # np.load reports non-array members; checked below
+                    with inner.open(info) as f:
+                        version = np.lib.format.read_magic(f)
+                        if version == (1, 0):
+                            shape, _, dtype = np.lib.format.read_array_header_1_0(f)
+                        else:
+                            shape, _, dtype = np.lib.format.read_array_header_2_0(f)
+                    if dtype.hasobject:
+                        continue  # refused by np.load(allow_pickle=False) below
+                    declared = math.prod(shape) * dtype.itemsize
+                    if declared > info.file_size:
+                        self._fail("its weights archive is corrupted: array %r declares shape "
+                                   "%s (%d bytes) but stores only %d bytes"
+                                   % (info.filename[:-4], shape, declared, info.file_size))
+        except ValueError as e:
+            if str(e).startswith("Cannot load "):
+                raise
+            self._fail(str(e).replace(self.path + ": ", "", 1), e)
+        except Exception as e:  # zip/npy header parse errors of the inner archive
+            self._fail("its weights archive is corrupted (%s: %s)" % (type(e).__name__, e), e)
+
+    def stored_weight_values(self):
+        """The number of layer weight values the file holds (the allocation budget)."""
+        return sum(int(v.size) for k, v in self.arrays.items()
+                   if k.startswith("layers/") and "/vars/" in k)
 
     def layout(self):
         """The metadata's per-layer layout, every entry checked (index, name, weights)."""
@@ -388,12 +433,13 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
         archive._fail("config.json does not describe a model (class_name %.80r; expected one "
                       "of %s)" % (config.get("class_name") if isinstance(config, dict) else None,
                                   ", ".join(_MODEL_CLASSES)))
-    try:
-        model = layers.deserialize({"class_name": config["class_name"],
-                                    "config": config.get("config", {})}, custom_objects)
+    try:  # the architecture may declare no more weights than the file stores
+        with limits.allocation_budget(archive.stored_weight_values(), archive.path):
+            model = layers.deserialize({"class_name": config["class_name"],
+                                        "config": config.get("config", {})}, custom_objects)
     except _REBUILD_ERRORS as e:
-        archive._fail("its architecture could not be rebuilt (%s: %s)" % (type(e).__name__, e),
-                      e)
+        archive._fail("its architecture could not be rebuilt (%s: %s)"
+                      % (type(e).__name__, str(e).replace(archive.path + ": ", "", 1)), e)
     if not model.built:
         archive._fail("the saved architecture has no input shape")
     _load_arrays_into(model, archive)
