@@ -192,11 +192,19 @@ static double sigmoid_d(double x)
 }
 
 /* relu with Keras 3's negative_slope / max_value / threshold:
- * clip(x if x > threshold else 0, 0, max) - slope * max(threshold - x, 0) */
+ * v = x if x > threshold else 0, clipped to [0, max] when a max is given (p[1] finite;
+ * without one a negative threshold lets x in (threshold, 0) through), then
+ * y = v - slope * max(threshold - x, 0). */
+static float relu_general_lo(const float *p)
+{
+    return isinf(p[1]) ? -INFINITY : 0.0f;
+}
+
 static double relu_general_d(double x, const float *p)
 {
+    const double lo = relu_general_lo(p);
     double v = x > p[2] ? x : 0.0;
-    v = v < 0.0 ? 0.0 : v;
+    v = v < lo ? lo : v;
     v = v > p[1] ? p[1] : v;
     return v - p[0] * (p[2] - x > 0.0 ? p[2] - x : 0.0);
 }
@@ -259,11 +267,14 @@ static float act_bwd_c(int kind, const float *p, float sf, float g)
     case FC_ACT_RELU_GENERAL:
         if (act_backward_uses_output(kind, p))
             return (sf > 0.0f && sf < p[1]) ? g : 0.0f;
-        return (float)(g * (((s > p[2] && s > 0.0 && s < p[1]) ? 1.0 : 0.0) +
+        return (float)(g * (((s > p[2] && s > relu_general_lo(p) && s < p[1]) ? 1.0 : 0.0) +
                             (s < p[2] ? (double)p[0] : 0.0)));
     case FC_ACT_GELU:
+    {
+        const double xc = s < -20.0 ? -20.0 : s > 20.0 ? 20.0 : s; /* x phi(x) = 0 beyond */
         return (float)(g * (0.5 * erfc(-s * 0.70710678118654752) +
-                            s * exp(-0.5 * s * s) * 0.3989422804014327));
+                            xc * exp(-0.5 * xc * xc) * 0.3989422804014327));
+    }
     case FC_ACT_GELU_TANH: {
         const double sg = sigmoid_d(2.0 * FC_SQRT_2_OVER_PI * (s + FC_GELU_C * s * s * s));
         const double du = 2.0 * FC_SQRT_2_OVER_PI * (1.0 + 3.0 * FC_GELU_C * s * s);
@@ -372,8 +383,11 @@ FC_TARGET_AVX2 static inline V8 v_log1p_unit(V8 e)
  * least-squares fits (relative error about 2e-7 in float32) made for this file. */
 FC_TARGET_AVX2 static inline V8 v_phi(V8 x)
 {
-    const V8 a = _mm256_min_ps(VSET(10.0f), _mm256_mul_ps(_mm256_andnot_ps(VSET(-0.0f), x),
-                                                         VSET(0.70710678118654752f)));
+    const V8 a_raw = _mm256_mul_ps(_mm256_andnot_ps(VSET(-0.0f), x),
+                                   VSET(0.70710678118654752f));
+    /* erfc(a) < 2^-149 beyond a = 10: the value is 0 there (and x^2 below stays finite) */
+    const V8 beyond = _mm256_cmp_ps(a_raw, VSET(10.0f), _CMP_GE_OQ);
+    const V8 a = _mm256_min_ps(VSET(10.0f), a_raw);
     const V8 a2 = _mm256_mul_ps(a, a);
     V8 p = VSET(-6.816163077e-04f);
     p = _mm256_fmadd_ps(p, a2, VSET(5.123039708e-03f));
@@ -395,13 +409,15 @@ FC_TARGET_AVX2 static inline V8 v_phi(V8 x)
     q = _mm256_fmadd_ps(q, v, VSET(5.641819835e-01f));
     q = _mm256_fmadd_ps(q, v, VSET(2.241726662e-07f));
     /* x^2 = hi + lo exactly; exp(-(hi + lo)/2) ~= exp(-hi/2) (1 - lo/2) */
-    const V8 hi = _mm256_mul_ps(x, x);
-    const V8 lo = _mm256_fmsub_ps(x, x, hi);
+    const V8 xc = _mm256_min_ps(VSET(14.5f), _mm256_max_ps(VSET(-14.5f), x));
+    const V8 hi = _mm256_mul_ps(xc, xc);
+    const V8 lo = _mm256_fmsub_ps(xc, xc, hi);
     const V8 ex = _mm256_mul_ps(v_exp(_mm256_mul_ps(hi, VSET(-0.5f))),
                                 _mm256_fnmadd_ps(lo, VSET(0.5f), VSET(1.0f)));
     const V8 erfc_big = _mm256_mul_ps(ex, q);
     const V8 use_small = _mm256_cmp_ps(a, VSET(0.75f), _CMP_LT_OQ);
-    const V8 erfc_a = _mm256_blendv_ps(erfc_big, _mm256_sub_ps(VSET(1.0f), erf_small), use_small);
+    const V8 erfc_a = _mm256_andnot_ps(beyond, _mm256_blendv_ps(
+        erfc_big, _mm256_sub_ps(VSET(1.0f), erf_small), use_small));
     const V8 half_erfc = _mm256_mul_ps(erfc_a, VSET(0.5f));
     /* x >= 0: 1 - erfc(a)/2 (0.5 + erf(a)/2 when small); x < 0: erfc(a)/2 */
     const V8 pos = _mm256_blendv_ps(_mm256_sub_ps(VSET(1.0f), half_erfc),
@@ -422,7 +438,7 @@ FC_TARGET_AVX2 static inline V8 act_fwd_v(int kind, const float *p, V8 x)
                                              VCMP(x, x, _CMP_UNORD_Q)));
     case FC_ACT_RELU_GENERAL: {
         V8 v = _mm256_and_ps(x, VCMP(x, VSET(p[2]), _CMP_GT_OQ));
-        v = _mm256_min_ps(VSET(p[1]), _mm256_max_ps(zero, v));
+        v = _mm256_min_ps(VSET(p[1]), _mm256_max_ps(VSET(relu_general_lo(p)), v));
         const V8 neg = _mm256_max_ps(_mm256_sub_ps(VSET(p[2]), x), zero);
         const V8 y = _mm256_fnmadd_ps(VSET(p[0]), neg, v);
         return VSEL(VCMP(x, x, _CMP_UNORD_Q), x, y);
@@ -498,7 +514,8 @@ FC_TARGET_AVX2 static inline V8 act_bwd_v(int kind, const float *p, int from_out
             return _mm256_and_ps(g, _mm256_and_ps(VCMP(s, zero, _CMP_GT_OQ),
                                                   VCMP(s, VSET(p[1]), _CMP_LT_OQ)));
         const V8 lin = _mm256_and_ps(_mm256_and_ps(VCMP(s, VSET(p[2]), _CMP_GT_OQ),
-                                                   VCMP(s, zero, _CMP_GT_OQ)),
+                                                   VCMP(s, VSET(relu_general_lo(p)),
+                                                        _CMP_GT_OQ)),
                                      VCMP(s, VSET(p[1]), _CMP_LT_OQ));
         const V8 d = _mm256_add_ps(_mm256_and_ps(one, lin),
                                    _mm256_and_ps(VSET(p[0]), VCMP(s, VSET(p[2]), _CMP_LT_OQ)));
@@ -506,9 +523,10 @@ FC_TARGET_AVX2 static inline V8 act_bwd_v(int kind, const float *p, int from_out
     }
     case FC_ACT_GELU: {
         /* Phi(x) + x phi(x), phi(x) = exp(-x^2/2) / sqrt(2 pi) */
-        const V8 ph = _mm256_mul_ps(v_exp(_mm256_mul_ps(_mm256_mul_ps(s, s), VSET(-0.5f))),
+        const V8 xc = _mm256_min_ps(VSET(20.0f), _mm256_max_ps(VSET(-20.0f), s));
+        const V8 ph = _mm256_mul_ps(v_exp(_mm256_mul_ps(_mm256_mul_ps(xc, xc), VSET(-0.5f))),
                                     VSET(0.3989422804014327f));
-        return _mm256_mul_ps(g, _mm256_fmadd_ps(s, ph, v_phi(s)));
+        return _mm256_mul_ps(g, _mm256_fmadd_ps(xc, ph, v_phi(s)));
     }
     case FC_ACT_GELU_TANH: {
         const V8 xc = _mm256_min_ps(VSET(1e4f), _mm256_max_ps(VSET(-1e4f), s));

@@ -24,7 +24,8 @@ void fc_softmax_forward(const float *x, float *y, int64_t rows, int64_t cols);
 
 /* The activation family. Kinds and their params p[3] (unused params are ignored):
  * RELU_GENERAL is Keras 3's relu(x, negative_slope=p[0], max_value=p[1] (+inf for
- * None), threshold=p[2]); LEAKY_RELU: negative_slope p[0]; ELU: alpha p[0].
+ * None: then no clipping at all, so a negative threshold passes x in (threshold, 0)),
+ * threshold=p[2]); LEAKY_RELU: negative_slope p[0]; ELU: alpha p[0].
  * GELU is the exact erf form, GELU_TANH the tanh approximation; HARD_SIGMOID is
  * relu6(x + 3) / 6 and HARD_SILU x * hard_sigmoid(x) (Keras 3). NaN propagates.
  * Elementwise, any n >= 0, y may alias x. Values agree with the float64 formulas to

@@ -59,11 +59,12 @@ class ReLU(_Elementwise):
     Args:
         max_value: saturation value (``None``: none); must be >= 0.
         negative_slope: slope below the threshold; must be >= 0.
-        threshold: values at or below it are not passed through.
+        threshold: values at or below it are not passed through; must be >= 0.
         **kwargs: ``name``, ``trainable``, ``input_shape``, ``dtype`` (float32 only).
 
     Raises:
-        ValueError: for a negative ``max_value``/``negative_slope`` or a non-real argument.
+        ValueError: for a negative ``max_value``/``negative_slope``/``threshold`` (as Keras)
+            or a non-real argument.
     """
 
     _kernel = "relu"
@@ -72,7 +73,7 @@ class ReLU(_Elementwise):
         super().__init__(**kwargs)
         self.max_value = _real(max_value, "max_value", self.name, 0.0, allow_none=True)
         self.negative_slope = _real(negative_slope, "negative_slope", self.name, 0.0)
-        self.threshold = _real(threshold, "threshold", self.name)
+        self.threshold = _real(threshold, "threshold", self.name, 0.0)
         self.built = True
 
     @property
@@ -182,31 +183,33 @@ class Softmax(Layer):
 
     def __init__(self, axis=-1, **kwargs):
         super().__init__(**kwargs)
+        one = axis
         if isinstance(axis, (list, tuple)):
             if len(axis) != 1:
                 raise ValueError("%s: softmax over several axes is not supported by fastcnn; "
                                  "got axis=%r" % (self.name, axis))
-            axis = axis[0]
-        if isinstance(axis, bool) or not isinstance(axis, numbers.Integral):
+            one = axis[0]
+        if isinstance(one, bool) or not isinstance(one, numbers.Integral):
             raise ValueError("%s: axis must be an integer, got axis=%r" % (self.name, axis))
-        self.axis = int(axis)
+        self.axis = list(axis) if isinstance(axis, (list, tuple)) else int(axis)  # as Keras
+        self._axis = int(one)
         self.built = True
 
     def compute_output_shape(self, input_shape):
         nd = len(input_shape)
-        if not -nd <= self.axis < nd or self.axis % nd == 0:
-            self._incompatible("axis=%d must name a non-batch axis" % self.axis, input_shape)
+        if not -nd <= self._axis < nd or self._axis % nd == 0:
+            self._incompatible("axis=%r must name a non-batch axis" % (self.axis,), input_shape)
         return tuple(input_shape)
 
     def _forward(self, x, ws, training, return_logits):
-        y = ops.softmax_axis(x, self.axis, out=ws.buf("y", x.shape))
+        y = ops.softmax_axis(x, self._axis, out=ws.buf("y", x.shape))
         ws["y"] = y
         return y
 
     def _backward(self, dy, ws, need_input_grad):
         if not need_input_grad:
             return None
-        return ops.softmax_axis_backward(dy, ws["y"], self.axis, out=ws.buf("dx", dy.shape))
+        return ops.softmax_axis_backward(dy, ws["y"], self._axis, out=ws.buf("dx", dy.shape))
 
     def get_config(self):
         c = super().get_config()

@@ -35,7 +35,8 @@ ELEMENTWISE_ACTIVATIONS = {
 
 _DEFAULTS = {"negative_slope": 0.0, "max_value": None, "threshold": 0.0, "alpha": 1.0,
              "approximate": False}
-_LEAKY_DEFAULT = 0.2  # keras.activations.leaky_relu's default slope
+_LEAKY_DEFAULT = 0.2
+_FLT_MAX = float(np.finfo(np.float32).max)  # keras.activations.leaky_relu's default slope
 
 
 def _real(value, arg, who):
@@ -58,7 +59,8 @@ def _resolve(name, params, who):
         slope = _real(params.get("negative_slope", 0.0), "negative_slope", who)
         thr = _real(params.get("threshold", 0.0), "threshold", who)
         mx = params.get("max_value")
-        mx = math.inf if mx is None else _real(mx, "max_value", who)
+        # the kernel reads +inf as "no max_value" (no clipping); a given inf clips at 0
+        mx = math.inf if mx is None else min(_real(mx, "max_value", who), _FLT_MAX)
         if slope == 0.0 and thr == 0.0 and mx == math.inf:
             return _KIND["relu"], (0.0, 0.0, 0.0)
         if slope == 0.0 and thr == 0.0 and mx == 6.0:
