@@ -13,6 +13,11 @@
 #define FC_NN_BLOCK 4096
 #define FC_NN_PARALLEL_MIN 65536
 
+static double log_d(double v)
+{
+    return log(v);
+}
+
 static int64_t n_blocks(int64_t n)
 {
     return (n + FC_NN_BLOCK - 1) / FC_NN_BLOCK;
@@ -49,8 +54,7 @@ void fc_relu_backward(const float *dy, const float *y, float *dx, int64_t n)
 }
 
 /* One line of len elements, stride apart; safe in place (each element is read
- * before it is written). The arithmetic does not depend on the stride, so a
- * softmax along any axis is bitwise the last-axis one of the transposed array. */
+ * before it is written). The portable arithmetic does not depend on the stride. */
 static void softmax_line(const float *x, float *y, int64_t len, int64_t stride)
 {
     float m = x[0];
@@ -646,6 +650,111 @@ void fc_activation_backward(int kind, const float *params, const float *dy, cons
 
 /* ---- softmax / log_softmax along an axis: x viewed (outer, len, inner) ---- */
 
+#ifdef FC_HAVE_AVX2_PATH
+/* Contiguous rows on the AVX2 path: vector max, v_exp, sums in double over 8 fixed
+ * lanes then added lane by lane; the tail is padded with -inf (exp gives 0). */
+FC_TARGET_AVX2 static inline V8 load_tail(const float *x, int64_t n, float pad)
+{
+    float t[8] = {pad, pad, pad, pad, pad, pad, pad, pad};
+    memcpy(t, x, (size_t)n * sizeof(float));
+    return _mm256_loadu_ps(t);
+}
+
+FC_TARGET_AVX2 static inline void store_tail(float *y, V8 v, int64_t n)
+{
+    float t[8];
+    _mm256_storeu_ps(t, v);
+    memcpy(y, t, (size_t)n * sizeof(float));
+}
+
+FC_TARGET_AVX2 static inline __m256d add_halves(__m256d acc, V8 v, __m256d *hi_acc)
+{
+    *hi_acc = _mm256_add_pd(*hi_acc, _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
+    return _mm256_add_pd(acc, _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
+}
+
+FC_TARGET_AVX2 static inline double hsum_d(__m256d lo, __m256d hi)
+{
+    double a[4], b[4];
+    _mm256_storeu_pd(a, lo);
+    _mm256_storeu_pd(b, hi);
+    return ((a[0] + a[1]) + (a[2] + a[3])) + ((b[0] + b[1]) + (b[2] + b[3]));
+}
+
+FC_TARGET_AVX2 static void softmax_row_avx2(const float *x, float *y, int64_t len, int log)
+{
+    const int64_t nv = len & ~(int64_t)7, rest = len - nv;
+    V8 vm = VSET(-INFINITY);
+    for (int64_t j = 0; j < nv; j += 8)
+        vm = _mm256_max_ps(vm, _mm256_loadu_ps(x + j));
+    if (rest)
+        vm = _mm256_max_ps(vm, load_tail(x + nv, rest, -INFINITY));
+    float mv[8];
+    _mm256_storeu_ps(mv, vm);
+    float m = mv[0];
+    for (int k = 1; k < 8; k++)
+        m = mv[k] > m ? mv[k] : m;
+    const V8 vmax = VSET(m);
+    __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
+    for (int64_t j = 0; j < nv; j += 8) {
+        const V8 e = v_exp(_mm256_sub_ps(_mm256_loadu_ps(x + j), vmax));
+        if (!log)
+            _mm256_storeu_ps(y + j, e);
+        lo = add_halves(lo, e, &hi);
+    }
+    if (rest) {
+        const V8 e = v_exp(_mm256_sub_ps(load_tail(x + nv, rest, -INFINITY), vmax));
+        if (!log)
+            store_tail(y + nv, e, rest);
+        lo = add_halves(lo, e, &hi);
+    }
+    const double s = hsum_d(lo, hi);
+    if (log) {
+        const V8 ls = VSET((float)log_d(s));
+        for (int64_t j = 0; j < nv; j += 8)
+            _mm256_storeu_ps(y + j, _mm256_sub_ps(_mm256_sub_ps(_mm256_loadu_ps(x + j), vmax),
+                                                  ls));
+        if (rest)
+            store_tail(y + nv, _mm256_sub_ps(_mm256_sub_ps(load_tail(x + nv, rest, 0.0f), vmax),
+                                             ls), rest);
+    } else {
+        const V8 inv = VSET((float)(1.0 / s));
+        for (int64_t j = 0; j < nv; j += 8)
+            _mm256_storeu_ps(y + j, _mm256_mul_ps(_mm256_loadu_ps(y + j), inv));
+        if (rest)
+            store_tail(y + nv, _mm256_mul_ps(load_tail(y + nv, rest, 0.0f), inv), rest);
+    }
+}
+
+FC_TARGET_AVX2 static void softmax_row_backward_avx2(const float *g, const float *o, float *d,
+                                                     int64_t len, int log)
+{
+    const int64_t nv = len & ~(int64_t)7, rest = len - nv;
+    __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
+    for (int64_t j = 0; j < nv; j += 8) {
+        const V8 gv = _mm256_loadu_ps(g + j);
+        lo = add_halves(lo, log ? gv : _mm256_mul_ps(gv, _mm256_loadu_ps(o + j)), &hi);
+    }
+    if (rest) {
+        const V8 gv = load_tail(g + nv, rest, 0.0f);
+        lo = add_halves(lo, log ? gv : _mm256_mul_ps(gv, load_tail(o + nv, rest, 0.0f)), &hi);
+    }
+    const V8 sv = VSET((float)hsum_d(lo, hi));
+    for (int64_t j = 0; j < len; j += 8) {
+        const int64_t n = len - j < 8 ? len - j : 8;
+        const V8 gv = n == 8 ? _mm256_loadu_ps(g + j) : load_tail(g + j, n, 0.0f);
+        const V8 ov = n == 8 ? _mm256_loadu_ps(o + j) : load_tail(o + j, n, 0.0f);
+        const V8 r = log ? _mm256_fnmadd_ps(v_exp(ov), sv, gv)
+                         : _mm256_mul_ps(ov, _mm256_sub_ps(gv, sv));
+        if (n == 8)
+            _mm256_storeu_ps(d + j, r);
+        else
+            store_tail(d + j, r, n);
+    }
+}
+#endif
+
+
 static void log_softmax_line(const float *x, float *y, int64_t len, int64_t stride)
 {
     float m = x[0];
@@ -664,12 +773,20 @@ void fc_softmax_axis_forward(int log_softmax, const float *x, float *y, int64_t 
                              int64_t len, int64_t inner)
 {
     int64_t l, lines = outer * inner;
+    const int simd = fc_simd_level();
+    (void)simd;
     if (len <= 0)
         return;
 #pragma omp parallel for schedule(static) if (lines * len >= FC_NN_PARALLEL_MIN / 4) \
     num_threads(fc_get_num_threads())
     for (l = 0; l < lines; l++) {
         const int64_t off = (l / inner) * len * inner + l % inner;
+#ifdef FC_HAVE_AVX2_PATH
+        if (simd >= 1 && inner == 1) {
+            softmax_row_avx2(x + off, y + off, len, log_softmax);
+            continue;
+        }
+#endif
         if (log_softmax)
             log_softmax_line(x + off, y + off, len, inner);
         else
@@ -681,6 +798,8 @@ void fc_softmax_axis_backward(int log_softmax, const float *dy, const float *y, 
                               int64_t outer, int64_t len, int64_t inner)
 {
     int64_t l, lines = outer * inner;
+    const int simd = fc_simd_level();
+    (void)simd;
     if (len <= 0)
         return;
 #pragma omp parallel for schedule(static) if (lines * len >= FC_NN_PARALLEL_MIN / 4) \
@@ -690,6 +809,12 @@ void fc_softmax_axis_backward(int log_softmax, const float *dy, const float *y, 
         const float *g = dy + off, *o = y + off;
         float *d = dx + off;
         double s = 0.0;
+#ifdef FC_HAVE_AVX2_PATH
+        if (simd >= 1 && inner == 1) {
+            softmax_row_backward_avx2(g, o, d, len, log_softmax);
+            continue;
+        }
+#endif
         if (log_softmax) {
             /* dx = dy - softmax * sum(dy), softmax = exp(log_softmax) */
             for (int64_t j = 0; j < len; j++)

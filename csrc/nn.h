@@ -44,7 +44,9 @@ int fc_activation_backward_uses_output(int kind, const float *params);
 void fc_activation_backward(int kind, const float *params, const float *dy, const float *src,
                             float *dx, int64_t n);
 /* softmax (log_softmax = 0) or log_softmax (1) of x viewed (outer, len, inner) along len,
- * max-subtracted, sums in double; bitwise the same for any inner (stride). y may alias x. */
+ * max-subtracted, sums in double; y may alias x. Contiguous rows (inner == 1) take the
+ * AVX2 path when there is one (vector exp, 8 double partial sums); strided lines and the
+ * portable path run the scalar line code (expf, one double sum in order). */
 void fc_softmax_axis_forward(int log_softmax, const float *x, float *y, int64_t outer,
                              int64_t len, int64_t inner);
 /* Its gradient from the OUTPUT y: softmax dx = y (dy - sum dy y); log_softmax

@@ -223,9 +223,15 @@ def test_softmax_axis_reference_and_gradient(rng, log, axis):
         v - v.max(axis=axis, keepdims=True)).sum(axis=axis, keepdims=True))))
     want = x64 - lse if log else np.exp(x64 - lse)
     assert_close(y, want, rtol=2e-6, atol=1e-6)
-    # bitwise what the last-axis kernel gives on the transposed array
+    # on the portable path, bitwise what the last-axis kernel gives on the transposed array
     xt = np.ascontiguousarray(np.moveaxis(x, axis, -1))
-    np.testing.assert_array_equal(np.moveaxis(ops.softmax_axis(xt, -1, log=log), -1, axis), y)
+    fastcnn._ext.force_simd(0)
+    try:
+        np.testing.assert_array_equal(
+            np.moveaxis(ops.softmax_axis(xt, -1, log=log), -1, axis),
+            ops.softmax_axis(x, axis, log=log))
+    finally:
+        fastcnn._ext.force_simd(-1)
     dy = rng.standard_normal(x.shape).astype(np.float32)
     f = (lambda v: float(np.sum(ref(v) * dy))) if log else \
         (lambda v: float(np.sum(np.exp(ref(v)) * dy)))
@@ -234,9 +240,28 @@ def test_softmax_axis_reference_and_gradient(rng, log, axis):
     assert_close(got, want_g, rtol=1e-4, atol=1e-5)
 
 
-def test_softmax_last_axis_is_bitwise_the_old_kernel(rng):
-    x = (rng.standard_normal((64, 10)) * 5).astype(np.float32)
-    np.testing.assert_array_equal(ops.softmax_axis(x), ops.softmax(x))
+@pytest.mark.parametrize("cols", [1, 7, 8, 13, 1000])
+def test_softmax_rows_both_paths(rng, cols):
+    """Row lengths around the vector width; the portable path is bitwise ops.softmax."""
+    x = (rng.standard_normal((9, cols)) * 5).astype(np.float32)
+    dy = rng.standard_normal(x.shape).astype(np.float32)
+    x64 = x.astype(np.float64)
+    p = np.exp(x64 - x64.max(-1, keepdims=True))
+    p /= p.sum(-1, keepdims=True)
+    for simd in (-1, 0):
+        fastcnn._ext.force_simd(simd)
+        try:
+            y, ly = ops.softmax_axis(x), ops.log_softmax(x)
+            g, lg = ops.softmax_axis_backward(dy, y), ops.softmax_axis_backward(dy, ly, log=True)
+            if simd == 0:
+                np.testing.assert_array_equal(y, ops.softmax(x))
+        finally:
+            fastcnn._ext.force_simd(-1)
+        assert_close(y, p, rtol=2e-6, atol=1e-7)
+        assert_close(ly, np.log(p), rtol=2e-6, atol=1e-6)
+        want = p * (dy - (dy * p).sum(-1, keepdims=True))
+        assert_close(g, want, rtol=1e-5, atol=1e-6)
+        assert_close(lg, dy - p * dy.sum(-1, keepdims=True), rtol=1e-5, atol=1e-6)
 
 
 @pytest.mark.parametrize("log", [False, True])

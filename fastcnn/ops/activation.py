@@ -176,8 +176,8 @@ def softmax_axis(x, axis=-1, log=False, out=None):
         out: optional float32 output of x's shape; may be ``x``.
 
     Returns:
-        ``out`` (float32). Along any axis the result is bitwise what the last-axis kernel
-        gives on the transposed array.
+        ``out`` (float32). The last axis runs vectorised rows (AVX2 path); other axes run
+        strided lines. Both agree with the float64 formula to float32 rounding.
 
     Raises:
         ValueError: for a scalar, an out-of-range axis or a bad ``out``.
