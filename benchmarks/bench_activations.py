@@ -89,6 +89,7 @@ def main(argv=None):
     ap.add_argument("--no-torch", action="store_true")
     ap.add_argument("--json", action="store_true",
                     help="write benchmarks/results/activations.json")
+    ap.add_argument("--note", default=None, help="a note stored in the JSON file")
     args = ap.parse_args(argv)
     fastcnn.set_num_threads(args.threads)
     torch = None
@@ -116,7 +117,12 @@ def main(argv=None):
     print(head + "   (ratio = bandwidth / activation GB/s; target <= 1.3)")
     tops = torch_ops(torch) if torch is not None else {}
     xt, dyt = (torch.from_numpy(x), torch.from_numpy(dy)) if torch is not None else (None, None)
-    results = {"mib": nbytes / 2 ** 20, "threads": args.threads,
+    from side_by_side import machine_info
+    results = {"benchmark": "activations", "note": args.note,
+               "command": " ".join(["python", "benchmarks/bench_activations.py"]
+                                   + list(sys.argv[1:] if argv is None else argv)),
+               "machine": machine_info(args.threads),
+               "mib": nbytes / 2 ** 20, "threads": args.threads,
                "simd": fastcnn._ext.simd_name(), "copy_ms": copy_s * 1e3,
                "bandwidth_gbs": bw, "activations": {}}
     cases = [(label, name, params) for label, name, params in ELEMENTWISE]

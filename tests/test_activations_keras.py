@@ -471,3 +471,21 @@ def test_activation_layers_in_a_model_train_like_keras(rng, K):
     assert abs(kl - fl) <= 1e-4 * max(1.0, abs(kl))
     for a, b in zip(fw, kw):
         assert_close(a, b, rtol=1e-4, atol=1e-5)
+
+
+def test_model_with_activation_layers_saves_and_loads(rng, tmp_path):
+    L = layers
+    model = fastcnn.Sequential([
+        fastcnn.Input(shape=(6, 6, 2)), L.Conv2D(4, 3, activation="gelu"),
+        L.PReLU(shared_axes=[1, 2], alpha_initializer="ones"), L.LeakyReLU(0.1),
+        L.ReLU(max_value=3.0, threshold=0.2), L.Flatten(), L.Dense(5, activation="swish"),
+        L.ELU(alpha=0.3), L.Activation("log_softmax"), L.Softmax()])
+    x = rng.standard_normal((3, 6, 6, 2)).astype(np.float32)
+    want = model.predict(x, verbose=0)
+    path = tmp_path / "acts.keras"
+    model.save(path)
+    loaded = fastcnn.models.load_model(path)
+    np.testing.assert_array_equal(loaded.predict(x, verbose=0), want)
+    assert [type(la).__name__ for la in loaded.layers] == [type(la).__name__
+                                                           for la in model.layers]
+    assert loaded.layers[5].get_config()["activation"] == "silu"
