@@ -15,6 +15,7 @@ benchmarks/results/activations.json.
 import argparse
 import json
 import os
+import shlex
 import sys
 import time
 
@@ -119,8 +120,8 @@ def main(argv=None):
     xt, dyt = (torch.from_numpy(x), torch.from_numpy(dy)) if torch is not None else (None, None)
     from side_by_side import machine_info
     results = {"benchmark": "activations", "note": args.note,
-               "command": " ".join(["python", "benchmarks/bench_activations.py"]
-                                   + list(sys.argv[1:] if argv is None else argv)),
+               "command": shlex.join(["python", "benchmarks/bench_activations.py"]
+                                     + list(sys.argv[1:] if argv is None else argv)),
                "machine": machine_info(args.threads),
                "mib": nbytes / 2 ** 20, "threads": args.threads,
                "simd": fastcnn._ext.simd_name(), "copy_ms": copy_s * 1e3,
