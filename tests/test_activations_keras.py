@@ -489,3 +489,25 @@ def test_model_with_activation_layers_saves_and_loads(rng, tmp_path):
     assert [type(la).__name__ for la in loaded.layers] == [type(la).__name__
                                                            for la in model.layers]
     assert loaded.layers[5].get_config()["activation"] == "silu"
+
+
+@pytest.mark.parametrize("act", ["tanh", "gelu", "leaky_relu", "softplus", "log_softmax"])
+def test_activation_layer_never_writes_its_input(rng, act):
+    x = rng.standard_normal((4, 9)).astype(np.float32)
+    keep = x.copy()
+    layer = layers.Activation(act)
+    y = layer.forward(x, training=True)
+    np.testing.assert_array_equal(x, keep)
+    np.testing.assert_array_equal(y, getattr(activations, act)(x))
+    dx = layer.backward(np.ones_like(y))
+    np.testing.assert_array_equal(x, keep)
+    assert dx.shape == x.shape
+
+
+@pytest.mark.parametrize("act", ["tanh", "elu", "gelu", "hard_silu"])
+def test_dense_activation_predict_matches_manual(rng, act):
+    model = fastcnn.Sequential([fastcnn.Input(shape=(5,)), layers.Dense(7, activation=act)])
+    x = rng.standard_normal((6, 5)).astype(np.float32)
+    k, b = model.layers[0].get_weights()
+    want = getattr(activations, act)((x.astype(np.float64) @ k + b).astype(np.float32))
+    assert_close(model.predict(x, verbose=0), want, rtol=1e-5, atol=1e-6)
