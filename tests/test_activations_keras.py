@@ -511,3 +511,37 @@ def test_dense_activation_predict_matches_manual(rng, act):
     k, b = model.layers[0].get_weights()
     want = getattr(activations, act)((x.astype(np.float64) @ k + b).astype(np.float32))
     assert_close(model.predict(x, verbose=0), want, rtol=1e-5, atol=1e-6)
+
+
+class _Spy:
+    """Stands in for fastcnn._ext in ops.activation: any C call is recorded."""
+
+    def __init__(self):
+        self.calls = []
+
+    def __getattr__(self, name):
+        def call(*args, **kwargs):
+            self.calls.append(name)
+        return call
+
+
+@pytest.mark.parametrize("call", [
+    lambda: ops.activation(np.zeros(3, np.float32), "mish"),
+    lambda: ops.activation(np.zeros(3, np.float32), "elu", alpha=float("nan")),
+    lambda: ops.activation(np.zeros(3, np.float32), "relu", out=np.zeros(4, np.float32)),
+    lambda: ops.activation_backward(np.zeros(3, np.float32), np.zeros(4, np.float32), "tanh"),
+    lambda: ops.softmax_axis(np.zeros((2, 3), np.float32), axis=2),
+    lambda: ops.softmax_axis(np.float32(1.0)),
+    lambda: ops.softmax_axis_backward(np.zeros((2, 3), np.float32), np.zeros((3, 2), np.float32)),
+    lambda: ops.prelu(np.zeros((2, 3), np.float32), np.zeros(2, np.float32)),
+    lambda: ops.prelu_backward(np.zeros((2, 3), np.float32), np.zeros((2, 3), np.float32),
+                               np.zeros(3, np.float32), dalpha=np.zeros(2, np.float32)),
+])
+def test_invalid_input_raises_before_any_c_call(monkeypatch, call):
+    import importlib
+    module = importlib.import_module("fastcnn.ops.activation")  # the name is the function
+    spy = _Spy()
+    monkeypatch.setattr(module, "_ext", spy)
+    with pytest.raises(ValueError):
+        call()
+    assert spy.calls == []

@@ -183,6 +183,8 @@ def softmax_axis(x, axis=-1, log=False, out=None):
         ValueError: for a scalar, an out-of-range axis or a bad ``out``.
     """
     who = "log_softmax" if log else "softmax"
+    if np.ndim(x) == 0:  # before the conversion, which makes a scalar 1-D
+        raise ValueError("%s: x must have at least one axis, got a scalar" % who)
     x = as_float32(x, who + ": x")
     outer, length, inner = _axis_split(x.shape, axis, who)
     out = check_output(out, x.shape, who + ": out")
