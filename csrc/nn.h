@@ -1,6 +1,6 @@
 /* The "nn" kernel family: activations, dense layer, losses, dropout, batch norm.
  *
- * Sources: activations.c (relu, softmax, dropout), nn.c (dense), losses.c
+ * Sources: activations.c (relu, activation family, softmax, PReLU, dropout), nn.c (dense), losses.c
  * (softmax cross-entropy, mean squared error), normalization.c (batch norm).
  *
  * Every kernel follows fc_common.h: float32, C-contiguous, caller-allocated
@@ -21,6 +21,44 @@ void fc_relu_forward(const float *x, float *y, int64_t n);
 void fc_relu_backward(const float *dy, const float *y, float *dx, int64_t n);
 /* Row-wise softmax of a (rows, cols) matrix, max-subtracted; sums in double. */
 void fc_softmax_forward(const float *x, float *y, int64_t rows, int64_t cols);
+
+/* The activation family. Kinds and their params p[3] (unused params are ignored):
+ * RELU_GENERAL is Keras 3's relu(x, negative_slope=p[0], max_value=p[1] (+inf for
+ * None: then no clipping at all, so a negative threshold passes x in (threshold, 0)),
+ * threshold=p[2]); LEAKY_RELU: negative_slope p[0]; ELU: alpha p[0].
+ * GELU is the exact erf form, GELU_TANH the tanh approximation; HARD_SIGMOID is
+ * relu6(x + 3) / 6 and HARD_SILU x * hard_sigmoid(x) (Keras 3). NaN propagates.
+ * Elementwise, any n >= 0, y may alias x. Values agree with the float64 formulas to
+ * a few float32 ulp (AVX2 path) or to one rounding (portable path). */
+enum {
+    FC_ACT_LINEAR = 0, FC_ACT_RELU, FC_ACT_RELU_GENERAL, FC_ACT_LEAKY_RELU, FC_ACT_RELU6,
+    FC_ACT_SIGMOID, FC_ACT_TANH, FC_ACT_ELU, FC_ACT_SELU, FC_ACT_GELU, FC_ACT_GELU_TANH,
+    FC_ACT_SILU, FC_ACT_SOFTPLUS, FC_ACT_SOFTSIGN, FC_ACT_HARD_SIGMOID, FC_ACT_HARD_SILU,
+    FC_ACT_EXPONENTIAL, FC_ACT_COUNT
+};
+int fc_activation_kind_valid(int kind);
+void fc_activation_forward(int kind, const float *params, const float *x, float *y, int64_t n);
+/* 1: the backward's src is the forward OUTPUT y; 0: src is the forward INPUT x. */
+int fc_activation_backward_uses_output(int kind, const float *params);
+/* dx = dy * f'(x), with src as fc_activation_backward_uses_output says; dx may alias dy. */
+void fc_activation_backward(int kind, const float *params, const float *dy, const float *src,
+                            float *dx, int64_t n);
+/* softmax (log_softmax = 0) or log_softmax (1) of x viewed (outer, len, inner) along len,
+ * max-subtracted, sums in double; y may alias x. Contiguous rows (inner == 1) take the
+ * AVX2 path when there is one (vector exp, 8 double partial sums); strided lines and the
+ * portable path run the scalar line code (expf, one double sum in order). */
+void fc_softmax_axis_forward(int log_softmax, const float *x, float *y, int64_t outer,
+                             int64_t len, int64_t inner);
+/* Its gradient from the OUTPUT y: softmax dx = y (dy - sum dy y); log_softmax
+ * dx = dy - exp(y) sum dy. dx may alias dy. */
+void fc_softmax_axis_backward(int log_softmax, const float *dy, const float *y, float *dx,
+                              int64_t outer, int64_t len, int64_t inner);
+/* PReLU on x viewed (rows, d) with alpha (d): y = x > 0 ? x : alpha x. */
+void fc_prelu_forward(const float *x, const float *alpha, float *y, int64_t rows, int64_t d);
+/* dx = dy where x > 0, alpha dy where x < 0, 0 at 0 (dx may be NULL or alias dy);
+ * dalpha[j] = sum_r dy[r, j] * min(x[r, j], 0) (double, rows in order). */
+void fc_prelu_backward(const float *dy, const float *x, const float *alpha, float *dx,
+                       float *dalpha, int64_t rows, int64_t d);
 
 /* Inverted dropout. mask[i] = 1 keeps element i, 0 drops it; kept elements are
  * scaled by 1/(1-rate). The keep decision is a pure function of (seed, i): a

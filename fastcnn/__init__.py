@@ -5,6 +5,7 @@ from . import (callbacks, initializers, layers, losses, metrics, models, optimiz
                saving, utils)
 from . import constraints, regularizers  # noqa: E402
 from . import distribution
+from . import activations  # noqa: E402
 from .models import Model, Sequential
 from . import zoo
 from .layers import Input
@@ -12,7 +13,8 @@ from .layers import Input
 __all__ = ["__version__", "config", "get_num_threads", "set_num_threads", "show_config", "ops",
            "Model", "Sequential", "Input", "layers", "models", "optimizers", "losses", "metrics", "callbacks",
            "utils", "initializers", "saving", "zoo", "datasets", "regularizers",
-           "constraints", "distribution"]
+           "constraints", "distribution",
+           "activations"]
 
 
 def __getattr__(name):

@@ -16,6 +16,7 @@ from .preprocessing import (CenterCrop, RandomBrightness, RandomContrast, Random
 from .merging import (Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract, add,
                       average, concatenate, maximum, minimum, multiply, subtract)
 from .reshaping import Cropping2D, Identity, Reshape, ZeroPadding2D
+from .activations import ELU, LeakyReLU, PReLU, Softmax
 
 Convolution2D = Conv2D
 
@@ -39,6 +40,9 @@ _IMAGE_LAYERS = (RandomRotation, RandomZoom, RandomCrop, RandomContrast, RandomB
                  Resizing, CenterCrop)
 __all__ += [cls.__name__ for cls in _IMAGE_LAYERS]
 _REGISTRY.update({cls.__name__: cls for cls in _IMAGE_LAYERS})
+# activation layers (layers.activations)
+__all__ += ["LeakyReLU", "PReLU", "ELU", "Softmax"]
+_REGISTRY.update({cls.__name__: cls for cls in (LeakyReLU, PReLU, ELU, Softmax)})
 
 # per-sample normalisation, channel dropout, permute/repeat and embedding (issue 13)
 from .normalization import GroupNormalization, LayerNormalization  # noqa: E402

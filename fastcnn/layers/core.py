@@ -1,30 +1,37 @@
-"""Core layers: Input, Dense, Flatten, Dropout, Activation, ReLU (Keras 3 semantics)."""
+"""Core layers: Input, Dense, Flatten, Dropout, Activation (Keras 3 semantics); ReLU lives in
+layers/activations.py and is re-exported here."""
 import numbers
 
 import numpy as np
 
-from .. import constraints, initializers, ops, regularizers
+from .. import activations, constraints, initializers, ops, regularizers
 from ..ops._validation import channels_last, unsupported
+from .activations import ReLU  # noqa: F401  (re-exported: it lived here first)
 from .base import Layer, SeededLayer
 from .node import Node
 
 __all__ = ["InputLayer", "Input", "Dense", "Flatten", "Dropout", "Activation", "ReLU"]
 
-ACTIVATIONS = ("linear", "relu", "softmax", "sigmoid")
+ACTIVATIONS = ("linear", "relu", "softmax", "sigmoid", "tanh", "elu", "selu", "gelu", "silu",
+               "softplus", "softsign", "hard_sigmoid", "hard_silu", "leaky_relu", "relu6",
+               "exponential", "log_softmax")
+# the row-wise ones: everything else in ACTIVATIONS is elementwise (ops.activation)
+_ROWWISE = ("softmax", "log_softmax")
 
 
 def get_activation(identifier, layer):
-    """None/'linear', 'relu', 'softmax' or 'sigmoid' -> canonical name; else ValueError."""
-    if identifier is None:
-        return "linear"
-    if isinstance(identifier, str) and identifier.lower() in ACTIVATIONS:
-        return identifier.lower()
-    name = getattr(identifier, "__name__", None)
-    if callable(identifier) and name in ACTIVATIONS:
-        return name
-    raise ValueError("%s: could not interpret activation function identifier %r. fastcnn "
-                     "supports: None or 'linear', 'relu', 'softmax', 'sigmoid'"
-                     % (layer, identifier))
+    """None, a name (Keras aliases too) or an activation function -> its canonical name.
+
+    Raises:
+        ValueError: naming ``layer`` and listing the supported activations.
+    """
+    try:
+        name = activations.serialize(activations.get(identifier))
+    except ValueError:
+        raise ValueError("%s: could not interpret activation function identifier %r. fastcnn "
+                         "supports: None, %s (and the aliases swish, hard_swish)"
+                         % (layer, identifier, ", ".join(ACTIVATIONS))) from None
+    return name
 
 
 class _Activated:
@@ -34,6 +41,9 @@ class _Activated:
     ``relu_backward`` on the stored output. Softmax and sigmoid run as ``ops.softmax`` /
     ``ops.sigmoid`` unless the model asks for logits (``return_logits``: the cross-entropy then
     works from the logits, which is the exact gradient of activation + cross-entropy).
+    Every other activation is one pass of ``ops.activation`` over the kernel's output: in
+    place when its backward works from the output, else into a buffer next to the kept
+    pre-activation.
     """
 
     def _kernel_activation(self):
@@ -43,37 +53,43 @@ class _Activated:
     def fuses_relu_backward(self):
         return self.activation == "relu"
 
-    def _finish(self, z, ws, return_logits):
+    def _finish(self, z, ws, return_logits, in_place=True):
+        """Apply the activation to the kernel output ``z``; ``in_place=False`` when ``z`` is
+        not this layer's own buffer (the Activation layer's input)."""
         ws["z"] = z
-        if self.activation == "softmax" and not return_logits:
+        act = self.activation
+        if act in ("linear", "relu") or (return_logits and act in ("softmax", "sigmoid")):
+            return z
+        if act == "softmax":
             y = ops.softmax(z, out=ws.buf("y", z.shape))
-            ws["y"] = y
-            return y
-        if self.activation == "sigmoid" and not return_logits:
+        elif act == "sigmoid":
             y = ops.sigmoid(z, out=ws.buf("y", z.shape))
-            ws["y"] = y
-            return y
-        return z
+        elif act == "log_softmax":
+            y = ops.log_softmax(z, out=ws.buf("y", z.shape))
+        elif in_place and ops.activation_backward_uses_output(act):
+            y = ops.activation(z, act, out=z)
+        else:
+            y = ops.activation(z, act, out=ws.buf("y", z.shape))
+        ws["y"] = y
+        return y
 
     def _activation_backward(self, dy, ws):
-        if self.activation == "relu":
+        act = self.activation
+        if act == "linear":
+            return dy
+        if act == "relu":
             if ws.get("fused_relu"):  # the max-pool after this layer already applied it
                 return dy
             return ops.relu_backward(dy, ws["z"], out=ws.buf("dz", dy.shape))
-        if self.activation == "sigmoid" and not ws["logits"]:
+        if act in ("softmax", "sigmoid") and ws["logits"]:
+            return dy
+        if act == "sigmoid":
             return ops.sigmoid_backward(dy, ws["y"], out=ws.buf("dz", dy.shape))
-        if self.activation == "softmax" and not ws["logits"]:
-            # d softmax: dz = y * (dy - sum(dy * y)); O(N*classes), done once per batch
-            y = ws["y"]
-            t = ws.buf("sm_t", y.shape)
-            s = ws.buf("sm_s", y.shape[:-1] + (1,))
-            dz = ws.buf("dz", y.shape)
-            np.multiply(dy, y, out=t)
-            np.sum(t, axis=-1, keepdims=True, out=s)
-            np.subtract(dy, s, out=dz)
-            np.multiply(dz, y, out=dz)
-            return dz
-        return dy
+        if act in _ROWWISE:
+            return ops.softmax_axis_backward(dy, ws["y"], log=act == "log_softmax",
+                                             out=ws.buf("dz", dy.shape))
+        src = ws["y"] if ops.activation_backward_uses_output(act) else ws["z"]
+        return ops.activation_backward(dy, src, act, out=ws.buf("dz", dy.shape))
 
 
 class InputLayer(Layer):
@@ -150,7 +166,8 @@ class Dense(_Activated, Layer):
 
     Args:
         units: output size.
-        activation: ``None``/``"linear"``, ``"relu"`` (fused into the GEMM) or ``"softmax"``.
+        activation: ``None``/``"linear"``, ``"relu"`` (fused into the GEMM) or any name of
+            ``fastcnn.activations`` (applied in one pass over the GEMM's output).
         use_bias: whether to add a bias.
         kernel_initializer: initializer name or instance (default ``"glorot_uniform"``).
         bias_initializer: initializer name or instance (default ``"zeros"``).
@@ -338,7 +355,20 @@ class Dropout(SeededLayer):
 
 
 class Activation(_Activated, Layer):
-    """Apply 'relu', 'softmax', 'sigmoid' or 'linear' as a separate layer."""
+    """Apply an activation function as a separate layer (Keras 3's ``Activation``).
+
+    Args:
+        activation: a name from ``fastcnn.activations`` (``"relu"``, ``"tanh"``, ``"gelu"``,
+            ``"swish"``, ``"softmax"``, ...), ``None`` for linear, or one of those functions.
+        **kwargs: ``name``, ``trainable``, ``input_shape``, ``dtype`` (float32 only).
+
+    Raises:
+        ValueError: for an activation fastcnn does not support (the message lists them).
+
+    Example:
+        >>> fastcnn.layers.Activation("tanh")(np.zeros((1, 2), np.float32))
+        array([[0., 0.]], dtype=float32)
+    """
 
     def __init__(self, activation, **kwargs):
         super().__init__(**kwargs)
@@ -350,14 +380,15 @@ class Activation(_Activated, Layer):
             z = ops.relu(x, out=ws.buf("out", x.shape))
             ws["z"] = z
             return z
+        if self.activation == "linear":
+            return x
         if self.activation == "softmax":
             if x.ndim != 2:
                 x = x.reshape(-1, x.shape[-1])
-            y = self._finish(x, ws, return_logits)
+            y = self._finish(x, ws, return_logits, in_place=False)
             return y.reshape(ws["x"].shape)
-        if self.activation == "sigmoid":
-            return self._finish(x, ws, return_logits)
-        return x
+        # x belongs to the layer before: never overwrite it
+        return self._finish(x, ws, return_logits, in_place=False)
 
     def _backward(self, dy, ws, need_input_grad):
         if not need_input_grad:
@@ -370,39 +401,3 @@ class Activation(_Activated, Layer):
         c = super().get_config()
         c["activation"] = self.activation
         return c
-
-
-class ReLU(Layer):
-    """max(x, 0). Only Keras' defaults (no max_value, slope or threshold) are supported.
-
-    Followed by a max-pool, its backward can be left to the pool's scatter (the model's
-    plan sets ``fused_relu``): it then passes ``dy`` through."""
-
-    fuses_relu_backward = True
-
-    def __init__(self, max_value=None, negative_slope=0.0, threshold=0.0, **kwargs):
-        super().__init__(**kwargs)
-        if max_value is not None or negative_slope != 0.0 or threshold != 0.0:
-            raise ValueError("%s: fastcnn's ReLU supports only max_value=None, "
-                             "negative_slope=0 and threshold=0; got max_value=%r, "
-                             "negative_slope=%r, threshold=%r"
-                             % (self.name, max_value, negative_slope, threshold))
-        self.built = True
-
-    def _forward(self, x, ws, training, return_logits):
-        y = ops.relu(x, out=ws.buf("out", x.shape))
-        ws["y"] = y
-        return y
-
-    def _backward(self, dy, ws, need_input_grad):
-        if not need_input_grad:
-            return None
-        if ws.get("fused_relu"):  # the max-pool after this layer already applied the mask
-            return dy
-        return ops.relu_backward(dy, ws["y"], out=ws.buf("dx", dy.shape))
-
-    def get_config(self):
-        c = super().get_config()
-        c.update(max_value=None, negative_slope=0.0, threshold=0.0)
-        return c
-

@@ -39,7 +39,8 @@ whose ReLU backward runs inside the next max-pool's) and the names of the layers
 
 # ----------------------------------------------------------------------------- predicates
 def _is_relu_layer(layer):
-    return (isinstance(layer, ReLU) or
+    # plain relu only: a ReLU with max_value / negative_slope / threshold does not fuse
+    return ((isinstance(layer, ReLU) and layer.fuses_relu_backward) or
             (isinstance(layer, Activation) and layer.activation == "relu"))
 
 
