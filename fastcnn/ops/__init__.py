@@ -23,8 +23,11 @@ from . import image as _image
 from .image import *  # noqa: F401,F403
 from . import sync_norm as _sync_norm
 from .sync_norm import *  # noqa: F401,F403
+from . import depthwise as _depthwise
+from .depthwise import *  # noqa: F401,F403
 
 __all__ = (list(_gemm.__all__) + list(_conv.__all__) + list(_pool.__all__)
            + list(_nn.__all__) + list(_optim.__all__) + list(_data.__all__)
            + list(_merge.__all__) + list(_bound.__all__) + list(_penalty.__all__)
-           + list(_sync_norm.__all__) + list(_image.__all__))
+           + list(_sync_norm.__all__) + list(_image.__all__)
+           + list(_depthwise.__all__))
