@@ -16,6 +16,7 @@ from .preprocessing import (CenterCrop, RandomBrightness, RandomContrast, Random
 from .merging import (Add, Average, Concatenate, Maximum, Minimum, Multiply, Subtract, add,
                       average, concatenate, maximum, minimum, multiply, subtract)
 from .reshaping import Cropping2D, Identity, Reshape, ZeroPadding2D
+from .depthwise import DepthwiseConv2D, SeparableConv2D
 
 Convolution2D = Conv2D
 
@@ -39,6 +40,9 @@ _IMAGE_LAYERS = (RandomRotation, RandomZoom, RandomCrop, RandomContrast, RandomB
                  Resizing, CenterCrop)
 __all__ += [cls.__name__ for cls in _IMAGE_LAYERS]
 _REGISTRY.update({cls.__name__: cls for cls in _IMAGE_LAYERS})
+__all__ += ["DepthwiseConv2D", "SeparableConv2D", "SeparableConvolution2D"]
+_REGISTRY.update({cls.__name__: cls for cls in (DepthwiseConv2D, SeparableConv2D)})
+SeparableConvolution2D = SeparableConv2D
 
 
 def register(cls, name=None):

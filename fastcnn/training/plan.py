@@ -43,6 +43,11 @@ def _is_relu_layer(layer):
             (isinstance(layer, Activation) and layer.activation == "relu"))
 
 
+def _plain_conv(layer):
+    """A Conv2D on conv2d's own kernels (no dilation or groups): the fused steps need it."""
+    return isinstance(layer, Conv2D) and layer.plain
+
+
 def _relu_activated(layer):
     """A layer whose own output is ReLU'd (its backward can leave the mask to the pool)."""
     return layer.fuses_relu_backward
@@ -76,21 +81,21 @@ there for a step that runs a layer's own forward (it needs the call's slot)."""
 
 RULES = (
     FusionRule("conv2d_relu_max_pool2d",
-               (lambda l: isinstance(l, Conv2D), lambda l: isinstance(l, MaxPooling2D)),
+               (_plain_conv, lambda l: isinstance(l, MaxPooling2D)),
                lambda ls, shape: _conv_pool_mode(ls[0], ls[1], shape, True),
                lambda ls, mode, nodes: fused.ConvReluPool(ls[0], ls[-1], mode)),
     FusionRule("conv2d_relu_max_pool2d",
-               (lambda l: isinstance(l, Conv2D), _is_relu_layer,
+               (_plain_conv, _is_relu_layer,
                 lambda l: isinstance(l, MaxPooling2D)),
                lambda ls, shape: _conv_pool_mode(ls[0], ls[2], shape, False),
                lambda ls, mode, nodes: fused.ConvReluPool(ls[0], ls[-1], mode)),
     FusionRule("conv2d_batch_norm_relu",
-               (lambda l: isinstance(l, Conv2D) and l.activation == "linear",
+               (lambda l: _plain_conv(l) and l.activation == "linear",
                 lambda l: isinstance(l, BatchNormalization), _is_relu_layer),
                lambda ls, shape: "",
                lambda ls, mode, nodes: fused.ConvBatchNorm(ls[0], ls[1], True, nodes[0].slot)),
     FusionRule("conv2d_batch_norm",
-               (lambda l: isinstance(l, Conv2D) and l.activation == "linear",
+               (lambda l: _plain_conv(l) and l.activation == "linear",
                 lambda l: isinstance(l, BatchNormalization)),
                lambda ls, shape: "",
                lambda ls, mode, nodes: fused.ConvBatchNorm(ls[0], ls[1], False, nodes[0].slot)),
