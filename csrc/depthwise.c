@@ -2,8 +2,8 @@
  *
  * All three passes work on Q = C*M "lanes": with M > 1 each input row is first expanded to
  * (W, C*M) (lane c*M + m holds channel c) in a per-thread buffer, so one lane-wise core
- * serves every depth multiplier. The cores keep a block of DW_BLOCK lanes of accumulators
- * in registers across all taps (or all pixels of a line, for the kernel gradient).
+ * serves every depth multiplier. The cores keep up to 32 lanes of accumulators in
+ * registers across all taps (or all pixels of a line, for the kernel gradient).
  */
 #include <string.h>
 
@@ -15,139 +15,234 @@
 #define DW_INLINE static inline
 #endif
 
-#define DW_BLOCK 32         /* lanes accumulated in registers (4 AVX2 vectors) */
 #define DW_MAX_BLOCKS 64    /* kernel-gradient partial sums: fixed, thread-independent */
 
+/* 8 lanes as one value: GCC/Clang vector extensions give AVX2 code in the FC_TARGET_AVX2
+ * copies and SSE pairs in the portable ones; every lane is the same IEEE mul and add. */
+typedef float dw_v8 __attribute__((vector_size(32)));
+typedef int32_t dw_v8i __attribute__((vector_size(32)));
+#if defined(__GNUC__) && !defined(__clang__)
+/* the helpers below are always inlined: no 32-byte vector crosses a call boundary */
+#pragma GCC diagnostic ignored "-Wpsabi"
+#endif
+
+/* unaligned 8-lane access (the vector type with 4-byte alignment) */
+typedef float dw_v8u __attribute__((vector_size(32), aligned(4)));
+#define DW_LOAD(p) (*(const dw_v8u *)(p))
+#define DW_STORE(p, v) (*(dw_v8u *)(p) = (v))
+
 /* ------------------------------------------------------------------ lane-wise cores */
-/* One output line's lanes [q0, q0 + qn): rows[i] is input row oh*sh - pt + i*dh as
- * (W, Q) lanes, or NULL outside the input. */
-DW_INLINE void fwd_block(const fc_depthwise_geometry *g, const float *const *rows,
-                         const float *FC_RESTRICT k, const float *bias, int relu, int64_t Q,
-                         int64_t q0, int64_t qn, float *FC_RESTRICT out_line)
+/* Each core handles lanes [q0, q0 + 8*NV) with NV accumulators held in registers (NV a
+ * compile-time constant after inlining), and its _tail twin lanes [q0, Q) one by one. */
+
+/* One output line: rows[i] is input row oh*sh - pt + i*dh as (W, Q) lanes, or NULL
+ * outside the input. */
+DW_INLINE void fwd_vec(const fc_depthwise_geometry *g, const float *const *rows,
+                       const float *k, const float *bias, int relu, int64_t Q, int64_t q0,
+                       const int NV, float *out_line)
 {
-    int64_t ow, i, j, t;
+    int64_t ow, i, j;
+    int v;
     for (ow = 0; ow < g->ow; ow++) {
-        float acc[DW_BLOCK];
-        float *FC_RESTRICT o = out_line + ow * Q + q0;
-        for (t = 0; t < qn; t++)
-            acc[t] = 0.0f;
+        dw_v8 acc[4];
+        for (v = 0; v < NV; v++)
+            acc[v] = (dw_v8){0};
         for (i = 0; i < g->kh; i++) {
             if (!rows[i])
                 continue;
             for (j = 0; j < g->kw; j++) {
                 const int64_t iw = ow * g->sw - g->pad_left + j * g->dw;
-                const float *FC_RESTRICT xp, *FC_RESTRICT kp;
+                const float *xp, *kp;
                 if (iw < 0 || iw >= g->w)
                     continue;
                 xp = rows[i] + iw * Q + q0;
                 kp = k + (i * g->kw + j) * Q + q0;
-                for (t = 0; t < qn; t++)
-                    acc[t] += xp[t] * kp[t];
+                for (v = 0; v < NV; v++)
+                    acc[v] += DW_LOAD(xp + 8 * v) * DW_LOAD(kp + 8 * v);
             }
         }
-        if (bias)
-            for (t = 0; t < qn; t++)
-                acc[t] += bias[q0 + t];
-        if (relu)
-            for (t = 0; t < qn; t++)
-                acc[t] = acc[t] > 0.0f ? acc[t] : 0.0f;
-        for (t = 0; t < qn; t++)
-            o[t] = acc[t];
+        for (v = 0; v < NV; v++) {
+            if (bias)
+                acc[v] += DW_LOAD(bias + q0 + 8 * v);
+            if (relu)
+                acc[v] = (dw_v8)((dw_v8i)acc[v] & (dw_v8i)(acc[v] > (dw_v8){0}));
+            DW_STORE(out_line + ow * Q + q0 + 8 * v, acc[v]);
+        }
     }
 }
 
-/* One input line's lane gradients [q0, q0 + qn) into tline (W, Q): dyrows[i] is the dy
- * line (OW, Q) whose tap row i reads this input line, or NULL. */
-DW_INLINE void dx_block(const fc_depthwise_geometry *g, const float *const *dyrows,
-                        const float *FC_RESTRICT k, int64_t Q, int64_t q0, int64_t qn,
-                        float *FC_RESTRICT tline)
+DW_INLINE void fwd_tail(const fc_depthwise_geometry *g, const float *const *rows,
+                        const float *k, const float *bias, int relu, int64_t Q, int64_t q0,
+                        float *out_line)
 {
-    int64_t iw, i, j, t;
+    int64_t ow, i, j, q;
+    for (ow = 0; ow < g->ow; ow++)
+        for (q = q0; q < Q; q++) {
+            float acc = 0.0f;
+            for (i = 0; i < g->kh; i++) {
+                if (!rows[i])
+                    continue;
+                for (j = 0; j < g->kw; j++) {
+                    const int64_t iw = ow * g->sw - g->pad_left + j * g->dw;
+                    if (iw >= 0 && iw < g->w)
+                        acc += rows[i][iw * Q + q] * k[(i * g->kw + j) * Q + q];
+                }
+            }
+            if (bias)
+                acc += bias[q];
+            if (relu)
+                acc = acc > 0.0f ? acc : 0.0f;
+            out_line[ow * Q + q] = acc;
+        }
+}
+
+/* One input line's lane gradients into tline (W, Q): dyrows[i] is the dy line (OW, Q)
+ * whose tap row i reads this input line, or NULL. */
+DW_INLINE int dx_src(const fc_depthwise_geometry *g, int64_t iw, int64_t j, int64_t *ow)
+{
+    const int64_t u = iw + g->pad_left - j * g->dw;
+    if (g->sw == 1) {  /* no division on the common path */
+        *ow = u;
+        return u >= 0 && u < g->ow;
+    }
+    if (u < 0 || u % g->sw || u / g->sw >= g->ow)
+        return 0;
+    *ow = u / g->sw;
+    return 1;
+}
+
+DW_INLINE void dx_vec(const fc_depthwise_geometry *g, const float *const *dyrows,
+                      const float *k, int64_t Q, int64_t q0, const int NV, float *tline)
+{
+    int64_t iw, i, j, ow;
+    int v;
     for (iw = 0; iw < g->w; iw++) {
-        float acc[DW_BLOCK];
-        for (t = 0; t < qn; t++)
-            acc[t] = 0.0f;
+        dw_v8 acc[4];
+        for (v = 0; v < NV; v++)
+            acc[v] = (dw_v8){0};
         for (i = 0; i < g->kh; i++) {
             if (!dyrows[i])
                 continue;
             for (j = 0; j < g->kw; j++) {
-                const int64_t u = iw + g->pad_left - j * g->dw;
-                const float *FC_RESTRICT dp, *FC_RESTRICT kp;
-                if (u < 0 || u % g->sw || u / g->sw >= g->ow)
+                const float *dp, *kp;
+                if (!dx_src(g, iw, j, &ow))
                     continue;
-                dp = dyrows[i] + (u / g->sw) * Q + q0;
+                dp = dyrows[i] + ow * Q + q0;
                 kp = k + (i * g->kw + j) * Q + q0;
-                for (t = 0; t < qn; t++)
-                    acc[t] += dp[t] * kp[t];
+                for (v = 0; v < NV; v++)
+                    acc[v] += DW_LOAD(dp + 8 * v) * DW_LOAD(kp + 8 * v);
             }
         }
-        for (t = 0; t < qn; t++)
-            tline[iw * Q + q0 + t] = acc[t];
+        for (v = 0; v < NV; v++)
+            DW_STORE(tline + iw * Q + q0 + 8 * v, acc[v]);
     }
 }
 
-/* Adds one output line's kernel-gradient terms for lanes [q0, q0 + qn) to p (KH*KW, Q). */
-DW_INLINE void dk_block(const fc_depthwise_geometry *g, const float *const *rows,
-                        const float *FC_RESTRICT dyline, int64_t Q, int64_t q0, int64_t qn,
-                        float *FC_RESTRICT p)
+DW_INLINE void dx_tail(const fc_depthwise_geometry *g, const float *const *dyrows,
+                       const float *k, int64_t Q, int64_t q0, float *tline)
 {
-    int64_t ow, i, j, t;
+    int64_t iw, i, j, ow, q;
+    for (iw = 0; iw < g->w; iw++)
+        for (q = q0; q < Q; q++) {
+            float acc = 0.0f;
+            for (i = 0; i < g->kh; i++) {
+                if (!dyrows[i])
+                    continue;
+                for (j = 0; j < g->kw; j++)
+                    if (dx_src(g, iw, j, &ow))
+                        acc += dyrows[i][ow * Q + q] * k[(i * g->kw + j) * Q + q];
+            }
+            tline[iw * Q + q] = acc;
+        }
+}
+
+/* Adds one output line's kernel-gradient terms to p (KH*KW, Q). */
+DW_INLINE void dk_vec(const fc_depthwise_geometry *g, const float *const *rows,
+                      const float *dyline, int64_t Q, int64_t q0, const int NV, float *p)
+{
+    int64_t ow, i, j;
+    int v;
     for (i = 0; i < g->kh; i++) {
         if (!rows[i])
             continue;
         for (j = 0; j < g->kw; j++) {
-            float acc[DW_BLOCK];
-            float *FC_RESTRICT pp = p + (i * g->kw + j) * Q + q0;
-            for (t = 0; t < qn; t++)
-                acc[t] = pp[t];
+            dw_v8 acc[4];
+            float *pp = p + (i * g->kw + j) * Q + q0;
+            for (v = 0; v < NV; v++)
+                acc[v] = DW_LOAD(pp + 8 * v);
             for (ow = 0; ow < g->ow; ow++) {
                 const int64_t iw = ow * g->sw - g->pad_left + j * g->dw;
-                const float *FC_RESTRICT xp, *FC_RESTRICT dp;
+                const float *xp, *dp;
                 if (iw < 0 || iw >= g->w)
                     continue;
                 xp = rows[i] + iw * Q + q0;
                 dp = dyline + ow * Q + q0;
-                for (t = 0; t < qn; t++)
-                    acc[t] += xp[t] * dp[t];
+                for (v = 0; v < NV; v++)
+                    acc[v] += DW_LOAD(xp + 8 * v) * DW_LOAD(dp + 8 * v);
             }
-            for (t = 0; t < qn; t++)
-                pp[t] = acc[t];
+            for (v = 0; v < NV; v++)
+                DW_STORE(pp + 8 * v, acc[v]);
         }
     }
 }
 
-/* Whole-line drivers: full blocks with a constant lane count (kept in registers), then
- * the tail. Compiled twice, portable and AVX2. */
+DW_INLINE void dk_tail(const fc_depthwise_geometry *g, const float *const *rows,
+                       const float *dyline, int64_t Q, int64_t q0, float *p)
+{
+    int64_t ow, i, j, q;
+    for (i = 0; i < g->kh; i++) {
+        if (!rows[i])
+            continue;
+        for (j = 0; j < g->kw; j++)
+            for (q = q0; q < Q; q++) {
+                float acc = p[(i * g->kw + j) * Q + q];
+                for (ow = 0; ow < g->ow; ow++) {
+                    const int64_t iw = ow * g->sw - g->pad_left + j * g->dw;
+                    if (iw >= 0 && iw < g->w)
+                        acc += rows[i][iw * Q + q] * dyline[ow * Q + q];
+                }
+                p[(i * g->kw + j) * Q + q] = acc;
+            }
+    }
+}
+
+/* Whole-line drivers: blocks of 32 lanes, then one block of 8, 16 or 24, then single
+ * lanes. Compiled twice, portable and AVX2. */
+#define DW_SPLIT(CALL_VEC, CALL_TAIL)                                                          \
+    int64_t q0 = 0;                                                                            \
+    for (; q0 + 32 <= Q; q0 += 32)                                                             \
+        CALL_VEC(4);                                                                           \
+    switch ((Q - q0) / 8) {                                                                    \
+    case 3: CALL_VEC(3); q0 += 24; break;                                                      \
+    case 2: CALL_VEC(2); q0 += 16; break;                                                      \
+    case 1: CALL_VEC(1); q0 += 8; break;                                                       \
+    default: break;                                                                            \
+    }                                                                                          \
+    if (q0 < Q)                                                                                \
+        CALL_TAIL;
+
 #define DW_DEFINE_LINES(suffix, attr)                                                          \
     attr static void fwd_line_##suffix(const fc_depthwise_geometry *g, const float *const *rows,\
                                        const float *k, const float *bias, int relu, int64_t Q,  \
-                                       float *out_line)                                         \
+                                       float *out)                                              \
     {                                                                                           \
-        int64_t q0 = 0;                                                                         \
-        for (; q0 + DW_BLOCK <= Q; q0 += DW_BLOCK)                                              \
-            fwd_block(g, rows, k, bias, relu, Q, q0, DW_BLOCK, out_line);                       \
-        if (q0 < Q)                                                                             \
-            fwd_block(g, rows, k, bias, relu, Q, q0, Q - q0, out_line);                         \
+        DW_SPLIT(FWD_VEC, fwd_tail(g, rows, k, bias, relu, Q, q0, out))                         \
     }                                                                                           \
     attr static void dx_line_##suffix(const fc_depthwise_geometry *g,                           \
                                       const float *const *dyrows, const float *k, int64_t Q,    \
                                       float *tline)                                             \
     {                                                                                           \
-        int64_t q0 = 0;                                                                         \
-        for (; q0 + DW_BLOCK <= Q; q0 += DW_BLOCK)                                              \
-            dx_block(g, dyrows, k, Q, q0, DW_BLOCK, tline);                                     \
-        if (q0 < Q)                                                                             \
-            dx_block(g, dyrows, k, Q, q0, Q - q0, tline);                                       \
+        DW_SPLIT(DX_VEC, dx_tail(g, dyrows, k, Q, q0, tline))                                   \
     }                                                                                           \
     attr static void dk_line_##suffix(const fc_depthwise_geometry *g, const float *const *rows, \
                                       const float *dyline, int64_t Q, float *p)                 \
     {                                                                                           \
-        int64_t q0 = 0;                                                                         \
-        for (; q0 + DW_BLOCK <= Q; q0 += DW_BLOCK)                                              \
-            dk_block(g, rows, dyline, Q, q0, DW_BLOCK, p);                                      \
-        if (q0 < Q)                                                                             \
-            dk_block(g, rows, dyline, Q, q0, Q - q0, p);                                        \
+        DW_SPLIT(DK_VEC, dk_tail(g, rows, dyline, Q, q0, p))                                    \
     }
+
+#define FWD_VEC(NV) fwd_vec(g, rows, k, bias, relu, Q, q0, NV, out)
+#define DX_VEC(NV) dx_vec(g, dyrows, k, Q, q0, NV, tline)
+#define DK_VEC(NV) dk_vec(g, rows, dyline, Q, q0, NV, p)
 
 DW_DEFINE_LINES(generic, )
 #ifdef FC_HAVE_AVX2_PATH
