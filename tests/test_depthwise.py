@@ -170,12 +170,16 @@ def _run_all(fn):
 
 
 def test_bitwise_one_vs_two_threads(rng):
-    x = rng.standard_normal((9, 17, 15, 24)).astype(np.float32)
     kg = rng.standard_normal((3, 3, 8, 12)).astype(np.float32)
-    dyg = rng.standard_normal(ops.conv2d_output_shape(x.shape, kg.shape, 1, "same", 2, 3))
-    dyg = dyg.astype(np.float32)
-    _run_all(lambda: (ops.conv2d(x, kg, None, 1, "same", dilation_rate=2, groups=3),)
-             + ops.conv2d_backward(dyg, x, kg, 1, "same", dilation_rate=2, groups=3))
+    # 9 images: chunks spread over the threads; 1 image: one chunk, threads inside the GEMM
+    for xg in (rng.standard_normal((9, 17, 15, 24)), rng.standard_normal((1, 33, 31, 24))):
+        xg = xg.astype(np.float32)
+        dyg = rng.standard_normal(ops.conv2d_output_shape(xg.shape, kg.shape, 1, "same", 2, 3))
+        dyg = dyg.astype(np.float32)
+        _run_all(lambda: (ops.conv2d(xg, kg, None, 1, "same", "relu", dilation_rate=2,
+                                     groups=3),)
+                 + ops.conv2d_backward(dyg, xg, kg, 1, "same", dilation_rate=2, groups=3))
+    x = rng.standard_normal((9, 17, 15, 24)).astype(np.float32)
     for m, s in ((1, 1), (2, 2), (3, 1)):
         kd = rng.standard_normal((3, 3, 24, m)).astype(np.float32)
         b = rng.standard_normal(24 * m).astype(np.float32)
