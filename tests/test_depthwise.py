@@ -252,6 +252,10 @@ def _model(block):
              layers.MaxPooling2D()],
     lambda: [layers.Conv2D(4, 3, dilation_rate=2, activation="relu"),
              layers.BatchNormalization(), layers.ReLU()],
+    lambda: [layers.DepthwiseConv2D(3, padding="same", use_bias=False),
+             layers.BatchNormalization(), layers.ReLU()],
+    lambda: [layers.DepthwiseConv2D(3, strides=2, depth_multiplier=2),
+             layers.BatchNormalization(), layers.Conv2D(5, 1, groups=1)],
 ])
 def test_layers_train_and_predict_in_a_model(rng, block):
     fastcnn.utils.set_random_seed(0)
@@ -262,6 +266,15 @@ def test_layers_train_and_predict_in_a_model(rng, block):
     hist = model.fit(x, y, epochs=8, batch_size=8, verbose=0)
     losses = hist.history["loss"]
     assert np.isfinite(losses).all() and losses[-1] < losses[0]
+    kinds = [step.kind for step in model.plan()]
+    if isinstance(model.layers[1], layers.BatchNormalization) and isinstance(
+            model.layers[0], layers.DepthwiseConv2D):
+        # batch norm folded into the depthwise kernel at inference
+        assert kinds[0] == ("depthwise_conv2d_batch_norm_relu"
+                            if isinstance(model.layers[2], layers.ReLU)
+                            else "depthwise_conv2d_batch_norm")
+    if isinstance(model.layers[0], layers.Conv2D):
+        assert kinds[0].split("+")[0] == "Conv2D"  # dilated/grouped convs never join conv2d's fusions
     # predict (lean inference path) equals the layers run one by one
     h = x[:5]
     for layer in model.layers:

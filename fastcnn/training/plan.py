@@ -16,6 +16,7 @@ import numpy as np
 
 from .. import ops
 from ..layers.convolutional import Conv2D
+from ..layers.depthwise import DepthwiseConv2D
 from ..layers.core import Activation, ReLU
 from ..layers.normalization import BatchNormalization
 from ..layers.merging import Add
@@ -107,7 +108,20 @@ RULES = (
                (lambda l: isinstance(l, Add), _is_relu_layer),
                lambda ls, shape: "",
                lambda ls, mode, nodes: fused.AddRelu(ls[0], ls[1])),
+    FusionRule("depthwise_conv2d_batch_norm_relu",
+               (lambda l: isinstance(l, DepthwiseConv2D) and l.activation == "linear",
+                lambda l: isinstance(l, BatchNormalization), _is_relu_layer),
+               lambda ls, shape: "",
+               lambda ls, mode, nodes: fused.DepthwiseBatchNorm(ls[0], ls[1], True,
+                                                                nodes[0].slot)),
+    FusionRule("depthwise_conv2d_batch_norm",
+               (lambda l: isinstance(l, DepthwiseConv2D) and l.activation == "linear",
+                lambda l: isinstance(l, BatchNormalization)),
+               lambda ls, shape: "",
+               lambda ls, mode, nodes: fused.DepthwiseBatchNorm(ls[0], ls[1], False,
+                                                                nodes[0].slot)),
 )
+
 
 # Backward-only fusion: a ReLU-activated step followed by a max-pool: the pool's scatter
 # applies ReLU's mask (a window passes its gradient only if its max > 0), one pass instead
