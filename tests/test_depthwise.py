@@ -274,7 +274,7 @@ def test_layers_train_and_predict_in_a_model(rng, block):
                             if isinstance(model.layers[2], layers.ReLU)
                             else "depthwise_conv2d_batch_norm")
     if isinstance(model.layers[0], layers.Conv2D):
-        assert kinds[0].split("+")[0] == "Conv2D"  # dilated/grouped convs never join conv2d's fusions
+        assert kinds[0].split("+")[0] == "Conv2D"  # not in conv2d fusions
     # predict (lean inference path) equals the layers run one by one
     h = x[:5]
     for layer in model.layers:
