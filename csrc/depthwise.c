@@ -96,23 +96,13 @@ DW_INLINE void fwd_tail(const fc_depthwise_geometry *g, const float *const *rows
         }
 }
 
-/* One input line's lane gradients into tline (W, Q): dyrows[i] is the dy line (OW, Q)
- * whose tap row i reads this input line, or NULL. */
-DW_INLINE int dx_src(const fc_depthwise_geometry *g, int64_t iw, int64_t j, int64_t *ow)
-{
-    const int64_t u = iw + g->pad_left - j * g->dw;
-    if (g->sw == 1) {  /* no division on the common path */
-        *ow = u;
-        return u >= 0 && u < g->ow;
-    }
-    if (u < 0 || u % g->sw || u / g->sw >= g->ow)
-        return 0;
-    *ow = u / g->sw;
-    return 1;
-}
 
+/* One input line's lane gradients into tline (W, Q): dyrows[i] is the dy line (OW, Q)
+ * whose tap row i reads this input line, or NULL; src[iw*KW + j] the output column whose
+ * tap column j reads input column iw, or -1. */
 DW_INLINE void dx_vec(const fc_depthwise_geometry *g, const float *const *dyrows,
-                      const float *k, int64_t Q, int64_t q0, const int NV, float *tline)
+                      const int64_t *src, const float *k, int64_t Q, int64_t q0, const int NV,
+                      float *tline)
 {
     int64_t iw, i, j, ow;
     int v;
@@ -125,7 +115,7 @@ DW_INLINE void dx_vec(const fc_depthwise_geometry *g, const float *const *dyrows
                 continue;
             for (j = 0; j < g->kw; j++) {
                 const float *dp, *kp;
-                if (!dx_src(g, iw, j, &ow))
+                if ((ow = src[iw * g->kw + j]) < 0)
                     continue;
                 dp = dyrows[i] + ow * Q + q0;
                 kp = k + (i * g->kw + j) * Q + q0;
@@ -139,7 +129,8 @@ DW_INLINE void dx_vec(const fc_depthwise_geometry *g, const float *const *dyrows
 }
 
 DW_INLINE void dx_tail(const fc_depthwise_geometry *g, const float *const *dyrows,
-                       const float *k, int64_t Q, int64_t q0, float *tline)
+                       const int64_t *src, const float *k, int64_t Q, int64_t q0,
+                       float *tline)
 {
     int64_t iw, i, j, ow, q;
     for (iw = 0; iw < g->w; iw++)
@@ -149,7 +140,7 @@ DW_INLINE void dx_tail(const fc_depthwise_geometry *g, const float *const *dyrow
                 if (!dyrows[i])
                     continue;
                 for (j = 0; j < g->kw; j++)
-                    if (dx_src(g, iw, j, &ow))
+                    if ((ow = src[iw * g->kw + j]) >= 0)
                         acc += dyrows[i][ow * Q + q] * k[(i * g->kw + j) * Q + q];
             }
             tline[iw * Q + q] = acc;
@@ -229,10 +220,10 @@ DW_INLINE void dk_tail(const fc_depthwise_geometry *g, const float *const *rows,
         DW_SPLIT(FWD_VEC, fwd_tail(g, rows, k, bias, relu, Q, q0, out))                         \
     }                                                                                           \
     attr static void dx_line_##suffix(const fc_depthwise_geometry *g,                           \
-                                      const float *const *dyrows, const float *k, int64_t Q,    \
-                                      float *tline)                                             \
+                                      const float *const *dyrows, const int64_t *src,           \
+                                      const float *k, int64_t Q, float *tline)                  \
     {                                                                                           \
-        DW_SPLIT(DX_VEC, dx_tail(g, dyrows, k, Q, q0, tline))                                   \
+        DW_SPLIT(DX_VEC, dx_tail(g, dyrows, src, k, Q, q0, tline))                              \
     }                                                                                           \
     attr static void dk_line_##suffix(const fc_depthwise_geometry *g, const float *const *rows, \
                                       const float *dyline, int64_t Q, float *p)                 \
@@ -241,7 +232,7 @@ DW_INLINE void dk_tail(const fc_depthwise_geometry *g, const float *const *rows,
     }
 
 #define FWD_VEC(NV) fwd_vec(g, rows, k, bias, relu, Q, q0, NV, out)
-#define DX_VEC(NV) dx_vec(g, dyrows, k, Q, q0, NV, tline)
+#define DX_VEC(NV) dx_vec(g, dyrows, src, k, Q, q0, NV, tline)
 #define DK_VEC(NV) dk_vec(g, rows, dyline, Q, q0, NV, p)
 
 DW_DEFINE_LINES(generic, )
@@ -251,8 +242,8 @@ DW_DEFINE_LINES(avx2, FC_TARGET_AVX2)
 
 typedef void (*fwd_line_fn)(const fc_depthwise_geometry *, const float *const *, const float *,
                             const float *, int, int64_t, float *);
-typedef void (*dx_line_fn)(const fc_depthwise_geometry *, const float *const *, const float *,
-                           int64_t, float *);
+typedef void (*dx_line_fn)(const fc_depthwise_geometry *, const float *const *,
+                           const int64_t *, const float *, int64_t, float *);
 typedef void (*dk_line_fn)(const fc_depthwise_geometry *, const float *const *, const float *,
                            int64_t, float *);
 
@@ -342,7 +333,17 @@ int fc_depthwise_backward_input(const fc_depthwise_geometry *g, const float *dy,
         use_avx2() ? dx_line_avx2 :
 #endif
                    dx_line_generic;
+    int64_t *src = (int64_t *)fc_malloc((size_t)(g->w * g->kw) * sizeof(int64_t));
+    int64_t iw, j;
     int failed = 0;
+    if (!src)
+        return FC_ENOMEM;
+    /* the output column (or -1) whose tap j reads input column iw: divisions done once */
+    for (iw = 0; iw < g->w; iw++)
+        for (j = 0; j < g->kw; j++) {
+            const int64_t u = iw + g->pad_left - j * g->dw;
+            src[iw * g->kw + j] = (u < 0 || u % g->sw || u / g->sw >= g->ow) ? -1 : u / g->sw;
+        }
 #pragma omp parallel num_threads(fc_get_num_threads()) if (R * g->w * Q * g->kh * g->kw > 32768)
     {
         float *tline = NULL;
@@ -368,10 +369,10 @@ int fc_depthwise_backward_input(const fc_depthwise_geometry *g, const float *dy,
                                     : dy + (n * g->oh + t / g->sh) * g->ow * Q;
                 }
                 if (g->m == 1) {
-                    fn(g, dyrows, kernel, Q, dline);
+                    fn(g, dyrows, src, kernel, Q, dline);
                 } else {
                     int64_t w, c, m;
-                    fn(g, dyrows, kernel, Q, tline);
+                    fn(g, dyrows, src, kernel, Q, tline);
                     for (w = 0; w < g->w; w++)
                         for (c = 0; c < g->c; c++) {
                             const float *tp = tline + (w * g->c + c) * g->m;
@@ -386,6 +387,7 @@ int fc_depthwise_backward_input(const fc_depthwise_geometry *g, const float *dy,
         fc_free(tline);
         fc_free((void *)dyrows);
     }
+    fc_free(src);
     return failed ? FC_ENOMEM : FC_OK;
 }
 
