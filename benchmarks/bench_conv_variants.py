@@ -96,6 +96,7 @@ def main(argv=None):
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--quick", action="store_true", help="small shapes, for a smoke run")
     p.add_argument("--json", help="write the results to this file")
+    p.add_argument("--note", default="", help="a remark stored in the --json file")
     args = p.parse_args(argv)
     import torch
     torch.set_num_threads(args.threads)
@@ -119,9 +120,13 @@ def main(argv=None):
             variant, n, "%dx%d" % (hw, hw), c, f, row["fastcnn_ms"], med[best] / 1e3,
             best[6:], row["ratio"]))
     if args.json:
+        settings = {k: v for k, v in vars(args).items() if k not in ("json", "note")}
+        command = " ".join(["python", "benchmarks/" + os.path.basename(__file__)]
+                           + sys.argv[1:])
+        doc = {"benchmark": "conv_variants", "command": command, "settings": settings,
+               "note": args.note, "machine": info, "rows": rows}
         with open(args.json, "w") as fh:
-            json.dump({"benchmark": "conv_variants", "settings": vars(args),
-                       "machine": info, "rows": rows}, fh, indent=1)
+            json.dump(doc, fh, indent=1)
             fh.write("\n")
     return rows
 

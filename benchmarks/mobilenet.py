@@ -117,6 +117,7 @@ def main(argv=None):
     p.add_argument("--rounds", type=int, default=5)
     p.add_argument("--quick", action="store_true", help="3 small blocks, small batches")
     p.add_argument("--json", help="write the results to this file")
+    p.add_argument("--note", default="", help="a remark stored in the --json file")
     args = p.parse_args(argv)
     import torch
     torch.set_num_threads(args.threads)
@@ -138,9 +139,13 @@ def main(argv=None):
         print("%-11s batch %5d: fastcnn %9.2f ms, %s %9.2f ms, ratio %.2fx"
               % (what, batch, row["fastcnn_ms"], best, med[best] / 1e3, row["ratio"]))
     if args.json:
+        settings = {k: v for k, v in vars(args).items() if k not in ("json", "note")}
+        command = " ".join(["python", "benchmarks/" + os.path.basename(__file__)]
+                           + sys.argv[1:])
+        doc = {"benchmark": "mobilenet", "command": command, "settings": settings,
+               "note": args.note, "machine": info, "blocks": blocks, "rows": rows}
         with open(args.json, "w") as fh:
-            json.dump({"benchmark": "mobilenet", "settings": vars(args), "machine": info,
-                       "blocks": blocks, "rows": rows}, fh, indent=1)
+            json.dump(doc, fh, indent=1)
             fh.write("\n")
     return rows
 
