@@ -37,13 +37,59 @@ typedef float dw_v8u __attribute__((vector_size(32), aligned(4)));
 
 /* One output line: rows[i] is input row oh*sh - pt + i*dh as (W, Q) lanes, or NULL
  * outside the input. */
+/* bias, ReLU and store of one output pixel's NV accumulators */
+DW_INLINE void fwd_finish(dw_v8 *acc, const float *bias, int relu, int64_t q0, const int NV,
+                          float *o)
+{
+    int v;
+    for (v = 0; v < NV; v++) {
+        if (bias)
+            acc[v] += DW_LOAD(bias + q0 + 8 * v);
+        if (relu)
+            acc[v] = (dw_v8)((dw_v8i)acc[v] & (dw_v8i)(acc[v] > (dw_v8){0}));
+        DW_STORE(o + 8 * v, acc[v]);
+    }
+}
+
+/* Output pixels go in pairs (two independent accumulator sets hide the add latency); each
+ * pixel still sums its taps in (i, j) order, as a lone pixel does. */
 DW_INLINE void fwd_vec(const fc_depthwise_geometry *g, const float *const *rows,
                        const float *k, const float *bias, int relu, int64_t Q, int64_t q0,
                        const int NV, float *out_line)
 {
-    int64_t ow, i, j;
+    int64_t ow = 0, i, j;
     int v;
-    for (ow = 0; ow < g->ow; ow++) {
+    for (; ow + 1 < g->ow; ow += 2) {
+        dw_v8 a0[4], a1[4];
+        for (v = 0; v < NV; v++)
+            a0[v] = a1[v] = (dw_v8){0};
+        for (i = 0; i < g->kh; i++) {
+            if (!rows[i])
+                continue;
+            for (j = 0; j < g->kw; j++) {
+                const int64_t iw = ow * g->sw - g->pad_left + j * g->dw, iw1 = iw + g->sw;
+                const int ok0 = iw >= 0 && iw < g->w, ok1 = iw1 >= 0 && iw1 < g->w;
+                const float *kp = k + (i * g->kw + j) * Q + q0;
+                const float *x0 = rows[i] + iw * Q + q0, *x1 = rows[i] + iw1 * Q + q0;
+                if (ok0 && ok1) {
+                    for (v = 0; v < NV; v++) {
+                        const dw_v8 kv = DW_LOAD(kp + 8 * v);
+                        a0[v] += DW_LOAD(x0 + 8 * v) * kv;
+                        a1[v] += DW_LOAD(x1 + 8 * v) * kv;
+                    }
+                } else if (ok0) {
+                    for (v = 0; v < NV; v++)
+                        a0[v] += DW_LOAD(x0 + 8 * v) * DW_LOAD(kp + 8 * v);
+                } else if (ok1) {
+                    for (v = 0; v < NV; v++)
+                        a1[v] += DW_LOAD(x1 + 8 * v) * DW_LOAD(kp + 8 * v);
+                }
+            }
+        }
+        fwd_finish(a0, bias, relu, q0, NV, out_line + ow * Q + q0);
+        fwd_finish(a1, bias, relu, q0, NV, out_line + (ow + 1) * Q + q0);
+    }
+    for (; ow < g->ow; ow++) {
         dw_v8 acc[4];
         for (v = 0; v < NV; v++)
             acc[v] = (dw_v8){0};
@@ -61,13 +107,7 @@ DW_INLINE void fwd_vec(const fc_depthwise_geometry *g, const float *const *rows,
                     acc[v] += DW_LOAD(xp + 8 * v) * DW_LOAD(kp + 8 * v);
             }
         }
-        for (v = 0; v < NV; v++) {
-            if (bias)
-                acc[v] += DW_LOAD(bias + q0 + 8 * v);
-            if (relu)
-                acc[v] = (dw_v8)((dw_v8i)acc[v] & (dw_v8i)(acc[v] > (dw_v8){0}));
-            DW_STORE(out_line + ow * Q + q0 + 8 * v, acc[v]);
-        }
+        fwd_finish(acc, bias, relu, q0, NV, out_line + ow * Q + q0);
     }
 }
 
