@@ -8,6 +8,7 @@ checking), release the GIL and call the C kernel; outputs are preallocated by th
 include "_ext_runtime.pxi"
 include "_ext_gemm.pxi"
 include "_ext_conv.pxi"
+include "_ext_depthwise.pxi"
 include "_ext_pool.pxi"
 include "_ext_nn.pxi"
 include "_ext_activations.pxi"

@@ -400,7 +400,7 @@ def test_same_seed_same_initial_weights():
     (lambda: layers.Conv2D(8, 3, padding="full"), "padding='full'"),
     (lambda: layers.Conv2D(8, 3, activation="mish"), "'mish'"),
     (lambda: layers.Conv2D(8, 3, data_format="channels_first"), "channels_first"),
-    (lambda: layers.Conv2D(8, 3, dilation_rate=2), "dilation_rate"),
+    (lambda: layers.Conv2D(8, 3, dilation_rate=0), "dilation_rate=0"),
     (lambda: layers.Conv2D(8, 3, kernel_initializer="nope"), "'nope'"),
     (lambda: layers.Dense(0), "units=0"),
     (lambda: layers.Dense(2.5), "units=2.5"),

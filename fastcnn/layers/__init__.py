@@ -17,6 +17,7 @@ from .merging import (Add, Average, Concatenate, Maximum, Minimum, Multiply, Sub
                       average, concatenate, maximum, minimum, multiply, subtract)
 from .reshaping import Cropping2D, Identity, Reshape, ZeroPadding2D
 from .activations import ELU, LeakyReLU, PReLU, Softmax
+from .depthwise import DepthwiseConv2D, SeparableConv2D
 
 Convolution2D = Conv2D
 
@@ -68,6 +69,9 @@ __all__ += [cls.__name__ for cls in _CONVT_LAYERS]
 __all__ += ["Convolution2DTranspose", "Convolution1D", "MaxPool1D", "AvgPool1D",
             "GlobalAvgPool1D", "GlobalMaxPool2D"]
 _REGISTRY.update({cls.__name__: cls for cls in _CONVT_LAYERS})
+__all__ += ["DepthwiseConv2D", "SeparableConv2D", "SeparableConvolution2D"]
+_REGISTRY.update({cls.__name__: cls for cls in (DepthwiseConv2D, SeparableConv2D)})
+SeparableConvolution2D = SeparableConv2D
 
 
 def register(cls, name=None):

@@ -18,7 +18,7 @@ class Conv2D(_Activated, Layer):
     filters)`` and the bias ``(filters,)``, as in Keras, so ``get_weights``/``set_weights``
     exchange weights with Keras unchanged. The algorithm (direct, im2col + GEMM, Winograd
     F(2x2, 3x3) / F(4x4, 3x3)) is chosen per call; all give results bitwise identical at any
-    thread count.
+    thread count. Dilated or grouped layers run their own im2col + per-group GEMM kernels.
 
     Args:
         filters: number of output channels.
@@ -26,8 +26,11 @@ class Conv2D(_Activated, Layer):
         strides: int or ``(sh, sw)``, default ``(1, 1)``.
         padding: ``"valid"`` (no padding) or ``"same"`` (output size ``ceil(in / stride)``).
         data_format: ``None`` or ``"channels_last"``; ``"channels_first"`` is refused.
-        dilation_rate: only ``(1, 1)``.
-        groups: only 1.
+        dilation_rate: int or ``(dh, dw)``, default ``(1, 1)``; rates above 1 cannot be
+            combined with strides above 1 (as Keras).
+        groups: int dividing both the input channels and ``filters`` (default 1): the
+            kernel is then ``(kh, kw, in_channels / groups, filters)`` and each group of
+            ``filters / groups`` outputs sees its own slice of the input channels.
         activation: ``None``/``"linear"``, ``"relu"`` or ``"softmax"``.
         use_bias: whether to add a bias.
         kernel_initializer: initializer name or instance (default ``"glorot_uniform"``).
@@ -62,12 +65,16 @@ class Conv2D(_Activated, Layer):
         self.strides = int_tuple(strides, "strides", self.name)
         self.padding = padding_mode(padding, self.name)
         self.data_format = channels_last(data_format, self.name)
-        if int_tuple(dilation_rate, "dilation_rate", self.name) != (1, 1):
-            raise ValueError("%s: dilation_rate other than (1, 1) is not supported by fastcnn. "
-                             "Received dilation_rate=%r" % (self.name, dilation_rate))
-        if groups != 1:
-            raise ValueError("%s: groups other than 1 is not supported by fastcnn. "
-                             "Received groups=%r" % (self.name, groups))
+        self.dilation_rate = int_tuple(dilation_rate, "dilation_rate", self.name)
+        self.groups = positive_int(groups, "groups", self.name)
+        if self.filters % self.groups:
+            raise ValueError("%s: the number of filters must be evenly divisible by the number "
+                             "of groups. Received: groups=%d, filters=%d"
+                             % (self.name, self.groups, self.filters))
+        if max(self.strides) > 1 and max(self.dilation_rate) > 1:
+            raise ValueError("%s: `strides > 1` not supported in conjunction with "
+                             "`dilation_rate > 1`. Received: strides=%s and dilation_rate=%s"
+                             % (self.name, self.strides, self.dilation_rate))
         self.activation = get_activation(activation, self.name)
         self.use_bias = bool(use_bias)
         self.kernel_initializer = initializers.get(kernel_initializer)
@@ -78,23 +85,39 @@ class Conv2D(_Activated, Layer):
         self.bias_constraint = constraints.get(bias_constraint)
         self.kernel = self.bias = None
 
+    @property
+    def plain(self):
+        """True without dilation or groups: the layer runs conv2d's own kernels (direct,
+        Winograd, fused with a following max-pool or batch norm)."""
+        return self.dilation_rate == (1, 1) and self.groups == 1
+
+    def _window(self):
+        """The dilated kernel's extent (what the output-size arithmetic sees)."""
+        return tuple((k - 1) * d + 1 for k, d in zip(self.kernel_size, self.dilation_rate))
+
     def compute_output_shape(self, input_shape):
         self._check_ndim(input_shape, ndim=4)
         if input_shape[-1] is None:
             self._incompatible("the channel axis (-1) must be known", input_shape)
         if self.built:
-            self._check_last_axis(input_shape, self.kernel.shape[2])
-        oh, ow = conv_output_shape(self, input_shape, self.kernel_size, self.strides,
+            self._check_last_axis(input_shape, self.kernel.shape[2] * self.groups)
+        elif input_shape[-1] % self.groups:
+            raise ValueError("%s: the number of input channels must be evenly divisible by the "
+                             "number of groups. Received groups=%d, but the input has %d "
+                             "channels (full input shape is %s)"
+                             % (self.name, self.groups, input_shape[-1], tuple(input_shape)))
+        oh, ow = conv_output_shape(self, input_shape, self._window(), self.strides,
                                    self.padding, "kernel_size")
         return (input_shape[0], oh, ow, self.filters)
 
     def forward_flops(self, input_shape, output_shape):
         n, oh, ow, f = output_shape
         kh, kw = self.kernel_size
-        return 2 * n * oh * ow * f * kh * kw * input_shape[-1]
+        return 2 * n * oh * ow * f * kh * kw * input_shape[-1] // self.groups
 
     def build(self, input_shape):
-        self.kernel = self.add_weight(self.kernel_size + (input_shape[-1], self.filters),
+        self.kernel = self.add_weight(self.kernel_size + (input_shape[-1] // self.groups,
+                                                          self.filters),
                                       self.kernel_initializer, "kernel",
                                       regularizer=self.kernel_regularizer,
                                       constraint=self.kernel_constraint)
@@ -105,8 +128,9 @@ class Conv2D(_Activated, Layer):
         self.built = True
 
     def _out_shape(self, x):
-        oh = conv_output_size(x.shape[1], self.kernel_size[0], self.strides[0], self.padding)[0]
-        ow = conv_output_size(x.shape[2], self.kernel_size[1], self.strides[1], self.padding)[0]
+        kh, kw = self._window()
+        oh = conv_output_size(x.shape[1], kh, self.strides[0], self.padding)[0]
+        ow = conv_output_size(x.shape[2], kw, self.strides[1], self.padding)[0]
         return (x.shape[0], oh, ow, self.filters)
 
     def scratch(self, ws, x_shape, output_size=None):
@@ -126,6 +150,12 @@ class Conv2D(_Activated, Layer):
         out = ws.get("out")
         if out is None:
             out = ws.buf("out", self._out_shape(x))
+        if not self.plain:
+            z = ops.conv2d(x, self.kernel.value, self.bias.value if self.use_bias else None,
+                           strides=self.strides, padding=self.padding,
+                           activation=self._kernel_activation(), out=out,
+                           dilation_rate=self.dilation_rate, groups=self.groups)
+            return self._finish(z, ws, return_logits)
         z = ops.conv2d(x, self.kernel.value, self.bias.value if self.use_bias else None,
                        strides=self.strides, padding=self.padding,
                        activation=self._kernel_activation(), out=out,
@@ -135,6 +165,15 @@ class Conv2D(_Activated, Layer):
     def _backward(self, dy, ws, need_input_grad):
         dz = self._activation_backward(dy, ws)
         x = ws["x"]
+        if not self.plain:
+            dx, _, _ = ops.conv2d_backward(
+                dz, x, self.kernel.value, strides=self.strides, padding=self.padding,
+                need_input_grad=need_input_grad, use_bias=self.use_bias,
+                dx=ws.buf("dx", x.shape) if need_input_grad else None,
+                dkernel=self._grad(self.kernel),
+                dbias=self._grad(self.bias) if self.use_bias else None,
+                dilation_rate=self.dilation_rate, groups=self.groups)
+            return dx
         dx, _, _ = ops.conv2d_backward(
             dz, x, self.kernel.value, strides=self.strides, padding=self.padding,
             need_input_grad=need_input_grad, use_bias=self.use_bias,
@@ -148,7 +187,8 @@ class Conv2D(_Activated, Layer):
         c = super().get_config()
         c.update(filters=self.filters, kernel_size=list(self.kernel_size),
                  strides=list(self.strides), padding=self.padding, data_format=self.data_format,
-                 dilation_rate=[1, 1], groups=1, activation=self.activation,
+                 dilation_rate=list(self.dilation_rate), groups=self.groups,
+                 activation=self.activation,
                  use_bias=self.use_bias,
                  kernel_initializer=initializers.serialize(self.kernel_initializer),
                  bias_initializer=initializers.serialize(self.bias_initializer),

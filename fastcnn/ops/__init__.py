@@ -31,10 +31,13 @@ from . import upsample as _upsample
 from .upsample import *  # noqa: F401,F403
 from . import activation as _activation
 from .activation import *  # noqa: F401,F403
+from . import depthwise as _depthwise
+from .depthwise import *  # noqa: F401,F403
 
 __all__ = (list(_gemm.__all__) + list(_conv.__all__) + list(_pool.__all__)
            + list(_nn.__all__) + list(_optim.__all__) + list(_data.__all__)
            + list(_merge.__all__) + list(_bound.__all__) + list(_penalty.__all__)
            + list(_sync_norm.__all__) + list(_image.__all__)
            + list(_layer_ops.__all__) + list(_activation.__all__))
-__all__ += list(_conv_transpose.__all__) + list(_upsample.__all__)
+__all__ += (list(_conv_transpose.__all__) + list(_upsample.__all__)
+            + list(_depthwise.__all__))

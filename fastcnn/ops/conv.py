@@ -29,7 +29,7 @@ import numpy as np
 
 from .. import _ext
 from ._validation import (as_float32, int_tuple, check_no_overlap, check_output,
-                          check_shape, conv_output_size, padding_mode,
+                          check_shape, conv_output_size, padding_mode, positive_int,
                           prepare_output)
 
 __all__ = ["conv2d", "conv2d_backward", "conv2d_workspace_size", "conv2d_output_shape",
@@ -85,6 +85,53 @@ def _geometry(fn, x_shape, k_shape, strides, padding):
     return strides, padding, (pt, pl), (oh, ow)
 
 
+def _dilated_grouped(fn, dilation_rate, groups):
+    """Checked ((dh, dw), groups), and whether they ask for the grouped/dilated kernels."""
+    dilation = int_tuple(dilation_rate, "dilation_rate", fn)
+    groups = positive_int(groups, "groups", fn)
+    return dilation, groups, dilation != (1, 1) or groups != 1
+
+
+def _grouped_geometry(fn, x_shape, k_shape, strides, padding, dilation, groups):
+    """Checked (strides, padding, (pad_top, pad_left), (OH, OW)) of a grouped/dilated conv:
+    kernel (kh, kw, C / groups, F), F divisible by groups, windows (k - 1) * d + 1 wide."""
+    strides = int_tuple(strides, "strides", fn)
+    padding = padding_mode(padding, fn)
+    n, h, w, c = x_shape
+    kh, kw, kc, f = k_shape
+    if min(h, w, c) < 1:
+        raise ValueError("%s: x: expected shape (N, H, W, C) with H, W, C >= 1, got %s"
+                         % (fn, tuple(x_shape)))
+    if c % groups:
+        raise ValueError("%s: the %d input channels of x %s must be divisible by groups=%d"
+                         % (fn, c, tuple(x_shape), groups))
+    if min(kh, kw, f) < 1 or kc * groups != c or f % groups:
+        raise ValueError("%s: kernel: expected shape (kh, kw, %d, F) (input channels / groups="
+                         "%d) with F divisible by groups, got %s"
+                         % (fn, c // groups, groups, tuple(k_shape)))
+    if max(strides) > 1 and max(dilation) > 1:
+        raise ValueError("%s: strides > 1 is not supported together with dilation_rate > 1 "
+                         "(as Keras). Received strides=%s and dilation_rate=%s"
+                         % (fn, strides, dilation))
+    ekh, ekw = (kh - 1) * dilation[0] + 1, (kw - 1) * dilation[1] + 1
+    oh, pt, _ = conv_output_size(h, ekh, strides[0], padding)
+    ow, pl, _ = conv_output_size(w, ekw, strides[1], padding)
+    if oh < 1 or ow < 1:
+        raise ValueError("%s: the dilated kernel %dx%d is larger than the %dx%d input with "
+                         "padding='valid' (the output would be empty); use a smaller "
+                         "kernel or padding='same'" % (fn, ekh, ekw, h, w))
+    return strides, padding, (pt, pl), (oh, ow)
+
+
+def _plain_only(fn, algorithm, output_size):
+    if algorithm not in ("auto", "im2col"):
+        raise ValueError("%s: grouped or dilated convolutions run as im2col; algorithm must "
+                         "be 'auto' or 'im2col', got %r" % (fn, algorithm))
+    if output_size is not None:
+        raise ValueError("%s: output_size is not supported with groups > 1 or "
+                         "dilation_rate > 1" % fn)
+
+
 def _cropped(fn, output_size, oh, ow):
     """(OH', OW'): the full output (oh, ow), or the top-left part ``output_size`` of it."""
     if output_size is None:
@@ -96,12 +143,18 @@ def _cropped(fn, output_size, oh, ow):
     return crop
 
 
-def conv2d_output_shape(input_shape, kernel_shape, strides=(1, 1), padding="valid"):
+def conv2d_output_shape(input_shape, kernel_shape, strides=(1, 1), padding="valid",
+                        dilation_rate=(1, 1), groups=1):
     """Output shape (N, OH, OW, F) of :func:`conv2d` for these input/kernel shapes."""
     fn = "conv2d_output_shape"
     x_shape = _shape4(input_shape, "input_shape", fn)
     k_shape = _shape4(kernel_shape, "kernel_shape", fn)
-    _, _, _, (oh, ow) = _geometry(fn, x_shape, k_shape, strides, padding)
+    dilation, groups, general = _dilated_grouped(fn, dilation_rate, groups)
+    if general:
+        _, _, _, (oh, ow) = _grouped_geometry(fn, x_shape, k_shape, strides, padding,
+                                              dilation, groups)
+    else:
+        _, _, _, (oh, ow) = _geometry(fn, x_shape, k_shape, strides, padding)
     return (x_shape[0], oh, ow, k_shape[3])
 
 
@@ -166,7 +219,7 @@ def _workspace(fn, workspace, size, inputs):
 
 
 def conv2d(x, kernel, bias=None, strides=(1, 1), padding="valid", activation=None, out=None,
-           workspace=None, algorithm="auto", output_size=None):
+           workspace=None, algorithm="auto", output_size=None, dilation_rate=(1, 1), groups=1):
     """Keras ``Conv2D`` forward: ``act(conv(x, kernel) + bias)``.
 
     x (N, H, W, C), kernel (kh, kw, C, F), bias (F,) or None, strides int or pair,
@@ -179,6 +232,11 @@ def conv2d(x, kernel, bias=None, strides=(1, 1), padding="valid", activation=Non
     ``output_size`` (optional (OH', OW')): compute only the top-left OH' x OW' outputs (what
     a following 'valid' max-pool reads when it drops a last row/column); workspace sizes
     and conv2d_backward then take the same ``output_size``.
+    ``dilation_rate`` (int or pair) and ``groups`` as Keras' Conv2D: with groups G the
+    kernel is (kh, kw, C / G, F) and filters [g*F/G, (g+1)*F/G) see input channels
+    [g*C/G, (g+1)*C/G); strides > 1 cannot be combined with dilation > 1. Other values than
+    (1, 1) and 1 run im2col kernels of their own (no workspace, output_size, Winograd or
+    direct algorithm).
     Returns y (N, OH, OW, F) float32.
 
     Example:
@@ -192,6 +250,10 @@ def conv2d(x, kernel, bias=None, strides=(1, 1), padding="valid", activation=Non
     fn = "conv2d"
     x = as_float32(x, "%s: x (N, H, W, C)" % fn, ndim=4)
     kernel = as_float32(kernel, "%s: kernel (kh, kw, C, F)" % fn, ndim=4)
+    dilation, groups, general = _dilated_grouped(fn, dilation_rate, groups)
+    if general:
+        return _conv2d_grouped(fn, x, kernel, bias, strides, padding, activation, out,
+                               algorithm, output_size, dilation, groups)
     strides, padding, pads, (oh, ow) = _geometry(fn, x.shape, kernel.shape, strides, padding)
     oh, ow = _cropped(fn, output_size, oh, ow)
     f = kernel.shape[3]
@@ -214,7 +276,7 @@ def conv2d(x, kernel, bias=None, strides=(1, 1), padding="valid", activation=Non
 
 def conv2d_backward(dy, x, kernel, strides=(1, 1), padding="valid", need_input_grad=True,
                     use_bias=True, dx=None, dkernel=None, dbias=None, workspace=None,
-                    algorithm="auto", output_size=None):
+                    algorithm="auto", output_size=None, dilation_rate=(1, 1), groups=1):
     """Gradients of :func:`conv2d` given ``dy`` = dLoss/d(pre-activation output).
 
     dy (N, OH, OW, F), x (N, H, W, C), kernel (kh, kw, C, F); strides/padding as in the
@@ -224,17 +286,27 @@ def conv2d_backward(dy, x, kernel, strides=(1, 1), padding="valid", need_input_g
     (writeable C-contiguous float32 of exactly those shapes); ``workspace`` and
     ``algorithm`` as in conv2d (each gradient picks its own under 'auto'). With
     ``output_size`` (as in conv2d), dy is the gradient of that top-left part only.
+    ``dilation_rate`` and ``groups`` as in conv2d.
     """
     fn = "conv2d_backward"
     x = as_float32(x, "%s: x (N, H, W, C)" % fn, ndim=4)
     kernel = as_float32(kernel, "%s: kernel (kh, kw, C, F)" % fn, ndim=4)
-    strides, padding, pads, (oh, ow) = _geometry(fn, x.shape, kernel.shape, strides, padding)
-    oh, ow = _cropped(fn, output_size, oh, ow)
+    dilation, groups, general = _dilated_grouped(fn, dilation_rate, groups)
+    if general:
+        _plain_only(fn, algorithm, output_size)
+        strides, padding, pads, (oh, ow) = _grouped_geometry(fn, x.shape, kernel.shape, strides,
+                                                             padding, dilation, groups)
+    else:
+        strides, padding, pads, (oh, ow) = _geometry(fn, x.shape, kernel.shape, strides,
+                                                     padding)
+        oh, ow = _cropped(fn, output_size, oh, ow)
     n, f = x.shape[0], kernel.shape[3]
     dy = as_float32(dy, "%s: dy (%d, %d, %d, %d)" % (fn, n, oh, ow, f), ndim=4)
     check_shape(dy, (n, oh, ow, f), "%s: dy (the output gradient for x %s, padding=%r, "
                 "strides=%s)" % (fn, tuple(x.shape), padding, strides))
-    algorithm = _check_algorithm(fn, algorithm, x.shape, kernel.shape, strides, pads, (oh, ow))
+    if not general:
+        algorithm = _check_algorithm(fn, algorithm, x.shape, kernel.shape, strides, pads,
+                                     (oh, ow))
     inputs = ((dy, "dy"), (x, "x"), (kernel, "kernel"))
     outs = []
     if need_input_grad:
@@ -249,6 +321,13 @@ def conv2d_backward(dy, x, kernel, strides=(1, 1), padding="valid", need_input_g
         outs.append((dbias, "dbias"))
     else:
         dbias = None
+    if general:
+        if dx is not None:
+            _ext.conv2d_grouped_backward_input(dy, kernel, strides, pads, dilation, groups, dx)
+        _ext.conv2d_grouped_backward_kernel(dy, x, strides, pads, dilation, groups, dkernel)
+        if dbias is not None:
+            _ext.conv2d_backward_bias(dy, dbias)
+        return dx, dkernel, dbias
     size = _ext.conv2d_workspace_size(x.shape, kernel.shape, strides, pads, (oh, ow))
     ws = _workspace(fn, workspace, size, inputs + tuple(outs))
 
@@ -258,6 +337,26 @@ def conv2d_backward(dy, x, kernel, strides=(1, 1), padding="valid", need_input_g
     if dbias is not None:
         _ext.conv2d_backward_bias(dy, dbias)
     return dx, dkernel, dbias
+
+
+def _conv2d_grouped(fn, x, kernel, bias, strides, padding, activation, out, algorithm,
+                    output_size, dilation, groups):
+    """conv2d's grouped / dilated branch (checked as conv2d's, on csrc/conv2d_grouped.c)."""
+    _plain_only(fn, algorithm, output_size)
+    strides, padding, pads, (oh, ow) = _grouped_geometry(fn, x.shape, kernel.shape, strides,
+                                                         padding, dilation, groups)
+    f = kernel.shape[3]
+    if bias is not None:
+        bias = as_float32(bias, "%s: bias (%d,)" % (fn, f))
+        check_shape(bias, (f,), "%s: bias" % fn)
+    if activation not in _ACTIVATIONS:
+        raise ValueError("%s: activation: expected None, 'linear' or 'relu', got %r"
+                         % (fn, activation))
+    inputs = ((x, "x"), (kernel, "kernel"), (bias, "bias"))
+    out = prepare_output(fn, out, "out", (x.shape[0], oh, ow, f), inputs)
+    _ext.conv2d_grouped_forward(x, kernel, bias, strides, pads, dilation, groups,
+                                activation == "relu", out)
+    return out
 
 
 # ---------------------------------------------------------------- Conv2D(relu) + MaxPooling2D

@@ -10,7 +10,7 @@ import numpy as np
 from .. import ops
 from ..layers.base import WorkspaceCache
 
-__all__ = ["ConvReluPool", "AddRelu", "BatchNormRelu", "ConvBatchNorm"]
+__all__ = ["ConvReluPool", "AddRelu", "BatchNormRelu", "ConvBatchNorm", "DepthwiseBatchNorm"]
 
 class _Fused:
     """What every fused step keeps: its workspaces (one per input shape)."""
@@ -184,3 +184,31 @@ class ConvBatchNorm(_Fused):
                                         relu_output=ws["y"] if self.relu else None)
         return self.conv.backward(dz, need_input_grad, slot=self.slot)
 
+
+class DepthwiseBatchNorm(ConvBatchNorm):
+    """DepthwiseConv2D (linear) + BatchNormalization [+ ReLU].
+
+    Training runs as ConvBatchNorm (the layer's own passes, then batch norm with the ReLU
+    fused). Inference folds batch norm into the depthwise kernel (output channel c*M + m
+    scales kernel[..., c, m]) and the ReLU into its epilogue: one depthwise pass."""
+
+    def forward(self, x, training):
+        if training:
+            return super().forward(x, training)
+        conv, bn = self.conv, self.bn
+        ws = self._buf.get(x.shape)
+        ws["training"] = False
+        inv_std = 1.0 / np.sqrt(bn.moving_variance.value.astype(np.float64) + bn.epsilon)
+        scale = bn.gamma_array() * inv_std
+        bias = conv.bias.value if conv.use_bias else 0.0
+        kh, kw, c, m = conv.kernel.shape
+        kernel = ws.buf("folded_kernel", (kh, kw, c, m))
+        np.multiply(conv.kernel.value, scale.reshape(c, m), out=kernel, casting="unsafe")
+        folded_bias = ws.buf("folded_bias", (c * m,))
+        np.copyto(folded_bias, (bias - bn.moving_mean.value) * scale + bn.beta_array(),
+                  casting="unsafe")
+        shape = ops.depthwise_conv2d_output_shape(x.shape, kernel.shape, conv.strides,
+                                                  conv.padding, conv.dilation_rate)
+        return ops.depthwise_conv2d(x, kernel, folded_bias, conv.strides, conv.padding,
+                                    conv.dilation_rate, "relu" if self.relu else None,
+                                    out=ws.buf("y", shape))

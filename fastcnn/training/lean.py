@@ -23,7 +23,7 @@ __all__ = ["LeanRunner"]
 
 def _bind_conv(step, x_shape):
     layer = step.layer
-    if layer.activation not in ("linear", "relu"):
+    if layer.activation not in ("linear", "relu") or not layer.plain:
         return None
     return ops.bind_conv2d(x_shape, layer.kernel.value,
                            layer.bias.value if layer.use_bias else None, layer.strides,

@@ -16,6 +16,7 @@ import numpy as np
 
 from .. import ops
 from ..layers.convolutional import Conv2D
+from ..layers.depthwise import DepthwiseConv2D
 from ..layers.core import Activation, ReLU
 from ..layers.normalization import BatchNormalization
 from ..layers.merging import Add
@@ -42,6 +43,11 @@ def _is_relu_layer(layer):
     # plain relu only: a ReLU with max_value / negative_slope / threshold does not fuse
     return ((isinstance(layer, ReLU) and layer.fuses_relu_backward) or
             (isinstance(layer, Activation) and layer.activation == "relu"))
+
+
+def _plain_conv(layer):
+    """A Conv2D on conv2d's own kernels (no dilation or groups): the fused steps need it."""
+    return isinstance(layer, Conv2D) and layer.plain
 
 
 def _relu_activated(layer):
@@ -77,21 +83,21 @@ there for a step that runs a layer's own forward (it needs the call's slot)."""
 
 RULES = (
     FusionRule("conv2d_relu_max_pool2d",
-               (lambda l: isinstance(l, Conv2D), lambda l: isinstance(l, MaxPooling2D)),
+               (_plain_conv, lambda l: isinstance(l, MaxPooling2D)),
                lambda ls, shape: _conv_pool_mode(ls[0], ls[1], shape, True),
                lambda ls, mode, nodes: fused.ConvReluPool(ls[0], ls[-1], mode)),
     FusionRule("conv2d_relu_max_pool2d",
-               (lambda l: isinstance(l, Conv2D), _is_relu_layer,
+               (_plain_conv, _is_relu_layer,
                 lambda l: isinstance(l, MaxPooling2D)),
                lambda ls, shape: _conv_pool_mode(ls[0], ls[2], shape, False),
                lambda ls, mode, nodes: fused.ConvReluPool(ls[0], ls[-1], mode)),
     FusionRule("conv2d_batch_norm_relu",
-               (lambda l: isinstance(l, Conv2D) and l.activation == "linear",
+               (lambda l: _plain_conv(l) and l.activation == "linear",
                 lambda l: isinstance(l, BatchNormalization), _is_relu_layer),
                lambda ls, shape: "",
                lambda ls, mode, nodes: fused.ConvBatchNorm(ls[0], ls[1], True, nodes[0].slot)),
     FusionRule("conv2d_batch_norm",
-               (lambda l: isinstance(l, Conv2D) and l.activation == "linear",
+               (lambda l: _plain_conv(l) and l.activation == "linear",
                 lambda l: isinstance(l, BatchNormalization)),
                lambda ls, shape: "",
                lambda ls, mode, nodes: fused.ConvBatchNorm(ls[0], ls[1], False, nodes[0].slot)),
@@ -103,7 +109,20 @@ RULES = (
                (lambda l: isinstance(l, Add), _is_relu_layer),
                lambda ls, shape: "",
                lambda ls, mode, nodes: fused.AddRelu(ls[0], ls[1])),
+    FusionRule("depthwise_conv2d_batch_norm_relu",
+               (lambda l: isinstance(l, DepthwiseConv2D) and l.activation == "linear",
+                lambda l: isinstance(l, BatchNormalization), _is_relu_layer),
+               lambda ls, shape: "",
+               lambda ls, mode, nodes: fused.DepthwiseBatchNorm(ls[0], ls[1], True,
+                                                                nodes[0].slot)),
+    FusionRule("depthwise_conv2d_batch_norm",
+               (lambda l: isinstance(l, DepthwiseConv2D) and l.activation == "linear",
+                lambda l: isinstance(l, BatchNormalization)),
+               lambda ls, shape: "",
+               lambda ls, mode, nodes: fused.DepthwiseBatchNorm(ls[0], ls[1], False,
+                                                                nodes[0].slot)),
 )
+
 
 # Backward-only fusion: a ReLU-activated step followed by a max-pool: the pool's scatter
 # applies ReLU's mask (a window passes its gradient only if its max > 0), one pass instead

@@ -1,0 +1,41 @@
+/* Grouped and dilated 2-D convolution (Keras Conv2D with groups > 1 or dilation_rate > 1),
+ * forward and backward, on the GEMM.
+ *
+ * Layouts as conv2d.h with G groups: input x (N, H, W, C), kernel (KH, KW, C/G, F), bias
+ * (F,), output (N, OH, OW, F); filters [g*F/G, (g+1)*F/G) read only input channels
+ * [g*C/G, (g+1)*C/G). Tap (i, j) of output (oh, ow) reads input row oh*sh - pad_top + i*dh,
+ * column ow*sw - pad_left + j*dw (zero outside the input).
+ *
+ * Method: the batch runs in chunks of whole images (a geometry-only size, so results do
+ * not depend on the thread count); per chunk and group a dilated im2col gathers that
+ * group's channel slice into column rows (P, KH*KW*C/G) and one GEMM per group multiplies
+ * them with the group's kernel columns. The input gradient scatters each group's column
+ * gradients back image by image (one thread per image, fixed order within it); the kernel
+ * gradient accumulates the chunks' GEMMs in chunk order. The plain (G = 1, no dilation)
+ * convolution keeps its own kernels in conv2d.h; these serve only the other cases.
+ */
+#ifndef FC_CONV2D_GROUPED_H
+#define FC_CONV2D_GROUPED_H
+#include "conv2d.h"
+
+typedef struct {
+    fc_conv2d_geometry base;   /* c: all input channels; f: all filters */
+    int64_t dh, dw;            /* dilation rates, >= 1 */
+    int64_t groups;            /* >= 1, divides c and f */
+} fc_conv2d_grouped_geometry;
+
+/* All return FC_OK or FC_ENOMEM (their column buffer, bounded by a few MB per chunk). */
+
+/* out = act(conv(x, kernel) + bias); bias may be NULL; relu != 0 fuses max(., 0). */
+int fc_conv2d_grouped_forward(const fc_conv2d_grouped_geometry *g, const float *x,
+                              const float *kernel, const float *bias, int relu, float *out);
+
+/* dx (N, H, W, C) from dy (N, OH, OW, F) w.r.t. the pre-activation output; overwritten. */
+int fc_conv2d_grouped_backward_input(const fc_conv2d_grouped_geometry *g, const float *dy,
+                                     const float *kernel, float *dx);
+
+/* dkernel (KH, KW, C/G, F) summed over the batch; overwritten. */
+int fc_conv2d_grouped_backward_kernel(const fc_conv2d_grouped_geometry *g, const float *dy,
+                                      const float *x, float *dkernel);
+
+#endif

@@ -1,0 +1,488 @@
+/* Depthwise 2-D convolution: see depthwise.h for the contract.
+ *
+ * All three passes work on Q = C*M "lanes": with M > 1 each input row is first expanded to
+ * (W, C*M) (lane c*M + m holds channel c) in a per-thread buffer, so one lane-wise core
+ * serves every depth multiplier. The cores keep up to 32 lanes of accumulators in
+ * registers across all taps (or all pixels of a line, for the kernel gradient).
+ */
+#include <string.h>
+
+#include "depthwise.h"
+
+#if defined(__GNUC__) || defined(__clang__)
+#define DW_INLINE static inline __attribute__((always_inline))
+#else
+#define DW_INLINE static inline
+#endif
+
+#define DW_MAX_BLOCKS 64    /* kernel-gradient partial sums: fixed, thread-independent */
+
+/* 8 lanes as one value: GCC/Clang vector extensions give AVX2 code in the FC_TARGET_AVX2
+ * copies and SSE pairs in the portable ones; every lane is the same IEEE mul and add. */
+typedef float dw_v8 __attribute__((vector_size(32)));
+typedef int32_t dw_v8i __attribute__((vector_size(32)));
+#if defined(__GNUC__) && !defined(__clang__)
+/* the helpers below are always inlined: no 32-byte vector crosses a call boundary */
+#pragma GCC diagnostic ignored "-Wpsabi"
+#endif
+
+/* unaligned 8-lane access (the vector type with 4-byte alignment) */
+typedef float dw_v8u __attribute__((vector_size(32), aligned(4)));
+#define DW_LOAD(p) (*(const dw_v8u *)(p))
+#define DW_STORE(p, v) (*(dw_v8u *)(p) = (v))
+
+/* ------------------------------------------------------------------ lane-wise cores */
+/* Each core handles lanes [q0, q0 + 8*NV) with NV accumulators held in registers (NV a
+ * compile-time constant after inlining), and its _tail twin lanes [q0, Q) one by one. */
+
+/* One output line: rows[i] is input row oh*sh - pt + i*dh as (W, Q) lanes, or NULL
+ * outside the input. */
+/* bias, ReLU and store of one output pixel's NV accumulators */
+DW_INLINE void fwd_finish(dw_v8 *acc, const float *bias, int relu, int64_t q0, const int NV,
+                          float *o)
+{
+    int v;
+    for (v = 0; v < NV; v++) {
+        if (bias)
+            acc[v] += DW_LOAD(bias + q0 + 8 * v);
+        if (relu)
+            acc[v] = (dw_v8)((dw_v8i)acc[v] & (dw_v8i)(acc[v] > (dw_v8){0}));
+        DW_STORE(o + 8 * v, acc[v]);
+    }
+}
+
+/* Output pixels go in pairs (two independent accumulator sets hide the add latency); each
+ * pixel still sums its taps in (i, j) order, as a lone pixel does. */
+DW_INLINE void fwd_vec(const fc_depthwise_geometry *g, const float *const *rows,
+                       const float *k, const float *bias, int relu, int64_t Q, int64_t q0,
+                       const int NV, float *out_line)
+{
+    int64_t ow = 0, i, j;
+    int v;
+    for (; ow + 1 < g->ow; ow += 2) {
+        dw_v8 a0[4], a1[4];
+        for (v = 0; v < NV; v++)
+            a0[v] = a1[v] = (dw_v8){0};
+        for (i = 0; i < g->kh; i++) {
+            if (!rows[i])
+                continue;
+            for (j = 0; j < g->kw; j++) {
+                const int64_t iw = ow * g->sw - g->pad_left + j * g->dw, iw1 = iw + g->sw;
+                const int ok0 = iw >= 0 && iw < g->w, ok1 = iw1 >= 0 && iw1 < g->w;
+                const float *kp = k + (i * g->kw + j) * Q + q0;
+                const float *x0 = rows[i] + iw * Q + q0, *x1 = rows[i] + iw1 * Q + q0;
+                if (ok0 && ok1) {
+                    for (v = 0; v < NV; v++) {
+                        const dw_v8 kv = DW_LOAD(kp + 8 * v);
+                        a0[v] += DW_LOAD(x0 + 8 * v) * kv;
+                        a1[v] += DW_LOAD(x1 + 8 * v) * kv;
+                    }
+                } else if (ok0) {
+                    for (v = 0; v < NV; v++)
+                        a0[v] += DW_LOAD(x0 + 8 * v) * DW_LOAD(kp + 8 * v);
+                } else if (ok1) {
+                    for (v = 0; v < NV; v++)
+                        a1[v] += DW_LOAD(x1 + 8 * v) * DW_LOAD(kp + 8 * v);
+                }
+            }
+        }
+        fwd_finish(a0, bias, relu, q0, NV, out_line + ow * Q + q0);
+        fwd_finish(a1, bias, relu, q0, NV, out_line + (ow + 1) * Q + q0);
+    }
+    for (; ow < g->ow; ow++) {
+        dw_v8 acc[4];
+        for (v = 0; v < NV; v++)
+            acc[v] = (dw_v8){0};
+        for (i = 0; i < g->kh; i++) {
+            if (!rows[i])
+                continue;
+            for (j = 0; j < g->kw; j++) {
+                const int64_t iw = ow * g->sw - g->pad_left + j * g->dw;
+                const float *xp, *kp;
+                if (iw < 0 || iw >= g->w)
+                    continue;
+                xp = rows[i] + iw * Q + q0;
+                kp = k + (i * g->kw + j) * Q + q0;
+                for (v = 0; v < NV; v++)
+                    acc[v] += DW_LOAD(xp + 8 * v) * DW_LOAD(kp + 8 * v);
+            }
+        }
+        fwd_finish(acc, bias, relu, q0, NV, out_line + ow * Q + q0);
+    }
+}
+
+DW_INLINE void fwd_tail(const fc_depthwise_geometry *g, const float *const *rows,
+                        const float *k, const float *bias, int relu, int64_t Q, int64_t q0,
+                        float *out_line)
+{
+    int64_t ow, i, j, q;
+    for (ow = 0; ow < g->ow; ow++)
+        for (q = q0; q < Q; q++) {
+            float acc = 0.0f;
+            for (i = 0; i < g->kh; i++) {
+                if (!rows[i])
+                    continue;
+                for (j = 0; j < g->kw; j++) {
+                    const int64_t iw = ow * g->sw - g->pad_left + j * g->dw;
+                    if (iw >= 0 && iw < g->w)
+                        acc += rows[i][iw * Q + q] * k[(i * g->kw + j) * Q + q];
+                }
+            }
+            if (bias)
+                acc += bias[q];
+            if (relu)
+                acc = acc > 0.0f ? acc : 0.0f;
+            out_line[ow * Q + q] = acc;
+        }
+}
+
+
+/* One input line's lane gradients into tline (W, Q): dyrows[i] is the dy line (OW, Q)
+ * whose tap row i reads this input line, or NULL; src[iw*KW + j] the output column whose
+ * tap column j reads input column iw, or -1. */
+DW_INLINE void dx_vec(const fc_depthwise_geometry *g, const float *const *dyrows,
+                      const int64_t *src, const float *k, int64_t Q, int64_t q0, const int NV,
+                      float *tline)
+{
+    int64_t iw, i, j, ow;
+    int v;
+    for (iw = 0; iw < g->w; iw++) {
+        dw_v8 acc[4];
+        for (v = 0; v < NV; v++)
+            acc[v] = (dw_v8){0};
+        for (i = 0; i < g->kh; i++) {
+            if (!dyrows[i])
+                continue;
+            for (j = 0; j < g->kw; j++) {
+                const float *dp, *kp;
+                if ((ow = src[iw * g->kw + j]) < 0)
+                    continue;
+                dp = dyrows[i] + ow * Q + q0;
+                kp = k + (i * g->kw + j) * Q + q0;
+                for (v = 0; v < NV; v++)
+                    acc[v] += DW_LOAD(dp + 8 * v) * DW_LOAD(kp + 8 * v);
+            }
+        }
+        for (v = 0; v < NV; v++)
+            DW_STORE(tline + iw * Q + q0 + 8 * v, acc[v]);
+    }
+}
+
+DW_INLINE void dx_tail(const fc_depthwise_geometry *g, const float *const *dyrows,
+                       const int64_t *src, const float *k, int64_t Q, int64_t q0,
+                       float *tline)
+{
+    int64_t iw, i, j, ow, q;
+    for (iw = 0; iw < g->w; iw++)
+        for (q = q0; q < Q; q++) {
+            float acc = 0.0f;
+            for (i = 0; i < g->kh; i++) {
+                if (!dyrows[i])
+                    continue;
+                for (j = 0; j < g->kw; j++)
+                    if ((ow = src[iw * g->kw + j]) >= 0)
+                        acc += dyrows[i][ow * Q + q] * k[(i * g->kw + j) * Q + q];
+            }
+            tline[iw * Q + q] = acc;
+        }
+}
+
+/* Adds one output line's kernel-gradient terms to p (KH*KW, Q). */
+DW_INLINE void dk_vec(const fc_depthwise_geometry *g, const float *const *rows,
+                      const float *dyline, int64_t Q, int64_t q0, const int NV, float *p)
+{
+    int64_t ow, i, j;
+    int v;
+    for (i = 0; i < g->kh; i++) {
+        if (!rows[i])
+            continue;
+        for (j = 0; j < g->kw; j++) {
+            dw_v8 acc[4];
+            float *pp = p + (i * g->kw + j) * Q + q0;
+            for (v = 0; v < NV; v++)
+                acc[v] = DW_LOAD(pp + 8 * v);
+            for (ow = 0; ow < g->ow; ow++) {
+                const int64_t iw = ow * g->sw - g->pad_left + j * g->dw;
+                const float *xp, *dp;
+                if (iw < 0 || iw >= g->w)
+                    continue;
+                xp = rows[i] + iw * Q + q0;
+                dp = dyline + ow * Q + q0;
+                for (v = 0; v < NV; v++)
+                    acc[v] += DW_LOAD(xp + 8 * v) * DW_LOAD(dp + 8 * v);
+            }
+            for (v = 0; v < NV; v++)
+                DW_STORE(pp + 8 * v, acc[v]);
+        }
+    }
+}
+
+DW_INLINE void dk_tail(const fc_depthwise_geometry *g, const float *const *rows,
+                       const float *dyline, int64_t Q, int64_t q0, float *p)
+{
+    int64_t ow, i, j, q;
+    for (i = 0; i < g->kh; i++) {
+        if (!rows[i])
+            continue;
+        for (j = 0; j < g->kw; j++)
+            for (q = q0; q < Q; q++) {
+                float acc = p[(i * g->kw + j) * Q + q];
+                for (ow = 0; ow < g->ow; ow++) {
+                    const int64_t iw = ow * g->sw - g->pad_left + j * g->dw;
+                    if (iw >= 0 && iw < g->w)
+                        acc += rows[i][iw * Q + q] * dyline[ow * Q + q];
+                }
+                p[(i * g->kw + j) * Q + q] = acc;
+            }
+    }
+}
+
+/* Whole-line drivers: blocks of 32 lanes, then one block of 8, 16 or 24, then single
+ * lanes. Compiled twice, portable and AVX2. */
+#define DW_SPLIT(CALL_VEC, CALL_TAIL)                                                          \
+    int64_t q0 = 0;                                                                            \
+    for (; q0 + 32 <= Q; q0 += 32)                                                             \
+        CALL_VEC(4);                                                                           \
+    switch ((Q - q0) / 8) {                                                                    \
+    case 3: CALL_VEC(3); q0 += 24; break;                                                      \
+    case 2: CALL_VEC(2); q0 += 16; break;                                                      \
+    case 1: CALL_VEC(1); q0 += 8; break;                                                       \
+    default: break;                                                                            \
+    }                                                                                          \
+    if (q0 < Q)                                                                                \
+        CALL_TAIL;
+
+#define DW_DEFINE_LINES(suffix, attr)                                                          \
+    attr static void fwd_line_##suffix(const fc_depthwise_geometry *g, const float *const *rows,\
+                                       const float *k, const float *bias, int relu, int64_t Q,  \
+                                       float *out)                                              \
+    {                                                                                           \
+        DW_SPLIT(FWD_VEC, fwd_tail(g, rows, k, bias, relu, Q, q0, out))                         \
+    }                                                                                           \
+    attr static void dx_line_##suffix(const fc_depthwise_geometry *g,                           \
+                                      const float *const *dyrows, const int64_t *src,           \
+                                      const float *k, int64_t Q, float *tline)                  \
+    {                                                                                           \
+        DW_SPLIT(DX_VEC, dx_tail(g, dyrows, src, k, Q, q0, tline))                              \
+    }                                                                                           \
+    attr static void dk_line_##suffix(const fc_depthwise_geometry *g, const float *const *rows, \
+                                      const float *dyline, int64_t Q, float *p)                 \
+    {                                                                                           \
+        DW_SPLIT(DK_VEC, dk_tail(g, rows, dyline, Q, q0, p))                                    \
+    }
+
+#define FWD_VEC(NV) fwd_vec(g, rows, k, bias, relu, Q, q0, NV, out)
+#define DX_VEC(NV) dx_vec(g, dyrows, src, k, Q, q0, NV, tline)
+#define DK_VEC(NV) dk_vec(g, rows, dyline, Q, q0, NV, p)
+
+DW_DEFINE_LINES(generic, )
+#ifdef FC_HAVE_AVX2_PATH
+DW_DEFINE_LINES(avx2, FC_TARGET_AVX2)
+#endif
+
+typedef void (*fwd_line_fn)(const fc_depthwise_geometry *, const float *const *, const float *,
+                            const float *, int, int64_t, float *);
+typedef void (*dx_line_fn)(const fc_depthwise_geometry *, const float *const *,
+                           const int64_t *, const float *, int64_t, float *);
+typedef void (*dk_line_fn)(const fc_depthwise_geometry *, const float *const *, const float *,
+                           int64_t, float *);
+
+static int use_avx2(void)
+{
+#ifdef FC_HAVE_AVX2_PATH
+    return fc_simd_level() >= 1;
+#else
+    return 0;
+#endif
+}
+
+/* ------------------------------------------------------------------ helpers */
+/* Input row ih of image n as (W, Q) lanes: x itself when M == 1, else expanded into dst. */
+static const float *lane_row(const fc_depthwise_geometry *g, const float *x, int64_t n,
+                             int64_t ih, float *dst)
+{
+    const float *src = x + (n * g->h + ih) * g->w * g->c;
+    int64_t w, c, m;
+    if (g->m == 1)
+        return src;
+    for (w = 0; w < g->w; w++)
+        for (c = 0; c < g->c; c++)
+            for (m = 0; m < g->m; m++)
+                dst[(w * g->c + c) * g->m + m] = src[w * g->c + c];
+    return dst;
+}
+
+/* The input rows (as lanes) that output line (n, oh) reads; NULL outside the input. */
+static void gather_rows(const fc_depthwise_geometry *g, const float *x, int64_t n, int64_t oh,
+                        float *buf, const float **rows)
+{
+    const int64_t Q = g->c * g->m;
+    int64_t i;
+    for (i = 0; i < g->kh; i++) {
+        const int64_t ih = oh * g->sh - g->pad_top + i * g->dh;
+        rows[i] = (ih < 0 || ih >= g->h) ? NULL
+                                          : lane_row(g, x, n, ih, buf ? buf + i * g->w * Q : NULL);
+    }
+}
+
+
+/* ------------------------------------------------------------------ forward */
+int fc_depthwise_forward(const fc_depthwise_geometry *g, const float *x, const float *kernel,
+                         const float *bias, int relu, float *out)
+{
+    const int64_t Q = g->c * g->m, R = g->n * g->oh;
+    const fwd_line_fn fn =
+#ifdef FC_HAVE_AVX2_PATH
+        use_avx2() ? fwd_line_avx2 :
+#endif
+                   fwd_line_generic;
+    int failed = 0;
+#pragma omp parallel num_threads(fc_get_num_threads()) if (R * g->ow * Q * g->kh * g->kw > 32768)
+    {
+        float *buf = NULL;
+        const float **rows = (const float **)fc_malloc((size_t)g->kh * sizeof(float *));
+        int64_t r;
+        if (g->m > 1)
+            buf = (float *)fc_malloc((size_t)(g->kh * g->w * Q) * sizeof(float));
+        if (!rows || (g->m > 1 && !buf)) {
+#pragma omp atomic write
+            failed = 1;
+        }
+#pragma omp barrier
+        if (!failed) {
+#pragma omp for schedule(static)
+            for (r = 0; r < R; r++) {
+                const int64_t n = r / g->oh, oh = r % g->oh;
+                gather_rows(g, x, n, oh, buf, rows);
+                fn(g, rows, kernel, bias, relu, Q, out + r * g->ow * Q);
+            }
+        }
+        fc_free(buf);
+        fc_free((void *)rows);
+    }
+    return failed ? FC_ENOMEM : FC_OK;
+}
+
+/* ------------------------------------------------------------------ input gradient */
+int fc_depthwise_backward_input(const fc_depthwise_geometry *g, const float *dy,
+                                const float *kernel, float *dx)
+{
+    const int64_t Q = g->c * g->m, R = g->n * g->h;
+    const dx_line_fn fn =
+#ifdef FC_HAVE_AVX2_PATH
+        use_avx2() ? dx_line_avx2 :
+#endif
+                   dx_line_generic;
+    int64_t *src = (int64_t *)fc_malloc((size_t)(g->w * g->kw) * sizeof(int64_t));
+    int64_t iw, j;
+    int failed = 0;
+    if (!src)
+        return FC_ENOMEM;
+    /* the output column (or -1) whose tap j reads input column iw: divisions done once */
+    for (iw = 0; iw < g->w; iw++)
+        for (j = 0; j < g->kw; j++) {
+            const int64_t u = iw + g->pad_left - j * g->dw;
+            src[iw * g->kw + j] = (u < 0 || u % g->sw || u / g->sw >= g->ow) ? -1 : u / g->sw;
+        }
+#pragma omp parallel num_threads(fc_get_num_threads()) if (R * g->w * Q * g->kh * g->kw > 32768)
+    {
+        float *tline = NULL;
+        const float **dyrows = (const float **)fc_malloc((size_t)g->kh * sizeof(float *));
+        int64_t r;
+        if (g->m > 1)
+            tline = (float *)fc_malloc((size_t)(g->w * Q) * sizeof(float));
+        if (!dyrows || (g->m > 1 && !tline)) {
+#pragma omp atomic write
+            failed = 1;
+        }
+#pragma omp barrier
+        if (!failed) {
+#pragma omp for schedule(static)
+            for (r = 0; r < R; r++) {
+                const int64_t n = r / g->h, ih = r % g->h;
+                float *dline = dx + r * g->w * g->c;
+                int64_t i;
+                for (i = 0; i < g->kh; i++) {
+                    const int64_t t = ih + g->pad_top - i * g->dh;
+                    dyrows[i] = (t < 0 || t % g->sh || t / g->sh >= g->oh)
+                                    ? NULL
+                                    : dy + (n * g->oh + t / g->sh) * g->ow * Q;
+                }
+                if (g->m == 1) {
+                    fn(g, dyrows, src, kernel, Q, dline);
+                } else {
+                    int64_t w, c, m;
+                    fn(g, dyrows, src, kernel, Q, tline);
+                    for (w = 0; w < g->w; w++)
+                        for (c = 0; c < g->c; c++) {
+                            const float *tp = tline + (w * g->c + c) * g->m;
+                            float s = tp[0];
+                            for (m = 1; m < g->m; m++)
+                                s += tp[m];
+                            dline[w * g->c + c] = s;
+                        }
+                }
+            }
+        }
+        fc_free(tline);
+        fc_free((void *)dyrows);
+    }
+    fc_free(src);
+    return failed ? FC_ENOMEM : FC_OK;
+}
+
+/* ------------------------------------------------------------------ kernel gradient */
+int fc_depthwise_backward_kernel(const fc_depthwise_geometry *g, const float *dy,
+                                 const float *x, float *dkernel)
+{
+    const int64_t Q = g->c * g->m, R = g->n * g->oh, E = g->kh * g->kw * Q;
+    const int64_t nb0 = R < DW_MAX_BLOCKS ? R : DW_MAX_BLOCKS;
+    const int64_t per = (R + nb0 - 1) / nb0, nb = (R + per - 1) / per;
+    const dk_line_fn fn =
+#ifdef FC_HAVE_AVX2_PATH
+        use_avx2() ? dk_line_avx2 :
+#endif
+                   dk_line_generic;
+    float *partial = (float *)fc_malloc((size_t)(nb * E) * sizeof(float));
+    int failed = 0;
+    if (!partial)
+        return FC_ENOMEM;
+#pragma omp parallel num_threads(fc_get_num_threads()) if (R * g->ow * E > 32768)
+    {
+        float *buf = NULL;
+        const float **rows = (const float **)fc_malloc((size_t)g->kh * sizeof(float *));
+        int64_t b, e;
+        if (g->m > 1)
+            buf = (float *)fc_malloc((size_t)(g->kh * g->w * Q) * sizeof(float));
+        if (!rows || (g->m > 1 && !buf)) {
+#pragma omp atomic write
+            failed = 1;
+        }
+#pragma omp barrier
+        if (!failed) {
+            /* block b sums lines [b*per, (b+1)*per) in order: fixed whatever the threads */
+#pragma omp for schedule(static)
+            for (b = 0; b < nb; b++) {
+                float *p = partial + b * E;
+                const int64_t r1 = (b + 1) * per < R ? (b + 1) * per : R;
+                int64_t r;
+                memset(p, 0, (size_t)E * sizeof(float));
+                for (r = b * per; r < r1; r++) {
+                    gather_rows(g, x, r / g->oh, r % g->oh, buf, rows);
+                    fn(g, rows, dy + r * g->ow * Q, Q, p);
+                }
+            }
+#pragma omp for schedule(static)
+            for (e = 0; e < E; e++) {
+                float s = partial[e];
+                for (b = 1; b < nb; b++)
+                    s += partial[b * E + e];
+                dkernel[e] = s;
+            }
+        }
+        fc_free(buf);
+        fc_free((void *)rows);
+    }
+    fc_free(partial);
+    return failed ? FC_ENOMEM : FC_OK;
+}
