@@ -31,19 +31,11 @@ BLOCKS = [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), (512, 1)]
 QUICK_BLOCKS = [(32, 1), (64, 2), (64, 1)]
 
 
-_RELU6 = []
 
 
 def relu6():
-    """ReLU6 as Keras writes it. ReLU(max_value=...) comes with the activations work; until
-    this branch has it, plain ReLU stands in (the integrator removes this fallback)."""
-    try:
-        return layers.ReLU(max_value=6.0)
-    except ValueError:
-        if not _RELU6:
-            print("ReLU6 unavailable, using ReLU")
-            _RELU6.append(False)
-        return layers.ReLU()
+    """ReLU6 as Keras writes it."""
+    return layers.ReLU(max_value=6.0)
 
 
 def fastcnn_model(blocks):
