@@ -31,8 +31,6 @@ BLOCKS = [(64, 1), (128, 2), (128, 1), (256, 2), (256, 1), (512, 2), (512, 1)]
 QUICK_BLOCKS = [(32, 1), (64, 2), (64, 1)]
 
 
-
-
 def relu6():
     """ReLU6 as Keras writes it."""
     return layers.ReLU(max_value=6.0)
