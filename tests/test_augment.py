@@ -264,7 +264,7 @@ def test_random_layers_seeded_thread_independent_and_identity_at_inference(rng, 
     c = layers.deserialize(layers.serialize(make(5)))
     assert c(x, training=True).tobytes() == ya[0].tobytes()
     if not isinstance(a, layers.RandomCrop):
-        np.testing.assert_array_equal(a(x), x)
+        np.testing.assert_array_equal(a(x, training=False), x)
 
 
 def test_random_layers_value_ranges(rng):
@@ -363,8 +363,8 @@ def test_deterministic_layers_match_keras(rng):
     # RandomCrop at inference: Keras' documented centre crop + resize (its code passes the
     # batch through unchanged, contradicting its own output shape)
     want = keras.ops.image.resize(x, (4, 6), crop_to_aspect_ratio=True)
-    np.testing.assert_allclose(layers.RandomCrop(4, 6)(x), np.asarray(want), rtol=1e-5,
-                               atol=1e-3)
+    np.testing.assert_allclose(layers.RandomCrop(4, 6)(x, training=False), np.asarray(want),
+                               rtol=1e-5, atol=1e-3)
 
 
 def test_factor_conventions_match_keras():

@@ -19,7 +19,17 @@ def test_random_layers_are_identity_at_inference(rng):
     x = rng.normal(size=(5, 6, 7, 3)).astype(np.float32)
     for layer in (layers.RandomFlip("horizontal", seed=3),
                   layers.RandomTranslation(0.3, 0.3, fill_mode="constant", seed=4)):
-        np.testing.assert_array_equal(layer(x), x)
+        np.testing.assert_array_equal(layer(x, training=False), x)
+
+
+def test_random_layers_augment_when_called_directly(rng):
+    """Keras 3: a random augmentation layer called on a batch augments by default (the
+    Keras examples' ``data_augmentation(images)``); models still augment only in fit."""
+    x = rng.normal(size=(8, 6, 7, 3)).astype(np.float32)
+    flip = layers.RandomFlip("horizontal", seed=3)
+    assert not np.array_equal(flip(x), x)
+    model = fastcnn.Sequential([fastcnn.Input((6, 7, 3)), layers.RandomFlip("horizontal", seed=3)])
+    np.testing.assert_array_equal(model.predict(x, verbose=0), x)
 
 
 def test_random_flip_flips_some_images_exactly(rng):

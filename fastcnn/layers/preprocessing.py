@@ -3,7 +3,10 @@
 ``Rescaling``, ``Resizing`` and ``CenterCrop`` act always; the random layers (``RandomFlip``,
 ``RandomTranslation``, ``RandomRotation``, ``RandomZoom``, ``RandomCrop``, ``RandomContrast``,
 ``RandomBrightness``) act only while training and pass inputs through at inference, as in
-Keras (``RandomCrop`` centre-crops and resizes at inference, as Keras does). Each batch's
+Keras (``RandomCrop`` centre-crops and resizes at inference, as Keras does). Called directly
+on a batch they augment unless ``training=False`` (Keras 3's default); inside a model,
+``fit`` augments and ``predict``/``evaluate``/``model(x)`` do not (Keras' ``model(x)``
+would augment: pass ``training=True`` for that). Each batch's
 random parameters come from a generator seeded by (layer seed, call count) and the C kernels
 (``fastcnn.ops.image``, ``ops.gather_batch``) apply them image by image, so training is
 reproducible with ``fastcnn.utils.set_random_seed`` at any thread count and resumes exactly
@@ -249,6 +252,20 @@ class _RandomImageLayer(SeededLayer, _ImageLayer):
         self._init_seed(seed)
         self._init_image(data_format)
         self.built = True
+
+    def __call__(self, inputs, training=True):
+        """Augment a batch (``training=True``, the default when the layer is called directly,
+        as in Keras 3) or pass it through (``training=False``); on symbolic tensors, add the
+        layer to a graph, where the model decides (``fit`` augments, ``predict`` does not).
+
+        Args:
+            inputs: a batch of images, or a symbolic tensor.
+            training: whether to augment.
+
+        Returns:
+            The (augmented) batch, or the symbolic output.
+        """
+        return super().__call__(inputs, training=training)
 
     def _rng(self):
         rng = np.random.default_rng([self._seed, self._calls])
