@@ -27,11 +27,17 @@
  * where and when, so results are bitwise the same for any thread count (and
  * fc_sgemm_serial == fc_sgemm).
  */
+#include <stdlib.h>
 #include <string.h>
 #include "gemm.h"
 
 #ifdef FC_HAVE_AVX2_PATH
 #include <immintrin.h>
+#if !defined(FASTCNN_NO_AVX512)
+/* Compiled for AVX-512F in any build; only called after fc_gemm_avx512() said yes. */
+#define FC_HAVE_AVX512_PATH 1
+#define FC_TARGET_AVX512 __attribute__((target("avx512f,avx2,fma")))
+#endif
 #endif
 
 #define MR 6
@@ -68,6 +74,12 @@
 typedef void (*kernel_fn)(int64_t kc, const float *a, int64_t rs_a, int64_t cs_a,
                           const float *b, float *c, int64_t ldc, float alpha, float beta);
 
+/* The AVX-512 kernels compute an mr x 32 tile from two consecutive packed panels of B
+ * (b and b + b_next); the second panel's columns are the set bits of mask2. */
+typedef void (*kernel_wide_fn)(int64_t kc, const float *a, int64_t rs_a, int64_t cs_a,
+                               const float *b, int64_t b_next, float *c, int64_t ldc,
+                               float alpha, float beta, unsigned mask2);
+
 typedef struct {
     int trans_a, trans_b, direct_a, simd;
     int64_t M, N, K;
@@ -77,6 +89,7 @@ typedef struct {
     float *C;
     int64_t kc, nc;
     const kernel_fn *kernel_packed, *kernel_direct; /* indexed by the row count */
+    const kernel_wide_fn *wide_packed, *wide_direct; /* NULL: no AVX-512 */
 } gemm_plan;
 
 static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -248,6 +261,112 @@ static const kernel_fn kernels_avx2[3][MR + 1] = {
     KERNEL_TABLE(kernel_avx2, packed), KERNEL_TABLE(kernel_avx2, rows),
     KERNEL_TABLE(kernel_avx2, cols)};
 #endif
+
+/* AVX-512F: a 6 x 32 tile (two B panels) is 12 zmm accumulators; per k, 2 loads of B and 6
+ * broadcasts of A feed 12 FMAs. Every element of C is still one FMA chain over k in
+ * increasing order, then alpha * acc (+ beta * c) exactly as the AVX2 kernel, so the two
+ * paths give identical bits and the choice between them may depend on the CPU. */
+#ifdef FC_HAVE_AVX512_PATH
+#define AVX512_ROW(r)                                                                  \
+    if (mrv > (r)) {                                                                   \
+        const __m512 ai = _mm512_set1_ps(a[(r) * rs_a + k * cs_a]);                    \
+        acc[r][0] = _mm512_fmadd_ps(ai, b0, acc[r][0]);                                \
+        acc[r][1] = _mm512_fmadd_ps(ai, b1, acc[r][1]);                                \
+    }
+
+#define AVX512_STORE_ROW(r)                                                            \
+    if (mrv > (r)) {                                                                   \
+        float *cr = c + (r) * ldc;                                                     \
+        __m512 t0 = _mm512_mul_ps(va, acc[r][0]), t1 = _mm512_mul_ps(va, acc[r][1]);   \
+        if (beta == 1.0f) {                                                            \
+            t0 = _mm512_add_ps(_mm512_loadu_ps(cr), t0);                               \
+            t1 = _mm512_add_ps(_mm512_maskz_loadu_ps(m2, cr + 16), t1);                \
+        } else if (beta != 0.0f) {                                                     \
+            t0 = _mm512_fmadd_ps(vb, _mm512_loadu_ps(cr), t0);                         \
+            t1 = _mm512_fmadd_ps(vb, _mm512_maskz_loadu_ps(m2, cr + 16), t1);          \
+        }                                                                              \
+        _mm512_storeu_ps(cr, t0);                                                      \
+        _mm512_mask_storeu_ps(cr + 16, m2, t1);                                        \
+    }
+
+FC_TARGET_AVX512 static inline FC_ALWAYS_INLINE void
+kernel_avx512_body(const int mrv, int64_t kc, const float *FC_RESTRICT a, int64_t rs_a,
+                   int64_t cs_a, const float *FC_RESTRICT b, int64_t b_next,
+                   float *FC_RESTRICT c, int64_t ldc, float alpha, float beta, unsigned mask2)
+{
+    const __mmask16 m2 = (__mmask16)mask2;
+    const float *FC_RESTRICT bb = b + b_next;
+    __m512 acc[MR][2];
+    for (int i = 0; i < MR; i++)
+        acc[i][0] = acc[i][1] = _mm512_setzero_ps();
+#pragma GCC unroll 4
+    for (int64_t k = 0; k < kc; k++) {
+        const __m512 b0 = _mm512_loadu_ps(b + k * NR), b1 = _mm512_loadu_ps(bb + k * NR);
+        AVX512_ROW(0) AVX512_ROW(1) AVX512_ROW(2) AVX512_ROW(3) AVX512_ROW(4) AVX512_ROW(5)
+    }
+    const __m512 va = _mm512_set1_ps(alpha), vb = _mm512_set1_ps(beta);
+    AVX512_STORE_ROW(0) AVX512_STORE_ROW(1) AVX512_STORE_ROW(2)
+    AVX512_STORE_ROW(3) AVX512_STORE_ROW(4) AVX512_STORE_ROW(5)
+}
+
+#define WIDE_ARGS                                                                      \
+    int64_t kc, const float *a, int64_t rs_a, int64_t cs_a, const float *b,            \
+        int64_t b_next, float *c, int64_t ldc, float alpha, float beta, unsigned mask2
+#define DEFINE_WIDE(NAME, MRV, RS, CS)                                                 \
+    FC_TARGET_AVX512 static void NAME(WIDE_ARGS)                                       \
+    {                                                                                  \
+        (void)rs_a;                                                                    \
+        (void)cs_a;                                                                    \
+        kernel_avx512_body(MRV, kc, a, RS, CS, b, b_next, c, ldc, alpha, beta, mask2); \
+    }
+#define DEFINE_WIDE_SET(MRV)                                                           \
+    DEFINE_WIDE(kernel_avx512_packed_##MRV, MRV, 1, MR)                                \
+    DEFINE_WIDE(kernel_avx512_rows_##MRV, MRV, rs_a, 1)                                \
+    DEFINE_WIDE(kernel_avx512_cols_##MRV, MRV, 1, cs_a)
+DEFINE_WIDE_SET(1) DEFINE_WIDE_SET(2) DEFINE_WIDE_SET(3)
+DEFINE_WIDE_SET(4) DEFINE_WIDE_SET(5) DEFINE_WIDE_SET(6)
+static const kernel_wide_fn kernels_avx512[3][MR + 1] = {
+    KERNEL_TABLE(kernel_avx512, packed), KERNEL_TABLE(kernel_avx512, rows),
+    KERNEL_TABLE(kernel_avx512, cols)};
+#endif
+
+/* AVX-512 is used when the CPU (and OS) has it, the SIMD level is not forced to portable,
+ * and neither FASTCNN_NO_AVX512 (environment, read once) nor fc_gemm_force_avx512(0) says
+ * otherwise. */
+static int g_avx512_forced = -1;
+static int g_avx512_detected = -1;
+
+static int detect_avx512(void)
+{
+#ifdef FC_HAVE_AVX512_PATH
+    const char *env = getenv("FASTCNN_NO_AVX512");
+    if (env != NULL && env[0] != '\0' && strcmp(env, "0") != 0)
+        return 0;
+    __builtin_cpu_init();
+    return __builtin_cpu_supports("avx512f") ? 1 : 0;
+#else
+    return 0;
+#endif
+}
+
+int fc_gemm_avx512(void)
+{
+    if (g_avx512_detected < 0)
+        g_avx512_detected = detect_avx512();
+    if (fc_simd_level() < 1)
+        return 0;
+    return g_avx512_forced >= 0 ? g_avx512_forced : g_avx512_detected;
+}
+
+void fc_gemm_force_avx512(int on)
+{
+    if (g_avx512_detected < 0)
+        g_avx512_detected = detect_avx512();
+    if (on < 0)
+        g_avx512_forced = -1;
+    else /* never force a path the CPU cannot run */
+        g_avx512_forced = on > 0 && g_avx512_detected > 0 ? 1 : 0;
+}
 
 /* ------------------------------------------------------------------------------------------
  * Packing.
@@ -439,6 +558,46 @@ static void compute_tile_column(const gemm_plan *p, int64_t i0, int64_t mc, int6
     }
 }
 
+/* compute_tile_column for two panels at once (b, b + b_next; the second has nr2 columns),
+ * with the AVX-512 kernels. */
+static void compute_tile_column_wide(const gemm_plan *p, int64_t i0, int64_t mc, int64_t pc,
+                                     int64_t kc, const float *abuf, const float *b,
+                                     int64_t b_next, float *c, int64_t nr2, float beta)
+{
+    const unsigned mask2 = (unsigned)((1u << nr2) - 1u);
+    for (int64_t ir = 0; ir < mc; ir += MR) {
+        const int64_t mr = min64(MR, mc - ir);
+        float *ct = c + ir * p->ldc;
+        if (!p->direct_a)
+            p->wide_packed[mr](kc, abuf + ir * kc, 1, MR, b, b_next, ct, p->ldc, p->alpha,
+                               beta, mask2);
+        else if (!p->trans_a)
+            p->wide_direct[mr](kc, p->A + (i0 + ir) * p->lda + pc, p->lda, 1, b, b_next, ct,
+                               p->ldc, p->alpha, beta, mask2);
+        else
+            p->wide_direct[mr](kc, p->A + pc * p->lda + i0 + ir, 1, p->lda, b, b_next, ct,
+                               p->ldc, p->alpha, beta, mask2);
+    }
+}
+
+/* Rows [i0, i0 + mc) x all ncols columns of C (at c) against the packed panels at bpanels
+ * (panel jp at bpanels + jp * NR * kc), k in [pc, pc + kc): panels in pairs with AVX-512,
+ * else (and for an odd last panel) one at a time. */
+static void compute_block(const gemm_plan *p, int64_t i0, int64_t mc, int64_t pc, int64_t kc,
+                          const float *abuf, const float *bpanels, float *c, int64_t ncols,
+                          float beta)
+{
+    const int64_t np = ceil_div(ncols, NR);
+    int64_t jp = 0;
+    if (p->wide_packed != NULL)
+        for (; jp + 1 < np; jp += 2)
+            compute_tile_column_wide(p, i0, mc, pc, kc, abuf, bpanels + jp * NR * kc, NR * kc,
+                                     c + jp * NR, min64(NR, ncols - (jp + 1) * NR), beta);
+    for (; jp < np; jp++)
+        compute_tile_column(p, i0, mc, pc, kc, abuf, bpanels + jp * NR * kc, c + jp * NR,
+                            min64(NR, ncols - jp * NR), beta);
+}
+
 /* The whole loop nest over the rectangle [m0, m1) x [n0, n1) of C, with this thread's own
  * packing buffers: no synchronisation at all, so it is also safe inside somebody else's
  * parallel region. */
@@ -464,10 +623,8 @@ static void gemm_rect(const gemm_plan *p, int64_t m0, int64_t m1, int64_t n0, in
                 const int64_t mcur = min64(mc, m1 - i0);
                 if (!p->direct_a)
                     pack_a_block(p, i0, mcur, pc, kcur, abuf);
-                for (int64_t jp = 0; jp < np; jp++)
-                    compute_tile_column(p, i0, mcur, pc, kcur, abuf, bbuf + jp * NR * kcur,
-                                        p->C + i0 * p->ldc + jc + jp * NR,
-                                        min64(NR, ncur - jp * NR), beta);
+                compute_block(p, i0, mcur, pc, kcur, abuf, bbuf, p->C + i0 * p->ldc + jc, ncur,
+                              beta);
             }
         }
     }
@@ -492,15 +649,14 @@ static void gemm_row_block(const gemm_plan *p, int64_t i0, int64_t mcur, const f
                            float *abuf)
 {
     const int64_t N = p->N, K = p->K;
-    const int64_t npad = round_up(N, NR), np = npad / NR;
+    const int64_t npad = round_up(N, NR);
     for (int64_t pc = 0; pc < K; pc += p->kc) {
         const int64_t kcur = min64(p->kc, K - pc);
         const float beta = pc == 0 ? p->beta : 1.0f;
         if (!p->direct_a)
             pack_a_block(p, i0, mcur, pc, kcur, abuf);
-        for (int64_t jp = 0; jp < np; jp++)
-            compute_tile_column(p, i0, mcur, pc, kcur, abuf, bfull + pc * npad + jp * NR * kcur,
-                                p->C + i0 * p->ldc + jp * NR, min64(NR, N - jp * NR), beta);
+        compute_block(p, i0, mcur, pc, kcur, abuf, bfull + pc * npad, p->C + i0 * p->ldc, N,
+                      beta);
     }
 }
 
@@ -557,6 +713,13 @@ static void make_plan(gemm_plan *p, int trans_a, int trans_b, int64_t M, int64_t
 #endif
     p->kernel_packed = kernels[0];
     p->kernel_direct = kernels[p->trans_a ? 2 : 1];
+    p->wide_packed = p->wide_direct = NULL;
+#ifdef FC_HAVE_AVX512_PATH
+    if (p->simd && fc_gemm_avx512()) {
+        p->wide_packed = kernels_avx512[0];
+        p->wide_direct = kernels_avx512[p->trans_a ? 2 : 1];
+    }
+#endif
     p->kc = ceil_div(K, ceil_div(K, KC_MAX));
     p->nc = min64(round_up(N, NR), NC_MAX);
 }

@@ -36,6 +36,13 @@ int fc_sgemm_serial_packed_b(int trans_a, int64_t M, int64_t N, int64_t K, const
                              int64_t lda, const float *packed_b, float beta, float *C,
                              int64_t ldc);
 
+/* 1 when the GEMM uses its AVX-512F kernels: the CPU has AVX-512F, fc_simd_level() >= 1,
+ * FASTCNN_NO_AVX512 is unset (or "0") and fc_gemm_force_avx512 did not turn them off. They
+ * give the same bits as the AVX2 kernels. fc_gemm_force_avx512(0/1) turns them off/on (on
+ * only where the CPU has AVX-512F), -1 restores the default. */
+int fc_gemm_avx512(void);
+void fc_gemm_force_avx512(int on);
+
 /* Plain triple loop with double accumulation: the oracle for tests. */
 void fc_sgemm_reference(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
                         float alpha, const float *A, int64_t lda,

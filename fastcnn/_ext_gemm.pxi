@@ -13,6 +13,27 @@ cdef extern from "gemm.h":
     void fc_sgemm_reference(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
                             float alpha, const float *A, int64_t lda, const float *B,
                             int64_t ldb, float beta, float *C, int64_t ldc) nogil
+    int fc_gemm_avx512() nogil
+    void fc_gemm_force_avx512(int on) nogil
+
+
+def gemm_avx512():
+    """Whether the GEMM runs its AVX-512F kernels (same bits as the AVX2 ones).
+
+    Returns:
+        True when the CPU has AVX-512F, the SIMD level is not portable, and neither the
+        ``FASTCNN_NO_AVX512`` environment variable nor `gemm_force_avx512(0)` turned them off.
+    """
+    return bool(fc_gemm_avx512())
+
+
+def gemm_force_avx512(int on):
+    """Turns the GEMM's AVX-512F kernels off (0) or on (1, only where the CPU has them).
+
+    Args:
+        on: 0 = AVX2 kernels, 1 = AVX-512F kernels if available, -1 = the default.
+    """
+    fc_gemm_force_avx512(on)
 
 
 cdef const float *_matrix(cnp.ndarray x, str name, int64_t *ld, bint writeable) except? NULL:
