@@ -58,6 +58,14 @@ _NEUTRAL = {"ragged": False, "optional": False, "quantization_config": None,
             "renorm": False, "renorm_clipping": None, "renorm_momentum": Ellipsis,
             "input_axes": None, "output_axes": None}
 _POLICY_CLASSES = ("DTypePolicy", "FloatDTypePolicy")
+# the reverse on writing: keys Keras 3.15 writes for features fastcnn does not have, with
+# the "off" value fastcnn implies, so a fastcnn file's config.json is the one Keras writes
+_KERAS_ONLY = {"InputLayer": (("ragged", False), ("optional", False)),
+               "BatchNormalization": (("renorm", False), ("renorm_clipping", None),
+                                      ("renorm_momentum", 0.99)),
+               "Dense": (("quantization_config", None),)}
+_VARIANCE_SCALING = ("VarianceScaling", "GlorotUniform", "GlorotNormal", "HeUniform",
+                     "HeNormal", "LecunUniform", "LecunNormal")
 _SUFFIX_MODULES = (("_initializer", "keras.initializers"), ("_regularizer", "keras.regularizers"),
                    ("_constraint", "keras.constraints"))
 # what rebuilding from a damaged or hostile config.json can raise besides ValueError
@@ -144,9 +152,14 @@ def _keras_layer_config(entry, layer):
         if key == "dtype" and isinstance(value, str) and cls != "InputLayer":
             cfg[key] = _policy(value)
         elif isinstance(value, dict) and "class_name" in value:
+            if value["class_name"] in _VARIANCE_SCALING:
+                value = dict(value, config=dict(value.get("config", {}), input_axes=None,
+                                                output_axes=None))
             for suffix, module in _SUFFIX_MODULES:
                 if key.endswith(suffix):
                     cfg[key] = _keras_object(value, module)
+    for key, value in _KERAS_ONLY.get(cls, ()):
+        cfg.setdefault(key, value)
     is_model = layer is not None and _is_model(layer)
     if is_model:
         cfg["layers"] = _keras_layers(cfg.get("layers", []), layer)
