@@ -104,7 +104,7 @@ def test_fastcnn_writes_the_layout_keras_writes(tmp_path, name):
     model = build(FC)
     model.compile(optimizer=getattr(optimizers, opt)(**fx.OPTIMIZERS[opt]), loss=sparse_loss(),
                   metrics=["accuracy"])
-    x, y = fx.data(model.input_shape, model.output_shape[-1])
+    x, y = fx.data(model.input_shape, model.output_shape[-1], vocab=fx.VOCAB.get(name))
     model.train_on_batch(x, y)
     model.save(tmp_path / "m.keras")
     with zip_h5(keras_path) as theirs, zip_h5(tmp_path / "m.keras") as ours:
@@ -424,6 +424,9 @@ LIVE_MODELS = {
     "resnet": fx.resnet,
     "nested": fx.nested,
     "bn_dropout": fx.bn_dropout,
+    "mobilenet": fx.mobilenet,
+    "decoder": fx.decoder,
+    "text": fx.text,
 }
 
 
@@ -431,7 +434,7 @@ LIVE_MODELS = {
 def test_live_round_trips_both_ways(tmp_path, keras, name):
     build = LIVE_MODELS[name]
     ours = build(FC)
-    x, _ = fx.data(ours.input_shape, n=4)
+    x, _ = fx.data(ours.input_shape, n=4, vocab=fx.VOCAB.get(name))
     ours.save(tmp_path / "fastcnn.keras")
     theirs = keras.models.load_model(tmp_path / "fastcnn.keras")
     assert_rel(keras_predict(theirs, x), ours.predict(x, verbose=0))
