@@ -358,6 +358,26 @@ def test_hostile_weights_are_refused_before_reading(tmp_path, saved):
     refused(rewrite_h5(saved, tmp_path / "opt.keras", optimizer), "optimizer state holds")
 
 
+def test_declared_sizes_beyond_the_stored_weights_are_refused(tmp_path, saved):
+    """Sizes in config.json are checked against the weights the file stores before any
+    weight is allocated (saving/limits.py's allocation budget)."""
+    def huge_dense(config):
+        layer_entries(config)[-1]["config"]["units"] = 2 * 10 ** 6
+    refused(edit_config(saved, tmp_path / "dense.keras", huge_dense),
+            r"declares shape \(54, 2000000\).*file stores only")
+
+    def huge_input(config):
+        layer_entries(config)[0]["config"]["batch_shape"] = [None, 10 ** 5, 10 ** 5, 3]
+    refused(edit_config(saved, tmp_path / "input.keras", huge_input), "limit")
+
+    def deep(config):
+        value = 1
+        for _ in range(500):
+            value = [value]
+        layer_entries(config)[1]["config"]["kernel_size"] = value
+    refused(edit_config(saved, tmp_path / "deep.keras", deep), "nested more than")
+
+
 def test_decompression_bombs_are_refused(tmp_path, saved):
     with zipfile.ZipFile(saved) as zin, zipfile.ZipFile(tmp_path / "bomb.keras", "w",
                                                         zipfile.ZIP_DEFLATED) as zout:
