@@ -387,6 +387,14 @@ def test_decompression_bombs_are_refused(tmp_path, saved):
                 data = data + b" " * (80 << 20)
             zout.writestr(name, data)
     refused(tmp_path / "bomb.keras", "decompression bomb")
+    with zipfile.ZipFile(saved) as zin, zipfile.ZipFile(tmp_path / "small.keras", "w",
+                                                        zipfile.ZIP_DEFLATED) as zout:
+        for name in zin.namelist():
+            data = zin.read(name)
+            if name == "model.weights.h5":  # 20 MiB of zeros after the HDF5 file
+                data = data + bytes(20 << 20)
+            zout.writestr(name, data)
+    refused(tmp_path / "small.keras", "MAX_EXPANSION")
 
 
 def test_truncated_and_bit_flipped_files_raise_or_load_the_same(tmp_path, saved):
