@@ -14,7 +14,12 @@ import sys
 def main():
     limit = int(sys.argv[1])
     jobs = json.loads(sys.stdin.read())
-    import fastcnn  # noqa: F401  (imported before the limit: the import itself maps libraries)
+    import fastcnn  # imported before the limit: the import itself maps libraries
+    import fastcnn.onnx  # noqa: F401
+    try:  # the ONNX reader's dependency, loaded before the limit too
+        import onnx  # noqa: F401
+    except ImportError:
+        pass
     from fastcnn import models
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     templates = {}
@@ -22,6 +27,8 @@ def main():
         try:
             if job["kind"] == "model":
                 models.load_model(job["path"])
+            elif job["kind"] == "onnx":
+                fastcnn.onnx.load_model(job["path"])
             else:
                 tpl = job["template"]
                 if tpl not in templates:

@@ -48,6 +48,15 @@ def valid(tmp_path_factory):
     return path
 
 
+@pytest.fixture(scope="module")
+def valid_native(tmp_path_factory):
+    """An older fastcnn file (weights in ``model.weights.npz``), for the .npz limits."""
+    from fastcnn.saving import native
+    path = tmp_path_factory.mktemp("limits_native") / "ok.keras"
+    native.save_model(small_model(), path)
+    return path
+
+
 def rewrite(src, dst, config=None, mutate_config=None, weights=None):
     with zipfile.ZipFile(src) as zf:
         items = {n: zf.read(n) for n in zf.namelist()}
@@ -100,7 +109,8 @@ def test_declared_sizes_are_refused_before_allocation(tmp_path, valid, mutate, e
     assert str(path) in result["message"] and expect in result["message"], result
 
 
-def test_npy_header_declaring_more_than_stored_is_refused(tmp_path, valid):
+def test_npy_header_declaring_more_than_stored_is_refused(tmp_path, valid_native):
+    valid = valid_native
     buf = io.BytesIO()
     with zipfile.ZipFile(buf, "w") as zf:  # a header for 10**11 float32 followed by 16 bytes
         header = io.BytesIO()
@@ -167,7 +177,8 @@ def test_allocation_budget_rejects_bad_arguments():
         limits.check_shape((None, 2 ** 15, 2 ** 15, 3), "input", "x.keras")
 
 
-def test_compressed_entries_may_not_expand_far_beyond_what_is_stored(tmp_path, valid):
+def test_compressed_entries_may_not_expand_far_beyond_what_is_stored(tmp_path, valid_native):
+    valid = valid_native
     zeros = np.zeros(5 * 2 ** 20, np.float32)  # 20 MiB that deflate to about 20 KiB
     inner = io.BytesIO()
     with zipfile.ZipFile(inner, "w", compression=zipfile.ZIP_DEFLATED) as zf:

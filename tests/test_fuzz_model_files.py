@@ -23,6 +23,7 @@ hypothesis = pytest.importorskip("hypothesis")
 from hypothesis import HealthCheck, given, settings, strategies as st  # noqa: E402
 
 from fastcnn import layers, models, utils  # noqa: E402
+from fastcnn.saving import native  # noqa: E402
 
 from test_file_limits import load_in_child  # noqa: E402
 
@@ -56,28 +57,74 @@ def _native_model(tmp):
 
 
 def native_keras(tmp):
+    """An older fastcnn's model file (a zip with an .npz inside)."""
     path = os.path.join(tmp, "native.keras")
-    _native_model(tmp).save(path)
+    native.save_model(_native_model(tmp), path)
     return Valid(path, "model", None, ["config.json", "metadata.json"])
 
 
 def native_weights(tmp):
+    """An older fastcnn's weights file (a zip with an .npz inside)."""
     model = _native_model(tmp)
     template = os.path.join(tmp, "template.keras")
     model.save(template)
     path = os.path.join(tmp, "native.weights.h5")
-    model.save_weights(path)
+    native.save_weights(model, path)
     return Valid(path, "weights", template, ["metadata.json"])
 
 
-def native_functional(tmp):
+def _functional_model():
     inp = layers.Input(shape=(6, 6, 2))
     a = layers.Conv2D(3, 3, padding="same", activation="relu")(inp)
     b = layers.Conv2D(3, 1)(a)
-    out = layers.Dense(2)(layers.GlobalAveragePooling2D()(layers.Add()([a, b])))
+    return models.Model(inp, layers.Dense(2)(layers.GlobalAveragePooling2D()(
+        layers.Add()([a, b]))))
+
+
+def native_functional(tmp):
+    path = os.path.join(tmp, "functional.keras")
+    native.save_model(_functional_model(), path)
+    return Valid(path, "model", None, ["config.json"])
+
+
+def keras_v3_model(tmp):
+    """fastcnn's Keras 3 .keras (saving/keras_v3.py): a compiled model with its optimizer
+    state and fastcnn's resume-state entry."""
+    path = os.path.join(tmp, "model.keras")
+    _native_model(tmp).save(path)
+    return Valid(path, "model", None, ["config.json", "metadata.json", "fastcnn_state.json"])
+
+
+def keras_v3_functional(tmp):
+    """A nested functional model with new layers (depthwise, transposed conv, LayerNorm)."""
+    inner_in = layers.Input(shape=(6, 6, 4))
+    inner = models.Model(inner_in, layers.LayerNormalization()(
+        layers.DepthwiseConv2D(3, padding="same")(inner_in)))
+    inp = layers.Input(shape=(6, 6, 2))
+    x = inner(layers.SeparableConv2D(4, 3, padding="same", activation="relu6")(inp))
+    x = layers.Conv2DTranspose(2, 3, strides=2)(x)
+    out = layers.Dense(2)(layers.GlobalMaxPooling2D()(x))
     path = os.path.join(tmp, "functional.keras")
     models.Model(inp, out).save(path)
     return Valid(path, "model", None, ["config.json"])
+
+
+def keras_v3_weights(tmp):
+    """fastcnn's Keras 3 .weights.h5 (HDF5, optimizer state included)."""
+    model = _native_model(tmp)
+    template = os.path.join(tmp, "template.keras")
+    model.save(template)
+    path = os.path.join(tmp, "model.weights.h5")
+    model.save_weights(path)
+    return Valid(path, "weights", template, [])
+
+
+def onnx_model(tmp):
+    """An ONNX file from fastcnn's export, read back by fastcnn.onnx.load_model."""
+    pytest.importorskip("onnx")
+    path = os.path.join(tmp, "model.onnx")
+    _functional_model().export(path, format="onnx", verbose=False)
+    return Valid(path, "onnx", None, [])
 
 
 def legacy_h5_keras2(tmp):
@@ -109,7 +156,9 @@ def legacy_h5_weights(tmp):
 FACTORIES = {"native_keras": native_keras, "native_weights": native_weights,
              "native_functional": native_functional, "legacy_h5_keras2": legacy_h5_keras2,
              "legacy_h5_keras3": legacy_h5_keras3, "legacy_h5_weights": legacy_h5_weights,
-             "legacy_h5_nested": legacy_h5_nested}
+             "legacy_h5_nested": legacy_h5_nested, "keras_v3_model": keras_v3_model,
+             "keras_v3_functional": keras_v3_functional, "keras_v3_weights": keras_v3_weights,
+             "onnx_model": onnx_model}
 
 
 # ------------------------------------------------------------------ mutations

@@ -104,7 +104,7 @@ def test_fastcnn_writes_the_layout_keras_writes(tmp_path, name):
     model = build(FC)
     model.compile(optimizer=getattr(optimizers, opt)(**fx.OPTIMIZERS[opt]), loss=sparse_loss(),
                   metrics=["accuracy"])
-    x, y = fx.data(model.input_shape, model.output_shape[-1])
+    x, y = fx.data(model.input_shape, model.output_shape[-1], vocab=fx.VOCAB.get(name))
     model.train_on_batch(x, y)
     model.save(tmp_path / "m.keras")
     with zip_h5(keras_path) as theirs, zip_h5(tmp_path / "m.keras") as ours:
@@ -358,6 +358,26 @@ def test_hostile_weights_are_refused_before_reading(tmp_path, saved):
     refused(rewrite_h5(saved, tmp_path / "opt.keras", optimizer), "optimizer state holds")
 
 
+def test_declared_sizes_beyond_the_stored_weights_are_refused(tmp_path, saved):
+    """Sizes in config.json are checked against the weights the file stores before any
+    weight is allocated (saving/limits.py's allocation budget)."""
+    def huge_dense(config):
+        layer_entries(config)[-1]["config"]["units"] = 2 * 10 ** 6
+    refused(edit_config(saved, tmp_path / "dense.keras", huge_dense),
+            r"declares shape \(54, 2000000\).*file stores only")
+
+    def huge_input(config):
+        layer_entries(config)[0]["config"]["batch_shape"] = [None, 10 ** 5, 10 ** 5, 3]
+    refused(edit_config(saved, tmp_path / "input.keras", huge_input), "limit")
+
+    def deep(config):
+        value = 1
+        for _ in range(500):
+            value = [value]
+        layer_entries(config)[1]["config"]["kernel_size"] = value
+    refused(edit_config(saved, tmp_path / "deep.keras", deep), "nested more than")
+
+
 def test_decompression_bombs_are_refused(tmp_path, saved):
     with zipfile.ZipFile(saved) as zin, zipfile.ZipFile(tmp_path / "bomb.keras", "w",
                                                         zipfile.ZIP_DEFLATED) as zout:
@@ -367,6 +387,14 @@ def test_decompression_bombs_are_refused(tmp_path, saved):
                 data = data + b" " * (80 << 20)
             zout.writestr(name, data)
     refused(tmp_path / "bomb.keras", "decompression bomb")
+    with zipfile.ZipFile(saved) as zin, zipfile.ZipFile(tmp_path / "small.keras", "w",
+                                                        zipfile.ZIP_DEFLATED) as zout:
+        for name in zin.namelist():
+            data = zin.read(name)
+            if name == "model.weights.h5":  # 20 MiB of zeros after the HDF5 file
+                data = data + bytes(20 << 20)
+            zout.writestr(name, data)
+    refused(tmp_path / "small.keras", "MAX_EXPANSION")
 
 
 def test_truncated_and_bit_flipped_files_raise_or_load_the_same(tmp_path, saved):
@@ -424,6 +452,9 @@ LIVE_MODELS = {
     "resnet": fx.resnet,
     "nested": fx.nested,
     "bn_dropout": fx.bn_dropout,
+    "mobilenet": fx.mobilenet,
+    "decoder": fx.decoder,
+    "text": fx.text,
 }
 
 
@@ -431,7 +462,7 @@ LIVE_MODELS = {
 def test_live_round_trips_both_ways(tmp_path, keras, name):
     build = LIVE_MODELS[name]
     ours = build(FC)
-    x, _ = fx.data(ours.input_shape, n=4)
+    x, _ = fx.data(ours.input_shape, n=4, vocab=fx.VOCAB.get(name))
     ours.save(tmp_path / "fastcnn.keras")
     theirs = keras.models.load_model(tmp_path / "fastcnn.keras")
     assert_rel(keras_predict(theirs, x), ours.predict(x, verbose=0))
@@ -520,6 +551,63 @@ LAYER_CASES = {
     "Functional": ((6, 6, 3), lambda lib, t: _inner_functional(lib)(t)),
 }
 LAYER_CASES["Model"] = LAYER_CASES["Functional"]
+LAYER_CASES.update({
+    "LeakyReLU": ((5,), lambda lib, t: lib.layers.LeakyReLU(negative_slope=0.1)(t)),
+    "PReLU": ((6, 6, 3), lambda lib, t: lib.layers.PReLU(shared_axes=[1, 2])(t)),
+    "ELU": ((5,), lambda lib, t: lib.layers.ELU(alpha=0.7)(t)),
+    "Softmax": ((4, 5), lambda lib, t: lib.layers.Softmax(axis=1)(t)),
+    "ReLU(args)": ((5,), lambda lib, t: lib.layers.ReLU(
+        max_value=1.2, negative_slope=0.1, threshold=0.9)(t)),
+    "Conv2D(dilation)": ((9, 9, 3), lambda lib, t: lib.layers.Conv2D(
+        5, 3, dilation_rate=2, padding="same", activation="relu6")(t)),
+    "Conv2D(groups)": ((7, 7, 6), lambda lib, t: lib.layers.Conv2D(4, 3, groups=2)(t)),
+    "DepthwiseConv2D": ((7, 7, 3), lambda lib, t: lib.layers.DepthwiseConv2D(
+        3, strides=2, padding="same", depth_multiplier=2)(t)),
+    "SeparableConv2D": ((7, 7, 3), lambda lib, t: lib.layers.SeparableConv2D(
+        5, 3, padding="same", depth_multiplier=2, activation="relu")(t)),
+    "Conv2DTranspose": ((5, 5, 3), lambda lib, t: lib.layers.Conv2DTranspose(
+        4, 3, strides=2, padding="same", output_padding=1)(t)),
+    "Conv2DTranspose(valid)": ((5, 5, 3), lambda lib, t: lib.layers.Conv2DTranspose(
+        4, 3, strides=2, activation="tanh")(t)),
+    "Conv1D": ((9, 3), lambda lib, t: lib.layers.Conv1D(4, 3, strides=2, padding="same")(t)),
+    "Conv1D(causal)": ((9, 3), lambda lib, t: lib.layers.Conv1D(
+        4, 3, padding="causal", activation="gelu")(t)),
+    "MaxPooling1D": ((9, 3), lambda lib, t: lib.layers.MaxPooling1D(3, 2)(t)),
+    "AveragePooling1D": ((9, 3), lambda lib, t: lib.layers.AveragePooling1D(
+        2, padding="same")(t)),
+    "GlobalAveragePooling1D": ((9, 3), lambda lib, t: lib.layers.GlobalAveragePooling1D()(t)),
+    "GlobalMaxPooling2D": ((6, 6, 3), lambda lib, t: lib.layers.GlobalMaxPooling2D()(t)),
+    "UpSampling2D": ((4, 5, 3), lambda lib, t: lib.layers.UpSampling2D((2, 3))(t)),
+    "UpSampling2D(bilinear)": ((4, 5, 3), lambda lib, t: lib.layers.UpSampling2D(
+        2, interpolation="bilinear")(t)),
+    "LayerNormalization": ((6, 6, 3), lambda lib, t: lib.layers.LayerNormalization()(t)),
+    "LayerNormalization(axes)": ((6, 6, 3), lambda lib, t: lib.layers.LayerNormalization(
+        axis=[1, 2, 3], epsilon=1e-3, center=False)(t)),
+    "GroupNormalization": ((6, 6, 6), lambda lib, t: lib.layers.GroupNormalization(
+        groups=3)(t)),
+    "SpatialDropout2D": ((6, 6, 3), lambda lib, t: lib.layers.SpatialDropout2D(0.3)(t)),
+    "Permute": ((4, 5, 3), lambda lib, t: lib.layers.Permute((3, 1, 2))(t)),
+    "RepeatVector": ((5,), lambda lib, t: lib.layers.RepeatVector(3)(t)),
+    "Embedding": ((6,), lambda lib, t: lib.layers.Embedding(7, 4)(t)),
+})
+# every activation string Keras 3 and fastcnn share, in a Conv2D and a Dense (the Rescaling
+# keeps "exponential" of random weights finite)
+ACTIVATIONS = sorted(set(fastcnn.activations.__all__) - {"get", "serialize", "deserialize"})
+
+
+def _activated(lib, t, activation):
+    x = lib.layers.Conv2D(2, 1, activation=activation)(t)
+    x = lib.layers.Rescaling(0.05)(lib.layers.GlobalAveragePooling2D()(x))
+    return lib.layers.Dense(3, activation=activation)(x)
+
+
+for _act in ACTIVATIONS:
+    LAYER_CASES["Conv2D+Dense(%s)" % _act] = (
+        (5, 5, 3), lambda lib, t, a=_act: _activated(lib, t, a))
+# layers fed something other than uniform [0, 1) floats
+CASE_INPUTS = {
+    "Embedding": lambda shape: np.random.default_rng(3).integers(0, 7, shape).astype(np.float32),
+}
 # Keras 3.15's RandomCrop declares the cropped output shape but returns its input uncropped
 # at inference (both model(x, training=False) and predict): only the file is compared
 KERAS_INFERENCE_DIFFERS = {"RandomCrop"}
@@ -536,6 +624,13 @@ def case_model(lib, name):
     return lib.models.Model(inputs, fn(lib, inputs))
 
 
+def case_input(name, model):
+    shape = (2,) + tuple(model.input_shape[1:])
+    if name in CASE_INPUTS:
+        return CASE_INPUTS[name](shape)
+    return np.random.default_rng(3).uniform(0, 1, shape).astype(np.float32)
+
+
 def test_every_registered_layer_has_a_round_trip_case():
     missing = sorted(set(layers._REGISTRY) - set(LAYER_CASES))
     assert not missing, "add these layer classes to LAYER_CASES: %s" % missing
@@ -545,7 +640,7 @@ def test_every_registered_layer_has_a_round_trip_case():
 def test_every_layer_round_trips_through_fastcnn(tmp_path, name):
     model = case_model(FC, name)
     random_weights(model)
-    x = np.random.default_rng(3).uniform(0, 1, (2,) + model.input_shape[1:]).astype(np.float32)
+    x = case_input(name, model)
     model.save(tmp_path / "m.keras")
     loaded = models.load_model(tmp_path / "m.keras")
     assert [type(l).__name__ for l in loaded.leaf_layers()] == \
@@ -557,7 +652,7 @@ def test_every_layer_round_trips_through_fastcnn(tmp_path, name):
 def test_every_layer_round_trips_through_keras(tmp_path, keras, name):
     model = case_model(FC, name)
     random_weights(model)
-    x = np.random.default_rng(3).uniform(0, 1, (2,) + model.input_shape[1:]).astype(np.float32)
+    x = case_input(name, model)
     model.save(tmp_path / "m.keras")
     theirs = keras.models.load_model(tmp_path / "m.keras")
     assert theirs.output_shape == model.output_shape
@@ -566,3 +661,81 @@ def test_every_layer_round_trips_through_keras(tmp_path, keras, name):
     theirs.save(tmp_path / "k.keras")
     back = models.load_model(tmp_path / "k.keras")
     assert_rel(back.predict(x, verbose=0), model.predict(x, verbose=0))
+
+
+# config values fastcnn writes differently from Keras 3.15, with the same meaning on loading:
+# a factor f is written as the range [-f, f] it means; Keras picks a random seed for
+# RandomCrop when none was given; Keras writes SpatialDropout2D's dtype as a bare string
+EQUIVALENT_CONFIG_KEYS = {("RandomTranslation", "height_factor"),
+                          ("RandomTranslation", "width_factor"),
+                          ("RandomZoom", "height_factor"), ("RandomCrop", "seed"),
+                          ("SpatialDropout2D", "dtype")}
+
+
+def _without_object_ids(value):
+    if isinstance(value, dict):
+        return {k: _without_object_ids(v) for k, v in value.items() if k != "shared_object_id"}
+    if isinstance(value, list):
+        return [_without_object_ids(v) for v in value]
+    return value
+
+
+def _layer_configs(path):
+    """Each layer entry's (class_name, config without names) in a saved file's config.json."""
+    with zipfile.ZipFile(path) as zf:
+        config = _without_object_ids(json.loads(zf.read("config.json")))
+    out = []
+
+    def walk(entry):
+        inner = dict(entry["config"])
+        for key in ("name", "layers", "input_layers", "output_layers"):
+            inner.pop(key, None)
+        for cls, key in EQUIVALENT_CONFIG_KEYS:
+            if entry["class_name"] == cls:
+                inner.pop(key, None)
+        out.append((entry["class_name"], inner))
+        for sub in entry["config"].get("layers", []):
+            walk(sub)
+    walk(config)
+    return out
+
+
+@pytest.mark.parametrize("name", sorted(LAYER_CASES))
+def test_every_layer_built_in_keras_loads_in_fastcnn(tmp_path, keras, name):
+    """Keras builds and saves the case model: fastcnn predicts the same from the file, and
+    fastcnn's own file for the same model holds the same layer configs."""
+    keras.utils.set_random_seed(4)
+    theirs = case_model(fx.library(keras), name)
+    random_weights(theirs)
+    theirs.save(tmp_path / "k.keras")
+    ours = models.load_model(tmp_path / "k.keras")
+    x = case_input(name, ours)
+    if name not in KERAS_INFERENCE_DIFFERS:
+        assert_rel(ours.predict(x, verbose=0), keras_predict(theirs, x))
+    ours.save(tmp_path / "f.keras")
+    case_model(FC, name).save(tmp_path / "fresh.keras")
+    assert _layer_configs(tmp_path / "f.keras") == _layer_configs(tmp_path / "k.keras")
+    assert _layer_configs(tmp_path / "fresh.keras") == _layer_configs(tmp_path / "k.keras")
+
+
+def test_a_frozen_layer_stays_frozen_both_ways(tmp_path, keras):
+    def build(lib):
+        inputs = lib.layers.Input(shape=(6, 6, 3))
+        x = lib.layers.Conv2D(4, 3, trainable=False)(inputs)
+        x = lib.layers.BatchNormalization(trainable=False)(x)
+        return lib.models.Model(inputs, lib.layers.Dense(2)(lib.layers.Flatten()(x)))
+
+    def frozen(model):
+        return [layer.trainable for layer in model.layers[1:]]
+    want = [False, False, True, True]
+    ours = build(FC)
+    assert frozen(ours) == want
+    ours.save(tmp_path / "f.keras")
+    assert frozen(models.load_model(tmp_path / "f.keras")) == want
+    theirs = keras.models.load_model(tmp_path / "f.keras")
+    assert frozen(theirs) == want
+    keras.utils.set_random_seed(5)
+    build(fx.library(keras)).save(tmp_path / "k.keras")
+    back = models.load_model(tmp_path / "k.keras")
+    assert frozen(back) == want
+    assert len(back.trainable_weights) == 2

@@ -32,6 +32,7 @@ import zipfile
 import numpy as np
 
 from .._fileio import atomic_write
+from . import limits
 
 __all__ = ["save_model", "load_model", "save_weights", "load_weights", "is_keras_zip",
            "KERAS_VERSION"]
@@ -58,6 +59,14 @@ _NEUTRAL = {"ragged": False, "optional": False, "quantization_config": None,
             "renorm": False, "renorm_clipping": None, "renorm_momentum": Ellipsis,
             "input_axes": None, "output_axes": None}
 _POLICY_CLASSES = ("DTypePolicy", "FloatDTypePolicy")
+# the reverse on writing: keys Keras 3.15 writes for features fastcnn does not have, with
+# the "off" value fastcnn implies, so a fastcnn file's config.json is the one Keras writes
+_KERAS_ONLY = {"InputLayer": (("ragged", False), ("optional", False)),
+               "BatchNormalization": (("renorm", False), ("renorm_clipping", None),
+                                      ("renorm_momentum", 0.99)),
+               "Dense": (("quantization_config", None),)}
+_VARIANCE_SCALING = ("VarianceScaling", "GlorotUniform", "GlorotNormal", "HeUniform",
+                     "HeNormal", "LecunUniform", "LecunNormal")
 _SUFFIX_MODULES = (("_initializer", "keras.initializers"), ("_regularizer", "keras.regularizers"),
                    ("_constraint", "keras.constraints"))
 # what rebuilding from a damaged or hostile config.json can raise besides ValueError
@@ -144,9 +153,14 @@ def _keras_layer_config(entry, layer):
         if key == "dtype" and isinstance(value, str) and cls != "InputLayer":
             cfg[key] = _policy(value)
         elif isinstance(value, dict) and "class_name" in value:
+            if value["class_name"] in _VARIANCE_SCALING:
+                value = dict(value, config=dict(value.get("config", {}), input_axes=None,
+                                                output_axes=None))
             for suffix, module in _SUFFIX_MODULES:
                 if key.endswith(suffix):
                     cfg[key] = _keras_object(value, module)
+    for key, value in _KERAS_ONLY.get(cls, ()):
+        cfg.setdefault(key, value)
     is_model = layer is not None and _is_model(layer)
     if is_model:
         cfg["layers"] = _keras_layers(cfg.get("layers", []), layer)
@@ -471,12 +485,18 @@ class _Source:
             with zipfile.ZipFile(self.path, "r") as zf:
                 names = set(zf.namelist())
                 for info in zf.infolist():
-                    if info.filename in (CONFIG_ENTRY, METADATA_ENTRY, STATE_ENTRY,
-                                         WEIGHTS_ENTRY) and info.file_size > _BOMB_FLOOR and \
+                    if info.filename not in (CONFIG_ENTRY, METADATA_ENTRY, STATE_ENTRY,
+                                             WEIGHTS_ENTRY):
+                        continue
+                    if info.file_size > _BOMB_FLOOR and \
                             info.file_size > _BOMB_RATIO * max(info.compress_size, 1):
                         _fail(self.path, "its entry %s declares %d bytes stored in %d (a "
                               "decompression bomb)" % (info.filename, info.file_size,
                                                        info.compress_size))
+                    limits.check_expansion(info.file_size, info.compress_size,
+                                           "zip entry " + info.filename, self.path)
+                    if info.filename != WEIGHTS_ENTRY:
+                        limits.check_json_size(info.file_size, info.filename, self.path)
                 if WEIGHTS_ENTRY not in names:
                     _fail(self.path, "it holds no %s (not a Keras 3 .keras file)" % WEIGHTS_ENTRY)
                 if want_config or CONFIG_ENTRY in names:
@@ -497,14 +517,33 @@ class _Source:
             _fail(self.path, "it could not be read (%s)" % e, e)
 
     def _json(self, zf, name):
-        try:
-            return json.loads(zf.read(name).decode("utf-8"))
-        except (ValueError, UnicodeDecodeError, RecursionError) as e:
-            _fail(self.path, "%s is not valid JSON (%s)" % (
-                name, type(e).__name__ if isinstance(e, RecursionError) else e), e)
+        return limits.loads_json(zf.read(name), name, self.path)
 
     def close(self):
         self.h5.close()
+
+    def stored_floats(self):
+        """How many weight values the HDF5 weights hold: each dataset counts its declared
+        size, but no more than its stored bytes may expand to (limits.MAX_EXPANSION), so
+        a dataset declared huge but stored empty cannot widen the allocation budget."""
+        import h5py
+        total = [0]
+
+        def visit(name, obj):
+            if isinstance(obj, h5py.Dataset):
+                try:
+                    stored = obj.id.get_storage_size()
+                    itemsize = max(obj.dtype.itemsize, 1)
+                    size = int(obj.size or 0)
+                except Exception:  # a damaged object header: nothing usable stored
+                    return
+                room = (limits.MAX_EXPANSION * stored + 65536) // itemsize
+                total[0] += min(size, room)
+        try:
+            self.h5.visititems(visit)
+        except Exception as e:  # h5py errors on a damaged file structure
+            _fail(self.path, "its HDF5 weights are damaged (%s: %s)" % (type(e).__name__, e), e)
+        return total[0]
 
     def group(self, path):
         """The h5py group at ``path`` or None; only hard links are followed (an external or
@@ -852,7 +891,9 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     """
     src = _Source(filepath, want_config=True)
     try:
-        model, tr = _rebuild(src, custom_objects, safe_mode)
+        # the architecture may declare no more weights than the file stores
+        with limits.allocation_budget(src.stored_floats(), src.path):
+            model, tr = _rebuild(src, custom_objects, safe_mode)
         _load_layer_weights(model, src)
         if compile:
             _compile_from(model, src, tr)
