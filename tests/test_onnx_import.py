@@ -283,20 +283,22 @@ def test_conv_variants_map(kind, layer):
     assert_rel(as_onnx_layout(y), run_ort(proto, x))
 
 
-@pytest.mark.parametrize("k,s,pads,opad,bias,layers", [
-    (3, 2, [1, 1, 1, 1], [1, 1], True, ["Conv2DTranspose", "Cropping2D"]),
-    (3, 2, [0, 0, 0, 0], [0, 0], True, ["Conv2DTranspose"]),
-    (4, 2, [1, 1, 1, 1], [0, 0], True, ["Conv2DTranspose", "Cropping2D"]),
-    (2, 2, [0, 0, 0, 0], [0, 0], False, ["Conv2DTranspose"]),
-    (3, 1, [1, 1, 1, 1], [0, 0], True, ["Conv2DTranspose", "Cropping2D"]),
-    (3, 2, [0, 0, 0, 0], [1, 1], True, ["Conv2DTranspose"]),  # output_padding past the end
-    (2, 3, [0, 0, 0, 0], [0, 0], True, ["Conv2DTranspose"]),  # kernel smaller than stride
-    (3, 2, [1, 0, 1, 0], [0, 1], False, ["Conv2DTranspose", "Cropping2D"]),
-    (5, 3, [2, 1, 0, 2], [2, 1], True, ["Conv2DTranspose", "Cropping2D"]),
+@pytest.mark.parametrize("k,s,pads,opad,bias,padding,crop", [
+    (3, 2, [1, 1, 1, 1], [1, 1], True, "valid", True),  # torch's k3/s2/p1/output_padding 1
+    (3, 2, [0, 0, 0, 0], [0, 0], True, "valid", False),
+    (4, 2, [1, 1, 1, 1], [0, 0], True, "same", False),  # torch's k4/s2/p1 is Keras' 'same'
+    (2, 2, [0, 0, 0, 0], [0, 0], False, "same", False),
+    (3, 1, [1, 1, 1, 1], [0, 0], True, "same", False),
+    (3, 2, [0, 0, 0, 0], [1, 1], True, "valid", False),  # output_padding past the end
+    (2, 3, [0, 0, 0, 0], [0, 0], True, "same", False),  # k < s: same, output_padding 2
+    (3, 2, [1, 0, 1, 0], [0, 1], False, "valid", True),
+    (5, 3, [2, 1, 0, 2], [2, 1], True, "valid", True),
 ])
-def test_conv_transpose_maps_to_valid_plus_cropping(k, s, pads, opad, bias, layers):
-    """ONNX ConvTranspose = Keras 'valid' Conv2DTranspose (output_padding for rows past the
-    full output) + Cropping2D of pads_begin and pads_end - output_padding."""
+def test_conv_transpose_maps_to_keras_padding_or_valid_plus_cropping(k, s, pads, opad, bias,
+                                                                     padding, crop):
+    """ONNX ConvTranspose = Keras 'same' where its padding is the same, else Keras 'valid'
+    (output_padding for rows past the full output) + Cropping2D of pads_begin and
+    pads_end - output_padding."""
     rng = np.random.default_rng(k * 10 + s)
     w = rng.standard_normal((4, 5, k, k)).astype(np.float32)
     inits = [init("w", w)] + ([init("b", rng.standard_normal(5).astype(np.float32))]
@@ -305,14 +307,15 @@ def test_conv_transpose_maps_to_valid_plus_cropping(k, s, pads, opad, bias, laye
                                                   pads=pads, output_padding=opad),
                             [i.name for i in inits], inits, shape=(2, 4, 5, 6))
     model = fastcnn.onnx.load_model(proto.SerializeToString())
-    assert [type(la).__name__ for la in model.layers][1:] == layers
+    assert [type(la).__name__ for la in model.layers][1:] == \
+        ["Conv2DTranspose"] + (["Cropping2D"] if crop else [])
     ct = model.layers[1]
-    assert ct.get_config()["padding"] == "valid"
+    assert ct.get_config()["padding"] == padding
     np.testing.assert_array_equal(ct.get_weights()[0], w.transpose(2, 3, 1, 0))
-    if "Cropping2D" in layers:
-        crop = [list(p) for p in model.layers[2].get_config()["cropping"]]
-        assert crop == [[pads[0], max(pads[2] - opad[0], 0)],
-                        [pads[1], max(pads[3] - opad[1], 0)]]
+    if crop:
+        got = [list(p) for p in model.layers[2].get_config()["cropping"]]
+        assert got == [[pads[0], max(pads[2] - opad[0], 0)],
+                       [pads[1], max(pads[3] - opad[1], 0)]]
     x = rng_x((3, 4, 5, 6), 9)
     assert_rel(as_onnx_layout(model.predict_on_batch(nchw_to_nhwc(x))), run_ort(proto, x))
 

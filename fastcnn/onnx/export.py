@@ -420,10 +420,22 @@ def _separable_conv(call):
     return _activated(call, call.out(y, perm))
 
 
-def _conv_transpose_pads(kernel, stride, dilation, padding, output_padding):
-    """One axis of Keras' transposed conv (its JAX padding: the stride-dilated input padded
-    by (left, right) then a valid conv) as ONNX ConvTranspose (begin crop, end crop,
-    output_padding); ONNX's uncropped output is the full padding k - 1 on both sides."""
+def conv_transpose_pads(kernel, stride, dilation, padding, output_padding):
+    """One axis of Keras' transposed convolution as ONNX ConvTranspose's pads.
+
+    Keras (its JAX padding) pads the stride-dilated input by (left, right) and runs a valid
+    convolution; ONNX's uncropped output is the full padding k - 1 on both sides.
+
+    Args:
+        kernel: kernel size along the axis.
+        stride: stride along the axis.
+        dilation: dilation rate along the axis.
+        padding: Keras' ``"valid"`` or ``"same"``.
+        output_padding: Keras' output padding along the axis, or ``None``.
+
+    Returns:
+        ``(pads_begin, pads_end, output_padding)`` of ONNX ConvTranspose.
+    """
     eff = (kernel - 1) * dilation + 1
     if padding == "valid":
         extra = max(eff, stride) - eff if output_padding is None else output_padding
@@ -453,7 +465,7 @@ def _conv_transpose(call):
         call.fail("padding=%r" % (cfg["padding"],))
     begins, ends, out_pad = [], [], []
     for k, s, d, p in zip(window, strides, dil, out_pads):
-        b, e, o = _conv_transpose_pads(k, s, d, cfg["padding"], p)
+        b, e, o = conv_transpose_pads(k, s, d, cfg["padding"], p)
         if o >= max(s, d):  # ONNX's limit on output_padding
             call.fail("output_padding=%r with strides=%r" % (cfg["output_padding"], strides))
         begins.append(b), ends.append(e), out_pad.append(o)

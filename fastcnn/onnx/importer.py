@@ -21,6 +21,7 @@ import numpy as np
 
 from .. import layers as L
 from ..models import Model
+from .export import conv_transpose_pads
 
 __all__ = ["load_model"]
 
@@ -535,13 +536,17 @@ class _Importer:
         # the full transposed convolution ((in - 1) * s + k), cropped: ONNX drops pads_begin
         # rows at the start and pads_end - output_padding at the end
         need = [o - e for o, e in zip(opad, pads[2:])]  # rows to add past the full output
+        padding = "valid"
         # Keras 'valid' with output_padding p is the full output plus p rows at the end (an
         # explicit 0 also avoids the max(k, s) rule of output_padding=None)
         out_pad = tuple(max(n, 0) for n in need)
         crop = ((pads[0], max(-need[0], 0)), (pads[1], max(-need[1], 0)))
+        same = self.same_transpose((kh, kw), strides, pads[:2], need)
+        if same is not False:  # torch's k=4, s=2, p=1 and the like: no Cropping2D
+            padding, out_pad, crop = "same", same, ((0, 0), (0, 0))
         relu = None if crop != ((0, 0), (0, 0)) else self.fold_relu(node, node.output[0])
         layer = self.make(node, "Conv2DTranspose", out_ch, (kh, kw), strides=strides,
-                          padding="valid", output_padding=out_pad,
+                          padding=padding, output_padding=out_pad,
                           activation="relu" if relu is not None else None,
                           use_bias=bias is not None)
         y = self.call(node, layer, v.kt)
@@ -553,6 +558,25 @@ class _Importer:
         self.put(node, out)
         if relu is not None:
             self.put(relu, out)
+
+    @staticmethod
+    def same_transpose(kernel, strides, begins, need):
+        """Keras 'same' output_padding (None or a tuple) giving ONNX's crop (``begins`` at the
+        start, ``-need`` net at the end) on both axes, or False when none does."""
+        def fits(p):
+            for k, s, b, n in zip(kernel, strides, begins, need):
+                kb, ke, ko = conv_transpose_pads(k, s, 1, "same", p if p is None else p[0])
+                if (kb, ko - ke) != (b, n):
+                    return False
+                p = p if p is None else p[1:]
+            return True
+        if fits(None):
+            return None
+        for p0 in range(strides[0]):
+            for p1 in range(strides[1]):
+                if fits((p0, p1)):
+                    return (p0, p1)
+        return False
 
     def set(self, node, layer, weights):
         try:
