@@ -98,9 +98,11 @@ def test_tutorial_rows_permuted_to_nhwc_flatten():
     assert dense.activation == "relu"  # the Relu after the Gemm runs in its kernel
 
 
-def test_imported_model_bitwise_same_at_1_and_2_threads():
-    model = fastcnn.onnx.load_model(fixture("small_resnet"))
-    x = nchw_to_nhwc(rng_x((4, 3, 32, 32), 2))
+@pytest.mark.parametrize("name", ["small_resnet", "mobilenet_block", "decoder",
+                                  "activations"])
+def test_imported_model_bitwise_same_at_1_and_2_threads(name):
+    model = fastcnn.onnx.load_model(fixture(name))
+    x = nchw_to_nhwc(rng_x(input_shape(fixture(name), 4), 2))
     with num_threads(1):
         a = model.predict_on_batch(x)
     with num_threads(2):
@@ -124,6 +126,23 @@ def test_fine_tune_imported_resnet():
     after = model.predict(x, verbose=0)
     assert np.all(np.isfinite(after))
     assert not np.allclose(before, after)
+
+
+@pytest.mark.parametrize("name", ["mobilenet_block", "activations"])
+def test_fine_tune_imported_new_layers(name):
+    """Depthwise conv + ReLU6, PReLU, ELU, gelu, LayerNorm ... imported from torch train."""
+    fastcnn.utils.set_random_seed(0)
+    model = fastcnn.onnx.load_model(fixture(name))
+    rng = np.random.default_rng(4)
+    x = nchw_to_nhwc(rng.standard_normal(tuple(input_shape(fixture(name), 24)))
+                     .astype(np.float32))
+    y = rng.integers(0, model.output_shape[-1], 24)
+    model.compile(optimizer=fastcnn.optimizers.Adam(learning_rate=0.01),
+                  loss=fastcnn.losses.SparseCategoricalCrossentropy(from_logits=True))
+    first = model.evaluate(x, y, verbose=0)
+    model.fit(x, y, batch_size=8, epochs=5, verbose=0, shuffle=False)
+    last = model.evaluate(x, y, verbose=0)
+    assert np.isfinite(last) and last < first
 
 
 # ----------------------------------------------------------------------------- built graphs
