@@ -808,3 +808,19 @@ def test_slice_of_spatial_axes_is_a_cropping():
                       (([3], [2], [2]), "empty")]:
         with pytest.raises(ValueError, match="the_node.*Slice.*%s" % why):
             fastcnn.onnx.load_model(sliced(*args).SerializeToString())
+
+
+def test_x_times_sigmoid_is_one_silu():
+    nodes = [helper.make_node("Sigmoid", ["x"], ["s"], name="sig"),
+             helper.make_node("Mul", ["s", "x"], ["y"], name="mul")]
+    proto = make_model(nodes, [vinfo("x", ["N", 3, 4, 5])], [vinfo("y", None)])
+    model = fastcnn.onnx.load_model(proto.SerializeToString())
+    assert [la.get_config().get("activation") for la in model.layers[1:]] == ["silu"]
+    x = rng_x((2, 3, 4, 5), 32) * 3
+    assert_rel(as_onnx_layout(model.predict_on_batch(nchw_to_nhwc(x))), run_ort(proto, x))
+    # a sigmoid used elsewhere as well stays a sigmoid and a Multiply
+    nodes.append(helper.make_node("Add", ["y", "s"], ["z"], name="add"))
+    proto = make_model(nodes, [vinfo("x", ["N", 3, 4, 5])], [vinfo("z", None)])
+    model = fastcnn.onnx.load_model(proto.SerializeToString())
+    assert [type(la).__name__ for la in model.layers[1:]] == ["Activation", "Multiply", "Add"]
+    assert_rel(as_onnx_layout(model.predict_on_batch(nchw_to_nhwc(x))), run_ort(proto, x))

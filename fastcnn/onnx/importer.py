@@ -307,8 +307,9 @@ class _Importer:
                 return self.activation(node, act)
             self.fail(node, "unsupported ONNX op. fastcnn imports Conv, ConvTranspose, "
                       "Gemm, MatMul(+Add), activations (Relu, Clip(0, max), LeakyRelu, Elu, "
-                      "PRelu, Selu, Gelu and its Erf chain, Sigmoid, HardSigmoid, HardSwish, "
-                      "Tanh, Softplus, Softsign, Exp, Softmax), MaxPool, AveragePool, "
+                      "PRelu, Selu, Gelu and its Erf chain, Sigmoid, x * Sigmoid(x), "
+                      "HardSigmoid, HardSwish, Tanh, Softplus, Softsign, Exp, Softmax), "
+                      "MaxPool, AveragePool, "
                       "GlobalAveragePool, GlobalMaxPool, BatchNormalization, "
                       "LayerNormalization, Resize (integer up-scaling), "
                       "Add/Sub/Mul/Max/Min/Mean/Sum (of same-shape computed tensors), Concat, "
@@ -723,6 +724,14 @@ class _Importer:
         self.put(node, v.with_(self.call(node, layer, v.kt), nonneg=nonneg))
 
     def op_Sigmoid(self, node):
+        x = node.input[0]
+        mul = self.only_consumer(node.output[0], ("Mul",))
+        if mul is not None and sorted(mul.input) == sorted([x, node.output[0]]):
+            # x * sigmoid(x), torch's SiLU / Keras' swish: one silu activation
+            self.skip.add(id(mul))
+            v = self.value(node, x)
+            layer = self.make(mul, "Activation", "silu")
+            return self.put(mul, v.with_(self.call(mul, layer, v.kt)))
         self.activation(node, "sigmoid", nonneg=True)
 
     def op_HardSigmoid(self, node):
@@ -1211,10 +1220,11 @@ def load_model(path_or_bytes):
     running statistics and every weight come from the file.
 
     Supported ops: Conv (group == channels -> DepthwiseConv2D, other groups and dilations ->
-    Conv2D), ConvTranspose (Conv2DTranspose 'valid' + Cropping2D), Gemm, MatMul(+Add), Relu,
-    Clip(min=0) (ReLU with max_value, e.g. ReLU6), LeakyRelu, Elu, PRelu, Selu, Gelu (and
-    torch's exact-GELU Erf chain), Sigmoid, HardSigmoid, HardSwish, Tanh, Softplus,
-    Softsign (and its Abs/Add/Div chain), Exp, Softmax, MaxPool, AveragePool,
+    Conv2D), ConvTranspose (Conv2DTranspose 'same', or 'valid' + Cropping2D), Gemm,
+    MatMul(+Add), Relu, Clip(min=0) (ReLU with max_value, e.g. ReLU6), LeakyRelu, Elu, PRelu,
+    Selu, Gelu (and torch's exact-GELU Erf chain), Sigmoid (x * Sigmoid(x) -> silu),
+    HardSigmoid, HardSwish, Tanh, Softplus, Softsign (and its Abs/Add/Div chain), Exp,
+    Softmax, MaxPool, AveragePool,
     GlobalAveragePool, GlobalMaxPool, BatchNormalization, LayerNormalization, Resize
     (integer up-scaling of H and W: nearest or half-pixel bilinear -> UpSampling2D), Add,
     Sub, Mul, Max, Min, Mean, Sum (of same-shape computed tensors), Concat, Flatten, Reshape
