@@ -41,8 +41,10 @@ def run_onnx(path, xs):
     return sess.run(None, feeds)
 
 
-def check_parity(model, tmp_path, shape=None, batches=(1, 7), seed=0, opset=None, **export):
-    """Export, check, and compare onnxruntime with model.predict at each batch size."""
+def check_parity(model, tmp_path, shape=None, batches=(1, 7), seed=0, opset=None,
+                 draw=None, **export):
+    """Export, check, and compare onnxruntime with model.predict at each batch size
+    (inputs ``draw(rng, shape)``, standard normal unless given)."""
     path = tmp_path / ("%s.onnx" % model.name)
     kwargs = dict(export)
     if opset is not None:
@@ -55,7 +57,8 @@ def check_parity(model, tmp_path, shape=None, batches=(1, 7), seed=0, opset=None
     r = np.random.default_rng(seed)
     ins = model.inputs
     for n in batches:
-        xs = [r.standard_normal((n,) + tuple(shape or t.shape[1:])).astype(np.float32)
+        draw = draw or (lambda r, shp: r.standard_normal(shp))
+        xs = [np.asarray(draw(r, (n,) + tuple(shape or t.shape[1:])), np.float32)
               for t in ins]
         if len(model.inputs) == 1 and len(model.outputs) == 1:
             want = model.predict(xs[0], verbose=0)
@@ -201,6 +204,7 @@ def _activations():
 
 
 IMG = (7, 9, 5)
+SEQ = (11, 5)
 CONV = lambda: L.Conv2D(6, 3, padding="same")  # noqa: E731  (puts the layer in NCHW)
 
 LAYER_CASES = {
@@ -255,7 +259,88 @@ LAYER_CASES = {
     "RandomZoom": [lambda: seq(L.RandomZoom(0.2), IMG)],
     "RandomContrast": [lambda: seq(L.RandomContrast(0.5), IMG)],
     "RandomBrightness": [lambda: seq(L.RandomBrightness(0.5), IMG)],
+    # round-1 layers: fastcnn's own classes through the same exporters as Keras' below
+    "LeakyReLU": [lambda: seq(L.LeakyReLU(0.1), IMG),
+                  lambda: seq(L.LeakyReLU(), IMG, before=[CONV()])],
+    "PReLU": [lambda: seq(L.PReLU(), IMG),
+              lambda: seq(L.PReLU(shared_axes=[1, 2]), IMG, before=[CONV()]),
+              lambda: seq(L.PReLU(), (6,))],
+    "ELU": [lambda: seq(L.ELU(0.7), IMG), lambda: seq(L.ELU(), IMG, before=[CONV()])],
+    "Softmax": [lambda: seq(L.Softmax(), IMG),
+                lambda: seq(L.Softmax(axis=1), IMG, before=[CONV()]),
+                lambda: seq(L.Softmax(axis=-1), IMG, before=[CONV()])],
+    # fastcnn's Conv1D has no dilation/groups (Keras' are checked in test_exporter_matches_keras)
+    "Conv1D": [lambda: seq(L.Conv1D(4, 3, padding="causal"), SEQ),
+               lambda: seq(L.Conv1D(4, 4, strides=2, padding="same", activation="relu"), SEQ),
+               lambda: seq(L.Conv1D(6, 3, use_bias=False), SEQ, before=[L.Conv1D(4, 1)])],
+    "DepthwiseConv2D": [lambda: seq(L.DepthwiseConv2D(3, depth_multiplier=2, padding="same",
+                                                      activation="relu"), IMG),
+                        lambda: seq(L.DepthwiseConv2D((3, 2), strides=2), IMG),
+                        lambda: seq(L.DepthwiseConv2D(3, dilation_rate=2, use_bias=False,
+                                                      padding="same"), IMG)],
+    "SeparableConv2D": [lambda: seq(L.SeparableConv2D(6, 3, depth_multiplier=2,
+                                                      padding="same"), IMG),
+                        lambda: seq(L.SeparableConv2D(4, 3, strides=2, activation="sigmoid"),
+                                    IMG)],
+    "Conv2DTranspose": [lambda: seq(L.Conv2DTranspose(4, 3, strides=2, padding="same"), IMG),
+                        lambda: seq(L.Conv2DTranspose(3, 3, strides=2), IMG),
+                        lambda: seq(L.Conv2DTranspose(4, 2, strides=3, padding="same"), IMG),
+                        lambda: seq(L.Conv2DTranspose(4, (3, 4), strides=(2, 1),
+                                                      activation="relu"), IMG),
+                        lambda: seq(L.Conv2DTranspose(3, 3, strides=2, output_padding=1), IMG),
+                        lambda: seq(L.Conv2DTranspose(3, 3, strides=2, padding="same",
+                                                      output_padding=0), IMG),
+                        lambda: seq(L.Conv2DTranspose(3, 4, strides=3, padding="same",
+                                                      output_padding=(2, 1)), IMG),
+                        lambda: seq(L.Conv2DTranspose(3, 2, strides=3, padding="valid",
+                                                      output_padding=(0, 2)), IMG)],
+    "MaxPooling1D": [lambda: seq(L.MaxPooling1D(2), SEQ),
+                     lambda: seq(L.MaxPooling1D(3, 2, padding="same"), SEQ)],
+    "AveragePooling1D": [lambda: seq(L.AveragePooling1D(2), SEQ),
+                         lambda: seq(L.AveragePooling1D(3, 2, padding="same"), SEQ)],
+    "GlobalAveragePooling1D": [lambda: seq(L.GlobalAveragePooling1D(), SEQ),
+                               lambda: seq(L.GlobalAveragePooling1D(keepdims=True), SEQ)],
+    "GlobalMaxPooling2D": [lambda: seq(L.GlobalMaxPooling2D(), IMG),
+                           lambda: seq(L.GlobalMaxPooling2D(keepdims=True), IMG,
+                                       before=[CONV()])],
+    "UpSampling2D": [lambda: seq(L.UpSampling2D(), IMG),
+                     lambda: seq(L.UpSampling2D((2, 3)), IMG, before=[CONV()]),
+                     lambda: seq(L.UpSampling2D((2, 3), interpolation="bilinear"), IMG),
+                     lambda: seq(L.UpSampling2D(3, interpolation="bilinear"), IMG,
+                                 before=[CONV()])],
+    "LayerNormalization": [lambda: seq(L.LayerNormalization(), IMG),
+                           lambda: seq(L.LayerNormalization(axis=[1, 2, 3]), IMG,
+                                       before=[CONV()]),
+                           lambda: seq(L.LayerNormalization(center=False, epsilon=0.1), (4, 6)),
+                           lambda: seq(L.LayerNormalization(scale=False), (6,))],
+    "GroupNormalization": [lambda: seq(L.GroupNormalization(groups=2), (7, 9, 6)),
+                           lambda: seq(L.GroupNormalization(groups=3, scale=False), (5, 6)),
+                           lambda: seq(L.GroupNormalization(groups=6), (7, 9, 6),
+                                       before=[L.Conv2D(6, 1)])],
+    "SpatialDropout2D": [lambda: seq(L.SpatialDropout2D(0.5), IMG)],
+    "Permute": [lambda: seq(L.Permute((2, 1)), (4, 5)),
+                lambda: seq(L.Permute((3, 1, 2)), IMG, before=[CONV()]),
+                lambda: seq(L.Permute((2, 1, 3)), IMG, after=[L.Conv2D(3, 2)])],
+    "RepeatVector": [lambda: seq(L.RepeatVector(3), (5,))],
+    "Embedding": [lambda: seq(L.Embedding(10, 4), (6,)),
+                  lambda: seq(L.Embedding(10, 3), (2, 3), after=[L.Flatten(), L.Dense(2)])],
 }
+LAYER_CASES["ReLU"] += [lambda: seq(L.ReLU(max_value=6.0), IMG, before=[CONV()]),
+                        lambda: seq(L.ReLU(max_value=0.5), IMG),
+                        lambda: seq(L.ReLU(negative_slope=0.1, threshold=0.5), IMG),
+                        lambda: seq(L.ReLU(max_value=0.3, negative_slope=0.2, threshold=0.1),
+                                    IMG),
+                        lambda: seq(L.ReLU(threshold=0.25), IMG),
+                        lambda: seq(L.ReLU(negative_slope=0.2), IMG)]
+LAYER_CASES["Dense"] += [(lambda n=n: seq(L.Dense(5, activation=n), (4, 6)))
+                         for n in _activations()]
+LAYER_CASES["Conv2D"] += [(lambda n=n: seq(L.Conv2D(4, 3, padding="same", activation=n), IMG))
+                          for n in _activations()]
+LAYER_CASES["Conv2D"] += [lambda: seq(L.Conv2D(4, 3, dilation_rate=2, padding="same"), IMG),
+                          lambda: seq(L.Conv2D(4, 3, dilation_rate=(1, 2)), IMG),
+                          lambda: seq(L.Conv2D(6, 3, strides=2, groups=3), (7, 9, 6)),
+                          lambda: seq(L.Conv2D(4, 3, groups=2, padding="same",
+                                               activation="relu"), (7, 9, 6))]
 
 
 def _merge_model(cls, layout):
@@ -294,6 +379,9 @@ def _three_way(cls):
     return m
 
 
+# layers whose inputs are not any real number: Embedding takes ids (floats, as Keras feeds)
+DRAW = {"Embedding": lambda r, shape: r.integers(0, 10, shape)}
+
 CASES = [pytest.param(name, i, id="%s-%d" % (name, i))
          for name, builders in sorted(LAYER_CASES.items()) for i in range(len(builders))]
 
@@ -303,7 +391,7 @@ def test_layer_parity(name, i, tmp_path):
     model = LAYER_CASES[name][i]()
     classes = {type(l).__name__ for l in model.leaf_layers() + model.layers}
     assert name in classes
-    check_parity(model, tmp_path)
+    check_parity(model, tmp_path, draw=DRAW.get(name))
 
 
 def test_every_exporter_has_a_parity_case():
@@ -460,6 +548,12 @@ def _keras_cases():
             4, 2, strides=3, padding="same"), IMG),
         "Conv2DTranspose-mixed": (lambda k: k.layers.Conv2DTranspose(
             4, (3, 4), strides=(2, 1), activation="relu"), IMG),
+        "Conv2DTranspose-output-padding": (lambda k: k.layers.Conv2DTranspose(
+            3, 3, strides=2, output_padding=1), IMG),
+        "Conv2DTranspose-same-output-padding": (lambda k: k.layers.Conv2DTranspose(
+            3, 4, strides=3, padding="same", output_padding=(2, 0)), IMG),
+        "Conv2DTranspose-dilated-output-padding": (lambda k: k.layers.Conv2DTranspose(
+            3, 3, strides=2, dilation_rate=1, padding="same", output_padding=(1, 0)), IMG),
         "MaxPooling1D": (lambda k: k.layers.MaxPooling1D(2), (11, 5)),
         "MaxPooling1D-same": (lambda k: k.layers.MaxPooling1D(3, 2, padding="same"), (11, 5)),
         "AveragePooling1D-same": (lambda k: k.layers.AveragePooling1D(3, 2, padding="same"),

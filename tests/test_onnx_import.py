@@ -18,7 +18,8 @@ from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 import fastcnn.onnx  # noqa: E402,F401  (also reachable as fastcnn.onnx lazily)
 
 FIXTURES = os.path.join(os.path.dirname(os.path.abspath(__file__)), "fixtures", "onnx")
-NAMES = ("tutorial_cnn", "small_resnet", "basic_block", "misc_ops")
+NAMES = ("tutorial_cnn", "small_resnet", "basic_block", "misc_ops", "mobilenet_block",
+         "decoder", "activations")
 
 
 def fixture(name):
@@ -97,9 +98,11 @@ def test_tutorial_rows_permuted_to_nhwc_flatten():
     assert dense.activation == "relu"  # the Relu after the Gemm runs in its kernel
 
 
-def test_imported_model_bitwise_same_at_1_and_2_threads():
-    model = fastcnn.onnx.load_model(fixture("small_resnet"))
-    x = nchw_to_nhwc(rng_x((4, 3, 32, 32), 2))
+@pytest.mark.parametrize("name", ["small_resnet", "mobilenet_block", "decoder",
+                                  "activations"])
+def test_imported_model_bitwise_same_at_1_and_2_threads(name):
+    model = fastcnn.onnx.load_model(fixture(name))
+    x = nchw_to_nhwc(rng_x(input_shape(fixture(name), 4), 2))
     with num_threads(1):
         a = model.predict_on_batch(x)
     with num_threads(2):
@@ -123,6 +126,23 @@ def test_fine_tune_imported_resnet():
     after = model.predict(x, verbose=0)
     assert np.all(np.isfinite(after))
     assert not np.allclose(before, after)
+
+
+@pytest.mark.parametrize("name", ["mobilenet_block", "activations"])
+def test_fine_tune_imported_new_layers(name):
+    """Depthwise conv + ReLU6, PReLU, ELU, gelu, LayerNorm ... imported from torch train."""
+    fastcnn.utils.set_random_seed(0)
+    model = fastcnn.onnx.load_model(fixture(name))
+    rng = np.random.default_rng(4)
+    x = nchw_to_nhwc(rng.standard_normal(tuple(input_shape(fixture(name), 24)))
+                     .astype(np.float32))
+    y = rng.integers(0, model.output_shape[-1], 24)
+    model.compile(optimizer=fastcnn.optimizers.Adam(learning_rate=0.01),
+                  loss=fastcnn.losses.SparseCategoricalCrossentropy(from_logits=True))
+    first = model.evaluate(x, y, verbose=0)
+    model.fit(x, y, batch_size=8, epochs=5, verbose=0, shuffle=False)
+    last = model.evaluate(x, y, verbose=0)
+    assert np.isfinite(last) and last < first
 
 
 # ----------------------------------------------------------------------------- built graphs
@@ -178,65 +198,265 @@ def test_keras_style_nhwc_graph():
 
 
 def single_op_model(op, attrs=None, extra_inputs=(), initializers=(), shape=(2, 4, 6, 6),
-                    out_shape=None, name="the_node"):
+                    out_shape=None, name="the_node", opset=17):
     node = helper.make_node(op, ["x"] + list(extra_inputs), ["y"], name=name, **(attrs or {}))
     return make_model([node], [vinfo("x", ["N"] + list(shape[1:]))],
-                      [vinfo("y", None)], initializers)
+                      [vinfo("y", None)], initializers, opset=opset)
 
 
-@pytest.mark.parametrize("op,attrs,inits", [
-    ("Relu", {}, []),
-    ("Sigmoid", {}, []),
-    ("Tanh", {}, []),
-    ("Softplus", {}, []),
-    ("Elu", {"alpha": 1.0}, []),
-    ("Elu", {"alpha": 0.5}, []),
-    ("LeakyRelu", {"alpha": 0.1}, []),
-    ("HardSigmoid", {"alpha": 1 / 6, "beta": 0.5}, []),
-    ("Clip", {}, [("lo", np.float32(0)), ("hi", np.float32(6))]),
-    ("Selu", {}, []),
+@pytest.mark.parametrize("op,attrs,inits,layer", [
+    ("Relu", {}, [], "ReLU"),
+    ("Sigmoid", {}, [], "Activation"),
+    ("Tanh", {}, [], "Activation"),
+    ("Softplus", {}, [], "Activation"),
+    ("Softsign", {}, [], "Activation"),
+    ("Exp", {}, [], "Activation"),
+    ("Elu", {"alpha": 1.0}, [], "ELU"),
+    ("Elu", {"alpha": 0.5}, [], "ELU"),
+    ("LeakyRelu", {"alpha": 0.1}, [], "LeakyReLU"),
+    ("HardSigmoid", {"alpha": 1 / 6, "beta": 0.5}, [], "Activation"),
+    ("HardSwish", {}, [], "Activation"),
+    ("Clip", {}, [("lo", np.float32(0)), ("hi", np.float32(6))], "ReLU"),
+    ("Clip", {}, [("lo", np.float32(0))], "ReLU"),
+    ("Selu", {}, [], "Activation"),
+    ("Gelu", {}, [], "Activation"),
+    ("GlobalMaxPool", {}, [], "GlobalMaxPooling2D"),
+    ("PRelu", {}, [("slope", np.linspace(-0.5, 0.5, 4, dtype=np.float32).reshape(4, 1, 1))],
+     "PReLU"),
+    ("PRelu", {}, [("slope", np.float32([0.25]))], "PReLU"),
+    ("PRelu", {}, [("slope", np.random.default_rng(1).standard_normal((4, 6, 6)).astype(
+        np.float32))], "PReLU"),
+    ("PRelu", {}, [("slope", np.random.default_rng(1).standard_normal((6, 1)).astype(
+        np.float32))], "PReLU"),
 ])
-def test_activations_map_or_refuse_clearly(op, attrs, inits):
-    """Activations map by looking up fastcnn's layers: where fastcnn has the activation the
-    result matches onnxruntime, otherwise a ValueError names the op and the node."""
+def test_activations_map(op, attrs, inits, layer):
+    """Each activation op becomes the fastcnn layer that computes it, matching onnxruntime."""
     proto = single_op_model(op, attrs, [n for n, _ in inits],
-                            [init(n, np.asarray(v)) for n, v in inits])
+                            [init(n, np.asarray(v)) for n, v in inits],
+                            opset=20 if op == "Gelu" else 17)
     x = rng_x((2, 4, 6, 6), 5) * 4
-    try:
-        model = fastcnn.onnx.load_model(proto.SerializeToString())
-    except ValueError as e:
-        assert op in str(e) and "the_node" in str(e) and "<bytes>" in str(e)
-        return
+    model = fastcnn.onnx.load_model(proto.SerializeToString())
+    assert [type(la).__name__ for la in model.layers] == ["InputLayer", layer]
     y = model.predict_on_batch(nchw_to_nhwc(x))
     assert_rel(as_onnx_layout(y), run_ort(proto, x), tol=1e-5)
+    if op == "Clip" and len(inits) == 2:
+        assert model.layers[1].get_config()["max_value"] == 6.0  # ReLU6
 
 
-@pytest.mark.parametrize("kind", ["depthwise", "grouped", "dilated", "transpose"])
-def test_conv_variants_map_or_refuse_clearly(kind):
-    rng = np.random.default_rng(6)
+@pytest.mark.parametrize("op,attrs,inits,why", [
+    ("Clip", {}, [("lo", np.float32(-1)), ("hi", np.float32(1))], "min=0"),
+    ("Gelu", {"approximate": "tanh"}, [], "approximate"),
+    ("HardSigmoid", {"alpha": 0.2, "beta": 0.5}, [], "alpha=1/6"),
+    ("PRelu", {}, [("slope", np.ones((3, 1, 1), np.float32))], "slope of shape"),
+])
+def test_activation_settings_fastcnn_lacks_are_refused(op, attrs, inits, why):
+    proto = single_op_model(op, attrs, [n for n, _ in inits],
+                            [init(n, np.asarray(v)) for n, v in inits],
+                            opset=20 if op == "Gelu" else 17)
+    with pytest.raises(ValueError, match="the_node.*%s.*%s" % (op, why)):
+        fastcnn.onnx.load_model(proto.SerializeToString())
+
+
+def _conv_case(kind, rng):
     attrs = {"kernel_shape": [3, 3], "pads": [1, 1, 1, 1]}
-    op = "Conv"
     if kind == "depthwise":
         w, attrs["group"] = rng.standard_normal((8, 1, 3, 3)), 4
+    elif kind == "depthwise-strided":
+        w, attrs["group"] = rng.standard_normal((4, 1, 3, 3)), 4
+        attrs.update(strides=[2, 2], pads=[0, 0, 1, 1])  # Keras 'same' on an even input
+    elif kind == "depthwise-dilated":
+        w, attrs["group"] = rng.standard_normal((4, 1, 3, 3)), 4
+        attrs.update(dilations=[2, 2], pads=[2, 2, 2, 2])
     elif kind == "grouped":
         w, attrs["group"] = rng.standard_normal((6, 2, 3, 3)), 2
-    elif kind == "dilated":
+    elif kind == "grouped-dilated":
+        w, attrs["group"] = rng.standard_normal((6, 2, 3, 3)), 2
+        attrs.update(dilations=[2, 1], pads=[2, 1, 2, 1])
+    else:
         w, attrs["dilations"] = rng.standard_normal((5, 4, 3, 3)), [2, 2]
         attrs["pads"] = [2, 2, 2, 2]
-    else:
-        op, w = "ConvTranspose", rng.standard_normal((4, 5, 3, 3))
-        attrs.update(strides=[2, 2], output_padding=[1, 1])
-    b = rng.standard_normal(w.shape[0] if op == "Conv" else w.shape[1])
-    proto = single_op_model(op, attrs, ["w", "b"],
+    return w, attrs
+
+
+@pytest.mark.parametrize("kind,layer", [
+    ("depthwise", "DepthwiseConv2D"), ("depthwise-strided", "DepthwiseConv2D"),
+    ("depthwise-dilated", "DepthwiseConv2D"), ("grouped", "Conv2D"),
+    ("grouped-dilated", "Conv2D"), ("dilated", "Conv2D")])
+def test_conv_variants_map(kind, layer):
+    rng = np.random.default_rng(6)
+    w, attrs = _conv_case(kind, rng)
+    b = rng.standard_normal(w.shape[0])
+    proto = single_op_model("Conv", attrs, ["w", "b"],
                             [init("w", w.astype(np.float32)), init("b", b.astype(np.float32))])
     x = rng_x((2, 4, 6, 6), 7)
-    try:
-        model = fastcnn.onnx.load_model(proto.SerializeToString())
-    except ValueError as e:
-        assert op in str(e) and "the_node" in str(e)
-        return
+    model = fastcnn.onnx.load_model(proto.SerializeToString())
+    assert [type(la).__name__ for la in model.layers] == ["InputLayer", layer]
+    cfg = model.layers[1].get_config()
+    assert cfg["padding"] == "same"
+    assert tuple(cfg["dilation_rate"]) == tuple(attrs.get("dilations", (1, 1)))
+    if layer == "Conv2D":
+        assert cfg["groups"] == attrs.get("group", 1)
+    else:
+        assert cfg["depth_multiplier"] == w.shape[0] // 4
     y = model.predict_on_batch(nchw_to_nhwc(x))
     assert_rel(as_onnx_layout(y), run_ort(proto, x))
+
+
+@pytest.mark.parametrize("k,s,pads,opad,bias,padding,crop", [
+    (3, 2, [1, 1, 1, 1], [1, 1], True, "valid", True),  # torch's k3/s2/p1/output_padding 1
+    (3, 2, [0, 0, 0, 0], [0, 0], True, "valid", False),
+    (4, 2, [1, 1, 1, 1], [0, 0], True, "same", False),  # torch's k4/s2/p1 is Keras' 'same'
+    (2, 2, [0, 0, 0, 0], [0, 0], False, "same", False),
+    (3, 1, [1, 1, 1, 1], [0, 0], True, "same", False),
+    (3, 2, [0, 0, 0, 0], [1, 1], True, "valid", False),  # output_padding past the end
+    (2, 3, [0, 0, 0, 0], [0, 0], True, "same", False),  # k < s: same, output_padding 2
+    (3, 2, [1, 0, 1, 0], [0, 1], False, "valid", True),
+    (5, 3, [2, 1, 0, 2], [2, 1], True, "valid", True),
+])
+def test_conv_transpose_maps_to_keras_padding_or_valid_plus_cropping(k, s, pads, opad, bias,
+                                                                     padding, crop):
+    """ONNX ConvTranspose = Keras 'same' where its padding is the same, else Keras 'valid'
+    (output_padding for rows past the full output) + Cropping2D of pads_begin and
+    pads_end - output_padding."""
+    rng = np.random.default_rng(k * 10 + s)
+    w = rng.standard_normal((4, 5, k, k)).astype(np.float32)
+    inits = [init("w", w)] + ([init("b", rng.standard_normal(5).astype(np.float32))]
+                              if bias else [])
+    proto = single_op_model("ConvTranspose", dict(kernel_shape=[k, k], strides=[s, s],
+                                                  pads=pads, output_padding=opad),
+                            [i.name for i in inits], inits, shape=(2, 4, 5, 6))
+    model = fastcnn.onnx.load_model(proto.SerializeToString())
+    assert [type(la).__name__ for la in model.layers][1:] == \
+        ["Conv2DTranspose"] + (["Cropping2D"] if crop else [])
+    ct = model.layers[1]
+    assert ct.get_config()["padding"] == padding
+    np.testing.assert_array_equal(ct.get_weights()[0], w.transpose(2, 3, 1, 0))
+    if crop:
+        got = [list(p) for p in model.layers[2].get_config()["cropping"]]
+        assert got == [[pads[0], max(pads[2] - opad[0], 0)],
+                       [pads[1], max(pads[3] - opad[1], 0)]]
+    x = rng_x((3, 4, 5, 6), 9)
+    assert_rel(as_onnx_layout(model.predict_on_batch(nchw_to_nhwc(x))), run_ort(proto, x))
+
+
+def test_conv_transpose_settings_fastcnn_lacks_are_refused():
+    w = np.ones((4, 5, 3, 3), np.float32)
+    for attrs, why in [({"dilations": [2, 2]}, "dilations"), ({"group": 2}, "group=1"),
+                       ({"auto_pad": "SAME_UPPER"}, "auto_pad")]:
+        proto = single_op_model("ConvTranspose", dict(kernel_shape=[3, 3], **attrs), ["w"],
+                                [init("w", w if "group" not in attrs else w[:, :2])])
+        with pytest.raises(ValueError, match="the_node.*ConvTranspose.*%s" % why):
+            fastcnn.onnx.load_model(proto.SerializeToString())
+
+
+def resize_model(attrs, scales=None, sizes=None, shape=(2, 3, 4, 5), opset=17):
+    inputs, inits = ["x", ""], []
+    if scales is not None:
+        inputs.append("scales")
+        inits.append(init("scales", np.asarray(scales, np.float32)))
+    if sizes is not None:
+        inputs += [""] if scales is None else []
+        inputs.append("sizes")
+        inits.append(init("sizes", np.asarray(sizes, np.int64)))
+    node = helper.make_node("Resize", inputs, ["y"], name="the_node", **attrs)
+    return make_model([node], [vinfo("x", ["N"] + list(shape[1:]))], [vinfo("y", None)],
+                      inits, opset=opset)
+
+
+@pytest.mark.parametrize("attrs,scales,sizes,interp,factor", [
+    # torch nn.Upsample(mode="nearest")
+    ({"mode": "nearest", "coordinate_transformation_mode": "asymmetric",
+      "nearest_mode": "floor"}, [1, 1, 2, 3], None, "nearest", (2, 3)),
+    # fastcnn's own export of UpSampling2D / Keras' nearest resize
+    ({"mode": "nearest", "coordinate_transformation_mode": "half_pixel",
+      "nearest_mode": "round_prefer_ceil"}, None, [2, 3, 12, 10], "nearest", (3, 2)),
+    ({"mode": "nearest"}, [1, 1, 4, 4], None, "nearest", (4, 4)),
+    # torch bilinear, align_corners=False
+    ({"mode": "linear", "coordinate_transformation_mode": "pytorch_half_pixel"},
+     [1, 1, 2, 2], None, "bilinear", (2, 2)),
+    ({"mode": "linear", "coordinate_transformation_mode": "half_pixel"},
+     [1, 1, 3, 2], None, "bilinear", (3, 2)),
+])
+def test_resize_maps_to_upsampling(attrs, scales, sizes, interp, factor):
+    proto = resize_model(attrs, scales, sizes)
+    model = fastcnn.onnx.load_model(proto.SerializeToString())
+    up = model.layers[1]
+    assert type(up).__name__ == "UpSampling2D"
+    assert up.get_config()["interpolation"] == interp
+    assert tuple(up.get_config()["size"]) == factor
+    x = rng_x((2, 3, 4, 5), 21)
+    assert_rel(as_onnx_layout(model.predict_on_batch(nchw_to_nhwc(x))), run_ort(proto, x))
+
+
+@pytest.mark.parametrize("attrs,scales,why", [
+    ({"mode": "linear", "coordinate_transformation_mode": "align_corners"}, [1, 1, 2, 2],
+     "align_corners"),
+    ({"mode": "cubic"}, [1, 1, 2, 2], "cubic"),
+    ({"mode": "nearest"}, [1, 1, 1.5, 2], "integer up-scaling"),
+    ({"mode": "nearest"}, [1, 1, 0.5, 0.5], "integer up-scaling"),
+    ({"mode": "nearest"}, [1, 2, 2, 2], "integer up-scaling"),
+    ({"mode": "nearest", "coordinate_transformation_mode": "half_pixel",
+      "nearest_mode": "floor"}, [1, 1, 2, 2], "floor"),
+])
+def test_resize_fastcnn_cannot_express_is_refused(attrs, scales, why):
+    with pytest.raises(ValueError, match="the_node.*Resize.*%s" % why):
+        fastcnn.onnx.load_model(resize_model(attrs, scales).SerializeToString())
+
+
+def layer_norm_model(shape, axis, scale_shape, with_bias=True, nhwc=False, eps=1e-5):
+    rng = np.random.default_rng(22)
+    inits = [init("scale", rng.standard_normal(scale_shape).astype(np.float32))]
+    if with_bias:
+        inits.append(init("bias", rng.standard_normal(scale_shape).astype(np.float32)))
+    nodes, src = [], "x"
+    if nhwc:
+        nodes.append(helper.make_node("Transpose", ["x"], ["t"], perm=[0, 3, 1, 2]))
+        nodes.append(helper.make_node("Transpose", ["t"], ["u"], perm=[0, 2, 3, 1]))
+        src = "u"
+    nodes.append(helper.make_node("LayerNormalization", [src] + [i.name for i in inits],
+                                  ["y"], name="the_node", axis=axis, epsilon=eps))
+    return make_model(nodes, [vinfo("x", ["N"] + list(shape[1:]))], [vinfo("y", None)],
+                      inits)
+
+
+@pytest.mark.parametrize("shape,axis,scale_shape,with_bias,nhwc", [
+    ((2, 4, 5, 6), 1, (4, 5, 6), True, False),     # torch nn.LayerNorm([C, H, W])
+    ((2, 4, 5, 6), -3, (4, 1, 6), False, False),   # broadcast Scale, no B
+    ((2, 5, 6, 4), -1, (4,), True, True),          # Keras' channel LayerNorm (NHWC)
+    ((2, 5, 6, 4), 1, (5, 6, 4), True, True),
+    ((3, 7), -1, (7,), True, False),               # on features
+])
+def test_layer_normalization_maps(shape, axis, scale_shape, with_bias, nhwc):
+    proto = layer_norm_model(shape, axis, scale_shape, with_bias, nhwc, eps=1e-3)
+    model = fastcnn.onnx.load_model(proto.SerializeToString())
+    assert type(model.layers[-1]).__name__ == "LayerNormalization"
+    x = rng_x(shape, 23) * 2 + 1
+    feed = nchw_to_nhwc(x) if len(shape) == 4 and not nhwc else x
+    got = model.predict_on_batch(feed)
+    got = as_onnx_layout(got) if len(shape) == 4 and not nhwc else got
+    assert_rel(got, run_ort(proto, x))
+
+
+def test_erf_gelu_chains_become_one_activation():
+    """torch's exact GELU (Div, Erf, Add, Mul, Mul) is one fastcnn gelu; a chain that only
+    looks alike (another constant) is refused at its Div."""
+    def chain(c):
+        nodes = [helper.make_node("Div", ["x", "c"], ["d"], name="div"),
+                 helper.make_node("Erf", ["d"], ["e"], name="erf"),
+                 helper.make_node("Add", ["e", "one"], ["a"], name="add"),
+                 helper.make_node("Mul", ["x", "a"], ["m"], name="mul"),
+                 helper.make_node("Mul", ["m", "half"], ["y"], name="half")]
+        return make_model(nodes, [vinfo("x", ["N", 6])], [vinfo("y", None)],
+                          [init("c", np.float32(c)), init("one", np.float32(1)),
+                           init("half", np.float32(0.5))])
+    proto = chain(np.sqrt(2))
+    model = fastcnn.onnx.load_model(proto.SerializeToString())
+    assert [type(la).__name__ for la in model.layers] == ["InputLayer", "Activation"]
+    assert model.layers[1].get_config()["activation"] == "gelu"
+    x = rng_x((3, 6), 24) * 3
+    assert_rel(model.predict_on_batch(x), run_ort(proto, x))
+    with pytest.raises(ValueError, match="'div'.*Div"):
+        fastcnn.onnx.load_model(chain(2.0).SerializeToString())
 
 
 def test_pool_padding_rules():
@@ -519,3 +739,88 @@ def test_fastcnn_onnx_reachable_from_the_package():
                          text=True, timeout=120)
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() in ("Functional", "Model")
+
+
+# ----------------------------------------------------------------------------- round trip
+def _new_layers_model():
+    """Every round-1 layer whose export the importer reads back (NHWC input)."""
+    L = fastcnn.layers
+    inputs = fastcnn.Input((9, 8, 3))
+    x = L.Conv2D(8, 3, padding="same", dilation_rate=2)(inputs)
+    x = L.PReLU(shared_axes=[1, 2])(x)
+    x = L.DepthwiseConv2D(3, depth_multiplier=2, padding="same")(x)
+    x = L.ReLU(max_value=6.0)(x)
+    x = L.Conv2D(8, 3, padding="same", groups=4, activation="gelu")(x)
+    x = L.SeparableConv2D(6, 3, padding="same", activation="relu")(x)
+    y = L.Conv2DTranspose(6, 3, strides=2, padding="same")(x)
+    y = L.LeakyReLU(0.1)(y)
+    y = L.Conv2DTranspose(4, 3, strides=2, output_padding=1)(y)
+    y = L.ELU(0.5)(y)
+    z = L.UpSampling2D((2, 2))(x)
+    z = L.UpSampling2D(2, interpolation="bilinear")(z)
+    z = L.Conv2D(4, 3, activation="hard_silu")(z)
+    z = L.Cropping2D(((0, 1), (0, 1)))(L.ZeroPadding2D(((0, 1), (0, 1)))(z))
+    x = L.Activation("softsign")(L.Add()([L.Cropping2D(((2, 2), (2, 2)))(y), z]))
+    x = L.LayerNormalization(epsilon=1e-3)(x)
+    x = L.GlobalMaxPooling2D()(x)
+    out = L.Dense(5, activation="softmax")(x)
+    return fastcnn.Model(inputs, out, name="new_layers")
+
+
+def test_round_trip_export_import_new_layers(tmp_path):
+    fastcnn.utils.set_random_seed(0)
+    model = _new_layers_model()
+    rng = np.random.default_rng(30)
+    model.set_weights([rng.standard_normal(w.shape).astype(np.float32) * 0.4
+                       for w in model.get_weights()])
+    path = str(tmp_path / "new_layers.onnx")
+    model.export(path, format="onnx")
+    back = fastcnn.onnx.load_model(path)
+    assert back.input_shape == (None, 9, 8, 3)  # the exported NHWC input, as it is
+    kinds = {type(la).__name__ for la in back.layers}
+    assert {"DepthwiseConv2D", "Conv2DTranspose", "UpSampling2D", "PReLU", "LeakyReLU", "ELU",
+            "LayerNormalization", "GlobalMaxPooling2D"} <= kinds
+    gelu = [la for la in back.layers if type(la).__name__ == "Activation"
+            and la.get_config()["activation"] == "gelu"]
+    assert len(gelu) == 1  # the exporter's Erf chain is read back as one gelu
+    for n in (1, 7):
+        x = rng.standard_normal((n, 9, 8, 3)).astype(np.float32)
+        want = model.predict(x, verbose=0)
+        assert_rel(back.predict_on_batch(x), want)
+        assert_rel(run_ort(path, x), want)
+
+
+def test_slice_of_spatial_axes_is_a_cropping():
+    def sliced(starts, ends, axes, steps=None):
+        names = ["starts", "ends", "axes"] + (["steps"] if steps is not None else [])
+        vals = [starts, ends, axes] + ([steps] if steps is not None else [])
+        return single_op_model("Slice", {}, names,
+                               [init(n, np.asarray(v, np.int64)) for n, v in zip(names, vals)],
+                               shape=(2, 4, 6, 7))
+    x = rng_x((2, 4, 6, 7), 31)
+    for args in [([1, 2], [-1, 100], [2, 3]), ([0, 1, 0], [4, 5, 2 ** 62], [1, 2, 3]),
+                 ([-5], [-2], [-1], [1])]:
+        proto = sliced(*args)
+        model = fastcnn.onnx.load_model(proto.SerializeToString())
+        assert [type(la).__name__ for la in model.layers] == ["InputLayer", "Cropping2D"]
+        assert_rel(as_onnx_layout(model.predict_on_batch(nchw_to_nhwc(x))), run_ort(proto, x))
+    for args, why in [(([0], [2], [1]), "spatial"), (([0], [6], [2], [2]), "step"),
+                      (([3], [2], [2]), "empty")]:
+        with pytest.raises(ValueError, match="the_node.*Slice.*%s" % why):
+            fastcnn.onnx.load_model(sliced(*args).SerializeToString())
+
+
+def test_x_times_sigmoid_is_one_silu():
+    nodes = [helper.make_node("Sigmoid", ["x"], ["s"], name="sig"),
+             helper.make_node("Mul", ["s", "x"], ["y"], name="mul")]
+    proto = make_model(nodes, [vinfo("x", ["N", 3, 4, 5])], [vinfo("y", None)])
+    model = fastcnn.onnx.load_model(proto.SerializeToString())
+    assert [la.get_config().get("activation") for la in model.layers[1:]] == ["silu"]
+    x = rng_x((2, 3, 4, 5), 32) * 3
+    assert_rel(as_onnx_layout(model.predict_on_batch(nchw_to_nhwc(x))), run_ort(proto, x))
+    # a sigmoid used elsewhere as well stays a sigmoid and a Multiply
+    nodes.append(helper.make_node("Add", ["y", "s"], ["z"], name="add"))
+    proto = make_model(nodes, [vinfo("x", ["N", 3, 4, 5])], [vinfo("z", None)])
+    model = fastcnn.onnx.load_model(proto.SerializeToString())
+    assert [type(la).__name__ for la in model.layers[1:]] == ["Activation", "Multiply", "Add"]
+    assert_rel(as_onnx_layout(model.predict_on_batch(nchw_to_nhwc(x))), run_ort(proto, x))

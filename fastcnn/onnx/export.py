@@ -420,29 +420,55 @@ def _separable_conv(call):
     return _activated(call, call.out(y, perm))
 
 
+def conv_transpose_pads(kernel, stride, dilation, padding, output_padding):
+    """One axis of Keras' transposed convolution as ONNX ConvTranspose's pads.
+
+    Keras (its JAX padding) pads the stride-dilated input by (left, right) and runs a valid
+    convolution; ONNX's uncropped output is the full padding k - 1 on both sides.
+
+    Args:
+        kernel: kernel size along the axis.
+        stride: stride along the axis.
+        dilation: dilation rate along the axis.
+        padding: Keras' ``"valid"`` or ``"same"``.
+        output_padding: Keras' output padding along the axis, or ``None``.
+
+    Returns:
+        ``(pads_begin, pads_end, output_padding)`` of ONNX ConvTranspose.
+    """
+    eff = (kernel - 1) * dilation + 1
+    if padding == "valid":
+        extra = max(eff, stride) - eff if output_padding is None else output_padding
+        left, right = eff - 1, eff - 1 + extra
+    else:
+        total = (stride + eff - 2 if output_padding is None
+                 else eff + eff % 2 - 2 + output_padding)
+        left = min(total // 2 + total % 2, eff - 1)
+        right = total - left
+    end = eff - 1 - right
+    return eff - 1 - left, max(end, 0), max(-end, 0)
+
+
 def _conv_transpose(call):
     ctx, cfg, layer = call.ctx, call.config, call.layer
     rank = len(call.x.shape)
-    if cfg.get("output_padding") is not None:
-        call.fail("output_padding=%r" % (cfg["output_padding"],))
     window, strides = list(cfg["kernel_size"]), list(cfg["strides"])
     dil = list(cfg.get("dilation_rate") or [1] * len(window))
     if len(dil) == 1 and len(window) > 1:
         dil = dil * len(window)
+    out_pads = cfg.get("output_padding")
+    if out_pads is None:
+        out_pads = [None] * len(window)
+    elif isinstance(out_pads, numbers.Integral):
+        out_pads = [int(out_pads)] * len(window)
+    if cfg["padding"] not in ("valid", "same"):
+        call.fail("padding=%r" % (cfg["padding"],))
     begins, ends, out_pad = [], [], []
-    for k, s, d in zip(window, strides, dil):
-        eff = (k - 1) * d + 1
-        if cfg["padding"] == "valid":  # output (in - 1) * s + eff (+ s - eff when eff < s)
-            extra = max(s - eff, 0)
-            begins.append(0), ends.append(0), out_pad.append(extra)
-        elif cfg["padding"] == "same":  # output in * s: crop eff - s, the odd one at the end
-            total = eff - s
-            if total >= 0:
-                begins.append(total // 2), ends.append(total - total // 2), out_pad.append(0)
-            else:
-                begins.append(0), ends.append(0), out_pad.append(-total)
-        else:
-            call.fail("padding=%r" % (cfg["padding"],))
+    for k, s, d, p in zip(window, strides, dil, out_pads):
+        b, e, o = conv_transpose_pads(k, s, d, cfg["padding"], p)
+        if o >= max(s, d):  # ONNX's limit on output_padding
+            call.fail("output_padding=%r with strides=%r" % (cfg["output_padding"], strides))
+        begins.append(b), ends.append(e), out_pad.append(o)
     w = layer.get_weights()
     # Keras (k..., filters, in) -> ONNX ConvTranspose (in, filters, k...)
     kernel = np.transpose(w[0], (rank - 1, rank - 2) + tuple(range(rank - 2)))

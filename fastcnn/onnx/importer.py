@@ -21,6 +21,7 @@ import numpy as np
 
 from .. import layers as L
 from ..models import Model
+from .export import conv_transpose_pads
 
 __all__ = ["load_model"]
 
@@ -206,7 +207,11 @@ class _Importer:
                 self.consumers.setdefault(name, []).append(node)
         self.outputs = {o.name for o in g.output}
         inputs = self.make_inputs()
-        for node in nodes:
+        # Constant nodes first: the patterns matched at a node (erf gelu, softsign) look
+        # at constants torch places after that node
+        ordered = ([n for n in nodes if n.op_type == "Constant" and not n.input] +
+                   [n for n in nodes if n.op_type != "Constant" or n.input])
+        for node in ordered:
             if id(node) in self.skip:
                 continue
             if node.domain not in ("", "ai.onnx"):
@@ -291,16 +296,25 @@ class _Importer:
             return self.fold(node)
         if op == "Shape":
             return self.shape_of(node)
+        if op in ("Div", "Mul") and self.erf_gelu(node):
+            return None
+        if op == "Abs" and self.softsign(node):
+            return None
         handler = getattr(self, "op_" + op, None)
         if handler is None:
             act = _SIMPLE_ACTIVATIONS.get(op)
             if act is not None:
                 return self.activation(node, act)
             self.fail(node, "unsupported ONNX op. fastcnn imports Conv, ConvTranspose, "
-                      "Gemm, MatMul(+Add), activations, MaxPool, AveragePool, "
-                      "GlobalAveragePool, BatchNormalization, Add/Sub/Mul/Max/Min/Mean/Sum (of "
-                      "same-shape computed tensors), Concat, Flatten, Reshape "
-                      "(as a flatten), Dropout, Softmax, Pad, Identity and Transpose")
+                      "Gemm, MatMul(+Add), activations (Relu, Clip(0, max), LeakyRelu, Elu, "
+                      "PRelu, Selu, Gelu and its Erf chain, Sigmoid, x * Sigmoid(x), "
+                      "HardSigmoid, HardSwish, Tanh, Softplus, Softsign, Exp, Softmax), "
+                      "MaxPool, AveragePool, "
+                      "GlobalAveragePool, GlobalMaxPool, BatchNormalization, "
+                      "LayerNormalization, Resize (integer up-scaling), "
+                      "Add/Sub/Mul/Max/Min/Mean/Sum (of same-shape computed tensors), Concat, "
+                      "Flatten, Reshape (as a flatten), Slice (spatial crop), Dropout, Pad, "
+                      "Identity and Transpose")
         handler(node)
 
     # ------------------------------------------------------------------ constant folding
@@ -517,18 +531,24 @@ class _Importer:
         opad = list(a.get("output_padding", [0, 0]))
         if dil != (1, 1):
             self.fail(node, "dilations other than 1 are not supported")
-        # the full ("valid") transposed convolution, cropped: ONNX drops pads_begin rows at the
-        # start and pads_end - output_padding at the end
-        # (Keras' 'valid' output is in*s + max(k - s, 0): s - k rows more than the full
-        # transposed convolution when k < s, cropped at the end as well)
-        extra = [max(s - k, 0) for s, k in zip(strides, (kh, kw))]
-        crop = ((pads[0], pads[2] - opad[0] + extra[0]),
-                (pads[1], pads[3] - opad[1] + extra[1]))
-        if min(min(p) for p in crop) < 0:
-            self.fail(node, "output_padding larger than the end padding is not supported")
+        if len(pads) != 4 or len(opad) != 2 or min(pads) < 0 or min(opad) < 0:
+            self.fail(node, "pads %s / output_padding %s are not 2-D and non-negative"
+                      % (pads, opad))
+        # the full transposed convolution ((in - 1) * s + k), cropped: ONNX drops pads_begin
+        # rows at the start and pads_end - output_padding at the end
+        need = [o - e for o, e in zip(opad, pads[2:])]  # rows to add past the full output
+        padding = "valid"
+        # Keras 'valid' with output_padding p is the full output plus p rows at the end (an
+        # explicit 0 also avoids the max(k, s) rule of output_padding=None)
+        out_pad = tuple(max(n, 0) for n in need)
+        crop = ((pads[0], max(-need[0], 0)), (pads[1], max(-need[1], 0)))
+        same = self.same_transpose((kh, kw), strides, pads[:2], need)
+        if same is not False:  # torch's k=4, s=2, p=1 and the like: no Cropping2D
+            padding, out_pad, crop = "same", same, ((0, 0), (0, 0))
         relu = None if crop != ((0, 0), (0, 0)) else self.fold_relu(node, node.output[0])
         layer = self.make(node, "Conv2DTranspose", out_ch, (kh, kw), strides=strides,
-                          padding="valid", activation="relu" if relu is not None else None,
+                          padding=padding, output_padding=out_pad,
+                          activation="relu" if relu is not None else None,
                           use_bias=bias is not None)
         y = self.call(node, layer, v.kt)
         # ONNX (in, out, kh, kw) -> Keras (kh, kw, out, in)
@@ -539,6 +559,25 @@ class _Importer:
         self.put(node, out)
         if relu is not None:
             self.put(relu, out)
+
+    @staticmethod
+    def same_transpose(kernel, strides, begins, need):
+        """Keras 'same' output_padding (None or a tuple) giving ONNX's crop (``begins`` at the
+        start, ``-need`` net at the end) on both axes, or False when none does."""
+        def fits(p):
+            for k, s, b, n in zip(kernel, strides, begins, need):
+                kb, ke, ko = conv_transpose_pads(k, s, 1, "same", p if p is None else p[0])
+                if (kb, ko - ke) != (b, n):
+                    return False
+                p = p if p is None else p[1:]
+            return True
+        if fits(None):
+            return None
+        for p0 in range(strides[0]):
+            for p1 in range(strides[1]):
+                if fits((p0, p1)):
+                    return (p0, p1)
+        return False
 
     def set(self, node, layer, weights):
         try:
@@ -602,17 +641,97 @@ class _Importer:
         self.dense(node, node.input[0], w, bias, add if bias is not None else node)
 
     # ------------------------------------------------------------------ activations
+    def scalar_operand(self, node, computed):
+        """The constant scalar operand of a binary ``node`` whose other operand is
+        ``computed``, or None."""
+        if len(node.input) != 2 or computed not in node.input:
+            return None
+        other = node.input[1] if node.input[0] == computed else node.input[0]
+        c = self.const(other)
+        if c is None or c.size != 1 or c.dtype == object:
+            return None
+        return float(c.reshape(()))
+
+    def erf_gelu(self, node):
+        """The exact gelu 0.5 * x * (1 + erf(x / sqrt(2))) as torch (Div, Erf, Add, Mul, Mul)
+        and fastcnn's exporter (Mul, Erf, Add, Mul(x, 0.5), Mul) write it -> one gelu
+        Activation; False (nothing done) for anything else."""
+        x = node.input[0]
+        if x not in self.values or len(node.input) != 2:
+            return False
+        c = self.scalar_operand(node, x)
+        r2 = np.sqrt(2.0)
+        if c is None or not np.isclose(c, r2 if node.op_type == "Div" else 1 / r2,
+                                       rtol=1e-6) or node.input[1] == x:
+            return False
+        erf = self.only_consumer(node.output[0], ("Erf",))
+        add = erf and self.only_consumer(erf.output[0], ("Add",))
+        if not add or self.scalar_operand(add, erf.output[0]) != 1.0:
+            return False
+        mul = self.only_consumer(add.output[0], ("Mul",))
+        if mul is None or len(mul.input) != 2:
+            return False
+        other = mul.input[1] if mul.input[0] == add.output[0] else mul.input[0]
+        half = [n for n in self.consumers.get(x, []) if n.op_type == "Mul"
+                and other in n.output and self.scalar_operand(n, x) == 0.5]
+        if half and self.only_consumer(other, ("Mul",)) is mul:
+            chain, last = [node, erf, add, half[0], mul], mul  # 0.5 * x first
+        elif other == x:
+            last = self.only_consumer(mul.output[0], ("Mul",))
+            if last is None or self.scalar_operand(last, mul.output[0]) != 0.5:
+                return False
+            chain = [node, erf, add, mul, last]
+        else:
+            return False
+        if half and self.index[id(half[0])] < self.index[id(node)]:
+            return False  # already converted on its own
+        for n in chain[1:]:
+            self.skip.add(id(n))
+        v = self.value(node, x)
+        layer = self.make(last, "Activation", "gelu")
+        self.put(last, v.with_(self.call(last, layer, v.kt), nonneg=False))
+        return True
+
+    def softsign(self, node):
+        """x / (1 + |x|) as torch writes softsign (Abs, Add 1, Div) -> one softsign
+        Activation; False (nothing done) for anything else."""
+        x = node.input[0]
+        if x not in self.values:
+            return False
+        add = self.only_consumer(node.output[0], ("Add",))
+        if add is None or self.scalar_operand(add, node.output[0]) != 1.0:
+            return False
+        div = self.only_consumer(add.output[0], ("Div",))
+        if div is None or list(div.input) != [x, add.output[0]]:
+            return False
+        self.skip.update((id(add), id(div)))
+        v = self.value(node, x)
+        layer = self.make(div, "Activation", "softsign")
+        self.put(div, v.with_(self.call(div, layer, v.kt), nonneg=False))
+        return True
+
     def op_Relu(self, node):
         v = self.value(node, node.input[0])
         y = self.call(node, L.ReLU(name=self.layer_name(node)), v.kt)
         self.put(node, v.with_(y, nonneg=True))
 
     def activation(self, node, name, nonneg=False):
+        if node.op_type == "Gelu" and self.attrs(node).get("approximate", "none") != "none":
+            self.fail(node, "approximate=%r: fastcnn's gelu activation is the exact (erf) "
+                      "one" % self.attrs(node)["approximate"])
         v = self.value(node, node.input[0])
         layer = self.make(node, "Activation", name)
         self.put(node, v.with_(self.call(node, layer, v.kt), nonneg=nonneg))
 
     def op_Sigmoid(self, node):
+        x = node.input[0]
+        mul = self.only_consumer(node.output[0], ("Mul",))
+        if mul is not None and sorted(mul.input) == sorted([x, node.output[0]]):
+            # x * sigmoid(x), torch's SiLU / Keras' swish: one silu activation
+            self.skip.add(id(mul))
+            v = self.value(node, x)
+            layer = self.make(mul, "Activation", "silu")
+            return self.put(mul, v.with_(self.call(mul, layer, v.kt)))
         self.activation(node, "sigmoid", nonneg=True)
 
     def op_HardSigmoid(self, node):
@@ -659,6 +778,108 @@ class _Importer:
         v = self.value(node, node.input[0])
         layer = self.make(node, "ReLU", max_value=hi)
         self.put(node, v.with_(self.call(node, layer, v.kt), nonneg=True))
+
+    def op_PRelu(self, node):
+        v = self.plain(node, self.value(node, node.input[0]))
+        slope = self.weight(node, 1, "the slope")
+        rank = len(v.perm)
+        if slope.ndim > rank - 1 or any(
+                d not in (1, n) for d, n in zip(slope.shape[::-1], v.shape[:0:-1])):
+            self.fail(node, "slope of shape %s does not broadcast over the non-batch axes of "
+                      "ONNX shape %s" % (slope.shape, v.shape))
+        slope = slope.reshape((1,) * (rank - 1 - slope.ndim) + slope.shape)
+        inv = _inverse(v.perm)
+        # fastcnn axis i is ONNX axis inv[i]; PReLU's alpha is 1 on its shared axes
+        alpha = slope.transpose([inv[i] - 1 for i in range(1, rank)])
+        shared = [i for i in range(1, rank) if alpha.shape[i - 1] == 1 and v.kt.shape[i] != 1]
+        layer = self.make(node, "PReLU", shared_axes=shared or None)
+        y = self.call(node, layer, v.kt)
+        self.set(node, layer, [np.ascontiguousarray(alpha, np.float32)])
+        self.put(node, v.with_(y, nonneg=False))
+
+    def op_Resize(self, node):
+        """Integer up-scaling of H and W -> UpSampling2D: 'nearest' where ONNX picks input
+        row floor(i / s), 'bilinear' with half-pixel centres (Keras/JAX's sampling)."""
+        v = self.plain(node, self.value(node, node.input[0]))
+        a = self.attrs(node)
+        rank = len(v.perm)
+        if rank != 4:
+            self.fail(node, "only 4-D image tensors are resized; got ONNX shape %s"
+                      % (v.shape,))
+        if "axes" in a:
+            self.fail(node, "the axes attribute is not supported")
+        shape = v.shape
+        scales = sizes = None
+        if self.opset < 11:
+            scales = self.const(node.input[1]) if len(node.input) > 1 else None
+        else:
+            if len(node.input) > 2 and node.input[2]:
+                scales = self.const(node.input[2])
+            if len(node.input) > 3 and node.input[3]:
+                sizes = self.const(node.input[3])
+        if scales is not None and scales.size:
+            factors = [float(f) for f in np.asarray(scales, np.float64).reshape(-1)]
+        elif sizes is not None:
+            sizes = list(np.asarray(sizes).reshape(-1))
+            if len(sizes) != 4:
+                self.fail(node, "sizes %s do not give 4 axes" % (sizes,))
+            factors = [1.0 if (n is None or d is None) else float(d) / float(n)
+                       for d, n in zip(sizes, shape)]
+        else:
+            self.fail(node, "scales or sizes must be constant (or computed from shapes)")
+        if len(factors) != 4:
+            self.fail(node, "scales %s do not give 4 axes" % (factors,))
+        by_axis = {v.perm[j]: f for j, f in enumerate(factors)}  # fastcnn axis -> factor
+        size = (by_axis[1], by_axis[2])
+        if by_axis[0] != 1.0 or by_axis[3] != 1.0 or any(
+                f < 1 or f != int(f) for f in size):
+            self.fail(node, "scales %s: fastcnn maps Resize only to integer up-scaling of "
+                      "the two spatial axes (UpSampling2D)" % (factors,))
+        mode = a.get("mode", "nearest")
+        coord = a.get("coordinate_transformation_mode", "half_pixel")
+        nearest = a.get("nearest_mode", "round_prefer_floor")
+        half = ("half_pixel", "pytorch_half_pixel")
+        if mode == "nearest" and ((coord == "asymmetric" and nearest == "floor") or (
+                coord in half and nearest in ("round_prefer_floor", "round_prefer_ceil"))):
+            interpolation = "nearest"
+        elif mode == "linear" and coord in half and not a.get("exclude_outside", 0):
+            interpolation = "bilinear"
+        else:
+            self.fail(node, "mode=%r, coordinate_transformation_mode=%r, nearest_mode=%r: "
+                      "fastcnn's UpSampling2D is nearest (floor(i / s)) or half-pixel "
+                      "bilinear" % (mode, coord, nearest))
+        layer = self.make(node, "UpSampling2D", tuple(int(f) for f in size),
+                          interpolation=interpolation)
+        self.put(node, v.with_(self.call(node, layer, v.kt)))
+
+    def op_LayerNormalization(self, node):
+        v = self.plain(node, self.value(node, node.input[0]))
+        a = self.attrs(node)
+        if any(o and o in self.consumers for o in node.output[1:]):
+            self.fail(node, "the Mean / InvStdDev outputs are not supported")
+        rank = len(v.perm)
+        axis = int(a.get("axis", -1)) % rank
+        if axis == 0:
+            self.fail(node, "normalizing over the batch axis is not supported")
+        norm_shape = v.shape[axis:]
+        scale = self.weight(node, 1, "Scale")
+        bias = (self.weight(node, 2, "B") if len(node.input) > 2 and node.input[2]
+                else np.zeros(1, np.float32))
+        try:
+            scale, bias = (np.broadcast_to(t, norm_shape) for t in (scale, bias))
+        except ValueError:
+            self.fail(node, "Scale/B do not broadcast to the normalized shape %s"
+                      % (norm_shape,))
+        onnx_axes = list(range(axis, rank))
+        axes = sorted(v.perm[j] for j in onnx_axes)  # fastcnn's axes, in its order
+        inv = _inverse(v.perm)
+        order = [inv[f] - axis for f in axes]  # ONNX parameter axis of each fastcnn axis
+        layer = self.make(node, "LayerNormalization", axis=axes if len(axes) > 1 else axes[0],
+                          epsilon=float(a.get("epsilon", 1e-5)))
+        y = self.call(node, layer, v.kt)
+        self.set(node, layer, [np.ascontiguousarray(t.transpose(order), np.float32)
+                               for t in (scale, bias)])
+        self.put(node, v.with_(y, nonneg=False))
 
     def op_Softmax(self, node):
         v = self.value(node, node.input[0])
@@ -898,6 +1119,44 @@ class _Importer:
         y = self.call(node, layer, [v.kt for v in ins])
         self.put(node, _Value(y, perm, nonneg=all(v.nonneg for v in ins)))
 
+    def op_Slice(self, node):
+        """A step-1 slice of the spatial axes of an image -> Cropping2D (Keras' Cropping2D
+        exports as one)."""
+        v = self.plain(node, self.value(node, node.input[0]))
+        if len(v.perm) != 4:
+            self.fail(node, "only slices of the two spatial axes of a 4-D image are "
+                      "supported; got ONNX shape %s" % (v.shape,))
+        if self.opset < 10:
+            self.fail(node, "Slice before opset 10 is not supported")
+        parts = [self.const(n) if n else None for n in list(node.input[1:5])]
+        if any(p is None for p in parts[:2]) or any(
+                n and p is None for n, p in zip(node.input[3:5], parts[2:])):
+            self.fail(node, "starts, ends, axes and steps must be constant")
+        starts, ends = (np.asarray(p, np.int64).reshape(-1) for p in parts[:2])
+        axes = (np.arange(len(starts)) if len(parts) < 3 or parts[2] is None
+                else np.asarray(parts[2], np.int64).reshape(-1))
+        steps = (np.ones(len(starts), np.int64) if len(parts) < 4 or parts[3] is None
+                 else np.asarray(parts[3], np.int64).reshape(-1))
+        if not len(starts) == len(ends) == len(axes) == len(steps):
+            self.fail(node, "starts, ends, axes and steps differ in length")
+        crop = {1: (0, 0), 2: (0, 0)}
+        shape = v.shape
+        for start, end, axis, step in zip(starts, ends, axes, steps):
+            j = int(axis) % 4
+            if j == 0 or v.perm[j] not in crop or step != 1:
+                if j != 0 and step == 1 and start in (0, -shape[j]) and end >= shape[j]:
+                    continue  # the whole axis
+                self.fail(node, "only step-1 slices of the spatial axes are supported "
+                          "(axis %d, step %d)" % (axis, step))
+            n = shape[j]
+            b = min(max(int(start) + n if start < 0 else int(start), 0), n)
+            e = min(max(int(end) + n if end < 0 else int(end), 0), n)
+            if e <= b:
+                self.fail(node, "the slice of axis %d is empty" % axis)
+            crop[v.perm[j]] = (b, n - e)
+        layer = self.make(node, "Cropping2D", (crop[1], crop[2]))
+        self.put(node, v.with_(self.call(node, layer, v.kt)))
+
     def op_Pad(self, node):
         v = self.image(node)
         a = self.attrs(node)
@@ -919,6 +1178,13 @@ class _Importer:
                       "pads=%s value=%r" % (pads, value))
         out = self.zero_pad(node, v, ((pads[2], pads[6]), (pads[3], pads[7])))
         self.put(node, out)
+
+
+def _inverse(perm):
+    inv = [0] * len(perm)
+    for i, p in enumerate(perm):
+        inv[p] = i
+    return inv
 
 
 def _is_identity(rowmap):
@@ -953,12 +1219,16 @@ def load_model(path_or_bytes):
     image outputs. The model can be compiled and trained further; BatchNormalization's
     running statistics and every weight come from the file.
 
-    Supported ops: Conv (groups/dilations where fastcnn's Conv2D / DepthwiseConv2D support
-    them), ConvTranspose (with ``fastcnn.layers.Conv2DTranspose``), Gemm, MatMul(+Add), Relu,
-    Sigmoid, Tanh, Elu, LeakyRelu, HardSigmoid, Softplus, Clip(min=0) and the other
-    activations fastcnn's ``Activation`` knows, MaxPool, AveragePool, GlobalAveragePool,
-    BatchNormalization, Add, Sub, Mul, Max, Min, Mean, Sum (of same-shape computed tensors),
-    Concat, Flatten, Reshape (as a flatten), Dropout, Softmax, Pad (zeros), Identity,
+    Supported ops: Conv (group == channels -> DepthwiseConv2D, other groups and dilations ->
+    Conv2D), ConvTranspose (Conv2DTranspose 'same', or 'valid' + Cropping2D), Gemm,
+    MatMul(+Add), Relu, Clip(min=0) (ReLU with max_value, e.g. ReLU6), LeakyRelu, Elu, PRelu,
+    Selu, Gelu (and torch's exact-GELU Erf chain), Sigmoid (x * Sigmoid(x) -> silu),
+    HardSigmoid, HardSwish, Tanh, Softplus, Softsign (and its Abs/Add/Div chain), Exp,
+    Softmax, MaxPool, AveragePool,
+    GlobalAveragePool, GlobalMaxPool, BatchNormalization, LayerNormalization, Resize
+    (integer up-scaling of H and W: nearest or half-pixel bilinear -> UpSampling2D), Add,
+    Sub, Mul, Max, Min, Mean, Sum (of same-shape computed tensors), Concat, Flatten, Reshape
+    (as a flatten), Slice (a spatial crop -> Cropping2D), Dropout, Pad (zeros), Identity,
     Transpose, and the Shape/Gather/Unsqueeze/Concat chains that compute a flatten's shape.
 
     Args:
