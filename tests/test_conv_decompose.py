@@ -137,3 +137,32 @@ def test_narrow_groups_keep_the_grouped_kernels():
     assert conv_decompose.grouped_applies((1, 8, 8, 32), (3, 3, 8, 32), 4)
     assert not conv_decompose.dilated_applies((2, 2), (1, 1))
     assert not conv_decompose.dilated_applies((1, 1), (1, 1))
+
+
+def test_depthwise_wide_channels_kernel_gradient(rng):
+    """Wide channels cap the kernel gradient's partial sums (fewer blocks than lines): still
+    the float64 reference, and the same bits at 1 and 2 threads; input pixel pairs too."""
+    from test_depthwise import ref_depthwise
+    x = rng.standard_normal((3, 7, 9, 131)).astype(np.float32)
+    k = rng.standard_normal((3, 3, 131, 1)).astype(np.float32)
+    dy = rng.standard_normal((3, 7, 9, 131)).astype(np.float32)
+
+    def run():
+        return ops.depthwise_conv2d_backward(dy, x, k, padding="same")
+    with num_threads(1):
+        one = [a.copy() for a in run()]
+    with num_threads(2):
+        two = run()
+    for a, b in zip(one, two):
+        assert a.tobytes() == b.tobytes()
+    torch = pytest.importorskip("torch")
+    X = torch.tensor(x.astype(np.float64), requires_grad=True)
+    K = torch.tensor(k.astype(np.float64), requires_grad=True)
+    Xp = torch.nn.functional.pad(X.permute(0, 3, 1, 2), (1, 1, 1, 1))
+    Y = torch.nn.functional.conv2d(Xp, K.reshape(3, 3, 131).permute(2, 0, 1).unsqueeze(1),
+                                   groups=131)
+    assert_close(Y.permute(0, 2, 3, 1).detach().numpy(), ref_depthwise(x, k, None, (1, 1),
+                                                                       "same"), 1e-9, 1e-9)
+    (Y.permute(0, 2, 3, 1) * torch.tensor(dy.astype(np.float64))).sum().backward()
+    assert_close(one[0], X.grad.numpy(), rtol=1e-5, atol=1e-5, what="dx")
+    assert_close(one[1], K.grad.numpy(), rtol=1e-5, atol=1e-4, what="dkernel")
