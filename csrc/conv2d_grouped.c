@@ -245,3 +245,18 @@ int fc_conv2d_grouped_backward_kernel(const fc_conv2d_grouped_geometry *g, const
     fc_free(a.partial);
     return rc;
 }
+
+void fc_channel_slice_copy(const float *src, float *dst, int64_t rows, int64_t ld, int64_t c0,
+                           int64_t width, int to_packed)
+{
+    int64_t r;
+    /* pure copies: the same bits whatever the split */
+#pragma omp parallel for schedule(static) num_threads(fc_get_num_threads()) \
+    if (rows * width > 65536)
+    for (r = 0; r < rows; r++) {
+        if (to_packed)
+            memcpy(dst + r * width, src + r * ld + c0, (size_t)width * sizeof(float));
+        else
+            memcpy(dst + r * ld + c0, src + r * width, (size_t)width * sizeof(float));
+    }
+}

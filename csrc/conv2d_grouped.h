@@ -38,4 +38,11 @@ int fc_conv2d_grouped_backward_input(const fc_conv2d_grouped_geometry *g, const 
 int fc_conv2d_grouped_backward_kernel(const fc_conv2d_grouped_geometry *g, const float *dy,
                                       const float *x, float *dkernel);
 
+/* Channels [c0, c0 + width) of `rows` rows of `ld` floats, to and from a packed
+ * (rows, width) array: to_packed != 0 copies src (rows, ld)'s slice into dst (rows, width),
+ * else src (rows, width) into dst (rows, ld)'s slice. Used to run a grouped conv group by
+ * group on the plain conv2d kernels. */
+void fc_channel_slice_copy(const float *src, float *dst, int64_t rows, int64_t ld, int64_t c0,
+                           int64_t width, int to_packed);
+
 #endif

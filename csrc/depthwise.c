@@ -16,6 +16,10 @@
 #endif
 
 #define DW_MAX_BLOCKS 64    /* kernel-gradient partial sums: fixed, thread-independent */
+/* ... and at most this many floats of them (at least DW_MIN_BLOCKS blocks): a fresh
+ * multi-MB buffer per call costs more page faults than the wide channels save */
+#define DW_PARTIAL_FLOATS (1 << 16)
+#define DW_MIN_BLOCKS 8
 
 /* 8 lanes as one value: GCC/Clang vector extensions give AVX2 code in the FC_TARGET_AVX2
  * copies and SSE pairs in the portable ones; every lane is the same IEEE mul and add. */
@@ -144,9 +148,41 @@ DW_INLINE void dx_vec(const fc_depthwise_geometry *g, const float *const *dyrows
                       const int64_t *src, const float *k, int64_t Q, int64_t q0, const int NV,
                       float *tline)
 {
-    int64_t iw, i, j, ow;
+    int64_t iw = 0, i, j, ow;
     int v;
-    for (iw = 0; iw < g->w; iw++) {
+    /* input pixels in pairs, as the forward's outputs (each still sums in (i, j) order) */
+    for (; iw + 1 < g->w; iw += 2) {
+        dw_v8 a0[4], a1[4];
+        for (v = 0; v < NV; v++)
+            a0[v] = a1[v] = (dw_v8){0};
+        for (i = 0; i < g->kh; i++) {
+            if (!dyrows[i])
+                continue;
+            for (j = 0; j < g->kw; j++) {
+                const int64_t o0 = src[iw * g->kw + j], o1 = src[(iw + 1) * g->kw + j];
+                const float *kp = k + (i * g->kw + j) * Q + q0;
+                const float *d0 = dyrows[i] + o0 * Q + q0, *d1 = dyrows[i] + o1 * Q + q0;
+                if (o0 >= 0 && o1 >= 0) {
+                    for (v = 0; v < NV; v++) {
+                        const dw_v8 kv = DW_LOAD(kp + 8 * v);
+                        a0[v] += DW_LOAD(d0 + 8 * v) * kv;
+                        a1[v] += DW_LOAD(d1 + 8 * v) * kv;
+                    }
+                } else if (o0 >= 0) {
+                    for (v = 0; v < NV; v++)
+                        a0[v] += DW_LOAD(d0 + 8 * v) * DW_LOAD(kp + 8 * v);
+                } else if (o1 >= 0) {
+                    for (v = 0; v < NV; v++)
+                        a1[v] += DW_LOAD(d1 + 8 * v) * DW_LOAD(kp + 8 * v);
+                }
+            }
+        }
+        for (v = 0; v < NV; v++) {
+            DW_STORE(tline + iw * Q + q0 + 8 * v, a0[v]);
+            DW_STORE(tline + (iw + 1) * Q + q0 + 8 * v, a1[v]);
+        }
+    }
+    for (; iw < g->w; iw++) {
         dw_v8 acc[4];
         for (v = 0; v < NV; v++)
             acc[v] = (dw_v8){0};
@@ -436,7 +472,10 @@ int fc_depthwise_backward_kernel(const fc_depthwise_geometry *g, const float *dy
                                  const float *x, float *dkernel)
 {
     const int64_t Q = g->c * g->m, R = g->n * g->oh, E = g->kh * g->kw * Q;
-    const int64_t nb0 = R < DW_MAX_BLOCKS ? R : DW_MAX_BLOCKS;
+    const int64_t cap = E > 0 && DW_PARTIAL_FLOATS / E > DW_MIN_BLOCKS ? DW_PARTIAL_FLOATS / E
+                                                                       : DW_MIN_BLOCKS;
+    const int64_t lim = cap < DW_MAX_BLOCKS ? cap : DW_MAX_BLOCKS;
+    const int64_t nb0 = R < lim ? R : lim;
     const int64_t per = (R + nb0 - 1) / nb0, nb = (R + per - 1) / per;
     const dk_line_fn fn =
 #ifdef FC_HAVE_AVX2_PATH

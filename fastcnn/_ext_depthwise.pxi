@@ -13,6 +13,8 @@ cdef extern from "conv2d_grouped.h":
     int fc_conv2d_grouped_backward_kernel(const fc_conv2d_grouped_geometry *g,
                                           const float *dy, const float *x,
                                           float *dkernel) nogil
+    void fc_channel_slice_copy(const float *src, float *dst, int64_t rows, int64_t ld,
+                               int64_t c0, int64_t width, int to_packed) nogil
 
 cdef extern from "depthwise.h":
     ctypedef struct fc_depthwise_geometry:
@@ -161,3 +163,25 @@ def depthwise_backward_kernel(const float[:, :, :, ::1] dy, const float[:, :, :,
         rc = fc_depthwise_backward_kernel(&g, &dy[0, 0, 0, 0], &x[0, 0, 0, 0],
                                           &dkernel[0, 0, 0, 0])
     _check(rc, "depthwise_conv2d_backward")
+
+
+def channel_slice_gather(const float[:, ::1] src, float[:, ::1] dst, int64_t c0):
+    """dst (rows, width) = src (rows, C)[:, c0:c0 + width]."""
+    cdef int64_t rows = dst.shape[0], width = dst.shape[1], ld = src.shape[1]
+    if src.shape[0] != rows or c0 < 0 or c0 + width > ld:
+        raise ValueError("channel_slice_gather: shapes (%d, %d) and (%d, %d) at channel %d "
+                         "do not fit" % (src.shape[0], ld, rows, width, c0))
+    if rows > 0 and width > 0:
+        with nogil:
+            fc_channel_slice_copy(&src[0, 0], &dst[0, 0], rows, ld, c0, width, 1)
+
+
+def channel_slice_scatter(const float[:, ::1] src, float[:, ::1] dst, int64_t c0):
+    """dst (rows, C)[:, c0:c0 + width] = src (rows, width)."""
+    cdef int64_t rows = src.shape[0], width = src.shape[1], ld = dst.shape[1]
+    if dst.shape[0] != rows or c0 < 0 or c0 + width > ld:
+        raise ValueError("channel_slice_scatter: shapes (%d, %d) and (%d, %d) at channel %d "
+                         "do not fit" % (rows, width, dst.shape[0], ld, c0))
+    if rows > 0 and width > 0:
+        with nogil:
+            fc_channel_slice_copy(&src[0, 0], &dst[0, 0], rows, ld, c0, width, 0)

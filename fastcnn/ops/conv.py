@@ -28,6 +28,7 @@ gradient also C * F >= 512. See :func:`conv2d_algorithm`.
 import numpy as np
 
 from .. import _ext
+from . import conv_decompose
 from ._validation import (as_float32, int_tuple, check_no_overlap, check_output,
                           check_shape, conv_output_size, padding_mode, positive_int,
                           prepare_output)
@@ -321,10 +322,20 @@ def conv2d_backward(dy, x, kernel, strides=(1, 1), padding="valid", need_input_g
         outs.append((dbias, "dbias"))
     else:
         dbias = None
-    if general:
+    if general and conv_decompose.dilated_applies(strides, dilation):
+        sub = conv_decompose.SubImages(x.shape, kernel.shape[:2], pads, (oh, ow), dilation)
+        dxs, _, _ = conv2d_backward(sub.split_output_grad(dy), sub.split_input(x), kernel,
+                                    need_input_grad=dx is not None, use_bias=False,
+                                    dkernel=dkernel, groups=groups)
+        if dx is not None:
+            sub.merge_input_grad(dxs, dx)
+    elif general and conv_decompose.grouped_applies(x.shape, kernel.shape, groups):
+        _grouped_backward(dy, x, kernel, strides, padding, dx, dkernel, groups)
+    elif general:
         if dx is not None:
             _ext.conv2d_grouped_backward_input(dy, kernel, strides, pads, dilation, groups, dx)
         _ext.conv2d_grouped_backward_kernel(dy, x, strides, pads, dilation, groups, dkernel)
+    if general:
         if dbias is not None:
             _ext.conv2d_backward_bias(dy, dbias)
         return dx, dkernel, dbias
@@ -354,9 +365,70 @@ def _conv2d_grouped(fn, x, kernel, bias, strides, padding, activation, out, algo
                          % (fn, activation))
     inputs = ((x, "x"), (kernel, "kernel"), (bias, "bias"))
     out = prepare_output(fn, out, "out", (x.shape[0], oh, ow, f), inputs)
+    if conv_decompose.dilated_applies(strides, dilation):
+        sub = conv_decompose.SubImages(x.shape, kernel.shape[:2], pads, (oh, ow), dilation)
+        ys = conv2d(sub.split_input(x), kernel, bias, activation=activation, groups=groups)
+        return sub.merge_output(ys, out)
+    if conv_decompose.grouped_applies(x.shape, kernel.shape, groups):
+        return _grouped_forward(x, kernel, bias, strides, padding, activation, out, groups)
     _ext.conv2d_grouped_forward(x, kernel, bias, strides, pads, dilation, groups,
                                 activation == "relu", out)
     return out
+
+
+def _grouped_forward(x, kernel, bias, strides, padding, activation, out, groups):
+    """One plain conv2d per group, on packed copies of its channel slices."""
+    bufs = {}
+    for cs, fs in zip(conv_decompose.channel_slices(x.shape[3], groups),
+                      conv_decompose.channel_slices(kernel.shape[3], groups)):
+        xg = _gather(bufs, "x", x, cs)
+        kg = np.ascontiguousarray(kernel[..., fs])
+        if "ws" not in bufs:
+            bufs["ws"] = np.empty(conv2d_workspace_size(xg.shape, kg.shape, strides, padding),
+                                  np.float32)
+        bufs["y"] = conv2d(xg, kg, None if bias is None else bias[fs], strides, padding,
+                           activation, out=bufs.get("y"), workspace=bufs["ws"])
+        _scatter(bufs["y"], out, fs)
+    return out
+
+
+def _grouped_backward(dy, x, kernel, strides, padding, dx, dkernel, groups):
+    """conv2d_backward of _grouped_forward, group by group (dx, dkernel written)."""
+    bufs = {}
+    for cs, fs in zip(conv_decompose.channel_slices(x.shape[3], groups),
+                      conv_decompose.channel_slices(kernel.shape[3], groups)):
+        xg = _gather(bufs, "x", x, cs)
+        dyg = _gather(bufs, "dy", dy, fs)
+        kg = np.ascontiguousarray(kernel[..., fs])
+        if "ws" not in bufs:
+            bufs["ws"] = np.empty(conv2d_workspace_size(xg.shape, kg.shape, strides, padding),
+                                  np.float32)
+            bufs["dx"] = np.empty(xg.shape, np.float32) if dx is not None else None
+            bufs["dk"] = np.empty(kg.shape, np.float32)
+        conv2d_backward(dyg, xg, kg, strides, padding, need_input_grad=dx is not None,
+                        use_bias=False, dx=bufs["dx"], dkernel=bufs["dk"],
+                        workspace=bufs["ws"])
+        dkernel[..., fs] = bufs["dk"]
+        if dx is not None:
+            _scatter(bufs["dx"], dx, cs)
+
+
+def _gather(bufs, name, a, channels):
+    """a[..., channels] packed into the reused buffer ``bufs[name]`` (a C kernel copy)."""
+    shape = a.shape[:-1] + (channels.stop - channels.start,)
+    buf = bufs.get(name)
+    if buf is None:
+        buf = bufs[name] = np.empty(shape, np.float32)
+    a = np.ascontiguousarray(a, np.float32)
+    _ext.channel_slice_gather(a.reshape(-1, a.shape[-1]), buf.reshape(-1, shape[-1]),
+                              channels.start)
+    return buf
+
+
+def _scatter(packed, out, channels):
+    """out[..., channels] = packed; out is C-contiguous (checked by the callers)."""
+    _ext.channel_slice_scatter(packed.reshape(-1, packed.shape[-1]),
+                               out.reshape(-1, out.shape[-1]), channels.start)
 
 
 # ---------------------------------------------------------------- Conv2D(relu) + MaxPooling2D

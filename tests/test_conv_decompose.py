@@ -1,0 +1,168 @@
+"""Dilated / grouped Conv2D run as plain convolutions (ops/conv_decompose.py): float64
+NumPy and PyTorch references, finite differences, bitwise 1 vs 2 threads, the layouts."""
+import numpy as np
+import pytest
+
+from fastcnn import _ext, ops
+from fastcnn.ops import conv_decompose
+from conftest import assert_close, fd_grad, num_threads
+from test_depthwise import _pads, ref_conv
+
+# (x shape, kernel shape, strides, padding, dilation, groups): all take a decomposed path
+# (stride-1 dilation: sub-images; groups with >= 8 channels a group: one conv per group);
+# wide enough that the plain kernels pick Winograd for several of them.
+CASES = [
+    ((2, 13, 11, 17), (3, 3, 17, 19), (1, 1), "same", (2, 2), 1),
+    ((3, 12, 15, 16), (3, 3, 16, 16), (1, 1), "valid", (3, 2), 1),
+    ((2, 9, 10, 24), (3, 2, 24, 9), (1, 1), "same", (2, 1), 1),
+    ((2, 11, 9, 27), (3, 3, 9, 30), (1, 1), "same", (1, 1), 3),
+    ((2, 11, 13, 32), (3, 3, 16, 32), (2, 2), "same", (1, 1), 2),
+    ((1, 10, 9, 20), (1, 1, 10, 16), (1, 1), "valid", (1, 1), 2),
+    ((2, 12, 11, 36), (3, 3, 12, 27), (1, 1), "same", (2, 2), 3),
+]
+
+
+def _applies(xs, ks, s, d, g):
+    return (conv_decompose.dilated_applies(s, d)
+            or (d == (1, 1) and conv_decompose.grouped_applies(xs, ks, g)))
+
+
+@pytest.mark.parametrize("xs,ks,s,pad,d,g", CASES)
+def test_decomposed_conv2d_matches_references(rng, xs, ks, s, pad, d, g):
+    assert _applies(xs, ks, s, d, g)
+    x = rng.standard_normal(xs).astype(np.float32)
+    k = (rng.standard_normal(ks) / np.sqrt(ks[0] * ks[1] * ks[2])).astype(np.float32)
+    b = rng.standard_normal(ks[3]).astype(np.float32)
+    want = ref_conv(x, k, b, s, pad, d, g)
+    y = ops.conv2d(x, k, b, strides=s, padding=pad, dilation_rate=d, groups=g)
+    assert y.shape == want.shape
+    assert_close(y, want, rtol=1e-4, atol=1e-4)
+    assert_close(ops.conv2d(x, k, b, s, pad, "relu", dilation_rate=d, groups=g),
+                 np.maximum(want, 0), rtol=1e-4, atol=1e-4)
+    dy = rng.standard_normal(y.shape).astype(np.float32)
+    dx, dk, db = ops.conv2d_backward(dy, x, k, s, pad, dilation_rate=d, groups=g)
+    torch = pytest.importorskip("torch")
+    X = torch.tensor(x.astype(np.float64), requires_grad=True)
+    K = torch.tensor(k.astype(np.float64), requires_grad=True)
+    _, pt, pb = _pads(xs[1], (ks[0] - 1) * d[0] + 1, s[0], pad)
+    _, pl, pr = _pads(xs[2], (ks[1] - 1) * d[1] + 1, s[1], pad)
+    Xp = torch.nn.functional.pad(X.permute(0, 3, 1, 2), (pl, pr, pt, pb))
+    Y = torch.nn.functional.conv2d(Xp, K.permute(3, 2, 0, 1), stride=s, dilation=d, groups=g)
+    (Y.permute(0, 2, 3, 1) * torch.tensor(dy.astype(np.float64))).sum().backward()
+    assert_close(dx, X.grad.numpy(), rtol=1e-4, atol=1e-4, what="dx")
+    assert_close(dk, K.grad.numpy(), rtol=1e-4, atol=2e-4, what="dkernel")
+    assert_close(db, dy.astype(np.float64).sum((0, 1, 2)), rtol=1e-5, atol=1e-5, what="dbias")
+    # only dkernel: the same kernel gradient
+    _, dk2, _ = ops.conv2d_backward(dy, x, k, s, pad, need_input_grad=False, use_bias=False,
+                                    dilation_rate=d, groups=g)
+    assert dk2.tobytes() == dk.tobytes()
+
+
+@pytest.mark.parametrize("xs,ks,s,pad,d,g", [
+    ((1, 7, 6, 8), (3, 3, 8, 8), (1, 1), "same", (2, 2), 1),
+    ((1, 6, 7, 8), (2, 3, 8, 9), (1, 1), "valid", (2, 3), 1),
+    ((2, 5, 5, 16), (3, 3, 8, 16), (2, 2), "same", (1, 1), 2)])
+def test_decomposed_conv2d_finite_differences(rng, xs, ks, s, pad, d, g):
+    assert _applies(xs, ks, s, d, g)
+    x = rng.standard_normal(xs)
+    k = rng.standard_normal(ks) / np.sqrt(ks[0] * ks[1] * ks[2])
+    dy = rng.standard_normal(ref_conv(x, k, None, s, pad, d, g).shape)
+    dx, dk, _ = ops.conv2d_backward(dy, x, k, s, pad, dilation_rate=d, groups=g,
+                                    use_bias=False)
+    fx = fd_grad(lambda v: float((ref_conv(v, k, None, s, pad, d, g) * dy).sum()), x)
+    fk = fd_grad(lambda v: float((ref_conv(x, v, None, s, pad, d, g) * dy).sum()), k)
+    assert_close(dx, fx, rtol=1e-4, atol=1e-4, what="dx vs finite differences")
+    assert_close(dk, fk, rtol=1e-4, atol=1e-4, what="dkernel vs finite differences")
+
+
+def test_decomposed_bitwise_one_vs_two_threads(rng):
+    for xs, ks, s, pad, d, g in (CASES[0], CASES[4], CASES[6],
+                                 ((9, 17, 15, 24), (3, 3, 24, 16), (1, 1), "same", (2, 2), 1)):
+        x = rng.standard_normal(xs).astype(np.float32)
+        k = rng.standard_normal(ks).astype(np.float32)
+        b = rng.standard_normal(ks[3]).astype(np.float32)
+        dy = rng.standard_normal(ops.conv2d_output_shape(xs, ks, s, pad, d, g))
+        dy = dy.astype(np.float32)
+
+        def run():
+            return [ops.conv2d(x, k, b, s, pad, "relu", dilation_rate=d, groups=g)] + list(
+                ops.conv2d_backward(dy, x, k, s, pad, dilation_rate=d, groups=g))
+        with num_threads(1):
+            one = [a.copy() for a in run()]
+        with num_threads(2):
+            two = run()
+        for a, b2 in zip(one, two):
+            assert a.tobytes() == b2.tobytes()
+
+
+@pytest.mark.parametrize("hw,k,pad,d", [((7, 9), (3, 3), "same", (2, 2)),
+                                         ((11, 8), (3, 2), "valid", (3, 3)),
+                                         ((5, 6), (3, 3), "same", (4, 1))])
+def test_sub_images_round_trip(rng, hw, k, pad, d):
+    """The sub-images hold each input pixel once (merge_input_grad inverts split_input)
+    and merge_output inverts split_output_grad on the kept outputs."""
+    xs = (2,) + hw + (3,)
+    oh, pt, _ = _pads(hw[0], (k[0] - 1) * d[0] + 1, 1, pad)
+    ow, pl, _ = _pads(hw[1], (k[1] - 1) * d[1] + 1, 1, pad)
+    sub = conv_decompose.SubImages(xs, k, (pt, pl), (oh, ow), d)
+    x = rng.standard_normal(xs).astype(np.float32)
+    parts = sub.split_input(x)
+    assert parts.shape == (sub.batch, sub.hs, sub.ws, 3)
+    assert np.count_nonzero(parts) == x.size
+    back = sub.merge_input_grad(parts, np.full(xs, np.nan, np.float32))
+    assert back.tobytes() == x.tobytes()
+    y = rng.standard_normal((2, oh, ow, 5)).astype(np.float32)
+    out = sub.merge_output(sub.split_output_grad(y), np.full(y.shape, np.nan, np.float32))
+    assert out.tobytes() == y.tobytes()
+
+
+def test_channel_slice_copies(rng):
+    a = rng.standard_normal((6, 10)).astype(np.float32)
+    packed = np.empty((6, 4), np.float32)
+    _ext.channel_slice_gather(a, packed, 3)
+    assert packed.tobytes() == a[:, 3:7].copy().tobytes()
+    b = np.zeros_like(a)
+    _ext.channel_slice_scatter(packed, b, 3)
+    want = np.zeros_like(a)
+    want[:, 3:7] = a[:, 3:7]
+    assert b.tobytes() == want.tobytes()
+    with pytest.raises(ValueError, match="channel_slice_gather"):
+        _ext.channel_slice_gather(a, packed, 7)
+    with pytest.raises(ValueError, match="channel_slice_scatter"):
+        _ext.channel_slice_scatter(np.empty((5, 4), np.float32), b, 0)
+
+
+def test_narrow_groups_keep_the_grouped_kernels():
+    assert not conv_decompose.grouped_applies((1, 8, 8, 12), (3, 3, 3, 12), 4)
+    assert conv_decompose.grouped_applies((1, 8, 8, 32), (3, 3, 8, 32), 4)
+    assert not conv_decompose.dilated_applies((2, 2), (1, 1))
+    assert not conv_decompose.dilated_applies((1, 1), (1, 1))
+
+
+def test_depthwise_wide_channels_kernel_gradient(rng):
+    """Wide channels cap the kernel gradient's partial sums (fewer blocks than lines): still
+    the float64 reference, and the same bits at 1 and 2 threads; input pixel pairs too."""
+    from test_depthwise import ref_depthwise
+    x = rng.standard_normal((3, 7, 9, 131)).astype(np.float32)
+    k = rng.standard_normal((3, 3, 131, 1)).astype(np.float32)
+    dy = rng.standard_normal((3, 7, 9, 131)).astype(np.float32)
+
+    def run():
+        return ops.depthwise_conv2d_backward(dy, x, k, padding="same")
+    with num_threads(1):
+        one = [a.copy() for a in run()]
+    with num_threads(2):
+        two = run()
+    for a, b in zip(one, two):
+        assert a.tobytes() == b.tobytes()
+    torch = pytest.importorskip("torch")
+    X = torch.tensor(x.astype(np.float64), requires_grad=True)
+    K = torch.tensor(k.astype(np.float64), requires_grad=True)
+    Xp = torch.nn.functional.pad(X.permute(0, 3, 1, 2), (1, 1, 1, 1))
+    Y = torch.nn.functional.conv2d(Xp, K.reshape(3, 3, 131).permute(2, 0, 1).unsqueeze(1),
+                                   groups=131)
+    assert_close(Y.permute(0, 2, 3, 1).detach().numpy(), ref_depthwise(x, k, None, (1, 1),
+                                                                       "same"), 1e-9, 1e-9)
+    (Y.permute(0, 2, 3, 1) * torch.tensor(dy.astype(np.float64))).sum().backward()
+    assert_close(one[0], X.grad.numpy(), rtol=1e-5, atol=1e-5, what="dx")
+    assert_close(one[1], K.grad.numpy(), rtol=1e-5, atol=1e-4, what="dkernel")
