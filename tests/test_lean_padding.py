@@ -19,7 +19,7 @@ def rand(shape, seed):
 
 @pytest.mark.parametrize("threads", [1, 2])
 @pytest.mark.parametrize("x_shape,k_shape,strides,pad", [
-    ((1, 32, 32, 3), (7, 7, 3, 16), (2, 2), ((3, 3), (3, 3))),
+    ((1, 32, 32, 8), (7, 7, 8, 16), (2, 2), ((3, 3), (3, 3))),
     ((3, 9, 11, 5), (3, 3, 5, 7), (2, 1), ((1, 2), (0, 3))),
     ((2, 5, 6, 11), (2, 3, 11, 9), (1, 2), ((2, 0), (1, 1))),
     ((2, 7, 6, 3), (3, 3, 3, 10), (1, 1), ((1, 1), (2, 0))),   # direct (K = 27)
@@ -108,5 +108,29 @@ def test_imported_resnet_lean_equals_plan_forward(threads):
         got = model(x)
         runner = model._lean.get(x.shape)
     np.testing.assert_array_equal(got, ref)
-    # stem and stride-2 conv paddings go into the convs, the max pool's follows a ReLU
-    assert len(runner.keys) == len(model._program().steps) - 3
+    # the stride-2 conv's padding goes into the conv, the max pool's follows a ReLU; the
+    # 7x7x3 stem keeps its padding step (its direct kernel then reads x in place)
+    assert len(runner.keys) == len(model._program().steps) - 2
+    assert not ops.zero_pad_conv2d_applies((3, 32, 32, 3), 3, (7, 7, 3, 16), 2)
+
+
+@pytest.mark.parametrize("n", [1, 3])
+def test_stem_conv_with_few_input_channels_runs_direct(n):
+    """auto's forward runs the direct kernel for C <= 4, K <= 256 without padding to fill
+    (an RGB 7x7 stem), im2col once padding must be filled; the result matches im2col's to
+    rounding and has the same bits at 1 and 2 threads."""
+    x, k, b = rand((n, 37, 38, 3), 0), rand((7, 7, 3, 13), 1), rand((13,), 2)
+    assert ops.conv2d_algorithm(x.shape, k.shape, 2)["forward"] == "direct"
+    assert ops.conv2d_algorithm(x.shape, k.shape, 2)["backward_kernel"] == "im2col"
+    assert ops.conv2d_algorithm(x.shape, k.shape, 2, "same")["forward"] == "im2col"
+    assert ops.conv2d_algorithm((n, 37, 38, 4), (9, 9, 4, 8), 1)["forward"] == "im2col"
+    outs = []
+    for threads in (1, 2):
+        with num_threads(threads):
+            outs.append(ops.conv2d(x, k, b, 2, "valid", "relu"))
+            run, _ = ops.bind_conv2d(x.shape, k, b, 2, "valid", "relu")
+            np.testing.assert_array_equal(run(x), outs[-1])
+    np.testing.assert_array_equal(outs[0], outs[1])
+    ref = ops.conv2d(x.astype(np.float64).astype(np.float32), k, b, 2, "valid", "relu",
+                     algorithm="im2col")
+    np.testing.assert_allclose(outs[0], ref, rtol=1e-5, atol=1e-4)

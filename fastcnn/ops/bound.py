@@ -88,7 +88,11 @@ def _zero_pad_conv2d_algorithm(x_shape, input_padding, k_shape, strides, padding
     if algorithm == "auto":
         algorithm = _ext.conv2d_algorithm(padded, k_shape, strides, (0, 0), out_hw,
                                           "forward", "auto")
-    return algorithm if algorithm in ("im2col", "direct") else None
+    # the same algorithm must run with the pads (auto's direct stem on an unpadded input
+    # is im2col's once padded: not absorbed)
+    fused = _ext.conv2d_algorithm(x_shape, k_shape, strides, pads, out_hw, "forward",
+                                  algorithm)
+    return algorithm if algorithm in ("im2col", "direct") and fused == algorithm else None
 
 
 def bind_conv2d(x_shape, kernel, bias=None, strides=(1, 1), padding="valid",
