@@ -20,11 +20,12 @@ def bn_vectors(c, seed):
             rng.uniform(0.2, 2.0, c).astype(np.float32))
 
 
-@pytest.mark.parametrize("use_bias", [True, False])
-def test_batch_norm_fold_matches_numpy_bitwise(use_bias):
-    kernel = rand((3, 5, 7, 13), 0)
-    bias = rand((13,), 1) if use_bias else None
-    gamma, beta, mean, var = bn_vectors(13, 2)
+@pytest.mark.parametrize("use_bias,c", [(True, 13), (False, 13), (True, 517)])
+def test_batch_norm_fold_matches_numpy_bitwise(use_bias, c):
+    # 517 channels: more than one of the C kernel's channel blocks (256), a ragged last one
+    kernel = rand((3, 5, 7, c), 0)
+    bias = rand((c,), 1) if use_bias else None
+    gamma, beta, mean, var = bn_vectors(c, 2)
     k, b = ops.batch_norm_fold(kernel, bias, gamma, beta, mean, var, 1e-3)
     scale = gamma * (1.0 / np.sqrt(var.astype(np.float64) + 1e-3))
     np.testing.assert_array_equal(k, (kernel * scale).astype(np.float32))
@@ -32,9 +33,9 @@ def test_batch_norm_fold_matches_numpy_bitwise(use_bias):
     np.testing.assert_array_equal(b, (shift * scale + beta).astype(np.float32))
     # and it is what batch norm after the layer computes (float64 reference)
     x = rand((4, 3 * 5 * 7), 3).astype(np.float64)
-    z = x @ kernel.reshape(-1, 13).astype(np.float64) + (0 if bias is None else bias)
+    z = x @ kernel.reshape(-1, c).astype(np.float64) + (0 if bias is None else bias)
     bn = (z - mean) / np.sqrt(var.astype(np.float64) + 1e-3) * gamma + beta
-    np.testing.assert_allclose(x @ k.reshape(-1, 13) + b, bn, rtol=1e-5, atol=1e-5)
+    np.testing.assert_allclose(x @ k.reshape(-1, c) + b, bn, rtol=1e-5, atol=1e-5)
 
 
 def test_batch_norm_fold_checks_shapes():

@@ -16,7 +16,7 @@ from .merge import _amounts, _concat_geometry, add_relu, concatenate, zero_pad2d
 from . import nn as _nn
 from . import pool as _pool
 
-__all__ = ["latency_algorithm", "bind_conv2d", "bind_conv2d_relu_max_pool2d", "bind_conv2d_winograd_relu_max_pool2d",
+__all__ = ["latency_algorithm", "zero_pad_conv2d_applies", "bind_conv2d", "bind_conv2d_relu_max_pool2d", "bind_conv2d_winograd_relu_max_pool2d",
            "bind_max_pool2d", "bind_dense", "bind_zero_pad2d", "bind_add_relu",
            "bind_concatenate", "bind_sigmoid", "bind_global_avg_pool2d",
            "bind_conv2d_batch_norm", "batch_norm_fold"]
@@ -48,12 +48,83 @@ def latency_algorithm(x_shape, k_shape, strides=(1, 1), padding="valid", output_
     return "im2col" if points * (n * tiles + _WINO_FIXED_TILES) > 9 * oh * ow * n else "auto"
 
 
+def _padded_shape(x_shape, input_padding):
+    (top, bottom), (left, right) = _amounts(input_padding, "bind_conv2d", "input_padding")
+    n, h, w, c = x_shape
+    return (n, h + top + bottom, w + left + right, c), (top, left)
+
+
+def zero_pad_conv2d_applies(x_shape, input_padding, k_shape, strides=(1, 1),
+                            padding="valid", output_size=None):
+    """Whether ``bind_conv2d(..., input_padding=...)`` can fold a ZeroPadding2D into the
+    conv for inputs of ``x_shape``: a 'valid' conv whose bound algorithm on the padded
+    input is im2col (its patches hold the same zeros either way, so the bits match).
+
+    Args:
+        x_shape: the unpadded input shape (N, H, W, C).
+        input_padding: ZeroPadding2D's padding.
+        k_shape: the kernel's shape (kh, kw, C, F).
+        strides, padding, output_size: as for ``bind_conv2d``.
+
+    Returns:
+        bool.
+    """
+    return _zero_pad_conv2d_algorithm(x_shape, input_padding, k_shape, strides, padding,
+                                      output_size) is not None
+
+
+def _zero_pad_conv2d_algorithm(x_shape, input_padding, k_shape, strides, padding,
+                               output_size):
+    """The forward algorithm ('im2col' | 'direct') of a conv absorbing its input's zero
+    padding, or None where it cannot."""
+    if padding != "valid":
+        return None
+    padded, pads = _padded_shape(tuple(x_shape), input_padding)
+    k_shape = tuple(k_shape)
+    strides, _, _, out_hw = _conv._geometry("bind_conv2d", padded, k_shape, strides, padding)
+    if output_size is not None:
+        out_hw = tuple(output_size)
+    algorithm = latency_algorithm(padded, k_shape, strides, padding, output_size)
+    if algorithm == "auto":
+        algorithm = _ext.conv2d_algorithm(padded, k_shape, strides, (0, 0), out_hw,
+                                          "forward", "auto")
+    # the same algorithm must run with the pads (auto's direct stem on an unpadded input
+    # is im2col's once padded: not absorbed)
+    fused = _ext.conv2d_algorithm(x_shape, k_shape, strides, pads, out_hw, "forward",
+                                  algorithm)
+    return algorithm if algorithm in ("im2col", "direct") and fused == algorithm else None
+
+
 def bind_conv2d(x_shape, kernel, bias=None, strides=(1, 1), padding="valid",
-                activation=None, output_size=None):
-    """``conv2d`` for inputs of ``x_shape`` (see ops.conv2d) with latency_algorithm's choice."""
+                activation=None, output_size=None, input_padding=None):
+    """``conv2d`` for inputs of ``x_shape`` (see ops.conv2d) with latency_algorithm's choice.
+
+    ``input_padding`` (ZeroPadding2D's ``padding``, only where ``zero_pad_conv2d_applies``):
+    ``run(x)`` computes the conv of ``x`` zero-padded so, without building the padded copy.
+    """
     fn = "conv2d"
     k_shape = tuple(kernel.shape)
-    algorithm = latency_algorithm(tuple(x_shape), k_shape, strides, padding, output_size)
+    x_shape = tuple(x_shape)
+    if input_padding is not None:
+        algorithm = _zero_pad_conv2d_algorithm(x_shape, input_padding, k_shape, strides,
+                                               padding, output_size)
+        if algorithm is None:
+            raise ValueError("bind_conv2d: input_padding needs a 'valid' im2col or direct "
+                             "conv")
+        padded, in_pads = _padded_shape(x_shape, input_padding)
+        out = _conv.conv2d(_probe(padded), kernel, bias, strides, padding, activation,
+                           algorithm=algorithm, output_size=output_size)
+        strides = _conv._geometry(fn, padded, k_shape, strides, padding)[0]
+        out_hw = out.shape[1:3]
+        size = int(_ext.conv2d_workspace_size(x_shape, k_shape, strides, in_pads, out_hw))
+        ws = np.empty(size, np.float32).reshape(-1) if size > 0 else None
+        relu = activation == "relu"
+
+        def run_padded(x):
+            _ext.conv2d_forward(x, kernel, bias, strides, in_pads, relu, out, ws, algorithm)
+            return out
+        return run_padded, out
+    algorithm = latency_algorithm(x_shape, k_shape, strides, padding, output_size)
     size = _conv.conv2d_workspace_size(x_shape, k_shape, strides, padding,
                                        output_size=output_size)
     ws = np.empty(size, np.float32) if size > 0 else None
@@ -102,11 +173,28 @@ def bind_conv2d_winograd_relu_max_pool2d(x_shape, kernel, bias=None, padding="va
     return run, out
 
 
-def bind_max_pool2d(x_shape, pool_size=(2, 2), strides=None, padding="valid"):
-    """``max_pool2d`` (no indices) for inputs of ``x_shape``."""
-    out = _pool.max_pool2d(_probe(x_shape), pool_size, strides, padding)
-    ph, pw, sh, sw, pt, pl, _, _ = _pool._geometry("max_pool2d", x_shape[1], x_shape[2],
-                                                   pool_size, strides, padding)
+def bind_max_pool2d(x_shape, pool_size=(2, 2), strides=None, padding="valid",
+                    input_padding=None):
+    """``max_pool2d`` (no indices) for inputs of ``x_shape``.
+
+    ``input_padding`` (ZeroPadding2D's ``padding``, with a 'valid' pool whose windows each
+    hold at least one input element): ``run(x)`` pools ``x`` zero-padded so, without the
+    padded copy. The padding is skipped rather than read, so this equals the padded pool
+    only for inputs >= 0 (after a ReLU): the caller guarantees that.
+    """
+    if input_padding is None:
+        out = _pool.max_pool2d(_probe(x_shape), pool_size, strides, padding)
+        ph, pw, sh, sw, pt, pl, _, _ = _pool._geometry("max_pool2d", x_shape[1], x_shape[2],
+                                                       pool_size, strides, padding)
+    else:
+        padded, (pt, pl) = _padded_shape(tuple(x_shape), input_padding)
+        out = _pool.max_pool2d(_probe(padded), pool_size, strides, padding)
+        ph, pw, sh, sw, _, _, _, _ = _pool._geometry("max_pool2d", padded[1], padded[2],
+                                                     pool_size, strides, padding)
+        if padding != "valid" or max(pt, padded[1] - x_shape[1] - pt) >= ph or \
+                max(pl, padded[2] - x_shape[2] - pl) >= pw:
+            raise ValueError("bind_max_pool2d: input_padding needs a 'valid' pool whose "
+                             "windows each overlap the input")
 
     def run(x):
         _ext.max_pool2d_forward(x, ph, pw, sh, sw, pt, pl, out)
@@ -220,14 +308,16 @@ def batch_norm_fold(kernel, bias, gamma, beta, moving_mean, moving_variance, eps
 
 
 def bind_conv2d_batch_norm(x_shape, kernel, bias, gamma, beta, moving_mean, moving_variance,
-                           epsilon, strides=(1, 1), padding="valid", activation=None):
+                           epsilon, strides=(1, 1), padding="valid", activation=None,
+                           input_padding=None):
     """conv2d followed by inference batch norm, folded into one conv whose kernel and bias
     are refolded (``batch_norm_fold``) from the given arrays on every call, so weights that
-    change in place (training, set_weights) are always seen. ``bias`` may be None."""
+    change in place (training, set_weights) are always seen. ``bias`` may be None;
+    ``input_padding`` as for ``bind_conv2d``."""
     folded_kernel, folded_bias = batch_norm_fold(kernel, bias, gamma, beta, moving_mean,
                                                  moving_variance, epsilon)
     conv_run, out = bind_conv2d(x_shape, folded_kernel, folded_bias, strides, padding,
-                                activation)
+                                activation, input_padding=input_padding)
     c = kernel.shape[-1]
     k2, fk2 = kernel.reshape(-1, c), folded_kernel.reshape(-1, c)
     eps = float(epsilon)

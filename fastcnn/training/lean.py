@@ -21,13 +21,13 @@ from .plan import FusedStep, LayerStep
 __all__ = ["LeanRunner"]
 
 
-def _bind_conv(step, x_shape):
+def _bind_conv(step, x_shape, input_padding=None):
     layer = step.layer
     if layer.activation not in ("linear", "relu") or not layer.plain:
         return None
     return ops.bind_conv2d(x_shape, layer.kernel.value,
                            layer.bias.value if layer.use_bias else None, layer.strides,
-                           layer.padding, layer.activation)[0]
+                           layer.padding, layer.activation, input_padding=input_padding)[0]
 
 
 def _bind_dense(step, x_shape):
@@ -38,9 +38,10 @@ def _bind_dense(step, x_shape):
                           layer.bias.value if layer.use_bias else None, layer.activation)[0]
 
 
-def _bind_pool(step, x_shape):
+def _bind_pool(step, x_shape, input_padding=None):
     layer = step.layer
-    return ops.bind_max_pool2d(x_shape, layer.pool_size, layer.strides, layer.padding)[0]
+    return ops.bind_max_pool2d(x_shape, layer.pool_size, layer.strides, layer.padding,
+                               input_padding=input_padding)[0]
 
 
 def _bind_flatten(step, x_shape):
@@ -99,13 +100,51 @@ def _bind_concatenate(step, x_shapes):
     return ops.bind_concatenate(x_shapes, step.layer.axis)[0]
 
 
-def _bind_conv_batch_norm(step, x_shape):
+def _bind_conv_batch_norm(step, x_shape, input_padding=None):
     impl = step.impl
     conv, bn = impl.conv, impl.bn
     return ops.bind_conv2d_batch_norm(
         x_shape, conv.kernel.value, conv.bias.value if conv.use_bias else None,
         bn.gamma_array(), bn.beta_array(), bn.moving_mean.value, bn.moving_variance.value,
-        bn.epsilon, conv.strides, conv.padding, "relu" if impl.relu else None)[0]
+        bn.epsilon, conv.strides, conv.padding, "relu" if impl.relu else None,
+        input_padding=input_padding)[0]
+
+
+def _conv_of(step):
+    """The Conv2D a step that _bind_conv / _bind_conv_batch_norm binds runs, else None."""
+    if isinstance(step, LayerStep) and type(step.layer) is Conv2D:
+        layer = step.layer
+        return layer if layer.plain and layer.activation in ("linear", "relu") else None
+    if isinstance(step, FusedStep) and type(step.impl) is fused.ConvBatchNorm:
+        return step.impl.conv
+    return None
+
+
+def _nonnegative(step):
+    """Whether every output of the step is >= 0 (it ends in a plain ReLU)."""
+    if isinstance(step, FusedStep):
+        impl = step.impl
+        return (type(impl) is fused.AddRelu or type(impl) is fused.ConvReluPool
+                or (type(impl) is fused.ConvBatchNorm and bool(impl.relu)))
+    return _conv_of(step) is not None and step.layer.activation == "relu"
+
+
+def _absorbs_padding(step, pad_step, x_shape, nonneg):
+    """Whether ``step`` (the only reader of ZeroPadding2D ``pad_step``'s output, whose
+    input has ``x_shape``) can take the padding into its own kernel call, with the same
+    bits: a 'valid' im2col conv, or a 'valid' max pool of inputs >= 0."""
+    padding = pad_step.layer.padding
+    conv = _conv_of(step)
+    if conv is not None:
+        return ops.zero_pad_conv2d_applies(x_shape, padding, conv.kernel.shape,
+                                           conv.strides, conv.padding)
+    if nonneg and isinstance(step, LayerStep) and type(step.layer) is MaxPooling2D:
+        layer = step.layer
+        (top, bottom), (left, right) = padding  # ZeroPadding2D keeps it as pairs
+        (ph, pw) = layer.pool_size
+        return (layer.padding == "valid" and max(top, bottom) < ph
+                and max(left, right) < pw)
+    return False
 
 
 # (step type, layer or fused-step type) -> binder(step, input shape) -> run(x) | None;
@@ -141,21 +180,51 @@ class LeanRunner:
         self.x_shape = tuple(x_shape)
         self.keys = []
         self.holds_inputs = False
-        for s in program.steps:
+        absorbed = self._absorbed_padding(program, shapes)
+        for i, s in enumerate(program.steps):
+            if i in absorbed.values():
+                continue  # its reader pads inside its own kernel call
+            inputs = s.inputs
             binder = _binder(s)
             run = None
-            if binder is not None:
+            if i in absorbed:
+                pad_step = program.steps[absorbed[i]]
+                inputs = pad_step.inputs
+                run = binder(s, shapes[inputs[0]], pad_step.layer.padding)
+            elif binder is not None:
                 run = binder(s, shapes[s.inputs[0]] if len(s.inputs) == 1 and not s.multi
                              else [shapes[k] for k in s.inputs])
             if run is None:
                 self.holds_inputs = True
                 run = self._generic(s)
-            self.keys.append((run, s.inputs, s.output))
+            self.keys.append((run, inputs, s.output))
         self.input_key = program.input_keys[0]
         self.output_key = program.output_keys[0]
         self.chain = all(len(ins) == 1 for _, ins, _ in self.keys) and all(
             self.keys[i][1][0] == (self.keys[i - 1][2] if i else self.input_key)
             for i in range(len(self.keys)))
+
+    @staticmethod
+    def _absorbed_padding(program, shapes):
+        """{reader step index: ZeroPadding2D step index} for each padding whose only reader
+        takes it into its kernel call (ZeroPadding2D + conv, + max pool after a ReLU)."""
+        steps = program.steps
+        readers = collections.defaultdict(list)
+        for i, s in enumerate(steps):
+            for k in s.inputs:
+                readers[k].append(i)
+        producer = {s.output: i for i, s in enumerate(steps)}
+        absorbed = {}
+        for i, s in enumerate(steps):
+            if not (isinstance(s, LayerStep) and type(s.layer) is ZeroPadding2D) \
+                    or s.output in program.output_keys or len(readers[s.output]) != 1:
+                continue
+            j = readers[s.output][0]
+            src = producer.get(s.inputs[0])
+            nonneg = src is not None and _nonnegative(steps[src])
+            if _absorbs_padding(steps[j], s, shapes[s.inputs[0]], nonneg):
+                absorbed[j] = i
+        return absorbed
 
     @staticmethod
     def _generic(step):
