@@ -87,8 +87,8 @@ class Conv2D(_Activated, Layer):
 
     @property
     def plain(self):
-        """True without dilation or groups: the layer runs conv2d's own kernels (direct,
-        Winograd, fused with a following max-pool or batch norm)."""
+        """Whether the layer has neither dilation nor groups, so it runs conv2d's own kernels
+        (direct, Winograd, fused with a following max-pool or batch norm)."""
         return self.dilation_rate == (1, 1) and self.groups == 1
 
     def _window(self):

@@ -187,8 +187,8 @@ class SeparableConv2D(_DepthwiseBase):
         depthwise_initializer, pointwise_initializer: kernel initializers (default
             ``"glorot_uniform"``).
         bias_initializer: default ``"zeros"``.
-        depthwise_regularizer, pointwise_regularizer, bias_regularizer,
-            activity_regularizer: regularizers or None.
+        depthwise_regularizer: a regularizer or None; so are ``pointwise_regularizer``,
+            ``bias_regularizer`` and ``activity_regularizer``.
         depthwise_constraint, pointwise_constraint, bias_constraint: constraints or None.
         **kwargs: ``name``, ``trainable``, ``input_shape``, ``dtype`` (float32 only).
 

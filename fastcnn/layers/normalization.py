@@ -381,8 +381,8 @@ class GroupNormalization(_SampleNorm):
         axis: the channel axis; fastcnn supports the last (``-1``) only.
         epsilon: added to the variance, default 1e-3.
         center, scale: whether to learn ``beta`` / ``gamma``.
-        beta_initializer, gamma_initializer, beta_regularizer, gamma_regularizer,
-        beta_constraint, gamma_constraint: as Keras.
+        beta_initializer: as Keras; so are ``gamma_initializer``, ``beta_regularizer``,
+            ``gamma_regularizer``, ``beta_constraint`` and ``gamma_constraint``.
         **kwargs: ``name``, ``trainable``, ``input_shape``.
 
     Raises:

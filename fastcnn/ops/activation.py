@@ -129,7 +129,8 @@ def activation_backward(dy, src, name, out=None, **params):
         dy: the gradient w.r.t. the activation's output.
         src: the forward OUTPUT when ``activation_backward_uses_output(name, **params)``,
             else the forward INPUT (same shape as dy).
-        name, **params: as for :func:`activation`.
+        name: as for :func:`activation`.
+        **params: as for :func:`activation`.
         out: optional float32 output of dy's shape; may be ``dy``.
 
     Returns:
