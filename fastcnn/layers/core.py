@@ -332,10 +332,16 @@ class Dropout(SeededLayer):
             y = ws.buf("y", x.shape)
             y.fill(0.0)
             return y
-        y, mask = ops.dropout(x, self.rate, self._next_seed(), out=ws.buf("y", x.shape),
-                              mask=ws.get("mask"))
-        ws["mask"] = mask
+        y, ws["mask"] = self._drop(x, ws)
         return y
+
+    def _drop(self, x, ws):
+        """The training forward at 0 < rate < 1: (output, mask), both workspace buffers."""
+        return ops.dropout(x, self.rate, self._next_seed(), out=ws.buf("y", x.shape),
+                           mask=ws.get("mask"))
+
+    def _drop_backward(self, dy, ws):
+        return ops.dropout_backward(dy, ws["mask"], self.rate, out=ws.buf("dx", dy.shape))
 
     def _backward(self, dy, ws, need_input_grad):
         if not need_input_grad:
@@ -346,7 +352,7 @@ class Dropout(SeededLayer):
             dx = ws.buf("dx", dy.shape)
             dx.fill(0.0)
             return dx
-        return ops.dropout_backward(dy, ws["mask"], self.rate, out=ws.buf("dx", dy.shape))
+        return self._drop_backward(dy, ws)
 
     def get_config(self):
         c = super().get_config()

@@ -104,8 +104,11 @@ class AveragePooling2D(_Pooling2D):
                                        dx=ws.buf("dx", x.shape))
 
 
-class GlobalAveragePooling2D(Layer):
-    """(N, H, W, C) -> (N, C) mean over H and W (``keepdims=True``: (N, 1, 1, C))."""
+class _GlobalPooling(Layer):
+    """(N, *spatial, C) -> (N, C) or, with ``keepdims``, (N, 1, ..., 1, C): the shared
+    arguments of the global pools over ``rank`` spatial axes."""
+
+    rank = 2
 
     def __init__(self, data_format=None, keepdims=False, **kwargs):
         super().__init__(**kwargs)
@@ -114,10 +117,19 @@ class GlobalAveragePooling2D(Layer):
         self.built = True
 
     def compute_output_shape(self, input_shape):
-        self._check_ndim(input_shape, ndim=4)
+        self._check_ndim(input_shape, ndim=self.rank + 2)
         if self.keepdims:
-            return (input_shape[0], 1, 1, input_shape[3])
-        return (input_shape[0], input_shape[3])
+            return (input_shape[0],) + (1,) * self.rank + (input_shape[-1],)
+        return (input_shape[0], input_shape[-1])
+
+    def get_config(self):
+        c = super().get_config()
+        c.update(data_format=self.data_format, keepdims=self.keepdims)
+        return c
+
+
+class GlobalAveragePooling2D(_GlobalPooling):
+    """(N, H, W, C) -> (N, C) mean over H and W (``keepdims=True``: (N, 1, 1, C))."""
 
     def _forward(self, x, ws, training, return_logits):
         y = ops.global_avg_pool2d(x, out=ws.buf("out", (x.shape[0], x.shape[3])))
@@ -130,13 +142,8 @@ class GlobalAveragePooling2D(Layer):
         dy = dy.reshape(x.shape[0], x.shape[3])
         return ops.global_avg_pool2d_backward(dy, x.shape, dx=ws.buf("dx", x.shape))
 
-    def get_config(self):
-        c = super().get_config()
-        c.update(data_format=self.data_format, keepdims=self.keepdims)
-        return c
 
-
-class GlobalMaxPooling2D(Layer):
+class GlobalMaxPooling2D(_GlobalPooling):
     """(N, H, W, C) -> (N, C): the max over H and W (``keepdims=True``: (N, 1, 1, C)).
 
     The backward splits each channel's gradient equally between the positions that hold
@@ -155,18 +162,6 @@ class GlobalMaxPooling2D(Layer):
         (None, 64)
     """
 
-    def __init__(self, data_format=None, keepdims=False, **kwargs):
-        super().__init__(**kwargs)
-        self.data_format = channels_last(data_format, self.name)
-        self.keepdims = bool(keepdims)
-        self.built = True
-
-    def compute_output_shape(self, input_shape):
-        self._check_ndim(input_shape, ndim=4)
-        if self.keepdims:
-            return (input_shape[0], 1, 1, input_shape[3])
-        return (input_shape[0], input_shape[3])
-
     def _forward(self, x, ws, training, return_logits):
         y = ops.global_max_pool2d(x, out=ws.buf("out", (x.shape[0], x.shape[3])))
         ws["y"] = y
@@ -178,11 +173,6 @@ class GlobalMaxPooling2D(Layer):
         x = ws["x"]
         dy = dy.reshape(x.shape[0], x.shape[3])
         return ops.global_max_pool2d_backward(dy, x, ws["y"], dx=ws.buf("dx", x.shape))
-
-    def get_config(self):
-        c = super().get_config()
-        c.update(data_format=self.data_format, keepdims=self.keepdims)
-        return c
 
 
 class _Pooling1D(Layer):
@@ -297,7 +287,7 @@ class AveragePooling1D(_Pooling1D):
         return dx
 
 
-class GlobalAveragePooling1D(Layer):
+class GlobalAveragePooling1D(_GlobalPooling):
     """(N, L, C) -> (N, C): the mean over the steps (``keepdims=True``: (N, 1, C)).
 
     Args:
@@ -313,17 +303,7 @@ class GlobalAveragePooling1D(Layer):
         (None, 4)
     """
 
-    def __init__(self, data_format=None, keepdims=False, **kwargs):
-        super().__init__(**kwargs)
-        self.data_format = channels_last(data_format, self.name)
-        self.keepdims = bool(keepdims)
-        self.built = True
-
-    def compute_output_shape(self, input_shape):
-        self._check_ndim(input_shape, ndim=3)
-        if self.keepdims:
-            return (input_shape[0], 1, input_shape[2])
-        return (input_shape[0], input_shape[2])
+    rank = 1
 
     def _forward(self, x, ws, training, return_logits):
         y = ops.global_avg_pool2d(x[:, None], out=ws.buf("out", (x.shape[0], x.shape[2])))
@@ -337,11 +317,6 @@ class GlobalAveragePooling1D(Layer):
         ops.global_avg_pool2d_backward(dy.reshape(x.shape[0], x.shape[2]),
                                        (x.shape[0], 1) + x.shape[1:], dx=dx[:, None])
         return dx
-
-    def get_config(self):
-        c = super().get_config()
-        c.update(data_format=self.data_format, keepdims=self.keepdims)
-        return c
 
 
 # Keras aliases

@@ -33,30 +33,12 @@ class SpatialDropout2D(Dropout):
         self._check_ndim(input_shape, ndim=4)
         return tuple(input_shape)
 
-    def _forward(self, x, ws, training, return_logits):
-        ws["active"] = training and self.rate > 0
-        if not ws["active"]:
-            return x
-        if self.rate >= 1:
-            y = ws.buf("y", x.shape)
-            y.fill(0.0)
-            return y
-        y, mask = ops.spatial_dropout(x, self.rate, self._next_seed(),
-                                      out=ws.buf("y", x.shape),
-                                      mask=ws.buf("mask", (x.shape[0], x.shape[-1]),
-                                                  dtype="uint8"))
-        ws["mask"] = mask
-        return y
+    def _drop(self, x, ws):
+        return ops.spatial_dropout(x, self.rate, self._next_seed(), out=ws.buf("y", x.shape),
+                                   mask=ws.buf("mask", (x.shape[0], x.shape[-1]),
+                                               dtype="uint8"))
 
-    def _backward(self, dy, ws, need_input_grad):
-        if not need_input_grad:
-            return None
-        if not ws["active"]:
-            return dy
-        if self.rate >= 1:
-            dx = ws.buf("dx", dy.shape)
-            dx.fill(0.0)
-            return dx
+    def _drop_backward(self, dy, ws):
         return ops.spatial_dropout_backward(dy, ws["mask"], self.rate,
                                             out=ws.buf("dx", dy.shape))
 

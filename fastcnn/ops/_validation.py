@@ -187,3 +187,19 @@ def prepare_output(op, out, out_name, shape, inputs=(), dtype=np.float32, in_pla
     out = check_output(out, shape, "%s: %s" % (op, out_name), dtype)
     check_no_overlap(op, out, out_name, inputs, in_place_ok)
     return out
+
+
+def prepare_outputs(op, inputs, specs):
+    """``prepare_output`` for several outputs in turn, each also checked against the ones
+    before it. ``specs``: (name, array or None, shape); a shape of None means the output is
+    not wanted and comes back as None. Returns (the outputs, the (array, name) pairs of the
+    ones made, for later overlap checks)."""
+    made, arrays = (), []
+    for name, out, shape in specs:
+        if shape is None:
+            arrays.append(None)
+            continue
+        out = prepare_output(op, out, name, shape, tuple(inputs) + made)
+        made += ((out, name),)
+        arrays.append(out)
+    return arrays, made

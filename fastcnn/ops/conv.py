@@ -31,7 +31,7 @@ from .. import _ext
 from . import conv_decompose
 from ._validation import (as_float32, int_tuple, check_no_overlap, check_output,
                           check_shape, conv_output_size, padding_mode, positive_int,
-                          prepare_output)
+                          prepare_output, prepare_outputs)
 
 __all__ = ["conv2d", "conv2d_backward", "conv2d_workspace_size", "conv2d_output_shape",
            "conv2d_algorithm", "conv2d_relu_max_pool2d", "conv2d_relu_max_pool2d_backward",
@@ -309,19 +309,10 @@ def conv2d_backward(dy, x, kernel, strides=(1, 1), padding="valid", need_input_g
         algorithm = _check_algorithm(fn, algorithm, x.shape, kernel.shape, strides, pads,
                                      (oh, ow))
     inputs = ((dy, "dy"), (x, "x"), (kernel, "kernel"))
-    outs = []
-    if need_input_grad:
-        dx = prepare_output(fn, dx, "dx", x.shape, inputs)
-        outs.append((dx, "dx"))
-    else:
-        dx = None
-    dkernel = prepare_output(fn, dkernel, "dkernel", kernel.shape, inputs + tuple(outs))
-    outs.append((dkernel, "dkernel"))
-    if use_bias:
-        dbias = prepare_output(fn, dbias, "dbias", (f,), inputs + tuple(outs))
-        outs.append((dbias, "dbias"))
-    else:
-        dbias = None
+    (dx, dkernel, dbias), outs = prepare_outputs(fn, inputs, (
+        ("dx", dx, x.shape if need_input_grad else None),
+        ("dkernel", dkernel, kernel.shape),
+        ("dbias", dbias, (f,) if use_bias else None)))
     if general and conv_decompose.dilated_applies(strides, dilation):
         sub = conv_decompose.SubImages(x.shape, kernel.shape[:2], pads, (oh, ow), dilation)
         dxs, _, _ = conv2d_backward(sub.split_output_grad(dy), sub.split_input(x), kernel,
@@ -340,7 +331,7 @@ def conv2d_backward(dy, x, kernel, strides=(1, 1), padding="valid", need_input_g
             _ext.conv2d_backward_bias(dy, dbias)
         return dx, dkernel, dbias
     size = _ext.conv2d_workspace_size(x.shape, kernel.shape, strides, pads, (oh, ow))
-    ws = _workspace(fn, workspace, size, inputs + tuple(outs))
+    ws = _workspace(fn, workspace, size, inputs + outs)
 
     if dx is not None:
         _ext.conv2d_backward_input(dy, kernel, strides, pads, dx, ws, algorithm)

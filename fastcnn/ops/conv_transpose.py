@@ -19,7 +19,7 @@ A 1-D convolution (N, L, C) runs as a conv2d on the view (N, 1, L, C) with the k
 """
 from .. import _ext
 from ._validation import (as_float32, check_shape, conv_output_size, int_tuple, one_of,
-                          prepare_output)
+                          prepare_output, prepare_outputs)
 from .conv import _workspace
 
 __all__ = ["conv2d_transpose", "conv2d_transpose_backward", "conv2d_transpose_output_shape",
@@ -218,21 +218,12 @@ def conv2d_transpose_backward(dy, x, kernel, strides=(1, 1), padding="valid",
     dy = as_float32(dy, "%s: dy %s" % (fn, y_shape), ndim=4)
     check_shape(dy, y_shape, "%s: dy" % fn)
     inputs = ((dy, "dy"), (x, "x"), (kernel, "kernel"))
-    outs = []
-    if need_input_grad:
-        dx = prepare_output(fn, dx, "dx", x.shape, inputs)
-        outs.append((dx, "dx"))
-    else:
-        dx = None
-    dkernel = prepare_output(fn, dkernel, "dkernel", kernel.shape, inputs + tuple(outs))
-    outs.append((dkernel, "dkernel"))
-    if use_bias:
-        dbias = prepare_output(fn, dbias, "dbias", (kernel.shape[2],), inputs + tuple(outs))
-        outs.append((dbias, "dbias"))
-    else:
-        dbias = None
+    (dx, dkernel, dbias), outs = prepare_outputs(fn, inputs, (
+        ("dx", dx, x.shape if need_input_grad else None),
+        ("dkernel", dkernel, kernel.shape),
+        ("dbias", dbias, (kernel.shape[2],) if use_bias else None)))
     size = _ext.conv2d_workspace_size(y_shape, k_shape, strides, pads, x.shape[1:3])
-    ws = _workspace(fn, workspace, size, inputs + tuple(outs))
+    ws = _workspace(fn, workspace, size, inputs + outs)
     # the equivalent convolution: input dy, output x
     if dx is not None:
         _ext.conv2d_forward(dy, kernel, None, strides, pads, False, dx, ws)
@@ -384,22 +375,13 @@ def conv1d_backward(dy, x, kernel, strides=1, padding="valid", need_input_grad=T
     dy = as_float32(dy, "%s: dy" % fn, ndim=3)
     check_shape(dy, (x.shape[0], out_hw[1], f), "%s: dy" % fn)
     inputs = ((dy, "dy"), (x, "x"), (kernel, "kernel"))
-    outs = []
-    if need_input_grad:
-        dx = prepare_output(fn, dx, "dx", x.shape, inputs)
-        outs.append((dx, "dx"))
-    else:
-        dx = None
-    dkernel = prepare_output(fn, dkernel, "dkernel", kernel.shape, inputs + tuple(outs))
-    outs.append((dkernel, "dkernel"))
-    if use_bias:
-        dbias = prepare_output(fn, dbias, "dbias", (f,), inputs + tuple(outs))
-        outs.append((dbias, "dbias"))
-    else:
-        dbias = None
+    (dx, dkernel, dbias), outs = prepare_outputs(fn, inputs, (
+        ("dx", dx, x.shape if need_input_grad else None),
+        ("dkernel", dkernel, kernel.shape),
+        ("dbias", dbias, (f,) if use_bias else None)))
     x4, k4, dy4 = x[:, None], kernel[None], dy[:, None]
     size = _ext.conv2d_workspace_size(x4.shape, k4.shape, strides, pads, out_hw)
-    ws = _workspace(fn, workspace, size, inputs + tuple(outs))
+    ws = _workspace(fn, workspace, size, inputs + outs)
     if dx is not None:
         _ext.conv2d_backward_input(dy4, k4, strides, pads, dx[:, None], ws)
     _ext.conv2d_backward_kernel(dy4, x4, strides, pads, dkernel[None], ws)

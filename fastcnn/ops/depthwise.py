@@ -9,7 +9,7 @@ thread count (see csrc/depthwise.h).
 """
 from .. import _ext
 from ._validation import (as_float32, check_shape, conv_output_size, int_tuple, padding_mode,
-                          prepare_output)
+                          prepare_output, prepare_outputs)
 
 __all__ = ["depthwise_conv2d", "depthwise_conv2d_backward", "depthwise_conv2d_output_shape"]
 
@@ -137,18 +137,10 @@ def depthwise_conv2d_backward(dy, x, kernel, strides=(1, 1), padding="valid",
     check_shape(dy, (n, oh, ow, q), "%s: dy (the output gradient for x %s)"
                 % (fn, tuple(x.shape)))
     inputs = ((dy, "dy"), (x, "x"), (kernel, "kernel"))
-    outs = ()
-    if need_input_grad:
-        dx = prepare_output(fn, dx, "dx", x.shape, inputs)
-        outs += ((dx, "dx"),)
-    else:
-        dx = None
-    dkernel = prepare_output(fn, dkernel, "dkernel", kernel.shape, inputs + outs)
-    outs += ((dkernel, "dkernel"),)
-    if use_bias:
-        dbias = prepare_output(fn, dbias, "dbias", (q,), inputs + outs)
-    else:
-        dbias = None
+    (dx, dkernel, dbias), outs = prepare_outputs(fn, inputs, (
+        ("dx", dx, x.shape if need_input_grad else None),
+        ("dkernel", dkernel, kernel.shape),
+        ("dbias", dbias, (q,) if use_bias else None)))
     if dx is not None:
         _ext.depthwise_backward_input(dy, kernel, strides, dilation, pads, dx)
     _ext.depthwise_backward_kernel(dy, x, strides, dilation, pads, dkernel)
