@@ -63,27 +63,7 @@ def _check_algorithm(fn, algorithm, x_shape, k_shape, strides, pads, out_hw):
 
 def _geometry(fn, x_shape, k_shape, strides, padding):
     """Checked (strides, padding, (pad_top, pad_left), (OH, OW)) for x_shape * k_shape."""
-    strides = int_tuple(strides, "strides", fn)
-    padding = padding_mode(padding, fn)
-    n, h, w, c = x_shape
-    kh, kw, kc, f = k_shape
-    if min(h, w, c) < 1:
-        raise ValueError("%s: x: expected shape (N, H, W, C) with H, W, C >= 1, got %s"
-                         % (fn, tuple(x_shape)))
-    if min(kh, kw, f) < 1:
-        raise ValueError("%s: kernel: expected shape (kh, kw, %d, F) with kh, kw, F >= 1, "
-                         "got %s" % (fn, c, tuple(k_shape)))
-    if kc != c:
-        raise ValueError("%s: kernel: expected shape (%d, %d, %d, %d) to match the %d input "
-                         "channels of x %s, got %s"
-                         % (fn, kh, kw, c, f, c, tuple(x_shape), tuple(k_shape)))
-    oh, pt, _ = conv_output_size(h, kh, strides[0], padding)
-    ow, pl, _ = conv_output_size(w, kw, strides[1], padding)
-    if oh < 1 or ow < 1:
-        raise ValueError("%s: kernel %dx%d is larger than the %dx%d input with "
-                         "padding='valid' (the output would be empty); use a smaller "
-                         "kernel or padding='same'" % (fn, kh, kw, h, w))
-    return strides, padding, (pt, pl), (oh, ow)
+    return _grouped_geometry(fn, x_shape, k_shape, strides, padding, (1, 1), 1)
 
 
 def _dilated_grouped(fn, dilation_rate, groups):
@@ -106,7 +86,14 @@ def _grouped_geometry(fn, x_shape, k_shape, strides, padding, dilation, groups):
     if c % groups:
         raise ValueError("%s: the %d input channels of x %s must be divisible by groups=%d"
                          % (fn, c, tuple(x_shape), groups))
-    if min(kh, kw, f) < 1 or kc * groups != c or f % groups:
+    if min(kh, kw, f) < 1:
+        raise ValueError("%s: kernel: expected shape (kh, kw, %d, F) with kh, kw, F >= 1, "
+                         "got %s" % (fn, c // groups, tuple(k_shape)))
+    if groups == 1 and kc != c:
+        raise ValueError("%s: kernel: expected shape (%d, %d, %d, %d) to match the %d input "
+                         "channels of x %s, got %s"
+                         % (fn, kh, kw, c, f, c, tuple(x_shape), tuple(k_shape)))
+    if kc * groups != c or f % groups:
         raise ValueError("%s: kernel: expected shape (kh, kw, %d, F) (input channels / groups="
                          "%d) with F divisible by groups, got %s"
                          % (fn, c // groups, groups, tuple(k_shape)))
@@ -118,9 +105,10 @@ def _grouped_geometry(fn, x_shape, k_shape, strides, padding, dilation, groups):
     oh, pt, _ = conv_output_size(h, ekh, strides[0], padding)
     ow, pl, _ = conv_output_size(w, ekw, strides[1], padding)
     if oh < 1 or ow < 1:
-        raise ValueError("%s: the dilated kernel %dx%d is larger than the %dx%d input with "
+        raise ValueError("%s: %skernel %dx%d is larger than the %dx%d input with "
                          "padding='valid' (the output would be empty); use a smaller "
-                         "kernel or padding='same'" % (fn, ekh, ekw, h, w))
+                         "kernel or padding='same'"
+                         % (fn, "the dilated " if ekh > kh or ekw > kw else "", ekh, ekw, h, w))
     return strides, padding, (pt, pl), (oh, ow)
 
 

@@ -12,22 +12,16 @@ import os
 import zipfile
 
 from . import keras_v3, legacy_h5, limits, native
+from ._files import is_hdf5
 from .native import FORMAT_VERSION
 
 __all__ = ["save_model", "load_model", "save_weights", "load_weights", "FORMAT_VERSION"]
-
-_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 
 
 def _content_kind(filepath):
     """'hdf5', 'keras' (a Keras 3 zip), 'native' (an older fastcnn zip) or None (unknown:
     the native reader then names what is wrong)."""
-    try:
-        with open(filepath, "rb") as f:
-            head = f.read(len(_HDF5_SIGNATURE))
-    except OSError:
-        return None
-    if head == _HDF5_SIGNATURE:
+    if is_hdf5(filepath):
         return "hdf5"
     try:
         with zipfile.ZipFile(filepath) as zf:

@@ -33,6 +33,7 @@ import numpy as np
 
 from .._fileio import atomic_write
 from . import limits
+from ._files import fail as _fail, is_hdf5
 
 __all__ = ["save_model", "load_model", "save_weights", "load_weights", "is_keras_zip",
            "KERAS_VERSION"]
@@ -45,7 +46,6 @@ WEIGHTS_ENTRY = "model.weights.h5"
 STATE_ENTRY = "fastcnn_state.json"
 _STATE_FORMAT = "fastcnn.resume_state"
 _STATE_VERSION = 1
-_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 # a zip entry declaring more than this many times its stored size (and over _BOMB_FLOOR
 # bytes) is a decompression bomb, not a model
 _BOMB_RATIO = 200
@@ -80,14 +80,6 @@ _FRONT_SLOTS = ("average", "gradient_accumulator")  # the base optimizer's, befo
 def _version():
     from .. import _config
     return _config.__version__
-
-
-def _fail(path, what, cause=None):
-    """Raise ValueError naming the file and what is wrong with it."""
-    err = ValueError("Cannot load %s: %s" % (path, what))
-    if cause is not None:
-        raise err from cause
-    raise err
 
 
 def _snake(name):
@@ -463,12 +455,7 @@ class _Source:
         if os.path.isdir(self.path):
             _fail(self.path, "it is a directory, not a .keras or .weights.h5 file")
         self.config = self.metadata = self.state = None
-        try:
-            with open(self.path, "rb") as f:
-                head = f.read(len(_HDF5_SIGNATURE))
-        except OSError as e:
-            _fail(self.path, "it could not be read (%s)" % e, e)
-        if head == _HDF5_SIGNATURE:
+        if is_hdf5(self.path):
             if want_config:
                 _fail(self.path, "it is an HDF5 file, not a .keras zip archive")
             raw = None

@@ -30,12 +30,10 @@ import warnings
 import numpy as np
 
 from . import limits
+from ._files import fail as _fail, import_h5py as _h5py, is_hdf5
 
 __all__ = ["is_hdf5", "is_legacy_h5", "load_model", "load_weights", "normalize_model_config"]
 
-_HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
-# HDF5 may place its superblock at 0, 512, 1024, 2048 ... (after a user block)
-_SIGNATURE_OFFSETS = (0, 512, 1024, 2048, 4096)
 # arguments Keras 2 layers wrote that are inert at these values and that fastcnn's Keras 3
 # layers do not take
 _INERT = {"BatchNormalization": {"fused": (None, True, False), "renorm": (False,),
@@ -49,33 +47,6 @@ _MODEL_CLASSES = ("Sequential", "Functional", "Model")
 # what h5py raises for a corrupted file besides OSError (HDF5's own errors surface as these)
 _H5_ERRORS = (RuntimeError, OSError, KeyError, TypeError, AttributeError, IndexError,
               OverflowError, UnicodeError, RecursionError, ZeroDivisionError)
-
-
-def _fail(path, what, cause=None):
-    err = ValueError("Cannot load %s: %s" % (path, what))
-    if cause is not None:
-        raise err from cause
-    raise err
-
-
-def is_hdf5(filepath):
-    """Whether ``filepath`` is an HDF5 file (by its signature; the file is not parsed).
-
-    Args:
-        filepath: a path.
-
-    Returns:
-        bool: False for a missing file, a directory or any other content.
-    """
-    try:
-        with open(filepath, "rb") as f:
-            for offset in _SIGNATURE_OFFSETS:
-                f.seek(offset)
-                if f.read(8) == _HDF5_SIGNATURE:
-                    return True
-    except OSError:
-        return False
-    return False
 
 
 def is_legacy_h5(filepath):
@@ -97,15 +68,6 @@ def is_legacy_h5(filepath):
                     or "model_weights" in f)
     except Exception:  # unreadable: the loaders report it properly
         return True
-
-
-def _h5py(path):
-    try:
-        import h5py
-    except ImportError:
-        raise ValueError("Cannot load %s: it is an HDF5 file and reading it needs h5py "
-                         "(pip install h5py)" % path) from None
-    return h5py
 
 
 class _File:
