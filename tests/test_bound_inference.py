@@ -50,13 +50,14 @@ def test_batch_norm_fold_checks_shapes():
 @pytest.mark.parametrize("threads", [1, 2])
 def test_bound_ops_equal_checked_ops(threads):
     with num_threads(threads):
-        x = rand((3, 7, 5, 11), 4)
+        # above the kernels' parallel thresholds (32K / 64K elements), so 2 threads split
+        x = rand((3, 70, 65, 11), 4)
         run, out = ops.bind_zero_pad2d(x.shape, ((1, 2), (0, 3)))
         np.testing.assert_array_equal(run(x), ops.zero_pad2d(x, ((1, 2), (0, 3))))
-        y = rand((3, 7, 5, 11), 5)
+        y = rand((3, 70, 65, 11), 5)
         run, _ = ops.bind_add_relu([x.shape, y.shape])
         np.testing.assert_array_equal(run([x, y]), ops.add_relu([x, y]))
-        z = rand((3, 7, 5, 6), 6)
+        z = rand((3, 70, 65, 6), 6)
         run, _ = ops.bind_concatenate([x.shape, z.shape], -1)
         np.testing.assert_array_equal(run([x, z]), ops.concatenate([x, z], -1))
         run, _ = ops.bind_sigmoid(x.shape)

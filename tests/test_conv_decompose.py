@@ -36,9 +36,9 @@ def test_decomposed_conv2d_matches_references(rng, xs, ks, s, pad, d, g):
     want = ref_conv(x, k, b, s, pad, d, g)
     y = ops.conv2d(x, k, b, strides=s, padding=pad, dilation_rate=d, groups=g)
     assert y.shape == want.shape
-    assert_close(y, want, rtol=1e-4, atol=1e-4)
+    assert_close(y, want, rtol=1e-5, atol=1e-5)
     assert_close(ops.conv2d(x, k, b, s, pad, "relu", dilation_rate=d, groups=g),
-                 np.maximum(want, 0), rtol=1e-4, atol=1e-4)
+                 np.maximum(want, 0), rtol=1e-5, atol=1e-5)
     dy = rng.standard_normal(y.shape).astype(np.float32)
     dx, dk, db = ops.conv2d_backward(dy, x, k, s, pad, dilation_rate=d, groups=g)
     torch = pytest.importorskip("torch")
@@ -49,8 +49,8 @@ def test_decomposed_conv2d_matches_references(rng, xs, ks, s, pad, d, g):
     Xp = torch.nn.functional.pad(X.permute(0, 3, 1, 2), (pl, pr, pt, pb))
     Y = torch.nn.functional.conv2d(Xp, K.permute(3, 2, 0, 1), stride=s, dilation=d, groups=g)
     (Y.permute(0, 2, 3, 1) * torch.tensor(dy.astype(np.float64))).sum().backward()
-    assert_close(dx, X.grad.numpy(), rtol=1e-4, atol=1e-4, what="dx")
-    assert_close(dk, K.grad.numpy(), rtol=1e-4, atol=2e-4, what="dkernel")
+    assert_close(dx, X.grad.numpy(), rtol=1e-5, atol=1e-5, what="dx")
+    assert_close(dk, K.grad.numpy(), rtol=1e-5, atol=1e-5, what="dkernel")
     assert_close(db, dy.astype(np.float64).sum((0, 1, 2)), rtol=1e-5, atol=1e-5, what="dbias")
     # only dkernel: the same kernel gradient
     _, dk2, _ = ops.conv2d_backward(dy, x, k, s, pad, need_input_grad=False, use_bias=False,
@@ -71,8 +71,8 @@ def test_decomposed_conv2d_finite_differences(rng, xs, ks, s, pad, d, g):
                                     use_bias=False)
     fx = fd_grad(lambda v: float((ref_conv(v, k, None, s, pad, d, g) * dy).sum()), x)
     fk = fd_grad(lambda v: float((ref_conv(x, v, None, s, pad, d, g) * dy).sum()), k)
-    assert_close(dx, fx, rtol=1e-4, atol=1e-4, what="dx vs finite differences")
-    assert_close(dk, fk, rtol=1e-4, atol=1e-4, what="dkernel vs finite differences")
+    assert_close(dx, fx, rtol=1e-5, atol=1e-5, what="dx vs finite differences")
+    assert_close(dk, fk, rtol=1e-5, atol=1e-5, what="dkernel vs finite differences")
 
 
 def test_decomposed_bitwise_one_vs_two_threads(rng):
@@ -165,4 +165,4 @@ def test_depthwise_wide_channels_kernel_gradient(rng):
                                                                        "same"), 1e-9, 1e-9)
     (Y.permute(0, 2, 3, 1) * torch.tensor(dy.astype(np.float64))).sum().backward()
     assert_close(one[0], X.grad.numpy(), rtol=1e-5, atol=1e-5, what="dx")
-    assert_close(one[1], K.grad.numpy(), rtol=1e-5, atol=1e-4, what="dkernel")
+    assert_close(one[1], K.grad.numpy(), rtol=1e-5, atol=1e-5, what="dkernel")

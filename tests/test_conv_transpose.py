@@ -117,9 +117,9 @@ def test_conv2d_transpose_backward_finite_differences(rng, x_shape, k_shape, str
                                                padding, op) * g))
 
     dx, dk, db = ops.conv2d_transpose_backward(g, x, k, strides, padding, op)
-    assert_close(dx, fd_grad(lambda v: loss(x_=v), x), 1e-4, 1e-4, "dx")
-    assert_close(dk, fd_grad(lambda v: loss(k_=v), k), 1e-4, 1e-4, "dkernel")
-    assert_close(db, fd_grad(lambda v: loss(b_=v), b), 1e-4, 1e-4, "dbias")
+    assert_close(dx, fd_grad(lambda v: loss(x_=v), x), 1e-5, 1e-5, "dx")
+    assert_close(dk, fd_grad(lambda v: loss(k_=v), k), 1e-5, 1e-5, "dkernel")
+    assert_close(db, fd_grad(lambda v: loss(b_=v), b), 1e-5, 1e-5, "dbias")
 
 
 @pytest.mark.parametrize("x_shape,k_shape,strides,padding,op", TRANSPOSE_CASES)
@@ -210,9 +210,9 @@ def test_conv1d_matches_reference_and_gradients(rng, x_shape, k_shape, s, paddin
                                        b_, s, padding) * g))
 
     dx, dk, db = ops.conv1d_backward(g, x, k, s, padding)
-    assert_close(dx, fd_grad(lambda v: loss(x_=v), x), 1e-4, 1e-4, "dx")
-    assert_close(dk, fd_grad(lambda v: loss(k_=v), k), 1e-4, 1e-4, "dkernel")
-    assert_close(db, fd_grad(lambda v: loss(b_=v), b), 1e-4, 1e-4, "dbias")
+    assert_close(dx, fd_grad(lambda v: loss(x_=v), x), 1e-5, 1e-5, "dx")
+    assert_close(dk, fd_grad(lambda v: loss(k_=v), k), 1e-5, 1e-5, "dkernel")
+    assert_close(db, fd_grad(lambda v: loss(b_=v), b), 1e-5, 1e-5, "dbias")
 
 
 @pytest.mark.parametrize("s,padding", [(1, "valid"), (2, "same"), (3, "valid")])
@@ -268,9 +268,9 @@ def test_conv2d_transpose_layer_gradients(rng, activation):
     y, dx, (dk, db) = _layer_grads(layer, x, g)
     assert_close(y, act(ref_conv_transpose(x.astype(np.float64), k, b, (2, 2), "same")),
                  1e-5, 1e-5)
-    assert_close(dx, fd_grad(lambda v: loss(x_=v), x), 1e-4, 1e-4, "dx")
-    assert_close(dk, fd_grad(lambda v: loss(k_=v), k), 1e-4, 1e-4, "dkernel")
-    assert_close(db, fd_grad(lambda v: loss(b_=v), b), 1e-4, 1e-4, "dbias")
+    assert_close(dx, fd_grad(lambda v: loss(x_=v), x), 1e-5, 1e-5, "dx")
+    assert_close(dk, fd_grad(lambda v: loss(k_=v), k), 1e-5, 1e-5, "dkernel")
+    assert_close(db, fd_grad(lambda v: loss(b_=v), b), 1e-5, 1e-5, "dbias")
 
 
 def test_conv1d_layer_gradients(rng):
@@ -280,12 +280,15 @@ def test_conv1d_layer_gradients(rng):
     k, b = [w.astype(np.float64) for w in layer.get_weights()]
     g = rng.standard_normal((2, 9, 4))
 
-    def loss(x_=x, k_=k):
-        return float(np.sum(np.maximum(ref_conv1d(x_, k_, b, 1, "causal"), 0) * g))
+    def loss(x_=x, k_=k, b_=b):
+        return float(np.sum(np.maximum(ref_conv1d(x_, k_, b_, 1, "causal"), 0) * g))
 
     y, dx, (dk, db) = _layer_grads(layer, x, g)
-    assert_close(dx, fd_grad(lambda v: loss(x_=v), x), 1e-4, 1e-4, "dx")
-    assert_close(dk, fd_grad(lambda v: loss(k_=v), k), 1e-4, 1e-4, "dkernel")
+    assert_close(y, np.maximum(ref_conv1d(x.astype(np.float64), k, b, 1, "causal"), 0),
+                 1e-5, 1e-5, "y")
+    assert_close(dx, fd_grad(lambda v: loss(x_=v), x), 1e-5, 1e-5, "dx")
+    assert_close(dk, fd_grad(lambda v: loss(k_=v), k), 1e-5, 1e-5, "dkernel")
+    assert_close(db, fd_grad(lambda v: loss(b_=v), b), 1e-5, 1e-5, "dbias")
 
 
 def test_layers_shapes_and_weights():

@@ -99,6 +99,7 @@ def test_forward_and_gradients_match_keras(name, args, kwargs, shape, rng):
     gk_w, gk_x = jax.grad(loss, argnums=(0, 1))(tv, x)
     dx = f.backward(g)
     assert_close(dx, np.asarray(gk_x), 2e-5, 2e-5, "dx")
+    assert len(f.gradients) == len(gk_w)
     for mine, theirs in zip(f.gradients, gk_w):
         assert_close(mine, np.asarray(theirs), 2e-5, 2e-5, "weight gradient")
 

@@ -62,5 +62,6 @@ def test_same_config_keys_outputs_and_gradients_as_keras(name, args, kwargs, sha
     gw, gx = jax.grad(loss, argnums=(0, 1))(tv, x)
     dx = ours.backward(dy)
     assert_close(dx, np.asarray(gx), rtol=1e-4, atol=1e-5, what="dx")
+    assert len(ours.gradients) == len(gw) == len(ours.trainable_weights)
     for g, w, v in zip(ours.gradients, gw, ours.trainable_weights):
         assert_close(g, np.asarray(w), rtol=1e-4, atol=1e-5, what=v.name)

@@ -17,7 +17,8 @@ def _snapshot(layer):
 
 
 def _same_bits(a, b):
-    return all(np.array_equal(u.view(np.uint32), v.view(np.uint32)) for u, v in zip(a, b))
+    return len(a) == len(b) and all(np.array_equal(u.view(np.uint32), v.view(np.uint32))
+                                    for u, v in zip(a, b))
 
 
 @pytest.mark.parametrize("optimizer", ["sgd", "adam", "adamw"])
@@ -113,6 +114,7 @@ def test_fine_tuning_matches_keras(monkeypatch):
     kmodel, kbase = _fine_tune_model(keras, "ft")
     fmodel, fbase = _fine_tune_model(fastcnn, "ft")
     rng = np.random.default_rng(4)
+    assert len(kmodel.weights) == len(fmodel.weights)
     for kv, fv in zip(kmodel.weights, fmodel.weights):
         assert tuple(kv.shape) == fv.shape and kv.trainable == fv.trainable, fv.path
         value = rng.normal(size=fv.shape).astype(np.float32)
@@ -140,6 +142,7 @@ def test_fine_tuning_matches_keras(monkeypatch):
     fh = fmodel.fit(x, y, epochs=2, batch_size=8, shuffle=False, verbose=0)
     assert _same_bits(frozen, [w.numpy() for w in fbase.weights])
     assert_close(fh.history["loss"], kh.history["loss"], rtol=1e-4, atol=1e-5, what="loss")
+    assert len(kmodel.weights) == len(fmodel.weights)
     for kv, fv in zip(kmodel.weights, fmodel.weights):
         assert_close(fv.numpy(), np.asarray(kv), rtol=1e-4, atol=1e-5, what=fv.path)
 

@@ -78,9 +78,10 @@ def test_layer_matches_keras(name, kwargs, shape):
     w = rng.normal(size=want.shape).astype(np.float32)
     gx, gw = _keras_grads(kl, x, w)
     dx = fl.backward(w)
-    assert_close(dx, gx, rtol=1e-3, atol=1e-4, what="dx")
+    assert_close(dx, gx, rtol=1e-5, atol=1e-5, what="dx")
+    assert len(fl.gradients) == len(gw)
     for ours, theirs in zip(fl.gradients, gw):
-        assert_close(ours, theirs, rtol=1e-3, atol=1e-4, what="weight gradient")
+        assert_close(ours, theirs, rtol=1e-5, atol=1e-5, what="weight gradient")
 
 
 def test_embedding_matches_keras():
