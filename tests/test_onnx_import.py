@@ -824,3 +824,38 @@ def test_x_times_sigmoid_is_one_silu():
     model = fastcnn.onnx.load_model(proto.SerializeToString())
     assert [type(la).__name__ for la in model.layers[1:]] == ["Activation", "Multiply", "Add"]
     assert_rel(as_onnx_layout(model.predict_on_batch(nchw_to_nhwc(x))), run_ort(proto, x))
+
+
+def test_damaged_fields_found_by_bit_flips_give_value_errors():
+    """Each case is what one flipped bit in an exported file did before it raised cleanly."""
+    w = init("w", np.ones((8, 4, 3, 3), np.float32))
+    cases = [
+        # a stride or dilation of 0 (was a ZeroDivisionError)
+        (make_model([helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[3, 3],
+                                      strides=[0, 1], pads=[1, 1, 1, 1], name="conv")],
+                    [vinfo("x", ["N", 4, 6, 6])], [vinfo("y", None)], [w]), "strides"),
+        # an int attribute turned into a string (was int('') without the file's name)
+        (make_model([helper.make_node("Conv", ["x", "w"], ["y"], kernel_shape=[3, 3],
+                                      group="", name="conv")],
+                    [vinfo("x", ["N", 4, 6, 6])], [vinfo("y", None)], [w]), "conv"),
+        # a Transpose whose perm lost its type (was iterating None)
+        (make_model([helper.make_node("Transpose", ["x"], ["t"], perm=[0, 3, 1, 2]),
+                     helper.make_node("Relu", ["t"], ["y"])],
+                    [vinfo("x", ["N", 6, 6, 4])], [vinfo("y", None)]), None),
+        # no graph outputs (was an IndexError)
+        (make_model([helper.make_node("Relu", ["x"], ["y"])],
+                    [vinfo("x", ["N", 4, 6, 6])], []), "no outputs"),
+    ]
+    transpose = cases[2][0].graph.node[0].attribute[0]
+    transpose.type = onnx.AttributeProto.STRING  # the ints stay, the declared kind is wrong
+    for proto, match in cases:
+        data = proto.SerializeToString()
+        with pytest.raises(ValueError, match=match):
+            fastcnn.onnx.load_model(data)
+    # a graph name that is not valid UTF-8 (protobuf hands it over as bytes)
+    proto = cases[0][0]
+    proto.graph.node[0].attribute[-1].ints[:] = [1, 1]  # make the conv valid again
+    proto.graph.name = "g" * 9
+    data = proto.SerializeToString().replace(b"g" * 9, b"\xff" * 9)
+    model = fastcnn.onnx.load_model(data)
+    assert model.name == "onnx_model"

@@ -57,6 +57,12 @@ def _onnx():
     return onnx
 
 
+def _identifier(text, default):
+    """A layer-name-safe version of an ONNX name (bytes when the file's UTF-8 is damaged)."""
+    if isinstance(text, bytes):
+        text = text.decode("utf-8", "replace")
+    return re.sub(r"[^0-9A-Za-z_]+", "_", text or "").strip("_") or default
+
 class _Value:
     """An ONNX tensor as fastcnn sees it: ``kt`` transposed by ``perm`` is the ONNX tensor.
 
@@ -102,7 +108,7 @@ class _Importer:
                          % (self.where, name, node.op_type, what))
 
     def layer_name(self, node):
-        base = re.sub(r"[^0-9A-Za-z_]+", "_", node.name or node.op_type.lower()).strip("_")
+        base = _identifier(node.name or node.op_type.lower(), "")
         base = base or node.op_type.lower()
         name, i = base, 1
         while name in self.names:
@@ -219,9 +225,15 @@ class _Importer:
                           "ONNX domain)" % node.domain)
             try:
                 self.convert(node)
-            except (IndexError, KeyError, TypeError, AttributeError, OverflowError) as e:
+            except (IndexError, KeyError, TypeError, AttributeError, OverflowError,
+                    ZeroDivisionError) as e:
                 # a malformed node (missing inputs, attributes of the wrong kind, ...)
                 self.fail(node, "malformed node (%s: %s)" % (type(e).__name__, e))
+            except ValueError as e:
+                if str(e).startswith("fastcnn.onnx.load_model("):
+                    raise
+                # a layer refusing the node's values, or an attribute of the wrong kind
+                self.fail(node, str(e))
         outputs = []
         for o in g.output:
             v = self.values.get(o.name)
@@ -234,7 +246,10 @@ class _Importer:
                                  "flattened NCHW tensor; fastcnn's output would be in NHWC "
                                  "order" % (self.where, o.name))
             outputs.append(v.kt)
-        name = re.sub(r"[^0-9A-Za-z_]+", "_", g.name or "").strip("_") or "onnx_model"
+        if not inputs or not outputs:
+            raise ValueError("fastcnn.onnx.load_model(%s): the graph declares no %s"
+                             % (self.where, "inputs" if not inputs else "outputs"))
+        name = _identifier(g.name, "onnx_model")
         return Model(inputs if len(inputs) > 1 else inputs[0],
                      outputs if len(outputs) > 1 else outputs[0], name=name)
 
@@ -262,13 +277,13 @@ class _Importer:
                 self.batch = dims[0]
             users = self.consumers.get(inp.name, [])
             nhwc = len(dims) == 4 and users and all(
-                u.op_type == "Transpose" and list(self.attrs(u).get("perm", [])) == [0, 3, 1, 2]
+                u.op_type == "Transpose" and list(self.attrs(u).get("perm") or []) == [0, 3, 1, 2]
                 for u in users)
             if len(dims) == 2 or nhwc:
                 shape, perm = tuple(dims[1:]), tuple(range(len(dims)))
             else:
                 shape, perm = (dims[2], dims[3], dims[1]), _NCHW
-            name = re.sub(r"[^0-9A-Za-z_]+", "_", inp.name).strip("_") or "input"
+            name = _identifier(inp.name, "input")
             self.names.add(name)
             kt = L.Input(shape=shape, name=name)
             self.values[inp.name] = _Value(kt, perm)
@@ -443,9 +458,11 @@ class _Importer:
             pads = list(a.get("pads", [0, 0, 0, 0]))
         strides = tuple(a.get("strides", [1, 1]))
         dil = tuple(a.get("dilations", [1, 1]))
-        if len(pads) != 4 or len(strides) != 2 or len(dil) != 2 or min(pads) < 0:
-            self.fail(node, "only 2-D operations with non-negative pads are supported "
-                      "(pads=%s, strides=%s)" % (pads, strides))
+        if (len(pads) != 4 or len(strides) != 2 or len(dil) != 2 or min(pads) < 0
+                or min(strides) < 1 or min(dil) < 1):
+            self.fail(node, "only 2-D operations with non-negative pads and positive "
+                      "strides and dilations are supported (pads=%s, strides=%s, "
+                      "dilations=%s)" % (pads, strides, dil))
         return strides, dil, ((pads[0], pads[2]), (pads[1], pads[3]))
 
     def padding_mode(self, x_hw, kernel, strides, dil, pads):
