@@ -301,6 +301,25 @@ def test_unknown_layers_and_arguments_name_the_layer_and_the_file(tmp_path, save
             r"\(54, 5\)")
 
 
+def test_values_of_the_wrong_type_found_by_fuzzing_are_refused(tmp_path, saved):
+    def listed_class(config):
+        layer_entries(config)[1]["registered_name"] = []
+    refused(edit_config(saved, tmp_path / "cls.keras", listed_class), "must be strings")
+
+    def int_build_config(config):
+        config["build_config"] = 10 ** 12
+    refused(edit_config(saved, tmp_path / "build.keras", int_build_config), "build_config")
+
+
+def test_h5py_value_errors_name_the_file(tmp_path, saved, monkeypatch):
+    """h5py raises a bare ValueError for a damaged datatype (seen from one flipped bit)."""
+    def damaged(self, *args):
+        raise ValueError("Insufficient precision in available types to represent "
+                         "(31, 23, 8, 0, 23)")
+    monkeypatch.setattr(h5py.Dataset, "__getitem__", damaged)
+    refused(saved, "could not be read.*Insufficient precision")
+
+
 def rewrite_h5(src, dest, edit):
     with zipfile.ZipFile(src) as zin:
         items = {n: zin.read(n) for n in zin.namelist()}

@@ -1,6 +1,6 @@
 """What the file readers share: failing with the file's name and recognising HDF5."""
 
-__all__ = ["fail", "is_hdf5", "import_h5py"]
+__all__ = ["fail", "names_file", "is_hdf5", "import_h5py"]
 
 _HDF5_SIGNATURE = b"\x89HDF\r\n\x1a\n"
 # HDF5 may place its superblock at 0, 512, 1024, 2048 ... (after a user block)
@@ -13,6 +13,11 @@ def fail(path, what, cause=None):
     if cause is not None:
         raise err from cause
     raise err
+
+
+def names_file(error):
+    """Whether ``error`` came from :func:`fail` (h5py raises bare ValueErrors too)."""
+    return str(error).startswith("Cannot load ")
 
 
 def is_hdf5(filepath):

@@ -33,7 +33,7 @@ import numpy as np
 
 from .._fileio import atomic_write
 from . import limits
-from ._files import fail as _fail, is_hdf5
+from ._files import fail as _fail, is_hdf5, names_file
 
 __all__ = ["save_model", "load_model", "save_weights", "load_weights", "is_keras_zip",
            "KERAS_VERSION"]
@@ -185,13 +185,15 @@ def _shift_model_nodes(config, delta):
     if not isinstance(entries, list):
         return
     models = {e.get("name") for e in entries if isinstance(e, dict)
-              and e.get("class_name") in ("Functional", "Model")}
+              and e.get("class_name") in ("Functional", "Model")
+              and isinstance(e.get("name"), str)}
     for e in entries:
         if isinstance(e, dict) and isinstance(e.get("config"), dict):
             _shift_model_nodes(e["config"], delta)
 
     def ref(r):
-        if (isinstance(r, list) and len(r) == 3 and r[0] in models and isinstance(r[1], int)
+        if (isinstance(r, list) and len(r) == 3 and isinstance(r[0], str) and r[0] in models
+                and isinstance(r[1], int)
                 and not isinstance(r[1], bool)):
             r[1] += delta
             return True
@@ -545,8 +547,10 @@ class _Source:
                     _fail(self.path, "its HDF5 weights link %s/%s elsewhere (only plain groups "
                           "and datasets are read)" % (obj.name.rstrip("/"), part))
                 obj = obj[part]
-        except ValueError:
-            raise
+        except ValueError as e:
+            if names_file(e):
+                raise
+            return None  # h5py: a damaged link or object header
         except Exception:  # a damaged link or object header
             return None
         return obj if isinstance(obj, h5py.Group) else None
@@ -571,9 +575,9 @@ class _Source:
             if ds.dtype.kind not in kinds:
                 _fail(self.path, "%s has dtype %s, expected a number" % (what, ds.dtype))
             arr = np.asarray(ds[()])
-        except ValueError:
-            raise
-        except Exception as e:  # h5py errors on damaged data
+        except Exception as e:  # h5py errors on damaged data (ValueError among them)
+            if names_file(e):
+                raise
             _fail(self.path, "%s could not be read (%s: %s)" % (what, type(e).__name__, e), e)
         if arr.dtype.kind == "f" and not np.all(np.isfinite(arr)):
             _fail(self.path, "%s holds NaN or infinite values" % what)
@@ -737,6 +741,9 @@ class _Translator:
     def _check_class(self, value):
         cls = value["class_name"]
         registered = value.get("registered_name")
+        if not isinstance(cls, str) or not isinstance(registered, (str, type(None))):
+            _fail(self.path, "class_name and registered_name must be strings, not %.80r and "
+                  "%.80r" % (cls, registered))
         if cls in ("Lambda", "__lambda__"):
             _fail(self.path, "it holds Python code (a %s); fastcnn never runs code from a "
                   "file" % cls)
@@ -804,7 +811,10 @@ def _rebuild(src, custom_objects, safe_mode):
     except _REBUILD_ERRORS as e:
         _fail(src.path, "its architecture could not be rebuilt (%s: %s)" % (type(e).__name__, e),
               e)
-    shape = (config.get("build_config") or {}).get("input_shape")
+    build_config = config.get("build_config") or {}
+    if not isinstance(build_config, dict):
+        _fail(src.path, "its build_config must be a dict, not %.80r" % (build_config,))
+    shape = build_config.get("input_shape")
     if not model.built and isinstance(shape, list) and len(shape) > 1:
         try:  # Keras' build_config of a model saved after model.build(shape)
             model.build(tuple(shape))

@@ -30,7 +30,7 @@ import warnings
 import numpy as np
 
 from . import limits
-from ._files import fail as _fail, import_h5py as _h5py, is_hdf5
+from ._files import fail as _fail, import_h5py as _h5py, is_hdf5, names_file
 
 __all__ = ["is_hdf5", "is_legacy_h5", "load_model", "load_weights", "normalize_model_config"]
 
@@ -434,8 +434,10 @@ def load_weights(model, filepath, skip_mismatch=False):
     f = _File(filepath)
     try:
         _load_weights(model, f, skip_mismatch)
-    except ValueError:
-        raise
+    except ValueError as e:
+        if names_file(e):
+            raise
+        f.fail(str(e), e)  # h5py's own ValueError for a damaged datatype or layout
     except _H5_ERRORS as e:
         f.fail("it is damaged: HDF5 could not read it (%s: %s)" % (type(e).__name__, e), e)
     finally:
@@ -479,8 +481,10 @@ def load_model(filepath, custom_objects=None, compile=True, safe_mode=True):
     f = _File(filepath)
     try:
         return _load_model(f, custom_objects, compile)
-    except ValueError:
-        raise
+    except ValueError as e:
+        if names_file(e):
+            raise
+        f.fail(str(e), e)  # h5py's own ValueError for a damaged datatype or layout
     except _H5_ERRORS as e:
         f.fail("it is damaged: HDF5 could not read it (%s: %s)" % (type(e).__name__, e), e)
     finally:
