@@ -205,6 +205,22 @@ def test_truncated_and_garbage_files_are_refused(tmp_path):
     refused(path, "'conv'")
 
 
+def test_attributes_are_read_only_as_text(tmp_path):
+    """One flipped bit once made model_config a variable-length sequence, and HDF5
+    crashed converting it: attributes are type-checked before they are read."""
+    path = copy_fixture(tmp_path, "keras2_sequential.h5")
+    with h5py.File(path, "r+") as f:
+        del f.attrs["model_config"]
+        data = np.empty(1, object)
+        data[0] = np.arange(3, dtype="i4")
+        f.attrs.create("model_config", data=data, dtype=h5py.vlen_dtype(np.dtype("i4")))
+    refused(path, "'model_config' of / is not text or a list of text (HDF5 type class 9")
+    path = copy_fixture(tmp_path, "keras2_sequential_weights.h5")
+    with h5py.File(path, "r+") as f:
+        f.attrs["layer_names"] = np.arange(6, dtype="f4").reshape(2, 3)
+    refused(path, "'layer_names' of / is not text", fastcnn_sequential().load_weights)
+
+
 def test_dispatch_leaves_fastcnn_files_alone(tmp_path):
     model = fastcnn_sequential()
     model.save(tmp_path / "native.h5")  # fastcnn's zip format under an .h5 name

@@ -93,13 +93,33 @@ class _File:
     def fail(self, what, cause=None):
         _fail(self.path, what, cause)
 
+    def text_attr(self, group, name):
+        """``group.attrs[name]`` once its stored type is known to be text: HDF5 can crash
+        converting a damaged attribute (one flipped bit turns a string into a
+        variable-length sequence of garbage), so nothing else is read."""
+        h5py = _h5py(self.path)
+        aid = h5py.h5a.open(group.id, name.encode("utf-8"))
+        tid, space = aid.get_type(), aid.get_space()
+        dims = space.get_simple_extent_dims() or ()
+        if len(dims) == 1 and dims[0] == 0:
+            return np.empty(0, object)  # Keras writes an empty float array for no names
+        if not isinstance(tid, h5py.h5t.TypeStringID) or len(dims) > 1:
+            self.fail("attribute %r of %s is not text or a list of text (HDF5 type class %d, "
+                      "shape %s)" % (name, group.name, tid.get_class(), dims))
+        if math.prod(dims) * max(tid.get_size(), 1) > limits.MAX_JSON_BYTES:
+            self.fail("attribute %r of %s declares more than %d bytes"
+                      % (name, group.name, limits.MAX_JSON_BYTES))
+        return group.attrs[name]
+
     def attr_text(self, group, name):
         """A string attribute (bytes or str in the file), or None when absent."""
         if name not in group.attrs:
             return None
         try:
-            value = group.attrs[name]
+            value = self.text_attr(group, name)
         except Exception as e:
+            if names_file(e):
+                raise
             self.fail("attribute %r cannot be read (%s)" % (name, e), e)
         if isinstance(value, np.ndarray) and value.shape == ():
             value = value[()]
@@ -116,15 +136,17 @@ class _File:
         """A list-of-strings attribute, joining Keras' chunks ``name0``, ``name1``, ..."""
         try:
             if name in group.attrs:
-                raw = [group.attrs[name]]
+                raw = [self.text_attr(group, name)]
             else:
                 raw, i = [], 0
                 while "%s%d" % (name, i) in group.attrs:
-                    raw.append(group.attrs["%s%d" % (name, i)])
+                    raw.append(self.text_attr(group, "%s%d" % (name, i)))
                     i += 1
                 if not raw:
                     return None
         except Exception as e:
+            if names_file(e):
+                raise
             self.fail("attribute %r of %s cannot be read (%s)" % (name, group.name, e), e)
         out = []
         for chunk in raw:
