@@ -273,6 +273,205 @@ DW_INLINE void dk_tail(const fc_depthwise_geometry *g, const float *const *rows,
     }
 }
 
+/* ------------------------------------------------------------------ M == 1 fast cores */
+/* With one filter per channel the lanes are x's own channels (no expansion). The forward
+ * walks each output line pixel block by pixel block, all channels of a block before the
+ * next (memory is read in order). Edge pixels (some tap outside the input) check every
+ * tap (fwd_pixel); interior blocks of P pixels do not, and 8 lanes at a time keep P
+ * accumulators and the row's kernel taps in registers while sliding over the row's x
+ * columns: each x vector is loaded once and used by every pixel whose window holds it.
+ * Every pixel still sums its taps in (i, j) order. */
+/* complete unrolling keeps the accumulator and tap arrays in registers */
+#if defined(__GNUC__) && !defined(__clang__)
+#define DW_UNROLL _Pragma("GCC unroll 32")
+#elif defined(__clang__)
+#define DW_UNROLL _Pragma("unroll")
+#else
+#define DW_UNROLL
+#endif
+#define DW_P 8      /* interior pixels per block: 8 accumulators + 3 taps + 1 x in 16 regs */
+#define DW_PG 4     /* the same with run-time kernel width / strides */
+
+DW_INLINE void fwd_pixel(const fc_depthwise_geometry *g, const float *const *rows,
+                         const float *k, const float *bias, int relu, int64_t Q, int64_t q0,
+                         const int NV, int64_t ow, float *out_line)
+{
+    dw_v8 acc[1];
+    int64_t i, j;
+    int v;
+    for (v = 0; v < NV; v++)
+        acc[v] = (dw_v8){0};
+    for (i = 0; i < g->kh; i++) {
+        if (!rows[i])
+            continue;
+        for (j = 0; j < g->kw; j++) {
+            const int64_t iw = ow * g->sw - g->pad_left + j * g->dw;
+            const float *xp, *kp;
+            if (iw < 0 || iw >= g->w)
+                continue;
+            xp = rows[i] + iw * Q + q0;
+            kp = k + (i * g->kw + j) * Q + q0;
+            for (v = 0; v < NV; v++)
+                acc[v] += DW_LOAD(xp + 8 * v) * DW_LOAD(kp + 8 * v);
+        }
+    }
+    fwd_finish(acc, bias, relu, q0, NV, out_line + ow * Q + q0);
+}
+
+/* P interior pixels from column x0 (= ow*SW - pad_left), lanes [q0, q0 + 8), for a constant
+ * kernel width KW <= 3, stride SW and dilation DWD: x column c feeds pixel p through tap
+ * j = (c - p*SW) / DWD, so for each pixel the taps still come in (i, j) order. */
+DW_INLINE void fwd_block_slide(const float *const *rows, const float *k, const float *bias,
+                               int relu, int64_t KH, const int KW, const int SW,
+                               const int DWD, int64_t Q, int64_t q0, const int P, int64_t x0,
+                               float *o)
+{
+    dw_v8 acc[DW_P], kv[3];
+    int64_t i;
+    int p, j, c;
+    const int span = (P - 1) * SW + (KW - 1) * DWD + 1;
+    for (p = 0; p < P; p++)
+        acc[p] = (dw_v8){0};
+    for (i = 0; i < KH; i++) {
+        const float *xr, *kr;
+        if (!rows[i])
+            continue;
+        xr = rows[i] + x0 * Q + q0;
+        kr = k + i * KW * Q + q0;
+        DW_UNROLL
+        for (j = 0; j < KW; j++)
+            kv[j] = DW_LOAD(kr + j * Q);
+        DW_UNROLL
+        for (c = 0; c < span; c++) {
+            const dw_v8 xv = DW_LOAD(xr + c * Q);
+            DW_UNROLL
+            for (p = 0; p < P; p++) {
+                const int d = c - p * SW;
+                if (d >= 0 && d % DWD == 0 && d / DWD < KW)
+                    acc[p] += xv * kv[d / DWD];
+            }
+        }
+    }
+    for (p = 0; p < P; p++)
+        fwd_finish(acc + p, bias, relu, q0, 1, o + p * Q);
+}
+
+/* The same for any geometry: each tap's kernel vector loaded once for the P pixels. */
+DW_INLINE void fwd_block_any(const fc_depthwise_geometry *g, const float *const *rows,
+                             const float *k, const float *bias, int relu, int64_t Q,
+                             int64_t q0, const int P, int64_t x0, float *o)
+{
+    dw_v8 acc[DW_PG];
+    int64_t i, j;
+    int p;
+    for (p = 0; p < P; p++)
+        acc[p] = (dw_v8){0};
+    for (i = 0; i < g->kh; i++) {
+        const float *xr;
+        if (!rows[i])
+            continue;
+        xr = rows[i] + x0 * Q + q0;
+        for (j = 0; j < g->kw; j++) {
+            const dw_v8 kv = DW_LOAD(k + (i * g->kw + j) * Q + q0);
+            const float *xp = xr + j * g->dw * Q;
+            for (p = 0; p < P; p++)
+                acc[p] += DW_LOAD(xp + p * g->sw * Q) * kv;
+        }
+    }
+    for (p = 0; p < P; p++)
+        fwd_finish(acc + p, bias, relu, q0, 1, o + p * Q);
+}
+
+/* Output pixels [ow_lo, ow_hi) read only columns inside the input. */
+static void interior_range(const fc_depthwise_geometry *g, int64_t *lo, int64_t *hi)
+{
+    const int64_t a = (g->pad_left + g->sw - 1) / g->sw;
+    const int64_t last = g->w - 1 + g->pad_left - (g->kw - 1) * g->dw; /* ow*sw <= last */
+    int64_t b = last < 0 ? 0 : last / g->sw + 1;
+    if (b > g->ow)
+        b = g->ow;
+    *lo = a < g->ow ? a : g->ow;
+    *hi = b > *lo ? b : *lo;
+}
+
+/* Edge pixel ow, every 8-lane block (the lanes past the last full block: fwd_tail). */
+DW_INLINE void fwd_edge(const fc_depthwise_geometry *g, const float *const *rows,
+                        const float *k, const float *bias, int relu, int64_t Q, int64_t ow,
+                        float *out)
+{
+    int64_t q0;
+    for (q0 = 0; q0 + 8 <= Q; q0 += 8)
+        fwd_pixel(g, rows, k, bias, relu, Q, q0, 1, ow, out);
+}
+
+/* Asks for columns [c0, c1) of the new input rows the next two lines read (rows[kh] and
+ * rows[kh + 1], or NULL):
+ * the lines walk x row by row with strided channel blocks, which the hardware prefetchers
+ * follow poorly once x no longer fits in cache. */
+DW_INLINE void prefetch_cols(const fc_depthwise_geometry *g, const float *const *pf,
+                             int64_t Q, int64_t c0, int64_t c1)
+{
+    const char *a, *e;
+    int t;
+    if (c1 > g->w)
+        c1 = g->w;
+    if (c0 >= c1)
+        return;
+    /* two lines ahead: one line of compute is shorter than DRAM latency under load */
+    for (t = 0; t < 2; t++)
+        if (pf[t])
+            for (a = (const char *)(pf[t] + c0 * Q), e = (const char *)(pf[t] + c1 * Q); a < e;
+                 a += 64)
+                __builtin_prefetch(a, 0, 3);
+}
+
+/* One output line, M == 1; KW == 0 selects the run-time geometry. */
+DW_INLINE void fwd_line1_body(const fc_depthwise_geometry *g, const float *const *rows,
+                              const float *k, const float *bias, int relu, int64_t Q,
+                              const int KW, const int SW, const int DWD, float *out)
+{
+    const int64_t Q8 = Q & ~(int64_t)7;
+    int64_t lo, hi, ow, q0;
+    const float *const *pf = rows + g->kh;
+    interior_range(g, &lo, &hi);
+    prefetch_cols(g, pf, Q, 0, lo * g->sw);
+    for (ow = 0; ow < lo; ow++)
+        fwd_edge(g, rows, k, bias, relu, Q, ow, out);
+    if (KW) {
+        while (ow < hi) {
+            const int64_t x0 = ow * SW - g->pad_left, np = hi - ow < DW_P ? hi - ow : DW_P;
+            float *o = out + ow * Q;
+            prefetch_cols(g, pf, Q, ow * SW, (ow + np) * SW);
+            ow += np;
+            /* the last block takes the pixels left, still in registers */
+            switch (np) {
+#define DW_SLIDE_CASE(P)                                                                       \
+    case P:                                                                                    \
+        for (q0 = 0; q0 < Q8; q0 += 8)                                                         \
+            fwd_block_slide(rows, k, bias, relu, g->kh, KW, SW, DWD, Q, q0, P, x0, o + q0);    \
+        break;
+            DW_SLIDE_CASE(8) DW_SLIDE_CASE(7) DW_SLIDE_CASE(6) DW_SLIDE_CASE(5)
+            DW_SLIDE_CASE(4) DW_SLIDE_CASE(3) DW_SLIDE_CASE(2) default: DW_SLIDE_CASE(1)
+#undef DW_SLIDE_CASE
+            }
+        }
+    } else {
+        for (; ow + DW_PG <= hi; ow += DW_PG)
+            for (q0 = 0; q0 < Q8; q0 += 8)
+                fwd_block_any(g, rows, k, bias, relu, Q, q0, DW_PG, ow * g->sw - g->pad_left,
+                              out + ow * Q + q0);
+    }
+    for (; ow < hi; ow++)
+        for (q0 = 0; q0 < Q8; q0 += 8)
+            fwd_block_any(g, rows, k, bias, relu, Q, q0, 1, ow * g->sw - g->pad_left,
+                          out + ow * Q + q0);
+    prefetch_cols(g, pf, Q, lo > ow ? lo * g->sw : ow * g->sw, g->w);
+    for (; ow < g->ow; ow++)
+        fwd_edge(g, rows, k, bias, relu, Q, ow, out);
+    if (Q8 < Q)
+        fwd_tail(g, rows, k, bias, relu, Q, Q8, out);
+}
+
 /* Whole-line drivers: blocks of 32 lanes, then one block of 8, 16 or 24, then single
  * lanes. Compiled twice, portable and AVX2. */
 #define DW_SPLIT(CALL_VEC, CALL_TAIL)                                                          \
@@ -305,6 +504,18 @@ DW_INLINE void dk_tail(const fc_depthwise_geometry *g, const float *const *rows,
                                       const float *dyline, int64_t Q, float *p)                 \
     {                                                                                           \
         DW_SPLIT(DK_VEC, dk_tail(g, rows, dyline, Q, q0, p))                                    \
+    } \
+    attr static void fwd_line1_##suffix(const fc_depthwise_geometry *g,                         \
+                                        const float *const *rows, const float *k,               \
+                                        const float *bias, int relu, int64_t Q, float *out)     \
+    {                                                                                           \
+        /* constant geometry for the common 3-wide windows: shared x loads, no multiplies */    \
+        if (g->kw == 3 && g->sw == 1 && g->dw == 1)                                             \
+            fwd_line1_body(g, rows, k, bias, relu, Q, 3, 1, 1, out);                            \
+        else if (g->kw == 3 && g->sw == 2 && g->dw == 1)                                        \
+            fwd_line1_body(g, rows, k, bias, relu, Q, 3, 2, 1, out);                            \
+        else                                                                                    \
+            fwd_line1_body(g, rows, k, bias, relu, Q, 0, 1, 1, out);                          \
     }
 
 #define FWD_VEC(NV) fwd_vec(g, rows, k, bias, relu, Q, q0, NV, out)
@@ -362,6 +573,23 @@ static void gather_rows(const fc_depthwise_geometry *g, const float *x, int64_t 
 }
 
 
+/* The last input row that line (n, oh + ahead) reads (rows of image n + 1 past the last
+ * line), or NULL when there is none. */
+static const float *next_row(const fc_depthwise_geometry *g, const float *x, int64_t n,
+                             int64_t oh, int64_t ahead)
+{
+    int64_t ih = (oh + ahead) * g->sh - g->pad_top + (g->kh - 1) * g->dh;
+    if (oh + ahead >= g->oh) {
+        if (n + 1 >= g->n)
+            return NULL;
+        n++;
+        ih = oh + ahead - g->oh;
+    }
+    if (ih >= g->h)
+        ih = g->h - 1;
+    return ih < 0 ? NULL : x + (n * g->h + ih) * g->w * g->c;
+}
+
 /* ------------------------------------------------------------------ forward */
 int fc_depthwise_forward(const fc_depthwise_geometry *g, const float *x, const float *kernel,
                          const float *bias, int relu, float *out)
@@ -369,14 +597,15 @@ int fc_depthwise_forward(const fc_depthwise_geometry *g, const float *x, const f
     const int64_t Q = g->c * g->m, R = g->n * g->oh;
     const fwd_line_fn fn =
 #ifdef FC_HAVE_AVX2_PATH
-        use_avx2() ? fwd_line_avx2 :
+        use_avx2() ? (g->m == 1 ? fwd_line1_avx2 : fwd_line_avx2) :
 #endif
-                   fwd_line_generic;
+                   (g->m == 1 ? fwd_line1_generic : fwd_line_generic);
     int failed = 0;
 #pragma omp parallel num_threads(fc_get_num_threads()) if (R * g->ow * Q * g->kh * g->kw > 32768)
     {
         float *buf = NULL;
-        const float **rows = (const float **)fc_malloc((size_t)g->kh * sizeof(float *));
+        /* rows[kh], rows[kh + 1]: rows to prefetch for the next lines (M == 1 lines only) */
+        const float **rows = (const float **)fc_malloc((size_t)(g->kh + 2) * sizeof(float *));
         int64_t r;
         if (g->m > 1)
             buf = (float *)fc_malloc((size_t)(g->kh * g->w * Q) * sizeof(float));
@@ -390,6 +619,8 @@ int fc_depthwise_forward(const fc_depthwise_geometry *g, const float *x, const f
             for (r = 0; r < R; r++) {
                 const int64_t n = r / g->oh, oh = r % g->oh;
                 gather_rows(g, x, n, oh, buf, rows);
+                rows[g->kh] = next_row(g, x, n, oh, 1);
+                rows[g->kh + 1] = next_row(g, x, n, oh, 2);
                 fn(g, rows, kernel, bias, relu, Q, out + r * g->ow * Q);
             }
         }
