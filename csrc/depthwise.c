@@ -631,6 +631,33 @@ int fc_depthwise_forward(const fc_depthwise_geometry *g, const float *x, const f
 }
 
 /* ------------------------------------------------------------------ input gradient */
+/* At stride 1 with one filter per channel the input gradient is the forward of dy with the
+ * kernel flipped in both axes and the complementary padding: it takes the forward's
+ * register-blocked path (dx row ih, column iw sums dy at ih + pad_top - i*dh and
+ * iw + pad_left - j*dw, times tap (i, j)). */
+static int backward_input_as_forward(const fc_depthwise_geometry *g, const float *dy,
+                                     const float *kernel, float *dx)
+{
+    const int64_t Q = g->c, T = g->kh * g->kw;
+    fc_depthwise_geometry t = *g;
+    float *flipped = (float *)fc_malloc((size_t)(T * Q) * sizeof(float));
+    int64_t e;
+    int rc;
+    if (!flipped)
+        return FC_ENOMEM;
+    for (e = 0; e < T; e++)
+        memcpy(flipped + (T - 1 - e) * Q, kernel + e * Q, (size_t)Q * sizeof(float));
+    t.h = g->oh;
+    t.w = g->ow;
+    t.oh = g->h;
+    t.ow = g->w;
+    t.pad_top = (g->kh - 1) * g->dh - g->pad_top;
+    t.pad_left = (g->kw - 1) * g->dw - g->pad_left;
+    rc = fc_depthwise_forward(&t, dy, flipped, NULL, 0, dx);
+    fc_free(flipped);
+    return rc;
+}
+
 int fc_depthwise_backward_input(const fc_depthwise_geometry *g, const float *dy,
                                 const float *kernel, float *dx)
 {
@@ -640,9 +667,12 @@ int fc_depthwise_backward_input(const fc_depthwise_geometry *g, const float *dy,
         use_avx2() ? dx_line_avx2 :
 #endif
                    dx_line_generic;
-    int64_t *src = (int64_t *)fc_malloc((size_t)(g->w * g->kw) * sizeof(int64_t));
-    int64_t iw, j;
+    int64_t *src, iw, j;
     int failed = 0;
+    if (g->m == 1 && g->sh == 1 && g->sw == 1 && g->pad_top <= (g->kh - 1) * g->dh &&
+        g->pad_left <= (g->kw - 1) * g->dw)
+        return backward_input_as_forward(g, dy, kernel, dx);
+    src = (int64_t *)fc_malloc((size_t)(g->w * g->kw) * sizeof(int64_t));
     if (!src)
         return FC_ENOMEM;
     /* the output column (or -1) whose tap j reads input column iw: divisions done once */
