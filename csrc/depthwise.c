@@ -472,6 +472,92 @@ DW_INLINE void fwd_line1_body(const fc_depthwise_geometry *g, const float *const
         fwd_tail(g, rows, k, bias, relu, Q, Q8, out);
 }
 
+/* Kernel gradient, M == 1, 3x3 windows: for 8 lanes at a time the 9 tap sums and the bias
+ * sum stay in registers over a whole output line (each dy vector loaded once, each x vector
+ * once per tap); edge pixels check the columns, rows outside the input are skipped. Every
+ * sum adds the line's pixels in order. */
+DW_INLINE void dk3_pixel(const fc_depthwise_geometry *g, const float *const *rows,
+                         const float *dyline, int64_t Q, int64_t q0, int64_t ow,
+                         const int check, const int64_t SW, const int64_t DWD, dw_v8 *acc)
+{
+    const dw_v8 dv = DW_LOAD(dyline + ow * Q + q0);
+    const int64_t x0 = ow * SW - g->pad_left;
+    int i, j;
+    DW_UNROLL
+    for (i = 0; i < 3; i++) {
+        if (!rows[i])
+            continue;
+        DW_UNROLL
+        for (j = 0; j < 3; j++) {
+            const int64_t iw = x0 + j * DWD;
+            if (!check || (iw >= 0 && iw < g->w))
+                acc[i * 3 + j] += DW_LOAD(rows[i] + iw * Q + q0) * dv;
+        }
+    }
+    acc[9] += dv;
+}
+
+/* Issues prefetches for share b of nb of the len bytes at p (NULL: none). */
+DW_INLINE void prefetch_share(const void *p, int64_t len, int64_t b, int64_t nb)
+{
+    const char *a, *e;
+    if (!p)
+        return;
+    a = (const char *)p + len * b / nb;
+    e = (const char *)p + len * (b + 1) / nb;
+    for (; a < e; a += 64)
+        __builtin_prefetch(a, 0, 3);
+}
+
+/* One output line's terms for lanes [q0, q0 + 8) into p (9, Q) and pb (Q,). */
+DW_INLINE void dk3_lanes(const fc_depthwise_geometry *g, const float *const *rows,
+                         const float *dyline, int64_t Q, int64_t q0, const int64_t SW,
+                         const int64_t DWD, int64_t lo, int64_t hi, float *p, float *pb)
+{
+    dw_v8 acc[10];
+    int64_t ow;
+    int e;
+    DW_UNROLL
+    for (e = 0; e < 9; e++)
+        acc[e] = DW_LOAD(p + e * Q + q0);
+    acc[9] = DW_LOAD(pb + q0);
+    for (ow = 0; ow < lo; ow++)
+        dk3_pixel(g, rows, dyline, Q, q0, ow, 1, SW, DWD, acc);
+    for (; ow < hi; ow++)
+        dk3_pixel(g, rows, dyline, Q, q0, ow, 0, SW, DWD, acc);
+    for (; ow < g->ow; ow++)
+        dk3_pixel(g, rows, dyline, Q, q0, ow, 1, SW, DWD, acc);
+    DW_UNROLL
+    for (e = 0; e < 9; e++)
+        DW_STORE(p + e * Q + q0, acc[e]);
+    DW_STORE(pb + q0, acc[9]);
+}
+
+/* rows[3], rows[4]: the next lines' new x rows and rows[5] the next dy line, to prefetch
+ * (NULL: none); each 8-lane pass asks for its share of them. */
+DW_INLINE void dk3_line_body(const fc_depthwise_geometry *g, const float *const *rows,
+                             const float *dyline, int64_t Q, const int64_t SW,
+                             const int64_t DWD, float *p, float *pb)
+{
+    const int64_t Q8 = Q & ~(int64_t)7, nb = Q8 / 8;
+    const int64_t xlen = g->w * Q * (int64_t)sizeof(float);
+    const int64_t dylen = g->ow * Q * (int64_t)sizeof(float);
+    int64_t lo, hi, q0, ow, q;
+    interior_range(g, &lo, &hi);
+    for (q0 = 0; q0 < Q8; q0 += 8) {
+        prefetch_share(rows[3], xlen, q0 / 8, nb);
+        prefetch_share(rows[4], xlen, q0 / 8, nb);
+        prefetch_share(rows[5], dylen, q0 / 8, nb);
+        dk3_lanes(g, rows, dyline, Q, q0, SW, DWD, lo, hi, p, pb);
+    }
+    if (Q8 < Q) {
+        dk_tail(g, rows, dyline, Q, Q8, p);
+        for (ow = 0; ow < g->ow; ow++)
+            for (q = Q8; q < Q; q++)
+                pb[q] += dyline[ow * Q + q];
+    }
+}
+
 /* Whole-line drivers: blocks of 32 lanes, then one block of 8, 16 or 24, then single
  * lanes. Compiled twice, portable and AVX2. */
 #define DW_SPLIT(CALL_VEC, CALL_TAIL)                                                          \
@@ -505,6 +591,17 @@ DW_INLINE void fwd_line1_body(const fc_depthwise_geometry *g, const float *const
     {                                                                                           \
         DW_SPLIT(DK_VEC, dk_tail(g, rows, dyline, Q, q0, p))                                    \
     } \
+    attr static void dk3_line_##suffix(const fc_depthwise_geometry *g,                          \
+                                       const float *const *rows, const float *dyline,          \
+                                       int64_t Q, float *p, float *pb)                          \
+    {                                                                                           \
+        if (g->sw == 1 && g->dw == 1)                                                           \
+            dk3_line_body(g, rows, dyline, Q, 1, 1, p, pb);                                     \
+        else if (g->sw == 2 && g->dw == 1)                                                      \
+            dk3_line_body(g, rows, dyline, Q, 2, 1, p, pb);                                     \
+        else                                                                                    \
+            dk3_line_body(g, rows, dyline, Q, g->sw, g->dw, p, pb);                             \
+    }                                                                                           \
     attr static void fwd_line1_##suffix(const fc_depthwise_geometry *g,                         \
                                         const float *const *rows, const float *k,               \
                                         const float *bias, int relu, int64_t Q, float *out)     \
@@ -729,28 +826,40 @@ int fc_depthwise_backward_input(const fc_depthwise_geometry *g, const float *dy,
 }
 
 /* ------------------------------------------------------------------ kernel gradient */
+typedef void (*dk3_line_fn)(const fc_depthwise_geometry *, const float *const *, const float *,
+                            int64_t, float *, float *);
+
 int fc_depthwise_backward_kernel(const fc_depthwise_geometry *g, const float *dy,
-                                 const float *x, float *dkernel)
+                                 const float *x, float *dkernel, float *dbias)
 {
     const int64_t Q = g->c * g->m, R = g->n * g->oh, E = g->kh * g->kw * Q;
-    const int64_t cap = E > 0 && DW_PARTIAL_FLOATS / E > DW_MIN_BLOCKS ? DW_PARTIAL_FLOATS / E
-                                                                       : DW_MIN_BLOCKS;
+    const int64_t S = E + Q;  /* one block's partial sums: the kernel's, then the bias' */
+    const int64_t cap = DW_PARTIAL_FLOATS / S > DW_MIN_BLOCKS ? DW_PARTIAL_FLOATS / S
+                                                              : DW_MIN_BLOCKS;
     const int64_t lim = cap < DW_MAX_BLOCKS ? cap : DW_MAX_BLOCKS;
     const int64_t nb0 = R < lim ? R : lim;
     const int64_t per = (R + nb0 - 1) / nb0, nb = (R + per - 1) / per;
+    const int fast = g->m == 1 && g->kh == 3 && g->kw == 3;
     const dk_line_fn fn =
 #ifdef FC_HAVE_AVX2_PATH
         use_avx2() ? dk_line_avx2 :
 #endif
                    dk_line_generic;
-    float *partial = (float *)fc_malloc((size_t)(nb * E) * sizeof(float));
+    const dk3_line_fn fn3 =
+#ifdef FC_HAVE_AVX2_PATH
+        use_avx2() ? dk3_line_avx2 :
+#endif
+                   dk3_line_generic;
+    float *partial = (float *)fc_malloc((size_t)(nb * S) * sizeof(float));
     int failed = 0;
     if (!partial)
         return FC_ENOMEM;
 #pragma omp parallel num_threads(fc_get_num_threads()) if (R * g->ow * E > 32768)
     {
         float *buf = NULL;
-        const float **rows = (const float **)fc_malloc((size_t)g->kh * sizeof(float *));
+        /* 3 tap rows, then (fast path) two x rows and one dy line to prefetch */
+        const float **rows =
+            (const float **)fc_malloc((size_t)(g->kh > 3 ? g->kh : 6) * sizeof(float *));
         int64_t b, e;
         if (g->m > 1)
             buf = (float *)fc_malloc((size_t)(g->kh * g->w * Q) * sizeof(float));
@@ -763,21 +872,37 @@ int fc_depthwise_backward_kernel(const fc_depthwise_geometry *g, const float *dy
             /* block b sums lines [b*per, (b+1)*per) in order: fixed whatever the threads */
 #pragma omp for schedule(static)
             for (b = 0; b < nb; b++) {
-                float *p = partial + b * E;
+                float *p = partial + b * S, *pb = p + E;
                 const int64_t r1 = (b + 1) * per < R ? (b + 1) * per : R;
-                int64_t r;
-                memset(p, 0, (size_t)E * sizeof(float));
+                int64_t r, ow, q;
+                memset(p, 0, (size_t)S * sizeof(float));
                 for (r = b * per; r < r1; r++) {
-                    gather_rows(g, x, r / g->oh, r % g->oh, buf, rows);
-                    fn(g, rows, dy + r * g->ow * Q, Q, p);
+                    const int64_t n = r / g->oh, oh = r % g->oh;
+                    const float *dyline = dy + r * g->ow * Q;
+                    gather_rows(g, x, n, oh, buf, rows);
+                    if (fast) {
+                        rows[3] = next_row(g, x, n, oh, 1);
+                        rows[4] = next_row(g, x, n, oh, 2);
+                        rows[5] = r + 1 < R ? dyline + g->ow * Q : NULL;
+                        fn3(g, rows, dyline, Q, p, pb);
+                        continue;
+                    }
+                    fn(g, rows, dyline, Q, p);
+                    if (dbias)
+                        for (ow = 0; ow < g->ow; ow++)
+                            for (q = 0; q < Q; q++)
+                                pb[q] += dyline[ow * Q + q];
                 }
             }
 #pragma omp for schedule(static)
-            for (e = 0; e < E; e++) {
+            for (e = 0; e < S; e++) {
                 float s = partial[e];
                 for (b = 1; b < nb; b++)
-                    s += partial[b * E + e];
-                dkernel[e] = s;
+                    s += partial[b * S + e];
+                if (e < E)
+                    dkernel[e] = s;
+                else if (dbias)
+                    dbias[e - E] = s;
             }
         }
         fc_free(buf);

@@ -38,8 +38,9 @@ int fc_depthwise_forward(const fc_depthwise_geometry *g, const float *x, const f
 int fc_depthwise_backward_input(const fc_depthwise_geometry *g, const float *dy,
                                  const float *kernel, float *dx);
 
-/* dkernel (KH, KW, C, M), summed over the batch; overwritten. */
+/* dkernel (KH, KW, C, M) and, unless dbias is NULL, dbias (C*M,), summed over the batch;
+ * overwritten. */
 int fc_depthwise_backward_kernel(const fc_depthwise_geometry *g, const float *dy,
-                                 const float *x, float *dkernel);
+                                 const float *x, float *dkernel, float *dbias);
 
 #endif
