@@ -497,14 +497,43 @@ DW_INLINE void dk3_pixel(const fc_depthwise_geometry *g, const float *const *row
     acc[9] += dv;
 }
 
-/* Issues prefetches for share b of nb of the len bytes at p (NULL: none). */
-DW_INLINE void prefetch_share(const void *p, int64_t len, int64_t b, int64_t nb)
+/* Interior pixels ow and ow + 1 (constant SW, DWD): x column c of the pair's window feeds
+ * pixel p through tap j = (c - p*SW) / DWD, so columns both pixels read are loaded once;
+ * every tap sum still adds pixel ow before ow + 1. */
+DW_INLINE void dk3_pair(const float *const *rows, const float *dyline, int64_t Q, int64_t q0,
+                        int64_t ow, int64_t pad_left, const int SW, const int DWD, dw_v8 *acc)
+{
+    const dw_v8 dv0 = DW_LOAD(dyline + ow * Q + q0), dv1 = DW_LOAD(dyline + (ow + 1) * Q + q0);
+    const int64_t x0 = ow * SW - pad_left;
+    const int span = SW + 2 * DWD + 1;
+    int i, c, p;
+    DW_UNROLL
+    for (i = 0; i < 3; i++) {
+        if (!rows[i])
+            continue;
+        DW_UNROLL
+        for (c = 0; c < span; c++) {
+            const dw_v8 xv = DW_LOAD(rows[i] + (x0 + c) * Q + q0);
+            DW_UNROLL
+            for (p = 0; p < 2; p++) {
+                const int d = c - p * SW;
+                if (d >= 0 && d % DWD == 0 && d / DWD < 3)
+                    acc[i * 3 + d / DWD] += xv * (p ? dv1 : dv0);
+            }
+        }
+    }
+    acc[9] += dv0;
+    acc[9] += dv1;
+}
+
+/* Issues prefetches for the share-byte piece b of the len bytes at p (NULL: none). */
+DW_INLINE void prefetch_share(const void *p, int64_t len, int64_t b, int64_t share)
 {
     const char *a, *e;
-    if (!p)
+    if (!p || b * share >= len)
         return;
-    a = (const char *)p + len * b / nb;
-    e = (const char *)p + len * (b + 1) / nb;
+    a = (const char *)p + b * share;
+    e = (const char *)p + (b * share + share < len ? b * share + share : len);
     for (; a < e; a += 64)
         __builtin_prefetch(a, 0, 3);
 }
@@ -512,7 +541,8 @@ DW_INLINE void prefetch_share(const void *p, int64_t len, int64_t b, int64_t nb)
 /* One output line's terms for lanes [q0, q0 + 8) into p (9, Q) and pb (Q,). */
 DW_INLINE void dk3_lanes(const fc_depthwise_geometry *g, const float *const *rows,
                          const float *dyline, int64_t Q, int64_t q0, const int64_t SW,
-                         const int64_t DWD, int64_t lo, int64_t hi, float *p, float *pb)
+                         const int64_t DWD, const int PAIR, int64_t lo, int64_t hi, float *p,
+                         float *pb)
 {
     dw_v8 acc[10];
     int64_t ow;
@@ -523,6 +553,9 @@ DW_INLINE void dk3_lanes(const fc_depthwise_geometry *g, const float *const *row
     acc[9] = DW_LOAD(pb + q0);
     for (ow = 0; ow < lo; ow++)
         dk3_pixel(g, rows, dyline, Q, q0, ow, 1, SW, DWD, acc);
+    if (PAIR)
+        for (; ow + 1 < hi; ow += 2)
+            dk3_pair(rows, dyline, Q, q0, ow, g->pad_left, (int)SW, (int)DWD, acc);
     for (; ow < hi; ow++)
         dk3_pixel(g, rows, dyline, Q, q0, ow, 0, SW, DWD, acc);
     for (; ow < g->ow; ow++)
@@ -537,18 +570,20 @@ DW_INLINE void dk3_lanes(const fc_depthwise_geometry *g, const float *const *row
  * (NULL: none); each 8-lane pass asks for its share of them. */
 DW_INLINE void dk3_line_body(const fc_depthwise_geometry *g, const float *const *rows,
                              const float *dyline, int64_t Q, const int64_t SW,
-                             const int64_t DWD, float *p, float *pb)
+                             const int64_t DWD, const int PAIR, float *p, float *pb)
 {
     const int64_t Q8 = Q & ~(int64_t)7, nb = Q8 / 8;
     const int64_t xlen = g->w * Q * (int64_t)sizeof(float);
     const int64_t dylen = g->ow * Q * (int64_t)sizeof(float);
     int64_t lo, hi, q0, ow, q;
     interior_range(g, &lo, &hi);
+    const int64_t xshare = nb ? (xlen + nb - 1) / nb : 0;
+    const int64_t dyshare = nb ? (dylen + nb - 1) / nb : 0;
     for (q0 = 0; q0 < Q8; q0 += 8) {
-        prefetch_share(rows[3], xlen, q0 / 8, nb);
-        prefetch_share(rows[4], xlen, q0 / 8, nb);
-        prefetch_share(rows[5], dylen, q0 / 8, nb);
-        dk3_lanes(g, rows, dyline, Q, q0, SW, DWD, lo, hi, p, pb);
+        prefetch_share(rows[3], xlen, q0 / 8, xshare);
+        prefetch_share(rows[4], xlen, q0 / 8, xshare);
+        prefetch_share(rows[5], dylen, q0 / 8, dyshare);
+        dk3_lanes(g, rows, dyline, Q, q0, SW, DWD, PAIR, lo, hi, p, pb);
     }
     if (Q8 < Q) {
         dk_tail(g, rows, dyline, Q, Q8, p);
@@ -596,11 +631,11 @@ DW_INLINE void dk3_line_body(const fc_depthwise_geometry *g, const float *const 
                                        int64_t Q, float *p, float *pb)                          \
     {                                                                                           \
         if (g->sw == 1 && g->dw == 1)                                                           \
-            dk3_line_body(g, rows, dyline, Q, 1, 1, p, pb);                                     \
+            dk3_line_body(g, rows, dyline, Q, 1, 1, 1, p, pb);                                   \
         else if (g->sw == 2 && g->dw == 1)                                                      \
-            dk3_line_body(g, rows, dyline, Q, 2, 1, p, pb);                                     \
+            dk3_line_body(g, rows, dyline, Q, 2, 1, 1, p, pb);                                   \
         else                                                                                    \
-            dk3_line_body(g, rows, dyline, Q, g->sw, g->dw, p, pb);                             \
+            dk3_line_body(g, rows, dyline, Q, g->sw, g->dw, 0, p, pb);                           \
     }                                                                                           \
     attr static void fwd_line1_##suffix(const fc_depthwise_geometry *g,                         \
                                         const float *const *rows, const float *k,               \
