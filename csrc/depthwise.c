@@ -404,8 +404,8 @@ DW_INLINE void fwd_edge(const fc_depthwise_geometry *g, const float *const *rows
         fwd_pixel(g, rows, k, bias, relu, Q, q0, 1, ow, out);
 }
 
-/* Asks for columns [c0, c1) of the new input rows the next two lines read (rows[kh] and
- * rows[kh + 1], or NULL):
+/* Asks for columns [c0, c1) of the input rows the next lines read first (rows[kh] and
+ * rows[kh + 1], or NULL; see prefetch_rows):
  * the lines walk x row by row with strided channel blocks, which the hardware prefetchers
  * follow poorly once x no longer fits in cache. */
 DW_INLINE void prefetch_cols(const fc_depthwise_geometry *g, const float *const *pf,
@@ -566,7 +566,7 @@ DW_INLINE void dk3_lanes(const fc_depthwise_geometry *g, const float *const *row
     DW_STORE(pb + q0, acc[9]);
 }
 
-/* rows[3], rows[4]: the next lines' new x rows and rows[5] the next dy line, to prefetch
+/* rows[3], rows[4]: x rows the next lines read first and rows[5] the next dy line, to prefetch
  * (NULL: none); each 8-lane pass asks for its share of them. */
 DW_INLINE void dk3_line_body(const fc_depthwise_geometry *g, const float *const *rows,
                              const float *dyline, int64_t Q, const int64_t SW,
@@ -705,12 +705,12 @@ static void gather_rows(const fc_depthwise_geometry *g, const float *x, int64_t 
 }
 
 
-/* The last input row that line (n, oh + ahead) reads (rows of image n + 1 past the last
- * line), or NULL when there is none. */
+/* Input row `back` above the last one that line (n, oh + ahead) reads (rows of image n + 1
+ * past the last line), or NULL when there is none. */
 static const float *next_row(const fc_depthwise_geometry *g, const float *x, int64_t n,
-                             int64_t oh, int64_t ahead)
+                             int64_t oh, int64_t ahead, int64_t back)
 {
-    int64_t ih = (oh + ahead) * g->sh - g->pad_top + (g->kh - 1) * g->dh;
+    int64_t ih = (oh + ahead) * g->sh - g->pad_top + (g->kh - 1) * g->dh - back;
     if (oh + ahead >= g->oh) {
         if (n + 1 >= g->n)
             return NULL;
@@ -720,6 +720,15 @@ static const float *next_row(const fc_depthwise_geometry *g, const float *x, int
     if (ih >= g->h)
         ih = g->h - 1;
     return ih < 0 ? NULL : x + (n * g->h + ih) * g->w * g->c;
+}
+
+/* The two rows to prefetch for the lines after (n, oh): at stride 1 the new row of each of
+ * the next two lines, at larger strides the next line's last two rows. */
+static void prefetch_rows(const fc_depthwise_geometry *g, const float *x, int64_t n,
+                          int64_t oh, const float **pf)
+{
+    pf[0] = next_row(g, x, n, oh, 1, 0);
+    pf[1] = g->sh == 1 ? next_row(g, x, n, oh, 2, 0) : next_row(g, x, n, oh, 1, 1);
 }
 
 /* ------------------------------------------------------------------ forward */
@@ -751,8 +760,7 @@ int fc_depthwise_forward(const fc_depthwise_geometry *g, const float *x, const f
             for (r = 0; r < R; r++) {
                 const int64_t n = r / g->oh, oh = r % g->oh;
                 gather_rows(g, x, n, oh, buf, rows);
-                rows[g->kh] = next_row(g, x, n, oh, 1);
-                rows[g->kh + 1] = next_row(g, x, n, oh, 2);
+                prefetch_rows(g, x, n, oh, rows + g->kh);
                 fn(g, rows, kernel, bias, relu, Q, out + r * g->ow * Q);
             }
         }
@@ -916,8 +924,7 @@ int fc_depthwise_backward_kernel(const fc_depthwise_geometry *g, const float *dy
                     const float *dyline = dy + r * g->ow * Q;
                     gather_rows(g, x, n, oh, buf, rows);
                     if (fast) {
-                        rows[3] = next_row(g, x, n, oh, 1);
-                        rows[4] = next_row(g, x, n, oh, 2);
+                        prefetch_rows(g, x, n, oh, rows + 3);
                         rows[5] = r + 1 < R ? dyline + g->ow * Q : NULL;
                         fn3(g, rows, dyline, Q, p, pb);
                         continue;
