@@ -9,9 +9,10 @@
  * Every output element sums its taps in one fixed order (i, then j) over a vector of
  * channels (AVX2 where the CPU has it: the same products and sums in the same order, since
  * the build never contracts to FMA), the input gradient gathers over the outputs that read
- * each input (no scatter), and the kernel gradient sums fixed blocks of output lines into
- * their own partial sums, added in block order; so results are bitwise identical for any
- * thread count.
+ * each input (no scatter; at stride 1 with M == 1 it is the forward of dy with the kernel
+ * flipped), and the kernel and bias gradients sum fixed blocks of output lines into their
+ * own partial sums, added in block order; so results are bitwise identical for any thread
+ * count.
  */
 #ifndef FC_DEPTHWISE_H
 #define FC_DEPTHWISE_H
