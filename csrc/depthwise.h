@@ -9,9 +9,10 @@
  * Every output element sums its taps in one fixed order (i, then j) over a vector of
  * channels (AVX2 where the CPU has it: the same products and sums in the same order, since
  * the build never contracts to FMA), the input gradient gathers over the outputs that read
- * each input (no scatter), and the kernel gradient sums fixed blocks of output lines into
- * their own partial sums, added in block order; so results are bitwise identical for any
- * thread count.
+ * each input (no scatter; at stride 1 with M == 1 it is the forward of dy with the kernel
+ * flipped), and the kernel and bias gradients sum fixed blocks of output lines into their
+ * own partial sums, added in block order; so results are bitwise identical for any thread
+ * count.
  */
 #ifndef FC_DEPTHWISE_H
 #define FC_DEPTHWISE_H
@@ -38,8 +39,9 @@ int fc_depthwise_forward(const fc_depthwise_geometry *g, const float *x, const f
 int fc_depthwise_backward_input(const fc_depthwise_geometry *g, const float *dy,
                                  const float *kernel, float *dx);
 
-/* dkernel (KH, KW, C, M), summed over the batch; overwritten. */
+/* dkernel (KH, KW, C, M) and, unless dbias is NULL, dbias (C*M,), summed over the batch;
+ * overwritten. */
 int fc_depthwise_backward_kernel(const fc_depthwise_geometry *g, const float *dy,
-                                 const float *x, float *dkernel);
+                                 const float *x, float *dkernel, float *dbias);
 
 #endif

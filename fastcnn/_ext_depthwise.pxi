@@ -30,7 +30,7 @@ cdef extern from "depthwise.h":
     int fc_depthwise_backward_input(const fc_depthwise_geometry *g, const float *dy,
                                     const float *kernel, float *dx) nogil
     int fc_depthwise_backward_kernel(const fc_depthwise_geometry *g, const float *dy,
-                                     const float *x, float *dkernel) nogil
+                                     const float *x, float *dkernel, float *dbias) nogil
 
 
 cdef fc_conv2d_grouped_geometry _grouped_geometry(tuple x_shape, tuple k_shape, tuple strides,
@@ -147,21 +147,27 @@ def depthwise_backward_input(const float[:, :, :, ::1] dy, const float[:, :, :, 
 
 def depthwise_backward_kernel(const float[:, :, :, ::1] dy, const float[:, :, :, ::1] x,
                               tuple strides, tuple dilation, tuple pads,
-                              float[:, :, :, ::1] dkernel):
-    """dkernel = kernel gradient of the depthwise conv, summed over the batch."""
+                              float[:, :, :, ::1] dkernel, float[::1] dbias=None):
+    """dkernel (and dbias unless None) = gradients of the depthwise conv, summed over the
+    batch (overwritten); dbias is summed in the same pass over dy."""
     cdef fc_depthwise_geometry g = _dw_geometry(
         (x.shape[0], x.shape[1], x.shape[2], x.shape[3]),
         (dkernel.shape[0], dkernel.shape[1], dkernel.shape[2], dkernel.shape[3]), strides,
         dilation, pads, (dy.shape[1], dy.shape[2]))
+    cdef float *pb = &dbias[0] if dbias is not None and dbias.shape[0] > 0 else NULL
     cdef int rc
     if dkernel.size == 0:
+        if dbias is not None and dbias.shape[0] > 0:
+            conv2d_backward_bias(dy, dbias)
         return
     if dy.size == 0 or x.size == 0:
         dkernel[:, :, :, :] = 0
+        if pb != NULL:
+            dbias[:] = 0
         return
     with nogil:
         rc = fc_depthwise_backward_kernel(&g, &dy[0, 0, 0, 0], &x[0, 0, 0, 0],
-                                          &dkernel[0, 0, 0, 0])
+                                          &dkernel[0, 0, 0, 0], pb)
     _check(rc, "depthwise_conv2d_backward")
 
 

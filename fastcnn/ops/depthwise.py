@@ -143,7 +143,5 @@ def depthwise_conv2d_backward(dy, x, kernel, strides=(1, 1), padding="valid",
         ("dbias", dbias, (q,) if use_bias else None)))
     if dx is not None:
         _ext.depthwise_backward_input(dy, kernel, strides, dilation, pads, dx)
-    _ext.depthwise_backward_kernel(dy, x, strides, dilation, pads, dkernel)
-    if dbias is not None:
-        _ext.conv2d_backward_bias(dy, dbias)
+    _ext.depthwise_backward_kernel(dy, x, strides, dilation, pads, dkernel, dbias)
     return dx, dkernel, dbias
