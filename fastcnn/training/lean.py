@@ -6,10 +6,17 @@ scratch allocated) to a closure that calls the C kernel directly, so a call cost
 kernels plus a few microseconds of Python per step. Steps without a binder (batch norm,
 preprocessing, merges, ...) run their ordinary forward. A table maps step kinds to
 binders, like the fusion rules.
+
+When every step's run can lower itself (``run.lower``, see ops.bound), the runner records
+the whole chain once into an ``_ext.LeanProgram`` and a call is ONE nogil C call: the same
+kernels on the same buffers in the same order (so the same bits), without a Python step
+between them; otherwise the steps run one by one from Python.
 """
 import collections
 
-from .. import ops
+import numpy as np
+
+from .. import _ext, ops
 from ..layers.convolutional import Conv2D
 from ..layers.core import Activation, Dense, Dropout, Flatten
 from ..layers.merging import Concatenate
@@ -44,12 +51,20 @@ def _bind_pool(step, x_shape, input_padding=None):
                                input_padding=input_padding)[0]
 
 
+def _view(fn):
+    """A run that only reshapes (no kernel): it lowers to itself."""
+    def run(x):
+        return fn(x)
+    run.lower = lambda program, x: fn(x)
+    return run
+
+
 def _bind_flatten(step, x_shape):
-    return lambda x: x.reshape(x.shape[0], -1)
+    return _view(lambda x: x.reshape(x.shape[0], -1))
 
 
 def _bind_identity(step, x_shape):  # Dropout at inference
-    return lambda x: x
+    return _view(lambda x: x)
 
 
 def _bind_conv_pool(step, x_shape):
@@ -73,7 +88,11 @@ def _bind_conv_pool(step, x_shape):
     conv_run, z = ops.bind_conv2d(x_shape, conv.kernel.value, bias, conv.strides,
                                   conv.padding, "relu", output_size=crop)
     pool_run, _ = ops.bind_max_pool2d(z.shape, (ph, pw))
-    return lambda x: pool_run(conv_run(x))
+
+    def run(x):
+        return pool_run(conv_run(x))
+    run.lower = lambda program, x: pool_run.lower(program, conv_run.lower(program, x))
+    return run
 
 
 def _bind_zero_pad(step, x_shape):
@@ -84,7 +103,7 @@ def _bind_activation(step, x_shape):
     if step.layer.activation == "sigmoid":
         return ops.bind_sigmoid(x_shape)[0]
     if step.layer.activation == "linear":
-        return lambda x: x
+        return _view(lambda x: x)
     return None
 
 
@@ -203,6 +222,23 @@ class LeanRunner:
         self.chain = all(len(ins) == 1 for _, ins, _ in self.keys) and all(
             self.keys[i][1][0] == (self.keys[i - 1][2] if i else self.input_key)
             for i in range(len(self.keys)))
+        self.program, self.result = self._compile()
+
+    def _compile(self):
+        """(LeanProgram, the array it leaves the output in), or (None, None) where a step
+        cannot lower itself or the output would be the input itself."""
+        if not all(hasattr(run, "lower") for run, _, _ in self.keys):
+            return None, None
+        placeholder = np.zeros(self.x_shape, np.float32)
+        program = _ext.LeanProgram(placeholder)
+        values = {self.input_key: placeholder}
+        for run, ins, out in self.keys:
+            values[out] = run.lower(program, values[ins[0]] if len(ins) == 1
+                                    else [values[k] for k in ins])
+        result = values[self.output_key]
+        if np.shares_memory(result, placeholder):
+            return None, None
+        return program, result
 
     @staticmethod
     def _absorbed_padding(program, shapes):
@@ -233,6 +269,9 @@ class LeanRunner:
         return lambda x: step.forward([x], False, False)
 
     def __call__(self, x):
+        if self.program is not None:
+            self.program.run(x)
+            return self.result
         if self.chain:
             for run, _, _ in self.keys:
                 x = run(x)
