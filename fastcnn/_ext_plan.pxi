@@ -3,6 +3,9 @@
 # (by running the checked op once on buffers of the same shapes): typed memoryviews still
 # pin dtype and layout, and the program keeps every array it points into alive. run(x)
 # then executes all the calls in one nogil loop, so a call costs the kernels alone.
+# Placeholders stand for the arrays run() is given (the model input, or values a Python
+# step computes between two programs): a recorded pointer equal to the i-th placeholder's
+# reads the i-th array of the call.
 from libc.string cimport memset
 from cpython.mem cimport PyMem_Realloc, PyMem_Free
 
@@ -65,26 +68,33 @@ cdef class LeanProgram:
 
     Built by ``fastcnn.training.lean`` from bound steps (``fastcnn.ops.bound``); every
     ``add_*`` takes the arrays the bound step's ``run`` would use, already validated.
-    Inputs are arrays: ``placeholder`` (the model input, replaced by ``run``'s argument) or
+    Inputs are arrays: a placeholder (replaced by the matching array given to ``run``) or
     outputs of earlier calls.
 
     Args:
-        placeholder: a C-contiguous float32 array of the model input's exact shape.
+        placeholders: a list of C-contiguous float32 arrays (at most 8), each of the exact
+            shape of the array ``run`` will get in its place.
     """
     cdef _lean_step *steps
     cdef Py_ssize_t count, capacity
-    cdef const float *xph
-    cdef Py_ssize_t x_size
+    cdef const float *ph[_LEAN_MAX_INPUTS]
+    cdef const float *xs[_LEAN_MAX_INPUTS]
+    cdef int nph
     cdef list keep
-    cdef readonly tuple x_shape
+    cdef readonly tuple shapes
 
-    def __cinit__(self, placeholder):
+    def __cinit__(self, list placeholders):
+        cdef int i
         self.steps = NULL
         self.count = self.capacity = 0
-        self.keep = [placeholder]
-        self.x_shape = tuple(placeholder.shape)
-        self.x_size = placeholder.size
-        self.xph = _lean_rd(placeholder)
+        if not 1 <= len(placeholders) <= _LEAN_MAX_INPUTS:
+            raise ValueError("LeanProgram: 1 to %d placeholders, got %d"
+                             % (_LEAN_MAX_INPUTS, len(placeholders)))
+        self.keep = list(placeholders)
+        self.shapes = tuple(tuple(a.shape) for a in placeholders)
+        self.nph = <int>len(placeholders)
+        for i in range(self.nph):
+            self.ph[i] = _lean_rd(placeholders[i])
 
     def __dealloc__(self):
         PyMem_Free(self.steps)
@@ -232,30 +242,38 @@ cdef class LeanProgram:
         cdef _lean_step *s = self._new(_LEAN_GLOBAL_AVG_POOL2D, [x], out)
         s.p[0], s.p[1], s.p[2], s.p[3] = xv.shape[0], xv.shape[1], xv.shape[2], xv.shape[3]
 
-    def run(self, x):
-        """Execute every recorded call with ``x`` (the placeholder's shape, float32) as the
-        model input; returns None (the outputs are the recorded arrays)."""
-        cdef const float[::1] xv = x.reshape(-1)
+    def run(self, list xs):
+        """Execute every recorded call with the float32 arrays ``xs`` in the placeholders'
+        places (same shapes); returns None (the outputs are the recorded arrays)."""
         cdef Py_ssize_t failed = -1
-        cdef int rc = 0
-        if xv.shape[0] != self.x_size or tuple(x.shape) != self.x_shape:
-            raise ValueError("LeanProgram.run: input shape %s, compiled for %s"
-                             % (tuple(x.shape), self.x_shape))
+        cdef int i, rc = 0
+        if len(xs) != self.nph:
+            raise ValueError("LeanProgram.run: %d inputs, compiled for %d"
+                             % (len(xs), self.nph))
+        for i in range(self.nph):
+            x = xs[i]
+            if tuple(x.shape) != self.shapes[i]:
+                raise ValueError("LeanProgram.run: input %d has shape %s, compiled for %s"
+                                 % (i, tuple(x.shape), self.shapes[i]))
+            self.xs[i] = _lean_rd(x)  # x's own memory: xs holds x during the call
         with nogil:
-            rc = _lean_exec(self.steps, self.count, self.xph, &xv[0], &failed)
+            rc = _lean_exec(self.steps, self.count, self.ph, self.xs, self.nph, &failed)
         if rc != 0:
             _check(rc, "LeanProgram.run: step %d" % failed)
 
 
-cdef int _lean_exec(_lean_step *steps, Py_ssize_t count, const float *ph, const float *x,
-                    Py_ssize_t *failed) noexcept nogil:
+cdef int _lean_exec(_lean_step *steps, Py_ssize_t count, const float **ph,
+                    const float **xs, int nph, Py_ssize_t *failed) noexcept nogil:
     cdef Py_ssize_t i
-    cdef int j, rc = 0
+    cdef int j, m, rc = 0
     cdef _lean_step *s
     for i in range(count):
         s = &steps[i]
         for j in range(s.k):
-            s.cur[j] = x if s.ins[j] == ph else s.ins[j]
+            s.cur[j] = s.ins[j]
+            for m in range(nph):
+                if s.ins[j] == ph[m]:
+                    s.cur[j] = xs[m]
         if s.kind == _LEAN_BN_FOLD:
             fc_bn_fold(s.w0, s.w1, s.p[0], s.p[1], s.v[0], s.v[1], s.v[2], s.v[3], s.eps,
                        s.fw, s.fb)

@@ -101,16 +101,31 @@ def test_program_sees_weights_changed_in_place():
         after, np.array(model._program().forward([x], False, False)[0]))
 
 
-def test_step_without_a_lowering_keeps_the_python_path():
-    # standalone batch norm (not after a conv) has no bound kernel call
-    model = fastcnn.Sequential([fastcnn.Input((6, 6, 2)), layers.BatchNormalization(),
-                                layers.Conv2D(3, 3), layers.Flatten()])
-    model.build((None, 6, 6, 2))
-    x = rand((2, 6, 6, 2), 3)
-    got = model.predict_on_batch(x)
-    runner = model._lean.get(x.shape)
-    assert runner.program is None
-    np.testing.assert_array_equal(got, np.array(model._program().forward([x], False, False)[0]))
+@pytest.mark.parametrize("threads", [1, 2])
+def test_steps_without_a_lowering_split_the_program(threads):
+    # standalone batch norm (not after a conv) and a tanh activation have no bound kernel
+    # call: they run from Python between programs, one of which has two inputs
+    inp = fastcnn.Input((9, 7, 3))
+    h = layers.BatchNormalization()(inp)
+    a = layers.Conv2D(5, 3, padding="same", activation="relu")(h)
+    b = layers.Conv2D(5, 1, activation="relu")(layers.Activation("tanh")(h))
+    h = layers.ReLU()(layers.Add()([a, b]))
+    h = layers.Conv2D(4, 3)(layers.Activation("tanh")(h))
+    out = layers.Dense(3)(layers.Flatten()(h))
+    model = fastcnn.Model(inp, out)
+    model.build((None, 9, 7, 3))
+    bn = model.layers[1]
+    bn.moving_mean.value[...] = rand(bn.moving_mean.value.shape, 9)
+    x = rand((2, 9, 7, 3), 3)
+    with num_threads(threads):
+        got = model.predict_on_batch(x)
+        runner = model._lean.get(x.shape)
+        kinds = [item[0] for item in runner.items]
+        np.testing.assert_array_equal(got, python_steps(runner, x))
+        np.testing.assert_array_equal(
+            got, np.array(model._program().forward([x], False, False)[0]))
+    assert runner.program is None and kinds.count("program") >= 2 and "step" in kinds
+    assert any(len(item[2]) == 2 for item in runner.items if item[0] == "program")
 
 
 def test_identity_model_is_not_compiled():
@@ -124,18 +139,24 @@ def test_identity_model_is_not_compiled():
 
 def test_program_rejects_bad_input():
     placeholder = np.zeros((1, 4, 4, 2), np.float32)
-    program = _ext.LeanProgram(placeholder)
+    program = _ext.LeanProgram([placeholder])
     out = np.zeros((1, 6, 6, 2), np.float32)
     program.add_pad2d(placeholder, 1, 1, 1, 1, out)
     x = rand((1, 4, 4, 2), 5)
-    program.run(x)
+    program.run([x])
     np.testing.assert_array_equal(out, np.pad(x, ((0, 0), (1, 1), (1, 1), (0, 0))))
-    with pytest.raises(ValueError, match="LeanProgram.run: input shape"):
-        program.run(np.zeros((1, 4, 2, 4), np.float32))
-    with pytest.raises(ValueError, match="LeanProgram.run: input shape"):
-        program.run(np.zeros((2, 4, 4, 2), np.float32))
+    with pytest.raises(ValueError, match="LeanProgram.run: input 0 has shape"):
+        program.run([np.zeros((1, 4, 2, 4), np.float32)])
+    with pytest.raises(ValueError, match="LeanProgram.run: input 0 has shape"):
+        program.run([np.zeros((2, 4, 4, 2), np.float32)])
+    with pytest.raises(ValueError, match="LeanProgram.run: 2 inputs"):
+        program.run([x, x])
     with pytest.raises(ValueError):
-        program.run(np.zeros((1, 4, 4, 2), np.float64))
+        program.run([np.zeros((1, 4, 4, 2), np.float64)])
+    with pytest.raises(ValueError, match="C-contiguous"):
+        program.run([np.zeros((1, 4, 4, 4), np.float32)[..., ::2]])
+    with pytest.raises(ValueError, match="placeholders"):
+        _ext.LeanProgram([])
     with pytest.raises(ValueError, match="C-contiguous"):
         program.add_sigmoid(out[:, ::2], np.zeros(18 * 2, np.float32))
     with pytest.raises(ValueError, match="empty"):

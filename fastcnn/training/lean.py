@@ -7,10 +7,11 @@ kernels plus a few microseconds of Python per step. Steps without a binder (batc
 preprocessing, merges, ...) run their ordinary forward. A table maps step kinds to
 binders, like the fusion rules.
 
-When every step's run can lower itself (``run.lower``, see ops.bound), the runner records
-the whole chain once into an ``_ext.LeanProgram`` and a call is ONE nogil C call: the same
-kernels on the same buffers in the same order (so the same bits), without a Python step
-between them; otherwise the steps run one by one from Python.
+Steps whose run can lower itself (``run.lower``, see ops.bound) are recorded once, each run
+of consecutive ones into an ``_ext.LeanProgram`` executed by ONE nogil C call: the same
+kernels on the same buffers in the same order (so the same bits), without Python between
+them. The other steps run from Python between the programs; a model whose steps all lower
+is one C call.
 """
 import collections
 
@@ -219,26 +220,52 @@ class LeanRunner:
             self.keys.append((run, inputs, s.output))
         self.input_key = program.input_keys[0]
         self.output_key = program.output_keys[0]
-        self.chain = all(len(ins) == 1 for _, ins, _ in self.keys) and all(
-            self.keys[i][1][0] == (self.keys[i - 1][2] if i else self.input_key)
-            for i in range(len(self.keys)))
-        self.program, self.result = self._compile()
+        self._shapes = {**shapes, self.input_key: self.x_shape}
+        self.items = self._segments()
+        whole = len(self.items) == 1 and self.items[0][0] == "program"
+        # the whole chain in one program: __call__'s fast path
+        self.program = self.items[0][1] if whole else None
+        self.result = self.items[0][3][self.output_key] if whole else None
 
-    def _compile(self):
-        """(LeanProgram, the array it leaves the output in), or (None, None) where a step
-        cannot lower itself or the output would be the input itself."""
-        if not all(hasattr(run, "lower") for run, _, _ in self.keys):
-            return None, None
-        placeholder = np.zeros(self.x_shape, np.float32)
-        program = _ext.LeanProgram(placeholder)
-        values = {self.input_key: placeholder}
-        for run, ins, out in self.keys:
-            values[out] = run.lower(program, values[ins[0]] if len(ins) == 1
-                                    else [values[k] for k in ins])
-        result = values[self.output_key]
-        if np.shares_memory(result, placeholder):
-            return None, None
-        return program, result
+    def _segments(self):
+        """What a call runs in order: ("program", LeanProgram, input keys, {key: array})
+        for each run of consecutive steps that lower themselves, ("step", run, ins, out)
+        for each other step."""
+        items, group = [], []
+        for key in self.keys + [None]:
+            if key is not None and hasattr(key[0], "lower"):
+                group.append(key)
+                continue
+            items += self._lower(group)
+            group = []
+            if key is not None:
+                items.append(("step",) + key)
+        return items
+
+    def _lower(self, group):
+        """[the program item] of the steps ``group``, or their step items where a program
+        cannot hold them (too many inputs, empty arrays, an output that is an input)."""
+        if not group:
+            return []
+        produced = {out for _, _, out in group}
+        inputs = list(dict.fromkeys(k for _, ins, _ in group for k in ins
+                                    if k not in produced))
+        fallback = [("step",) + key for key in group]
+        if len(inputs) > 8:
+            return fallback
+        placeholders = [np.zeros(self._shapes[k], np.float32) for k in inputs]
+        values = dict(zip(inputs, placeholders))
+        try:
+            program = _ext.LeanProgram(placeholders)
+            for run, ins, out in group:
+                values[out] = run.lower(program, values[ins[0]] if len(ins) == 1
+                                        else [values[k] for k in ins])
+        except ValueError:  # e.g. a batch of 0 samples: nothing to point at
+            return fallback
+        outputs = {k: values[k] for k in produced}
+        if any(np.shares_memory(v, p) for v in outputs.values() for p in placeholders):
+            return fallback  # a view of an input would not follow the call's arrays
+        return [("program", program, inputs, outputs)]
 
     @staticmethod
     def _absorbed_padding(program, shapes):
@@ -270,15 +297,16 @@ class LeanRunner:
 
     def __call__(self, x):
         if self.program is not None:
-            self.program.run(x)
+            self.program.run([x])
             return self.result
-        if self.chain:
-            for run, _, _ in self.keys:
-                x = run(x)
-            return x
         values = {self.input_key: x}
-        for run, ins, out in self.keys:
-            values[out] = run(values[ins[0]]) if len(ins) == 1 else run([values[k] for k in ins])
+        for kind, a, ins, out in self.items:
+            if kind == "program":  # a Python step's output may be a strided view
+                a.run([values[k] if k == self.input_key
+                       else np.ascontiguousarray(values[k], np.float32) for k in ins])
+                values.update(out)
+            else:
+                values[out] = a(values[ins[0]]) if len(ins) == 1 else a([values[k] for k in ins])
         return values[self.output_key]
 
 
