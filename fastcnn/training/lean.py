@@ -236,15 +236,25 @@ class LeanRunner:
             if key is not None and hasattr(key[0], "lower"):
                 group.append(key)
                 continue
-            items += self._lower(group)
+            items += self.lower_steps(group)
             group = []
             if key is not None:
                 items.append(("step",) + key)
         return items
 
-    def _lower(self, group):
-        """[the program item] of the steps ``group``, or their step items where a program
-        cannot hold them (too many inputs, empty arrays, an output that is an input)."""
+    def lower_steps(self, group):
+        """The steps ``group`` (entries of ``keys``, in order) as one program.
+
+        Args:
+            group: a list of ``(run, input keys, output key)`` entries of ``self.keys``
+                whose runs all have ``lower``.
+
+        Returns:
+            ``[("program", LeanProgram, input keys, {output key: array})]``, or one
+            ``("step", run, input keys, output key)`` item per step where a program cannot
+            hold them (too many inputs, empty arrays, an output that is an input's view);
+            ``[]`` for an empty group.
+        """
         if not group:
             return []
         produced = {out for _, _, out in group}
