@@ -9,6 +9,10 @@
 from libc.string cimport memset
 from cpython.mem cimport PyMem_Realloc, PyMem_Free
 
+cdef extern from "lean_dense.h":
+    int fc_lean_dense_row(const float *x, const float *kernel, const float *bias, int64_t inp,
+                          int64_t units, int relu, float *y) nogil
+
 cdef enum:
     _LEAN_BN_FOLD = 1
     _LEAN_CONV2D
@@ -198,7 +202,8 @@ cdef class LeanProgram:
         s.g.pad_top, s.g.pad_left, s.g.oh, s.g.ow = pad_top, pad_left, ov.shape[1], ov.shape[2]
 
     def add_dense(self, x, kernel, bias, bint relu, out):
-        """``_ext.dense_forward`` with the same arguments."""
+        """``_ext.dense_forward`` with the same arguments (one row: without packing the
+        kernel, same bits, csrc/lean_dense.h)."""
         cdef const float[:, ::1] xv = x
         cdef const float[:, ::1] kv = kernel
         cdef float[:, ::1] ov = out
@@ -290,7 +295,10 @@ cdef int _lean_exec(_lean_step *steps, Py_ssize_t count, const float **ph,
                                   s.p[6], s.p[7], s.g.pad_top, s.g.pad_left, s.g.oh, s.g.ow,
                                   s.out, NULL)
         elif s.kind == _LEAN_DENSE:
-            rc = fc_dense_forward(s.cur[0], s.w0, s.w1, s.p[0], s.p[1], s.p[2], s.relu, s.out)
+            if s.p[0] != 1 or not fc_lean_dense_row(s.cur[0], s.w0, s.w1, s.p[1], s.p[2],
+                                                    s.relu, s.out):
+                rc = fc_dense_forward(s.cur[0], s.w0, s.w1, s.p[0], s.p[1], s.p[2], s.relu,
+                                      s.out)
         elif s.kind == _LEAN_PAD2D:
             fc_pad2d(s.cur[0], s.p[0], s.p[1], s.p[2], s.p[3], s.p[4], s.p[5], s.p[6], s.p[7],
                      s.out)

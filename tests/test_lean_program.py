@@ -162,3 +162,39 @@ def test_program_rejects_bad_input():
     with pytest.raises(ValueError, match="empty"):
         program.add_sigmoid(np.zeros(0, np.float32), np.zeros(0, np.float32))
     assert len(program) == 1
+
+
+@pytest.mark.parametrize("avx512", [False, True])
+@pytest.mark.parametrize("inp,units", [(1, 1), (7, 5), (255, 16), (256, 64), (257, 70),
+                                       (1024, 64), (1500, 130), (33, 8)])
+def test_one_row_dense_has_the_gemm_bits(inp, units, avx512):
+    """At batch 1 the program's dense reads the kernel in place (csrc/lean_dense.c): the
+    bits of _ext.dense_forward's GEMM (its K blocks of <= 256, bias, ReLU keeping NaN), with
+    the GEMM's AVX2 or AVX-512 kernels, at 1 and 2 threads; close to a float64 reference."""
+    if avx512 and not _ext.gemm_avx512():
+        pytest.skip("no AVX-512 GEMM kernels on this CPU")
+    rng = np.random.default_rng(inp * 1000 + units)
+    x = rng.standard_normal((1, inp)).astype(np.float32)
+    kernel = rng.standard_normal((inp, units)).astype(np.float32)
+    bias = rng.standard_normal(units).astype(np.float32)
+    x[0, 0] = np.nan if units == 5 else x[0, 0]  # NaN passes ReLU as NaN in both
+    _ext.gemm_force_avx512(1 if avx512 else 0)
+    try:
+        for b in (bias, None):
+            for relu in (False, True):
+                ref = np.empty((1, units), np.float32)
+                _ext.dense_forward(x, kernel, b, relu, ref)
+                for threads in (1, 2):
+                    with num_threads(threads):
+                        placeholder = np.zeros_like(x)
+                        program = _ext.LeanProgram([placeholder])
+                        out = np.full((1, units), 7.0, np.float32)
+                        program.add_dense(placeholder, kernel, b, relu, out)
+                        program.run([x])
+                    np.testing.assert_array_equal(out, ref)
+                if units != 5:
+                    z = x.astype(np.float64) @ kernel + (0 if b is None else b)
+                    np.testing.assert_allclose(out, np.maximum(z, 0) if relu else z,
+                                               rtol=1e-4, atol=1e-4 * np.abs(z).max())
+    finally:
+        _ext.gemm_force_avx512(-1)
