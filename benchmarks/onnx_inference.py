@@ -21,6 +21,11 @@ images per second, and the median per-round ratio of onnxruntime's time to the r
     python benchmarks/onnx_inference.py --rounds 2 --seconds 0.2 --batches 64 1   # quick
     python benchmarks/onnx_inference.py --json   # also benchmarks/results/onnx_inference.json
     python benchmarks/onnx_inference.py --threads 1 --clock cpu   # A/B on a busy machine
+    python benchmarks/onnx_inference.py --steps --batches 1   # where the lean program's time goes
+
+``--steps`` prints, instead of the comparison, the time of each step of the model's compiled
+lean program (training/lean.py): programs of the first k steps are timed (--clock) and each
+step's time is the difference, so it is the C kernels' time without Python.
 
 ``--clock cpu`` times with the process's CPU time (all its threads) instead of the wall
 clock: with ``--threads 1`` it is the A/B measure that other processes on a loaded host
@@ -142,6 +147,29 @@ def bench_one(name, batch, args):
     return rows, ort_runner.version
 
 
+def step_times(name, batch, args):
+    """[(step, µs per call)] of the lean program of ``name`` at ``batch`` (see --steps)."""
+    import fastcnn.onnx
+    from fastcnn.training.lean import LeanRunner
+    model = fastcnn.onnx.load_model(os.path.join(FIXTURES, name + ".onnx"))
+    model.predict_on_batch(np.zeros((1,) + tuple(model.inputs[0].shape[1:]), np.float32))
+    shape = (batch,) + tuple(model.inputs[0].shape[1:])
+    x = np.random.default_rng(args.seed).standard_normal(shape).astype(np.float32)
+    runner = LeanRunner(model._program(), x.shape)
+    if runner.program is None:
+        raise SystemExit("%s: its steps do not all lower into one program" % name)
+    keys = runner.keys
+    times = []
+    for k in range(len(keys) + 1):
+        program = runner.lower_steps(keys[:k])[0][1] if k else None
+        call = (lambda p=program: p.run([x])) if program is not None else (lambda: None)
+        n = max(args.min_calls, int(args.seconds / max(time_calls(call, (), 3) / 3, 1e-7)))
+        times.append(min(time_calls(call, (), n) / n for _ in range(args.rounds)))
+    return [(keys[i][0].__qualname__.split(".")[0] + " -> %s" % (keys[i][2],),
+             (times[i + 1] - times[i]) * 1e6) for i in range(len(keys))] + \
+        [("whole program", times[-1] * 1e6)]
+
+
 def run(args, argv=None):
     import fastcnn
     global _clock
@@ -149,6 +177,17 @@ def run(args, argv=None):
     old = fastcnn.get_num_threads()
     fastcnn.set_num_threads(args.threads)
     rows, version = [], None
+    if args.steps:
+        try:
+            for name in args.models:
+                for batch in args.batches:
+                    print("\n%s batch %d, threads=%d, %s clock: µs per step"
+                          % (name, batch, args.threads, args.clock))
+                    for what, us in step_times(name, batch, args):
+                        print("  %-45s %10.2f" % (what, us))
+        finally:
+            fastcnn.set_num_threads(old)
+        return []
     try:
         for name in args.models:
             for batch in args.batches:
@@ -199,6 +238,8 @@ def main(argv=None):
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--clock", choices=sorted(CLOCKS), default="wall",
                    help="wall: elapsed time; cpu: the process's CPU time (A/B under load)")
+    p.add_argument("--steps", action="store_true",
+                   help="per-step times of fastcnn's compiled lean program (no comparison)")
     p.add_argument("--json", action="store_true", help="write %s" % JSON_PATH)
     p.add_argument("--json-path", default=JSON_PATH, help=argparse.SUPPRESS)
     p.add_argument("--note", default="", help="a remark stored in the JSON (e.g. 'quiet host')")

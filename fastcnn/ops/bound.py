@@ -6,6 +6,11 @@ op once on buffers of ``x_shape``), allocates the output and scratch, and return
 caller guarantees ``x`` is a C-contiguous float32 array of exactly ``x_shape`` (the lean
 runner checks the model input once per call and chains its own buffers), so per call only
 the Cython binding's own dtype/layout checks remain.
+
+Every ``run`` also has ``run.lower(program, x)``: it records the same kernel calls on ``x``
+(an array standing for the input, or a list of them) into ``program`` (an
+``_ext.LeanProgram``) and returns the array ``run`` would return, so a runner can execute a
+chain of bound steps in one C call.
 """
 import numpy as np
 
@@ -123,6 +128,11 @@ def bind_conv2d(x_shape, kernel, bias=None, strides=(1, 1), padding="valid",
         def run_padded(x):
             _ext.conv2d_forward(x, kernel, bias, strides, in_pads, relu, out, ws, algorithm)
             return out
+
+        def lower_padded(program, x):
+            program.add_conv2d(x, kernel, bias, strides, in_pads, relu, out, ws, algorithm)
+            return out
+        run_padded.lower = lower_padded
         return run_padded, out
     algorithm = latency_algorithm(x_shape, k_shape, strides, padding, output_size)
     size = _conv.conv2d_workspace_size(x_shape, k_shape, strides, padding,
@@ -137,6 +147,11 @@ def bind_conv2d(x_shape, kernel, bias=None, strides=(1, 1), padding="valid",
     def run(x):
         _ext.conv2d_forward(x, kernel, bias, strides, pads, relu, out, flat, algorithm)
         return out
+
+    def lower(program, x):
+        program.add_conv2d(x, kernel, bias, strides, pads, relu, out, flat, algorithm)
+        return out
+    run.lower = lower
     return run, out
 
 
@@ -151,6 +166,11 @@ def bind_conv2d_relu_max_pool2d(x_shape, kernel, bias=None, strides=(1, 1), padd
     def run(x):
         _ext.conv2d_relu_maxpool_forward(x, kernel, bias, strides, pads, out_hw, pool, out, idx)
         return out
+
+    def lower(program, x):
+        program.add_conv2d_relu_maxpool(x, kernel, bias, strides, pads, out_hw, pool, out, idx)
+        return out
+    run.lower = lower
     return run, out
 
 
@@ -170,6 +190,12 @@ def bind_conv2d_winograd_relu_max_pool2d(x_shape, kernel, bias=None, padding="va
         _ext.conv2d_winograd_relu_maxpool2_forward(x, kernel, bias, pads, out_hw, out, idx,
                                                    flat)
         return out
+
+    def lower(program, x):
+        program.add_conv2d_winograd_relu_maxpool2(x, kernel, bias, pads, out_hw, out, idx,
+                                                  flat)
+        return out
+    run.lower = lower
     return run, out
 
 
@@ -199,6 +225,11 @@ def bind_max_pool2d(x_shape, pool_size=(2, 2), strides=None, padding="valid",
     def run(x):
         _ext.max_pool2d_forward(x, ph, pw, sh, sw, pt, pl, out)
         return out
+
+    def lower(program, x):
+        program.add_max_pool2d(x, ph, pw, sh, sw, pt, pl, out)
+        return out
+    run.lower = lower
     return run, out
 
 
@@ -210,6 +241,11 @@ def bind_dense(x_shape, kernel, bias=None, activation=None):
     def run(x):
         _ext.dense_forward(x, kernel, bias, relu, out)
         return out
+
+    def lower(program, x):
+        program.add_dense(x, kernel, bias, relu, out)
+        return out
+    run.lower = lower
     return run, out
 
 
@@ -221,6 +257,11 @@ def bind_zero_pad2d(x_shape, padding):
     def run(x):
         _ext.pad2d(x, top, bottom, left, right, out)
         return out
+
+    def lower(program, x):
+        program.add_pad2d(x, top, bottom, left, right, out)
+        return out
+    run.lower = lower
     return run, out
 
 
@@ -232,6 +273,11 @@ def bind_add_relu(x_shapes):
     def run(xs):
         _ext.add_relu_forward([x.reshape(-1) for x in xs], flat)
         return out
+
+    def lower(program, xs):
+        program.add_add_relu([x.reshape(-1) for x in xs], flat)
+        return out
+    run.lower = lower
     return run, out
 
 
@@ -245,6 +291,11 @@ def bind_concatenate(x_shapes, axis=-1):
     def run(xs):
         _ext.concat_forward([x.reshape(rows, w) for x, w in zip(xs, widths)], out2)
         return out
+
+    def lower(program, xs):
+        program.add_concat([x.reshape(rows, w) for x, w in zip(xs, widths)], out2)
+        return out
+    run.lower = lower
     return run, out
 
 
@@ -256,6 +307,11 @@ def bind_sigmoid(x_shape):
     def run(x):
         _ext.sigmoid_forward(x.reshape(-1), flat)
         return out
+
+    def lower(program, x):
+        program.add_sigmoid(x.reshape(-1), flat)
+        return out
+    run.lower = lower
     return run, out
 
 
@@ -268,6 +324,11 @@ def bind_global_avg_pool2d(x_shape, keepdims=False):
     def run(x):
         _ext.global_avg_pool2d_forward(x, out)
         return result
+
+    def lower(program, x):
+        program.add_global_avg_pool2d(x, out)
+        return result
+    run.lower = lower
     return run, result
 
 
@@ -326,4 +387,10 @@ def bind_conv2d_batch_norm(x_shape, kernel, bias, gamma, beta, moving_mean, movi
         _ext.bn_fold(k2, bias, gamma, beta, moving_mean, moving_variance, eps, fk2,
                      folded_bias)
         return conv_run(x)
+
+    def lower(program, x):
+        program.add_bn_fold(k2, bias, gamma, beta, moving_mean, moving_variance, eps, fk2,
+                            folded_bias)
+        return conv_run.lower(program, x)
+    run.lower = lower
     return run, out

@@ -6,10 +6,18 @@ scratch allocated) to a closure that calls the C kernel directly, so a call cost
 kernels plus a few microseconds of Python per step. Steps without a binder (batch norm,
 preprocessing, merges, ...) run their ordinary forward. A table maps step kinds to
 binders, like the fusion rules.
+
+Steps whose run can lower itself (``run.lower``, see ops.bound) are recorded once, each run
+of consecutive ones into an ``_ext.LeanProgram`` executed by ONE nogil C call: the same
+kernels on the same buffers in the same order (so the same bits), without Python between
+them. The other steps run from Python between the programs; a model whose steps all lower
+is one C call.
 """
 import collections
 
-from .. import ops
+import numpy as np
+
+from .. import _ext, ops
 from ..layers.convolutional import Conv2D
 from ..layers.core import Activation, Dense, Dropout, Flatten
 from ..layers.merging import Concatenate
@@ -44,12 +52,20 @@ def _bind_pool(step, x_shape, input_padding=None):
                                input_padding=input_padding)[0]
 
 
+def _view(fn):
+    """A run that only reshapes (no kernel): it lowers to itself."""
+    def run(x):
+        return fn(x)
+    run.lower = lambda program, x: fn(x)
+    return run
+
+
 def _bind_flatten(step, x_shape):
-    return lambda x: x.reshape(x.shape[0], -1)
+    return _view(lambda x: x.reshape(x.shape[0], -1))
 
 
 def _bind_identity(step, x_shape):  # Dropout at inference
-    return lambda x: x
+    return _view(lambda x: x)
 
 
 def _bind_conv_pool(step, x_shape):
@@ -73,7 +89,11 @@ def _bind_conv_pool(step, x_shape):
     conv_run, z = ops.bind_conv2d(x_shape, conv.kernel.value, bias, conv.strides,
                                   conv.padding, "relu", output_size=crop)
     pool_run, _ = ops.bind_max_pool2d(z.shape, (ph, pw))
-    return lambda x: pool_run(conv_run(x))
+
+    def run(x):
+        return pool_run(conv_run(x))
+    run.lower = lambda program, x: pool_run.lower(program, conv_run.lower(program, x))
+    return run
 
 
 def _bind_zero_pad(step, x_shape):
@@ -84,7 +104,7 @@ def _bind_activation(step, x_shape):
     if step.layer.activation == "sigmoid":
         return ops.bind_sigmoid(x_shape)[0]
     if step.layer.activation == "linear":
-        return lambda x: x
+        return _view(lambda x: x)
     return None
 
 
@@ -200,9 +220,62 @@ class LeanRunner:
             self.keys.append((run, inputs, s.output))
         self.input_key = program.input_keys[0]
         self.output_key = program.output_keys[0]
-        self.chain = all(len(ins) == 1 for _, ins, _ in self.keys) and all(
-            self.keys[i][1][0] == (self.keys[i - 1][2] if i else self.input_key)
-            for i in range(len(self.keys)))
+        self._shapes = {**shapes, self.input_key: self.x_shape}
+        self.items = self._segments()
+        whole = len(self.items) == 1 and self.items[0][0] == "program"
+        # the whole chain in one program: __call__'s fast path
+        self.program = self.items[0][1] if whole else None
+        self.result = self.items[0][3][self.output_key] if whole else None
+
+    def _segments(self):
+        """What a call runs in order: ("program", LeanProgram, input keys, {key: array})
+        for each run of consecutive steps that lower themselves, ("step", run, ins, out)
+        for each other step."""
+        items, group = [], []
+        for key in self.keys + [None]:
+            if key is not None and hasattr(key[0], "lower"):
+                group.append(key)
+                continue
+            items += self.lower_steps(group)
+            group = []
+            if key is not None:
+                items.append(("step",) + key)
+        return items
+
+    def lower_steps(self, group):
+        """The steps ``group`` (entries of ``keys``, in order) as one program.
+
+        Args:
+            group: a list of ``(run, input keys, output key)`` entries of ``self.keys``
+                whose runs all have ``lower``.
+
+        Returns:
+            ``[("program", LeanProgram, input keys, {output key: array})]``, or one
+            ``("step", run, input keys, output key)`` item per step where a program cannot
+            hold them (too many inputs, empty arrays, an output that is an input's view);
+            ``[]`` for an empty group.
+        """
+        if not group:
+            return []
+        produced = {out for _, _, out in group}
+        inputs = list(dict.fromkeys(k for _, ins, _ in group for k in ins
+                                    if k not in produced))
+        fallback = [("step",) + key for key in group]
+        if len(inputs) > 8:
+            return fallback
+        placeholders = [np.zeros(self._shapes[k], np.float32) for k in inputs]
+        values = dict(zip(inputs, placeholders))
+        try:
+            program = _ext.LeanProgram(placeholders)
+            for run, ins, out in group:
+                values[out] = run.lower(program, values[ins[0]] if len(ins) == 1
+                                        else [values[k] for k in ins])
+        except ValueError:  # e.g. a batch of 0 samples: nothing to point at
+            return fallback
+        outputs = {k: values[k] for k in produced}
+        if any(np.shares_memory(v, p) for v in outputs.values() for p in placeholders):
+            return fallback  # a view of an input would not follow the call's arrays
+        return [("program", program, inputs, outputs)]
 
     @staticmethod
     def _absorbed_padding(program, shapes):
@@ -233,13 +306,17 @@ class LeanRunner:
         return lambda x: step.forward([x], False, False)
 
     def __call__(self, x):
-        if self.chain:
-            for run, _, _ in self.keys:
-                x = run(x)
-            return x
+        if self.program is not None:
+            self.program.run([x])
+            return self.result
         values = {self.input_key: x}
-        for run, ins, out in self.keys:
-            values[out] = run(values[ins[0]]) if len(ins) == 1 else run([values[k] for k in ins])
+        for kind, a, ins, out in self.items:
+            if kind == "program":  # a Python step's output may be a strided view
+                a.run([values[k] if k == self.input_key
+                       else np.ascontiguousarray(values[k], np.float32) for k in ins])
+                values.update(out)
+            else:
+                values[out] = a(values[ins[0]]) if len(ins) == 1 else a([values[k] for k in ins])
         return values[self.output_key]
 
 
