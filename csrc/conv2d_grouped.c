@@ -260,3 +260,56 @@ void fc_channel_slice_copy(const float *src, float *dst, int64_t rows, int64_t l
             memcpy(dst + r * ld + c0, src + r * width, (size_t)width * sizeof(float));
     }
 }
+
+void fc_lattice_gather(const float *x, int64_t n, int64_t h, int64_t w, int64_t c, int64_t dh,
+                       int64_t dw, int64_t rh, int64_t rw, int64_t hs, int64_t ws, float *xs)
+{
+    const int64_t rows = dh * dw * n * hs;
+    int64_t r;
+    /* pure copies and zeros: the same bits whatever the split */
+#pragma omp parallel for schedule(static) num_threads(fc_get_num_threads()) \
+    if (rows * ws * c > 65536)
+    for (r = 0; r < rows; r++) {
+        const int64_t s = r % hs, k = r / hs, img = k % n, phase = k / n;
+        const int64_t row = phase / dw - rh + dh * s, b = phase % dw - rw;
+        float *dst = xs + r * ws * c;
+        if (row < 0 || row >= h) {
+            memset(dst, 0, (size_t)(ws * c) * sizeof(float));
+            continue;
+        }
+        const float *src = x + (img * h + row) * w * c;
+        for (int64_t u = 0; u < ws; u++) {
+            const int64_t col = b + dw * u;
+            if (col >= 0 && col < w)
+                memcpy(dst + u * c, src + col * c, (size_t)c * sizeof(float));
+            else
+                memset(dst + u * c, 0, (size_t)c * sizeof(float));
+        }
+    }
+}
+
+void fc_lattice_scatter(const float *xs, int64_t n, int64_t h, int64_t w, int64_t c, int64_t dh,
+                        int64_t dw, int64_t rh, int64_t rw, int64_t hs, int64_t ws, float *x)
+{
+    const int64_t rows = n * h;
+    int64_t r;
+#pragma omp parallel for schedule(static) num_threads(fc_get_num_threads()) \
+    if (rows * w * c > 65536)
+    for (r = 0; r < rows; r++) {
+        const int64_t img = r / h, row = r % h + rh, a = row % dh, s = row / dh;
+        float *dst = x + r * w * c;
+        if (s >= hs) {
+            memset(dst, 0, (size_t)(w * c) * sizeof(float));
+            continue;
+        }
+        for (int64_t col = 0; col < w; col++) {
+            const int64_t b = (col + rw) % dw, u = (col + rw) / dw;
+            if (u < ws)
+                memcpy(dst + col * c,
+                       xs + ((((a * dw + b) * n + img) * hs + s) * ws + u) * c,
+                       (size_t)c * sizeof(float));
+            else
+                memset(dst + col * c, 0, (size_t)c * sizeof(float));
+        }
+    }
+}

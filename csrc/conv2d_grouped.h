@@ -45,4 +45,15 @@ int fc_conv2d_grouped_backward_kernel(const fc_conv2d_grouped_geometry *g, const
 void fc_channel_slice_copy(const float *src, float *dst, int64_t rows, int64_t ld, int64_t c0,
                            int64_t width, int to_packed);
 
+/* The space-to-batch split of a dilated convolution (stride 1): with x (N, H, W, C), rates
+ * (dh, dw) and offsets 0 <= rh < dh, 0 <= rw < dw, sub-image k = (a * dw + b) * N + n of
+ * xs (dh * dw * N, hs, ws, C) holds the lattice x[n, a - rh + dh * s, b - rw + dw * u]
+ * (s < hs, u < ws), zeros where that lies outside the input. fc_lattice_scatter is its
+ * inverse: every pixel of x is written, from its lattice's sub-image or as zero when its
+ * (s, u) lies past (hs, ws). Pure copies. */
+void fc_lattice_gather(const float *x, int64_t n, int64_t h, int64_t w, int64_t c, int64_t dh,
+                       int64_t dw, int64_t rh, int64_t rw, int64_t hs, int64_t ws, float *xs);
+void fc_lattice_scatter(const float *xs, int64_t n, int64_t h, int64_t w, int64_t c, int64_t dh,
+                        int64_t dw, int64_t rh, int64_t rw, int64_t hs, int64_t ws, float *x);
+
 #endif

@@ -262,3 +262,55 @@ def conv2d_winograd_relu_maxpool2_forward(const float[:, :, :, ::1] x,
                                                       pb, &y[0, 0, 0, 0],
                                                       &indices[0, 0, 0, 0], pw)
     _check(rc, "conv2d_winograd_relu_max_pool2d")
+
+
+
+cdef extern from "conv2d_grouped.h":
+    void fc_lattice_gather(const float *x, int64_t n, int64_t h, int64_t w, int64_t c,
+                           int64_t dh, int64_t dw, int64_t rh, int64_t rw, int64_t hs,
+                           int64_t ws, float *xs) nogil
+    void fc_lattice_scatter(const float *xs, int64_t n, int64_t h, int64_t w, int64_t c,
+                            int64_t dh, int64_t dw, int64_t rh, int64_t rw, int64_t hs,
+                            int64_t ws, float *x) nogil
+
+
+cdef _check_lattice(str fn, tuple x_shape, tuple xs_shape, tuple dilation, tuple offsets):
+    dh, dw = dilation
+    rh, rw = offsets
+    if not (dh >= 1 and dw >= 1 and 0 <= rh < dh and 0 <= rw < dw
+            and xs_shape[0] == dh * dw * x_shape[0] and xs_shape[3] == x_shape[3]):
+        raise ValueError("%s: x %s and sub-images %s do not match dilation %s, offsets %s"
+                         % (fn, x_shape, xs_shape, dilation, offsets))
+
+
+def lattice_gather(const float[:, :, :, ::1] x, tuple dilation, tuple offsets,
+                   float[:, :, :, ::1] xs):
+    """xs (dh*dw*N, hs, ws, C) = the dilation lattices of x (N, H, W, C), zero-filled
+    (csrc/conv2d_grouped.h)."""
+    cdef int64_t n = x.shape[0], h = x.shape[1], w = x.shape[2], c = x.shape[3]
+    cdef int64_t hs = xs.shape[1], ws = xs.shape[2]
+    _check_lattice("lattice_gather", (n, h, w, c), (xs.shape[0], hs, ws, xs.shape[3]),
+                   dilation, offsets)
+    cdef int64_t dh = dilation[0], dw = dilation[1], rh = offsets[0], rw = offsets[1]
+    if xs.size == 0:
+        return
+    with nogil:
+        fc_lattice_gather(&x[0, 0, 0, 0], n, h, w, c, dh, dw, rh, rw, hs, ws, &xs[0, 0, 0, 0])
+
+
+def lattice_scatter(const float[:, :, :, ::1] xs, tuple dilation, tuple offsets,
+                    float[:, :, :, ::1] x):
+    """x (N, H, W, C) from its dilation lattices xs (dh*dw*N, hs, ws, C); every pixel
+    written (zero where past (hs, ws))."""
+    cdef int64_t n = x.shape[0], h = x.shape[1], w = x.shape[2], c = x.shape[3]
+    cdef int64_t hs = xs.shape[1], ws = xs.shape[2]
+    _check_lattice("lattice_scatter", (n, h, w, c), (xs.shape[0], hs, ws, xs.shape[3]),
+                   dilation, offsets)
+    cdef int64_t dh = dilation[0], dw = dilation[1], rh = offsets[0], rw = offsets[1]
+    if x.size == 0:
+        return
+    if xs.size == 0:
+        x[:, :, :, :] = 0
+        return
+    with nogil:
+        fc_lattice_scatter(&xs[0, 0, 0, 0], n, h, w, c, dh, dw, rh, rw, hs, ws, &x[0, 0, 0, 0])

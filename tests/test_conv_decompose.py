@@ -19,6 +19,8 @@ CASES = [
     ((2, 11, 13, 32), (3, 3, 16, 32), (2, 2), "same", (1, 1), 2),
     ((1, 10, 9, 20), (1, 1, 10, 16), (1, 1), "valid", (1, 1), 2),
     ((2, 12, 11, 36), (3, 3, 12, 27), (1, 1), "same", (2, 2), 3),
+    ((2, 9, 10, 20), (2, 4, 20, 18), (1, 1), "same", (2, 3), 1),
+    ((3, 14, 13, 16), (3, 3, 16, 24), (1, 1), "same", (3, 2), 1),
 ]
 
 
@@ -97,23 +99,41 @@ def test_decomposed_bitwise_one_vs_two_threads(rng):
 
 @pytest.mark.parametrize("hw,k,pad,d", [((7, 9), (3, 3), "same", (2, 2)),
                                          ((11, 8), (3, 2), "valid", (3, 3)),
-                                         ((5, 6), (3, 3), "same", (4, 1))])
+                                         ((5, 6), (3, 3), "same", (4, 1)),
+                                         ((9, 10), (2, 4), "same", (2, 3)),
+                                         ((6, 7), (4, 2), "same", (3, 2))])
 def test_sub_images_round_trip(rng, hw, k, pad, d):
-    """The sub-images hold each input pixel once (merge_input_grad inverts split_input)
-    and merge_output inverts split_output_grad on the kept outputs."""
+    """Sub-image pixel (s, u) of lattice (a, b) is input pixel (a - rh + dh*s, b - rw + dw*u)
+    (zero outside, NumPy reference); each input pixel lies in one sub-image once
+    (merge_input_grad inverts split_input) and merge_output inverts split_output_grad."""
     xs = (2,) + hw + (3,)
     oh, pt, _ = _pads(hw[0], (k[0] - 1) * d[0] + 1, 1, pad)
     ow, pl, _ = _pads(hw[1], (k[1] - 1) * d[1] + 1, 1, pad)
-    sub = conv_decompose.SubImages(xs, k, (pt, pl), (oh, ow), d)
+    sub = conv_decompose.SubImages(xs, k + (3, 5), (pt, pl), (oh, ow), d)
     x = rng.standard_normal(xs).astype(np.float32)
-    parts = sub.split_input(x)
-    assert parts.shape == (sub.batch, sub.hs, sub.ws, 3)
+    parts = sub.split_input(x, np.full(sub.x_shape, np.nan, np.float32))
+    rh, rw = sub.offsets
+    want = np.zeros(sub.x_shape, np.float32)
+    for a in range(d[0]):
+        for b in range(d[1]):
+            k0 = (a * d[1] + b) * xs[0]
+            for s in range(sub.x_shape[1]):
+                for u in range(sub.x_shape[2]):
+                    r, c = a - rh + d[0] * s, b - rw + d[1] * u
+                    if 0 <= r < hw[0] and 0 <= c < hw[1]:
+                        want[k0:k0 + xs[0], s, u] = x[:, r, c]
+    assert parts.tobytes() == want.tobytes()
     assert np.count_nonzero(parts) == x.size
     back = sub.merge_input_grad(parts, np.full(xs, np.nan, np.float32))
     assert back.tobytes() == x.tobytes()
     y = rng.standard_normal((2, oh, ow, 5)).astype(np.float32)
-    out = sub.merge_output(sub.split_output_grad(y), np.full(y.shape, np.nan, np.float32))
+    dys = sub.split_output_grad(y, np.full(sub.y_shape, np.nan, np.float32))
+    out = sub.merge_output(dys, np.full(y.shape, np.nan, np.float32))
     assert out.tobytes() == y.tobytes()
+    with pytest.raises(ValueError, match="lattice_gather"):
+        _ext.lattice_gather(x, d, sub.offsets, np.empty((1, 2, 2, 3), np.float32))
+    with pytest.raises(ValueError, match="lattice_scatter"):
+        _ext.lattice_scatter(parts, d, (d[0], 0), x)
 
 
 def test_channel_slice_copies(rng):
