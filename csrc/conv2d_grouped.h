@@ -56,4 +56,23 @@ void fc_lattice_gather(const float *x, int64_t n, int64_t h, int64_t w, int64_t 
 void fc_lattice_scatter(const float *xs, int64_t n, int64_t h, int64_t w, int64_t c, int64_t dh,
                         int64_t dw, int64_t rh, int64_t rw, int64_t hs, int64_t ws, float *x);
 
+/* Grouped (groups > 1) 3x3 stride-1 undilated convolutions as Winograd F(2x2) / F(4x4)
+ * (winograd.h): the input/output transforms over all channels, per group block-diagonal
+ * GEMMs. g: the geometry with all channels (c, f), kernel (3, 3, C / groups, F); pads at
+ * most 2. workspace: fc_conv2d_grouped_wino_workspace_size(g, groups) floats (0 when it
+ * does not apply). Results are the same bits for any thread count. Return FC_OK or
+ * FC_ENOMEM. The input gradient overwrites dx, the kernel gradient dkernel (summed over
+ * the batch). */
+int fc_conv2d_grouped_wino_applies(const fc_conv2d_geometry *g, int64_t groups);
+int64_t fc_conv2d_grouped_wino_workspace_size(const fc_conv2d_geometry *g, int64_t groups);
+int fc_conv2d_grouped_wino_forward(const fc_conv2d_geometry *g, int64_t groups, const float *x,
+                                   const float *kernel, const float *bias, int relu,
+                                   float *out, float *workspace);
+int fc_conv2d_grouped_wino_backward_input(const fc_conv2d_geometry *g, int64_t groups,
+                                          const float *dy, const float *kernel, float *dx,
+                                          float *workspace);
+int fc_conv2d_grouped_wino_backward_kernel(const fc_conv2d_geometry *g, int64_t groups,
+                                           const float *dy, const float *x, float *dkernel,
+                                           float *workspace);
+
 #endif

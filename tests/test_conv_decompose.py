@@ -26,7 +26,8 @@ CASES = [
 
 def _applies(xs, ks, s, d, g):
     return (conv_decompose.dilated_applies(s, d)
-            or (d == (1, 1) and conv_decompose.grouped_applies(xs, ks, g)))
+            or (d == (1, 1) and conv_decompose.grouped_applies(xs, ks, g))
+            or (d == s == (1, 1) and ks[:2] == (3, 3) and g > 1))
 
 
 @pytest.mark.parametrize("xs,ks,s,pad,d,g", CASES)
@@ -63,7 +64,9 @@ def test_decomposed_conv2d_matches_references(rng, xs, ks, s, pad, d, g):
 @pytest.mark.parametrize("xs,ks,s,pad,d,g", [
     ((1, 7, 6, 8), (3, 3, 8, 8), (1, 1), "same", (2, 2), 1),
     ((1, 6, 7, 8), (2, 3, 8, 9), (1, 1), "valid", (2, 3), 1),
-    ((2, 5, 5, 16), (3, 3, 8, 16), (2, 2), "same", (1, 1), 2)])
+    ((2, 5, 5, 16), (3, 3, 8, 16), (2, 2), "same", (1, 1), 2),
+    ((1, 5, 6, 12), (3, 3, 4, 9), (1, 1), "same", (1, 1), 3),
+    ((1, 6, 5, 6), (3, 3, 2, 6), (1, 1), "same", (2, 1), 3)])
 def test_decomposed_conv2d_finite_differences(rng, xs, ks, s, pad, d, g):
     assert _applies(xs, ks, s, d, g)
     x = rng.standard_normal(xs)
@@ -186,3 +189,108 @@ def test_depthwise_wide_channels_kernel_gradient(rng):
     (Y.permute(0, 2, 3, 1) * torch.tensor(dy.astype(np.float64))).sum().backward()
     assert_close(one[0], X.grad.numpy(), rtol=1e-5, atol=1e-5, what="dx")
     assert_close(one[1], K.grad.numpy(), rtol=1e-5, atol=1e-5, what="dkernel")
+
+
+# Grouped 3x3 stride-1 convs run as grouped Winograd (csrc/winograd.c's grouped entry
+# points): odd sizes, channels not multiples of 8, groups from 2 to one channel a group.
+WINO_CASES = [
+    ((3, 7, 10, 20), (3, 3, 5, 12), "valid", 4),
+    ((2, 13, 6, 18), (3, 3, 3, 12), "same", 6),
+    ((2, 8, 9, 6), (3, 3, 1, 12), "same", 6),
+    ((2, 9, 11, 34), (3, 3, 17, 22), "same", 2),
+]
+
+
+def _wino_args(xs, ks, pad, g):
+    oh, pt, _ = _pads(xs[1], 3, 1, pad)
+    ow, pl, _ = _pads(xs[2], 3, 1, pad)
+    size = _ext.conv2d_grouped_wino_workspace_size(xs, ks, (pt, pl), (oh, ow), g)
+    return (pt, pl), (oh, ow), np.empty(size, np.float32)
+
+
+@pytest.mark.parametrize("simd", [None, 0])
+@pytest.mark.parametrize("xs,ks,pad,g", WINO_CASES)
+def test_grouped_winograd_matches_float64_reference(rng, xs, ks, pad, g, simd):
+    """Forward, input and kernel gradients against float64 NumPy (the AVX2 path and the
+    portable one)."""
+    assert _ext.conv2d_grouped_wino_applies(xs, ks, *_wino_args(xs, ks, pad, g)[:2], g)
+    x = rng.standard_normal(xs).astype(np.float32)
+    k = (rng.standard_normal(ks) / np.sqrt(9 * ks[2])).astype(np.float32)
+    b = rng.standard_normal(ks[3]).astype(np.float32)
+    pads, ohw, ws = _wino_args(xs, ks, pad, g)
+    want = ref_conv(x, k, b, (1, 1), pad, (1, 1), g)
+    dy = rng.standard_normal(want.shape).astype(np.float32)
+    y, dx, dk = (np.empty(want.shape, np.float32), np.empty(xs, np.float32),
+                 np.empty(ks, np.float32))
+    if simd is not None:
+        _ext.force_simd(simd)
+    try:
+        _ext.conv2d_grouped_wino_forward(x, k, b, pads, g, False, y, ws)
+        _ext.conv2d_grouped_wino_backward_input(dy, k, pads, g, dx, ws)
+        _ext.conv2d_grouped_wino_backward_kernel(dy, x, pads, g, dk, ws)
+    finally:
+        _ext.force_simd(-1)
+    assert_close(y, want, rtol=1e-5, atol=1e-5, what="forward")
+    # the exact gradients by linearity: dk[i, j, c, :] = <conv(x, one-hot kernel), dy>,
+    # dx[n, h, w, c] = <conv(one-hot x, k), dy> (the loss is linear in each)
+    X = x.astype(np.float64)
+    ex = np.zeros(xs)
+    e = np.zeros((1,) + xs[1:])
+    for h in range(xs[1]):
+        for w in range(xs[2]):
+            for c in range(xs[3]):
+                e[:] = 0.0
+                e[0, h, w, c] = 1.0
+                ex[:, h, w, c] = np.einsum("nhwf,hwf->n", dy, ref_conv(e, k, None, (1, 1), pad,
+                                                                     (1, 1), g)[0])
+    ek = np.zeros(ks)
+    for i in range(3):
+        for j in range(3):
+            for c in range(ks[2]):
+                e = np.zeros(ks)
+                e[i, j, c] = 1.0
+                ek[i, j, c] = (ref_conv(X, e, None, (1, 1), pad, (1, 1), g) * dy).sum(
+                    axis=(0, 1, 2))
+    assert_close(dk, ek, rtol=1e-5, atol=1e-5, what="dkernel")
+    assert_close(dx, ex, rtol=1e-5, atol=1e-5, what="dx")
+    # and ops.conv2d / conv2d_backward take this path
+    assert_close(ops.conv2d(x, k, b, padding=pad, groups=g), want, rtol=1e-5, atol=1e-5)
+    dx2, dk2, _ = ops.conv2d_backward(dy, x, k, padding=pad, groups=g)
+    assert dx2.tobytes() == dx.tobytes() or simd is not None
+    assert dk2.tobytes() == dk.tobytes() or simd is not None
+
+
+def test_grouped_winograd_bitwise_one_vs_two_threads(rng):
+    """Large enough for the parallel regions: the same bits at 1 and 2 threads."""
+    xs, ks, pad, g = (6, 20, 19, 48), (3, 3, 12, 40), "same", 4
+    x = rng.standard_normal(xs).astype(np.float32)
+    k = rng.standard_normal(ks).astype(np.float32)
+    b = rng.standard_normal(ks[3]).astype(np.float32)
+    dy = rng.standard_normal((6, 20, 19, 40)).astype(np.float32)
+    pads, ohw, ws = _wino_args(xs, ks, pad, g)
+
+    def run():
+        y, dx, dk = (np.empty(dy.shape, np.float32), np.empty(xs, np.float32),
+                     np.empty(ks, np.float32))
+        _ext.conv2d_grouped_wino_forward(x, k, b, pads, g, True, y, ws)
+        _ext.conv2d_grouped_wino_backward_input(dy, k, pads, g, dx, ws)
+        _ext.conv2d_grouped_wino_backward_kernel(dy, x, pads, g, dk, ws)
+        return y, dx, dk
+    with num_threads(1):
+        one = run()
+    with num_threads(2):
+        two = run()
+    for a, b2 in zip(one, two):
+        assert a.tobytes() == b2.tobytes()
+    assert_close(one[0], np.maximum(ref_conv(x, k, b, (1, 1), pad, (1, 1), g), 0),
+                 rtol=1e-5, atol=1e-5)
+
+
+def test_grouped_winograd_rejects_what_it_cannot_run(rng):
+    x = np.zeros((1, 6, 6, 8), np.float32)
+    with pytest.raises(ValueError, match="conv2d_grouped_wino_forward"):
+        _ext.conv2d_grouped_wino_forward(x, np.zeros((3, 3, 4, 8), np.float32), None,
+                                         (1, 1), 2, False, np.zeros((1, 6, 6, 8), np.float32),
+                                         np.zeros(4, np.float32))  # workspace too small
+    assert not _ext.conv2d_grouped_wino_applies((1, 6, 6, 8), (5, 5, 4, 8), (2, 2), (6, 6), 2)
+    assert not _ext.conv2d_grouped_wino_applies((1, 6, 6, 8), (3, 3, 8, 8), (1, 1), (6, 6), 1)

@@ -197,15 +197,27 @@ def _general_workspace_size(x_shape, k_shape, strides, pads, out_hw, dilation, g
         return (int(np.prod(sub.x_shape)) + int(np.prod(sub.y_shape))
                 + _sub_conv_workspace_size(sub.x_shape, k_shape, sub.pads, sub.y_shape[1:3],
                                            groups))
+    if tuple(strides) == (1, 1) and dilation == (1, 1):
+        return _sub_conv_workspace_size(x_shape, k_shape, pads, out_hw, groups)
     return 0
 
 
 def _sub_conv_workspace_size(x_shape, k_shape, pads, out_hw, groups):
-    """Workspace floats of the undilated stride-1 conv the sub-images run."""
+    """Workspace floats of an undilated stride-1 conv (the sub-images' or a grouped one's)."""
+    x_shape, k_shape, pads, out_hw = tuple(x_shape), tuple(k_shape), tuple(pads), tuple(out_hw)
     if groups == 1:
-        return int(_ext.conv2d_workspace_size(tuple(x_shape), tuple(k_shape), (1, 1),
-                                              tuple(pads), tuple(out_hw)))
+        return int(_ext.conv2d_workspace_size(x_shape, k_shape, (1, 1), pads, out_hw))
+    if _grouped_winograd(x_shape, k_shape, pads, out_hw, groups):
+        return int(_ext.conv2d_grouped_wino_workspace_size(x_shape, k_shape, pads, out_hw,
+                                                           groups))
     return 0
+
+
+def _grouped_winograd(x_shape, k_shape, pads, out_hw, groups):
+    """Whether an undilated stride-1 grouped conv runs as grouped Winograd (3x3 kernels;
+    its transforms cover all channels at once, so every group width gains)."""
+    return x_shape[0] > 0 and bool(_ext.conv2d_grouped_wino_applies(
+        tuple(x_shape), tuple(k_shape), tuple(pads), tuple(out_hw), groups))
 
 
 def _carve(ws, *shapes):
@@ -268,9 +280,12 @@ def conv2d(x, kernel, bias=None, strides=(1, 1), padding="valid", activation=Non
     ``dilation_rate`` (int or pair) and ``groups`` as Keras' Conv2D: with groups G the
     kernel is (kh, kw, C / G, F) and filters [g*F/G, (g+1)*F/G) see input channels
     [g*C/G, (g+1)*C/G); strides > 1 cannot be combined with dilation > 1. Other values than
-    (1, 1) and 1 run im2col kernels of their own (no workspace, output_size, Winograd or
-    direct algorithm; a dilated one takes a ``workspace`` of conv2d_workspace_size with the
-    same dilation_rate and groups).
+    (1, 1) and 1 pick their kernels themselves (``algorithm`` 'auto' or 'im2col', no
+    output_size): a stride-1 dilated conv runs its dh*dw lattices stacked as one undilated
+    conv, a grouped 3x3 stride-1 conv grouped Winograd (transforms over all channels,
+    per-group GEMMs), other grouped convs one plain conv per group or an im2col of their
+    own; ``workspace`` then takes conv2d_workspace_size with the same dilation_rate and
+    groups.
     Returns y (N, OH, OW, F) float32.
 
     Example:
@@ -358,6 +373,14 @@ def conv2d_backward(dy, x, kernel, strides=(1, 1), padding="valid", need_input_g
         if dx is not None:  # (x's sub-images are no longer needed: their gradient goes there)
             _sub_backward_input(dys, kernel, sub.pads, xs, sws, groups)
             sub.merge_input_grad(xs, dx)
+    elif general and dilation == (1, 1) and strides == (1, 1) and _grouped_winograd(
+            x.shape, kernel.shape, pads, (oh, ow), groups):
+        ws = _workspace(fn, workspace, _sub_conv_workspace_size(x.shape, kernel.shape, pads,
+                                                                (oh, ow), groups),
+                        inputs + outs)
+        _sub_backward_kernel(dy, x, pads, dkernel, ws, groups)
+        if dx is not None:
+            _sub_backward_input(dy, kernel, pads, dx, ws, groups)
     elif general and conv_decompose.grouped_applies(x.shape, kernel.shape, groups):
         _grouped_backward(dy, x, kernel, strides, padding, dx, dkernel, groups)
     elif general:
@@ -403,6 +426,13 @@ def _conv2d_grouped(fn, x, kernel, bias, strides, padding, activation, out, algo
         sub.split_input(x, xs)
         _sub_forward(xs, kernel, bias, sub.pads, activation == "relu", ys, sws, groups)
         return sub.merge_output(ys, out)
+    if dilation == (1, 1) and strides == (1, 1) and _grouped_winograd(
+            x.shape, kernel.shape, pads, (oh, ow), groups):
+        ws = _workspace(fn, workspace, _sub_conv_workspace_size(x.shape, kernel.shape, pads,
+                                                                (oh, ow), groups),
+                        inputs + ((out, "out"),))
+        _sub_forward(x, kernel, bias, pads, activation == "relu", out, ws, groups)
+        return out
     if conv_decompose.grouped_applies(x.shape, kernel.shape, groups):
         return _grouped_forward(x, kernel, bias, strides, padding, activation, out, groups)
     _ext.conv2d_grouped_forward(x, kernel, bias, strides, pads, dilation, groups,
@@ -411,9 +441,12 @@ def _conv2d_grouped(fn, x, kernel, bias, strides, padding, activation, out, algo
 
 
 def _sub_forward(xs, kernel, bias, pads, relu, ys, ws, groups):
-    """ys = act(conv(xs) + bias): the sub-images' undilated stride-1 conv, padded by pads."""
+    """ys = act(conv(xs) + bias): an undilated stride-1 conv padded by pads (the
+    sub-images', or a grouped one), ws of _sub_conv_workspace_size."""
     if groups == 1:
         _ext.conv2d_forward(xs, kernel, bias, (1, 1), pads, relu, ys, ws, "auto")
+    elif _grouped_winograd(xs.shape, kernel.shape, pads, ys.shape[1:3], groups):
+        _ext.conv2d_grouped_wino_forward(xs, kernel, bias, pads, groups, relu, ys, ws)
     else:
         _ext.conv2d_grouped_forward(xs, kernel, bias, (1, 1), pads, (1, 1), groups, relu, ys)
 
@@ -421,6 +454,8 @@ def _sub_forward(xs, kernel, bias, pads, relu, ys, ws, groups):
 def _sub_backward_kernel(dys, xs, pads, dkernel, ws, groups):
     if groups == 1:
         _ext.conv2d_backward_kernel(dys, xs, (1, 1), pads, dkernel, ws, "auto")
+    elif _grouped_winograd(xs.shape, dkernel.shape, pads, dys.shape[1:3], groups):
+        _ext.conv2d_grouped_wino_backward_kernel(dys, xs, pads, groups, dkernel, ws)
     else:
         _ext.conv2d_grouped_backward_kernel(dys, xs, (1, 1), pads, (1, 1), groups, dkernel)
 
@@ -428,6 +463,8 @@ def _sub_backward_kernel(dys, xs, pads, dkernel, ws, groups):
 def _sub_backward_input(dys, kernel, pads, dxs, ws, groups):
     if groups == 1:
         _ext.conv2d_backward_input(dys, kernel, (1, 1), pads, dxs, ws, "auto")
+    elif _grouped_winograd(dxs.shape, kernel.shape, pads, dys.shape[1:3], groups):
+        _ext.conv2d_grouped_wino_backward_input(dys, kernel, pads, groups, dxs, ws)
     else:
         _ext.conv2d_grouped_backward_input(dys, kernel, (1, 1), pads, (1, 1), groups, dxs)
 

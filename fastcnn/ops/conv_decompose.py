@@ -7,8 +7,9 @@
   kernel and padding (pt // dh, pl // dw); stacked along the batch they run as one plain
   conv2d (Winograd where it pays), whose kernel gradient sums over them too. The gathers
   and scatters are C copies (csrc/conv2d_grouped.c, fc_lattice_*).
-- Groups with enough channels per group: one plain conv2d per group on that group's
-  channel slice, instead of per-group GEMMs only ``filters / groups`` columns wide.
+- Groups with enough channels per group (where grouped Winograd does not apply, see
+  ops.conv): one plain conv2d per group on that group's channel slice, instead of
+  per-group GEMMs only ``filters / groups`` columns wide.
 
 Only exact copies happen here (no arithmetic), so results keep the plain kernels' bits
 whatever the thread count.
