@@ -782,6 +782,77 @@ FC_TARGET_AVX2 static void bd_tmm_avx2(int64_t rows, int64_t cg, int64_t fg, con
 }
 #endif
 
+#if defined(FC_HAVE_AVX2_PATH) && !defined(FASTCNN_NO_AVX512)
+/* AVX-512F twins (16-float vectors; the same fused multiply-adds in the same order per
+ * element as the AVX2 ones, so the same bits): used where fc_gemm_avx512() says the
+ * GEMM uses AVX-512 (the CPU has it, FASTCNN_NO_AVX512 unset). Column tails go to the
+ * AVX2 kernels. */
+#define BD_TARGET_AVX512 __attribute__((target("avx512f,avx2,fma")))
+
+BD_TARGET_AVX512 static void bd_mm_avx512(int64_t rows, int64_t cg, int64_t fg, const float *A,
+                                          int64_t lda, const float *B, int64_t ldb, float *C,
+                                          int64_t ldc)
+{
+    int64_t j = 0;
+    for (; j + 16 <= fg; j += 16) {
+        int64_t r = 0;
+        for (; r + 12 <= rows; r += 12) {
+            __m512 c0[12];
+            for (int i = 0; i < 12; i++)
+                c0[i] = _mm512_setzero_ps();
+            for (int64_t k = 0; k < cg; k++) {
+                const __m512 b0 = _mm512_loadu_ps(B + k * ldb + j);
+                for (int i = 0; i < 12; i++)
+                    c0[i] = _mm512_fmadd_ps(_mm512_set1_ps(A[(r + i) * lda + k]), b0, c0[i]);
+            }
+            for (int i = 0; i < 12; i++)
+                _mm512_storeu_ps(C + (r + i) * ldc + j, c0[i]);
+        }
+        for (; r < rows; r++) {
+            __m512 c0 = _mm512_setzero_ps();
+            for (int64_t k = 0; k < cg; k++)
+                c0 = _mm512_fmadd_ps(_mm512_set1_ps(A[r * lda + k]),
+                                     _mm512_loadu_ps(B + k * ldb + j), c0);
+            _mm512_storeu_ps(C + r * ldc + j, c0);
+        }
+    }
+    if (j < fg)
+        bd_mm_avx2(rows, cg, fg - j, A, lda, B + j, ldb, C + j, ldc);
+}
+
+BD_TARGET_AVX512 static void bd_tmm_avx512(int64_t rows, int64_t cg, int64_t fg,
+                                           const float *A, int64_t lda, const float *Y,
+                                           int64_t ldy, float beta, float *C, int64_t ldc)
+{
+    int64_t j = 0;
+    for (; j + 16 <= fg; j += 16) {
+        int64_t k = 0;
+        for (; k + 8 <= cg; k += 8) {
+            __m512 c0[8];
+            for (int i = 0; i < 8; i++)
+                c0[i] = beta == 0.0f ? _mm512_setzero_ps()
+                                     : _mm512_loadu_ps(C + (k + i) * ldc + j);
+            for (int64_t r = 0; r < rows; r++) {
+                const __m512 y0 = _mm512_loadu_ps(Y + r * ldy + j);
+                for (int i = 0; i < 8; i++)
+                    c0[i] = _mm512_fmadd_ps(_mm512_set1_ps(A[r * lda + k + i]), y0, c0[i]);
+            }
+            for (int i = 0; i < 8; i++)
+                _mm512_storeu_ps(C + (k + i) * ldc + j, c0[i]);
+        }
+        for (; k < cg; k++) {
+            __m512 c0 = beta == 0.0f ? _mm512_setzero_ps() : _mm512_loadu_ps(C + k * ldc + j);
+            for (int64_t r = 0; r < rows; r++)
+                c0 = _mm512_fmadd_ps(_mm512_set1_ps(A[r * lda + k]),
+                                     _mm512_loadu_ps(Y + r * ldy + j), c0);
+            _mm512_storeu_ps(C + k * ldc + j, c0);
+        }
+    }
+    if (j < fg)
+        bd_tmm_avx2(rows, cg, fg - j, A, lda, Y + j, ldy, beta, C + j, ldc);
+}
+#endif
+
 typedef void (*bd_mm_fn)(int64_t, int64_t, int64_t, const float *, int64_t, const float *,
                          int64_t, float *, int64_t);
 typedef void (*bd_tmm_fn)(int64_t, int64_t, int64_t, const float *, int64_t, const float *,
@@ -789,6 +860,10 @@ typedef void (*bd_tmm_fn)(int64_t, int64_t, int64_t, const float *, int64_t, con
 
 static bd_mm_fn pick_bd_mm(void)
 {
+#if defined(FC_HAVE_AVX2_PATH) && !defined(FASTCNN_NO_AVX512)
+    if (fc_gemm_avx512())
+        return bd_mm_avx512;
+#endif
 #ifdef FC_HAVE_AVX2_PATH
     if (fc_simd_level() >= 1)
         return bd_mm_avx2;
@@ -798,6 +873,10 @@ static bd_mm_fn pick_bd_mm(void)
 
 static bd_tmm_fn pick_bd_tmm(void)
 {
+#if defined(FC_HAVE_AVX2_PATH) && !defined(FASTCNN_NO_AVX512)
+    if (fc_gemm_avx512())
+        return bd_tmm_avx512;
+#endif
 #ifdef FC_HAVE_AVX2_PATH
     if (fc_simd_level() >= 1)
         return bd_tmm_avx2;

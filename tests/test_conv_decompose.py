@@ -262,11 +262,12 @@ def test_grouped_winograd_matches_float64_reference(rng, xs, ks, pad, g, simd):
 
 def test_grouped_winograd_bitwise_one_vs_two_threads(rng):
     """Large enough for the parallel regions: the same bits at 1 and 2 threads."""
-    xs, ks, pad, g = (6, 20, 19, 48), (3, 3, 12, 40), "same", 4
+    # 20 filters a group: a 16-wide AVX-512 block and a 4-wide tail
+    xs, ks, pad, g = (6, 20, 19, 48), (3, 3, 12, 80), "same", 4
     x = rng.standard_normal(xs).astype(np.float32)
     k = rng.standard_normal(ks).astype(np.float32)
     b = rng.standard_normal(ks[3]).astype(np.float32)
-    dy = rng.standard_normal((6, 20, 19, 40)).astype(np.float32)
+    dy = rng.standard_normal((6, 20, 19, 80)).astype(np.float32)
     pads, ohw, ws = _wino_args(xs, ks, pad, g)
 
     def run():
@@ -284,6 +285,14 @@ def test_grouped_winograd_bitwise_one_vs_two_threads(rng):
         assert a.tobytes() == b2.tobytes()
     assert_close(one[0], np.maximum(ref_conv(x, k, b, (1, 1), pad, (1, 1), g), 0),
                  rtol=1e-5, atol=1e-5)
+    # the AVX-512 block kernels (where the CPU has them) give the AVX2 ones' bits
+    _ext.gemm_force_avx512(0)
+    try:
+        avx2 = run()
+    finally:
+        _ext.gemm_force_avx512(-1)
+    for a, b2 in zip(one, avx2):
+        assert a.tobytes() == b2.tobytes()
 
 
 def test_grouped_winograd_rejects_what_it_cannot_run(rng):
