@@ -303,3 +303,16 @@ def test_grouped_winograd_rejects_what_it_cannot_run(rng):
                                          np.zeros(4, np.float32))  # workspace too small
     assert not _ext.conv2d_grouped_wino_applies((1, 6, 6, 8), (5, 5, 4, 8), (2, 2), (6, 6), 2)
     assert not _ext.conv2d_grouped_wino_applies((1, 6, 6, 8), (3, 3, 8, 8), (1, 1), (6, 6), 1)
+
+
+@pytest.mark.parametrize("d,g", [((2, 2), 1), ((1, 1), 2), ((2, 1), 2)])
+def test_decomposed_empty_batch(d, g):
+    """An empty batch: empty outputs, a zero kernel gradient (written over NaNs)."""
+    x = np.zeros((0, 7, 6, 4), np.float32)
+    k = np.ones((3, 3, 4 // g, 4), np.float32)
+    y = ops.conv2d(x, k, padding="same", dilation_rate=d, groups=g)
+    assert y.shape == (0, 7, 6, 4)
+    dk = np.full(k.shape, np.nan, np.float32)
+    dx, _, db = ops.conv2d_backward(y, x, k, padding="same", dilation_rate=d, groups=g,
+                                    dkernel=dk)
+    assert dx.shape == x.shape and not dk.any() and not db.any()

@@ -221,8 +221,10 @@ def _grouped_winograd(x_shape, k_shape, pads, out_hw, groups):
 
 
 def _carve(ws, *shapes):
-    """Consecutive C-contiguous float32 views of the flat workspace ``ws``: one per shape,
-    then the rest (None if empty)."""
+    """Consecutive C-contiguous float32 views of the flat workspace ``ws`` (None when
+    all shapes are empty): one per shape, then the rest (None if empty)."""
+    if ws is None:
+        ws = np.empty(0, np.float32)
     views, at = [], 0
     for shape in shapes:
         size = int(np.prod(shape))
