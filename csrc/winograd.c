@@ -599,7 +599,7 @@ int fc_wino_kernel_grad(const fc_wino_problem *p, const float *x, const float *d
 }
 
 /* ---------------------------------------------------------------------------------- */
-/* Grouped convolutions (dilated/grouped helper; entry points declared in winograd.h):
+/* Grouped convolutions (entry points declared at the end of winograd.h):
  * the transforms are per channel, so they run over all channels exactly as above, and
  * each of the P GEMMs becomes G block-diagonal ones: group g's V columns
  * [g*Cin/G, (g+1)*Cin/G) times U_g, the columns [g*Cout/G, (g+1)*Cout/G) of a
