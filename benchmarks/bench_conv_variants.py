@@ -2,6 +2,7 @@
 convolutions against PyTorch (its faster layout of NCHW-contiguous and channels_last).
 
     python benchmarks/bench_conv_variants.py [--threads 2] [--rounds 7] [--quick]
+                                             [--only dilated,grouped] [--ceiling]
                                              [--json benchmarks/results/conv_variants.json]
 
 Each case is one layer on a CIFAR-sized batch: fastcnn's layer ``forward(x, training=True)``
@@ -9,6 +10,9 @@ then ``backward(dy)`` (input, kernel and bias gradients), PyTorch's module forwa
 ``backward(dy)`` with the input requiring a gradient, on the same thread count. Every round
 times each implementation in turn (interleaved, so a noisy machine hits all alike); the
 table gives medians in ms and ratio = best torch / fastcnn (> 1: fastcnn is faster).
+``--only`` keeps the named variants; ``--ceiling`` adds, after each dilated or grouped
+case, a "plain" row: the undilated, ungrouped Conv2D of the same shapes against torch's
+plain conv (what the decomposed paths' kernels reach at best).
 """
 import argparse
 import json
@@ -38,6 +42,8 @@ QUICK = [("depthwise", 8, 16, 32, 32), ("separable", 8, 16, 32, 32),
 
 
 def fastcnn_layer(variant, c, f):
+    if variant == "plain":
+        return layers.Conv2D(f, 3, padding="same")
     if variant == "depthwise":
         return layers.DepthwiseConv2D(3, padding="same")
     if variant == "separable":
@@ -49,6 +55,8 @@ def fastcnn_layer(variant, c, f):
 
 def torch_module(variant, c, f):
     from torch import nn
+    if variant == "plain":
+        return nn.Conv2d(c, f, 3, padding=1)
     if variant == "depthwise":
         return nn.Conv2d(c, c, 3, padding=1, groups=c)
     if variant == "separable":
@@ -95,6 +103,10 @@ def main(argv=None):
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--rounds", type=int, default=7)
     p.add_argument("--quick", action="store_true", help="small shapes, for a smoke run")
+    p.add_argument("--only", help="comma-separated variants to run (default: all)")
+    p.add_argument("--ceiling", action="store_true",
+                   help="add a plain Conv2D row of the same shapes after each dilated / "
+                        "grouped case")
     p.add_argument("--json", help="write the results to this file")
     p.add_argument("--note", default="", help="a remark stored in the --json file")
     args = p.parse_args(argv)
@@ -107,7 +119,17 @@ def main(argv=None):
     print("%-10s %6s %8s %5s %5s %10s %10s %10s %7s" % (
         "variant", "batch", "HxW", "in", "out", "fastcnn", "torch", "layout", "ratio"))
     rows = []
-    for variant, n, hw, c, f in (QUICK if args.quick else CASES):
+    cases = QUICK if args.quick else CASES
+    if args.only:
+        keep = set(args.only.split(","))
+        unknown = keep - {case[0] for case in CASES}
+        if unknown:
+            p.error("--only: unknown variants %s" % ", ".join(sorted(unknown)))
+        cases = [case for case in cases if case[0] in keep]
+    if args.ceiling:
+        cases = [row for case in cases for row in (
+            (case, ("plain",) + case[1:]) if case[0] in ("dilated", "grouped") else (case,))]
+    for variant, n, hw, c, f in cases:
         med = interleaved_medians_us(make_impls(variant, n, hw, c, f), args.rounds)
         best = min((k for k in med if k.startswith("torch")), key=med.get)
         row = {"variant": variant, "batch": n, "hw": hw, "in": c, "out": f,

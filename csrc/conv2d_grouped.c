@@ -10,6 +10,7 @@
 
 #include "conv2d_grouped.h"
 #include "gemm.h"
+#include "winograd.h"
 
 #define GC_CHUNK_FLOATS (1 << 17)   /* column buffer target: 512 KiB of floats */
 
@@ -259,4 +260,196 @@ void fc_channel_slice_copy(const float *src, float *dst, int64_t rows, int64_t l
         else
             memcpy(dst + r * ld + c0, src + r * width, (size_t)width * sizeof(float));
     }
+}
+
+void fc_lattice_gather(const float *x, int64_t n, int64_t h, int64_t w, int64_t c, int64_t dh,
+                       int64_t dw, int64_t rh, int64_t rw, int64_t hs, int64_t ws, float *xs)
+{
+    const int64_t rows = dh * dw * n * hs;
+    int64_t r;
+    /* pure copies and zeros: the same bits whatever the split */
+#pragma omp parallel for schedule(static) num_threads(fc_get_num_threads()) \
+    if (rows * ws * c > 65536)
+    for (r = 0; r < rows; r++) {
+        const int64_t s = r % hs, k = r / hs, img = k % n, phase = k / n;
+        const int64_t row = phase / dw - rh + dh * s, b = phase % dw - rw;
+        float *dst = xs + r * ws * c;
+        if (row < 0 || row >= h) {
+            memset(dst, 0, (size_t)(ws * c) * sizeof(float));
+            continue;
+        }
+        const float *src = x + (img * h + row) * w * c;
+        for (int64_t u = 0; u < ws; u++) {
+            const int64_t col = b + dw * u;
+            if (col >= 0 && col < w)
+                memcpy(dst + u * c, src + col * c, (size_t)c * sizeof(float));
+            else
+                memset(dst + u * c, 0, (size_t)c * sizeof(float));
+        }
+    }
+}
+
+void fc_lattice_scatter(const float *xs, int64_t n, int64_t h, int64_t w, int64_t c, int64_t dh,
+                        int64_t dw, int64_t rh, int64_t rw, int64_t hs, int64_t ws, float *x)
+{
+    const int64_t rows = n * h;
+    int64_t r;
+#pragma omp parallel for schedule(static) num_threads(fc_get_num_threads()) \
+    if (rows * w * c > 65536)
+    for (r = 0; r < rows; r++) {
+        const int64_t img = r / h, row = r % h + rh, a = row % dh, s = row / dh;
+        float *dst = x + r * w * c;
+        if (s >= hs) {
+            memset(dst, 0, (size_t)(w * c) * sizeof(float));
+            continue;
+        }
+        for (int64_t col = 0; col < w; col++) {
+            const int64_t b = (col + rw) % dw, u = (col + rw) / dw;
+            if (u < ws)
+                memcpy(dst + col * c,
+                       xs + ((((a * dw + b) * n + img) * hs + s) * ws + u) * c,
+                       (size_t)c * sizeof(float));
+            else
+                memset(dst + col * c, 0, (size_t)c * sizeof(float));
+        }
+    }
+}
+
+/* ---------------------------------------------------------------------------------- */
+/* Grouped 3x3 stride-1 convolutions as Winograd (winograd.h's grouped entry points).   */
+
+#define GW_CHUNK_FLOATS (1 << 19)   /* tile scratch (V and M rows) shared by the threads */
+#define GW_PARTS 2                  /* fixed tile ranges of the kernel gradient's sums */
+#define GW_PARTIAL_FLOATS (1 << 18) /* cap on the extra partial sums */
+#define GW_FIXED_TILES 128          /* per-call cost of the kernel transforms, in tiles */
+
+int fc_conv2d_grouped_wino_applies(const fc_conv2d_geometry *g, int64_t groups)
+{
+    return g->kh == 3 && g->kw == 3 && g->sh == 1 && g->sw == 1 && groups > 1
+           && g->c % groups == 0 && g->f % groups == 0 && g->pad_top >= 0
+           && g->pad_top <= 2 && g->pad_left >= 0 && g->pad_left <= 2 && g->n > 0
+           && g->h > 0 && g->w > 0 && g->oh > 0 && g->ow > 0;
+}
+
+/* F(4x4) or F(2x2) for an output of oh x ow pixels: conv2d.c's cost model (P per tile of
+ * the batch plus the fixed per-call cost). */
+static int gw_tile(const fc_conv2d_geometry *g, int64_t oh, int64_t ow)
+{
+    const double n = (double)g->n;
+    const double f2 = 16.0 * ((double)fc_wino_tiles(2, oh, ow) * n + GW_FIXED_TILES);
+    const double f4 = 36.0 * ((double)fc_wino_tiles(4, oh, ow) * n + GW_FIXED_TILES);
+    return f4 <= 0.9 * f2 ? 4 : 2;
+}
+
+static int64_t gw_chunk_tiles(const fc_conv2d_geometry *g, int m)
+{
+    const int64_t t_fwd = fc_wino_tiles(m, g->oh, g->ow), t_bwd = fc_wino_tiles(m, g->h, g->w);
+    const int64_t tiles = g->n * (t_fwd > t_bwd ? t_fwd : t_bwd);
+    int64_t chunk = GW_CHUNK_FLOATS / fc_wino_tile_floats(m, g->c, g->f);
+    if (chunk > tiles)
+        chunk = tiles;
+    return chunk < 1 ? 1 : chunk;
+}
+
+static int gw_parts(const fc_conv2d_geometry *g, int64_t groups, int m)
+{
+    const int64_t ucf = fc_wino_points(m) * (g->c / groups) * g->f;
+    int64_t parts = GW_PARTS;
+    if (ucf > 0 && (parts - 1) * ucf > GW_PARTIAL_FLOATS)
+        parts = 1 + GW_PARTIAL_FLOATS / ucf;
+    return parts < 1 ? 1 : (int)parts;
+}
+
+/* Floats before the tile scratch: U or the partial sums, then the rotated kernel. */
+static int64_t gw_head(const fc_conv2d_geometry *g, int64_t groups, int m)
+{
+    const int64_t kcf = (g->c / groups) * g->f;
+    return gw_parts(g, groups, m) * fc_wino_points(m) * kcf + 9 * kcf;
+}
+
+int64_t fc_conv2d_grouped_wino_workspace_size(const fc_conv2d_geometry *g, int64_t groups)
+{
+    int64_t most = 0;
+    if (!fc_conv2d_grouped_wino_applies(g, groups))
+        return 0;
+    for (int m = 2; m <= 4; m += 2) {
+        const int64_t chunk = gw_chunk_tiles(g, m);
+        const int64_t a = fc_wino_scratch_size(m, g->c, g->f, chunk);
+        const int64_t b = fc_wino_scratch_size(m, g->f, g->c, chunk);
+        const int64_t need = gw_head(g, groups, m) + (a > b ? a : b);
+        if (need > most)
+            most = need;
+    }
+    return most;
+}
+
+static void gw_problem(fc_wino_problem *p, const fc_conv2d_geometry *g, int m)
+{
+    p->m = m;
+    p->pool_indices = NULL;
+    p->n = g->n; p->h = g->h; p->w = g->w; p->cin = g->c; p->cout = g->f;
+    p->oh = g->oh; p->ow = g->ow; p->pad_top = g->pad_top; p->pad_left = g->pad_left;
+    p->ch = p->oh; p->cw = p->ow;
+}
+
+int fc_conv2d_grouped_wino_forward(const fc_conv2d_geometry *g, int64_t groups, const float *x,
+                                   const float *kernel, const float *bias, int relu,
+                                   float *out, float *workspace)
+{
+    const int m = gw_tile(g, g->oh, g->ow);
+    fc_wino_problem p;
+    gw_problem(&p, g, m);
+    fc_wino_transform_kernel(m, g->c / groups, g->f, kernel, workspace);
+    return fc_wino_conv_grouped(&p, groups, x, workspace, bias, relu, out,
+                                workspace + gw_head(g, groups, m), gw_chunk_tiles(g, m));
+}
+
+int fc_conv2d_grouped_wino_backward_input(const fc_conv2d_geometry *g, int64_t groups,
+                                          const float *dy, const float *kernel, float *dx,
+                                          float *workspace)
+{
+    const int64_t C = g->c, F = g->f, cg = C / groups, fg = F / groups;
+    const int m = gw_tile(g, g->h, g->w);
+    const int64_t head = gw_head(g, groups, m);
+    float *kr = workspace + head - 9 * cg * F;
+    fc_wino_problem p;
+    p.m = m;
+    p.pool_indices = NULL;
+    p.n = g->n; p.h = g->oh; p.w = g->ow; p.cin = F; p.cout = C;
+    p.oh = g->h; p.ow = g->w; p.pad_top = 2 - g->pad_top; p.pad_left = 2 - g->pad_left;
+    /* dx rows / columns past the last window get no gradient: computed up to there, the
+     * rest zeroed */
+    p.ch = g->oh + 2 - g->pad_top < g->h ? g->oh + 2 - g->pad_top : g->h;
+    p.cw = g->ow + 2 - g->pad_left < g->w ? g->ow + 2 - g->pad_left : g->w;
+    if (p.ch < g->h || p.cw < g->w)
+        for (int64_t n = 0; n < g->n; n++)
+            for (int64_t h = 0; h < g->h; h++) {
+                float *row = dx + (n * g->h + h) * g->w * C;
+                const int64_t from = h < p.ch ? p.cw : 0;
+                memset(row + from * C, 0, (size_t)((g->w - from) * C) * sizeof(float));
+            }
+    /* kr (3, 3, F / G, C): the kernel rotated by 180 degrees, each group's channel axes
+     * swapped, so dx is the grouped correlation of dy with it */
+    for (int64_t tap = 0; tap < 9; tap++)
+        for (int64_t gr = 0; gr < groups; gr++)
+            for (int64_t cl = 0; cl < cg; cl++)
+                for (int64_t fl = 0; fl < fg; fl++)
+                    kr[(tap * fg + fl) * C + gr * cg + cl] =
+                        kernel[((8 - tap) * cg + cl) * F + gr * fg + fl];
+    fc_wino_transform_kernel(m, fg, C, kr, workspace);
+    return fc_wino_conv_grouped(&p, groups, dy, workspace, NULL, 0, dx, workspace + head,
+                                gw_chunk_tiles(g, m));
+}
+
+int fc_conv2d_grouped_wino_backward_kernel(const fc_conv2d_geometry *g, int64_t groups,
+                                           const float *dy, const float *x, float *dkernel,
+                                           float *workspace)
+{
+    const int m = gw_tile(g, g->oh, g->ow);
+    fc_wino_problem p;
+    gw_problem(&p, g, m);
+    return fc_wino_kernel_grad_grouped(&p, groups, x, dy, dkernel, workspace,
+                                       gw_parts(g, groups, m),
+                                       workspace + gw_head(g, groups, m),
+                                       gw_chunk_tiles(g, m));
 }

@@ -45,4 +45,34 @@ int fc_conv2d_grouped_backward_kernel(const fc_conv2d_grouped_geometry *g, const
 void fc_channel_slice_copy(const float *src, float *dst, int64_t rows, int64_t ld, int64_t c0,
                            int64_t width, int to_packed);
 
+/* The space-to-batch split of a dilated convolution (stride 1): with x (N, H, W, C), rates
+ * (dh, dw) and offsets 0 <= rh < dh, 0 <= rw < dw, sub-image k = (a * dw + b) * N + n of
+ * xs (dh * dw * N, hs, ws, C) holds the lattice x[n, a - rh + dh * s, b - rw + dw * u]
+ * (s < hs, u < ws), zeros where that lies outside the input. fc_lattice_scatter is its
+ * inverse: every pixel of x is written, from its lattice's sub-image or as zero when its
+ * (s, u) lies past (hs, ws). Pure copies. */
+void fc_lattice_gather(const float *x, int64_t n, int64_t h, int64_t w, int64_t c, int64_t dh,
+                       int64_t dw, int64_t rh, int64_t rw, int64_t hs, int64_t ws, float *xs);
+void fc_lattice_scatter(const float *xs, int64_t n, int64_t h, int64_t w, int64_t c, int64_t dh,
+                        int64_t dw, int64_t rh, int64_t rw, int64_t hs, int64_t ws, float *x);
+
+/* Grouped (groups > 1) 3x3 stride-1 undilated convolutions as Winograd F(2x2) / F(4x4)
+ * (winograd.h): the input/output transforms over all channels, per group block-diagonal
+ * GEMMs. g: the geometry with all channels (c, f), kernel (3, 3, C / groups, F); pads at
+ * most 2. workspace: fc_conv2d_grouped_wino_workspace_size(g, groups) floats (0 when it
+ * does not apply). Results are the same bits for any thread count. Return FC_OK or
+ * FC_ENOMEM. The input gradient overwrites dx, the kernel gradient dkernel (summed over
+ * the batch). */
+int fc_conv2d_grouped_wino_applies(const fc_conv2d_geometry *g, int64_t groups);
+int64_t fc_conv2d_grouped_wino_workspace_size(const fc_conv2d_geometry *g, int64_t groups);
+int fc_conv2d_grouped_wino_forward(const fc_conv2d_geometry *g, int64_t groups, const float *x,
+                                   const float *kernel, const float *bias, int relu,
+                                   float *out, float *workspace);
+int fc_conv2d_grouped_wino_backward_input(const fc_conv2d_geometry *g, int64_t groups,
+                                          const float *dy, const float *kernel, float *dx,
+                                          float *workspace);
+int fc_conv2d_grouped_wino_backward_kernel(const fc_conv2d_geometry *g, int64_t groups,
+                                           const float *dy, const float *x, float *dkernel,
+                                           float *workspace);
+
 #endif

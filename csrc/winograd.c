@@ -597,3 +597,453 @@ int fc_wino_kernel_grad(const fc_wino_problem *p, const float *x, const float *d
     }
     return rc;
 }
+
+/* ---------------------------------------------------------------------------------- */
+/* Grouped convolutions (entry points declared at the end of winograd.h):
+ * the transforms are per channel, so they run over all channels exactly as above, and
+ * each of the P GEMMs becomes G block-diagonal ones: group g's V columns
+ * [g*Cin/G, (g+1)*Cin/G) times U_g, the columns [g*Cout/G, (g+1)*Cout/G) of a
+ * u (P, Cin/G, Cout). */
+
+/* One group's block of the grouped GEMMs, without packing (the blocks are small:
+ * Cin/G x Cout/G), each output a sum over k (resp. r) in ascending order:
+ *   bd_mm:  C (rows x fg, ldc) = A (rows x cg, lda) @ B (cg x fg, ldb)
+ *   bd_tmm: C (cg x fg, ldc) = beta * C + A^T @ Y, A (rows x cg, lda), Y (rows x fg, ldy)
+ * The AVX2 twins fuse each multiply-add (fmaf in their tails), so every element has the
+ * same bits whatever the blocking: results do not depend on how the tiles are split. */
+static void bd_mm_generic(int64_t rows, int64_t cg, int64_t fg, const float *A, int64_t lda,
+                          const float *B, int64_t ldb, float *C, int64_t ldc)
+{
+    for (int64_t r = 0; r < rows; r++) {
+        float *c = C + r * ldc;
+        for (int64_t j = 0; j < fg; j++)
+            c[j] = 0.0f;
+        for (int64_t k = 0; k < cg; k++) {
+            const float a = A[r * lda + k];
+            const float *b = B + k * ldb;
+            for (int64_t j = 0; j < fg; j++)
+                c[j] += a * b[j];
+        }
+    }
+}
+
+static void bd_tmm_generic(int64_t rows, int64_t cg, int64_t fg, const float *A, int64_t lda,
+                           const float *Y, int64_t ldy, float beta, float *C, int64_t ldc)
+{
+    for (int64_t k = 0; k < cg; k++) {
+        float *c = C + k * ldc;
+        if (beta == 0.0f)
+            for (int64_t j = 0; j < fg; j++)
+                c[j] = 0.0f;
+        for (int64_t r = 0; r < rows; r++) {
+            const float a = A[r * lda + k];
+            const float *y = Y + r * ldy;
+            for (int64_t j = 0; j < fg; j++)
+                c[j] += a * y[j];
+        }
+    }
+}
+
+#ifdef FC_HAVE_AVX2_PATH
+#include <math.h>
+
+FC_TARGET_AVX2 static void bd_mm_avx2(int64_t rows, int64_t cg, int64_t fg, const float *A,
+                                      int64_t lda, const float *B, int64_t ldb, float *C,
+                                      int64_t ldc)
+{
+    int64_t j = 0;
+    for (; j + 16 <= fg; j += 16) {
+        int64_t r = 0;
+        for (; r + 6 <= rows; r += 6) {
+            __m256 c0[6], c1[6];
+            for (int i = 0; i < 6; i++)
+                c0[i] = c1[i] = _mm256_setzero_ps();
+            for (int64_t k = 0; k < cg; k++) {
+                const __m256 b0 = _mm256_loadu_ps(B + k * ldb + j);
+                const __m256 b1 = _mm256_loadu_ps(B + k * ldb + j + 8);
+                for (int i = 0; i < 6; i++) {
+                    const __m256 a = _mm256_broadcast_ss(A + (r + i) * lda + k);
+                    c0[i] = _mm256_fmadd_ps(a, b0, c0[i]);
+                    c1[i] = _mm256_fmadd_ps(a, b1, c1[i]);
+                }
+            }
+            for (int i = 0; i < 6; i++) {
+                _mm256_storeu_ps(C + (r + i) * ldc + j, c0[i]);
+                _mm256_storeu_ps(C + (r + i) * ldc + j + 8, c1[i]);
+            }
+        }
+        for (; r < rows; r++) {
+            __m256 c0 = _mm256_setzero_ps(), c1 = _mm256_setzero_ps();
+            for (int64_t k = 0; k < cg; k++) {
+                const __m256 a = _mm256_broadcast_ss(A + r * lda + k);
+                c0 = _mm256_fmadd_ps(a, _mm256_loadu_ps(B + k * ldb + j), c0);
+                c1 = _mm256_fmadd_ps(a, _mm256_loadu_ps(B + k * ldb + j + 8), c1);
+            }
+            _mm256_storeu_ps(C + r * ldc + j, c0);
+            _mm256_storeu_ps(C + r * ldc + j + 8, c1);
+        }
+    }
+    for (; j + 8 <= fg; j += 8) {
+        int64_t r = 0;
+        for (; r + 6 <= rows; r += 6) {
+            __m256 c0[6];
+            for (int i = 0; i < 6; i++)
+                c0[i] = _mm256_setzero_ps();
+            for (int64_t k = 0; k < cg; k++) {
+                const __m256 b0 = _mm256_loadu_ps(B + k * ldb + j);
+                for (int i = 0; i < 6; i++)
+                    c0[i] = _mm256_fmadd_ps(_mm256_broadcast_ss(A + (r + i) * lda + k), b0,
+                                            c0[i]);
+            }
+            for (int i = 0; i < 6; i++)
+                _mm256_storeu_ps(C + (r + i) * ldc + j, c0[i]);
+        }
+        for (; r < rows; r++) {
+            __m256 c0 = _mm256_setzero_ps();
+            for (int64_t k = 0; k < cg; k++)
+                c0 = _mm256_fmadd_ps(_mm256_broadcast_ss(A + r * lda + k),
+                                     _mm256_loadu_ps(B + k * ldb + j), c0);
+            _mm256_storeu_ps(C + r * ldc + j, c0);
+        }
+    }
+    for (; j < fg; j++)
+        for (int64_t r = 0; r < rows; r++) {
+            float c = 0.0f;
+            for (int64_t k = 0; k < cg; k++)
+                c = fmaf(A[r * lda + k], B[k * ldb + j], c);
+            C[r * ldc + j] = c;
+        }
+}
+
+FC_TARGET_AVX2 static void bd_tmm_avx2(int64_t rows, int64_t cg, int64_t fg, const float *A,
+                                       int64_t lda, const float *Y, int64_t ldy, float beta,
+                                       float *C, int64_t ldc)
+{
+    int64_t k = 0;
+    for (; k + 4 <= cg; k += 4) {
+        int64_t j = 0;
+        for (; j + 16 <= fg; j += 16) {
+            __m256 c0[4], c1[4];
+            for (int i = 0; i < 4; i++) {
+                c0[i] = beta == 0.0f ? _mm256_setzero_ps() : _mm256_loadu_ps(C + (k + i) * ldc + j);
+                c1[i] = beta == 0.0f ? _mm256_setzero_ps()
+                                     : _mm256_loadu_ps(C + (k + i) * ldc + j + 8);
+            }
+            for (int64_t r = 0; r < rows; r++) {
+                const __m256 y0 = _mm256_loadu_ps(Y + r * ldy + j);
+                const __m256 y1 = _mm256_loadu_ps(Y + r * ldy + j + 8);
+                for (int i = 0; i < 4; i++) {
+                    const __m256 a = _mm256_broadcast_ss(A + r * lda + k + i);
+                    c0[i] = _mm256_fmadd_ps(a, y0, c0[i]);
+                    c1[i] = _mm256_fmadd_ps(a, y1, c1[i]);
+                }
+            }
+            for (int i = 0; i < 4; i++) {
+                _mm256_storeu_ps(C + (k + i) * ldc + j, c0[i]);
+                _mm256_storeu_ps(C + (k + i) * ldc + j + 8, c1[i]);
+            }
+        }
+        for (; j + 8 <= fg; j += 8) {
+            __m256 c0[4];
+            for (int i = 0; i < 4; i++)
+                c0[i] = beta == 0.0f ? _mm256_setzero_ps() : _mm256_loadu_ps(C + (k + i) * ldc + j);
+            for (int64_t r = 0; r < rows; r++) {
+                const __m256 y0 = _mm256_loadu_ps(Y + r * ldy + j);
+                for (int i = 0; i < 4; i++)
+                    c0[i] = _mm256_fmadd_ps(_mm256_broadcast_ss(A + r * lda + k + i), y0, c0[i]);
+            }
+            for (int i = 0; i < 4; i++)
+                _mm256_storeu_ps(C + (k + i) * ldc + j, c0[i]);
+        }
+        for (; j < fg; j++)
+            for (int i = 0; i < 4; i++) {
+                float c = beta == 0.0f ? 0.0f : C[(k + i) * ldc + j];
+                for (int64_t r = 0; r < rows; r++)
+                    c = fmaf(A[r * lda + k + i], Y[r * ldy + j], c);
+                C[(k + i) * ldc + j] = c;
+            }
+    }
+    for (; k < cg; k++) {
+        int64_t j = 0;
+        for (; j + 8 <= fg; j += 8) {
+            __m256 c0 = beta == 0.0f ? _mm256_setzero_ps() : _mm256_loadu_ps(C + k * ldc + j);
+            for (int64_t r = 0; r < rows; r++)
+                c0 = _mm256_fmadd_ps(_mm256_broadcast_ss(A + r * lda + k),
+                                     _mm256_loadu_ps(Y + r * ldy + j), c0);
+            _mm256_storeu_ps(C + k * ldc + j, c0);
+        }
+        for (; j < fg; j++) {
+            float c = beta == 0.0f ? 0.0f : C[k * ldc + j];
+            for (int64_t r = 0; r < rows; r++)
+                c = fmaf(A[r * lda + k], Y[r * ldy + j], c);
+            C[k * ldc + j] = c;
+        }
+    }
+}
+#endif
+
+#if defined(FC_HAVE_AVX2_PATH) && !defined(FASTCNN_NO_AVX512)
+/* AVX-512F twins (16-float vectors; the same fused multiply-adds in the same order per
+ * element as the AVX2 ones, so the same bits): used where fc_gemm_avx512() says the
+ * GEMM uses AVX-512 (the CPU has it, FASTCNN_NO_AVX512 unset). Column tails go to the
+ * AVX2 kernels. */
+#define BD_TARGET_AVX512 __attribute__((target("avx512f,avx2,fma")))
+
+BD_TARGET_AVX512 static void bd_mm_avx512(int64_t rows, int64_t cg, int64_t fg, const float *A,
+                                          int64_t lda, const float *B, int64_t ldb, float *C,
+                                          int64_t ldc)
+{
+    int64_t j = 0;
+    for (; j + 16 <= fg; j += 16) {
+        int64_t r = 0;
+        for (; r + 12 <= rows; r += 12) {
+            __m512 c0[12];
+            for (int i = 0; i < 12; i++)
+                c0[i] = _mm512_setzero_ps();
+            for (int64_t k = 0; k < cg; k++) {
+                const __m512 b0 = _mm512_loadu_ps(B + k * ldb + j);
+                for (int i = 0; i < 12; i++)
+                    c0[i] = _mm512_fmadd_ps(_mm512_set1_ps(A[(r + i) * lda + k]), b0, c0[i]);
+            }
+            for (int i = 0; i < 12; i++)
+                _mm512_storeu_ps(C + (r + i) * ldc + j, c0[i]);
+        }
+        for (; r < rows; r++) {
+            __m512 c0 = _mm512_setzero_ps();
+            for (int64_t k = 0; k < cg; k++)
+                c0 = _mm512_fmadd_ps(_mm512_set1_ps(A[r * lda + k]),
+                                     _mm512_loadu_ps(B + k * ldb + j), c0);
+            _mm512_storeu_ps(C + r * ldc + j, c0);
+        }
+    }
+    if (j < fg)
+        bd_mm_avx2(rows, cg, fg - j, A, lda, B + j, ldb, C + j, ldc);
+}
+
+BD_TARGET_AVX512 static void bd_tmm_avx512(int64_t rows, int64_t cg, int64_t fg,
+                                           const float *A, int64_t lda, const float *Y,
+                                           int64_t ldy, float beta, float *C, int64_t ldc)
+{
+    int64_t j = 0;
+    for (; j + 16 <= fg; j += 16) {
+        int64_t k = 0;
+        for (; k + 8 <= cg; k += 8) {
+            __m512 c0[8];
+            for (int i = 0; i < 8; i++)
+                c0[i] = beta == 0.0f ? _mm512_setzero_ps()
+                                     : _mm512_loadu_ps(C + (k + i) * ldc + j);
+            for (int64_t r = 0; r < rows; r++) {
+                const __m512 y0 = _mm512_loadu_ps(Y + r * ldy + j);
+                for (int i = 0; i < 8; i++)
+                    c0[i] = _mm512_fmadd_ps(_mm512_set1_ps(A[r * lda + k + i]), y0, c0[i]);
+            }
+            for (int i = 0; i < 8; i++)
+                _mm512_storeu_ps(C + (k + i) * ldc + j, c0[i]);
+        }
+        for (; k < cg; k++) {
+            __m512 c0 = beta == 0.0f ? _mm512_setzero_ps() : _mm512_loadu_ps(C + k * ldc + j);
+            for (int64_t r = 0; r < rows; r++)
+                c0 = _mm512_fmadd_ps(_mm512_set1_ps(A[r * lda + k]),
+                                     _mm512_loadu_ps(Y + r * ldy + j), c0);
+            _mm512_storeu_ps(C + k * ldc + j, c0);
+        }
+    }
+    if (j < fg)
+        bd_tmm_avx2(rows, cg, fg - j, A, lda, Y + j, ldy, beta, C + j, ldc);
+}
+#endif
+
+typedef void (*bd_mm_fn)(int64_t, int64_t, int64_t, const float *, int64_t, const float *,
+                         int64_t, float *, int64_t);
+typedef void (*bd_tmm_fn)(int64_t, int64_t, int64_t, const float *, int64_t, const float *,
+                          int64_t, float, float *, int64_t);
+
+static bd_mm_fn pick_bd_mm(void)
+{
+#if defined(FC_HAVE_AVX2_PATH) && !defined(FASTCNN_NO_AVX512)
+    if (fc_gemm_avx512())
+        return bd_mm_avx512;
+#endif
+#ifdef FC_HAVE_AVX2_PATH
+    if (fc_simd_level() >= 1)
+        return bd_mm_avx2;
+#endif
+    return bd_mm_generic;
+}
+
+static bd_tmm_fn pick_bd_tmm(void)
+{
+#if defined(FC_HAVE_AVX2_PATH) && !defined(FASTCNN_NO_AVX512)
+    if (fc_gemm_avx512())
+        return bd_tmm_avx512;
+#endif
+#ifdef FC_HAVE_AVX2_PATH
+    if (fc_simd_level() >= 1)
+        return bd_tmm_avx2;
+#endif
+    return bd_tmm_generic;
+}
+
+/* Where the unpacked kernels beat the packed GEMM (1 thread, batch 32 32x32 and 128
+ * 16x16 images): blocks at least one vector wide, and for the transposed product (which
+ * streams the tiles' rows once per 4 input channels) at most 16 channels deep. A choice
+ * of the geometry only, so the bits do not depend on the threads. */
+static int bd_mm_applies(int64_t cg, int64_t fg)
+{
+    return fg >= 8;
+}
+
+static int bd_tmm_applies(int64_t cg, int64_t fg)
+{
+    return fg >= 8 && cg <= 16;
+}
+
+static int run_piece_grouped(const fc_wino_problem *p, const wino_ops *ops, int64_t G,
+                             const float *x, const float *zeros, const float *u,
+                             const float *bias, int relu, float *out, float *V, float *M,
+                             int64_t t0, int64_t cnt)
+{
+    const int64_t Ci = p->cin, Co = p->cout, P = fc_wino_points(p->m);
+    const int64_t cg = Ci / G, fg = Co / G;
+    int rc = FC_OK;
+    ops->gather(p, x, zeros, t0, cnt, V);
+    if (bd_mm_applies(cg, fg)) {
+        const bd_mm_fn mm = pick_bd_mm();
+        for (int64_t xi = 0; xi < P; xi++)
+            for (int64_t g = 0; g < G; g++)
+                mm(cnt, cg, fg, V + xi * Ci + g * cg, P * Ci, u + xi * cg * Co + g * fg, Co,
+                   M + xi * Co + g * fg, P * Co);
+    } else {
+        for (int64_t xi = 0; xi < P && rc == FC_OK; xi++)
+            for (int64_t g = 0; g < G && rc == FC_OK; g++)
+                rc = fc_sgemm_serial(0, 0, cnt, fg, cg, 1.0f, V + xi * Ci + g * cg, P * Ci,
+                                     u + xi * cg * Co + g * fg, Co, 0.0f,
+                                     M + xi * Co + g * fg, P * Co);
+    }
+    if (rc == FC_OK)
+        ops->scatter(p, M, bias, relu, t0, cnt, out);
+    return rc;
+}
+
+int fc_wino_conv_grouped(const fc_wino_problem *p, int64_t groups, const float *x,
+                         const float *u, const float *bias, int relu, float *out,
+                         float *scratch, int64_t chunk_tiles)
+{
+    const int64_t P = fc_wino_points(p->m);
+    const int64_t tile_floats = fc_wino_tile_floats(p->m, p->cin, p->cout);
+    const int64_t total = p->n * fc_wino_tiles(p->m, p->ch, p->cw);
+    const int64_t n_zeros = wino_zeros(p->cin, p->cout);
+    const wino_ops ops = pick_wino_ops(p->m);
+    int nthreads = fc_get_num_threads();
+    int rc = FC_OK;
+    if (total <= 0 || p->cout <= 0)
+        return FC_OK;
+    if (nthreads > chunk_tiles)
+        nthreads = (int)chunk_tiles;
+    if (nthreads < 1)
+        nthreads = 1;
+    int64_t piece = chunk_tiles / nthreads, cap = FC_WINO_PIECE_FLOATS / tile_floats;
+    if (cap < 1)
+        cap = 1;
+    if (piece > cap)
+        piece = cap;
+    memset(scratch, 0, (size_t)n_zeros * sizeof(float));
+    const float *zeros = scratch;
+    float *tiles = scratch + n_zeros;
+    /* threads own contiguous tile ranges; a tile's arithmetic does not depend on them */
+#pragma omp parallel num_threads(nthreads) \
+    if (total * P * p->cin * p->cout / groups > 262144)
+    {
+        const int t = fc_thread_id(), nt = fc_team_size();
+        const int64_t a = total * t / nt, b = total * (t + 1) / nt;
+        float *V = tiles + t * piece * tile_floats, *M = V + P * piece * p->cin;
+        int my_rc = FC_OK;
+        for (int64_t t0 = a; t0 < b && my_rc == FC_OK; t0 += piece) {
+            const int64_t cnt = b - t0 < piece ? b - t0 : piece;
+            my_rc = run_piece_grouped(p, &ops, groups, x, zeros, u, bias, relu, out, V, M, t0,
+                                      cnt);
+        }
+        if (my_rc != FC_OK) {
+#pragma omp atomic write
+            rc = my_rc;
+        }
+    }
+    return rc;
+}
+
+/* The GEMMs of one piece of the grouped kernel gradient into sum (P, Cin/G, Cout). */
+static int grouped_du_piece(const fc_wino_problem *p, int64_t G, const float *V, const float *Y,
+                            int64_t cnt, float beta, float *sum)
+{
+    const int64_t Ci = p->cin, Co = p->cout, P = fc_wino_points(p->m);
+    const int64_t cg = Ci / G, fg = Co / G;
+    int rc = FC_OK;
+    if (bd_tmm_applies(cg, fg)) {
+        const bd_tmm_fn tmm = pick_bd_tmm();
+        for (int64_t xi = 0; xi < P; xi++)
+            for (int64_t g = 0; g < G; g++)
+                tmm(cnt, cg, fg, V + xi * Ci + g * cg, P * Ci, Y + xi * Co + g * fg, P * Co,
+                    beta, sum + xi * cg * Co + g * fg, Co);
+        return FC_OK;
+    }
+    for (int64_t xi = 0; xi < P && rc == FC_OK; xi++)
+        for (int64_t g = 0; g < G && rc == FC_OK; g++)
+            rc = fc_sgemm_serial(1, 0, cg, fg, cnt, 1.0f, V + xi * Ci + g * cg, P * Ci,
+                                 Y + xi * Co + g * fg, P * Co, beta,
+                                 sum + xi * cg * Co + g * fg, Co);
+    return rc;
+}
+
+int fc_wino_kernel_grad_grouped(const fc_wino_problem *p, int64_t groups, const float *x,
+                                const float *dy, float *dkernel, float *du, int parts,
+                                float *scratch, int64_t chunk_tiles)
+{
+    const int64_t Ci = p->cin, Co = p->cout, cg = Ci / groups, P = fc_wino_points(p->m);
+    const int64_t CF = cg * Co;
+    const int64_t tile_floats = fc_wino_tile_floats(p->m, Ci, Co);
+    const int64_t total = p->n * fc_wino_tiles(p->m, p->oh, p->ow);
+    const int64_t n_zeros = wino_zeros(Ci, Co);
+    const wino_ops ops = pick_wino_ops(p->m);
+    int rc = FC_OK;
+    if (CF <= 0)
+        return FC_OK;
+    if (parts < 1)
+        parts = 1;
+    if (parts > chunk_tiles)
+        parts = (int)chunk_tiles;
+    const int64_t piece = chunk_tiles / parts; /* >= 1, geometry only */
+    memset(scratch, 0, (size_t)n_zeros * sizeof(float));
+    const float *zeros = scratch;
+    float *tiles = scratch + n_zeros;
+    /* `parts` fixed tile ranges, each summed in fixed pieces into its own partial sum;
+     * threads take whole parts, and the parts are added in order: thread-count free */
+#pragma omp parallel num_threads(fc_get_num_threads()) \
+    if (total * P * CF > 262144)
+    {
+        const int t = fc_thread_id(), nt = fc_team_size();
+        int my_rc = FC_OK;
+        for (int s = t; s < parts; s += nt) {
+            const int64_t a = total * s / parts, b = total * (s + 1) / parts;
+            float *V = tiles + s * piece * tile_floats, *Y = V + P * piece * Ci;
+            float *sum = du + s * P * CF;
+            if (b <= a)
+                memset(sum, 0, (size_t)(P * CF) * sizeof(float));
+            for (int64_t t0 = a; t0 < b && my_rc == FC_OK; t0 += piece) {
+                const int64_t cnt = b - t0 < piece ? b - t0 : piece;
+                ops.gather(p, x, zeros, t0, cnt, V);
+                ops.gather_grad(p, dy, zeros, t0, cnt, Y);
+                my_rc = grouped_du_piece(p, groups, V, Y, cnt, t0 == a ? 0.0f : 1.0f, sum);
+            }
+        }
+        if (my_rc != FC_OK) {
+#pragma omp atomic write
+            rc = my_rc;
+        }
+#pragma omp barrier
+        if (rc == FC_OK) {
+            const int64_t c0 = cg * t / nt, c1 = cg * (t + 1) / nt;
+            ops.kernel_grad(cg, Co, du, P * CF, parts, c0, c1, dkernel);
+        }
+    }
+    return rc;
+}

@@ -73,4 +73,17 @@ int fc_wino_kernel_grad(const fc_wino_problem *p, const float *x, const float *d
                         float *dkernel, float *du, int parts, float *scratch,
                         int64_t chunk_tiles);
 
+/* Grouped variants (G = groups divides cin and cout; group g's outputs read only its
+ * input channels): u = fc_wino_transform_kernel(p->m, cin / G, cout, kernel) for a
+ * (3, 3, cin / G, cout) kernel, dkernel (3, 3, cin / G, cout), du parts * (m + 2)^2 *
+ * (cin / G) * cout floats; otherwise as fc_wino_conv and fc_wino_kernel_grad (scratch
+ * fc_wino_scratch_size(p->m, cin, cout, chunk_tiles) floats; the same bits for any
+ * thread count). The GEMMs are (m + 2)^2 * G block-diagonal ones. */
+int fc_wino_conv_grouped(const fc_wino_problem *p, int64_t groups, const float *x,
+                         const float *u, const float *bias, int relu, float *out,
+                         float *scratch, int64_t chunk_tiles);
+int fc_wino_kernel_grad_grouped(const fc_wino_problem *p, int64_t groups, const float *x,
+                                const float *dy, float *dkernel, float *du, int parts,
+                                float *scratch, int64_t chunk_tiles);
+
 #endif

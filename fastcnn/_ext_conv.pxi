@@ -262,3 +262,147 @@ def conv2d_winograd_relu_maxpool2_forward(const float[:, :, :, ::1] x,
                                                       pb, &y[0, 0, 0, 0],
                                                       &indices[0, 0, 0, 0], pw)
     _check(rc, "conv2d_winograd_relu_max_pool2d")
+
+
+
+cdef extern from "conv2d_grouped.h":
+    void fc_lattice_gather(const float *x, int64_t n, int64_t h, int64_t w, int64_t c,
+                           int64_t dh, int64_t dw, int64_t rh, int64_t rw, int64_t hs,
+                           int64_t ws, float *xs) nogil
+    void fc_lattice_scatter(const float *xs, int64_t n, int64_t h, int64_t w, int64_t c,
+                            int64_t dh, int64_t dw, int64_t rh, int64_t rw, int64_t hs,
+                            int64_t ws, float *x) nogil
+
+
+cdef _check_lattice(str fn, tuple x_shape, tuple xs_shape, tuple dilation, tuple offsets):
+    dh, dw = dilation
+    rh, rw = offsets
+    if not (dh >= 1 and dw >= 1 and 0 <= rh < dh and 0 <= rw < dw
+            and xs_shape[0] == dh * dw * x_shape[0] and xs_shape[3] == x_shape[3]):
+        raise ValueError("%s: x %s and sub-images %s do not match dilation %s, offsets %s"
+                         % (fn, x_shape, xs_shape, dilation, offsets))
+
+
+def lattice_gather(const float[:, :, :, ::1] x, tuple dilation, tuple offsets,
+                   float[:, :, :, ::1] xs):
+    """xs (dh*dw*N, hs, ws, C) = the dilation lattices of x (N, H, W, C), zero-filled
+    (csrc/conv2d_grouped.h)."""
+    cdef int64_t n = x.shape[0], h = x.shape[1], w = x.shape[2], c = x.shape[3]
+    cdef int64_t hs = xs.shape[1], ws = xs.shape[2]
+    _check_lattice("lattice_gather", (n, h, w, c), (xs.shape[0], hs, ws, xs.shape[3]),
+                   dilation, offsets)
+    cdef int64_t dh = dilation[0], dw = dilation[1], rh = offsets[0], rw = offsets[1]
+    if xs.size == 0:
+        return
+    with nogil:
+        fc_lattice_gather(&x[0, 0, 0, 0], n, h, w, c, dh, dw, rh, rw, hs, ws, &xs[0, 0, 0, 0])
+
+
+def lattice_scatter(const float[:, :, :, ::1] xs, tuple dilation, tuple offsets,
+                    float[:, :, :, ::1] x):
+    """x (N, H, W, C) from its dilation lattices xs (dh*dw*N, hs, ws, C); every pixel
+    written (zero where past (hs, ws))."""
+    cdef int64_t n = x.shape[0], h = x.shape[1], w = x.shape[2], c = x.shape[3]
+    cdef int64_t hs = xs.shape[1], ws = xs.shape[2]
+    _check_lattice("lattice_scatter", (n, h, w, c), (xs.shape[0], hs, ws, xs.shape[3]),
+                   dilation, offsets)
+    cdef int64_t dh = dilation[0], dw = dilation[1], rh = offsets[0], rw = offsets[1]
+    if x.size == 0:
+        return
+    if xs.size == 0:
+        x[:, :, :, :] = 0
+        return
+    with nogil:
+        fc_lattice_scatter(&xs[0, 0, 0, 0], n, h, w, c, dh, dw, rh, rw, hs, ws, &x[0, 0, 0, 0])
+
+
+cdef extern from "conv2d_grouped.h":
+    int fc_conv2d_grouped_wino_applies(const fc_conv2d_geometry *g, int64_t groups) nogil
+    int64_t fc_conv2d_grouped_wino_workspace_size(const fc_conv2d_geometry *g,
+                                                  int64_t groups) nogil
+    int fc_conv2d_grouped_wino_forward(const fc_conv2d_geometry *g, int64_t groups,
+                                       const float *x, const float *kernel, const float *bias,
+                                       int relu, float *out, float *workspace) nogil
+    int fc_conv2d_grouped_wino_backward_input(const fc_conv2d_geometry *g, int64_t groups,
+                                              const float *dy, const float *kernel,
+                                              float *dx, float *workspace) nogil
+    int fc_conv2d_grouped_wino_backward_kernel(const fc_conv2d_geometry *g, int64_t groups,
+                                               const float *dy, const float *x,
+                                               float *dkernel, float *workspace) nogil
+
+
+def conv2d_grouped_wino_applies(tuple x_shape, tuple k_shape, tuple pads, tuple out_hw,
+                                int64_t groups):
+    """Whether the grouped Winograd kernels run this (3x3, stride 1, undilated) conv."""
+    cdef fc_conv2d_geometry g = _conv2d_geometry(x_shape, k_shape, (1, 1), pads, out_hw)
+    g.f = k_shape[3]
+    return fc_conv2d_grouped_wino_applies(&g, groups) != 0
+
+
+def conv2d_grouped_wino_workspace_size(tuple x_shape, tuple k_shape, tuple pads,
+                                       tuple out_hw, int64_t groups):
+    """Floats of workspace the grouped Winograd kernels need (0: they do not apply)."""
+    cdef fc_conv2d_geometry g = _conv2d_geometry(x_shape, k_shape, (1, 1), pads, out_hw)
+    return fc_conv2d_grouped_wino_workspace_size(&g, groups)
+
+
+cdef fc_conv2d_geometry _gw_checked(str fn, tuple x_shape, tuple k_shape, tuple pads,
+                                    tuple out_hw, int64_t groups, Py_ssize_t ws_len) except *:
+    cdef fc_conv2d_geometry g = _conv2d_geometry(x_shape, k_shape, (1, 1), pads, out_hw)
+    if (not fc_conv2d_grouped_wino_applies(&g, groups) or k_shape[2] * groups != x_shape[3]
+            or ws_len < fc_conv2d_grouped_wino_workspace_size(&g, groups)):
+        raise ValueError("%s: x %s, kernel %s, pads %s, output %s, groups %d and a workspace "
+                         "of %d floats do not fit the grouped Winograd kernels"
+                         % (fn, x_shape, k_shape, pads, out_hw, groups, ws_len))
+    return g
+
+
+def conv2d_grouped_wino_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] kernel,
+                                const float[::1] bias, tuple pads, int64_t groups, bint relu,
+                                float[:, :, :, ::1] out, float[::1] workspace):
+    """out = act(grouped conv(x, kernel) + bias) as Winograd; bias may be None."""
+    cdef fc_conv2d_geometry g = _gw_checked(
+        "conv2d_grouped_wino_forward", (x.shape[0], x.shape[1], x.shape[2], x.shape[3]),
+        (kernel.shape[0], kernel.shape[1], kernel.shape[2], kernel.shape[3]), pads,
+        (out.shape[1], out.shape[2]), groups, workspace.shape[0])
+    cdef const float *pb = &bias[0] if bias is not None and bias.shape[0] > 0 else NULL
+    cdef int rc
+    with nogil:
+        rc = fc_conv2d_grouped_wino_forward(&g, groups, &x[0, 0, 0, 0], &kernel[0, 0, 0, 0],
+                                            pb, relu, &out[0, 0, 0, 0], &workspace[0])
+    _check(rc, "conv2d (grouped Winograd)")
+
+
+def conv2d_grouped_wino_backward_input(const float[:, :, :, ::1] dy,
+                                       const float[:, :, :, ::1] kernel, tuple pads,
+                                       int64_t groups, float[:, :, :, ::1] dx,
+                                       float[::1] workspace):
+    """dx = input gradient of the grouped conv as Winograd (overwritten)."""
+    cdef fc_conv2d_geometry g = _gw_checked(
+        "conv2d_grouped_wino_backward_input", (dx.shape[0], dx.shape[1], dx.shape[2],
+                                               dx.shape[3]),
+        (kernel.shape[0], kernel.shape[1], kernel.shape[2], kernel.shape[3]), pads,
+        (dy.shape[1], dy.shape[2]), groups, workspace.shape[0])
+    cdef int rc
+    with nogil:
+        rc = fc_conv2d_grouped_wino_backward_input(&g, groups, &dy[0, 0, 0, 0],
+                                                   &kernel[0, 0, 0, 0], &dx[0, 0, 0, 0],
+                                                   &workspace[0])
+    _check(rc, "conv2d_backward (grouped Winograd)")
+
+
+def conv2d_grouped_wino_backward_kernel(const float[:, :, :, ::1] dy,
+                                        const float[:, :, :, ::1] x, tuple pads,
+                                        int64_t groups, float[:, :, :, ::1] dkernel,
+                                        float[::1] workspace):
+    """dkernel = kernel gradient of the grouped conv as Winograd, summed over the batch."""
+    cdef fc_conv2d_geometry g = _gw_checked(
+        "conv2d_grouped_wino_backward_kernel", (x.shape[0], x.shape[1], x.shape[2],
+                                                x.shape[3]),
+        (dkernel.shape[0], dkernel.shape[1], dkernel.shape[2], dkernel.shape[3]), pads,
+        (dy.shape[1], dy.shape[2]), groups, workspace.shape[0])
+    cdef int rc
+    with nogil:
+        rc = fc_conv2d_grouped_wino_backward_kernel(&g, groups, &dy[0, 0, 0, 0], &x[0, 0, 0, 0],
+                                                    &dkernel[0, 0, 0, 0], &workspace[0])
+    _check(rc, "conv2d_backward (grouped Winograd)")

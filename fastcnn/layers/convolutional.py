@@ -139,8 +139,9 @@ class Conv2D(_Activated, Layer):
         key = ("scratch_floats", output_size)
         need = ws.get(key)
         if need is None:
-            need = ws[key] = ops.conv2d_workspace_size(x_shape, self.kernel.shape, self.strides,
-                                                       self.padding, output_size=output_size)
+            need = ws[key] = ops.conv2d_workspace_size(
+                x_shape, self.kernel.shape, self.strides, self.padding, output_size=output_size,
+                dilation_rate=self.dilation_rate, groups=self.groups)
         buf = ws.get("scratch")
         if need > 0 and (buf is None or buf.size < need):
             buf = ws["scratch"] = np.empty(need, np.float32)
@@ -150,37 +151,24 @@ class Conv2D(_Activated, Layer):
         out = ws.get("out")
         if out is None:
             out = ws.buf("out", self._out_shape(x))
-        if not self.plain:
-            z = ops.conv2d(x, self.kernel.value, self.bias.value if self.use_bias else None,
-                           strides=self.strides, padding=self.padding,
-                           activation=self._kernel_activation(), out=out,
-                           dilation_rate=self.dilation_rate, groups=self.groups)
-            return self._finish(z, ws, return_logits)
         z = ops.conv2d(x, self.kernel.value, self.bias.value if self.use_bias else None,
                        strides=self.strides, padding=self.padding,
                        activation=self._kernel_activation(), out=out,
-                       workspace=self.scratch(ws, x.shape))
+                       workspace=self.scratch(ws, x.shape),
+                       dilation_rate=self.dilation_rate, groups=self.groups)
         return self._finish(z, ws, return_logits)
 
     def _backward(self, dy, ws, need_input_grad):
         dz = self._activation_backward(dy, ws)
         x = ws["x"]
-        if not self.plain:
-            dx, _, _ = ops.conv2d_backward(
-                dz, x, self.kernel.value, strides=self.strides, padding=self.padding,
-                need_input_grad=need_input_grad, use_bias=self.use_bias,
-                dx=ws.buf("dx", x.shape) if need_input_grad else None,
-                dkernel=self._grad(self.kernel),
-                dbias=self._grad(self.bias) if self.use_bias else None,
-                dilation_rate=self.dilation_rate, groups=self.groups)
-            return dx
         dx, _, _ = ops.conv2d_backward(
             dz, x, self.kernel.value, strides=self.strides, padding=self.padding,
             need_input_grad=need_input_grad, use_bias=self.use_bias,
             dx=ws.buf("dx", x.shape) if need_input_grad else None,
             dkernel=self._grad(self.kernel),
             dbias=self._grad(self.bias) if self.use_bias else None,
-            workspace=self.scratch(ws, x.shape))
+            workspace=self.scratch(ws, x.shape),
+            dilation_rate=self.dilation_rate, groups=self.groups)
         return dx
 
     def get_config(self):

@@ -160,20 +160,78 @@ def _shape4(shape, name, fn):
 
 
 def conv2d_workspace_size(input_shape, kernel_shape, strides=(1, 1), padding="valid",
-                          output_size=None):
+                          output_size=None, dilation_rate=(1, 1), groups=1):
     """Float32 elements of workspace conv2d / conv2d_backward need for these shapes.
 
-    Enough for every ``algorithm``. Bounded (a few MB at most) whatever the batch size;
-    0 when the kernels need none (1x1 stride-1 kernels, or a kernel other than 3x3
-    stride 1 covering the whole unpadded input).
+    Args:
+        input_shape: (N, H, W, C).
+        kernel_shape: (kh, kw, C / groups, F).
+        strides, padding, output_size, dilation_rate, groups: as in :func:`conv2d`.
+
+    Returns:
+        int: enough for every ``algorithm``. For a plain conv bounded (a few MB at most)
+        whatever the batch size, 0 when the kernels need none (1x1 stride-1 kernels, or a
+        kernel other than 3x3 stride 1 covering the whole unpadded input); a dilated conv
+        also keeps its sub-images there (about the input's and output's sizes).
     """
     fn = "conv2d_workspace_size"
     x_shape = _shape4(input_shape, "input_shape", fn)
     k_shape = _shape4(kernel_shape, "kernel_shape", fn)
+    dilation, groups, general = _dilated_grouped(fn, dilation_rate, groups)
+    if general:
+        _plain_only(fn, "auto", output_size)
+        strides, _, pads, out_hw = _grouped_geometry(fn, x_shape, k_shape, strides, padding,
+                                                     dilation, groups)
+        return _general_workspace_size(x_shape, k_shape, strides, pads, out_hw, dilation,
+                                       groups)
     strides, _, pads, out_hw = _geometry(fn, x_shape, k_shape, strides,
                                          padding)
     out_hw = _cropped(fn, output_size, *out_hw)
     return int(_ext.conv2d_workspace_size(x_shape, k_shape, strides, pads, out_hw))
+
+
+def _general_workspace_size(x_shape, k_shape, strides, pads, out_hw, dilation, groups):
+    """conv2d_workspace_size of a grouped / dilated conv (checked geometry)."""
+    if conv_decompose.dilated_applies(strides, dilation):
+        sub = conv_decompose.SubImages(x_shape, k_shape, pads, out_hw, dilation)
+        return (int(np.prod(sub.x_shape)) + int(np.prod(sub.y_shape))
+                + _sub_conv_workspace_size(sub.x_shape, k_shape, sub.pads, sub.y_shape[1:3],
+                                           groups))
+    if tuple(strides) == (1, 1) and dilation == (1, 1):
+        return _sub_conv_workspace_size(x_shape, k_shape, pads, out_hw, groups)
+    return 0
+
+
+def _sub_conv_workspace_size(x_shape, k_shape, pads, out_hw, groups):
+    """Workspace floats of an undilated stride-1 conv (the sub-images' or a grouped one's)."""
+    x_shape, k_shape, pads, out_hw = tuple(x_shape), tuple(k_shape), tuple(pads), tuple(out_hw)
+    if groups == 1:
+        return int(_ext.conv2d_workspace_size(x_shape, k_shape, (1, 1), pads, out_hw))
+    if _grouped_winograd(x_shape, k_shape, pads, out_hw, groups):
+        return int(_ext.conv2d_grouped_wino_workspace_size(x_shape, k_shape, pads, out_hw,
+                                                           groups))
+    return 0
+
+
+def _grouped_winograd(x_shape, k_shape, pads, out_hw, groups):
+    """Whether an undilated stride-1 grouped conv runs as grouped Winograd (3x3 kernels;
+    its transforms cover all channels at once, so every group width gains)."""
+    return x_shape[0] > 0 and bool(_ext.conv2d_grouped_wino_applies(
+        tuple(x_shape), tuple(k_shape), tuple(pads), tuple(out_hw), groups))
+
+
+def _carve(ws, *shapes):
+    """Consecutive C-contiguous float32 views of the flat workspace ``ws`` (None when
+    all shapes are empty): one per shape, then the rest (None if empty)."""
+    if ws is None:
+        ws = np.empty(0, np.float32)
+    views, at = [], 0
+    for shape in shapes:
+        size = int(np.prod(shape))
+        views.append(ws[at:at + size].reshape(shape))
+        at += size
+    views.append(ws[at:] if ws.size > at else None)
+    return views
 
 
 def conv2d_algorithm(input_shape, kernel_shape, strides=(1, 1), padding="valid",
@@ -224,8 +282,12 @@ def conv2d(x, kernel, bias=None, strides=(1, 1), padding="valid", activation=Non
     ``dilation_rate`` (int or pair) and ``groups`` as Keras' Conv2D: with groups G the
     kernel is (kh, kw, C / G, F) and filters [g*F/G, (g+1)*F/G) see input channels
     [g*C/G, (g+1)*C/G); strides > 1 cannot be combined with dilation > 1. Other values than
-    (1, 1) and 1 run im2col kernels of their own (no workspace, output_size, Winograd or
-    direct algorithm).
+    (1, 1) and 1 pick their kernels themselves (``algorithm`` 'auto' or 'im2col', no
+    output_size): a stride-1 dilated conv runs its dh*dw lattices stacked as one undilated
+    conv, a grouped 3x3 stride-1 conv grouped Winograd (transforms over all channels,
+    per-group GEMMs), other grouped convs one plain conv per group or an im2col of their
+    own; ``workspace`` then takes conv2d_workspace_size with the same dilation_rate and
+    groups.
     Returns y (N, OH, OW, F) float32.
 
     Example:
@@ -242,7 +304,7 @@ def conv2d(x, kernel, bias=None, strides=(1, 1), padding="valid", activation=Non
     dilation, groups, general = _dilated_grouped(fn, dilation_rate, groups)
     if general:
         return _conv2d_grouped(fn, x, kernel, bias, strides, padding, activation, out,
-                               algorithm, output_size, dilation, groups)
+                               algorithm, output_size, dilation, groups, workspace)
     strides, padding, pads, (oh, ow) = _geometry(fn, x.shape, kernel.shape, strides, padding)
     oh, ow = _cropped(fn, output_size, oh, ow)
     f = kernel.shape[3]
@@ -302,12 +364,25 @@ def conv2d_backward(dy, x, kernel, strides=(1, 1), padding="valid", need_input_g
         ("dkernel", dkernel, kernel.shape),
         ("dbias", dbias, (f,) if use_bias else None)))
     if general and conv_decompose.dilated_applies(strides, dilation):
-        sub = conv_decompose.SubImages(x.shape, kernel.shape[:2], pads, (oh, ow), dilation)
-        dxs, _, _ = conv2d_backward(sub.split_output_grad(dy), sub.split_input(x), kernel,
-                                    need_input_grad=dx is not None, use_bias=False,
-                                    dkernel=dkernel, groups=groups)
+        sub = conv_decompose.SubImages(x.shape, kernel.shape, pads, (oh, ow), dilation)
+        size = _general_workspace_size(x.shape, kernel.shape, strides, pads, (oh, ow),
+                                       dilation, groups)
+        ws = _workspace(fn, workspace, size, inputs + outs)
+        xs, dys, sws = _carve(ws, sub.x_shape, sub.y_shape)
+        sub.split_input(x, xs)
+        sub.split_output_grad(dy, dys)
+        _sub_backward_kernel(dys, xs, sub.pads, dkernel, sws, groups)
+        if dx is not None:  # (x's sub-images are no longer needed: their gradient goes there)
+            _sub_backward_input(dys, kernel, sub.pads, xs, sws, groups)
+            sub.merge_input_grad(xs, dx)
+    elif general and dilation == (1, 1) and strides == (1, 1) and _grouped_winograd(
+            x.shape, kernel.shape, pads, (oh, ow), groups):
+        ws = _workspace(fn, workspace, _sub_conv_workspace_size(x.shape, kernel.shape, pads,
+                                                                (oh, ow), groups),
+                        inputs + outs)
+        _sub_backward_kernel(dy, x, pads, dkernel, ws, groups)
         if dx is not None:
-            sub.merge_input_grad(dxs, dx)
+            _sub_backward_input(dy, kernel, pads, dx, ws, groups)
     elif general and conv_decompose.grouped_applies(x.shape, kernel.shape, groups):
         _grouped_backward(dy, x, kernel, strides, padding, dx, dkernel, groups)
     elif general:
@@ -330,7 +405,7 @@ def conv2d_backward(dy, x, kernel, strides=(1, 1), padding="valid", need_input_g
 
 
 def _conv2d_grouped(fn, x, kernel, bias, strides, padding, activation, out, algorithm,
-                    output_size, dilation, groups):
+                    output_size, dilation, groups, workspace):
     """conv2d's grouped / dilated branch (checked as conv2d's, on csrc/conv2d_grouped.c)."""
     _plain_only(fn, algorithm, output_size)
     strides, padding, pads, (oh, ow) = _grouped_geometry(fn, x.shape, kernel.shape, strides,
@@ -345,14 +420,55 @@ def _conv2d_grouped(fn, x, kernel, bias, strides, padding, activation, out, algo
     inputs = ((x, "x"), (kernel, "kernel"), (bias, "bias"))
     out = prepare_output(fn, out, "out", (x.shape[0], oh, ow, f), inputs)
     if conv_decompose.dilated_applies(strides, dilation):
-        sub = conv_decompose.SubImages(x.shape, kernel.shape[:2], pads, (oh, ow), dilation)
-        ys = conv2d(sub.split_input(x), kernel, bias, activation=activation, groups=groups)
+        sub = conv_decompose.SubImages(x.shape, kernel.shape, pads, (oh, ow), dilation)
+        size = _general_workspace_size(x.shape, kernel.shape, strides, pads, (oh, ow),
+                                       dilation, groups)
+        ws = _workspace(fn, workspace, size, inputs + ((out, "out"),))
+        xs, ys, sws = _carve(ws, sub.x_shape, sub.y_shape)
+        sub.split_input(x, xs)
+        _sub_forward(xs, kernel, bias, sub.pads, activation == "relu", ys, sws, groups)
         return sub.merge_output(ys, out)
+    if dilation == (1, 1) and strides == (1, 1) and _grouped_winograd(
+            x.shape, kernel.shape, pads, (oh, ow), groups):
+        ws = _workspace(fn, workspace, _sub_conv_workspace_size(x.shape, kernel.shape, pads,
+                                                                (oh, ow), groups),
+                        inputs + ((out, "out"),))
+        _sub_forward(x, kernel, bias, pads, activation == "relu", out, ws, groups)
+        return out
     if conv_decompose.grouped_applies(x.shape, kernel.shape, groups):
         return _grouped_forward(x, kernel, bias, strides, padding, activation, out, groups)
     _ext.conv2d_grouped_forward(x, kernel, bias, strides, pads, dilation, groups,
                                 activation == "relu", out)
     return out
+
+
+def _sub_forward(xs, kernel, bias, pads, relu, ys, ws, groups):
+    """ys = act(conv(xs) + bias): an undilated stride-1 conv padded by pads (the
+    sub-images', or a grouped one), ws of _sub_conv_workspace_size."""
+    if groups == 1:
+        _ext.conv2d_forward(xs, kernel, bias, (1, 1), pads, relu, ys, ws, "auto")
+    elif _grouped_winograd(xs.shape, kernel.shape, pads, ys.shape[1:3], groups):
+        _ext.conv2d_grouped_wino_forward(xs, kernel, bias, pads, groups, relu, ys, ws)
+    else:
+        _ext.conv2d_grouped_forward(xs, kernel, bias, (1, 1), pads, (1, 1), groups, relu, ys)
+
+
+def _sub_backward_kernel(dys, xs, pads, dkernel, ws, groups):
+    if groups == 1:
+        _ext.conv2d_backward_kernel(dys, xs, (1, 1), pads, dkernel, ws, "auto")
+    elif _grouped_winograd(xs.shape, dkernel.shape, pads, dys.shape[1:3], groups):
+        _ext.conv2d_grouped_wino_backward_kernel(dys, xs, pads, groups, dkernel, ws)
+    else:
+        _ext.conv2d_grouped_backward_kernel(dys, xs, (1, 1), pads, (1, 1), groups, dkernel)
+
+
+def _sub_backward_input(dys, kernel, pads, dxs, ws, groups):
+    if groups == 1:
+        _ext.conv2d_backward_input(dys, kernel, (1, 1), pads, dxs, ws, "auto")
+    elif _grouped_winograd(dxs.shape, kernel.shape, pads, dys.shape[1:3], groups):
+        _ext.conv2d_grouped_wino_backward_input(dys, kernel, pads, groups, dxs, ws)
+    else:
+        _ext.conv2d_grouped_backward_input(dys, kernel, (1, 1), pads, (1, 1), groups, dxs)
 
 
 def _grouped_forward(x, kernel, bias, strides, padding, activation, out, groups):
