@@ -335,6 +335,22 @@ static float act_bwd_c(int kind, const float *p, float sf, float g)
 #define VLOAD _mm256_loadu_ps
 #define VSTORE _mm256_storeu_ps
 #define VEXP2BITS(t) _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_castps_si256(t), 23))
+/* softmax row sums: each lane accumulates in double; the lanes are added in a fixed tree */
+#define VD __m256d
+#define VDZERO _mm256_setzero_pd
+FC_TARGET_AVX2 static inline void dacc_avx2(__m256d *lo, __m256d *hi, __m256 v)
+{
+    *lo = _mm256_add_pd(*lo, _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
+    *hi = _mm256_add_pd(*hi, _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
+}
+
+FC_TARGET_AVX2 static inline double dsum_avx2(__m256d lo, __m256d hi)
+{
+    double a[4], b[4];
+    _mm256_storeu_pd(a, lo);
+    _mm256_storeu_pd(b, hi);
+    return ((a[0] + a[1]) + (a[2] + a[3])) + ((b[0] + b[1]) + (b[2] + b[3]));
+}
 #include "activations_vec.h"
 #undef VT
 #undef MT
@@ -363,6 +379,8 @@ static float act_bwd_c(int kind, const float *p, float sf, float g)
 #undef VLOAD
 #undef VSTORE
 #undef VEXP2BITS
+#undef VD
+#undef VDZERO
 
 #ifdef FC_HAVE_AVX512_PATH
 /* the AVX-512F instantiation: 16 lanes, comparisons into mask registers */
@@ -396,6 +414,23 @@ static float act_bwd_c(int kind, const float *p, float sf, float g)
 #define VLOAD _mm512_loadu_ps
 #define VSTORE _mm512_storeu_ps
 #define VEXP2BITS(t) _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_castps_si512(t), 23))
+#define VD __m512d
+#define VDZERO _mm512_setzero_pd
+FC_TARGET_AVX512 static inline void dacc_avx512(__m512d *lo, __m512d *hi, __m512 v)
+{
+    *lo = _mm512_add_pd(*lo, _mm512_cvtps_pd(_mm512_castps512_ps256(v)));
+    *hi = _mm512_add_pd(*hi, _mm512_cvtps_pd(_mm256_castpd_ps(
+        _mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))));
+}
+
+FC_TARGET_AVX512 static inline double dsum_avx512(__m512d lo, __m512d hi)
+{
+    double a[8], b[8];
+    _mm512_storeu_pd(a, lo);
+    _mm512_storeu_pd(b, hi);
+    return (((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]))) +
+           (((b[0] + b[1]) + (b[2] + b[3])) + ((b[4] + b[5]) + (b[6] + b[7])));
+}
 #include "activations_vec.h"
 #undef I512
 #undef VT
@@ -425,10 +460,10 @@ static float act_bwd_c(int kind, const float *p, float sf, float g)
 #undef VLOAD
 #undef VSTORE
 #undef VEXP2BITS
+#undef VD
+#undef VDZERO
 #endif /* FC_HAVE_AVX512_PATH */
 
-#define V8 __m256
-#define VSET _mm256_set1_ps
 #endif /* FC_HAVE_AVX2_PATH */
 
 int fc_activation_kind_valid(int kind)
@@ -499,111 +534,6 @@ void fc_activation_backward(int kind, const float *params, const float *dy, cons
 
 /* ---- softmax / log_softmax along an axis: x viewed (outer, len, inner) ---- */
 
-#ifdef FC_HAVE_AVX2_PATH
-/* Contiguous rows on the AVX2 path: vector max, v_exp, sums in double over 8 fixed
- * lanes then added lane by lane; the tail is padded with -inf (exp gives 0). */
-FC_TARGET_AVX2 static inline V8 load_tail(const float *x, int64_t n, float pad)
-{
-    float t[8] = {pad, pad, pad, pad, pad, pad, pad, pad};
-    memcpy(t, x, (size_t)n * sizeof(float));
-    return _mm256_loadu_ps(t);
-}
-
-FC_TARGET_AVX2 static inline void store_tail(float *y, V8 v, int64_t n)
-{
-    float t[8];
-    _mm256_storeu_ps(t, v);
-    memcpy(y, t, (size_t)n * sizeof(float));
-}
-
-FC_TARGET_AVX2 static inline __m256d add_halves(__m256d acc, V8 v, __m256d *hi_acc)
-{
-    *hi_acc = _mm256_add_pd(*hi_acc, _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
-    return _mm256_add_pd(acc, _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
-}
-
-FC_TARGET_AVX2 static inline double hsum_d(__m256d lo, __m256d hi)
-{
-    double a[4], b[4];
-    _mm256_storeu_pd(a, lo);
-    _mm256_storeu_pd(b, hi);
-    return ((a[0] + a[1]) + (a[2] + a[3])) + ((b[0] + b[1]) + (b[2] + b[3]));
-}
-
-FC_TARGET_AVX2 static void softmax_row_avx2(const float *x, float *y, int64_t len, int log)
-{
-    const int64_t nv = len & ~(int64_t)7, rest = len - nv;
-    V8 vm = VSET(-INFINITY);
-    for (int64_t j = 0; j < nv; j += 8)
-        vm = _mm256_max_ps(vm, _mm256_loadu_ps(x + j));
-    if (rest)
-        vm = _mm256_max_ps(vm, load_tail(x + nv, rest, -INFINITY));
-    float mv[8];
-    _mm256_storeu_ps(mv, vm);
-    float m = mv[0];
-    for (int k = 1; k < 8; k++)
-        m = mv[k] > m ? mv[k] : m;
-    const V8 vmax = VSET(m);
-    __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
-    for (int64_t j = 0; j < nv; j += 8) {
-        const V8 e = v_exp_avx2(_mm256_sub_ps(_mm256_loadu_ps(x + j), vmax));
-        if (!log)
-            _mm256_storeu_ps(y + j, e);
-        lo = add_halves(lo, e, &hi);
-    }
-    if (rest) {
-        const V8 e = v_exp_avx2(_mm256_sub_ps(load_tail(x + nv, rest, -INFINITY), vmax));
-        if (!log)
-            store_tail(y + nv, e, rest);
-        lo = add_halves(lo, e, &hi);
-    }
-    const double s = hsum_d(lo, hi);
-    if (log) {
-        const V8 ls = VSET((float)log_d(s));
-        for (int64_t j = 0; j < nv; j += 8)
-            _mm256_storeu_ps(y + j, _mm256_sub_ps(_mm256_sub_ps(_mm256_loadu_ps(x + j), vmax),
-                                                  ls));
-        if (rest)
-            store_tail(y + nv, _mm256_sub_ps(_mm256_sub_ps(load_tail(x + nv, rest, 0.0f), vmax),
-                                             ls), rest);
-    } else {
-        const V8 inv = VSET((float)(1.0 / s));
-        for (int64_t j = 0; j < nv; j += 8)
-            _mm256_storeu_ps(y + j, _mm256_mul_ps(_mm256_loadu_ps(y + j), inv));
-        if (rest)
-            store_tail(y + nv, _mm256_mul_ps(load_tail(y + nv, rest, 0.0f), inv), rest);
-    }
-}
-
-FC_TARGET_AVX2 static void softmax_row_backward_avx2(const float *g, const float *o, float *d,
-                                                     int64_t len, int log)
-{
-    const int64_t nv = len & ~(int64_t)7, rest = len - nv;
-    __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
-    for (int64_t j = 0; j < nv; j += 8) {
-        const V8 gv = _mm256_loadu_ps(g + j);
-        lo = add_halves(lo, log ? gv : _mm256_mul_ps(gv, _mm256_loadu_ps(o + j)), &hi);
-    }
-    if (rest) {
-        const V8 gv = load_tail(g + nv, rest, 0.0f);
-        lo = add_halves(lo, log ? gv : _mm256_mul_ps(gv, load_tail(o + nv, rest, 0.0f)), &hi);
-    }
-    const V8 sv = VSET((float)hsum_d(lo, hi));
-    for (int64_t j = 0; j < len; j += 8) {
-        const int64_t n = len - j < 8 ? len - j : 8;
-        const V8 gv = n == 8 ? _mm256_loadu_ps(g + j) : load_tail(g + j, n, 0.0f);
-        const V8 ov = n == 8 ? _mm256_loadu_ps(o + j) : load_tail(o + j, n, 0.0f);
-        const V8 r = log ? _mm256_fnmadd_ps(v_exp_avx2(ov), sv, gv)
-                         : _mm256_mul_ps(ov, _mm256_sub_ps(gv, sv));
-        if (n == 8)
-            _mm256_storeu_ps(d + j, r);
-        else
-            store_tail(d + j, r, n);
-    }
-}
-#endif
-
-
 static void log_softmax_line(const float *x, float *y, int64_t len, int64_t stride)
 {
     float m = x[0];
@@ -623,7 +553,9 @@ void fc_softmax_axis_forward(int log_softmax, const float *x, float *y, int64_t 
 {
     int64_t l, lines = outer * inner;
     const int simd = fc_simd_level();
+    const int wide = fc_gemm_avx512();
     (void)simd;
+    (void)wide;
     if (len <= 0)
         return;
 #pragma omp parallel for schedule(static) if (lines * len >= FC_NN_PARALLEL_MIN / 4) \
@@ -632,7 +564,12 @@ void fc_softmax_axis_forward(int log_softmax, const float *x, float *y, int64_t 
         const int64_t off = (l / inner) * len * inner + l % inner;
 #ifdef FC_HAVE_AVX2_PATH
         if (simd >= 1 && inner == 1) {
-            softmax_row_avx2(x + off, y + off, len, log_softmax);
+#ifdef FC_HAVE_AVX512_PATH
+            if (wide)
+                softmax_row_avx512(x + off, y + off, len, log_softmax);
+            else
+#endif
+                softmax_row_avx2(x + off, y + off, len, log_softmax);
             continue;
         }
 #endif
@@ -648,7 +585,9 @@ void fc_softmax_axis_backward(int log_softmax, const float *dy, const float *y, 
 {
     int64_t l, lines = outer * inner;
     const int simd = fc_simd_level();
+    const int wide = fc_gemm_avx512();
     (void)simd;
+    (void)wide;
     if (len <= 0)
         return;
 #pragma omp parallel for schedule(static) if (lines * len >= FC_NN_PARALLEL_MIN / 4) \
@@ -660,7 +599,12 @@ void fc_softmax_axis_backward(int log_softmax, const float *dy, const float *y, 
         double s = 0.0;
 #ifdef FC_HAVE_AVX2_PATH
         if (simd >= 1 && inner == 1) {
-            softmax_row_backward_avx2(g, o, d, len, log_softmax);
+#ifdef FC_HAVE_AVX512_PATH
+            if (wide)
+                softmax_row_backward_avx512(g, o, d, len, log_softmax);
+            else
+#endif
+                softmax_row_backward_avx2(g, o, d, len, log_softmax);
             continue;
         }
 #endif

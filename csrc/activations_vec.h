@@ -8,7 +8,9 @@
  * VMIN, VMAX (second operand when either is NaN), VFMA (a*b+c), VFNMA (c-a*b), VFMS
  * (a*b-c), VAND, VANDNOT (~a & b), VOR, VCMP(a, b, predicate) -> MT, VSEL(m, a, b)
  * (m ? a : b), VKEEP(v, m) (m ? v : 0), MAND, MOR, VLOAD, VSTORE, VEXP2BITS(t) (t's bits
- * shifted left by 23). This file undefines none of them. */
+ * shifted left by 23), and for the softmax row sums VD (double vector), VDZERO(),
+ * FN(dacc)(&lo, &hi, v) (lo, hi += v's lanes in double) and FN(dsum)(lo, hi) (their sum in
+ * a fixed order). This file undefines none of them. */
 
 /* 2^n * exp(r) with x = n ln2 + r, |r| <= ln2/2: n is rounded by adding 1.5 * 2^23 + 127,
  * which leaves n + 127 in the low mantissa bits, so 2^n is that integer shifted into the
@@ -63,6 +65,19 @@ VTARGET static inline VT FN(v_exp)(VT x)
     const VT s1 = VEXP2BITS(VADD(n1, bias));
     const VT s2 = VEXP2BITS(VADD(VSUB(n, n1), bias));
     return VMUL(VMUL(q, s1), s2);
+}
+
+/* exp(x) for x <= 0 (softmax's x - max, log-probabilities), subnormal results included:
+ * x in [-104, 0], 2^n applied as 2^(n + 24) (a normal float) times 2^-24, one rounding */
+VTARGET static inline VT FN(v_exp_nonpos)(VT x)
+{
+    x = VMAX(VSET(-104.0f), VMIN(VSET(0.0f), x));
+    const VT magic = VSET(12582912.0f);
+    const VT t = VFMA(x, VSET(1.44269504088896341f), VSET(12582912.0f + 127.0f + 24.0f));
+    const VT n = VSUB(VSUB(t, magic), VSET(127.0f + 24.0f));
+    VT r = VFNMA(n, VSET(0.693145751953125f), x);
+    r = VFNMA(n, VSET(1.428606765330187e-06f), r);
+    return VMUL(VMUL(FN(v_exp_poly)(r), VEXP2BITS(t)), VSET(5.9604644775390625e-08f));
 }
 
 /* expm1(x) = 2^n expm1(r) + (2^n - 1): expm1(r) by its Taylor series to r^8 (no
@@ -306,5 +321,96 @@ VTARGET static void FN(act_bwd_block)(int kind, const float *p, int from_output,
         memcpy(tg, dy + i, (size_t)(n - i) * sizeof(float));
         VSTORE(tg, FN(act_bwd_v)(kind, p, from_output, VLOAD(ts), VLOAD(tg)));
         memcpy(dx + i, tg, (size_t)(n - i) * sizeof(float));
+    }
+}
+
+/* ---- softmax / log_softmax of contiguous rows: vector max, exp, sums in double over
+ * fixed lanes added in a fixed tree; the tail is padded with -inf (exp gives 0). The lane
+ * grouping follows the width, so the two instantiations may differ in the last bit here
+ * (each is the same at any thread count). */
+
+VTARGET static inline VT FN(load_pad)(const float *x, int64_t n, float pad)
+{
+    float t[VN];
+    for (int k = 0; k < VN; k++)
+        t[k] = pad;
+    memcpy(t, x, (size_t)n * sizeof(float));
+    return VLOAD(t);
+}
+
+VTARGET static inline void FN(store_part)(float *y, VT v, int64_t n)
+{
+    float t[VN];
+    VSTORE(t, v);
+    memcpy(y, t, (size_t)n * sizeof(float));
+}
+
+VTARGET static void FN(softmax_row)(const float *x, float *y, int64_t len, int log)
+{
+    const int64_t nv = len - len % VN, rest = len - nv;
+    VT vm = VSET(-INFINITY);
+    for (int64_t j = 0; j < nv; j += VN)
+        vm = VMAX(vm, VLOAD(x + j));
+    if (rest)
+        vm = VMAX(vm, FN(load_pad)(x + nv, rest, -INFINITY));
+    float mv[VN];
+    VSTORE(mv, vm);
+    float m = mv[0];
+    for (int k = 1; k < VN; k++)
+        m = mv[k] > m ? mv[k] : m;
+    const VT vmax = VSET(m);
+    VD lo = VDZERO(), hi = VDZERO();
+    for (int64_t j = 0; j < nv; j += VN) {
+        const VT e = FN(v_exp_nonpos)(VSUB(VLOAD(x + j), vmax));
+        if (!log)
+            VSTORE(y + j, e);
+        FN(dacc)(&lo, &hi, e);
+    }
+    if (rest) {
+        const VT e = FN(v_exp_nonpos)(VSUB(FN(load_pad)(x + nv, rest, -INFINITY), vmax));
+        if (!log)
+            FN(store_part)(y + nv, e, rest);
+        FN(dacc)(&lo, &hi, e);
+    }
+    const double s = FN(dsum)(lo, hi);
+    if (log) {
+        const VT ls = VSET((float)log_d(s));
+        for (int64_t j = 0; j < nv; j += VN)
+            VSTORE(y + j, VSUB(VSUB(VLOAD(x + j), vmax), ls));
+        if (rest)
+            FN(store_part)(y + nv, VSUB(VSUB(FN(load_pad)(x + nv, rest, 0.0f), vmax), ls),
+                           rest);
+    } else {
+        const VT inv = VSET((float)(1.0 / s));
+        for (int64_t j = 0; j < nv; j += VN)
+            VSTORE(y + j, VMUL(VLOAD(y + j), inv));
+        if (rest)
+            FN(store_part)(y + nv, VMUL(FN(load_pad)(y + nv, rest, 0.0f), inv), rest);
+    }
+}
+
+VTARGET static void FN(softmax_row_backward)(const float *g, const float *o, float *d,
+                                             int64_t len, int log)
+{
+    const int64_t nv = len - len % VN, rest = len - nv;
+    VD lo = VDZERO(), hi = VDZERO();
+    for (int64_t j = 0; j < nv; j += VN) {
+        const VT gv = VLOAD(g + j);
+        FN(dacc)(&lo, &hi, log ? gv : VMUL(gv, VLOAD(o + j)));
+    }
+    if (rest) {
+        const VT gv = FN(load_pad)(g + nv, rest, 0.0f);
+        FN(dacc)(&lo, &hi, log ? gv : VMUL(gv, FN(load_pad)(o + nv, rest, 0.0f)));
+    }
+    const VT sv = VSET((float)FN(dsum)(lo, hi));
+    for (int64_t j = 0; j < len; j += VN) {
+        const int64_t n = len - j < VN ? len - j : VN;
+        const VT gv = n == VN ? VLOAD(g + j) : FN(load_pad)(g + j, n, 0.0f);
+        const VT ov = n == VN ? VLOAD(o + j) : FN(load_pad)(o + j, n, 0.0f);
+        const VT r = log ? VFNMA(FN(v_exp_nonpos)(ov), sv, gv) : VMUL(ov, VSUB(gv, sv));
+        if (n == VN)
+            VSTORE(d + j, r);
+        else
+            FN(store_part)(d + j, r, n);
     }
 }

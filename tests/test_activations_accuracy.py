@@ -137,3 +137,34 @@ def test_avx2_and_avx512_give_the_same_bits_forward_and_backward(rng, case):
     for y, g in res[1:]:
         np.testing.assert_array_equal(res[0][0], y)
         np.testing.assert_array_equal(res[0][1], g)
+
+
+@pytest.mark.parametrize("log", [False, True], ids=["softmax", "log_softmax"])
+@pytest.mark.parametrize("cols", [1, 7, 15, 16, 17, 1001])
+def test_softmax_rows_on_each_vector_path(rng, log, cols):
+    """Row-wise (log_)softmax and its gradient on the AVX2 and the AVX-512 instantiation
+    against float64, with subnormal probabilities (x - max down to -100) kept."""
+    x = (rng.standard_normal((5, cols)) * 20).astype(np.float32)
+    x[0, :] = np.linspace(0, -100, cols)
+    dy = rng.standard_normal(x.shape).astype(np.float32)
+    xd = x.astype(np.float64)
+    z = xd - xd.max(-1, keepdims=True)
+    p = np.exp(z) / np.exp(z).sum(-1, keepdims=True)
+    want = z - np.log(np.exp(z).sum(-1, keepdims=True)) if log else p
+    for wide in _paths():
+        _ext.gemm_force_avx512(wide)
+        try:
+            y = ops.softmax_axis(x, -1, log=log)
+            g = ops.softmax_axis_backward(dy, y, -1, log=log)
+        finally:
+            _ext.gemm_force_avx512(-1)
+        if log:
+            np.testing.assert_allclose(y, want, rtol=2e-6, atol=1e-6)
+            want_g = dy - p * dy.sum(-1, keepdims=True)
+        else:  # relative accuracy down to the subnormal probabilities; x - max itself
+            # rounds to float32 (half an ulp of |z|), which exp turns into relative error
+            tol = (2e-6 + 6e-8 * np.abs(z)) * want + 1e-44
+            bad = np.abs(y - want) > tol
+            assert not bad.any(), (x[bad], y[bad], want[bad])
+            want_g = p * (dy - (dy * p).sum(-1, keepdims=True))
+        np.testing.assert_allclose(g, want_g, rtol=1e-5, atol=1e-6)
