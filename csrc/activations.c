@@ -159,11 +159,12 @@ void fc_dropout_backward(const float *dy, const uint8_t *mask, float *dx, int64_
 
 /* ---- the activation family: y = f(x), dx = dy * f'(.) ----
  *
- * Two paths: portable C (float64 libm per element, rounded once) and AVX2+FMA
- * (vector exp/expm1/log1p/erfc approximations below, a few float32 ulp). The path
- * is chosen once per call; within a call every element goes through the same code
- * (the AVX2 tail is padded to a full vector), so results never depend on where an
- * element sits nor on the thread count. */
+ * Two paths: portable C (float64 libm per element, rounded once) and the vector code
+ * of activations_vec.h (exp/expm1/log1p/erfc approximations, a few float32 ulp; the
+ * bounds are in tests/test_activations_accuracy.py), built for AVX2+FMA and for
+ * AVX-512F, which give the same bits. The path is chosen once per call; within a call
+ * every element goes through the same code (the tail is padded to a full vector), so
+ * results never depend on where an element sits nor on the thread count. */
 
 static int act_backward_uses_output(int kind, const float *p)
 {
