@@ -1,6 +1,8 @@
 """Activation kernels against memory bandwidth (and PyTorch when installed).
 
     python benchmarks/bench_activations.py [--mib 64] [--threads 2] [--repeats 7] [--json]
+    python benchmarks/bench_activations.py --cpu-time [--mib 1]
+
 
 Elementwise activations stream memory: forward reads x and writes y, backward reads dy and
 the stored output or input and writes dx. The bandwidth reference is ``np.copyto`` of one
@@ -11,6 +13,11 @@ Softmax and log_softmax run row-wise on a (rows, 1000) view. With torch installe
 for the same op on the same threads is printed beside (``F.<op>`` forward, the
 ``torch.ops.aten.*_backward`` kernel backward). ``--json`` writes
 benchmarks/results/activations.json.
+
+``--cpu-time`` measures instead single-thread CPU time per element (``time.process_time``,
+medians; ns/element, forward and backward), which stays meaningful on a busy machine: use
+it to compare two builds. The vector path in use (AVX2, or AVX-512 where
+``fastcnn._ext.gemm_avx512()``) is printed; ``FASTCNN_NO_AVX512=1`` forces AVX2.
 """
 import argparse
 import json
@@ -48,6 +55,53 @@ def median_s(fn, repeats):
         fn()
         t.append(time.perf_counter() - t0)
     return float(np.median(t))
+
+
+def cpu_ns(fn, n, repeats):
+    """Median single-thread CPU time of fn in ns per element (loops of >= 2^24 elements)."""
+    fn()
+    loops = max(1, (1 << 24) // n)
+    t = []
+    for _ in range(repeats):
+        t0 = time.process_time()
+        for _ in range(loops):
+            fn()
+        t.append(time.process_time() - t0)
+    return float(np.median(t)) / loops / n * 1e9
+
+
+def path_name():
+    simd = fastcnn._ext.simd_name()
+    return simd + (" + AVX-512 activations" if simd != "portable" and
+                   fastcnn._ext.gemm_avx512() else "")
+
+
+def cpu_time_table(args):
+    """--cpu-time: single-thread ns/element of every case, forward and backward."""
+    fastcnn.set_num_threads(1)
+    n = int(args.mib * 2 ** 20) // 4 // ROWS_OF * ROWS_OF
+    rng = np.random.default_rng(0)
+    x = (rng.standard_normal(n) * 3).astype(np.float32)
+    dy = rng.standard_normal(n).astype(np.float32)
+    y, dx = np.ones(n, np.float32), np.ones(n, np.float32)
+    print("single-thread CPU time, %d elements, %s path, medians of %d"
+          % (n, path_name(), args.repeats))
+    print("%-28s %9s" % ("copy", "%.3f" % cpu_ns(lambda: np.copyto(y, x), n, args.repeats)))
+    print("%-28s %9s %9s   (ns/element)" % ("activation", "fwd", "bwd"))
+    for label, name, params in ELEMENTWISE + [("softmax", None, {}), ("log_softmax", None, {})]:
+        if name is None:
+            log = label == "log_softmax"
+            x2, y2, dy2, dx2 = (a.reshape(-1, ROWS_OF) for a in (x, y, dy, dx))
+            fwd = lambda: ops.softmax_axis(x2, -1, log=log, out=y2)  # noqa: E731
+            fwd()
+            bwd = lambda: ops.softmax_axis_backward(dy2, y2, -1, log=log, out=dx2)  # noqa
+        else:
+            fwd = lambda: ops.activation(x, name, out=y, **params)  # noqa: E731
+            fwd()
+            src = y if ops.activation_backward_uses_output(name, **params) else x
+            bwd = lambda: ops.activation_backward(dy, src, name, out=dx, **params)  # noqa
+        print("%-28s %9.3f %9.3f" % (label, cpu_ns(fwd, n, args.repeats),
+                                     cpu_ns(bwd, n, args.repeats)))
 
 
 def torch_ops(torch):
@@ -91,7 +145,12 @@ def main(argv=None):
     ap.add_argument("--json", action="store_true",
                     help="write benchmarks/results/activations.json")
     ap.add_argument("--note", default=None, help="a note stored in the JSON file")
+    ap.add_argument("--cpu-time", action="store_true",
+                    help="single-thread CPU ns/element instead (for A/B on a busy machine)")
     args = ap.parse_args(argv)
+    if args.cpu_time:
+        cpu_time_table(args)
+        return
     fastcnn.set_num_threads(args.threads)
     torch = None
     if not args.no_torch:
@@ -110,7 +169,7 @@ def main(argv=None):
     copy_s = median_s(lambda: np.copyto(y, x), args.repeats)
     bw = 2 * nbytes / copy_s / 1e9
     print("arrays of %.0f MiB, %d threads, %s path, medians of %d"
-          % (nbytes / 2 ** 20, args.threads, fastcnn._ext.simd_name(), args.repeats))
+          % (nbytes / 2 ** 20, args.threads, path_name(), args.repeats))
     print("bandwidth (np.copyto, read+write): %.1f GB/s (%.2f ms)" % (bw, copy_s * 1e3))
     head = "%-28s %9s %7s %9s %7s" % ("activation", "fwd GB/s", "ratio", "bwd GB/s", "ratio")
     if torch is not None:
@@ -124,7 +183,7 @@ def main(argv=None):
                                      + list(sys.argv[1:] if argv is None else argv)),
                "machine": machine_info(args.threads),
                "mib": nbytes / 2 ** 20, "threads": args.threads,
-               "simd": fastcnn._ext.simd_name(), "copy_ms": copy_s * 1e3,
+               "simd": path_name(), "copy_ms": copy_s * 1e3,
                "bandwidth_gbs": bw, "activations": {}}
     cases = [(label, name, params) for label, name, params in ELEMENTWISE]
     cases += [("softmax", None, {}), ("log_softmax", None, {})]

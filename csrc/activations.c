@@ -3,6 +3,7 @@
 #include <math.h>
 #include <string.h>
 #include "nn.h"
+#include "gemm.h"
 #ifdef FC_HAVE_AVX2_PATH
 #include <immintrin.h>
 #endif
@@ -158,11 +159,12 @@ void fc_dropout_backward(const float *dy, const uint8_t *mask, float *dx, int64_
 
 /* ---- the activation family: y = f(x), dx = dy * f'(.) ----
  *
- * Two paths: portable C (float64 libm per element, rounded once) and AVX2+FMA
- * (vector exp/expm1/log1p/erfc approximations below, a few float32 ulp). The path
- * is chosen once per call; within a call every element goes through the same code
- * (the AVX2 tail is padded to a full vector), so results never depend on where an
- * element sits nor on the thread count. */
+ * Two paths: portable C (float64 libm per element, rounded once) and the vector code
+ * of activations_vec.h (exp/expm1/log1p/erfc approximations, a few float32 ulp; the
+ * bounds are in tests/test_activations_accuracy.py), built for AVX2+FMA and for
+ * AVX-512F, which give the same bits. The path is chosen once per call; within a call
+ * every element goes through the same code (the tail is padded to a full vector), so
+ * results never depend on where an element sits nor on the thread count. */
 
 static int act_backward_uses_output(int kind, const float *p)
 {
@@ -300,302 +302,169 @@ static float act_bwd_c(int kind, const float *p, float sf, float g)
 }
 
 #ifdef FC_HAVE_AVX2_PATH
-#define V8 __m256
+#if !defined(FASTCNN_NO_AVX512)
+/* Compiled for AVX-512F in any build; only called when fc_gemm_avx512() says yes (the
+ * CPU has it and neither FASTCNN_NO_AVX512 nor fc_gemm_force_avx512(0) turned it off). */
+#define FC_HAVE_AVX512_PATH 1
+#endif
+
+/* the AVX2+FMA instantiation of activations_vec.h */
+#define VT __m256
+#define MT __m256
+#define VN 8
+#define VTARGET FC_TARGET_AVX2
+#define FN(name) name##_avx2
 #define VSET _mm256_set1_ps
-
-/* exp(x): x = n ln2 + r, |r| <= ln2/2, degree-7 Taylor polynomial (truncation
- * < 1e-8 relative), scaled by 2^n as two powers of two so that n may run from
- * -150 (subnormal results) to 128 (overflow to inf). NaN propagates: the clamps
- * return their second operand when it is NaN. */
-FC_TARGET_AVX2 static inline V8 v_exp(V8 x)
+#define VZERO _mm256_setzero_ps
+#define VADD _mm256_add_ps
+#define VSUB _mm256_sub_ps
+#define VMUL _mm256_mul_ps
+#define VDIV _mm256_div_ps
+#define VMIN _mm256_min_ps
+#define VMAX _mm256_max_ps
+#define VFMA _mm256_fmadd_ps
+#define VFNMA _mm256_fnmadd_ps
+#define VFMS _mm256_fmsub_ps
+#define VAND _mm256_and_ps
+#define VANDNOT _mm256_andnot_ps
+#define VOR _mm256_or_ps
+#define VCMP _mm256_cmp_ps
+#define VSEL(m, a, b) _mm256_blendv_ps((b), (a), (m))
+#define VKEEP _mm256_and_ps
+#define MAND _mm256_and_ps
+#define MOR _mm256_or_ps
+#define VLOAD _mm256_loadu_ps
+#define VSTORE _mm256_storeu_ps
+#define VEXP2BITS(t) _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_castps_si256(t), 23))
+/* softmax row sums: each lane accumulates in double; the lanes are added in a fixed tree */
+#define VD __m256d
+#define VDZERO _mm256_setzero_pd
+FC_TARGET_AVX2 static inline void dacc_avx2(__m256d *lo, __m256d *hi, __m256 v)
 {
-    x = _mm256_min_ps(VSET(89.0f), x);
-    x = _mm256_max_ps(VSET(-104.0f), x);
-    const V8 n = _mm256_round_ps(_mm256_mul_ps(x, VSET(1.44269504088896341f)),
-                                 _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC);
-    V8 r = _mm256_fnmadd_ps(n, VSET(0.693145751953125f), x);
-    r = _mm256_fnmadd_ps(n, VSET(1.428606765330187e-06f), r);
-    V8 q = VSET(1.0f / 5040.0f);
-    q = _mm256_fmadd_ps(q, r, VSET(1.0f / 720.0f));
-    q = _mm256_fmadd_ps(q, r, VSET(1.0f / 120.0f));
-    q = _mm256_fmadd_ps(q, r, VSET(1.0f / 24.0f));
-    q = _mm256_fmadd_ps(q, r, VSET(1.0f / 6.0f));
-    q = _mm256_fmadd_ps(q, r, VSET(0.5f));
-    q = _mm256_fmadd_ps(q, r, VSET(1.0f));
-    q = _mm256_fmadd_ps(q, r, VSET(1.0f));
-    const __m256i ni = _mm256_cvtps_epi32(n);
-    const __m256i k1 = _mm256_srai_epi32(ni, 1);
-    const __m256i k2 = _mm256_sub_epi32(ni, k1);
-    const __m256i bias = _mm256_set1_epi32(127);
-    const V8 s1 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k1, bias), 23));
-    const V8 s2 = _mm256_castsi256_ps(_mm256_slli_epi32(_mm256_add_epi32(k2, bias), 23));
-    return _mm256_mul_ps(_mm256_mul_ps(q, s1), s2);
+    *lo = _mm256_add_pd(*lo, _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
+    *hi = _mm256_add_pd(*hi, _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
 }
 
-/* expm1(x): Taylor to x^9 for |x| < 0.5 (no cancellation near 0), else exp(x) - 1 */
-FC_TARGET_AVX2 static inline V8 v_expm1(V8 x)
+FC_TARGET_AVX2 static inline double dsum_avx2(__m256d lo, __m256d hi)
 {
-    V8 q = VSET(1.0f / 362880.0f);
-    q = _mm256_fmadd_ps(q, x, VSET(1.0f / 40320.0f));
-    q = _mm256_fmadd_ps(q, x, VSET(1.0f / 5040.0f));
-    q = _mm256_fmadd_ps(q, x, VSET(1.0f / 720.0f));
-    q = _mm256_fmadd_ps(q, x, VSET(1.0f / 120.0f));
-    q = _mm256_fmadd_ps(q, x, VSET(1.0f / 24.0f));
-    q = _mm256_fmadd_ps(q, x, VSET(1.0f / 6.0f));
-    q = _mm256_fmadd_ps(q, x, VSET(0.5f));
-    const V8 small = _mm256_fmadd_ps(_mm256_mul_ps(q, x), x, x);
-    const V8 big = _mm256_sub_ps(v_exp(x), VSET(1.0f));
-    const V8 ax = _mm256_andnot_ps(VSET(-0.0f), x);
-    return _mm256_blendv_ps(big, small, _mm256_cmp_ps(ax, VSET(0.5f), _CMP_LT_OQ));
+    double a[4], b[4];
+    _mm256_storeu_pd(a, lo);
+    _mm256_storeu_pd(b, hi);
+    return ((a[0] + a[1]) + (a[2] + a[3])) + ((b[0] + b[1]) + (b[2] + b[3]));
+}
+#include "activations_vec.h"
+#undef VT
+#undef MT
+#undef VN
+#undef VTARGET
+#undef FN
+#undef VSET
+#undef VZERO
+#undef VADD
+#undef VSUB
+#undef VMUL
+#undef VDIV
+#undef VMIN
+#undef VMAX
+#undef VFMA
+#undef VFNMA
+#undef VFMS
+#undef VAND
+#undef VANDNOT
+#undef VOR
+#undef VCMP
+#undef VSEL
+#undef VKEEP
+#undef MAND
+#undef MOR
+#undef VLOAD
+#undef VSTORE
+#undef VEXP2BITS
+#undef VD
+#undef VDZERO
+
+#ifdef FC_HAVE_AVX512_PATH
+/* the AVX-512F instantiation: 16 lanes, comparisons into mask registers */
+#define FC_TARGET_AVX512 __attribute__((target("avx512f,avx2,fma")))
+#define I512(op, a, b) \
+    _mm512_castsi512_ps(op(_mm512_castps_si512(a), _mm512_castps_si512(b)))
+#define VT __m512
+#define MT __mmask16
+#define VN 16
+#define VTARGET FC_TARGET_AVX512
+#define FN(name) name##_avx512
+#define VSET _mm512_set1_ps
+#define VZERO _mm512_setzero_ps
+#define VADD _mm512_add_ps
+#define VSUB _mm512_sub_ps
+#define VMUL _mm512_mul_ps
+#define VDIV _mm512_div_ps
+#define VMIN _mm512_min_ps
+#define VMAX _mm512_max_ps
+#define VFMA _mm512_fmadd_ps
+#define VFNMA _mm512_fnmadd_ps
+#define VFMS _mm512_fmsub_ps
+#define VAND(a, b) I512(_mm512_and_si512, a, b)
+#define VANDNOT(a, b) I512(_mm512_andnot_si512, a, b)
+#define VOR(a, b) I512(_mm512_or_si512, a, b)
+#define VCMP _mm512_cmp_ps_mask
+#define VSEL(m, a, b) _mm512_mask_blend_ps((m), (b), (a))
+#define VKEEP(v, m) _mm512_maskz_mov_ps((m), (v))
+#define MAND(a, b) ((__mmask16)((a) & (b)))
+#define MOR(a, b) ((__mmask16)((a) | (b)))
+#define VLOAD _mm512_loadu_ps
+#define VSTORE _mm512_storeu_ps
+#define VEXP2BITS(t) _mm512_castsi512_ps(_mm512_slli_epi32(_mm512_castps_si512(t), 23))
+#define VD __m512d
+#define VDZERO _mm512_setzero_pd
+FC_TARGET_AVX512 static inline void dacc_avx512(__m512d *lo, __m512d *hi, __m512 v)
+{
+    *lo = _mm512_add_pd(*lo, _mm512_cvtps_pd(_mm512_castps512_ps256(v)));
+    *hi = _mm512_add_pd(*hi, _mm512_cvtps_pd(_mm256_castpd_ps(
+        _mm512_extractf64x4_pd(_mm512_castps_pd(v), 1))));
 }
 
-FC_TARGET_AVX2 static inline V8 v_sigmoid(V8 x)
+FC_TARGET_AVX512 static inline double dsum_avx512(__m512d lo, __m512d hi)
 {
-    return _mm256_div_ps(VSET(1.0f), _mm256_add_ps(VSET(1.0f), v_exp(_mm256_sub_ps(
-        _mm256_setzero_ps(), x))));
+    double a[8], b[8];
+    _mm512_storeu_pd(a, lo);
+    _mm512_storeu_pd(b, hi);
+    return (((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]))) +
+           (((b[0] + b[1]) + (b[2] + b[3])) + ((b[4] + b[5]) + (b[6] + b[7])));
 }
+#include "activations_vec.h"
+#undef I512
+#undef VT
+#undef MT
+#undef VN
+#undef VTARGET
+#undef FN
+#undef VSET
+#undef VZERO
+#undef VADD
+#undef VSUB
+#undef VMUL
+#undef VDIV
+#undef VMIN
+#undef VMAX
+#undef VFMA
+#undef VFNMA
+#undef VFMS
+#undef VAND
+#undef VANDNOT
+#undef VOR
+#undef VCMP
+#undef VSEL
+#undef VKEEP
+#undef MAND
+#undef MOR
+#undef VLOAD
+#undef VSTORE
+#undef VEXP2BITS
+#undef VD
+#undef VDZERO
+#endif /* FC_HAVE_AVX512_PATH */
 
-/* tanh(|x|) = e / (e + 2) with e = expm1(2|x|): no cancellation anywhere; |x| is
- * capped at 9, where tanh rounds to 1 */
-FC_TARGET_AVX2 static inline V8 v_tanh(V8 x)
-{
-    const V8 sign = _mm256_and_ps(VSET(-0.0f), x);
-    const V8 a = _mm256_min_ps(VSET(9.0f), _mm256_andnot_ps(VSET(-0.0f), x));
-    const V8 e = v_expm1(_mm256_add_ps(a, a));
-    return _mm256_or_ps(sign, _mm256_div_ps(e, _mm256_add_ps(e, VSET(2.0f))));
-}
-
-/* log1p(e) for e in [0, 1]: 2 atanh(s), s = e / (2 + e) <= 1/3, odd series to s^15 */
-FC_TARGET_AVX2 static inline V8 v_log1p_unit(V8 e)
-{
-    const V8 s = _mm256_div_ps(e, _mm256_add_ps(e, VSET(2.0f)));
-    const V8 s2 = _mm256_mul_ps(s, s);
-    V8 q = VSET(1.0f / 15.0f);
-    q = _mm256_fmadd_ps(q, s2, VSET(1.0f / 13.0f));
-    q = _mm256_fmadd_ps(q, s2, VSET(1.0f / 11.0f));
-    q = _mm256_fmadd_ps(q, s2, VSET(1.0f / 9.0f));
-    q = _mm256_fmadd_ps(q, s2, VSET(1.0f / 7.0f));
-    q = _mm256_fmadd_ps(q, s2, VSET(1.0f / 5.0f));
-    q = _mm256_fmadd_ps(q, s2, VSET(1.0f / 3.0f));
-    const V8 t = _mm256_fmadd_ps(_mm256_mul_ps(q, s2), s, s);
-    return _mm256_add_ps(t, t);
-}
-
-/* The normal CDF Phi(x) = erfc(-x / sqrt 2) / 2 with relative accuracy in both tails.
- * a = |x| / sqrt 2. a < 0.75: erf(a) = a P(a^2). Else erfc(a) = exp(-a^2) Q(1/(1+a)),
- * with a^2 = x^2 / 2 split exactly by FMA so exp(-a^2) keeps float accuracy; P and Q are
- * least-squares fits (relative error about 2e-7 in float32) made for this file. */
-FC_TARGET_AVX2 static inline V8 v_phi(V8 x)
-{
-    const V8 a_raw = _mm256_mul_ps(_mm256_andnot_ps(VSET(-0.0f), x),
-                                   VSET(0.70710678118654752f));
-    /* erfc(a) < 2^-149 beyond a = 10: the value is 0 there (and x^2 below stays finite) */
-    const V8 beyond = _mm256_cmp_ps(a_raw, VSET(10.0f), _CMP_GE_OQ);
-    const V8 a = _mm256_min_ps(VSET(10.0f), a_raw);
-    const V8 a2 = _mm256_mul_ps(a, a);
-    V8 p = VSET(-6.816163077e-04f);
-    p = _mm256_fmadd_ps(p, a2, VSET(5.123039708e-03f));
-    p = _mm256_fmadd_ps(p, a2, VSET(-2.683855966e-02f));
-    p = _mm256_fmadd_ps(p, a2, VSET(1.128344834e-01f));
-    p = _mm256_fmadd_ps(p, a2, VSET(-3.761262298e-01f));
-    p = _mm256_fmadd_ps(p, a2, VSET(1.128379107e+00f));
-    const V8 erf_small = _mm256_mul_ps(p, a);
-    const V8 v = _mm256_div_ps(VSET(1.0f), _mm256_add_ps(VSET(1.0f), a));
-    V8 q = VSET(-2.679693460e+00f);
-    q = _mm256_fmadd_ps(q, v, VSET(9.099535942e+00f));
-    q = _mm256_fmadd_ps(q, v, VSET(-1.266072369e+01f));
-    q = _mm256_fmadd_ps(q, v, VSET(8.524364471e+00f));
-    q = _mm256_fmadd_ps(q, v, VSET(-2.013731480e+00f));
-    q = _mm256_fmadd_ps(q, v, VSET(-3.937242329e-01f));
-    q = _mm256_fmadd_ps(q, v, VSET(-3.120734692e-01f));
-    q = _mm256_fmadd_ps(q, v, VSET(2.832596600e-01f));
-    q = _mm256_fmadd_ps(q, v, VSET(5.642465949e-01f));
-    q = _mm256_fmadd_ps(q, v, VSET(5.641819835e-01f));
-    q = _mm256_fmadd_ps(q, v, VSET(2.241726662e-07f));
-    /* x^2 = hi + lo exactly; exp(-(hi + lo)/2) ~= exp(-hi/2) (1 - lo/2) */
-    const V8 xc = _mm256_min_ps(VSET(14.5f), _mm256_max_ps(VSET(-14.5f), x));
-    const V8 hi = _mm256_mul_ps(xc, xc);
-    const V8 lo = _mm256_fmsub_ps(xc, xc, hi);
-    const V8 ex = _mm256_mul_ps(v_exp(_mm256_mul_ps(hi, VSET(-0.5f))),
-                                _mm256_fnmadd_ps(lo, VSET(0.5f), VSET(1.0f)));
-    const V8 erfc_big = _mm256_mul_ps(ex, q);
-    const V8 use_small = _mm256_cmp_ps(a, VSET(0.75f), _CMP_LT_OQ);
-    const V8 erfc_a = _mm256_andnot_ps(beyond, _mm256_blendv_ps(
-        erfc_big, _mm256_sub_ps(VSET(1.0f), erf_small), use_small));
-    const V8 half_erfc = _mm256_mul_ps(erfc_a, VSET(0.5f));
-    /* x >= 0: 1 - erfc(a)/2 (0.5 + erf(a)/2 when small); x < 0: erfc(a)/2 */
-    const V8 pos = _mm256_blendv_ps(_mm256_sub_ps(VSET(1.0f), half_erfc),
-                                    _mm256_fmadd_ps(erf_small, VSET(0.5f), VSET(0.5f)), use_small);
-    const V8 neg = _mm256_cmp_ps(x, _mm256_setzero_ps(), _CMP_LT_OQ);
-    return _mm256_blendv_ps(pos, half_erfc, neg);
-}
-
-#define VSEL(mask, a, b) _mm256_blendv_ps((b), (a), (mask)) /* mask ? a : b */
-#define VCMP(a, b, op) _mm256_cmp_ps((a), (b), op)
-
-FC_TARGET_AVX2 static inline V8 act_fwd_v(int kind, const float *p, V8 x)
-{
-    const V8 zero = _mm256_setzero_ps();
-    switch (kind) {
-    case FC_ACT_RELU: /* NaN propagates, -0 becomes +0: as fc_relu_forward */
-        return _mm256_and_ps(x, _mm256_or_ps(VCMP(x, zero, _CMP_GT_OQ),
-                                             VCMP(x, x, _CMP_UNORD_Q)));
-    case FC_ACT_RELU_GENERAL: {
-        V8 v = _mm256_and_ps(x, VCMP(x, VSET(p[2]), _CMP_GT_OQ));
-        v = _mm256_min_ps(VSET(p[1]), _mm256_max_ps(VSET(relu_general_lo(p)), v));
-        const V8 neg = _mm256_max_ps(_mm256_sub_ps(VSET(p[2]), x), zero);
-        const V8 y = _mm256_fnmadd_ps(VSET(p[0]), neg, v);
-        return VSEL(VCMP(x, x, _CMP_UNORD_Q), x, y);
-    }
-    case FC_ACT_LEAKY_RELU:
-        return VSEL(VCMP(x, zero, _CMP_LT_OQ), _mm256_mul_ps(x, VSET(p[0])), x);
-    case FC_ACT_RELU6:
-        return _mm256_min_ps(VSET(6.0f), _mm256_max_ps(zero, x));
-    case FC_ACT_SIGMOID: return v_sigmoid(x);
-    case FC_ACT_TANH: return v_tanh(x);
-    case FC_ACT_ELU:
-        return VSEL(VCMP(x, zero, _CMP_GT_OQ), x, _mm256_mul_ps(VSET(p[0]), v_expm1(x)));
-    case FC_ACT_SELU:
-        return _mm256_mul_ps(VSET((float)FC_SELU_SCALE),
-                             VSEL(VCMP(x, zero, _CMP_GT_OQ), x,
-                                  _mm256_mul_ps(VSET((float)FC_SELU_ALPHA), v_expm1(x))));
-    case FC_ACT_GELU: return _mm256_mul_ps(x, v_phi(x));
-    case FC_ACT_GELU_TANH: {
-        const V8 x3 = _mm256_mul_ps(_mm256_mul_ps(x, x), x);
-        const V8 u = _mm256_mul_ps(VSET((float)(2.0 * FC_SQRT_2_OVER_PI)),
-                                   _mm256_fmadd_ps(VSET((float)FC_GELU_C), x3, x));
-        return _mm256_mul_ps(x, v_sigmoid(u));
-    }
-    case FC_ACT_SILU: return _mm256_mul_ps(x, v_sigmoid(x));
-    case FC_ACT_SOFTPLUS: {
-        const V8 ax = _mm256_andnot_ps(VSET(-0.0f), x);
-        const V8 l = v_log1p_unit(v_exp(_mm256_sub_ps(zero, ax)));
-        return _mm256_add_ps(_mm256_max_ps(zero, x), l);
-    }
-    case FC_ACT_SOFTSIGN:
-        return _mm256_div_ps(x, _mm256_add_ps(VSET(1.0f), _mm256_andnot_ps(VSET(-0.0f), x)));
-    case FC_ACT_HARD_SIGMOID:
-        return _mm256_div_ps(_mm256_min_ps(VSET(6.0f), _mm256_max_ps(zero, _mm256_add_ps(
-            x, VSET(3.0f)))), VSET(6.0f));
-    case FC_ACT_HARD_SILU:
-        return _mm256_mul_ps(x, _mm256_div_ps(_mm256_min_ps(VSET(6.0f), _mm256_max_ps(
-            zero, _mm256_add_ps(x, VSET(3.0f)))), VSET(6.0f)));
-    case FC_ACT_EXPONENTIAL: return v_exp(x);
-    default: return x;
-    }
-}
-
-FC_TARGET_AVX2 static inline V8 act_bwd_v(int kind, const float *p, int from_output, V8 s,
-                                          V8 g)
-{
-    const V8 zero = _mm256_setzero_ps(), one = VSET(1.0f);
-    switch (kind) {
-    case FC_ACT_RELU: return _mm256_and_ps(g, VCMP(s, zero, _CMP_GT_OQ));
-    case FC_ACT_RELU6:
-        return _mm256_and_ps(g, _mm256_and_ps(VCMP(s, zero, _CMP_GT_OQ),
-                                              VCMP(s, VSET(6.0f), _CMP_LT_OQ)));
-    case FC_ACT_SIGMOID: return _mm256_mul_ps(g, _mm256_mul_ps(s, _mm256_sub_ps(one, s)));
-    case FC_ACT_TANH: return _mm256_mul_ps(g, _mm256_fnmadd_ps(s, s, one));
-    case FC_ACT_EXPONENTIAL: return _mm256_mul_ps(g, s);
-    case FC_ACT_HARD_SIGMOID:
-        return _mm256_and_ps(_mm256_div_ps(g, VSET(6.0f)),
-                             _mm256_and_ps(VCMP(s, zero, _CMP_GT_OQ), VCMP(s, one, _CMP_LT_OQ)));
-    case FC_ACT_SELU:
-        return _mm256_mul_ps(g, VSEL(VCMP(s, zero, _CMP_GT_OQ), VSET((float)FC_SELU_SCALE),
-                                     _mm256_add_ps(s, VSET((float)(FC_SELU_SCALE *
-                                                                   FC_SELU_ALPHA)))));
-    case FC_ACT_LEAKY_RELU:
-        return VSEL(from_output ? VCMP(s, zero, _CMP_GT_OQ) : VCMP(s, zero, _CMP_GE_OQ), g,
-                    _mm256_mul_ps(g, VSET(p[0])));
-    case FC_ACT_ELU:
-        if (from_output)
-            return VSEL(VCMP(s, zero, _CMP_GT_OQ), g,
-                        _mm256_mul_ps(g, _mm256_add_ps(s, VSET(p[0]))));
-        return VSEL(VCMP(s, zero, _CMP_GT_OQ), g,
-                    _mm256_mul_ps(g, _mm256_mul_ps(VSET(p[0]), v_exp(s))));
-    case FC_ACT_RELU_GENERAL: {
-        if (from_output)
-            return _mm256_and_ps(g, _mm256_and_ps(VCMP(s, zero, _CMP_GT_OQ),
-                                                  VCMP(s, VSET(p[1]), _CMP_LT_OQ)));
-        const V8 lin = _mm256_and_ps(_mm256_and_ps(VCMP(s, VSET(p[2]), _CMP_GT_OQ),
-                                                   VCMP(s, VSET(relu_general_lo(p)),
-                                                        _CMP_GT_OQ)),
-                                     VCMP(s, VSET(p[1]), _CMP_LT_OQ));
-        const V8 d = _mm256_add_ps(_mm256_and_ps(one, lin),
-                                   _mm256_and_ps(VSET(p[0]), VCMP(s, VSET(p[2]), _CMP_LT_OQ)));
-        return _mm256_mul_ps(g, d);
-    }
-    case FC_ACT_GELU: {
-        /* Phi(x) + x phi(x), phi(x) = exp(-x^2/2) / sqrt(2 pi) */
-        const V8 xc = _mm256_min_ps(VSET(20.0f), _mm256_max_ps(VSET(-20.0f), s));
-        const V8 ph = _mm256_mul_ps(v_exp(_mm256_mul_ps(_mm256_mul_ps(xc, xc), VSET(-0.5f))),
-                                    VSET(0.3989422804014327f));
-        return _mm256_mul_ps(g, _mm256_fmadd_ps(xc, ph, v_phi(s)));
-    }
-    case FC_ACT_GELU_TANH: {
-        const V8 xc = _mm256_min_ps(VSET(1e4f), _mm256_max_ps(VSET(-1e4f), s));
-        const V8 x2 = _mm256_mul_ps(xc, xc);
-        const V8 u = _mm256_mul_ps(VSET((float)(2.0 * FC_SQRT_2_OVER_PI)),
-                                   _mm256_fmadd_ps(VSET((float)FC_GELU_C),
-                                                   _mm256_mul_ps(x2, xc), xc));
-        const V8 sg = v_sigmoid(u);
-        const V8 du = _mm256_mul_ps(VSET((float)(2.0 * FC_SQRT_2_OVER_PI)),
-                                    _mm256_fmadd_ps(VSET((float)(3.0 * FC_GELU_C)), x2, one));
-        const V8 t = _mm256_mul_ps(_mm256_mul_ps(sg, _mm256_sub_ps(one, sg)), du);
-        return _mm256_mul_ps(g, _mm256_fmadd_ps(xc, t, sg));
-    }
-    case FC_ACT_SILU: {
-        const V8 xc = _mm256_min_ps(VSET(200.0f), _mm256_max_ps(VSET(-200.0f), s));
-        const V8 sg = v_sigmoid(xc);
-        return _mm256_mul_ps(g, _mm256_mul_ps(sg, _mm256_fmadd_ps(xc, _mm256_sub_ps(one, sg),
-                                                                  one)));
-    }
-    case FC_ACT_SOFTPLUS: return _mm256_mul_ps(g, v_sigmoid(s));
-    case FC_ACT_SOFTSIGN: {
-        const V8 d = _mm256_add_ps(one, _mm256_andnot_ps(VSET(-0.0f), s));
-        return _mm256_div_ps(g, _mm256_mul_ps(d, d));
-    }
-    case FC_ACT_HARD_SILU: {
-        const V8 mid = _mm256_mul_ps(g, _mm256_div_ps(_mm256_fmadd_ps(VSET(2.0f), s,
-                                                                      VSET(3.0f)), VSET(6.0f)));
-        const V8 r = VSEL(VCMP(s, VSET(3.0f), _CMP_GT_OQ), g, mid);
-        return VSEL(VCMP(s, VSET(-3.0f), _CMP_LT_OQ), _mm256_mul_ps(zero, g), r);
-    }
-    default: return g;
-    }
-}
-
-FC_TARGET_AVX2 static void act_fwd_block_avx2(int kind, const float *p, const float *x,
-                                              float *y, int64_t n)
-{
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(y + i, act_fwd_v(kind, p, _mm256_loadu_ps(x + i)));
-    if (i < n) { /* the tail through the same vector code */
-        float t[8] = {0};
-        memcpy(t, x + i, (size_t)(n - i) * sizeof(float));
-        _mm256_storeu_ps(t, act_fwd_v(kind, p, _mm256_loadu_ps(t)));
-        memcpy(y + i, t, (size_t)(n - i) * sizeof(float));
-    }
-}
-
-FC_TARGET_AVX2 static void act_bwd_block_avx2(int kind, const float *p, int from_output,
-                                              const float *dy, const float *s, float *dx,
-                                              int64_t n)
-{
-    int64_t i = 0;
-    for (; i + 8 <= n; i += 8)
-        _mm256_storeu_ps(dx + i, act_bwd_v(kind, p, from_output, _mm256_loadu_ps(s + i),
-                                           _mm256_loadu_ps(dy + i)));
-    if (i < n) {
-        float ts[8] = {0}, tg[8] = {0};
-        memcpy(ts, s + i, (size_t)(n - i) * sizeof(float));
-        memcpy(tg, dy + i, (size_t)(n - i) * sizeof(float));
-        _mm256_storeu_ps(tg, act_bwd_v(kind, p, from_output, _mm256_loadu_ps(ts),
-                                       _mm256_loadu_ps(tg)));
-        memcpy(dx + i, tg, (size_t)(n - i) * sizeof(float));
-    }
-}
 #endif /* FC_HAVE_AVX2_PATH */
 
 int fc_activation_kind_valid(int kind)
@@ -607,15 +476,22 @@ void fc_activation_forward(int kind, const float *params, const float *x, float 
 {
     float p[3] = {params[0], params[1], params[2]};
     const int simd = fc_simd_level();
+    const int wide = fc_gemm_avx512(); /* the AVX-512 switch the GEMM keeps */
     int64_t b, nb = n_blocks(n);
     (void)simd;
+    (void)wide;
 #pragma omp parallel for schedule(static) if (n >= FC_NN_PARALLEL_MIN) \
     num_threads(fc_get_num_threads())
     for (b = 0; b < nb; b++) {
         int64_t i0 = b * FC_NN_BLOCK, i1 = i0 + FC_NN_BLOCK < n ? i0 + FC_NN_BLOCK : n;
 #ifdef FC_HAVE_AVX2_PATH
         if (simd >= 1) {
-            act_fwd_block_avx2(kind, p, x + i0, y + i0, i1 - i0);
+#ifdef FC_HAVE_AVX512_PATH
+            if (wide)
+                act_fwd_block_avx512(kind, p, x + i0, y + i0, i1 - i0);
+            else
+#endif
+                act_fwd_block_avx2(kind, p, x + i0, y + i0, i1 - i0);
             continue;
         }
 #endif
@@ -630,8 +506,10 @@ void fc_activation_backward(int kind, const float *params, const float *dy, cons
     float p[3] = {params[0], params[1], params[2]};
     const int simd = fc_simd_level();
     const int from_output = act_backward_uses_output(kind, p);
+    const int wide = fc_gemm_avx512();
     int64_t b, nb = n_blocks(n);
     (void)simd;
+    (void)wide;
     (void)from_output;
 #pragma omp parallel for schedule(static) if (n >= FC_NN_PARALLEL_MIN) \
     num_threads(fc_get_num_threads())
@@ -639,7 +517,14 @@ void fc_activation_backward(int kind, const float *params, const float *dy, cons
         int64_t i0 = b * FC_NN_BLOCK, i1 = i0 + FC_NN_BLOCK < n ? i0 + FC_NN_BLOCK : n;
 #ifdef FC_HAVE_AVX2_PATH
         if (simd >= 1) {
-            act_bwd_block_avx2(kind, p, from_output, dy + i0, src + i0, dx + i0, i1 - i0);
+#ifdef FC_HAVE_AVX512_PATH
+            if (wide)
+                act_bwd_block_avx512(kind, p, from_output, dy + i0, src + i0, dx + i0,
+                                     i1 - i0);
+            else
+#endif
+                act_bwd_block_avx2(kind, p, from_output, dy + i0, src + i0, dx + i0,
+                                   i1 - i0);
             continue;
         }
 #endif
@@ -649,111 +534,6 @@ void fc_activation_backward(int kind, const float *params, const float *dy, cons
 }
 
 /* ---- softmax / log_softmax along an axis: x viewed (outer, len, inner) ---- */
-
-#ifdef FC_HAVE_AVX2_PATH
-/* Contiguous rows on the AVX2 path: vector max, v_exp, sums in double over 8 fixed
- * lanes then added lane by lane; the tail is padded with -inf (exp gives 0). */
-FC_TARGET_AVX2 static inline V8 load_tail(const float *x, int64_t n, float pad)
-{
-    float t[8] = {pad, pad, pad, pad, pad, pad, pad, pad};
-    memcpy(t, x, (size_t)n * sizeof(float));
-    return _mm256_loadu_ps(t);
-}
-
-FC_TARGET_AVX2 static inline void store_tail(float *y, V8 v, int64_t n)
-{
-    float t[8];
-    _mm256_storeu_ps(t, v);
-    memcpy(y, t, (size_t)n * sizeof(float));
-}
-
-FC_TARGET_AVX2 static inline __m256d add_halves(__m256d acc, V8 v, __m256d *hi_acc)
-{
-    *hi_acc = _mm256_add_pd(*hi_acc, _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
-    return _mm256_add_pd(acc, _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
-}
-
-FC_TARGET_AVX2 static inline double hsum_d(__m256d lo, __m256d hi)
-{
-    double a[4], b[4];
-    _mm256_storeu_pd(a, lo);
-    _mm256_storeu_pd(b, hi);
-    return ((a[0] + a[1]) + (a[2] + a[3])) + ((b[0] + b[1]) + (b[2] + b[3]));
-}
-
-FC_TARGET_AVX2 static void softmax_row_avx2(const float *x, float *y, int64_t len, int log)
-{
-    const int64_t nv = len & ~(int64_t)7, rest = len - nv;
-    V8 vm = VSET(-INFINITY);
-    for (int64_t j = 0; j < nv; j += 8)
-        vm = _mm256_max_ps(vm, _mm256_loadu_ps(x + j));
-    if (rest)
-        vm = _mm256_max_ps(vm, load_tail(x + nv, rest, -INFINITY));
-    float mv[8];
-    _mm256_storeu_ps(mv, vm);
-    float m = mv[0];
-    for (int k = 1; k < 8; k++)
-        m = mv[k] > m ? mv[k] : m;
-    const V8 vmax = VSET(m);
-    __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
-    for (int64_t j = 0; j < nv; j += 8) {
-        const V8 e = v_exp(_mm256_sub_ps(_mm256_loadu_ps(x + j), vmax));
-        if (!log)
-            _mm256_storeu_ps(y + j, e);
-        lo = add_halves(lo, e, &hi);
-    }
-    if (rest) {
-        const V8 e = v_exp(_mm256_sub_ps(load_tail(x + nv, rest, -INFINITY), vmax));
-        if (!log)
-            store_tail(y + nv, e, rest);
-        lo = add_halves(lo, e, &hi);
-    }
-    const double s = hsum_d(lo, hi);
-    if (log) {
-        const V8 ls = VSET((float)log_d(s));
-        for (int64_t j = 0; j < nv; j += 8)
-            _mm256_storeu_ps(y + j, _mm256_sub_ps(_mm256_sub_ps(_mm256_loadu_ps(x + j), vmax),
-                                                  ls));
-        if (rest)
-            store_tail(y + nv, _mm256_sub_ps(_mm256_sub_ps(load_tail(x + nv, rest, 0.0f), vmax),
-                                             ls), rest);
-    } else {
-        const V8 inv = VSET((float)(1.0 / s));
-        for (int64_t j = 0; j < nv; j += 8)
-            _mm256_storeu_ps(y + j, _mm256_mul_ps(_mm256_loadu_ps(y + j), inv));
-        if (rest)
-            store_tail(y + nv, _mm256_mul_ps(load_tail(y + nv, rest, 0.0f), inv), rest);
-    }
-}
-
-FC_TARGET_AVX2 static void softmax_row_backward_avx2(const float *g, const float *o, float *d,
-                                                     int64_t len, int log)
-{
-    const int64_t nv = len & ~(int64_t)7, rest = len - nv;
-    __m256d lo = _mm256_setzero_pd(), hi = _mm256_setzero_pd();
-    for (int64_t j = 0; j < nv; j += 8) {
-        const V8 gv = _mm256_loadu_ps(g + j);
-        lo = add_halves(lo, log ? gv : _mm256_mul_ps(gv, _mm256_loadu_ps(o + j)), &hi);
-    }
-    if (rest) {
-        const V8 gv = load_tail(g + nv, rest, 0.0f);
-        lo = add_halves(lo, log ? gv : _mm256_mul_ps(gv, load_tail(o + nv, rest, 0.0f)), &hi);
-    }
-    const V8 sv = VSET((float)hsum_d(lo, hi));
-    for (int64_t j = 0; j < len; j += 8) {
-        const int64_t n = len - j < 8 ? len - j : 8;
-        const V8 gv = n == 8 ? _mm256_loadu_ps(g + j) : load_tail(g + j, n, 0.0f);
-        const V8 ov = n == 8 ? _mm256_loadu_ps(o + j) : load_tail(o + j, n, 0.0f);
-        const V8 r = log ? _mm256_fnmadd_ps(v_exp(ov), sv, gv)
-                         : _mm256_mul_ps(ov, _mm256_sub_ps(gv, sv));
-        if (n == 8)
-            _mm256_storeu_ps(d + j, r);
-        else
-            store_tail(d + j, r, n);
-    }
-}
-#endif
-
 
 static void log_softmax_line(const float *x, float *y, int64_t len, int64_t stride)
 {
@@ -774,7 +554,9 @@ void fc_softmax_axis_forward(int log_softmax, const float *x, float *y, int64_t 
 {
     int64_t l, lines = outer * inner;
     const int simd = fc_simd_level();
+    const int wide = fc_gemm_avx512();
     (void)simd;
+    (void)wide;
     if (len <= 0)
         return;
 #pragma omp parallel for schedule(static) if (lines * len >= FC_NN_PARALLEL_MIN / 4) \
@@ -783,7 +565,12 @@ void fc_softmax_axis_forward(int log_softmax, const float *x, float *y, int64_t 
         const int64_t off = (l / inner) * len * inner + l % inner;
 #ifdef FC_HAVE_AVX2_PATH
         if (simd >= 1 && inner == 1) {
-            softmax_row_avx2(x + off, y + off, len, log_softmax);
+#ifdef FC_HAVE_AVX512_PATH
+            if (wide)
+                softmax_row_avx512(x + off, y + off, len, log_softmax);
+            else
+#endif
+                softmax_row_avx2(x + off, y + off, len, log_softmax);
             continue;
         }
 #endif
@@ -799,7 +586,9 @@ void fc_softmax_axis_backward(int log_softmax, const float *dy, const float *y, 
 {
     int64_t l, lines = outer * inner;
     const int simd = fc_simd_level();
+    const int wide = fc_gemm_avx512();
     (void)simd;
+    (void)wide;
     if (len <= 0)
         return;
 #pragma omp parallel for schedule(static) if (lines * len >= FC_NN_PARALLEL_MIN / 4) \
@@ -811,7 +600,12 @@ void fc_softmax_axis_backward(int log_softmax, const float *dy, const float *y, 
         double s = 0.0;
 #ifdef FC_HAVE_AVX2_PATH
         if (simd >= 1 && inner == 1) {
-            softmax_row_backward_avx2(g, o, d, len, log_softmax);
+#ifdef FC_HAVE_AVX512_PATH
+            if (wide)
+                softmax_row_backward_avx512(g, o, d, len, log_softmax);
+            else
+#endif
+                softmax_row_backward_avx2(g, o, d, len, log_softmax);
             continue;
         }
 #endif
