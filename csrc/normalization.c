@@ -14,7 +14,12 @@
  * fc_relu_forward's rule, and the backward can take that output (relu_y) and mask
  * dy with exactly fc_relu_backward's rule wherever it reads dy (both passes), never
  * writing the masked dy anywhere. Both are bitwise the separate kernels' results:
- * the masked value is either dy itself or +0. */
+ * the masked value is either dy itself or +0.
+ *
+ * Fused clipped ReLU (BN -> ReLU(max_value=m), e.g. ReLU6): with a finite relu_max the
+ * forward writes min(max(y, 0), m) with the relu6 activation kernel's rule (NaN
+ * propagates, -0 becomes +0) and the backward keeps dy where 0 < relu_y < m, as that
+ * kernel's backward does. relu == 0: none; 1: plain; 2: clipped (compile-time mode). */
 #include <math.h>
 #include <string.h>
 #include "nn.h"
@@ -66,12 +71,13 @@ static void chunk_stats_generic(const float *x, int64_t r0, int64_t r1, int64_t 
 
 /* Elementwise loops are written once and compiled twice (portable / AVX2). */
 
-/* y = (x - mean) * inv_std * gamma + beta for rows [r0, r1), then relu(y) when relu
- * is set (a compile-time constant at each call site, so both loops stay branch-free) */
+/* y = (x - mean) * inv_std * gamma + beta for rows [r0, r1), then relu(y) (relu 1) or
+ * clip(y, 0, cap) (relu 2); relu is a compile-time constant at each call site, so the
+ * loops stay branch-free */
 static FC_ALWAYS_INLINE void normalize_body(const float *x, int64_t r0, int64_t r1, int64_t C,
                                             const float *mean, const float *inv_std,
                                             const float *gamma, const float *beta, float *y,
-                                            const int relu)
+                                            const int relu, const float cap)
 {
     for (int64_t r = r0; r < r1; r++) {
         const float *xr = x + r * C;
@@ -79,7 +85,10 @@ static FC_ALWAYS_INLINE void normalize_body(const float *x, int64_t r0, int64_t 
         for (int64_t c = 0; c < C; c++) {
             const float v = (xr[c] - mean[c]) * inv_std[c] * gamma[c] + beta[c];
             /* fc_relu_forward's rule: NaN propagates, -0 becomes +0 */
-            yr[c] = relu ? ((v > 0.0f || v != v) ? v : 0.0f) : v;
+            if (relu == 2) /* the relu6 kernel's rule, cap for 6 */
+                yr[c] = v > 0.0f ? (v < cap ? v : cap) : (v != v ? v : 0.0f);
+            else
+                yr[c] = relu ? ((v > 0.0f || v != v) ? v : 0.0f) : v;
         }
     }
 }
@@ -88,25 +97,30 @@ static FC_ALWAYS_INLINE void normalize_body(const float *x, int64_t r0, int64_t 
  * (all bits kept, or all cleared: +0, exactly what the separate kernel writes) so that
  * it vectorises to a compare and an and; as a ?: GCC turns it into a masked load of dy,
  * which costs more than the rest of the loop. */
-static FC_ALWAYS_INLINE float relu_masked(float dy, float ry)
+static FC_ALWAYS_INLINE float relu_masked(float dy, float ry, const int relu, const float cap)
 {
     uint32_t bits;
     memcpy(&bits, &dy, sizeof bits);
-    bits &= 0u - (uint32_t)(ry > 0.0f);
+    if (relu == 2)
+        bits &= 0u - (uint32_t)((ry > 0.0f) & (ry < cap));
+    else
+        bits &= 0u - (uint32_t)(ry > 0.0f);
     memcpy(&dy, &bits, sizeof bits);
     return dy;
 }
 
 /* The incoming gradient as the backward sees it: masked when relu_y (the fused
  * forward's output) is given. */
-#define FC_BN_DY(dyr, ryr, c, relu) ((relu) ? relu_masked((dyr)[c], (ryr)[c]) : (dyr)[c])
+#define FC_BN_DY(dyr, ryr, c, relu, cap) \
+    ((relu) ? relu_masked((dyr)[c], (ryr)[c], relu, cap) : (dyr)[c])
 
 /* sum dy and sum dy * x_hat over rows [r0, r1) (x_hat recomputed as in the forward;
  * dy masked by relu_y when relu is set) */
 static FC_ALWAYS_INLINE void grad_sums_body(const float *dy, const float *relu_y,
                                             const float *x, int64_t r0, int64_t r1, int64_t C,
                                             const float *mean, const float *inv_std,
-                                            double *s_dy, double *s_dyx, const int relu)
+                                            double *s_dy, double *s_dyx, const int relu,
+                                            const float cap)
 {
     for (int64_t c = 0; c < C; c++)
         s_dy[c] = s_dyx[c] = 0.0;
@@ -114,7 +128,7 @@ static FC_ALWAYS_INLINE void grad_sums_body(const float *dy, const float *relu_y
         const float *xr = x + r * C, *dyr = dy + r * C;
         const float *ryr = relu ? relu_y + r * C : NULL;
         for (int64_t c = 0; c < C; c++) {
-            const float g = FC_BN_DY(dyr, ryr, c, relu);
+            const float g = FC_BN_DY(dyr, ryr, c, relu, cap);
             const float xhat = (xr[c] - mean[c]) * inv_std[c];
             s_dy[c] += g;
             s_dyx[c] += (double)g * (double)xhat;
@@ -122,14 +136,16 @@ static FC_ALWAYS_INLINE void grad_sums_body(const float *dy, const float *relu_y
     }
 }
 
-static void grad_sums_generic(const float *dy, const float *relu_y, const float *x,
+static void grad_sums_generic(const float *dy, const float *relu_y, float cap, const float *x,
                               int64_t r0, int64_t r1, int64_t C, const float *mean,
                               const float *inv_std, double *s_dy, double *s_dyx)
 {
-    if (relu_y)
-        grad_sums_body(dy, relu_y, x, r0, r1, C, mean, inv_std, s_dy, s_dyx, 1);
+    if (relu_y && !isinf(cap))
+        grad_sums_body(dy, relu_y, x, r0, r1, C, mean, inv_std, s_dy, s_dyx, 2, cap);
+    else if (relu_y)
+        grad_sums_body(dy, relu_y, x, r0, r1, C, mean, inv_std, s_dy, s_dyx, 1, cap);
     else
-        grad_sums_body(dy, NULL, x, r0, r1, C, mean, inv_std, s_dy, s_dyx, 0);
+        grad_sums_body(dy, NULL, x, r0, r1, C, mean, inv_std, s_dy, s_dyx, 0, cap);
 }
 
 /* dx = k_dy * (dy - k_mean - x_hat * k_xhat) for rows [r0, r1), dy masked by relu_y
@@ -140,14 +156,14 @@ static FC_ALWAYS_INLINE void input_grad_body(const float *dy, const float *relu_
                                              int64_t C, const float *mean,
                                              const float *inv_std, const float *k_dy,
                                              const float *k_mean, const float *k_xhat,
-                                             float *dx, const int relu)
+                                             float *dx, const int relu, const float cap)
 {
     for (int64_t r = r0; r < r1; r++) {
         const float *xr = x + r * C, *dyr = dy + r * C;
         const float *ryr = relu ? relu_y + r * C : NULL;
         float *dxr = dx + r * C;
         for (int64_t c = 0; c < C; c++) {
-            const float g = FC_BN_DY(dyr, ryr, c, relu);
+            const float g = FC_BN_DY(dyr, ryr, c, relu, cap);
             const float xhat = (xr[c] - mean[c]) * inv_std[c];
             dxr[c] = k_dy[c] * (g - k_mean[c] - xhat * k_xhat[c]);
         }
@@ -156,23 +172,30 @@ static FC_ALWAYS_INLINE void input_grad_body(const float *dy, const float *relu_
 
 static void normalize_generic(const float *x, int64_t r0, int64_t r1, int64_t C,
                               const float *mean, const float *inv_std, const float *gamma,
-                              const float *beta, float *y, int relu)
+                              const float *beta, float *y, int relu, float cap)
 {
-    if (relu)
-        normalize_body(x, r0, r1, C, mean, inv_std, gamma, beta, y, 1);
+    if (relu && !isinf(cap))
+        normalize_body(x, r0, r1, C, mean, inv_std, gamma, beta, y, 2, cap);
+    else if (relu)
+        normalize_body(x, r0, r1, C, mean, inv_std, gamma, beta, y, 1, cap);
     else
-        normalize_body(x, r0, r1, C, mean, inv_std, gamma, beta, y, 0);
+        normalize_body(x, r0, r1, C, mean, inv_std, gamma, beta, y, 0, cap);
 }
 
-static void input_grad_generic(const float *dy, const float *relu_y, const float *x,
+static void input_grad_generic(const float *dy, const float *relu_y, float cap, const float *x,
                                int64_t r0, int64_t r1, int64_t C, const float *mean,
                                const float *inv_std, const float *k_dy, const float *k_mean,
                                const float *k_xhat, float *dx)
 {
-    if (relu_y)
-        input_grad_body(dy, relu_y, x, r0, r1, C, mean, inv_std, k_dy, k_mean, k_xhat, dx, 1);
+    if (relu_y && !isinf(cap))
+        input_grad_body(dy, relu_y, x, r0, r1, C, mean, inv_std, k_dy, k_mean, k_xhat, dx, 2,
+                        cap);
+    else if (relu_y)
+        input_grad_body(dy, relu_y, x, r0, r1, C, mean, inv_std, k_dy, k_mean, k_xhat, dx, 1,
+                        cap);
     else
-        input_grad_body(dy, NULL, x, r0, r1, C, mean, inv_std, k_dy, k_mean, k_xhat, dx, 0);
+        input_grad_body(dy, NULL, x, r0, r1, C, mean, inv_std, k_dy, k_mean, k_xhat, dx, 0,
+                        cap);
 }
 
 #ifdef FC_HAVE_AVX2_PATH
@@ -224,24 +247,30 @@ FC_TARGET_AVX2 static void chunk_stats_avx2(const float *x, int64_t r0, int64_t 
 FC_TARGET_AVX2 static void normalize_avx2(const float *x, int64_t r0, int64_t r1, int64_t C,
                                           const float *mean, const float *inv_std,
                                           const float *gamma, const float *beta, float *y,
-                                          int relu)
+                                          int relu, float cap)
 {
-    if (relu)
-        normalize_body(x, r0, r1, C, mean, inv_std, gamma, beta, y, 1);
+    if (relu && !isinf(cap))
+        normalize_body(x, r0, r1, C, mean, inv_std, gamma, beta, y, 2, cap);
+    else if (relu)
+        normalize_body(x, r0, r1, C, mean, inv_std, gamma, beta, y, 1, cap);
     else
-        normalize_body(x, r0, r1, C, mean, inv_std, gamma, beta, y, 0);
+        normalize_body(x, r0, r1, C, mean, inv_std, gamma, beta, y, 0, cap);
 }
 
 /* 8 lanes of dy, masked by relu_y as fc_relu_backward does when relu is set: relu_y > 0
  * (ordered, so NaN is false) keeps dy's bits, anything else gives +0 (all bits clear). */
 FC_TARGET_AVX2 static FC_ALWAYS_INLINE __m256 load_dy_avx2(const float *dy, const float *relu_y,
-                                                           int64_t i, const int relu)
+                                                           int64_t i, const int relu,
+                                                           const float cap)
 {
     const __m256 g = _mm256_loadu_ps(dy + i);
     if (!relu)
         return g;
-    return _mm256_and_ps(g, _mm256_cmp_ps(_mm256_loadu_ps(relu_y + i), _mm256_setzero_ps(),
-                                          _CMP_GT_OQ));
+    const __m256 ry = _mm256_loadu_ps(relu_y + i);
+    __m256 keep = _mm256_cmp_ps(ry, _mm256_setzero_ps(), _CMP_GT_OQ);
+    if (relu == 2) /* and below the cap, as the relu6 kernel's backward */
+        keep = _mm256_and_ps(keep, _mm256_cmp_ps(ry, _mm256_set1_ps(cap), _CMP_LT_OQ));
+    return _mm256_and_ps(g, keep);
 }
 
 FC_TARGET_AVX2 static FC_ALWAYS_INLINE __m256d cvt_lo_pd(__m256 v)
@@ -260,7 +289,8 @@ FC_TARGET_AVX2 static FC_ALWAYS_INLINE __m256d cvt_hi_pd(__m256 v)
  * sees exactly the generic path's operations in its row order. */
 FC_TARGET_AVX2 static FC_ALWAYS_INLINE void grad_sums_avx2_body(
     const float *dy, const float *relu_y, const float *x, int64_t r0, int64_t r1, int64_t C,
-    const float *mean, const float *inv_std, double *s_dy, double *s_dyx, const int relu)
+    const float *mean, const float *inv_std, double *s_dy, double *s_dyx, const int relu,
+    const float cap)
 {
     int64_t c0 = 0;
     for (; c0 + 16 <= C; c0 += 16) {
@@ -269,8 +299,8 @@ FC_TARGET_AVX2 static FC_ALWAYS_INLINE void grad_sums_avx2_body(
         const __m256 m0 = _mm256_loadu_ps(mean + c0), is0 = _mm256_loadu_ps(inv_std + c0);
         const __m256 m1 = _mm256_loadu_ps(mean + c0 + 8), is1 = _mm256_loadu_ps(inv_std + c0 + 8);
         for (int64_t r = r0; r < r1; r++) {
-            const __m256 g0 = load_dy_avx2(dy, relu_y, r * C + c0, relu);
-            const __m256 g1 = load_dy_avx2(dy, relu_y, r * C + c0 + 8, relu);
+            const __m256 g0 = load_dy_avx2(dy, relu_y, r * C + c0, relu, cap);
+            const __m256 g1 = load_dy_avx2(dy, relu_y, r * C + c0 + 8, relu, cap);
             const __m256 xh0 =
                 _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + r * C + c0), m0), is0);
             const __m256 xh1 =
@@ -300,7 +330,7 @@ FC_TARGET_AVX2 static FC_ALWAYS_INLINE void grad_sums_avx2_body(
         __m256d b_lo = _mm256_setzero_pd(), b_hi = _mm256_setzero_pd();
         const __m256 m = _mm256_loadu_ps(mean + c0), is = _mm256_loadu_ps(inv_std + c0);
         for (int64_t r = r0; r < r1; r++) {
-            const __m256 g = load_dy_avx2(dy, relu_y, r * C + c0, relu);
+            const __m256 g = load_dy_avx2(dy, relu_y, r * C + c0, relu, cap);
             const __m256 xh = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + r * C + c0), m), is);
             const __m256d g_lo = cvt_lo_pd(g), g_hi = cvt_hi_pd(g);
             a_lo = _mm256_add_pd(a_lo, g_lo);
@@ -316,7 +346,7 @@ FC_TARGET_AVX2 static FC_ALWAYS_INLINE void grad_sums_avx2_body(
     for (int64_t c = c0; c < C; c++) {
         double a = 0.0, b = 0.0;
         for (int64_t r = r0; r < r1; r++) {
-            const float g = FC_BN_DY(dy + r * C, relu_y + r * C, c, relu);
+            const float g = FC_BN_DY(dy + r * C, relu_y + r * C, c, relu, cap);
             const float xhat = (x[r * C + c] - mean[c]) * inv_std[c];
             a += g;
             b += (double)g * (double)xhat;
@@ -326,43 +356,53 @@ FC_TARGET_AVX2 static FC_ALWAYS_INLINE void grad_sums_avx2_body(
     }
 }
 
-FC_TARGET_AVX2 static void grad_sums_avx2(const float *dy, const float *relu_y, const float *x,
+FC_TARGET_AVX2 static void grad_sums_avx2(const float *dy, const float *relu_y, float cap,
+                                          const float *x,
                                           int64_t r0, int64_t r1, int64_t C, const float *mean,
                                           const float *inv_std, double *s_dy, double *s_dyx)
 {
-    if (relu_y)
-        grad_sums_avx2_body(dy, relu_y, x, r0, r1, C, mean, inv_std, s_dy, s_dyx, 1);
+    if (relu_y && !isinf(cap))
+        grad_sums_avx2_body(dy, relu_y, x, r0, r1, C, mean, inv_std, s_dy, s_dyx, 2, cap);
+    else if (relu_y)
+        grad_sums_avx2_body(dy, relu_y, x, r0, r1, C, mean, inv_std, s_dy, s_dyx, 1, cap);
     else
-        grad_sums_avx2_body(dy, NULL, x, r0, r1, C, mean, inv_std, s_dy, s_dyx, 0);
+        grad_sums_avx2_body(dy, NULL, x, r0, r1, C, mean, inv_std, s_dy, s_dyx, 0, cap);
 }
 
-FC_TARGET_AVX2 static void input_grad_avx2(const float *dy, const float *relu_y, const float *x,
+FC_TARGET_AVX2 static void input_grad_avx2(const float *dy, const float *relu_y, float cap,
+                                           const float *x,
                                            int64_t r0, int64_t r1, int64_t C,
                                            const float *mean, const float *inv_std,
                                            const float *k_dy, const float *k_mean,
                                            const float *k_xhat, float *dx)
 {
-    if (relu_y)
-        input_grad_body(dy, relu_y, x, r0, r1, C, mean, inv_std, k_dy, k_mean, k_xhat, dx, 1);
+    if (relu_y && !isinf(cap))
+        input_grad_body(dy, relu_y, x, r0, r1, C, mean, inv_std, k_dy, k_mean, k_xhat, dx, 2,
+                        cap);
+    else if (relu_y)
+        input_grad_body(dy, relu_y, x, r0, r1, C, mean, inv_std, k_dy, k_mean, k_xhat, dx, 1,
+                        cap);
     else
-        input_grad_body(dy, NULL, x, r0, r1, C, mean, inv_std, k_dy, k_mean, k_xhat, dx, 0);
+        input_grad_body(dy, NULL, x, r0, r1, C, mean, inv_std, k_dy, k_mean, k_xhat, dx, 0,
+                        cap);
 }
 #endif
 
 typedef void (*chunk_stats_fn)(const float *, int64_t, int64_t, int64_t, double *, double *);
 typedef void (*normalize_fn)(const float *, int64_t, int64_t, int64_t, const float *,
-                             const float *, const float *, const float *, float *, int);
-typedef void (*grad_sums_fn)(const float *, const float *, const float *, int64_t, int64_t,
-                             int64_t, const float *, const float *, double *, double *);
-typedef void (*input_grad_fn)(const float *, const float *, const float *, int64_t, int64_t,
-                              int64_t, const float *, const float *, const float *,
+                             const float *, const float *, const float *, float *, int, float);
+typedef void (*grad_sums_fn)(const float *, const float *, float, const float *, int64_t,
+                             int64_t, int64_t, const float *, const float *, double *,
+                             double *);
+typedef void (*input_grad_fn)(const float *, const float *, float, const float *, int64_t,
+                              int64_t, int64_t, const float *, const float *, const float *,
                               const float *, const float *, float *);
 
 /* ---- kernels ---- */
 
 static void normalize_rows(const float *x, int64_t rows, int64_t C, const float *mean,
                            const float *inv_std, const float *gamma, const float *beta, float *y,
-                           int relu)
+                           int relu, float relu_max)
 {
     const int64_t R = chunk_rows(C), nchunks = (rows + R - 1) / R;
     normalize_fn fn = normalize_generic;
@@ -375,14 +415,15 @@ static void normalize_rows(const float *x, int64_t rows, int64_t C, const float 
     num_threads(fc_get_num_threads())
     for (k = 0; k < nchunks; k++)
         fn(x, k * R, (k + 1) * R < rows ? (k + 1) * R : rows, C, mean, inv_std, gamma, beta, y,
-           relu);
+           relu, relu_max);
 }
 
 int fc_batch_norm_forward_train(const float *x, int64_t rows, int64_t channels,
                                 const float *gamma, const float *beta,
                                 double momentum, double epsilon,
                                 float *moving_mean, float *moving_var,
-                                int relu, float *y, float *mean_out, float *inv_std_out)
+                                int relu, float relu_max, float *y, float *mean_out,
+                                float *inv_std_out)
 {
     const int64_t C = channels, R = chunk_rows(channels);
     const int64_t nchunks = rows > 0 ? (rows + R - 1) / R : 0;
@@ -435,25 +476,27 @@ int fc_batch_norm_forward_train(const float *x, int64_t rows, int64_t channels,
         moving_var[c] = moving_var[c] * mom + (float)v * one_minus_mom;
     }
     fc_free(part);
-    normalize_rows(x, rows, C, mean_out, inv_std_out, gamma, beta, y, relu != 0);
+    normalize_rows(x, rows, C, mean_out, inv_std_out, gamma, beta, y, relu != 0, relu_max);
     return FC_OK;
 }
 
 void fc_batch_norm_forward_infer(const float *x, int64_t rows, int64_t channels,
                                  const float *gamma, const float *beta,
                                  const float *moving_mean, const float *moving_var,
-                                 double epsilon, int relu, float *y, float *mean_out,
-                                 float *inv_std_out)
+                                 double epsilon, int relu, float relu_max, float *y,
+                                 float *mean_out, float *inv_std_out)
 {
     for (int64_t c = 0; c < channels; c++) {
         mean_out[c] = moving_mean[c];
         inv_std_out[c] = (float)(1.0 / sqrt((double)moving_var[c] + epsilon));
     }
     if (rows > 0 && channels > 0)
-        normalize_rows(x, rows, channels, mean_out, inv_std_out, gamma, beta, y, relu != 0);
+        normalize_rows(x, rows, channels, mean_out, inv_std_out, gamma, beta, y, relu != 0,
+                       relu_max);
 }
 
-int fc_batch_norm_backward(const float *dy, const float *relu_y, const float *x, int64_t rows,
+int fc_batch_norm_backward(const float *dy, const float *relu_y, float relu_max,
+                           const float *x, int64_t rows,
                            int64_t channels, const float *mean, const float *inv_std,
                            const float *gamma, int training, float *dx, float *dgamma,
                            float *dbeta)
@@ -486,7 +529,7 @@ int fc_batch_norm_backward(const float *dy, const float *relu_y, const float *x,
 
 #pragma omp parallel for schedule(static) if (par) num_threads(fc_get_num_threads())
     for (k = 0; k < nchunks; k++)
-        sums(dy, relu_y, x, k * R, (k + 1) * R < rows ? (k + 1) * R : rows, C, mean, inv_std,
+        sums(dy, relu_y, relu_max, x, k * R, (k + 1) * R < rows ? (k + 1) * R : rows, C, mean, inv_std,
              part + 2 * k * C, part + 2 * k * C + C);
 
     for (int64_t c = 0; c < C; c++)
@@ -508,7 +551,7 @@ int fc_batch_norm_backward(const float *dy, const float *relu_y, const float *x,
 
 #pragma omp parallel for schedule(static) if (par) num_threads(fc_get_num_threads())
     for (k = 0; k < nchunks; k++)
-        input_grad(dy, relu_y, x, k * R, (k + 1) * R < rows ? (k + 1) * R : rows, C, mean,
+        input_grad(dy, relu_y, relu_max, x, k * R, (k + 1) * R < rows ? (k + 1) * R : rows, C, mean,
                    inv_std, k_dy, k_mean, k_xhat, dx);
     fc_free(part);
     return FC_OK;
@@ -561,8 +604,8 @@ int fc_batch_norm_moments(const float *x, int64_t rows, int64_t channels, double
 void fc_batch_norm_forward_stats(const float *x, int64_t rows, int64_t channels,
                                  const float *gamma, const float *beta, const double *mean,
                                  const double *var, double momentum, double epsilon,
-                                 float *moving_mean, float *moving_var, int relu, float *y,
-                                 float *mean_out, float *inv_std_out)
+                                 float *moving_mean, float *moving_var, int relu,
+                                 float relu_max, float *y, float *mean_out, float *inv_std_out)
 {
     const float mom = (float)momentum, one_minus_mom = (float)(1.0 - momentum);
     for (int64_t c = 0; c < channels; c++) {
@@ -572,10 +615,12 @@ void fc_batch_norm_forward_stats(const float *x, int64_t rows, int64_t channels,
         moving_var[c] = moving_var[c] * mom + (float)var[c] * one_minus_mom;
     }
     if (rows > 0 && channels > 0)
-        normalize_rows(x, rows, channels, mean_out, inv_std_out, gamma, beta, y, relu != 0);
+        normalize_rows(x, rows, channels, mean_out, inv_std_out, gamma, beta, y, relu != 0,
+                       relu_max);
 }
 
-int fc_batch_norm_backward_sums(const float *dy, const float *relu_y, const float *x,
+int fc_batch_norm_backward_sums(const float *dy, const float *relu_y, float relu_max,
+                                const float *x,
                                 int64_t rows, int64_t channels, const float *mean,
                                 const float *inv_std, double *sum_dy, double *sum_dy_xhat,
                                 float *dgamma, float *dbeta)
@@ -597,7 +642,7 @@ int fc_batch_norm_backward_sums(const float *dy, const float *relu_y, const floa
 #pragma omp parallel for schedule(static) if (rows * C >= FC_BN_PARALLEL_MIN) \
     num_threads(fc_get_num_threads())
     for (k = 0; k < nchunks; k++)
-        sums(dy, relu_y, x, k * R, (k + 1) * R < rows ? (k + 1) * R : rows, C, mean, inv_std,
+        sums(dy, relu_y, relu_max, x, k * R, (k + 1) * R < rows ? (k + 1) * R : rows, C, mean, inv_std,
              part + 2 * k * C, part + 2 * k * C + C);
     for (int64_t c = 0; c < C; c++)
         sum_dy[c] = sum_dy_xhat[c] = 0.0;
@@ -614,7 +659,8 @@ int fc_batch_norm_backward_sums(const float *dy, const float *relu_y, const floa
     return FC_OK;
 }
 
-int fc_batch_norm_backward_input(const float *dy, const float *relu_y, const float *x,
+int fc_batch_norm_backward_input(const float *dy, const float *relu_y, float relu_max,
+                                 const float *x,
                                  int64_t rows, int64_t channels, const float *mean,
                                  const float *inv_std, const float *gamma,
                                  const double *sum_dy, const double *sum_dy_xhat,
@@ -644,7 +690,7 @@ int fc_batch_norm_backward_input(const float *dy, const float *relu_y, const flo
 #pragma omp parallel for schedule(static) if (rows * C >= FC_BN_PARALLEL_MIN) \
     num_threads(fc_get_num_threads())
     for (k = 0; k < nchunks; k++)
-        input_grad(dy, relu_y, x, k * R, (k + 1) * R < rows ? (k + 1) * R : rows, C, mean,
+        input_grad(dy, relu_y, relu_max, x, k * R, (k + 1) * R < rows ? (k + 1) * R : rows, C, mean,
                    inv_std, k_dy, k_mean, k_xhat, dx);
     fc_free(k_dy);
     return FC_OK;
