@@ -133,9 +133,12 @@ void fc_batch_norm_forward_infer(const float *x, int64_t rows, int64_t channels,
  * does (dy where relu_y > 0, else 0) wherever it is read, without being written, so
  * the results are bitwise those of fc_relu_backward then the unfused backward.
  * relu_max: as in the forward; finite: dy kept where 0 < relu_y < relu_max (the relu6
- * kernel's backward rule). dx may alias dy (not relu_y). */
+ * kernel's backward rule). relu_beta (used when relu_y is NULL; may be NULL): the
+ * forward's beta; the mask is then taken from the forward's value before the ReLU,
+ * recomputed from x (x_hat * gamma + beta, the forward's operations), which is exactly
+ * relu_y's mask with one input stream less. dx may alias dy (not relu_y). */
 int fc_batch_norm_backward(const float *dy, const float *relu_y, float relu_max,
-                           const float *x, int64_t rows,
+                           const float *relu_beta, const float *x, int64_t rows,
                            int64_t channels, const float *mean, const float *inv_std,
                            const float *gamma, int training, float *dx, float *dgamma,
                            float *dbeta);

@@ -109,62 +109,96 @@ static FC_ALWAYS_INLINE float relu_masked(float dy, float ry, const int relu, co
     return dy;
 }
 
-/* The incoming gradient as the backward sees it: masked when relu_y (the fused
- * forward's output) is given. */
-#define FC_BN_DY(dyr, ryr, c, relu, cap) \
-    ((relu) ? relu_masked((dyr)[c], (ryr)[c], relu, cap) : (dyr)[c])
+/* The incoming gradient as the backward sees it: masked when relu is set, by relu_y (the
+ * fused forward's output) or, from_x, by the forward's pre-activation value recomputed
+ * from x_hat: v = x_hat * gamma + beta with the forward's operations, so v > 0 and
+ * v < cap exactly when the forward's output is (one input stream less to read). */
+static FC_ALWAYS_INLINE float bn_dy(const float *dyr, const float *ryr, int64_t c, float xhat,
+                                    const float *gamma, const float *beta, const int relu,
+                                    const int from_x, const float cap)
+{
+    if (!relu)
+        return dyr[c];
+    return relu_masked(dyr[c], from_x ? xhat * gamma[c] + beta[c] : ryr[c], relu, cap);
+}
+
+/* The mask's source, as the kernels below take it */
+typedef struct {
+    const float *relu_y; /* the fused forward's output, or NULL */
+    const float *gamma;  /* with beta: recompute the forward's value from x (relu_y NULL) */
+    const float *beta;
+    float cap;           /* +inf: plain ReLU; finite: clipped */
+} bn_mask;
+
+/* relu kind (0 none, 1 plain, 2 clipped) and whether the mask comes from x */
+static int mask_relu(const bn_mask *m)
+{
+    if (!m->relu_y && !m->beta)
+        return 0;
+    return isinf(m->cap) ? 1 : 2;
+}
+
+/* Calls BODY(relu, from_x) with compile-time constants for the mask m */
+#define FC_BN_MASK_DISPATCH(m, BODY) \
+    do { \
+        const int relu_ = mask_relu(m); \
+        if (relu_ == 0) { BODY(0, 0); } \
+        else if ((m)->relu_y) { if (relu_ == 1) { BODY(1, 0); } else { BODY(2, 0); } } \
+        else if (relu_ == 1) { BODY(1, 1); } \
+        else { BODY(2, 1); } \
+    } while (0)
 
 /* sum dy and sum dy * x_hat over rows [r0, r1) (x_hat recomputed as in the forward;
  * dy masked by relu_y when relu is set) */
-static FC_ALWAYS_INLINE void grad_sums_body(const float *dy, const float *relu_y,
+static FC_ALWAYS_INLINE void grad_sums_body(const float *dy, const bn_mask *m,
                                             const float *x, int64_t r0, int64_t r1, int64_t C,
                                             const float *mean, const float *inv_std,
                                             double *s_dy, double *s_dyx, const int relu,
-                                            const float cap)
+                                            const int from_x)
 {
+    const float cap = m->cap;
     for (int64_t c = 0; c < C; c++)
         s_dy[c] = s_dyx[c] = 0.0;
     for (int64_t r = r0; r < r1; r++) {
         const float *xr = x + r * C, *dyr = dy + r * C;
-        const float *ryr = relu ? relu_y + r * C : NULL;
+        const float *ryr = (relu && !from_x) ? m->relu_y + r * C : NULL;
         for (int64_t c = 0; c < C; c++) {
-            const float g = FC_BN_DY(dyr, ryr, c, relu, cap);
             const float xhat = (xr[c] - mean[c]) * inv_std[c];
+            const float g = bn_dy(dyr, ryr, c, xhat, m->gamma, m->beta, relu, from_x, cap);
             s_dy[c] += g;
             s_dyx[c] += (double)g * (double)xhat;
         }
     }
 }
 
-static void grad_sums_generic(const float *dy, const float *relu_y, float cap, const float *x,
+static void grad_sums_generic(const float *dy, const bn_mask *m, const float *x,
                               int64_t r0, int64_t r1, int64_t C, const float *mean,
                               const float *inv_std, double *s_dy, double *s_dyx)
 {
-    if (relu_y && !isinf(cap))
-        grad_sums_body(dy, relu_y, x, r0, r1, C, mean, inv_std, s_dy, s_dyx, 2, cap);
-    else if (relu_y)
-        grad_sums_body(dy, relu_y, x, r0, r1, C, mean, inv_std, s_dy, s_dyx, 1, cap);
-    else
-        grad_sums_body(dy, NULL, x, r0, r1, C, mean, inv_std, s_dy, s_dyx, 0, cap);
+#define FC_BN_SUMS(relu, from_x) \
+    grad_sums_body(dy, m, x, r0, r1, C, mean, inv_std, s_dy, s_dyx, relu, from_x)
+    FC_BN_MASK_DISPATCH(m, FC_BN_SUMS);
+#undef FC_BN_SUMS
 }
 
 /* dx = k_dy * (dy - k_mean - x_hat * k_xhat) for rows [r0, r1), dy masked by relu_y
  * when relu is set; dx may alias dy (each element is read before it is written) but
  * not relu_y */
-static FC_ALWAYS_INLINE void input_grad_body(const float *dy, const float *relu_y,
+static FC_ALWAYS_INLINE void input_grad_body(const float *dy, const bn_mask *m,
                                              const float *x, int64_t r0, int64_t r1,
                                              int64_t C, const float *mean,
                                              const float *inv_std, const float *k_dy,
                                              const float *k_mean, const float *k_xhat,
-                                             float *dx, const int relu, const float cap)
+                                             float *dx, const int relu, const int from_x)
 {
+    const float cap = m->cap;
     for (int64_t r = r0; r < r1; r++) {
         const float *xr = x + r * C, *dyr = dy + r * C;
-        const float *ryr = relu ? relu_y + r * C : NULL;
+        const float *ryr = (relu && !from_x) ? m->relu_y + r * C : NULL;
         float *dxr = dx + r * C;
         for (int64_t c = 0; c < C; c++) {
-            const float g = FC_BN_DY(dyr, ryr, c, relu, cap);
             const float xhat = (xr[c] - mean[c]) * inv_std[c];
+            const float g = bn_dy(dyr, ryr, c, xhat, m->gamma, m->beta, relu, from_x, cap);
             dxr[c] = k_dy[c] * (g - k_mean[c] - xhat * k_xhat[c]);
         }
     }
@@ -182,20 +216,15 @@ static void normalize_generic(const float *x, int64_t r0, int64_t r1, int64_t C,
         normalize_body(x, r0, r1, C, mean, inv_std, gamma, beta, y, 0, cap);
 }
 
-static void input_grad_generic(const float *dy, const float *relu_y, float cap, const float *x,
+static void input_grad_generic(const float *dy, const bn_mask *m, const float *x,
                                int64_t r0, int64_t r1, int64_t C, const float *mean,
                                const float *inv_std, const float *k_dy, const float *k_mean,
                                const float *k_xhat, float *dx)
 {
-    if (relu_y && !isinf(cap))
-        input_grad_body(dy, relu_y, x, r0, r1, C, mean, inv_std, k_dy, k_mean, k_xhat, dx, 2,
-                        cap);
-    else if (relu_y)
-        input_grad_body(dy, relu_y, x, r0, r1, C, mean, inv_std, k_dy, k_mean, k_xhat, dx, 1,
-                        cap);
-    else
-        input_grad_body(dy, NULL, x, r0, r1, C, mean, inv_std, k_dy, k_mean, k_xhat, dx, 0,
-                        cap);
+#define FC_BN_INPUT(relu, from_x) \
+    input_grad_body(dy, m, x, r0, r1, C, mean, inv_std, k_dy, k_mean, k_xhat, dx, relu, from_x)
+    FC_BN_MASK_DISPATCH(m, FC_BN_INPUT);
+#undef FC_BN_INPUT
 }
 
 #ifdef FC_HAVE_AVX2_PATH
@@ -257,19 +286,22 @@ FC_TARGET_AVX2 static void normalize_avx2(const float *x, int64_t r0, int64_t r1
         normalize_body(x, r0, r1, C, mean, inv_std, gamma, beta, y, 0, cap);
 }
 
-/* 8 lanes of dy, masked by relu_y as fc_relu_backward does when relu is set: relu_y > 0
- * (ordered, so NaN is false) keeps dy's bits, anything else gives +0 (all bits clear). */
-FC_TARGET_AVX2 static FC_ALWAYS_INLINE __m256 load_dy_avx2(const float *dy, const float *relu_y,
-                                                           int64_t i, const int relu,
-                                                           const float cap)
+/* 8 lanes of dy at x_hat xh, masked as bn_dy does when relu is set: the mask source s
+ * (relu_y, or from_x: xh * gamma + beta) > 0 (ordered, so NaN is false), and < cap for a
+ * clipped ReLU, keeps dy's bits; anything else gives +0 (all bits clear). */
+FC_TARGET_AVX2 static FC_ALWAYS_INLINE __m256 load_dy_avx2(const float *dy, const bn_mask *m,
+                                                           int64_t i, int64_t c, __m256 xh,
+                                                           const int relu, const int from_x)
 {
     const __m256 g = _mm256_loadu_ps(dy + i);
     if (!relu)
         return g;
-    const __m256 ry = _mm256_loadu_ps(relu_y + i);
-    __m256 keep = _mm256_cmp_ps(ry, _mm256_setzero_ps(), _CMP_GT_OQ);
+    const __m256 s = from_x ? _mm256_add_ps(_mm256_mul_ps(xh, _mm256_loadu_ps(m->gamma + c)),
+                                            _mm256_loadu_ps(m->beta + c))
+                            : _mm256_loadu_ps(m->relu_y + i);
+    __m256 keep = _mm256_cmp_ps(s, _mm256_setzero_ps(), _CMP_GT_OQ);
     if (relu == 2) /* and below the cap, as the relu6 kernel's backward */
-        keep = _mm256_and_ps(keep, _mm256_cmp_ps(ry, _mm256_set1_ps(cap), _CMP_LT_OQ));
+        keep = _mm256_and_ps(keep, _mm256_cmp_ps(s, _mm256_set1_ps(m->cap), _CMP_LT_OQ));
     return _mm256_and_ps(g, keep);
 }
 
@@ -288,9 +320,9 @@ FC_TARGET_AVX2 static FC_ALWAYS_INLINE __m256d cvt_hi_pd(__m256 v)
  * the chunk twice, and the chunk's 2 or 3 streams do not fit in L1. Each channel still
  * sees exactly the generic path's operations in its row order. */
 FC_TARGET_AVX2 static FC_ALWAYS_INLINE void grad_sums_avx2_body(
-    const float *dy, const float *relu_y, const float *x, int64_t r0, int64_t r1, int64_t C,
+    const float *dy, const bn_mask *m, const float *x, int64_t r0, int64_t r1, int64_t C,
     const float *mean, const float *inv_std, double *s_dy, double *s_dyx, const int relu,
-    const float cap)
+    const int from_x)
 {
     int64_t c0 = 0;
     for (; c0 + 16 <= C; c0 += 16) {
@@ -299,12 +331,12 @@ FC_TARGET_AVX2 static FC_ALWAYS_INLINE void grad_sums_avx2_body(
         const __m256 m0 = _mm256_loadu_ps(mean + c0), is0 = _mm256_loadu_ps(inv_std + c0);
         const __m256 m1 = _mm256_loadu_ps(mean + c0 + 8), is1 = _mm256_loadu_ps(inv_std + c0 + 8);
         for (int64_t r = r0; r < r1; r++) {
-            const __m256 g0 = load_dy_avx2(dy, relu_y, r * C + c0, relu, cap);
-            const __m256 g1 = load_dy_avx2(dy, relu_y, r * C + c0 + 8, relu, cap);
             const __m256 xh0 =
                 _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + r * C + c0), m0), is0);
             const __m256 xh1 =
                 _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + r * C + c0 + 8), m1), is1);
+            const __m256 g0 = load_dy_avx2(dy, m, r * C + c0, c0, xh0, relu, from_x);
+            const __m256 g1 = load_dy_avx2(dy, m, r * C + c0 + 8, c0 + 8, xh1, relu, from_x);
             const __m256d g0_lo = cvt_lo_pd(g0), g0_hi = cvt_hi_pd(g0);
             const __m256d g1_lo = cvt_lo_pd(g1), g1_hi = cvt_hi_pd(g1);
             a0 = _mm256_add_pd(a0, g0_lo);
@@ -328,10 +360,11 @@ FC_TARGET_AVX2 static FC_ALWAYS_INLINE void grad_sums_avx2_body(
     for (; c0 + 8 <= C; c0 += 8) {
         __m256d a_lo = _mm256_setzero_pd(), a_hi = _mm256_setzero_pd();
         __m256d b_lo = _mm256_setzero_pd(), b_hi = _mm256_setzero_pd();
-        const __m256 m = _mm256_loadu_ps(mean + c0), is = _mm256_loadu_ps(inv_std + c0);
+        const __m256 mu = _mm256_loadu_ps(mean + c0), is = _mm256_loadu_ps(inv_std + c0);
         for (int64_t r = r0; r < r1; r++) {
-            const __m256 g = load_dy_avx2(dy, relu_y, r * C + c0, relu, cap);
-            const __m256 xh = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + r * C + c0), m), is);
+            const __m256 xh =
+                _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + r * C + c0), mu), is);
+            const __m256 g = load_dy_avx2(dy, m, r * C + c0, c0, xh, relu, from_x);
             const __m256d g_lo = cvt_lo_pd(g), g_hi = cvt_hi_pd(g);
             a_lo = _mm256_add_pd(a_lo, g_lo);
             a_hi = _mm256_add_pd(a_hi, g_hi);
@@ -346,8 +379,9 @@ FC_TARGET_AVX2 static FC_ALWAYS_INLINE void grad_sums_avx2_body(
     for (int64_t c = c0; c < C; c++) {
         double a = 0.0, b = 0.0;
         for (int64_t r = r0; r < r1; r++) {
-            const float g = FC_BN_DY(dy + r * C, relu_y + r * C, c, relu, cap);
             const float xhat = (x[r * C + c] - mean[c]) * inv_std[c];
+            const float g = bn_dy(dy + r * C, (relu && !from_x) ? m->relu_y + r * C : NULL,
+                                  c, xhat, m->gamma, m->beta, relu, from_x, m->cap);
             a += g;
             b += (double)g * (double)xhat;
         }
@@ -356,45 +390,36 @@ FC_TARGET_AVX2 static FC_ALWAYS_INLINE void grad_sums_avx2_body(
     }
 }
 
-FC_TARGET_AVX2 static void grad_sums_avx2(const float *dy, const float *relu_y, float cap,
-                                          const float *x,
+FC_TARGET_AVX2 static void grad_sums_avx2(const float *dy, const bn_mask *m, const float *x,
                                           int64_t r0, int64_t r1, int64_t C, const float *mean,
                                           const float *inv_std, double *s_dy, double *s_dyx)
 {
-    if (relu_y && !isinf(cap))
-        grad_sums_avx2_body(dy, relu_y, x, r0, r1, C, mean, inv_std, s_dy, s_dyx, 2, cap);
-    else if (relu_y)
-        grad_sums_avx2_body(dy, relu_y, x, r0, r1, C, mean, inv_std, s_dy, s_dyx, 1, cap);
-    else
-        grad_sums_avx2_body(dy, NULL, x, r0, r1, C, mean, inv_std, s_dy, s_dyx, 0, cap);
+#define FC_BN_SUMS(relu, from_x) \
+    grad_sums_avx2_body(dy, m, x, r0, r1, C, mean, inv_std, s_dy, s_dyx, relu, from_x)
+    FC_BN_MASK_DISPATCH(m, FC_BN_SUMS);
+#undef FC_BN_SUMS
 }
 
-FC_TARGET_AVX2 static void input_grad_avx2(const float *dy, const float *relu_y, float cap,
-                                           const float *x,
+FC_TARGET_AVX2 static void input_grad_avx2(const float *dy, const bn_mask *m, const float *x,
                                            int64_t r0, int64_t r1, int64_t C,
                                            const float *mean, const float *inv_std,
                                            const float *k_dy, const float *k_mean,
                                            const float *k_xhat, float *dx)
 {
-    if (relu_y && !isinf(cap))
-        input_grad_body(dy, relu_y, x, r0, r1, C, mean, inv_std, k_dy, k_mean, k_xhat, dx, 2,
-                        cap);
-    else if (relu_y)
-        input_grad_body(dy, relu_y, x, r0, r1, C, mean, inv_std, k_dy, k_mean, k_xhat, dx, 1,
-                        cap);
-    else
-        input_grad_body(dy, NULL, x, r0, r1, C, mean, inv_std, k_dy, k_mean, k_xhat, dx, 0,
-                        cap);
+#define FC_BN_INPUT(relu, from_x) \
+    input_grad_body(dy, m, x, r0, r1, C, mean, inv_std, k_dy, k_mean, k_xhat, dx, relu, from_x)
+    FC_BN_MASK_DISPATCH(m, FC_BN_INPUT);
+#undef FC_BN_INPUT
 }
 #endif
 
 typedef void (*chunk_stats_fn)(const float *, int64_t, int64_t, int64_t, double *, double *);
 typedef void (*normalize_fn)(const float *, int64_t, int64_t, int64_t, const float *,
                              const float *, const float *, const float *, float *, int, float);
-typedef void (*grad_sums_fn)(const float *, const float *, float, const float *, int64_t,
+typedef void (*grad_sums_fn)(const float *, const bn_mask *, const float *, int64_t,
                              int64_t, int64_t, const float *, const float *, double *,
                              double *);
-typedef void (*input_grad_fn)(const float *, const float *, float, const float *, int64_t,
+typedef void (*input_grad_fn)(const float *, const bn_mask *, const float *, int64_t,
                               int64_t, int64_t, const float *, const float *, const float *,
                               const float *, const float *, float *);
 
@@ -496,7 +521,7 @@ void fc_batch_norm_forward_infer(const float *x, int64_t rows, int64_t channels,
 }
 
 int fc_batch_norm_backward(const float *dy, const float *relu_y, float relu_max,
-                           const float *x, int64_t rows,
+                           const float *relu_beta, const float *x, int64_t rows,
                            int64_t channels, const float *mean, const float *inv_std,
                            const float *gamma, int training, float *dx, float *dgamma,
                            float *dbeta)
@@ -504,6 +529,7 @@ int fc_batch_norm_backward(const float *dy, const float *relu_y, float relu_max,
     const int64_t C = channels, R = chunk_rows(channels);
     const int64_t nchunks = rows > 0 ? (rows + R - 1) / R : 0;
     const int par = rows * C >= FC_BN_PARALLEL_MIN;
+    const bn_mask mask = {relu_y, gamma, relu_y ? NULL : relu_beta, relu_max};
     grad_sums_fn sums = grad_sums_generic;
     input_grad_fn input_grad = input_grad_generic;
     double *part, *sum_dy, *sum_dy_xhat;
@@ -529,7 +555,7 @@ int fc_batch_norm_backward(const float *dy, const float *relu_y, float relu_max,
 
 #pragma omp parallel for schedule(static) if (par) num_threads(fc_get_num_threads())
     for (k = 0; k < nchunks; k++)
-        sums(dy, relu_y, relu_max, x, k * R, (k + 1) * R < rows ? (k + 1) * R : rows, C, mean, inv_std,
+        sums(dy, &mask, x, k * R, (k + 1) * R < rows ? (k + 1) * R : rows, C, mean, inv_std,
              part + 2 * k * C, part + 2 * k * C + C);
 
     for (int64_t c = 0; c < C; c++)
@@ -551,7 +577,7 @@ int fc_batch_norm_backward(const float *dy, const float *relu_y, float relu_max,
 
 #pragma omp parallel for schedule(static) if (par) num_threads(fc_get_num_threads())
     for (k = 0; k < nchunks; k++)
-        input_grad(dy, relu_y, relu_max, x, k * R, (k + 1) * R < rows ? (k + 1) * R : rows, C, mean,
+        input_grad(dy, &mask, x, k * R, (k + 1) * R < rows ? (k + 1) * R : rows, C, mean,
                    inv_std, k_dy, k_mean, k_xhat, dx);
     fc_free(part);
     return FC_OK;
@@ -627,6 +653,7 @@ int fc_batch_norm_backward_sums(const float *dy, const float *relu_y, float relu
 {
     const int64_t C = channels, R = chunk_rows(channels);
     const int64_t nchunks = rows > 0 ? (rows + R - 1) / R : 0;
+    const bn_mask mask = {relu_y, NULL, NULL, relu_max};
     grad_sums_fn sums = grad_sums_generic;
     double *part;
     int64_t k;
@@ -642,7 +669,7 @@ int fc_batch_norm_backward_sums(const float *dy, const float *relu_y, float relu
 #pragma omp parallel for schedule(static) if (rows * C >= FC_BN_PARALLEL_MIN) \
     num_threads(fc_get_num_threads())
     for (k = 0; k < nchunks; k++)
-        sums(dy, relu_y, relu_max, x, k * R, (k + 1) * R < rows ? (k + 1) * R : rows, C, mean, inv_std,
+        sums(dy, &mask, x, k * R, (k + 1) * R < rows ? (k + 1) * R : rows, C, mean, inv_std,
              part + 2 * k * C, part + 2 * k * C + C);
     for (int64_t c = 0; c < C; c++)
         sum_dy[c] = sum_dy_xhat[c] = 0.0;
@@ -668,6 +695,7 @@ int fc_batch_norm_backward_input(const float *dy, const float *relu_y, float rel
 {
     const int64_t C = channels, R = chunk_rows(channels);
     const int64_t nchunks = rows > 0 ? (rows + R - 1) / R : 0;
+    const bn_mask mask = {relu_y, NULL, NULL, relu_max};
     input_grad_fn input_grad = input_grad_generic;
     float *k_dy, *k_mean, *k_xhat;
     int64_t k;
@@ -690,7 +718,7 @@ int fc_batch_norm_backward_input(const float *dy, const float *relu_y, float rel
 #pragma omp parallel for schedule(static) if (rows * C >= FC_BN_PARALLEL_MIN) \
     num_threads(fc_get_num_threads())
     for (k = 0; k < nchunks; k++)
-        input_grad(dy, relu_y, relu_max, x, k * R, (k + 1) * R < rows ? (k + 1) * R : rows, C, mean,
+        input_grad(dy, &mask, x, k * R, (k + 1) * R < rows ? (k + 1) * R : rows, C, mean,
                    inv_std, k_dy, k_mean, k_xhat, dx);
     fc_free(k_dy);
     return FC_OK;

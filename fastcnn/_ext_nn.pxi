@@ -38,7 +38,7 @@ cdef extern from "nn.h":
                                      double epsilon, int relu, float relu_max, float *y,
                                      float *mean_out, float *inv_std_out) nogil
     int fc_batch_norm_backward(const float *dy, const float *relu_y, float relu_max,
-                               const float *x,
+                               const float *relu_beta, const float *x,
                                int64_t rows, int64_t channels, const float *mean,
                                const float *inv_std, const float *gamma, int training,
                                float *dx, float *dgamma, float *dbeta) nogil
@@ -255,14 +255,19 @@ def batch_norm_backward(const float[:, ::1] dy, const float[:, ::1] x,
                         const float[::1] mean, const float[::1] inv_std,
                         const float[::1] gamma, bint training, float[:, ::1] dx,
                         float[::1] dgamma, float[::1] dbeta,
-                        const float[:, ::1] relu_y=None, float relu_max=INFINITY):
+                        const float[:, ::1] relu_y=None, float relu_max=INFINITY,
+                        const float[::1] relu_beta=None):
     """relu_y (None or the fused forward's output, x's shape): dy is the gradient of
     relu(y) and is masked by relu_y > 0 in the kernel (bitwise relu_backward first), and
-    by relu_y < relu_max when relu_max is finite."""
+    by relu_y < relu_max when relu_max is finite. relu_beta (with relu_y None): the
+    forward's beta; the same mask from x_hat * gamma + beta, recomputed from x."""
     cdef int rc
     cdef const float *pry = NULL
+    cdef const float *prb = NULL
     if relu_y is not None:
         pry = _nn_c2(relu_y)
+    elif relu_beta is not None:
+        prb = _nn_c1(relu_beta)
     cdef const float *pdy = _nn_c2(dy)
     cdef const float *px = _nn_c2(x)
     cdef const float *pm = _nn_c1(mean)
@@ -273,7 +278,7 @@ def batch_norm_backward(const float[:, ::1] dy, const float[:, ::1] x,
     cdef float *pdb = _nn_w1(dbeta)
     cdef int64_t rows = x.shape[0] if px != NULL else 0
     with nogil:
-        rc = fc_batch_norm_backward(pdy, pry, relu_max, px, rows, gamma.shape[0], pm, pi, pg, training,
+        rc = fc_batch_norm_backward(pdy, pry, relu_max, prb, px, rows, gamma.shape[0], pm, pi, pg, training,
                                     pdx, pdg, pdb)
     _check(rc, "batch_norm_backward")
 

@@ -258,3 +258,61 @@ def test_relu_with_slope_or_threshold_or_zero_cap_is_not_fused():
         model = fastcnn.Sequential([fastcnn.Input((6, 6, 3)), layers.BatchNormalization(),
                                     relu])
         assert [s.kind for s in model.plan()] == ["BatchNormalization", "ReLU"]
+
+
+# ------------------------------------------- the mask recomputed from x (relu=True)
+@pytest.mark.parametrize("shape", SHAPES)
+@pytest.mark.parametrize("training", [True, False])
+@pytest.mark.parametrize("cap", [None] + CAPS)
+def test_mask_from_x_is_bitwise_the_mask_from_the_output(rng, shape, training, cap):
+    x, dy, gamma, beta, mm, mv = _inputs(rng, shape)
+    x[0, 0] = np.nan  # NaN: the mask drops it either way
+    r, cache = ops.batch_norm_forward(x, gamma, beta, mm.copy(), mv.copy(), training=training,
+                                      relu=True, relu_max=cap)
+    want = ops.batch_norm_backward(dy, cache, relu_output=r, relu_max=cap)
+    got = ops.batch_norm_backward(dy, cache, relu=True, relu_max=cap)
+    for a, b, name in zip(got, want, ("dx", "dgamma", "dbeta")):
+        _assert_bitwise(a, b, name)
+    buf = dy.copy()  # in place
+    dx = ops.batch_norm_backward(buf, cache, dx=buf, relu=True, relu_max=cap)[0]
+    _assert_bitwise(dx, want[0], "dx in place")
+    # the mask matters here: without it the gradients differ
+    plain = ops.batch_norm_backward(dy, cache)[0]
+    assert not np.array_equal(plain, want[0])
+
+
+@pytest.mark.parametrize("c", [64, 29, 16, 13, 7, 3])
+def test_mask_from_x_threads_and_portable_path(rng, c):
+    x, dy, gamma, beta, mm, mv = _inputs(rng, (9, 11, 13, c))
+    res = []
+    for threads, level in ((1, -1), (2, -1), (1, 0), (2, 0)):
+        ext.force_simd(level)
+        try:
+            with num_threads(threads):
+                out = []
+                for training in (True, False):
+                    for cap in (None, 6.0):
+                        r, cache = ops.batch_norm_forward(x, gamma, beta, mm.copy(), mv.copy(),
+                                                          training=training, relu=True,
+                                                          relu_max=cap)
+                        out += ops.batch_norm_backward(dy, cache, relu=True, relu_max=cap)
+                res.append(out)
+        finally:
+            ext.force_simd(-1)
+    for other in res[1:]:
+        for i, (a, b) in enumerate(zip(res[0], other)):
+            _assert_bitwise(a, b, "result %d, across threads / SIMD paths" % i)
+
+
+def test_mask_from_x_bad_calls(rng):
+    x, dy, gamma, beta, mm, mv = _inputs(rng, (4, 5, 3))
+    r, cache = ops.batch_norm_forward(x, gamma, beta, mm, mv, relu=True)
+    with pytest.raises(ValueError, match="pass relu_output or relu=True, not both"):
+        ops.batch_norm_backward(dy, cache, relu_output=r, relu=True)
+    with pytest.raises(ValueError, match="relu: expected True or False"):
+        ops.batch_norm_backward(dy, cache, relu="yes")
+    rows, mean, m2 = ops.batch_norm_moments(x)
+    _, synced = ops.batch_norm_forward_stats(x, gamma, beta, mean, m2 / rows, mm.copy(),
+                                             mv.copy(), relu=True)
+    with pytest.raises(ValueError, match="relu=True needs the cache of batch_norm_forward"):
+        ops.batch_norm_backward(dy, synced, relu=True)

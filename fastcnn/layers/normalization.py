@@ -165,8 +165,10 @@ class BatchNormalization(Layer):
         the fused (clipped) ReLU's output and cap, as given to ``normalize``."""
         dgamma, dbeta = self.gradient_arrays()
         if not isinstance(cache, _SyncedCache):
+            # the mask recomputed from the input (the same bits): one array less to read
             return ops.batch_norm_backward(dy, cache, dx=dx, dgamma=dgamma, dbeta=dbeta,
-                                           relu_output=relu_output, relu_max=relu_max)[0]
+                                           relu_max=relu_max,
+                                           relu=relu_output is not None)[0]
         sum_dy, sum_dy_xhat, _, _ = ops.batch_norm_backward_sums(
             dy, cache.cache, dgamma=dgamma, dbeta=dbeta, relu_output=relu_output,
             relu_max=relu_max)

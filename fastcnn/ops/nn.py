@@ -351,12 +351,15 @@ def dropout_backward(dy, mask, rate, out=None):
 # ---------------------------------------------------------------- batch norm
 
 BatchNormCache = collections.namedtuple(
-    "BatchNormCache", ["x", "mean", "inv_std", "gamma", "training"])
+    "BatchNormCache", ["x", "mean", "inv_std", "gamma", "training", "beta"],
+    defaults=(None,))
 BatchNormCache.__doc__ = """What batch_norm_backward needs from batch_norm_forward.
 
 x: the float32 input (a reference, not a copy: do not modify it before the backward
 pass); mean, inv_std: per-channel float32 statistics used to normalise (batch or moving);
-gamma: a copy of the scale; training: whether batch statistics were used."""
+gamma: a copy of the scale; training: whether batch statistics were used; beta: a copy
+of the offset (None where the forward was not batch_norm_forward), for a fused ReLU's
+mask recomputed in the backward (``batch_norm_backward(relu=True)``)."""
 
 
 def _channel_param(value, c, name, default):
@@ -461,11 +464,11 @@ def batch_norm_forward(x, gamma, beta, moving_mean, moving_var, momentum=0.99, e
     else:
         _ext.batch_norm_forward_infer(x2, gamma, beta, moving_mean, moving_var,
                                       float(epsilon), y2, mean, inv_std, relu, cap)
-    return out, BatchNormCache(x, mean, inv_std, gamma.copy(), training)
+    return out, BatchNormCache(x, mean, inv_std, gamma.copy(), training, beta.copy())
 
 
 def batch_norm_backward(dy, cache, dx=None, dgamma=None, dbeta=None, relu_output=None,
-                        relu_max=None):
+                        relu_max=None, relu=False):
     """Gradients of batch_norm_forward given ``dy`` (x's shape) and its ``cache``.
 
     Returns ``(dx, dgamma, dbeta)``. In training mode the batch statistics depend on x:
@@ -480,7 +483,12 @@ def batch_norm_backward(dy, cache, dx=None, dgamma=None, dbeta=None, relu_output
     modified, unless it is also ``dx``), bitwise what relu_backward followed by this
     function without ``relu_output`` gives. ``relu_output`` may not overlap ``dx``,
     ``dgamma`` or ``dbeta``. ``relu_max``: the forward's (a clipped ReLU): dy is then kept
-    where ``0 < relu_output < relu_max``, as the relu6 activation's backward does."""
+    where ``0 < relu_output < relu_max``, as the relu6 activation's backward does.
+
+    ``relu=True`` (instead of ``relu_output``): the forward ran with ``relu=True`` (and
+    this ``relu_max``); the mask is recomputed from x (``x_hat * gamma + beta`` with the
+    forward's operations, so exactly relu_output's mask) instead of read from the
+    output: one array less to read in each of the two passes."""
     cap = relu_cap(relu_max, "batch_norm_backward")
     if not isinstance(cache, BatchNormCache):
         raise ValueError("batch_norm_backward: cache: expected the BatchNormCache returned by "
@@ -493,6 +501,13 @@ def batch_norm_backward(dy, cache, dx=None, dgamma=None, dbeta=None, relu_output
         raise ValueError("batch_norm_backward: dy: expected shape %s like the forward input, "
                          "got %s" % (x.shape, dy.shape))
     ry = None
+    if relu not in (True, False):
+        raise ValueError("batch_norm_backward: relu: expected True or False, got %r" % (relu,))
+    if relu and relu_output is not None:
+        raise ValueError("batch_norm_backward: pass relu_output or relu=True, not both")
+    if relu and cache.beta is None:
+        raise ValueError("batch_norm_backward: relu=True needs the cache of "
+                         "batch_norm_forward (it keeps beta); pass relu_output instead")
     if relu_output is not None:
         # it is only read, but a silent float32 copy would hide passing the wrong array
         if not isinstance(relu_output, np.ndarray):
@@ -519,5 +534,6 @@ def batch_norm_backward(dy, cache, dx=None, dgamma=None, dbeta=None, relu_output
     _ext.batch_norm_backward(dy.reshape(rows, c), x.reshape(rows, c), cache.mean,
                              cache.inv_std, cache.gamma, cache.training,
                              dx.reshape(rows, c), dgamma, dbeta,
-                             None if ry is None else ry.reshape(rows, c), cap)
+                             None if ry is None else ry.reshape(rows, c), cap,
+                             cache.beta if relu else None)
     return dx, dgamma, dbeta
