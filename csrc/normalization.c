@@ -315,48 +315,61 @@ FC_TARGET_AVX2 static FC_ALWAYS_INLINE __m256d cvt_hi_pd(__m256 v)
     return _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
 }
 
-/* Blocks of 16 channels, then 8, then single channels. A row of a block is read in one
- * walk down the chunk: with 8-channel blocks, C = 16 walks every row (cache line) of
- * the chunk twice, and the chunk's 2 or 3 streams do not fit in L1. Each channel still
- * sees exactly the generic path's operations in its row order. */
+/* Blocks of 16 channels, then 8, then single channels. The chunk is walked in groups of
+ * FC_BN_SUM_ROWS rows, every 16-channel block of a group in turn (its accumulators kept
+ * in s_dy / s_dyx between groups), so a group's rows are read whole while they are in L1;
+ * a block walking down the whole chunk reads each row's cache lines in separate sweeps.
+ * Each channel still sees exactly the generic path's operations in its row order. */
+#define FC_BN_SUM_ROWS 16
 FC_TARGET_AVX2 static FC_ALWAYS_INLINE void grad_sums_avx2_body(
     const float *dy, const bn_mask *m, const float *x, int64_t r0, int64_t r1, int64_t C,
     const float *mean, const float *inv_std, double *s_dy, double *s_dyx, const int relu,
     const int from_x)
 {
     int64_t c0 = 0;
-    for (; c0 + 16 <= C; c0 += 16) {
-        __m256d a0 = _mm256_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
-        __m256d b0 = a0, b1 = a0, b2 = a0, b3 = a0;
-        const __m256 m0 = _mm256_loadu_ps(mean + c0), is0 = _mm256_loadu_ps(inv_std + c0);
-        const __m256 m1 = _mm256_loadu_ps(mean + c0 + 8), is1 = _mm256_loadu_ps(inv_std + c0 + 8);
-        for (int64_t r = r0; r < r1; r++) {
-            const __m256 xh0 =
-                _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + r * C + c0), m0), is0);
-            const __m256 xh1 =
-                _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + r * C + c0 + 8), m1), is1);
-            const __m256 g0 = load_dy_avx2(dy, m, r * C + c0, c0, xh0, relu, from_x);
-            const __m256 g1 = load_dy_avx2(dy, m, r * C + c0 + 8, c0 + 8, xh1, relu, from_x);
-            const __m256d g0_lo = cvt_lo_pd(g0), g0_hi = cvt_hi_pd(g0);
-            const __m256d g1_lo = cvt_lo_pd(g1), g1_hi = cvt_hi_pd(g1);
-            a0 = _mm256_add_pd(a0, g0_lo);
-            a1 = _mm256_add_pd(a1, g0_hi);
-            a2 = _mm256_add_pd(a2, g1_lo);
-            a3 = _mm256_add_pd(a3, g1_hi);
-            b0 = _mm256_add_pd(b0, _mm256_mul_pd(g0_lo, cvt_lo_pd(xh0)));
-            b1 = _mm256_add_pd(b1, _mm256_mul_pd(g0_hi, cvt_hi_pd(xh0)));
-            b2 = _mm256_add_pd(b2, _mm256_mul_pd(g1_lo, cvt_lo_pd(xh1)));
-            b3 = _mm256_add_pd(b3, _mm256_mul_pd(g1_hi, cvt_hi_pd(xh1)));
+    const int64_t c16 = C / 16 * 16;
+    for (int64_t c = 0; c < c16; c++)
+        s_dy[c] = s_dyx[c] = 0.0;
+    for (int64_t rg = r0; rg < r1; rg += FC_BN_SUM_ROWS) {
+        const int64_t re = rg + FC_BN_SUM_ROWS < r1 ? rg + FC_BN_SUM_ROWS : r1;
+        for (c0 = 0; c0 < c16; c0 += 16) {
+            __m256d a0 = _mm256_loadu_pd(s_dy + c0), a1 = _mm256_loadu_pd(s_dy + c0 + 4);
+            __m256d a2 = _mm256_loadu_pd(s_dy + c0 + 8), a3 = _mm256_loadu_pd(s_dy + c0 + 12);
+            __m256d b0 = _mm256_loadu_pd(s_dyx + c0), b1 = _mm256_loadu_pd(s_dyx + c0 + 4);
+            __m256d b2 = _mm256_loadu_pd(s_dyx + c0 + 8), b3 = _mm256_loadu_pd(s_dyx + c0 + 12);
+            const __m256 m0 = _mm256_loadu_ps(mean + c0), is0 = _mm256_loadu_ps(inv_std + c0);
+            const __m256 m1 = _mm256_loadu_ps(mean + c0 + 8);
+            const __m256 is1 = _mm256_loadu_ps(inv_std + c0 + 8);
+            for (int64_t r = rg; r < re; r++) {
+                const __m256 xh0 =
+                    _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + r * C + c0), m0), is0);
+                const __m256 xh1 =
+                    _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + r * C + c0 + 8), m1), is1);
+                const __m256 g0 = load_dy_avx2(dy, m, r * C + c0, c0, xh0, relu, from_x);
+                const __m256 g1 = load_dy_avx2(dy, m, r * C + c0 + 8, c0 + 8, xh1, relu,
+                                               from_x);
+                const __m256d g0_lo = cvt_lo_pd(g0), g0_hi = cvt_hi_pd(g0);
+                const __m256d g1_lo = cvt_lo_pd(g1), g1_hi = cvt_hi_pd(g1);
+                a0 = _mm256_add_pd(a0, g0_lo);
+                a1 = _mm256_add_pd(a1, g0_hi);
+                a2 = _mm256_add_pd(a2, g1_lo);
+                a3 = _mm256_add_pd(a3, g1_hi);
+                b0 = _mm256_add_pd(b0, _mm256_mul_pd(g0_lo, cvt_lo_pd(xh0)));
+                b1 = _mm256_add_pd(b1, _mm256_mul_pd(g0_hi, cvt_hi_pd(xh0)));
+                b2 = _mm256_add_pd(b2, _mm256_mul_pd(g1_lo, cvt_lo_pd(xh1)));
+                b3 = _mm256_add_pd(b3, _mm256_mul_pd(g1_hi, cvt_hi_pd(xh1)));
+            }
+            _mm256_storeu_pd(s_dy + c0, a0);
+            _mm256_storeu_pd(s_dy + c0 + 4, a1);
+            _mm256_storeu_pd(s_dy + c0 + 8, a2);
+            _mm256_storeu_pd(s_dy + c0 + 12, a3);
+            _mm256_storeu_pd(s_dyx + c0, b0);
+            _mm256_storeu_pd(s_dyx + c0 + 4, b1);
+            _mm256_storeu_pd(s_dyx + c0 + 8, b2);
+            _mm256_storeu_pd(s_dyx + c0 + 12, b3);
         }
-        _mm256_storeu_pd(s_dy + c0, a0);
-        _mm256_storeu_pd(s_dy + c0 + 4, a1);
-        _mm256_storeu_pd(s_dy + c0 + 8, a2);
-        _mm256_storeu_pd(s_dy + c0 + 12, a3);
-        _mm256_storeu_pd(s_dyx + c0, b0);
-        _mm256_storeu_pd(s_dyx + c0 + 4, b1);
-        _mm256_storeu_pd(s_dyx + c0 + 8, b2);
-        _mm256_storeu_pd(s_dyx + c0 + 12, b3);
     }
+    c0 = c16;
     for (; c0 + 8 <= C; c0 += 8) {
         __m256d a_lo = _mm256_setzero_pd(), a_hi = _mm256_setzero_pd();
         __m256d b_lo = _mm256_setzero_pd(), b_hi = _mm256_setzero_pd();
