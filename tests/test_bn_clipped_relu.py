@@ -160,8 +160,10 @@ def test_threads_bitwise(rng, c):
         _assert_bitwise(a, b, "result %d, 1 vs 2 threads" % i)
 
 
-@pytest.mark.parametrize("c", [64, 29, 16, 13, 7, 3])
+@pytest.mark.parametrize("c", [100, 64, 45, 29, 16, 13, 7, 3])
 def test_portable_path_bitwise_equal(rng, c):
+    """Channel blocks of 32 / 16 / 8 and single channels (45 = 32 + 8 + 5, 100 = 3 * 32
+    + 4) do each channel's operations in the generic path's order."""
     x, dy, gamma, beta, mm, mv = _inputs(rng, (9, 11, 13, c))
     res = []
     for level in (-1, 0):
@@ -281,7 +283,7 @@ def test_mask_from_x_is_bitwise_the_mask_from_the_output(rng, shape, training, c
     assert not np.array_equal(plain, want[0])
 
 
-@pytest.mark.parametrize("c", [64, 29, 16, 13, 7, 3])
+@pytest.mark.parametrize("c", [100, 64, 45, 29, 16, 13, 7, 3])
 def test_mask_from_x_threads_and_portable_path(rng, c):
     x, dy, gamma, beta, mm, mv = _inputs(rng, (9, 11, 13, c))
     res = []
