@@ -3,12 +3,17 @@ batch 32 and inference time at batch 1000.
 
     python benchmarks/mobilenet.py [--threads 2] [--rounds 5] [--quick]
                                    [--json benchmarks/results/mobilenet.json]
+    python benchmarks/mobilenet.py --profile [--threads 1] [--rounds 15]
 
 The model: a 3x3 stem Conv2D(32) + BN + ReLU6, then depthwise-separable blocks
 (DepthwiseConv2D 3x3 + BN + ReLU6 + 1x1 Conv2D + BN + ReLU6, some with stride 2),
 GlobalAveragePooling2D and Dense(10). Both libraries train with Adam on the same shapes
 (PyTorch in its faster layout of NCHW and channels_last, measured side by side); every round
 times each implementation in turn. Ratios are torch / fastcnn (> 1: fastcnn is faster).
+
+``--profile``: fastcnn's training step only, per plan step (fastcnn.profiler, minimum of
+``--rounds`` steps), then the time summed by kind of step (pointwise conv + BN + ReLU6,
+depthwise + BN + ReLU6, ...), to see where a step goes.
 """
 import argparse
 import json
@@ -101,6 +106,31 @@ def make_impls(blocks, batch, train, seed=0):
     return impls
 
 
+def profile_step(blocks, batch, repeats):
+    """Print fastcnn's training-step profile and its time summed per kind of plan step."""
+    import collections
+    from fastcnn import profiler
+    rng = np.random.default_rng(0)
+    x = rng.random((batch, 32, 32, 3), dtype=np.float32)
+    y = rng.integers(0, 10, batch)
+    fastcnn.utils.set_random_seed(0)
+    model = fastcnn_model(blocks)
+    result = profiler.profile(model, x, y, repeats=repeats, stat="min")
+    print(profiler.format_profile(result))
+    kinds = {layer: step.kind for step in model.plan() for layer in step.layers}
+    sums = collections.defaultdict(lambda: [0.0, 0.0])
+    for row in result[:-1]:
+        kind = kinds.get(row.name, row.name)  # loss / optimizer rows keep their own name
+        if row.name == model.layers[0].name:  # the 3x3 stem, apart from the 1x1 convs
+            kind = "stem " + kind
+        sums[kind][0] += row.forward_ms or 0.0
+        sums[kind][1] += row.backward_ms or 0.0
+    print("\nby kind of step (ms, min of %d):" % repeats)
+    for kind, (f, b) in sorted(sums.items(), key=lambda kv: -sum(kv[1])):
+        print("  %-46s fwd %7.2f  bwd %7.2f  sum %7.2f" % (kind, f, b, f + b))
+    print("  %-46s %.2f ms" % ("step", result.step_ms))
+
+
 def main(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--threads", type=int, default=2)
@@ -108,7 +138,14 @@ def main(argv=None):
     p.add_argument("--quick", action="store_true", help="3 small blocks, small batches")
     p.add_argument("--json", help="write the results to this file")
     p.add_argument("--note", default="", help="a remark stored in the --json file")
+    p.add_argument("--profile", action="store_true",
+                   help="profile fastcnn's training step per plan step instead")
     args = p.parse_args(argv)
+    if args.profile:
+        fastcnn.set_num_threads(args.threads)
+        blocks = QUICK_BLOCKS if args.quick else BLOCKS
+        print("fastcnn training step, %d threads" % args.threads)
+        return profile_step(blocks, 8 if args.quick else 32, args.rounds)
     import torch
     torch.set_num_threads(args.threads)
     fastcnn.set_num_threads(args.threads)

@@ -112,25 +112,33 @@ int fc_mean_squared_error(const float *pred, const float *target, int64_t n,
  * mean_out / inv_std_out (channels) receive what backward needs.
  * relu != 0 fuses a following ReLU: y = relu(bn(x)) with fc_relu_forward's exact rule
  * (NaN propagates, -0 becomes +0), bitwise what the two kernels give one after the other.
+ * relu_max: +INFINITY for that plain ReLU; finite (a ReLU with max_value, e.g. ReLU6):
+ * y = min(max(bn(x), 0), relu_max) with the relu6 activation kernel's rule instead.
  * rows must be >= 1. Returns FC_OK or FC_ENOMEM. */
 int fc_batch_norm_forward_train(const float *x, int64_t rows, int64_t channels,
                                 const float *gamma, const float *beta,
                                 double momentum, double epsilon,
                                 float *moving_mean, float *moving_var,
-                                int relu, float *y, float *mean_out, float *inv_std_out);
+                                int relu, float relu_max, float *y, float *mean_out,
+                                float *inv_std_out);
 /* Inference: normalise with the moving statistics (relu as above). */
 void fc_batch_norm_forward_infer(const float *x, int64_t rows, int64_t channels,
                                  const float *gamma, const float *beta,
                                  const float *moving_mean, const float *moving_var,
-                                 double epsilon, int relu, float *y, float *mean_out,
-                                 float *inv_std_out);
+                                 double epsilon, int relu, float relu_max, float *y,
+                                 float *mean_out, float *inv_std_out);
 /* Gradients. training != 0: the statistics were batch statistics (they depend
  * on x); otherwise they were constants. relu_y (may be NULL): the fused forward's
  * output; dy is then the gradient w.r.t. relu(bn(x)) and is masked as fc_relu_backward
  * does (dy where relu_y > 0, else 0) wherever it is read, without being written, so
  * the results are bitwise those of fc_relu_backward then the unfused backward.
- * dx may alias dy (not relu_y). */
-int fc_batch_norm_backward(const float *dy, const float *relu_y, const float *x, int64_t rows,
+ * relu_max: as in the forward; finite: dy kept where 0 < relu_y < relu_max (the relu6
+ * kernel's backward rule). relu_beta (used when relu_y is NULL; may be NULL): the
+ * forward's beta; the mask is then taken from the forward's value before the ReLU,
+ * recomputed from x (x_hat * gamma + beta, the forward's operations), which is exactly
+ * relu_y's mask with one input stream less. dx may alias dy (not relu_y). */
+int fc_batch_norm_backward(const float *dy, const float *relu_y, float relu_max,
+                           const float *relu_beta, const float *x, int64_t rows,
                            int64_t channels, const float *mean, const float *inv_std,
                            const float *gamma, int training, float *dx, float *dgamma,
                            float *dbeta);
@@ -149,18 +157,20 @@ int fc_batch_norm_moments(const float *x, int64_t rows, int64_t channels, double
 void fc_batch_norm_forward_stats(const float *x, int64_t rows, int64_t channels,
                                  const float *gamma, const float *beta, const double *mean,
                                  const double *var, double momentum, double epsilon,
-                                 float *moving_mean, float *moving_var, int relu, float *y,
-                                 float *mean_out, float *inv_std_out);
+                                 float *moving_mean, float *moving_var, int relu,
+                                 float relu_max, float *y, float *mean_out, float *inv_std_out);
 /* backward_sums: this replica's sum dy and sum dy * x_hat per channel (double; dy masked
  * by relu_y as in fc_batch_norm_backward); dgamma / dbeta receive them as float (the
  * replica's part of the weight gradients). Returns FC_OK or FC_ENOMEM. */
-int fc_batch_norm_backward_sums(const float *dy, const float *relu_y, const float *x,
+int fc_batch_norm_backward_sums(const float *dy, const float *relu_y, float relu_max,
+                                const float *x,
                                 int64_t rows, int64_t channels, const float *mean,
                                 const float *inv_std, double *sum_dy, double *sum_dy_xhat,
                                 float *dgamma, float *dbeta);
 /* backward_input: dx from the sums over all replicas and their total row count
  * (training statistics). dx may alias dy (not relu_y). Returns FC_OK or FC_ENOMEM. */
-int fc_batch_norm_backward_input(const float *dy, const float *relu_y, const float *x,
+int fc_batch_norm_backward_input(const float *dy, const float *relu_y, float relu_max,
+                                 const float *x,
                                  int64_t rows, int64_t channels, const float *mean,
                                  const float *inv_std, const float *gamma,
                                  const double *sum_dy, const double *sum_dy_xhat,

@@ -14,7 +14,12 @@
  * fc_relu_forward's rule, and the backward can take that output (relu_y) and mask
  * dy with exactly fc_relu_backward's rule wherever it reads dy (both passes), never
  * writing the masked dy anywhere. Both are bitwise the separate kernels' results:
- * the masked value is either dy itself or +0. */
+ * the masked value is either dy itself or +0.
+ *
+ * Fused clipped ReLU (BN -> ReLU(max_value=m), e.g. ReLU6): with a finite relu_max the
+ * forward writes min(max(y, 0), m) with the relu6 activation kernel's rule (NaN
+ * propagates, -0 becomes +0) and the backward keeps dy where 0 < relu_y < m, as that
+ * kernel's backward does. relu == 0: none; 1: plain; 2: clipped (compile-time mode). */
 #include <math.h>
 #include <string.h>
 #include "nn.h"
@@ -66,12 +71,13 @@ static void chunk_stats_generic(const float *x, int64_t r0, int64_t r1, int64_t 
 
 /* Elementwise loops are written once and compiled twice (portable / AVX2). */
 
-/* y = (x - mean) * inv_std * gamma + beta for rows [r0, r1), then relu(y) when relu
- * is set (a compile-time constant at each call site, so both loops stay branch-free) */
+/* y = (x - mean) * inv_std * gamma + beta for rows [r0, r1), then relu(y) (relu 1) or
+ * clip(y, 0, cap) (relu 2); relu is a compile-time constant at each call site, so the
+ * loops stay branch-free */
 static FC_ALWAYS_INLINE void normalize_body(const float *x, int64_t r0, int64_t r1, int64_t C,
                                             const float *mean, const float *inv_std,
                                             const float *gamma, const float *beta, float *y,
-                                            const int relu)
+                                            const int relu, const float cap)
 {
     for (int64_t r = r0; r < r1; r++) {
         const float *xr = x + r * C;
@@ -79,7 +85,10 @@ static FC_ALWAYS_INLINE void normalize_body(const float *x, int64_t r0, int64_t 
         for (int64_t c = 0; c < C; c++) {
             const float v = (xr[c] - mean[c]) * inv_std[c] * gamma[c] + beta[c];
             /* fc_relu_forward's rule: NaN propagates, -0 becomes +0 */
-            yr[c] = relu ? ((v > 0.0f || v != v) ? v : 0.0f) : v;
+            if (relu == 2) /* the relu6 kernel's rule, cap for 6 */
+                yr[c] = v > 0.0f ? (v < cap ? v : cap) : (v != v ? v : 0.0f);
+            else
+                yr[c] = relu ? ((v > 0.0f || v != v) ? v : 0.0f) : v;
         }
     }
 }
@@ -88,67 +97,108 @@ static FC_ALWAYS_INLINE void normalize_body(const float *x, int64_t r0, int64_t 
  * (all bits kept, or all cleared: +0, exactly what the separate kernel writes) so that
  * it vectorises to a compare and an and; as a ?: GCC turns it into a masked load of dy,
  * which costs more than the rest of the loop. */
-static FC_ALWAYS_INLINE float relu_masked(float dy, float ry)
+static FC_ALWAYS_INLINE float relu_masked(float dy, float ry, const int relu, const float cap)
 {
     uint32_t bits;
     memcpy(&bits, &dy, sizeof bits);
-    bits &= 0u - (uint32_t)(ry > 0.0f);
+    if (relu == 2)
+        bits &= 0u - (uint32_t)((ry > 0.0f) & (ry < cap));
+    else
+        bits &= 0u - (uint32_t)(ry > 0.0f);
     memcpy(&dy, &bits, sizeof bits);
     return dy;
 }
 
-/* The incoming gradient as the backward sees it: masked when relu_y (the fused
- * forward's output) is given. */
-#define FC_BN_DY(dyr, ryr, c, relu) ((relu) ? relu_masked((dyr)[c], (ryr)[c]) : (dyr)[c])
+/* The incoming gradient as the backward sees it: masked when relu is set, by relu_y (the
+ * fused forward's output) or, from_x, by the forward's pre-activation value recomputed
+ * from x_hat: v = x_hat * gamma + beta with the forward's operations, so v > 0 and
+ * v < cap exactly when the forward's output is (one input stream less to read). */
+static FC_ALWAYS_INLINE float bn_dy(const float *dyr, const float *ryr, int64_t c, float xhat,
+                                    const float *gamma, const float *beta, const int relu,
+                                    const int from_x, const float cap)
+{
+    if (!relu)
+        return dyr[c];
+    return relu_masked(dyr[c], from_x ? xhat * gamma[c] + beta[c] : ryr[c], relu, cap);
+}
+
+/* The mask's source, as the kernels below take it */
+typedef struct {
+    const float *relu_y; /* the fused forward's output, or NULL */
+    const float *gamma;  /* with beta: recompute the forward's value from x (relu_y NULL) */
+    const float *beta;
+    float cap;           /* +inf: plain ReLU; finite: clipped */
+} bn_mask;
+
+/* relu kind (0 none, 1 plain, 2 clipped) and whether the mask comes from x */
+static int mask_relu(const bn_mask *m)
+{
+    if (!m->relu_y && !m->beta)
+        return 0;
+    return isinf(m->cap) ? 1 : 2;
+}
+
+/* Calls BODY(relu, from_x) with compile-time constants for the mask m */
+#define FC_BN_MASK_DISPATCH(m, BODY) \
+    do { \
+        const int relu_ = mask_relu(m); \
+        if (relu_ == 0) { BODY(0, 0); } \
+        else if ((m)->relu_y) { if (relu_ == 1) { BODY(1, 0); } else { BODY(2, 0); } } \
+        else if (relu_ == 1) { BODY(1, 1); } \
+        else { BODY(2, 1); } \
+    } while (0)
 
 /* sum dy and sum dy * x_hat over rows [r0, r1) (x_hat recomputed as in the forward;
  * dy masked by relu_y when relu is set) */
-static FC_ALWAYS_INLINE void grad_sums_body(const float *dy, const float *relu_y,
+static FC_ALWAYS_INLINE void grad_sums_body(const float *dy, const bn_mask *m,
                                             const float *x, int64_t r0, int64_t r1, int64_t C,
                                             const float *mean, const float *inv_std,
-                                            double *s_dy, double *s_dyx, const int relu)
+                                            double *s_dy, double *s_dyx, const int relu,
+                                            const int from_x)
 {
+    const float cap = m->cap;
     for (int64_t c = 0; c < C; c++)
         s_dy[c] = s_dyx[c] = 0.0;
     for (int64_t r = r0; r < r1; r++) {
         const float *xr = x + r * C, *dyr = dy + r * C;
-        const float *ryr = relu ? relu_y + r * C : NULL;
+        const float *ryr = (relu && !from_x) ? m->relu_y + r * C : NULL;
         for (int64_t c = 0; c < C; c++) {
-            const float g = FC_BN_DY(dyr, ryr, c, relu);
             const float xhat = (xr[c] - mean[c]) * inv_std[c];
+            const float g = bn_dy(dyr, ryr, c, xhat, m->gamma, m->beta, relu, from_x, cap);
             s_dy[c] += g;
             s_dyx[c] += (double)g * (double)xhat;
         }
     }
 }
 
-static void grad_sums_generic(const float *dy, const float *relu_y, const float *x,
+static void grad_sums_generic(const float *dy, const bn_mask *m, const float *x,
                               int64_t r0, int64_t r1, int64_t C, const float *mean,
                               const float *inv_std, double *s_dy, double *s_dyx)
 {
-    if (relu_y)
-        grad_sums_body(dy, relu_y, x, r0, r1, C, mean, inv_std, s_dy, s_dyx, 1);
-    else
-        grad_sums_body(dy, NULL, x, r0, r1, C, mean, inv_std, s_dy, s_dyx, 0);
+#define FC_BN_SUMS(relu, from_x) \
+    grad_sums_body(dy, m, x, r0, r1, C, mean, inv_std, s_dy, s_dyx, relu, from_x)
+    FC_BN_MASK_DISPATCH(m, FC_BN_SUMS);
+#undef FC_BN_SUMS
 }
 
 /* dx = k_dy * (dy - k_mean - x_hat * k_xhat) for rows [r0, r1), dy masked by relu_y
  * when relu is set; dx may alias dy (each element is read before it is written) but
  * not relu_y */
-static FC_ALWAYS_INLINE void input_grad_body(const float *dy, const float *relu_y,
+static FC_ALWAYS_INLINE void input_grad_body(const float *dy, const bn_mask *m,
                                              const float *x, int64_t r0, int64_t r1,
                                              int64_t C, const float *mean,
                                              const float *inv_std, const float *k_dy,
                                              const float *k_mean, const float *k_xhat,
-                                             float *dx, const int relu)
+                                             float *dx, const int relu, const int from_x)
 {
+    const float cap = m->cap;
     for (int64_t r = r0; r < r1; r++) {
         const float *xr = x + r * C, *dyr = dy + r * C;
-        const float *ryr = relu ? relu_y + r * C : NULL;
+        const float *ryr = (relu && !from_x) ? m->relu_y + r * C : NULL;
         float *dxr = dx + r * C;
         for (int64_t c = 0; c < C; c++) {
-            const float g = FC_BN_DY(dyr, ryr, c, relu);
             const float xhat = (xr[c] - mean[c]) * inv_std[c];
+            const float g = bn_dy(dyr, ryr, c, xhat, m->gamma, m->beta, relu, from_x, cap);
             dxr[c] = k_dy[c] * (g - k_mean[c] - xhat * k_xhat[c]);
         }
     }
@@ -156,23 +206,25 @@ static FC_ALWAYS_INLINE void input_grad_body(const float *dy, const float *relu_
 
 static void normalize_generic(const float *x, int64_t r0, int64_t r1, int64_t C,
                               const float *mean, const float *inv_std, const float *gamma,
-                              const float *beta, float *y, int relu)
+                              const float *beta, float *y, int relu, float cap)
 {
-    if (relu)
-        normalize_body(x, r0, r1, C, mean, inv_std, gamma, beta, y, 1);
+    if (relu && !isinf(cap))
+        normalize_body(x, r0, r1, C, mean, inv_std, gamma, beta, y, 2, cap);
+    else if (relu)
+        normalize_body(x, r0, r1, C, mean, inv_std, gamma, beta, y, 1, cap);
     else
-        normalize_body(x, r0, r1, C, mean, inv_std, gamma, beta, y, 0);
+        normalize_body(x, r0, r1, C, mean, inv_std, gamma, beta, y, 0, cap);
 }
 
-static void input_grad_generic(const float *dy, const float *relu_y, const float *x,
+static void input_grad_generic(const float *dy, const bn_mask *m, const float *x,
                                int64_t r0, int64_t r1, int64_t C, const float *mean,
                                const float *inv_std, const float *k_dy, const float *k_mean,
                                const float *k_xhat, float *dx)
 {
-    if (relu_y)
-        input_grad_body(dy, relu_y, x, r0, r1, C, mean, inv_std, k_dy, k_mean, k_xhat, dx, 1);
-    else
-        input_grad_body(dy, NULL, x, r0, r1, C, mean, inv_std, k_dy, k_mean, k_xhat, dx, 0);
+#define FC_BN_INPUT(relu, from_x) \
+    input_grad_body(dy, m, x, r0, r1, C, mean, inv_std, k_dy, k_mean, k_xhat, dx, relu, from_x)
+    FC_BN_MASK_DISPATCH(m, FC_BN_INPUT);
+#undef FC_BN_INPUT
 }
 
 #ifdef FC_HAVE_AVX2_PATH
@@ -183,7 +235,36 @@ FC_TARGET_AVX2 static void chunk_stats_avx2(const float *x, int64_t r0, int64_t 
                                             double *mean, double *m2)
 {
     const double inv_n = 1.0 / (double)(r1 - r0);
+    const __m256d n32 = _mm256_set1_pd(inv_n);
     int64_t c0 = 0;
+    /* 32 channels at a time first: 8 independent add chains per pass instead of 2, so the
+     * adds' latency no longer sets the pace (each channel's order is unchanged) */
+    for (; c0 + 32 <= C; c0 += 32) {
+        __m256d s[8], q[8];
+        for (int j = 0; j < 8; j++)
+            s[j] = q[j] = _mm256_setzero_pd();
+        for (int64_t r = r0; r < r1; r++)
+            for (int j = 0; j < 4; j++) {
+                const __m256 v = _mm256_loadu_ps(x + r * C + c0 + 8 * j);
+                s[2 * j] = _mm256_add_pd(s[2 * j], _mm256_cvtps_pd(_mm256_castps256_ps128(v)));
+                s[2 * j + 1] =
+                    _mm256_add_pd(s[2 * j + 1], _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)));
+            }
+        for (int j = 0; j < 8; j++)
+            _mm256_storeu_pd(mean + c0 + 4 * j, _mm256_mul_pd(s[j], n32));
+        for (int64_t r = r0; r < r1; r++)
+            for (int j = 0; j < 4; j++) {
+                const __m256 v = _mm256_loadu_ps(x + r * C + c0 + 8 * j);
+                const __m256d d_lo = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_castps256_ps128(v)),
+                                                   _mm256_loadu_pd(mean + c0 + 8 * j));
+                const __m256d d_hi = _mm256_sub_pd(_mm256_cvtps_pd(_mm256_extractf128_ps(v, 1)),
+                                                   _mm256_loadu_pd(mean + c0 + 8 * j + 4));
+                q[2 * j] = _mm256_add_pd(q[2 * j], _mm256_mul_pd(d_lo, d_lo));
+                q[2 * j + 1] = _mm256_add_pd(q[2 * j + 1], _mm256_mul_pd(d_hi, d_hi));
+            }
+        for (int j = 0; j < 8; j++)
+            _mm256_storeu_pd(m2 + c0 + 4 * j, q[j]);
+    }
     for (; c0 + 8 <= C; c0 += 8) {
         __m256d s_lo = _mm256_setzero_pd(), s_hi = _mm256_setzero_pd();
         __m256d q_lo = _mm256_setzero_pd(), q_hi = _mm256_setzero_pd();
@@ -224,24 +305,33 @@ FC_TARGET_AVX2 static void chunk_stats_avx2(const float *x, int64_t r0, int64_t 
 FC_TARGET_AVX2 static void normalize_avx2(const float *x, int64_t r0, int64_t r1, int64_t C,
                                           const float *mean, const float *inv_std,
                                           const float *gamma, const float *beta, float *y,
-                                          int relu)
+                                          int relu, float cap)
 {
-    if (relu)
-        normalize_body(x, r0, r1, C, mean, inv_std, gamma, beta, y, 1);
+    if (relu && !isinf(cap))
+        normalize_body(x, r0, r1, C, mean, inv_std, gamma, beta, y, 2, cap);
+    else if (relu)
+        normalize_body(x, r0, r1, C, mean, inv_std, gamma, beta, y, 1, cap);
     else
-        normalize_body(x, r0, r1, C, mean, inv_std, gamma, beta, y, 0);
+        normalize_body(x, r0, r1, C, mean, inv_std, gamma, beta, y, 0, cap);
 }
 
-/* 8 lanes of dy, masked by relu_y as fc_relu_backward does when relu is set: relu_y > 0
- * (ordered, so NaN is false) keeps dy's bits, anything else gives +0 (all bits clear). */
-FC_TARGET_AVX2 static FC_ALWAYS_INLINE __m256 load_dy_avx2(const float *dy, const float *relu_y,
-                                                           int64_t i, const int relu)
+/* 8 lanes of dy at x_hat xh, masked as bn_dy does when relu is set: the mask source s
+ * (relu_y, or from_x: xh * gamma + beta) > 0 (ordered, so NaN is false), and < cap for a
+ * clipped ReLU, keeps dy's bits; anything else gives +0 (all bits clear). */
+FC_TARGET_AVX2 static FC_ALWAYS_INLINE __m256 load_dy_avx2(const float *dy, const bn_mask *m,
+                                                           int64_t i, int64_t c, __m256 xh,
+                                                           const int relu, const int from_x)
 {
     const __m256 g = _mm256_loadu_ps(dy + i);
     if (!relu)
         return g;
-    return _mm256_and_ps(g, _mm256_cmp_ps(_mm256_loadu_ps(relu_y + i), _mm256_setzero_ps(),
-                                          _CMP_GT_OQ));
+    const __m256 s = from_x ? _mm256_add_ps(_mm256_mul_ps(xh, _mm256_loadu_ps(m->gamma + c)),
+                                            _mm256_loadu_ps(m->beta + c))
+                            : _mm256_loadu_ps(m->relu_y + i);
+    __m256 keep = _mm256_cmp_ps(s, _mm256_setzero_ps(), _CMP_GT_OQ);
+    if (relu == 2) /* and below the cap, as the relu6 kernel's backward */
+        keep = _mm256_and_ps(keep, _mm256_cmp_ps(s, _mm256_set1_ps(m->cap), _CMP_LT_OQ));
+    return _mm256_and_ps(g, keep);
 }
 
 FC_TARGET_AVX2 static FC_ALWAYS_INLINE __m256d cvt_lo_pd(__m256 v)
@@ -254,54 +344,69 @@ FC_TARGET_AVX2 static FC_ALWAYS_INLINE __m256d cvt_hi_pd(__m256 v)
     return _mm256_cvtps_pd(_mm256_extractf128_ps(v, 1));
 }
 
-/* Blocks of 16 channels, then 8, then single channels. A row of a block is read in one
- * walk down the chunk: with 8-channel blocks, C = 16 walks every row (cache line) of
- * the chunk twice, and the chunk's 2 or 3 streams do not fit in L1. Each channel still
- * sees exactly the generic path's operations in its row order. */
+/* Blocks of 16 channels, then 8, then single channels. The chunk is walked in groups of
+ * FC_BN_SUM_ROWS rows, every 16-channel block of a group in turn (its accumulators kept
+ * in s_dy / s_dyx between groups), so a group's rows are read whole while they are in L1;
+ * a block walking down the whole chunk reads each row's cache lines in separate sweeps.
+ * Each channel still sees exactly the generic path's operations in its row order. */
+#define FC_BN_SUM_ROWS 16
 FC_TARGET_AVX2 static FC_ALWAYS_INLINE void grad_sums_avx2_body(
-    const float *dy, const float *relu_y, const float *x, int64_t r0, int64_t r1, int64_t C,
-    const float *mean, const float *inv_std, double *s_dy, double *s_dyx, const int relu)
+    const float *dy, const bn_mask *m, const float *x, int64_t r0, int64_t r1, int64_t C,
+    const float *mean, const float *inv_std, double *s_dy, double *s_dyx, const int relu,
+    const int from_x)
 {
     int64_t c0 = 0;
-    for (; c0 + 16 <= C; c0 += 16) {
-        __m256d a0 = _mm256_setzero_pd(), a1 = a0, a2 = a0, a3 = a0;
-        __m256d b0 = a0, b1 = a0, b2 = a0, b3 = a0;
-        const __m256 m0 = _mm256_loadu_ps(mean + c0), is0 = _mm256_loadu_ps(inv_std + c0);
-        const __m256 m1 = _mm256_loadu_ps(mean + c0 + 8), is1 = _mm256_loadu_ps(inv_std + c0 + 8);
-        for (int64_t r = r0; r < r1; r++) {
-            const __m256 g0 = load_dy_avx2(dy, relu_y, r * C + c0, relu);
-            const __m256 g1 = load_dy_avx2(dy, relu_y, r * C + c0 + 8, relu);
-            const __m256 xh0 =
-                _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + r * C + c0), m0), is0);
-            const __m256 xh1 =
-                _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + r * C + c0 + 8), m1), is1);
-            const __m256d g0_lo = cvt_lo_pd(g0), g0_hi = cvt_hi_pd(g0);
-            const __m256d g1_lo = cvt_lo_pd(g1), g1_hi = cvt_hi_pd(g1);
-            a0 = _mm256_add_pd(a0, g0_lo);
-            a1 = _mm256_add_pd(a1, g0_hi);
-            a2 = _mm256_add_pd(a2, g1_lo);
-            a3 = _mm256_add_pd(a3, g1_hi);
-            b0 = _mm256_add_pd(b0, _mm256_mul_pd(g0_lo, cvt_lo_pd(xh0)));
-            b1 = _mm256_add_pd(b1, _mm256_mul_pd(g0_hi, cvt_hi_pd(xh0)));
-            b2 = _mm256_add_pd(b2, _mm256_mul_pd(g1_lo, cvt_lo_pd(xh1)));
-            b3 = _mm256_add_pd(b3, _mm256_mul_pd(g1_hi, cvt_hi_pd(xh1)));
+    const int64_t c16 = C / 16 * 16;
+    for (int64_t c = 0; c < c16; c++)
+        s_dy[c] = s_dyx[c] = 0.0;
+    for (int64_t rg = r0; rg < r1; rg += FC_BN_SUM_ROWS) {
+        const int64_t re = rg + FC_BN_SUM_ROWS < r1 ? rg + FC_BN_SUM_ROWS : r1;
+        for (c0 = 0; c0 < c16; c0 += 16) {
+            __m256d a0 = _mm256_loadu_pd(s_dy + c0), a1 = _mm256_loadu_pd(s_dy + c0 + 4);
+            __m256d a2 = _mm256_loadu_pd(s_dy + c0 + 8), a3 = _mm256_loadu_pd(s_dy + c0 + 12);
+            __m256d b0 = _mm256_loadu_pd(s_dyx + c0), b1 = _mm256_loadu_pd(s_dyx + c0 + 4);
+            __m256d b2 = _mm256_loadu_pd(s_dyx + c0 + 8), b3 = _mm256_loadu_pd(s_dyx + c0 + 12);
+            const __m256 m0 = _mm256_loadu_ps(mean + c0), is0 = _mm256_loadu_ps(inv_std + c0);
+            const __m256 m1 = _mm256_loadu_ps(mean + c0 + 8);
+            const __m256 is1 = _mm256_loadu_ps(inv_std + c0 + 8);
+            for (int64_t r = rg; r < re; r++) {
+                const __m256 xh0 =
+                    _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + r * C + c0), m0), is0);
+                const __m256 xh1 =
+                    _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + r * C + c0 + 8), m1), is1);
+                const __m256 g0 = load_dy_avx2(dy, m, r * C + c0, c0, xh0, relu, from_x);
+                const __m256 g1 = load_dy_avx2(dy, m, r * C + c0 + 8, c0 + 8, xh1, relu,
+                                               from_x);
+                const __m256d g0_lo = cvt_lo_pd(g0), g0_hi = cvt_hi_pd(g0);
+                const __m256d g1_lo = cvt_lo_pd(g1), g1_hi = cvt_hi_pd(g1);
+                a0 = _mm256_add_pd(a0, g0_lo);
+                a1 = _mm256_add_pd(a1, g0_hi);
+                a2 = _mm256_add_pd(a2, g1_lo);
+                a3 = _mm256_add_pd(a3, g1_hi);
+                b0 = _mm256_add_pd(b0, _mm256_mul_pd(g0_lo, cvt_lo_pd(xh0)));
+                b1 = _mm256_add_pd(b1, _mm256_mul_pd(g0_hi, cvt_hi_pd(xh0)));
+                b2 = _mm256_add_pd(b2, _mm256_mul_pd(g1_lo, cvt_lo_pd(xh1)));
+                b3 = _mm256_add_pd(b3, _mm256_mul_pd(g1_hi, cvt_hi_pd(xh1)));
+            }
+            _mm256_storeu_pd(s_dy + c0, a0);
+            _mm256_storeu_pd(s_dy + c0 + 4, a1);
+            _mm256_storeu_pd(s_dy + c0 + 8, a2);
+            _mm256_storeu_pd(s_dy + c0 + 12, a3);
+            _mm256_storeu_pd(s_dyx + c0, b0);
+            _mm256_storeu_pd(s_dyx + c0 + 4, b1);
+            _mm256_storeu_pd(s_dyx + c0 + 8, b2);
+            _mm256_storeu_pd(s_dyx + c0 + 12, b3);
         }
-        _mm256_storeu_pd(s_dy + c0, a0);
-        _mm256_storeu_pd(s_dy + c0 + 4, a1);
-        _mm256_storeu_pd(s_dy + c0 + 8, a2);
-        _mm256_storeu_pd(s_dy + c0 + 12, a3);
-        _mm256_storeu_pd(s_dyx + c0, b0);
-        _mm256_storeu_pd(s_dyx + c0 + 4, b1);
-        _mm256_storeu_pd(s_dyx + c0 + 8, b2);
-        _mm256_storeu_pd(s_dyx + c0 + 12, b3);
     }
+    c0 = c16;
     for (; c0 + 8 <= C; c0 += 8) {
         __m256d a_lo = _mm256_setzero_pd(), a_hi = _mm256_setzero_pd();
         __m256d b_lo = _mm256_setzero_pd(), b_hi = _mm256_setzero_pd();
-        const __m256 m = _mm256_loadu_ps(mean + c0), is = _mm256_loadu_ps(inv_std + c0);
+        const __m256 mu = _mm256_loadu_ps(mean + c0), is = _mm256_loadu_ps(inv_std + c0);
         for (int64_t r = r0; r < r1; r++) {
-            const __m256 g = load_dy_avx2(dy, relu_y, r * C + c0, relu);
-            const __m256 xh = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + r * C + c0), m), is);
+            const __m256 xh =
+                _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + r * C + c0), mu), is);
+            const __m256 g = load_dy_avx2(dy, m, r * C + c0, c0, xh, relu, from_x);
             const __m256d g_lo = cvt_lo_pd(g), g_hi = cvt_hi_pd(g);
             a_lo = _mm256_add_pd(a_lo, g_lo);
             a_hi = _mm256_add_pd(a_hi, g_hi);
@@ -316,8 +421,9 @@ FC_TARGET_AVX2 static FC_ALWAYS_INLINE void grad_sums_avx2_body(
     for (int64_t c = c0; c < C; c++) {
         double a = 0.0, b = 0.0;
         for (int64_t r = r0; r < r1; r++) {
-            const float g = FC_BN_DY(dy + r * C, relu_y + r * C, c, relu);
             const float xhat = (x[r * C + c] - mean[c]) * inv_std[c];
+            const float g = bn_dy(dy + r * C, (relu && !from_x) ? m->relu_y + r * C : NULL,
+                                  c, xhat, m->gamma, m->beta, relu, from_x, m->cap);
             a += g;
             b += (double)g * (double)xhat;
         }
@@ -326,43 +432,44 @@ FC_TARGET_AVX2 static FC_ALWAYS_INLINE void grad_sums_avx2_body(
     }
 }
 
-FC_TARGET_AVX2 static void grad_sums_avx2(const float *dy, const float *relu_y, const float *x,
+FC_TARGET_AVX2 static void grad_sums_avx2(const float *dy, const bn_mask *m, const float *x,
                                           int64_t r0, int64_t r1, int64_t C, const float *mean,
                                           const float *inv_std, double *s_dy, double *s_dyx)
 {
-    if (relu_y)
-        grad_sums_avx2_body(dy, relu_y, x, r0, r1, C, mean, inv_std, s_dy, s_dyx, 1);
-    else
-        grad_sums_avx2_body(dy, NULL, x, r0, r1, C, mean, inv_std, s_dy, s_dyx, 0);
+#define FC_BN_SUMS(relu, from_x) \
+    grad_sums_avx2_body(dy, m, x, r0, r1, C, mean, inv_std, s_dy, s_dyx, relu, from_x)
+    FC_BN_MASK_DISPATCH(m, FC_BN_SUMS);
+#undef FC_BN_SUMS
 }
 
-FC_TARGET_AVX2 static void input_grad_avx2(const float *dy, const float *relu_y, const float *x,
+FC_TARGET_AVX2 static void input_grad_avx2(const float *dy, const bn_mask *m, const float *x,
                                            int64_t r0, int64_t r1, int64_t C,
                                            const float *mean, const float *inv_std,
                                            const float *k_dy, const float *k_mean,
                                            const float *k_xhat, float *dx)
 {
-    if (relu_y)
-        input_grad_body(dy, relu_y, x, r0, r1, C, mean, inv_std, k_dy, k_mean, k_xhat, dx, 1);
-    else
-        input_grad_body(dy, NULL, x, r0, r1, C, mean, inv_std, k_dy, k_mean, k_xhat, dx, 0);
+#define FC_BN_INPUT(relu, from_x) \
+    input_grad_body(dy, m, x, r0, r1, C, mean, inv_std, k_dy, k_mean, k_xhat, dx, relu, from_x)
+    FC_BN_MASK_DISPATCH(m, FC_BN_INPUT);
+#undef FC_BN_INPUT
 }
 #endif
 
 typedef void (*chunk_stats_fn)(const float *, int64_t, int64_t, int64_t, double *, double *);
 typedef void (*normalize_fn)(const float *, int64_t, int64_t, int64_t, const float *,
-                             const float *, const float *, const float *, float *, int);
-typedef void (*grad_sums_fn)(const float *, const float *, const float *, int64_t, int64_t,
-                             int64_t, const float *, const float *, double *, double *);
-typedef void (*input_grad_fn)(const float *, const float *, const float *, int64_t, int64_t,
-                              int64_t, const float *, const float *, const float *,
+                             const float *, const float *, const float *, float *, int, float);
+typedef void (*grad_sums_fn)(const float *, const bn_mask *, const float *, int64_t,
+                             int64_t, int64_t, const float *, const float *, double *,
+                             double *);
+typedef void (*input_grad_fn)(const float *, const bn_mask *, const float *, int64_t,
+                              int64_t, int64_t, const float *, const float *, const float *,
                               const float *, const float *, float *);
 
 /* ---- kernels ---- */
 
 static void normalize_rows(const float *x, int64_t rows, int64_t C, const float *mean,
                            const float *inv_std, const float *gamma, const float *beta, float *y,
-                           int relu)
+                           int relu, float relu_max)
 {
     const int64_t R = chunk_rows(C), nchunks = (rows + R - 1) / R;
     normalize_fn fn = normalize_generic;
@@ -375,14 +482,15 @@ static void normalize_rows(const float *x, int64_t rows, int64_t C, const float 
     num_threads(fc_get_num_threads())
     for (k = 0; k < nchunks; k++)
         fn(x, k * R, (k + 1) * R < rows ? (k + 1) * R : rows, C, mean, inv_std, gamma, beta, y,
-           relu);
+           relu, relu_max);
 }
 
 int fc_batch_norm_forward_train(const float *x, int64_t rows, int64_t channels,
                                 const float *gamma, const float *beta,
                                 double momentum, double epsilon,
                                 float *moving_mean, float *moving_var,
-                                int relu, float *y, float *mean_out, float *inv_std_out)
+                                int relu, float relu_max, float *y, float *mean_out,
+                                float *inv_std_out)
 {
     const int64_t C = channels, R = chunk_rows(channels);
     const int64_t nchunks = rows > 0 ? (rows + R - 1) / R : 0;
@@ -435,25 +543,27 @@ int fc_batch_norm_forward_train(const float *x, int64_t rows, int64_t channels,
         moving_var[c] = moving_var[c] * mom + (float)v * one_minus_mom;
     }
     fc_free(part);
-    normalize_rows(x, rows, C, mean_out, inv_std_out, gamma, beta, y, relu != 0);
+    normalize_rows(x, rows, C, mean_out, inv_std_out, gamma, beta, y, relu != 0, relu_max);
     return FC_OK;
 }
 
 void fc_batch_norm_forward_infer(const float *x, int64_t rows, int64_t channels,
                                  const float *gamma, const float *beta,
                                  const float *moving_mean, const float *moving_var,
-                                 double epsilon, int relu, float *y, float *mean_out,
-                                 float *inv_std_out)
+                                 double epsilon, int relu, float relu_max, float *y,
+                                 float *mean_out, float *inv_std_out)
 {
     for (int64_t c = 0; c < channels; c++) {
         mean_out[c] = moving_mean[c];
         inv_std_out[c] = (float)(1.0 / sqrt((double)moving_var[c] + epsilon));
     }
     if (rows > 0 && channels > 0)
-        normalize_rows(x, rows, channels, mean_out, inv_std_out, gamma, beta, y, relu != 0);
+        normalize_rows(x, rows, channels, mean_out, inv_std_out, gamma, beta, y, relu != 0,
+                       relu_max);
 }
 
-int fc_batch_norm_backward(const float *dy, const float *relu_y, const float *x, int64_t rows,
+int fc_batch_norm_backward(const float *dy, const float *relu_y, float relu_max,
+                           const float *relu_beta, const float *x, int64_t rows,
                            int64_t channels, const float *mean, const float *inv_std,
                            const float *gamma, int training, float *dx, float *dgamma,
                            float *dbeta)
@@ -461,6 +571,7 @@ int fc_batch_norm_backward(const float *dy, const float *relu_y, const float *x,
     const int64_t C = channels, R = chunk_rows(channels);
     const int64_t nchunks = rows > 0 ? (rows + R - 1) / R : 0;
     const int par = rows * C >= FC_BN_PARALLEL_MIN;
+    const bn_mask mask = {relu_y, gamma, relu_y ? NULL : relu_beta, relu_max};
     grad_sums_fn sums = grad_sums_generic;
     input_grad_fn input_grad = input_grad_generic;
     double *part, *sum_dy, *sum_dy_xhat;
@@ -486,7 +597,7 @@ int fc_batch_norm_backward(const float *dy, const float *relu_y, const float *x,
 
 #pragma omp parallel for schedule(static) if (par) num_threads(fc_get_num_threads())
     for (k = 0; k < nchunks; k++)
-        sums(dy, relu_y, x, k * R, (k + 1) * R < rows ? (k + 1) * R : rows, C, mean, inv_std,
+        sums(dy, &mask, x, k * R, (k + 1) * R < rows ? (k + 1) * R : rows, C, mean, inv_std,
              part + 2 * k * C, part + 2 * k * C + C);
 
     for (int64_t c = 0; c < C; c++)
@@ -508,7 +619,7 @@ int fc_batch_norm_backward(const float *dy, const float *relu_y, const float *x,
 
 #pragma omp parallel for schedule(static) if (par) num_threads(fc_get_num_threads())
     for (k = 0; k < nchunks; k++)
-        input_grad(dy, relu_y, x, k * R, (k + 1) * R < rows ? (k + 1) * R : rows, C, mean,
+        input_grad(dy, &mask, x, k * R, (k + 1) * R < rows ? (k + 1) * R : rows, C, mean,
                    inv_std, k_dy, k_mean, k_xhat, dx);
     fc_free(part);
     return FC_OK;
@@ -561,8 +672,8 @@ int fc_batch_norm_moments(const float *x, int64_t rows, int64_t channels, double
 void fc_batch_norm_forward_stats(const float *x, int64_t rows, int64_t channels,
                                  const float *gamma, const float *beta, const double *mean,
                                  const double *var, double momentum, double epsilon,
-                                 float *moving_mean, float *moving_var, int relu, float *y,
-                                 float *mean_out, float *inv_std_out)
+                                 float *moving_mean, float *moving_var, int relu,
+                                 float relu_max, float *y, float *mean_out, float *inv_std_out)
 {
     const float mom = (float)momentum, one_minus_mom = (float)(1.0 - momentum);
     for (int64_t c = 0; c < channels; c++) {
@@ -572,16 +683,19 @@ void fc_batch_norm_forward_stats(const float *x, int64_t rows, int64_t channels,
         moving_var[c] = moving_var[c] * mom + (float)var[c] * one_minus_mom;
     }
     if (rows > 0 && channels > 0)
-        normalize_rows(x, rows, channels, mean_out, inv_std_out, gamma, beta, y, relu != 0);
+        normalize_rows(x, rows, channels, mean_out, inv_std_out, gamma, beta, y, relu != 0,
+                       relu_max);
 }
 
-int fc_batch_norm_backward_sums(const float *dy, const float *relu_y, const float *x,
+int fc_batch_norm_backward_sums(const float *dy, const float *relu_y, float relu_max,
+                                const float *x,
                                 int64_t rows, int64_t channels, const float *mean,
                                 const float *inv_std, double *sum_dy, double *sum_dy_xhat,
                                 float *dgamma, float *dbeta)
 {
     const int64_t C = channels, R = chunk_rows(channels);
     const int64_t nchunks = rows > 0 ? (rows + R - 1) / R : 0;
+    const bn_mask mask = {relu_y, NULL, NULL, relu_max};
     grad_sums_fn sums = grad_sums_generic;
     double *part;
     int64_t k;
@@ -597,7 +711,7 @@ int fc_batch_norm_backward_sums(const float *dy, const float *relu_y, const floa
 #pragma omp parallel for schedule(static) if (rows * C >= FC_BN_PARALLEL_MIN) \
     num_threads(fc_get_num_threads())
     for (k = 0; k < nchunks; k++)
-        sums(dy, relu_y, x, k * R, (k + 1) * R < rows ? (k + 1) * R : rows, C, mean, inv_std,
+        sums(dy, &mask, x, k * R, (k + 1) * R < rows ? (k + 1) * R : rows, C, mean, inv_std,
              part + 2 * k * C, part + 2 * k * C + C);
     for (int64_t c = 0; c < C; c++)
         sum_dy[c] = sum_dy_xhat[c] = 0.0;
@@ -614,7 +728,8 @@ int fc_batch_norm_backward_sums(const float *dy, const float *relu_y, const floa
     return FC_OK;
 }
 
-int fc_batch_norm_backward_input(const float *dy, const float *relu_y, const float *x,
+int fc_batch_norm_backward_input(const float *dy, const float *relu_y, float relu_max,
+                                 const float *x,
                                  int64_t rows, int64_t channels, const float *mean,
                                  const float *inv_std, const float *gamma,
                                  const double *sum_dy, const double *sum_dy_xhat,
@@ -622,6 +737,7 @@ int fc_batch_norm_backward_input(const float *dy, const float *relu_y, const flo
 {
     const int64_t C = channels, R = chunk_rows(channels);
     const int64_t nchunks = rows > 0 ? (rows + R - 1) / R : 0;
+    const bn_mask mask = {relu_y, NULL, NULL, relu_max};
     input_grad_fn input_grad = input_grad_generic;
     float *k_dy, *k_mean, *k_xhat;
     int64_t k;
@@ -644,7 +760,7 @@ int fc_batch_norm_backward_input(const float *dy, const float *relu_y, const flo
 #pragma omp parallel for schedule(static) if (rows * C >= FC_BN_PARALLEL_MIN) \
     num_threads(fc_get_num_threads())
     for (k = 0; k < nchunks; k++)
-        input_grad(dy, relu_y, x, k * R, (k + 1) * R < rows ? (k + 1) * R : rows, C, mean,
+        input_grad(dy, &mask, x, k * R, (k + 1) * R < rows ? (k + 1) * R : rows, C, mean,
                    inv_std, k_dy, k_mean, k_xhat, dx);
     fc_free(k_dy);
     return FC_OK;

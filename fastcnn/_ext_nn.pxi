@@ -3,6 +3,8 @@
 # outputs are preallocated by the caller. Elementwise kernels take flat 1-D views.
 from libc.stdint cimport uint8_t, uint64_t
 
+from libc.math cimport INFINITY
+
 cdef extern from "nn.h":
     void fc_relu_forward(const float *x, float *y, int64_t n) nogil
     void fc_relu_backward(const float *dy, const float *y, float *dx, int64_t n) nogil
@@ -28,14 +30,15 @@ cdef extern from "nn.h":
                                     const float *gamma, const float *beta,
                                     double momentum, double epsilon,
                                     float *moving_mean, float *moving_var,
-                                    int relu, float *y, float *mean_out,
+                                    int relu, float relu_max, float *y, float *mean_out,
                                     float *inv_std_out) nogil
     void fc_batch_norm_forward_infer(const float *x, int64_t rows, int64_t channels,
                                      const float *gamma, const float *beta,
                                      const float *moving_mean, const float *moving_var,
-                                     double epsilon, int relu, float *y, float *mean_out,
-                                     float *inv_std_out) nogil
-    int fc_batch_norm_backward(const float *dy, const float *relu_y, const float *x,
+                                     double epsilon, int relu, float relu_max, float *y,
+                                     float *mean_out, float *inv_std_out) nogil
+    int fc_batch_norm_backward(const float *dy, const float *relu_y, float relu_max,
+                               const float *relu_beta, const float *x,
                                int64_t rows, int64_t channels, const float *mean,
                                const float *inv_std, const float *gamma, int training,
                                float *dx, float *dgamma, float *dbeta) nogil
@@ -45,13 +48,15 @@ cdef extern from "nn.h":
                                      const float *gamma, const float *beta,
                                      const double *mean, const double *var, double momentum,
                                      double epsilon, float *moving_mean, float *moving_var,
-                                     int relu, float *y, float *mean_out,
+                                     int relu, float relu_max, float *y, float *mean_out,
                                      float *inv_std_out) nogil
-    int fc_batch_norm_backward_sums(const float *dy, const float *relu_y, const float *x,
+    int fc_batch_norm_backward_sums(const float *dy, const float *relu_y, float relu_max,
+                                    const float *x,
                                     int64_t rows, int64_t channels, const float *mean,
                                     const float *inv_std, double *sum_dy, double *sum_dy_xhat,
                                     float *dgamma, float *dbeta) nogil
-    int fc_batch_norm_backward_input(const float *dy, const float *relu_y, const float *x,
+    int fc_batch_norm_backward_input(const float *dy, const float *relu_y, float relu_max,
+                                     const float *x,
                                      int64_t rows, int64_t channels, const float *mean,
                                      const float *inv_std, const float *gamma,
                                      const double *sum_dy, const double *sum_dy_xhat,
@@ -207,9 +212,9 @@ def batch_norm_forward_train(const float[:, ::1] x, const float[::1] gamma,
                              const float[::1] beta, double momentum, double epsilon,
                              float[::1] moving_mean, float[::1] moving_var,
                              float[:, ::1] y, float[::1] mean_out, float[::1] inv_std_out,
-                             bint relu=False):
+                             bint relu=False, float relu_max=INFINITY):
     """x viewed as (rows, channels); rows >= 1. Updates the moving stats in place.
-    relu: write relu(y) (fused ReLU)."""
+    relu: write relu(y) (fused ReLU), clipped at relu_max when it is finite."""
     cdef int rc
     cdef const float *px = _nn_c2(x)
     cdef const float *pg = _nn_c1(gamma)
@@ -221,15 +226,17 @@ def batch_norm_forward_train(const float[:, ::1] x, const float[::1] gamma,
     cdef float *pio = _nn_w1(inv_std_out)
     with nogil:
         rc = fc_batch_norm_forward_train(px, x.shape[0], x.shape[1], pg, pb, momentum,
-                                         epsilon, pmm, pmv, relu, py, pmo, pio)
+                                         epsilon, pmm, pmv, relu, relu_max, py, pmo, pio)
     _check(rc, "batch_norm_forward")
 
 
 def batch_norm_forward_infer(const float[:, ::1] x, const float[::1] gamma,
                              const float[::1] beta, const float[::1] moving_mean,
                              const float[::1] moving_var, double epsilon, float[:, ::1] y,
-                             float[::1] mean_out, float[::1] inv_std_out, bint relu=False):
-    """Normalise with the moving statistics; relu: write relu(y) (fused ReLU)."""
+                             float[::1] mean_out, float[::1] inv_std_out, bint relu=False,
+                             float relu_max=INFINITY):
+    """Normalise with the moving statistics; relu: write relu(y) (fused ReLU), clipped at
+    relu_max when it is finite."""
     cdef const float *px = _nn_c2(x)
     cdef const float *pg = _nn_c1(gamma)
     cdef const float *pb = _nn_c1(beta)
@@ -241,20 +248,26 @@ def batch_norm_forward_infer(const float[:, ::1] x, const float[::1] gamma,
     cdef int64_t rows = x.shape[0] if px != NULL else 0
     with nogil:
         fc_batch_norm_forward_infer(px, rows, gamma.shape[0], pg, pb, pmm, pmv, epsilon,
-                                    relu, py, pmo, pio)
+                                    relu, relu_max, py, pmo, pio)
 
 
 def batch_norm_backward(const float[:, ::1] dy, const float[:, ::1] x,
                         const float[::1] mean, const float[::1] inv_std,
                         const float[::1] gamma, bint training, float[:, ::1] dx,
                         float[::1] dgamma, float[::1] dbeta,
-                        const float[:, ::1] relu_y=None):
+                        const float[:, ::1] relu_y=None, float relu_max=INFINITY,
+                        const float[::1] relu_beta=None):
     """relu_y (None or the fused forward's output, x's shape): dy is the gradient of
-    relu(y) and is masked by relu_y > 0 in the kernel (bitwise relu_backward first)."""
+    relu(y) and is masked by relu_y > 0 in the kernel (bitwise relu_backward first), and
+    by relu_y < relu_max when relu_max is finite. relu_beta (with relu_y None): the
+    forward's beta; the same mask from x_hat * gamma + beta, recomputed from x."""
     cdef int rc
     cdef const float *pry = NULL
+    cdef const float *prb = NULL
     if relu_y is not None:
         pry = _nn_c2(relu_y)
+    elif relu_beta is not None:
+        prb = _nn_c1(relu_beta)
     cdef const float *pdy = _nn_c2(dy)
     cdef const float *px = _nn_c2(x)
     cdef const float *pm = _nn_c1(mean)
@@ -265,7 +278,7 @@ def batch_norm_backward(const float[:, ::1] dy, const float[:, ::1] x,
     cdef float *pdb = _nn_w1(dbeta)
     cdef int64_t rows = x.shape[0] if px != NULL else 0
     with nogil:
-        rc = fc_batch_norm_backward(pdy, pry, px, rows, gamma.shape[0], pm, pi, pg, training,
+        rc = fc_batch_norm_backward(pdy, pry, relu_max, prb, px, rows, gamma.shape[0], pm, pi, pg, training,
                                     pdx, pdg, pdb)
     _check(rc, "batch_norm_backward")
 
@@ -286,7 +299,8 @@ def batch_norm_forward_stats(const float[:, ::1] x, const float[::1] gamma,
                              const float[::1] beta, const double[::1] mean,
                              const double[::1] var, double momentum, double epsilon,
                              float[::1] moving_mean, float[::1] moving_var, float[:, ::1] y,
-                             float[::1] mean_out, float[::1] inv_std_out, bint relu=False):
+                             float[::1] mean_out, float[::1] inv_std_out, bint relu=False,
+                             float relu_max=INFINITY):
     """The training forward with the given batch mean / biased variance."""
     cdef const float *px = _nn_c2(x)
     cdef const float *pg = _nn_c1(gamma)
@@ -301,13 +315,14 @@ def batch_norm_forward_stats(const float[:, ::1] x, const float[::1] gamma,
     cdef int64_t rows = x.shape[0] if px != NULL else 0
     with nogil:
         fc_batch_norm_forward_stats(px, rows, gamma.shape[0], pg, pb, pm, pv, momentum,
-                                    epsilon, pmm, pmv, relu, py, pmo, pio)
+                                    epsilon, pmm, pmv, relu, relu_max, py, pmo, pio)
 
 
 def batch_norm_backward_sums(const float[:, ::1] dy, const float[:, ::1] x,
                              const float[::1] mean, const float[::1] inv_std,
                              double[::1] sum_dy, double[::1] sum_dy_xhat, float[::1] dgamma,
-                             float[::1] dbeta, const float[:, ::1] relu_y=None):
+                             float[::1] dbeta, const float[:, ::1] relu_y=None,
+                             float relu_max=INFINITY):
     """Per-channel sum dy and sum dy * x_hat (dy masked by relu_y when given)."""
     cdef int rc
     cdef const float *pry = NULL
@@ -323,7 +338,7 @@ def batch_norm_backward_sums(const float[:, ::1] dy, const float[:, ::1] x,
     cdef float *pdb = _nn_w1(dbeta)
     cdef int64_t rows = x.shape[0] if px != NULL else 0
     with nogil:
-        rc = fc_batch_norm_backward_sums(pdy, pry, px, rows, mean.shape[0], pm, pi, ps, psx,
+        rc = fc_batch_norm_backward_sums(pdy, pry, relu_max, px, rows, mean.shape[0], pm, pi, ps, psx,
                                          pdg, pdb)
     _check(rc, "batch_norm_backward_sums")
 
@@ -332,7 +347,8 @@ def batch_norm_backward_input(const float[:, ::1] dy, const float[:, ::1] x,
                               const float[::1] mean, const float[::1] inv_std,
                               const float[::1] gamma, const double[::1] sum_dy,
                               const double[::1] sum_dy_xhat, int64_t total_rows,
-                              float[:, ::1] dx, const float[:, ::1] relu_y=None):
+                              float[:, ::1] dx, const float[:, ::1] relu_y=None,
+                              float relu_max=INFINITY):
     """dx from the sums over all replicas and their total row count."""
     cdef int rc
     cdef const float *pry = NULL
@@ -348,6 +364,6 @@ def batch_norm_backward_input(const float[:, ::1] dy, const float[:, ::1] x,
     cdef float *pdx = _nn_w2(dx)
     cdef int64_t rows = x.shape[0] if px != NULL else 0
     with nogil:
-        rc = fc_batch_norm_backward_input(pdy, pry, px, rows, gamma.shape[0], pm, pi, pg, ps,
+        rc = fc_batch_norm_backward_input(pdy, pry, relu_max, px, rows, gamma.shape[0], pm, pi, pg, ps,
                                           psx, total_rows, pdx)
     _check(rc, "batch_norm_backward_input")

@@ -141,35 +141,42 @@ class BatchNormalization(Layer):
         from ..distribution import runtime
         return runtime.active()
 
-    def normalize(self, x, training, out, relu=False):
+    def normalize(self, x, training, out, relu=False, relu_max=None):
         """``ops.batch_norm_forward`` with this layer's weights (training only while the
         layer is trainable, as Keras); returns (y, cache) for ``normalize_backward``.
-        Synchronized while training data-parallel: statistics of the global batch."""
+        Synchronized while training data-parallel: statistics of the global batch.
+        ``relu`` / ``relu_max``: a fused following (clipped) ReLU, as the op's."""
         replica = self._replica(training)
         if replica is None:
             return ops.batch_norm_forward(
                 x, self.gamma_array(), self.beta_array(), self.moving_mean.value,
                 self.moving_variance.value, momentum=self.momentum, epsilon=self.epsilon,
-                training=training and self.trainable, out=out, relu=relu)
+                training=training and self.trainable, out=out, relu=relu, relu_max=relu_max)
         _, mean, var = replica.combine_moments(*ops.batch_norm_moments(x))
         y, cache = ops.batch_norm_forward_stats(
             x, self.gamma_array(), self.beta_array(), mean, var, self.moving_mean.value,
-            self.moving_variance.value, self.momentum, self.epsilon, out=out, relu=relu)
+            self.moving_variance.value, self.momentum, self.epsilon, out=out, relu=relu,
+            relu_max=relu_max)
         return y, _SyncedCache(cache, replica)
 
-    def normalize_backward(self, dy, cache, dx, relu_output=None):
+    def normalize_backward(self, dy, cache, dx, relu_output=None, relu_max=None):
         """Gradients of ``normalize``: dgamma / dbeta into this layer's gradient arrays
-        (this rank's part when synchronized), returns dx."""
+        (this rank's part when synchronized), returns dx. ``relu_output`` / ``relu_max``:
+        the fused (clipped) ReLU's output and cap, as given to ``normalize``."""
         dgamma, dbeta = self.gradient_arrays()
         if not isinstance(cache, _SyncedCache):
+            # the mask recomputed from the input (the same bits): one array less to read
             return ops.batch_norm_backward(dy, cache, dx=dx, dgamma=dgamma, dbeta=dbeta,
-                                           relu_output=relu_output)[0]
+                                           relu_max=relu_max,
+                                           relu=relu_output is not None)[0]
         sum_dy, sum_dy_xhat, _, _ = ops.batch_norm_backward_sums(
-            dy, cache.cache, dgamma=dgamma, dbeta=dbeta, relu_output=relu_output)
+            dy, cache.cache, dgamma=dgamma, dbeta=dbeta, relu_output=relu_output,
+            relu_max=relu_max)
         rows, sum_dy, sum_dy_xhat = cache.replica.sum_channels(
             cache.cache.x.size // max(1, sum_dy.shape[0]), sum_dy, sum_dy_xhat)
         return ops.batch_norm_backward_input(dy, cache.cache, sum_dy, sum_dy_xhat, rows,
-                                             dx=dx, relu_output=relu_output)
+                                             dx=dx, relu_output=relu_output,
+                                             relu_max=relu_max)
 
     def idle_step(self, replica, backward):
         """Take part in the ranks' exchanges of a training step without rows (a rank whose

@@ -351,12 +351,15 @@ def dropout_backward(dy, mask, rate, out=None):
 # ---------------------------------------------------------------- batch norm
 
 BatchNormCache = collections.namedtuple(
-    "BatchNormCache", ["x", "mean", "inv_std", "gamma", "training"])
+    "BatchNormCache", ["x", "mean", "inv_std", "gamma", "training", "beta"],
+    defaults=(None,))
 BatchNormCache.__doc__ = """What batch_norm_backward needs from batch_norm_forward.
 
 x: the float32 input (a reference, not a copy: do not modify it before the backward
 pass); mean, inv_std: per-channel float32 statistics used to normalise (batch or moving);
-gamma: a copy of the scale; training: whether batch statistics were used."""
+gamma: a copy of the scale; training: whether batch statistics were used; beta: a copy
+of the offset (None where the forward was not batch_norm_forward), for a fused ReLU's
+mask recomputed in the backward (``batch_norm_backward(relu=True)``)."""
 
 
 def _channel_param(value, c, name, default):
@@ -378,8 +381,33 @@ def _moving_stat(value, c, name, in_place):
     return v
 
 
+def relu_cap(relu_max, who):
+    """The C kernels' ``relu_max``: +inf for None (a plain ReLU), else a checked float.
+
+    Args:
+        relu_max: None, or the ``max_value`` (a finite number > 0) of a fused clipped ReLU.
+        who: the calling function's name, for the error message.
+
+    Returns:
+        float: ``inf`` or ``relu_max``.
+
+    Raises:
+        ValueError: relu_max is not a finite number > 0.
+    """
+    if relu_max is None:
+        return float("inf")
+    if isinstance(relu_max, bool) or not isinstance(relu_max, numbers.Real) \
+            or not 0.0 < float(relu_max) < float("inf"):
+        raise ValueError("%s: relu_max: expected None or a finite number > 0, got %r"
+                         % (who, relu_max))
+    if float(np.float32(relu_max)) != float(relu_max):
+        raise ValueError("%s: relu_max: expected a value exact in float32, got %r"
+                         % (who, relu_max))
+    return float(relu_max)
+
+
 def batch_norm_forward(x, gamma, beta, moving_mean, moving_var, momentum=0.99, epsilon=1e-3,
-                       training=False, out=None, relu=False):
+                       training=False, out=None, relu=False, relu_max=None):
     """Batch normalisation, channels-last: statistics over every axis but the last.
 
     ``y = (x - mean) / sqrt(var + epsilon) * gamma + beta`` per channel, where with
@@ -392,8 +420,12 @@ def batch_norm_forward(x, gamma, beta, moving_mean, moving_var, momentum=0.99, e
 
     ``relu=True`` fuses a following ReLU into the same pass: ``y = relu(bn(x))``, bitwise
     what ``relu(batch_norm_forward(...)[0])`` gives (NaN propagates, -0 becomes +0). Pass
-    that ``y`` as ``relu_output`` to batch_norm_backward (the cache does not keep it)."""
+    that ``y`` as ``relu_output`` to batch_norm_backward (the cache does not keep it).
+    ``relu_max`` (with ``relu=True``): a ReLU with ``max_value`` (e.g. 6.0 for ReLU6):
+    ``y = min(max(bn(x), 0), relu_max)``, bitwise what the ``relu6`` / ``relu(max_value=)``
+    activation kernel gives; pass the same ``relu_max`` to batch_norm_backward."""
     x = as_float32(x, "batch_norm_forward: x")
+    cap = relu_cap(relu_max, "batch_norm_forward")
     if x.ndim < 2:
         raise ValueError("batch_norm_forward: x: expected at least 2 axes (N, ..., C), got "
                          "shape %s" % (x.shape,))
@@ -428,14 +460,15 @@ def batch_norm_forward(x, gamma, beta, moving_mean, moving_var, momentum=0.99, e
     relu = bool(relu)
     if training:
         _ext.batch_norm_forward_train(x2, gamma, beta, float(momentum), float(epsilon),
-                                      moving_mean, moving_var, y2, mean, inv_std, relu)
+                                      moving_mean, moving_var, y2, mean, inv_std, relu, cap)
     else:
         _ext.batch_norm_forward_infer(x2, gamma, beta, moving_mean, moving_var,
-                                      float(epsilon), y2, mean, inv_std, relu)
-    return out, BatchNormCache(x, mean, inv_std, gamma.copy(), training)
+                                      float(epsilon), y2, mean, inv_std, relu, cap)
+    return out, BatchNormCache(x, mean, inv_std, gamma.copy(), training, beta.copy())
 
 
-def batch_norm_backward(dy, cache, dx=None, dgamma=None, dbeta=None, relu_output=None):
+def batch_norm_backward(dy, cache, dx=None, dgamma=None, dbeta=None, relu_output=None,
+                        relu_max=None, relu=False):
     """Gradients of batch_norm_forward given ``dy`` (x's shape) and its ``cache``.
 
     Returns ``(dx, dgamma, dbeta)``. In training mode the batch statistics depend on x:
@@ -449,7 +482,14 @@ def batch_norm_backward(dy, cache, dx=None, dgamma=None, dbeta=None, relu_output
     is masked to ``dy where relu_output > 0 else 0`` inside the kernel (dy itself is not
     modified, unless it is also ``dx``), bitwise what relu_backward followed by this
     function without ``relu_output`` gives. ``relu_output`` may not overlap ``dx``,
-    ``dgamma`` or ``dbeta``."""
+    ``dgamma`` or ``dbeta``. ``relu_max``: the forward's (a clipped ReLU): dy is then kept
+    where ``0 < relu_output < relu_max``, as the relu6 activation's backward does.
+
+    ``relu=True`` (instead of ``relu_output``): the forward ran with ``relu=True`` (and
+    this ``relu_max``); the mask is recomputed from x (``x_hat * gamma + beta`` with the
+    forward's operations, so exactly relu_output's mask) instead of read from the
+    output: one array less to read in each of the two passes."""
+    cap = relu_cap(relu_max, "batch_norm_backward")
     if not isinstance(cache, BatchNormCache):
         raise ValueError("batch_norm_backward: cache: expected the BatchNormCache returned by "
                          "batch_norm_forward, got %s" % (type(cache).__name__,))
@@ -461,6 +501,13 @@ def batch_norm_backward(dy, cache, dx=None, dgamma=None, dbeta=None, relu_output
         raise ValueError("batch_norm_backward: dy: expected shape %s like the forward input, "
                          "got %s" % (x.shape, dy.shape))
     ry = None
+    if relu not in (True, False):
+        raise ValueError("batch_norm_backward: relu: expected True or False, got %r" % (relu,))
+    if relu and relu_output is not None:
+        raise ValueError("batch_norm_backward: pass relu_output or relu=True, not both")
+    if relu and cache.beta is None:
+        raise ValueError("batch_norm_backward: relu=True needs the cache of "
+                         "batch_norm_forward (it keeps beta); pass relu_output instead")
     if relu_output is not None:
         # it is only read, but a silent float32 copy would hide passing the wrong array
         if not isinstance(relu_output, np.ndarray):
@@ -487,5 +534,6 @@ def batch_norm_backward(dy, cache, dx=None, dgamma=None, dbeta=None, relu_output
     _ext.batch_norm_backward(dy.reshape(rows, c), x.reshape(rows, c), cache.mean,
                              cache.inv_std, cache.gamma, cache.training,
                              dx.reshape(rows, c), dgamma, dbeta,
-                             None if ry is None else ry.reshape(rows, c))
+                             None if ry is None else ry.reshape(rows, c), cap,
+                             cache.beta if relu else None)
     return dx, dgamma, dbeta

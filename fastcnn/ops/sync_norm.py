@@ -21,7 +21,7 @@ import numpy as np
 
 from .. import _ext
 from ._validation import as_float32, check_no_overlap, check_output
-from .nn import BatchNormCache
+from .nn import BatchNormCache, relu_cap
 
 __all__ = ["batch_norm_moments", "combine_moments", "batch_norm_forward_stats",
            "batch_norm_backward_sums", "batch_norm_backward_input"]
@@ -100,7 +100,8 @@ def combine_moments(parts):
 
 
 def batch_norm_forward_stats(x, gamma, beta, mean, var, moving_mean, moving_var,
-                             momentum=0.99, epsilon=1e-3, out=None, relu=False):
+                             momentum=0.99, epsilon=1e-3, out=None, relu=False,
+                             relu_max=None):
     """The training forward of batch norm with given batch statistics.
 
     ``y = (x - mean) / sqrt(var + epsilon) * gamma + beta`` per channel (``relu``: then
@@ -112,6 +113,7 @@ def batch_norm_forward_stats(x, gamma, beta, mean, var, moving_mean, moving_var,
         mean, var: (C,) batch mean and biased variance (e.g. from combine_moments).
         moving_mean, moving_var: float32 (C,) arrays, updated in place.
         momentum: in [0, 1]; epsilon: finite, >= 0; out: optional float32 output.
+        relu, relu_max: a fused (clipped) ReLU, as batch_norm_forward.
 
     Returns:
         ``(y, cache)`` for batch_norm_backward_sums / batch_norm_backward_input.
@@ -120,6 +122,7 @@ def batch_norm_forward_stats(x, gamma, beta, mean, var, moving_mean, moving_var,
         ValueError: a shape, value or overlap is wrong (named).
     """
     who = "batch_norm_forward_stats"
+    cap = relu_cap(relu_max, who)
     x, rows, c = _rows_channels(x, who)
     if isinstance(momentum, bool) or not isinstance(momentum, numbers.Real) \
             or not 0.0 <= float(momentum) <= 1.0:
@@ -145,7 +148,7 @@ def batch_norm_forward_stats(x, gamma, beta, mean, var, moving_mean, moving_var,
     inv_std = np.empty((c,), np.float32)
     _ext.batch_norm_forward_stats(x.reshape(rows, c), gamma, beta, mean, var, float(momentum),
                                   float(epsilon), moving_mean, moving_var,
-                                  out.reshape(rows, c), mean_out, inv_std, bool(relu))
+                                  out.reshape(rows, c), mean_out, inv_std, bool(relu), cap)
     return out, BatchNormCache(x, mean_out, inv_std, gamma.copy(), True)
 
 
@@ -169,7 +172,8 @@ def _check_dy(dy, cache, who, relu_output):
     return x, dy, ry, (x.size // c if c else 0), c
 
 
-def batch_norm_backward_sums(dy, cache, dgamma=None, dbeta=None, relu_output=None):
+def batch_norm_backward_sums(dy, cache, dgamma=None, dbeta=None, relu_output=None,
+                             relu_max=None):
     """This replica's per-channel gradient sums of a training batch norm.
 
     Args:
@@ -177,6 +181,7 @@ def batch_norm_backward_sums(dy, cache, dgamma=None, dbeta=None, relu_output=Non
         cache: from batch_norm_forward_stats.
         dgamma, dbeta: optional float32 (C,) outputs.
         relu_output: the forward's output when it ran with relu=True (dy is then masked).
+        relu_max: the forward's relu_max (a clipped ReLU's mask), or None.
 
     Returns:
         ``(sum_dy, sum_dy_xhat, dgamma, dbeta)``: float64 (C,) sums, and this replica's
@@ -186,6 +191,7 @@ def batch_norm_backward_sums(dy, cache, dgamma=None, dbeta=None, relu_output=Non
         ValueError: a shape or the cache is wrong, or outputs overlap inputs.
     """
     who = "batch_norm_backward_sums"
+    cap = relu_cap(relu_max, who)
     x, dy, ry, rows, c = _check_dy(dy, cache, who, relu_output)
     dgamma = check_output(dgamma, (c,), who + ": dgamma")
     dbeta = check_output(dbeta, (c,), who + ": dbeta")
@@ -195,19 +201,19 @@ def batch_norm_backward_sums(dy, cache, dgamma=None, dbeta=None, relu_output=Non
     sum_dy_xhat = np.empty((c,), np.float64)
     _ext.batch_norm_backward_sums(dy.reshape(rows, c), x.reshape(rows, c), cache.mean,
                                   cache.inv_std, sum_dy, sum_dy_xhat, dgamma, dbeta,
-                                  None if ry is None else ry.reshape(rows, c))
+                                  None if ry is None else ry.reshape(rows, c), cap)
     return sum_dy, sum_dy_xhat, dgamma, dbeta
 
 
 def batch_norm_backward_input(dy, cache, sum_dy, sum_dy_xhat, total_rows, dx=None,
-                              relu_output=None):
+                              relu_output=None, relu_max=None):
     """The input gradient of a training batch norm from the sums over all replicas.
 
     ``dx = gamma * inv_std * (dy - sum_dy / M - x_hat * sum_dy_xhat / M)``, M the rows
     of all replicas together.
 
     Args:
-        dy, cache, relu_output: as batch_norm_backward_sums.
+        dy, cache, relu_output, relu_max: as batch_norm_backward_sums.
         sum_dy, sum_dy_xhat: (C,) sums over every replica.
         total_rows: M, the rows of every replica together (>= this replica's rows).
         dx: optional float32 output (may be dy).
@@ -219,6 +225,7 @@ def batch_norm_backward_input(dy, cache, sum_dy, sum_dy_xhat, total_rows, dx=Non
         ValueError: a shape, the cache or total_rows is wrong.
     """
     who = "batch_norm_backward_input"
+    cap = relu_cap(relu_max, who)
     x, dy, ry, rows, c = _check_dy(dy, cache, who, relu_output)
     sum_dy = _channel_vector(sum_dy, c, who + ": sum_dy")
     sum_dy_xhat = _channel_vector(sum_dy_xhat, c, who + ": sum_dy_xhat")
@@ -232,5 +239,5 @@ def batch_norm_backward_input(dy, cache, sum_dy, sum_dy_xhat, total_rows, dx=Non
     _ext.batch_norm_backward_input(dy.reshape(rows, c), x.reshape(rows, c), cache.mean,
                                    cache.inv_std, cache.gamma, sum_dy, sum_dy_xhat,
                                    int(total_rows), dx.reshape(rows, c),
-                                   None if ry is None else ry.reshape(rows, c))
+                                   None if ry is None else ry.reshape(rows, c), cap)
     return dx

@@ -10,7 +10,8 @@ import numpy as np
 from .. import ops
 from ..layers.base import WorkspaceCache
 
-__all__ = ["ConvReluPool", "AddRelu", "BatchNormRelu", "ConvBatchNorm", "DepthwiseBatchNorm"]
+__all__ = ["ConvReluPool", "AddRelu", "BatchNormRelu", "ConvBatchNorm", "DepthwiseBatchNorm",
+           "ConvBatchNormClippedRelu"]
 
 class _Fused:
     """What every fused step keeps: its workspaces (one per input shape)."""
@@ -119,25 +120,33 @@ class AddRelu(_Fused):
         return [g if n else None for n in need]
 
 
+def _clip_in_place(y, relu_max):
+    """A clipped ReLU (``max_value=relu_max``) over ``y`` with the activation kernel the
+    ReLU layer runs, so the bits are the unfused ones."""
+    return ops.activation(y, "relu", out=y, max_value=relu_max)
+
+
 class BatchNormRelu(_Fused):
     """BatchNormalization + ReLU: the ReLU inside the normalise pass, its mask inside batch
     norm's backward passes (ops.batch_norm_forward(relu=True) / relu_output=): two passes
-    over the activation fewer per step, the same bits."""
+    over the activation fewer per step, the same bits. ``relu_max``: a clipped ReLU
+    (e.g. ReLU6: ``ReLU(max_value=6)``), fused the same way."""
 
-    def __init__(self, bn):
-        self.bn = bn
+    def __init__(self, bn, relu_max=None):
+        self.bn, self.relu_max = bn, relu_max
         super().__init__()
 
     def forward(self, x, training):
         ws = self._buf.get(x.shape)
-        y, ws["cache"] = self.bn.normalize(x, training, ws.buf("y", x.shape), relu=True)
+        y, ws["cache"] = self.bn.normalize(x, training, ws.buf("y", x.shape), relu=True,
+                                           relu_max=self.relu_max)
         ws["y"] = y
         return y
 
     def backward(self, dy, need_input_grad):
         ws = self._buf.last
         dx = self.bn.normalize_backward(dy, ws["cache"], ws.buf("dx", dy.shape),
-                                        relu_output=ws["y"])
+                                        relu_output=ws["y"], relu_max=self.relu_max)
         return dx if need_input_grad else None
 
 
@@ -149,9 +158,19 @@ class ConvBatchNorm(_Fused):
     (kernel * gamma / sqrt(var + eps) per filter, the bias shifted to match) and the ReLU
     into the conv's epilogue: one conv pass, no batch-norm pass."""
 
+    relu_max = None  # a plain ReLU (ConvBatchNormClippedRelu: a clipped one)
+
     def __init__(self, conv, bn, relu, slot):
         self.conv, self.bn, self.relu, self.slot = conv, bn, relu, slot
         super().__init__()
+
+    def _epilogue(self):
+        """The activation the inference conv call applies itself."""
+        return "relu" if self.relu and self.relu_max is None else None
+
+    def _finish(self, y):
+        """The inference output after the conv call: clipped when the ReLU has a cap."""
+        return _clip_in_place(y, self.relu_max) if self.relu_max is not None else y
 
     def forward(self, x, training):
         conv, bn = self.conv, self.bn
@@ -167,11 +186,12 @@ class ConvBatchNorm(_Fused):
             np.copyto(folded_bias, (bias - bn.moving_mean.value) * scale + bn.beta_array(),
                       casting="unsafe")
             shape = ops.conv2d_output_shape(x.shape, kernel.shape, conv.strides, conv.padding)
-            return ops.conv2d(x, kernel, folded_bias, conv.strides, conv.padding,
-                              "relu" if self.relu else None, out=ws.buf("y", shape),
-                              workspace=conv.scratch(ws, x.shape))
+            return self._finish(ops.conv2d(x, kernel, folded_bias, conv.strides, conv.padding,
+                                           self._epilogue(), out=ws.buf("y", shape),
+                                           workspace=conv.scratch(ws, x.shape)))
         z = conv.forward(x, True, False, self.slot)
-        y, ws["cache"] = bn.normalize(z, True, ws.buf("y", z.shape), relu=self.relu)
+        y, ws["cache"] = bn.normalize(z, True, ws.buf("y", z.shape), relu=self.relu,
+                                      relu_max=self.relu_max)
         ws["y"] = y
         return y
 
@@ -181,8 +201,21 @@ class ConvBatchNorm(_Fused):
             raise RuntimeError("%s: backward called before forward(training=True)"
                                % self.conv.name)
         dz = self.bn.normalize_backward(dy, ws["cache"], ws.buf("dz", dy.shape),
-                                        relu_output=ws["y"] if self.relu else None)
+                                        relu_output=ws["y"] if self.relu else None,
+                                        relu_max=self.relu_max)
         return self.conv.backward(dz, need_input_grad, slot=self.slot)
+
+
+class ConvBatchNormClippedRelu(ConvBatchNorm):
+    """Conv2D (linear) + BatchNormalization + a clipped ReLU (``ReLU(max_value=m)``, e.g.
+    ReLU6): as ConvBatchNorm, the clip inside batch norm's passes while training; at
+    inference the conv runs batch norm folded and the clip follows in place. A class of
+    its own so that tables keyed on ConvBatchNorm (lean inference) never take it for a
+    plain ReLU."""
+
+    def __init__(self, conv, bn, slot, relu_max):
+        super().__init__(conv, bn, True, slot)
+        self.relu_max = relu_max
 
 
 class DepthwiseBatchNorm(ConvBatchNorm):
@@ -190,7 +223,12 @@ class DepthwiseBatchNorm(ConvBatchNorm):
 
     Training runs as ConvBatchNorm (the layer's own passes, then batch norm with the ReLU
     fused). Inference folds batch norm into the depthwise kernel (output channel c*M + m
-    scales kernel[..., c, m]) and the ReLU into its epilogue: one depthwise pass."""
+    scales kernel[..., c, m]) and the ReLU into its epilogue: one depthwise pass (a
+    clipped ReLU, ``relu_max``, follows in place)."""
+
+    def __init__(self, conv, bn, relu, slot, relu_max=None):
+        super().__init__(conv, bn, relu, slot)
+        self.relu_max = relu_max
 
     def forward(self, x, training):
         if training:
@@ -209,6 +247,6 @@ class DepthwiseBatchNorm(ConvBatchNorm):
                   casting="unsafe")
         shape = ops.depthwise_conv2d_output_shape(x.shape, kernel.shape, conv.strides,
                                                   conv.padding, conv.dilation_rate)
-        return ops.depthwise_conv2d(x, kernel, folded_bias, conv.strides, conv.padding,
-                                    conv.dilation_rate, "relu" if self.relu else None,
-                                    out=ws.buf("y", shape))
+        return self._finish(ops.depthwise_conv2d(x, kernel, folded_bias, conv.strides,
+                                                 conv.padding, conv.dilation_rate,
+                                                 self._epilogue(), out=ws.buf("y", shape)))

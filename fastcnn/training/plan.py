@@ -45,6 +45,24 @@ def _is_relu_layer(layer):
             (isinstance(layer, Activation) and layer.activation == "relu"))
 
 
+def _clipped_relu_max(layer):
+    """The cap of a clipped ReLU layer (``ReLU(max_value=m)`` with no slope or threshold,
+    ``Activation('relu6')``) that batch norm's passes can apply, else None."""
+    if isinstance(layer, Activation):
+        return 6.0 if layer.activation == "relu6" else None
+    if (isinstance(layer, ReLU) and layer.max_value is not None and layer.negative_slope == 0
+            and layer.threshold == 0):
+        cap = float(layer.max_value)
+        # the kernels take a float32 cap; 0 (all zeros) and inf stay unfused
+        if 0.0 < cap < float("inf") and float(np.float32(cap)) == cap:
+            return cap
+    return None
+
+
+def _is_clipped_relu_layer(layer):
+    return _clipped_relu_max(layer) is not None
+
+
 def _plain_conv(layer):
     """A Conv2D on conv2d's own kernels (no dilation or groups): the fused steps need it."""
     return isinstance(layer, Conv2D) and layer.plain
@@ -105,6 +123,22 @@ RULES = (
                (lambda l: isinstance(l, BatchNormalization), _is_relu_layer),
                lambda ls, shape: "",
                lambda ls, mode, nodes: fused.BatchNormRelu(ls[0])),
+    FusionRule("conv2d_batch_norm_clipped_relu",
+               (lambda l: _plain_conv(l) and l.activation == "linear",
+                lambda l: isinstance(l, BatchNormalization), _is_clipped_relu_layer),
+               lambda ls, shape: "",
+               lambda ls, mode, nodes: fused.ConvBatchNormClippedRelu(
+                   ls[0], ls[1], nodes[0].slot, _clipped_relu_max(ls[2]))),
+    FusionRule("depthwise_conv2d_batch_norm_clipped_relu",
+               (lambda l: isinstance(l, DepthwiseConv2D) and l.activation == "linear",
+                lambda l: isinstance(l, BatchNormalization), _is_clipped_relu_layer),
+               lambda ls, shape: "",
+               lambda ls, mode, nodes: fused.DepthwiseBatchNorm(
+                   ls[0], ls[1], True, nodes[0].slot, _clipped_relu_max(ls[2]))),
+    FusionRule("batch_norm_clipped_relu",
+               (lambda l: isinstance(l, BatchNormalization), _is_clipped_relu_layer),
+               lambda ls, shape: "",
+               lambda ls, mode, nodes: fused.BatchNormRelu(ls[0], _clipped_relu_max(ls[1]))),
     FusionRule("add_relu",
                (lambda l: isinstance(l, Add), _is_relu_layer),
                lambda ls, shape: "",
