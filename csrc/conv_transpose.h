@@ -21,4 +21,27 @@ int fc_conv2d_transpose_forward(const fc_conv2d_geometry *g, const float *x,
                                 const float *kernel, const float *bias, int relu, float *y,
                                 float *workspace, int algorithm);
 
+/* Strided geometries (any stride > 1 up to 64, kernel height <= 64) run as a phase
+ * (sub-pixel) decomposition instead: output pixels of one phase (o mod stride) take a
+ * fixed subset of the taps, so each phase is a dense stride-1 correlation of x, computed
+ * by GEMMs straight into a small per-image buffer (no col2im scatter, no zero taps) and
+ * written out interleaved with bias and ReLU. fc_conv2d_transpose_forward takes this path
+ * for FC_CONV2D_AUTO; FC_CONV2D_IM2COL keeps the input-gradient path. Its backward splits
+ * dy into its phases once and runs the input and kernel gradients as GEMMs on them; the
+ * kernel gradient sums fixed chunks of images, then the chunks in order, so every result
+ * is bitwise the same for any thread count. Scratch is allocated per call (per thread:
+ * a padded image and its phase buffers, a few hundred KB for CIFAR-sized layers). */
+int fc_conv2d_transpose_phase_applies(const fc_conv2d_geometry *g);
+
+/* y (N, H, W, C) = act(conv_transpose(x, kernel) + bias) by phases; as above. */
+int fc_conv2d_transpose_phase_forward(const fc_conv2d_geometry *g, const float *x,
+                                      const float *kernel, const float *bias, int relu,
+                                      float *y);
+
+/* dx (may be NULL), dkernel and dbias (may be NULL) of the transposed conv by phases, from
+ * dy (N, H, W, C) = dLoss/d(pre-activation y); all overwritten. */
+int fc_conv2d_transpose_phase_backward(const fc_conv2d_geometry *g, const float *dy,
+                                       const float *x, const float *kernel, float *dx,
+                                       float *dkernel, float *dbias);
+
 #endif

@@ -28,3 +28,46 @@ def conv2d_transpose_forward(const float[:, :, :, ::1] x, const float[:, :, :, :
         rc = fc_conv2d_transpose_forward(&g, &x[0, 0, 0, 0], &kernel[0, 0, 0, 0], pb, relu,
                                          &out[0, 0, 0, 0], pw, algo)
     _check(rc, "conv2d_transpose")
+
+
+cdef extern from "conv_transpose.h":
+    int fc_conv2d_transpose_phase_applies(const fc_conv2d_geometry *g) nogil
+    int fc_conv2d_transpose_phase_backward(const fc_conv2d_geometry *g, const float *dy,
+                                           const float *x, const float *kernel, float *dx,
+                                           float *dkernel, float *dbias) nogil
+
+
+def conv2d_transpose_phase_applies(tuple y_shape, tuple k_shape, tuple strides, tuple pads,
+                                   tuple x_hw):
+    """Whether the phase-decomposition kernels run this transposed conv (strided)."""
+    cdef fc_conv2d_geometry g = _conv2d_geometry(y_shape, k_shape, strides, pads, x_hw)
+    return bool(fc_conv2d_transpose_phase_applies(&g))
+
+
+def conv2d_transpose_phase_backward(const float[:, :, :, ::1] dy,
+                                    const float[:, :, :, ::1] x,
+                                    const float[:, :, :, ::1] kernel, tuple strides,
+                                    tuple pads, float[:, :, :, ::1] dx,
+                                    float[:, :, :, ::1] dkernel, float[::1] dbias):
+    """dx (may be None), dkernel and dbias (may be None) of the transposed conv by phases."""
+    cdef fc_conv2d_geometry g = _conv2d_geometry(
+        (dy.shape[0], dy.shape[1], dy.shape[2], dy.shape[3]),
+        (kernel.shape[0], kernel.shape[1], kernel.shape[2], kernel.shape[3]), strides, pads,
+        (x.shape[1], x.shape[2]))
+    cdef float *pdx = &dx[0, 0, 0, 0] if dx is not None and dx.size > 0 else NULL
+    cdef float *pdb = &dbias[0] if dbias is not None and dbias.shape[0] > 0 else NULL
+    cdef int rc
+    if not fc_conv2d_transpose_phase_applies(&g):
+        raise ValueError("conv2d_transpose_phase_backward: needs a stride > 1")
+    if dy.size == 0 or x.size == 0:
+        dkernel[...] = 0
+        if dbias is not None:
+            dbias[...] = 0
+        if dx is not None:
+            dx[...] = 0
+        return
+    with nogil:
+        rc = fc_conv2d_transpose_phase_backward(&g, &dy[0, 0, 0, 0], &x[0, 0, 0, 0],
+                                                &kernel[0, 0, 0, 0], pdx,
+                                                &dkernel[0, 0, 0, 0], pdb)
+    _check(rc, "conv2d_transpose_backward")

@@ -222,6 +222,10 @@ def conv2d_transpose_backward(dy, x, kernel, strides=(1, 1), padding="valid",
         ("dx", dx, x.shape if need_input_grad else None),
         ("dkernel", dkernel, kernel.shape),
         ("dbias", dbias, (kernel.shape[2],) if use_bias else None)))
+    if _ext.conv2d_transpose_phase_applies(y_shape, k_shape, strides, pads, x.shape[1:3]):
+        # strided: by phases, with its own per-call scratch (no workspace)
+        _ext.conv2d_transpose_phase_backward(dy, x, kernel, strides, pads, dx, dkernel, dbias)
+        return dx, dkernel, dbias
     size = _ext.conv2d_workspace_size(y_shape, k_shape, strides, pads, x.shape[1:3])
     ws = _workspace(fn, workspace, size, inputs + outs)
     # the equivalent convolution: input dy, output x
