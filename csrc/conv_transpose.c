@@ -18,8 +18,16 @@ int fc_conv2d_transpose_forward(const fc_conv2d_geometry *g, const float *x,
     const int64_t C = g->c, rows = g->n * g->h * g->w;
     int64_t r;
     int rc;
-    if (algorithm == FC_CONV2D_AUTO && fc_conv2d_transpose_phase_applies(g))
+    if (algorithm == FC_CONV2D_AUTO && fc_conv2d_transpose_winograd_applies(g))
+        algorithm = FC_CONVT_PHASE_WINOGRAD;
+    else if (algorithm == FC_CONV2D_AUTO && fc_conv2d_transpose_phase_applies(g))
+        algorithm = FC_CONVT_PHASE;
+    if (algorithm == FC_CONVT_PHASE_WINOGRAD && fc_conv2d_transpose_winograd_applies(g))
+        return fc_conv2d_transpose_winograd_forward(g, x, kernel, bias, relu, y);
+    if (algorithm >= FC_CONVT_PHASE && fc_conv2d_transpose_phase_applies(g))
         return fc_conv2d_transpose_phase_forward(g, x, kernel, bias, relu, y);
+    if (algorithm >= FC_CONVT_PHASE)
+        algorithm = FC_CONV2D_AUTO;
     rc = fc_conv2d_backward_input(g, x, kernel, y, workspace, algorithm);
     if (rc != FC_OK || (bias == NULL && !relu))
         return rc;
@@ -438,5 +446,655 @@ int fc_conv2d_transpose_phase_backward(const fc_conv2d_geometry *g, const float 
     fc_free(partial);
     fc_free(bpartial);
     ct_rhs_free(rhs, KH * sw);
+    return failed ? FC_ENOMEM : FC_OK;
+}
+
+/* ------------------------------------------------- phases by Winograd F(2, 2) on 2 taps
+ *
+ * Where no phase has more than 2 taps along an axis (kernel <= 2 * stride: 3x3 stride 2),
+ * a 2-tap phase is a 2-tap correlation out[m] = u[m] h0 + u[m+1] h1, which F(2, 2)
+ * computes for 2 outputs with 3 products instead of 4 (points 0, 1, infinity: only
+ * additions, h0 + h1 the one new kernel value):
+ *     v = (u0 - u1, u1, u2 - u1),  H = (h0, h0 + h1, h1),  out = (m0 + m1, m1 + m2).
+ * Nested over both axes, a 2x2-tap phase takes 9 products per 2x2 outputs instead of 16
+ * (3x3 stride 2: 25 GEMM rows per 2x2 input pixels instead of 36). Each product is a GEMM
+ * (tiles, channels) @ (channels, channels) per stream. A 1-tap axis keeps tiles of 1.
+ * The input gradient is the same algorithm on the phases of dy; the kernel gradient its
+ * transpose: S = sum over tiles of (B^T w)^T (A x) per stream, then dk = G^T S. */
+static const float CT_BT2[3][3] = {{1, -1, 0}, {0, 1, 0}, {0, -1, 1}};
+static const float CT_G2[3][2] = {{1, 0}, {1, 1}, {0, 1}};
+static const float CT_AT2[2][3] = {{1, 1, 0}, {0, 1, 1}};
+static const float CT_ONE[1][1] = {{1}};
+
+typedef struct {
+    int nt, tl, ns;       /* taps (1 or 2), tile length, streams */
+    const float *bt, *g, *at; /* (ns, tl + nt - 1), (ns, nt), (tl, ns), row-major */
+} ct_wino1d;
+
+static void ct_wino1d_init(ct_wino1d *w, int64_t nt)
+{
+    w->nt = (int)nt;
+    if (nt == 2) {
+        w->tl = 2; w->ns = 3;
+        w->bt = &CT_BT2[0][0]; w->g = &CT_G2[0][0]; w->at = &CT_AT2[0][0];
+    } else {
+        w->tl = 1; w->ns = 1;
+        w->bt = &CT_ONE[0][0]; w->g = &CT_ONE[0][0]; w->at = &CT_ONE[0][0];
+    }
+}
+
+int fc_conv2d_transpose_winograd_applies(const fc_conv2d_geometry *g)
+{
+    if (!fc_conv2d_transpose_phase_applies(g))
+        return 0;
+    /* every phase has <= 2 taps: kernel <= 2 * stride */
+    return g->sh <= 4 && g->sw <= 4 && g->kh <= 2 * g->sh && g->kw <= 2 * g->sw;
+}
+
+/* out[p] = sum_r coef[p][r] * in[r] for vectors of n floats; coefficients 0 or +-1, rows
+ * of `rows` columns; a fixed order of operations. */
+static void ct_combine(int nout, int nin, const float *coef, const float *const *in,
+                       float *const *out, int64_t n)
+{
+    for (int p = 0; p < nout; p++) {
+        float *FC_RESTRICT o = out[p];
+        int first = 1;
+        for (int r = 0; r < nin; r++) {
+            const float c = coef[p * nin + r];
+            const float *FC_RESTRICT s = in[r];
+            if (c == 0.0f)
+                continue;
+            if (first) {
+                if (c > 0.0f)
+                    for (int64_t i = 0; i < n; i++) o[i] = s[i];
+                else
+                    for (int64_t i = 0; i < n; i++) o[i] = -s[i];
+                first = 0;
+            } else if (c > 0.0f) {
+                for (int64_t i = 0; i < n; i++) o[i] += s[i];
+            } else {
+                for (int64_t i = 0; i < n; i++) o[i] -= s[i];
+            }
+        }
+        if (first)
+            memset(o, 0, (size_t)n * sizeof(float));
+    }
+}
+
+/* out[p][p'] = sum L[p][r] R[p'][c] in[r][c] (vectors of n floats), through tmp
+ * (ri * po vectors). */
+static void ct_transform2d(int po, int pi, const float *L, int qo, int qi, const float *R,
+                           const float *const *in, float *const *out, float *tmp, int64_t n)
+{
+    const float *tin[9];
+    float *tout[9];
+    for (int r = 0; r < pi; r++) {
+        float *rowout[3];
+        for (int p = 0; p < qo; p++)
+            rowout[p] = tmp + (r * qo + p) * n;
+        ct_combine(qo, qi, R, in + r * qi, rowout, n);
+    }
+    for (int p = 0; p < qo; p++) {
+        for (int r = 0; r < pi; r++)
+            tin[r] = tmp + (r * qo + p) * n;
+        for (int q = 0; q < po; q++)
+            tout[q] = out[q * qo + p];
+        ct_combine(po, pi, L, tin, tout, n);
+    }
+}
+
+/* The per-tile transforms, specialised: out[p][p'] = sum L[p][r] R[p'][c] in[r][c] over
+ * vectors of n floats (first along c, then along r, in a fixed order), then stored (mode
+ * CT_STORE), stored as act(v + bias) (CT_BIAS_ACT: bias a vector, relu a flag) or added to
+ * out (CT_ACCUMULATE). The AVX2 and portable bodies do the same additions in the same
+ * order: the same bits. */
+#define CT_STORE 0
+#define CT_BIAS_ACT 1
+#define CT_ACCUMULATE 2
+
+#if defined(__GNUC__) || defined(__clang__)
+#define CT_INLINE static inline __attribute__((always_inline))
+#else
+#define CT_INLINE static inline
+#endif
+
+/* acc = sum over nonzero coef[k] of +-v[k] (0 when none), k < cnt; scalar and vector */
+#define CT_LINEAR(T, ADD, SUB, NEG, ZERO, acc, coef, cnt, v)                              \
+    do {                                                                                  \
+        int first_ = 1;                                                                   \
+        acc = ZERO;                                                                       \
+        for (int k_ = 0; k_ < (cnt); k_++) {                                              \
+            const float c_ = (coef)[k_];                                                  \
+            if (c_ == 0.0f)                                                               \
+                continue;                                                                 \
+            if (first_)                                                                   \
+                acc = c_ > 0.0f ? (v)[k_] : NEG((v)[k_]);                                 \
+            else                                                                          \
+                acc = c_ > 0.0f ? ADD(acc, (v)[k_]) : SUB(acc, (v)[k_]);                  \
+            first_ = 0;                                                                   \
+        }                                                                                 \
+    } while (0)
+
+#define CT_S_ADD(a, b) ((a) + (b))
+#define CT_S_SUB(a, b) ((a) - (b))
+#define CT_S_NEG(a) (-(a))
+
+CT_INLINE void ct_tx_scalar(const int oh, const int ph, const float *L, const int ow,
+                            const int pw, const float *R, const float *const *in,
+                            float *const *out, int64_t i0, int64_t n, const int mode,
+                            const float *bias, const int relu)
+{
+    for (int64_t i = i0; i < n; i++) {
+        float t[3][3], row[3], col[3];
+        for (int r = 0; r < ph; r++) {
+            for (int c = 0; c < pw; c++)
+                row[c] = in[r * pw + c][i];
+            for (int q = 0; q < ow; q++)
+                CT_LINEAR(float, CT_S_ADD, CT_S_SUB, CT_S_NEG, 0.0f, t[r][q], R + q * pw, pw,
+                          row);
+        }
+        for (int q = 0; q < ow; q++) {
+            for (int r = 0; r < ph; r++)
+                col[r] = t[r][q];
+            for (int p = 0; p < oh; p++) {
+                float v, *o = out[p * ow + q];
+                CT_LINEAR(float, CT_S_ADD, CT_S_SUB, CT_S_NEG, 0.0f, v, L + p * ph, ph, col);
+                if (mode == CT_STORE) {
+                    o[i] = v;
+                } else if (mode == CT_ACCUMULATE) {
+                    o[i] += v;
+                } else {
+                    v += bias[i];
+                    o[i] = relu && !(v > 0.0f) ? 0.0f : v;
+                }
+            }
+        }
+    }
+}
+
+#ifdef FC_HAVE_AVX2_PATH
+#include <immintrin.h>
+#define CT_V_NEG(a) _mm256_sub_ps(_mm256_setzero_ps(), (a))
+
+CT_INLINE FC_TARGET_AVX2 void ct_tx_avx2(const int oh, const int ph, const float *L,
+                                          const int ow, const int pw, const float *R,
+                                          const float *const *in, float *const *out,
+                                          int64_t n, const int mode, const float *bias,
+                                          const int relu)
+{
+    int64_t i = 0;
+    for (; i + 8 <= n; i += 8) {
+        __m256 t[3][3], row[3], col[3];
+        for (int r = 0; r < ph; r++) {
+            for (int c = 0; c < pw; c++)
+                row[c] = _mm256_loadu_ps(in[r * pw + c] + i);
+            for (int q = 0; q < ow; q++)
+                CT_LINEAR(__m256, _mm256_add_ps, _mm256_sub_ps, CT_V_NEG,
+                          _mm256_setzero_ps(), t[r][q], R + q * pw, pw, row);
+        }
+        for (int q = 0; q < ow; q++) {
+            for (int r = 0; r < ph; r++)
+                col[r] = t[r][q];
+            for (int p = 0; p < oh; p++) {
+                __m256 v;
+                float *o = out[p * ow + q] + i;
+                CT_LINEAR(__m256, _mm256_add_ps, _mm256_sub_ps, CT_V_NEG,
+                          _mm256_setzero_ps(), v, L + p * ph, ph, col);
+                if (mode == CT_STORE) {
+                    _mm256_storeu_ps(o, v);
+                } else if (mode == CT_ACCUMULATE) {
+                    _mm256_storeu_ps(o, _mm256_add_ps(_mm256_loadu_ps(o), v));
+                } else {
+                    v = _mm256_add_ps(v, _mm256_loadu_ps(bias + i));
+                    if (relu) /* max(v, 0) gives 0 for NaN, as the scalar v > 0 test */
+                        v = _mm256_and_ps(v, _mm256_cmp_ps(v, _mm256_setzero_ps(),
+                                                           _CMP_GT_OQ));
+                    _mm256_storeu_ps(o, v);
+                }
+            }
+        }
+    }
+    ct_tx_scalar(oh, ph, L, ow, pw, R, in, out, i, n, mode, bias, relu);
+}
+#endif
+
+/* One function per (L, R) pair the phases use, so the coefficients are constants. */
+#ifdef FC_HAVE_AVX2_PATH
+#define CT_DEF_TX(NAME, LM, OH, PH, RM, OW, PW)                                            \
+    static FC_TARGET_AVX2 void NAME##_avx2(const float *const *in, float *const *out,     \
+                                           int64_t n, int mode, const float *bias,        \
+                                           int relu)                                      \
+    {                                                                                     \
+        ct_tx_avx2(OH, PH, &LM[0][0], OW, PW, &RM[0][0], in, out, n, mode, bias, relu);  \
+    }                                                                                     \
+    static void NAME(const float *const *in, float *const *out, int64_t n, int mode,      \
+                     const float *bias, int relu)                                         \
+    {                                                                                     \
+        if (fc_simd_level() >= 1)                                                         \
+            NAME##_avx2(in, out, n, mode, bias, relu);                                    \
+        else                                                                              \
+            ct_tx_scalar(OH, PH, &LM[0][0], OW, PW, &RM[0][0], in, out, 0, n, mode, bias, \
+                         relu);                                                           \
+    }
+#else
+#define CT_DEF_TX(NAME, LM, OH, PH, RM, OW, PW)                                            \
+    static void NAME(const float *const *in, float *const *out, int64_t n, int mode,      \
+                     const float *bias, int relu)                                         \
+    {                                                                                     \
+        ct_tx_scalar(OH, PH, &LM[0][0], OW, PW, &RM[0][0], in, out, 0, n, mode, bias,     \
+                     relu);                                                               \
+    }
+#endif
+
+typedef void (*ct_tx_fn)(const float *const *in, float *const *out, int64_t n, int mode,
+                         const float *bias, int relu);
+CT_DEF_TX(ct_bt22, CT_BT2, 3, 3, CT_BT2, 3, 3)
+CT_DEF_TX(ct_bt21, CT_BT2, 3, 3, CT_ONE, 1, 1)
+CT_DEF_TX(ct_bt12, CT_ONE, 1, 1, CT_BT2, 3, 3)
+CT_DEF_TX(ct_g22, CT_G2, 3, 2, CT_G2, 3, 2)
+CT_DEF_TX(ct_g21, CT_G2, 3, 2, CT_ONE, 1, 1)
+CT_DEF_TX(ct_g12, CT_ONE, 1, 1, CT_G2, 3, 2)
+CT_DEF_TX(ct_at22, CT_AT2, 2, 3, CT_AT2, 2, 3)
+CT_DEF_TX(ct_at21, CT_AT2, 2, 3, CT_ONE, 1, 1)
+CT_DEF_TX(ct_at12, CT_ONE, 1, 1, CT_AT2, 2, 3)
+CT_DEF_TX(ct_one, CT_ONE, 1, 1, CT_ONE, 1, 1)
+
+/* kind 0: B^T (input), 1: G (kernel-gradient x tiles), 2: A^T (output); by taps */
+static ct_tx_fn ct_tx_pick(int kind, int nth, int ntw)
+{
+    static const ct_tx_fn table[3][4] = {{ct_one, ct_bt12, ct_bt21, ct_bt22},
+                                         {ct_one, ct_g12, ct_g21, ct_g22},
+                                         {ct_one, ct_at12, ct_at21, ct_at22}};
+    return table[kind][(nth - 1) * 2 + (ntw - 1)];
+}
+
+/* Transformed kernels of one phase (a, b), as GEMM right-hand sides (packed when they fit):
+ * forward: B (Ci x Co) from the (Co, Ci) slices (trans_b); input gradient: B (Co x Ci). */
+static int ct_wino_rhs(const ct_plan *P, const ct_wino1d *wh, const ct_wino1d *wv,
+                       int64_t a, int64_t b, const float *kernel, int forward, ct_rhs *out,
+                       float *tmp)
+{
+    const ct_axis *ah = &P->h, *aw = &P->w;
+    const int64_t Co = P->co, Ci = P->ci, KW = aw->k, sz = Co * Ci;
+    const float *taps[4];
+    float *streams[9];
+    int ns = wh->ns * wv->ns;
+    for (int q = 0; q < wh->nt; q++)
+        for (int r = 0; r < wv->nt; r++) {
+            const int64_t qh = forward ? wh->nt - 1 - q : q, qw = forward ? wv->nt - 1 - r : r;
+            const int64_t th = ah->t0[a] + qh * ah->s, tw = aw->t0[b] + qw * aw->s;
+            taps[q * wv->nt + r] = kernel + (th * KW + tw) * sz;
+        }
+    for (int s = 0; s < ns; s++) {
+        out[s].k = forward ? Ci : Co;
+        out[s].n = forward ? Co : Ci;
+        out[s].plain = (float *)fc_malloc((size_t)sz * sizeof(float));
+        out[s].packed = NULL;
+        if (out[s].plain == NULL)
+            return FC_ENOMEM;
+        streams[s] = out[s].plain;
+    }
+    ct_transform2d(wh->ns, wh->nt, wh->g, wv->ns, wv->nt, wv->g, taps, streams, tmp, sz);
+    for (int s = 0; s < ns; s++) {
+        const int64_t pf = fc_sgemm_packed_b_floats(out[s].k, out[s].n);
+        if (pf > 0) {
+            out[s].packed = (float *)fc_malloc((size_t)pf * sizeof(float));
+            if (out[s].packed != NULL)
+                fc_sgemm_pack_b(forward, out[s].k, out[s].n, out[s].plain,
+                                forward ? Ci : Ci, out[s].packed);
+        }
+    }
+    return FC_OK;
+}
+
+static int ct_wino_gemm(const ct_rhs *r, int forward, int64_t M, const float *A, float *C)
+{
+    if (r->packed != NULL)
+        return fc_sgemm_serial_packed_b(0, M, r->n, r->k, A, r->k, r->packed, 0.0f, C, r->n);
+    return fc_sgemm_serial(0, forward, M, r->n, r->k, 1.0f, A, r->k, r->plain,
+                           forward ? r->k : r->n, 0.0f, C, r->n);
+}
+
+/* Per phase (a, b): the 1-D algorithms, tile counts and where its streams start. */
+typedef struct {
+    ct_wino1d h, w;
+    int64_t th, tw;       /* tiles along each axis */
+    int64_t stream0;      /* index of its first stream among all phases' */
+    int active;           /* has taps and outputs */
+} ct_wphase;
+
+static int64_t ct_wino_phases(const ct_plan *P, ct_wphase *ph, int backward, int64_t *max_rows)
+{
+    const ct_axis *ah = &P->h, *aw = &P->w;
+    int64_t streams = 0;
+    *max_rows = 1;
+    for (int64_t a = 0; a < ah->s; a++)
+        for (int64_t b = 0; b < aw->s; b++) {
+            ct_wphase *e = &ph[a * aw->s + b];
+            ct_wino1d_init(&e->h, ah->nt[a]);
+            ct_wino1d_init(&e->w, aw->nt[b]);
+            e->active = ah->nt[a] > 0 && aw->nt[b] > 0 && ah->mo[a] > 0 && aw->mo[b] > 0;
+            /* forward tiles cover the phase's outputs, backward ones the input x */
+            e->th = ((backward ? ah->in : ah->mo[a]) + e->h.tl - 1) / e->h.tl;
+            e->tw = ((backward ? aw->in : aw->mo[b]) + e->w.tl - 1) / e->w.tl;
+            e->stream0 = streams;
+            if (ah->nt[a] > 0 && aw->nt[b] > 0)
+                streams += e->h.ns * e->w.ns;
+            if (e->active && e->h.ns * e->w.ns * e->th * e->tw > *max_rows)
+                *max_rows = e->h.ns * e->w.ns * e->th * e->tw;
+        }
+    return streams;
+}
+
+static ct_rhs *ct_wino_rhs_all(const ct_plan *P, const ct_wphase *ph, int64_t streams,
+                               const float *kernel, int forward)
+{
+    const ct_axis *ah = &P->h, *aw = &P->w;
+    ct_rhs *r = (ct_rhs *)calloc((size_t)(streams > 0 ? streams : 1), sizeof(ct_rhs));
+    float *tmp = (float *)fc_malloc((size_t)(9 * P->co * P->ci) * sizeof(float));
+    int rc = r != NULL && tmp != NULL ? FC_OK : FC_ENOMEM;
+    for (int64_t a = 0; rc == FC_OK && a < ah->s; a++)
+        for (int64_t b = 0; rc == FC_OK && b < aw->s; b++) {
+            const ct_wphase *e = &ph[a * aw->s + b];
+            if (ah->nt[a] > 0 && aw->nt[b] > 0)
+                rc = ct_wino_rhs(P, &e->h, &e->w, a, b, kernel, forward, r + e->stream0, tmp);
+        }
+    fc_free(tmp);
+    if (rc != FC_OK) {
+        ct_rhs_free(r, r != NULL ? streams : 0);
+        return NULL;
+    }
+    return r;
+}
+
+int fc_conv2d_transpose_winograd_forward(const fc_conv2d_geometry *g, const float *x,
+                                         const float *kernel, const float *bias, int relu,
+                                         float *y)
+{
+    ct_plan P;
+    ct_wphase ph[4 * 4];
+    ct_rhs *rhs;
+    int failed = 0;
+    int64_t n, max_rows, streams;
+    if (g->sh > 4 || g->sw > 4)
+        return fc_conv2d_transpose_phase_forward(g, x, kernel, bias, relu, y);
+    ct_plan_init(&P, g);
+    const ct_axis *ah = &P.h, *aw = &P.w;
+    const int64_t H = ah->in, W = aw->in, OH = ah->out, OW = aw->out;
+    const int64_t Ci = P.ci, Co = P.co, sh = ah->s, sw = aw->s;
+    const int64_t cmax = Ci > Co ? Ci : Co;
+    streams = ct_wino_phases(&P, ph, 0, &max_rows);
+    rhs = ct_wino_rhs_all(&P, ph, streams, kernel, 1);
+    if (rhs == NULL)
+        return FC_ENOMEM;
+#pragma omp parallel num_threads(fc_get_num_threads()) if (P.n > 1)
+    {
+        float *V = (float *)fc_malloc((size_t)(max_rows * Ci) * sizeof(float));
+        float *Mb = (float *)fc_malloc((size_t)(max_rows * Co) * sizeof(float));
+        /* transform scratch, a zero vector, 2x2 output vectors */
+        float *tmp = (float *)fc_malloc((size_t)((9 + 1 + 4) * cmax) * sizeof(float));
+#pragma omp for schedule(static)
+        for (n = 0; n < P.n; n++) {
+            const float *xn = x + n * H * W * Ci;
+            float *yn = y + n * OH * OW * Co;
+            float *zero = tmp + 9 * cmax, *ybuf = tmp + 10 * cmax;
+            if (V == NULL || Mb == NULL || tmp == NULL) {
+#pragma omp atomic write
+                failed = 1;
+                continue;
+            }
+            memset(zero, 0, (size_t)cmax * sizeof(float));
+            for (int64_t a = 0; a < sh; a++)
+                for (int64_t b = 0; b < sw; b++) {
+                    const ct_wphase *e = &ph[a * sw + b];
+                    const int64_t mh = ah->mo[a], mw = aw->mo[b];
+                    const int64_t T = e->th * e->tw;
+                    const int ns = e->h.ns * e->w.ns, tlh = e->h.tl, tlw = e->w.tl;
+                    const int prow = tlh + e->h.nt - 1, pcol = tlw + e->w.nt - 1;
+                    if (mh == 0 || mw == 0)
+                        continue;
+                    if (!e->active) {
+                        for (int64_t m = 0; m < mh; m++)
+                            for (int64_t j = 0; j < mw; j++) {
+                                float *FC_RESTRICT yo =
+                                    yn + ((a + m * sh) * OW + b + j * sw) * Co;
+                                for (int64_t f = 0; f < Co; f++) {
+                                    float v = bias != NULL ? bias[f] : 0.0f;
+                                    yo[f] = relu && !(v > 0.0f) ? 0.0f : v;
+                                }
+                            }
+                        continue;
+                    }
+                    /* input transform: tile (ti, tj) reads u[ti*tl + r] = x[. - e0 - (nt-1)] */
+                    for (int64_t ti = 0; ti < e->th; ti++)
+                        for (int64_t tj = 0; tj < e->tw; tj++) {
+                            const float *patch[9];
+                            float *outs[9];
+                            const int64_t t = ti * e->tw + tj;
+                            for (int r = 0; r < prow; r++) {
+                                const int64_t i = ti * tlh + r - ah->e0[a] - (e->h.nt - 1);
+                                for (int c = 0; c < pcol; c++) {
+                                    const int64_t j = tj * tlw + c - aw->e0[b] - (e->w.nt - 1);
+                                    patch[r * pcol + c] = i >= 0 && i < H && j >= 0 && j < W
+                                                              ? xn + (i * W + j) * Ci : zero;
+                                }
+                            }
+                            for (int s = 0; s < ns; s++)
+                                outs[s] = V + (s * T + t) * Ci;
+                            ct_tx_pick(0, e->h.nt, e->w.nt)(patch, outs, Ci, CT_STORE, NULL,
+                                                            0);
+                        }
+                    for (int s = 0; s < ns; s++)
+                        if (ct_wino_gemm(&rhs[e->stream0 + s], 1, T, V + s * T * Ci,
+                                         Mb + s * T * Co) != FC_OK) {
+#pragma omp atomic write
+                            failed = 1;
+                        }
+                    /* output transform, bias, ReLU, interleaved into y */
+                    for (int64_t ti = 0; ti < e->th; ti++)
+                        for (int64_t tj = 0; tj < e->tw; tj++) {
+                            const float *ins[9];
+                            float *outs[4];
+                            const int64_t t = ti * e->tw + tj;
+                            for (int s = 0; s < ns; s++)
+                                ins[s] = Mb + (s * T + t) * Co;
+                            for (int i = 0; i < tlh; i++)
+                                for (int j = 0; j < tlw; j++) {
+                                    const int64_t m = ti * tlh + i, jj = tj * tlw + j;
+                                    /* outputs past the edge go to a dummy vector */
+                                    outs[i * tlw + j] =
+                                        m < mh && jj < mw
+                                            ? yn + ((a + m * sh) * OW + b + jj * sw) * Co
+                                            : ybuf;
+                                }
+                            ct_tx_pick(2, e->h.nt, e->w.nt)(ins, outs, Co, CT_BIAS_ACT,
+                                                            bias != NULL ? bias : zero, relu);
+                        }
+                }
+        }
+        fc_free(V);
+        fc_free(Mb);
+        fc_free(tmp);
+    }
+    ct_rhs_free(rhs, streams);
+    return failed ? FC_ENOMEM : FC_OK;
+}
+
+int fc_conv2d_transpose_winograd_backward(const fc_conv2d_geometry *g, const float *dy,
+                                          const float *x, const float *kernel, float *dx,
+                                          float *dkernel, float *dbias)
+{
+    ct_plan P;
+    ct_wphase ph[4 * 4];
+    ct_rhs *rhs = NULL;
+    int failed = 0;
+    int64_t c, max_rows, streams;
+    float *partial;
+    if (g->sh > 4 || g->sw > 4)
+        return fc_conv2d_transpose_phase_backward(g, dy, x, kernel, dx, dkernel, dbias);
+    ct_plan_init(&P, g);
+    const ct_axis *ah = &P.h, *aw = &P.w;
+    const int64_t H = ah->in, W = aw->in, OH = ah->out, OW = aw->out;
+    const int64_t Ci = P.ci, Co = P.co, sh = ah->s, sw = aw->s, KW = aw->k;
+    const int64_t cmax = Ci > Co ? Ci : Co, S = Co * Ci;
+    const int64_t nchunks = (P.n + CT_CHUNK_IMAGES - 1) / CT_CHUNK_IMAGES;
+    streams = ct_wino_phases(&P, ph, 1, &max_rows);
+    if (dx != NULL) {
+        rhs = ct_wino_rhs_all(&P, ph, streams, kernel, 0);
+        if (rhs == NULL)
+            return FC_ENOMEM;
+    }
+    /* per chunk: S (Co x Ci) of every stream, then the dy sums */
+    partial = (float *)fc_malloc((size_t)(nchunks * (streams * S + Co)) * sizeof(float));
+    if (partial == NULL) {
+        ct_rhs_free(rhs, streams);
+        return FC_ENOMEM;
+    }
+#pragma omp parallel num_threads(fc_get_num_threads()) if (nchunks > 1)
+    {
+        float *V = (float *)fc_malloc((size_t)(max_rows * Co) * sizeof(float));
+        float *X = (float *)fc_malloc((size_t)(max_rows * Ci) * sizeof(float));
+        float *Mb = dx != NULL ? (float *)fc_malloc((size_t)(max_rows * Ci) * sizeof(float))
+                               : NULL;
+        float *tmp = (float *)fc_malloc((size_t)((9 + 1 + 4) * cmax) * sizeof(float));
+#pragma omp for schedule(static)
+        for (c = 0; c < nchunks; c++) {
+            float *part = partial + c * (streams * S + Co), *bpart = part + streams * S;
+            float *zero = tmp + 9 * cmax, *dbuf = tmp + 10 * cmax;
+            const int64_t n1 = (c + 1) * CT_CHUNK_IMAGES < P.n ? (c + 1) * CT_CHUNK_IMAGES
+                                                                : P.n;
+            if (V == NULL || X == NULL || tmp == NULL || (dx != NULL && Mb == NULL)) {
+#pragma omp atomic write
+                failed = 1;
+                continue;
+            }
+            memset(zero, 0, (size_t)cmax * sizeof(float));
+            memset(part, 0, (size_t)(streams * S) * sizeof(float));
+            memset(bpart, 0, (size_t)Co * sizeof(float));
+            for (int64_t n = c * CT_CHUNK_IMAGES; n < n1; n++) {
+                const float *dyn = dy + n * OH * OW * Co, *xn = x + n * H * W * Ci;
+                float *dxn = dx != NULL ? dx + n * H * W * Ci : NULL;
+                for (int64_t p = 0; p < OH * OW; p++)
+                    for (int64_t f = 0; f < Co; f++)
+                        bpart[f] += dyn[p * Co + f];
+                if (dxn != NULL)
+                    memset(dxn, 0, (size_t)(H * W * Ci) * sizeof(float));
+                for (int64_t a = 0; a < sh; a++)
+                    for (int64_t b = 0; b < sw; b++) {
+                        const ct_wphase *e = &ph[a * sw + b];
+                        const int64_t T = e->th * e->tw;
+                        const int ns = e->h.ns * e->w.ns, tlh = e->h.tl, tlw = e->w.tl;
+                        const int prow = tlh + e->h.nt - 1, pcol = tlw + e->w.nt - 1;
+                        if (!e->active)
+                            continue;
+                        /* dy phase patches: w[ti*tl + r] = dy-phase[. + e0], and the x
+                         * tiles through A = G's shape */
+                        for (int64_t ti = 0; ti < e->th; ti++)
+                            for (int64_t tj = 0; tj < e->tw; tj++) {
+                                const float *patch[9], *xt[4];
+                                float *outs[9];
+                                const int64_t t = ti * e->tw + tj;
+                                for (int r = 0; r < prow; r++) {
+                                    const int64_t m = ti * tlh + r + ah->e0[a];
+                                    for (int q = 0; q < pcol; q++) {
+                                        const int64_t j = tj * tlw + q + aw->e0[b];
+                                        patch[r * pcol + q] =
+                                            m >= 0 && m < ah->mo[a] && j >= 0 && j < aw->mo[b]
+                                                ? dyn + ((a + m * sh) * OW + b + j * sw) * Co
+                                                : zero;
+                                    }
+                                }
+                                for (int s = 0; s < ns; s++)
+                                    outs[s] = V + (s * T + t) * Co;
+                                ct_tx_pick(0, e->h.nt, e->w.nt)(patch, outs, Co, CT_STORE,
+                                                                NULL, 0);
+                                for (int i = 0; i < tlh; i++)
+                                    for (int j = 0; j < tlw; j++) {
+                                        const int64_t ii = ti * tlh + i, jj = tj * tlw + j;
+                                        xt[i * tlw + j] = ii < H && jj < W
+                                                              ? xn + (ii * W + jj) * Ci : zero;
+                                    }
+                                for (int s = 0; s < ns; s++)
+                                    outs[s] = X + (s * T + t) * Ci;
+                                ct_tx_pick(1, e->h.nt, e->w.nt)(xt, outs, Ci, CT_STORE, NULL,
+                                                                0);
+                            }
+                        for (int s = 0; s < ns; s++) {
+                            int rc = fc_sgemm_serial(1, 0, Co, Ci, T, 1.0f, V + s * T * Co, Co,
+                                                     X + s * T * Ci, Ci, 1.0f,
+                                                     part + (e->stream0 + s) * S, Ci);
+                            if (rc == FC_OK && dxn != NULL)
+                                rc = ct_wino_gemm(&rhs[e->stream0 + s], 0, T, V + s * T * Co,
+                                                  Mb + s * T * Ci);
+                            if (rc != FC_OK) {
+#pragma omp atomic write
+                                failed = 1;
+                            }
+                        }
+                        if (dxn == NULL)
+                            continue;
+                        for (int64_t ti = 0; ti < e->th; ti++)
+                            for (int64_t tj = 0; tj < e->tw; tj++) {
+                                const float *ins[9];
+                                float *outs[4];
+                                const int64_t t = ti * e->tw + tj;
+                                for (int s = 0; s < ns; s++)
+                                    ins[s] = Mb + (s * T + t) * Ci;
+                                for (int i = 0; i < tlh; i++)
+                                    for (int j = 0; j < tlw; j++) {
+                                        const int64_t ii = ti * tlh + i, jj = tj * tlw + j;
+                                        outs[i * tlw + j] = ii < H && jj < W
+                                                                ? dxn + (ii * W + jj) * Ci
+                                                                : dbuf + (i * tlw + j) * Ci;
+                                    }
+                                ct_tx_pick(2, e->h.nt, e->w.nt)(ins, outs, Ci, CT_ACCUMULATE,
+                                                                NULL, 0);
+                            }
+                    }
+            }
+        }
+        fc_free(V);
+        fc_free(X);
+        fc_free(Mb);
+        fc_free(tmp);
+    }
+    if (!failed) {
+        /* chunk partials summed in chunk order (the same bits for any thread count), then
+         * dk = G^T S per phase */
+        const int64_t tot = streams * S + Co;
+        int64_t e;
+        float *tmp = (float *)fc_malloc((size_t)(9 * S) * sizeof(float));
+#pragma omp parallel for schedule(static) num_threads(fc_get_num_threads()) \
+    if (tot * nchunks >= CT_PARALLEL_MIN)
+        for (e = 0; e < tot; e++) {
+            float s = partial[e];
+            for (int64_t k = 1; k < nchunks; k++)
+                s += partial[k * tot + e];
+            partial[e] = s;
+        }
+        if (tmp == NULL)
+            failed = 1;
+        for (int64_t a = 0; !failed && a < sh; a++)
+            for (int64_t b = 0; b < sw; b++) {
+                const ct_wphase *p = &ph[a * sw + b];
+                const float *ins[9];
+                float *outs[4];
+                if (ah->nt[a] == 0 || aw->nt[b] == 0)
+                    continue;
+                for (int s = 0; s < p->h.ns * p->w.ns; s++)
+                    ins[s] = partial + (p->stream0 + s) * S;
+                for (int q = 0; q < p->h.nt; q++)
+                    for (int r = 0; r < p->w.nt; r++)
+                        outs[q * p->w.nt + r] =
+                            dkernel + ((ah->t0[a] + q * sh) * KW + aw->t0[b] + r * sw) * S;
+                ct_transform2d(p->h.nt, p->h.ns, p->h.at, p->w.nt, p->w.ns, p->w.at, ins,
+                               outs, tmp, S);
+            }
+        if (dbias != NULL && !failed)
+            memcpy(dbias, partial + streams * S, (size_t)Co * sizeof(float));
+        fc_free(tmp);
+    }
+    fc_free(partial);
+    ct_rhs_free(rhs, streams);
     return failed ? FC_ENOMEM : FC_OK;
 }

@@ -33,6 +33,11 @@ int fc_conv2d_transpose_forward(const fc_conv2d_geometry *g, const float *x,
  * a padded image and its phase buffers, a few hundred KB for CIFAR-sized layers). */
 int fc_conv2d_transpose_phase_applies(const fc_conv2d_geometry *g);
 
+/* The algorithm argument of fc_conv2d_transpose_forward also takes these (tests compare
+ * the paths); where they do not apply it falls back to the next one (then to AUTO). */
+#define FC_CONVT_PHASE 100
+#define FC_CONVT_PHASE_WINOGRAD 101
+
 /* y (N, H, W, C) = act(conv_transpose(x, kernel) + bias) by phases; as above. */
 int fc_conv2d_transpose_phase_forward(const fc_conv2d_geometry *g, const float *x,
                                       const float *kernel, const float *bias, int relu,
@@ -43,5 +48,18 @@ int fc_conv2d_transpose_phase_forward(const fc_conv2d_geometry *g, const float *
 int fc_conv2d_transpose_phase_backward(const fc_conv2d_geometry *g, const float *dy,
                                        const float *x, const float *kernel, float *dx,
                                        float *dkernel, float *dbias);
+
+/* Where every phase has at most 2 taps along each axis (kernel <= 2 * stride, strides <=
+ * 4: 3x3 stride 2), the phases run as Winograd F(2, 2) on their 2-tap axes: a 2x2-tap
+ * phase takes 9 GEMM products per 2x2 outputs instead of 16 (3x3 stride 2 forward: 25
+ * products per 2x2 input pixels instead of 36; same for both gradients). The transforms
+ * only add and subtract (points 0, 1, infinity). FC_CONV2D_AUTO takes this path there. */
+int fc_conv2d_transpose_winograd_applies(const fc_conv2d_geometry *g);
+int fc_conv2d_transpose_winograd_forward(const fc_conv2d_geometry *g, const float *x,
+                                         const float *kernel, const float *bias, int relu,
+                                         float *y);
+int fc_conv2d_transpose_winograd_backward(const fc_conv2d_geometry *g, const float *dy,
+                                          const float *x, const float *kernel, float *dx,
+                                          float *dkernel, float *dbias);
 
 #endif

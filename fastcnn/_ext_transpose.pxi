@@ -7,6 +7,10 @@ cdef extern from "conv_transpose.h":
                                     float *y, float *workspace, int algorithm) nogil
 
 
+# "phase": the phase decomposition; "phase_winograd": with Winograd F(2, 2) on 2-tap axes
+CONVT_ALGORITHMS = {"phase": 100, "phase_winograd": 101}
+
+
 def conv2d_transpose_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] kernel,
                              const float[::1] bias, tuple strides, tuple pads, bint relu,
                              float[:, :, :, ::1] out, float[::1] workspace,
@@ -18,7 +22,8 @@ def conv2d_transpose_forward(const float[:, :, :, ::1] x, const float[:, :, :, :
         (x.shape[1], x.shape[2]))
     cdef const float *pb = &bias[0] if bias is not None and bias.shape[0] > 0 else NULL
     cdef float *pw = _ws_ptr(workspace)
-    cdef int rc, algo = CONV2D_ALGORITHMS[algorithm]
+    cdef int rc, algo = (CONVT_ALGORITHMS[algorithm] if algorithm in CONVT_ALGORITHMS
+                         else CONV2D_ALGORITHMS[algorithm])
     if out.size == 0:
         return
     if x.size == 0:
@@ -32,6 +37,10 @@ def conv2d_transpose_forward(const float[:, :, :, ::1] x, const float[:, :, :, :
 
 cdef extern from "conv_transpose.h":
     int fc_conv2d_transpose_phase_applies(const fc_conv2d_geometry *g) nogil
+    int fc_conv2d_transpose_winograd_applies(const fc_conv2d_geometry *g) nogil
+    int fc_conv2d_transpose_winograd_backward(const fc_conv2d_geometry *g, const float *dy,
+                                              const float *x, const float *kernel, float *dx,
+                                              float *dkernel, float *dbias) nogil
     int fc_conv2d_transpose_phase_backward(const fc_conv2d_geometry *g, const float *dy,
                                            const float *x, const float *kernel, float *dx,
                                            float *dkernel, float *dbias) nogil
@@ -48,8 +57,10 @@ def conv2d_transpose_phase_backward(const float[:, :, :, ::1] dy,
                                     const float[:, :, :, ::1] x,
                                     const float[:, :, :, ::1] kernel, tuple strides,
                                     tuple pads, float[:, :, :, ::1] dx,
-                                    float[:, :, :, ::1] dkernel, float[::1] dbias):
-    """dx (may be None), dkernel and dbias (may be None) of the transposed conv by phases."""
+                                    float[:, :, :, ::1] dkernel, float[::1] dbias,
+                                    bint winograd=True):
+    """dx (may be None), dkernel and dbias (may be None) of the transposed conv by phases
+    (with Winograd F(2, 2) where it applies and ``winograd``)."""
     cdef fc_conv2d_geometry g = _conv2d_geometry(
         (dy.shape[0], dy.shape[1], dy.shape[2], dy.shape[3]),
         (kernel.shape[0], kernel.shape[1], kernel.shape[2], kernel.shape[3]), strides, pads,
@@ -66,8 +77,14 @@ def conv2d_transpose_phase_backward(const float[:, :, :, ::1] dy,
         if dx is not None:
             dx[...] = 0
         return
+    winograd = winograd and fc_conv2d_transpose_winograd_applies(&g)
     with nogil:
-        rc = fc_conv2d_transpose_phase_backward(&g, &dy[0, 0, 0, 0], &x[0, 0, 0, 0],
-                                                &kernel[0, 0, 0, 0], pdx,
-                                                &dkernel[0, 0, 0, 0], pdb)
+        if winograd:
+            rc = fc_conv2d_transpose_winograd_backward(&g, &dy[0, 0, 0, 0], &x[0, 0, 0, 0],
+                                                       &kernel[0, 0, 0, 0], pdx,
+                                                       &dkernel[0, 0, 0, 0], pdb)
+        else:
+            rc = fc_conv2d_transpose_phase_backward(&g, &dy[0, 0, 0, 0], &x[0, 0, 0, 0],
+                                                    &kernel[0, 0, 0, 0], pdx,
+                                                    &dkernel[0, 0, 0, 0], pdb)
     _check(rc, "conv2d_transpose_backward")
