@@ -815,29 +815,30 @@ int fc_conv2d_transpose_winograd_forward(const fc_conv2d_geometry *g, const floa
     ct_wphase ph[4 * 4];
     ct_rhs *rhs;
     int failed = 0;
-    int64_t n, max_rows, streams;
+    int64_t c, max_rows, streams;
     if (g->sh > 4 || g->sw > 4)
         return fc_conv2d_transpose_phase_forward(g, x, kernel, bias, relu, y);
     ct_plan_init(&P, g);
     const ct_axis *ah = &P.h, *aw = &P.w;
     const int64_t H = ah->in, W = aw->in, OH = ah->out, OW = aw->out;
     const int64_t Ci = P.ci, Co = P.co, sh = ah->s, sw = aw->s;
-    const int64_t cmax = Ci > Co ? Ci : Co;
+    const int64_t cmax = Ci > Co ? Ci : Co, G = CT_CHUNK_IMAGES;
+    const int64_t nchunks = (P.n + G - 1) / G;
     streams = ct_wino_phases(&P, ph, 0, &max_rows);
     rhs = ct_wino_rhs_all(&P, ph, streams, kernel, 1);
     if (rhs == NULL)
         return FC_ENOMEM;
-#pragma omp parallel num_threads(fc_get_num_threads()) if (P.n > 1)
+    /* a task is G images: every GEMM covers their tiles at once */
+#pragma omp parallel num_threads(fc_get_num_threads()) if (nchunks > 1)
     {
-        float *V = (float *)fc_malloc((size_t)(max_rows * Ci) * sizeof(float));
-        float *Mb = (float *)fc_malloc((size_t)(max_rows * Co) * sizeof(float));
-        /* transform scratch, a zero vector, 2x2 output vectors */
-        float *tmp = (float *)fc_malloc((size_t)((9 + 1 + 4) * cmax) * sizeof(float));
+        float *V = (float *)fc_malloc((size_t)(G * max_rows * Ci) * sizeof(float));
+        float *Mb = (float *)fc_malloc((size_t)(G * max_rows * Co) * sizeof(float));
+        /* a zero vector, a dummy output vector */
+        float *tmp = (float *)fc_malloc((size_t)(2 * cmax) * sizeof(float));
 #pragma omp for schedule(static)
-        for (n = 0; n < P.n; n++) {
-            const float *xn = x + n * H * W * Ci;
-            float *yn = y + n * OH * OW * Co;
-            float *zero = tmp + 9 * cmax, *ybuf = tmp + 10 * cmax;
+        for (c = 0; c < nchunks; c++) {
+            const int64_t n0 = c * G, gn = P.n - n0 < G ? P.n - n0 : G;
+            float *zero = tmp, *ybuf = tmp + cmax;
             if (V == NULL || Mb == NULL || tmp == NULL) {
 #pragma omp atomic write
                 failed = 1;
@@ -848,68 +849,79 @@ int fc_conv2d_transpose_winograd_forward(const fc_conv2d_geometry *g, const floa
                 for (int64_t b = 0; b < sw; b++) {
                     const ct_wphase *e = &ph[a * sw + b];
                     const int64_t mh = ah->mo[a], mw = aw->mo[b];
-                    const int64_t T = e->th * e->tw;
+                    const int64_t T = e->th * e->tw, R = gn * T;
                     const int ns = e->h.ns * e->w.ns, tlh = e->h.tl, tlw = e->w.tl;
                     const int prow = tlh + e->h.nt - 1, pcol = tlw + e->w.nt - 1;
                     if (mh == 0 || mw == 0)
                         continue;
                     if (!e->active) {
-                        for (int64_t m = 0; m < mh; m++)
-                            for (int64_t j = 0; j < mw; j++) {
-                                float *FC_RESTRICT yo =
-                                    yn + ((a + m * sh) * OW + b + j * sw) * Co;
-                                for (int64_t f = 0; f < Co; f++) {
-                                    float v = bias != NULL ? bias[f] : 0.0f;
-                                    yo[f] = relu && !(v > 0.0f) ? 0.0f : v;
+                        for (int64_t gi = 0; gi < gn; gi++)
+                            for (int64_t m = 0; m < mh; m++)
+                                for (int64_t j = 0; j < mw; j++) {
+                                    float *FC_RESTRICT yo =
+                                        y + (((n0 + gi) * OH + a + m * sh) * OW + b + j * sw)
+                                                * Co;
+                                    for (int64_t f = 0; f < Co; f++) {
+                                        float v = bias != NULL ? bias[f] : 0.0f;
+                                        yo[f] = relu && !(v > 0.0f) ? 0.0f : v;
+                                    }
                                 }
-                            }
                         continue;
                     }
                     /* input transform: tile (ti, tj) reads u[ti*tl + r] = x[. - e0 - (nt-1)] */
-                    for (int64_t ti = 0; ti < e->th; ti++)
-                        for (int64_t tj = 0; tj < e->tw; tj++) {
-                            const float *patch[9];
-                            float *outs[9];
-                            const int64_t t = ti * e->tw + tj;
-                            for (int r = 0; r < prow; r++) {
-                                const int64_t i = ti * tlh + r - ah->e0[a] - (e->h.nt - 1);
-                                for (int c = 0; c < pcol; c++) {
-                                    const int64_t j = tj * tlw + c - aw->e0[b] - (e->w.nt - 1);
-                                    patch[r * pcol + c] = i >= 0 && i < H && j >= 0 && j < W
-                                                              ? xn + (i * W + j) * Ci : zero;
+                    for (int64_t gi = 0; gi < gn; gi++) {
+                        const float *xn = x + (n0 + gi) * H * W * Ci;
+                        for (int64_t ti = 0; ti < e->th; ti++)
+                            for (int64_t tj = 0; tj < e->tw; tj++) {
+                                const float *patch[9];
+                                float *outs[9];
+                                const int64_t t = gi * T + ti * e->tw + tj;
+                                for (int r = 0; r < prow; r++) {
+                                    const int64_t i = ti * tlh + r - ah->e0[a] - (e->h.nt - 1);
+                                    for (int q = 0; q < pcol; q++) {
+                                        const int64_t j =
+                                            tj * tlw + q - aw->e0[b] - (e->w.nt - 1);
+                                        patch[r * pcol + q] =
+                                            i >= 0 && i < H && j >= 0 && j < W
+                                                ? xn + (i * W + j) * Ci : zero;
+                                    }
                                 }
+                                for (int s = 0; s < ns; s++)
+                                    outs[s] = V + (s * R + t) * Ci;
+                                ct_tx_pick(0, e->h.nt, e->w.nt)(patch, outs, Ci, CT_STORE,
+                                                                NULL, 0);
                             }
-                            for (int s = 0; s < ns; s++)
-                                outs[s] = V + (s * T + t) * Ci;
-                            ct_tx_pick(0, e->h.nt, e->w.nt)(patch, outs, Ci, CT_STORE, NULL,
-                                                            0);
-                        }
+                    }
                     for (int s = 0; s < ns; s++)
-                        if (ct_wino_gemm(&rhs[e->stream0 + s], 1, T, V + s * T * Ci,
-                                         Mb + s * T * Co) != FC_OK) {
+                        if (ct_wino_gemm(&rhs[e->stream0 + s], 1, R, V + s * R * Ci,
+                                         Mb + s * R * Co) != FC_OK) {
 #pragma omp atomic write
                             failed = 1;
                         }
                     /* output transform, bias, ReLU, interleaved into y */
-                    for (int64_t ti = 0; ti < e->th; ti++)
-                        for (int64_t tj = 0; tj < e->tw; tj++) {
-                            const float *ins[9];
-                            float *outs[4];
-                            const int64_t t = ti * e->tw + tj;
-                            for (int s = 0; s < ns; s++)
-                                ins[s] = Mb + (s * T + t) * Co;
-                            for (int i = 0; i < tlh; i++)
-                                for (int j = 0; j < tlw; j++) {
-                                    const int64_t m = ti * tlh + i, jj = tj * tlw + j;
-                                    /* outputs past the edge go to a dummy vector */
-                                    outs[i * tlw + j] =
-                                        m < mh && jj < mw
-                                            ? yn + ((a + m * sh) * OW + b + jj * sw) * Co
-                                            : ybuf;
-                                }
-                            ct_tx_pick(2, e->h.nt, e->w.nt)(ins, outs, Co, CT_BIAS_ACT,
-                                                            bias != NULL ? bias : zero, relu);
-                        }
+                    for (int64_t gi = 0; gi < gn; gi++) {
+                        float *yn = y + (n0 + gi) * OH * OW * Co;
+                        for (int64_t ti = 0; ti < e->th; ti++)
+                            for (int64_t tj = 0; tj < e->tw; tj++) {
+                                const float *ins[9];
+                                float *outs[4];
+                                const int64_t t = gi * T + ti * e->tw + tj;
+                                for (int s = 0; s < ns; s++)
+                                    ins[s] = Mb + (s * R + t) * Co;
+                                for (int i = 0; i < tlh; i++)
+                                    for (int j = 0; j < tlw; j++) {
+                                        const int64_t m = ti * tlh + i, jj = tj * tlw + j;
+                                        /* outputs past the edge go to a dummy vector */
+                                        outs[i * tlw + j] =
+                                            m < mh && jj < mw
+                                                ? yn + ((a + m * sh) * OW + b + jj * sw) * Co
+                                                : ybuf;
+                                    }
+                                ct_tx_pick(2, e->h.nt, e->w.nt)(
+                                    ins, outs, Co, CT_BIAS_ACT, bias != NULL ? bias : zero,
+                                    relu);
+                            }
+                    }
                 }
         }
         fc_free(V);
