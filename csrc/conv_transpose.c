@@ -964,17 +964,18 @@ int fc_conv2d_transpose_winograd_backward(const fc_conv2d_geometry *g, const flo
     }
 #pragma omp parallel num_threads(fc_get_num_threads()) if (nchunks > 1)
     {
-        float *V = (float *)fc_malloc((size_t)(max_rows * Co) * sizeof(float));
-        float *X = (float *)fc_malloc((size_t)(max_rows * Ci) * sizeof(float));
-        float *Mb = dx != NULL ? (float *)fc_malloc((size_t)(max_rows * Ci) * sizeof(float))
-                               : NULL;
-        float *tmp = (float *)fc_malloc((size_t)((9 + 1 + 4) * cmax) * sizeof(float));
+        const int64_t G = CT_CHUNK_IMAGES;
+        float *V = (float *)fc_malloc((size_t)(G * max_rows * Co) * sizeof(float));
+        float *X = (float *)fc_malloc((size_t)(G * max_rows * Ci) * sizeof(float));
+        float *Mb = dx != NULL
+                        ? (float *)fc_malloc((size_t)(G * max_rows * Ci) * sizeof(float))
+                        : NULL;
+        float *tmp = (float *)fc_malloc((size_t)((1 + 4) * cmax) * sizeof(float));
 #pragma omp for schedule(static)
         for (c = 0; c < nchunks; c++) {
             float *part = partial + c * (streams * S + Co), *bpart = part + streams * S;
-            float *zero = tmp + 9 * cmax, *dbuf = tmp + 10 * cmax;
-            const int64_t n1 = (c + 1) * CT_CHUNK_IMAGES < P.n ? (c + 1) * CT_CHUNK_IMAGES
-                                                                : P.n;
+            float *zero = tmp, *dbuf = tmp + cmax;
+            const int64_t n0 = c * G, gn = P.n - n0 < G ? P.n - n0 : G;
             if (V == NULL || X == NULL || tmp == NULL || (dx != NULL && Mb == NULL)) {
 #pragma omp atomic write
                 failed = 1;
@@ -983,29 +984,32 @@ int fc_conv2d_transpose_winograd_backward(const fc_conv2d_geometry *g, const flo
             memset(zero, 0, (size_t)cmax * sizeof(float));
             memset(part, 0, (size_t)(streams * S) * sizeof(float));
             memset(bpart, 0, (size_t)Co * sizeof(float));
-            for (int64_t n = c * CT_CHUNK_IMAGES; n < n1; n++) {
-                const float *dyn = dy + n * OH * OW * Co, *xn = x + n * H * W * Ci;
-                float *dxn = dx != NULL ? dx + n * H * W * Ci : NULL;
+            for (int64_t n = n0; n < n0 + gn; n++) {
+                const float *dyn = dy + n * OH * OW * Co;
                 for (int64_t p = 0; p < OH * OW; p++)
                     for (int64_t f = 0; f < Co; f++)
                         bpart[f] += dyn[p * Co + f];
-                if (dxn != NULL)
-                    memset(dxn, 0, (size_t)(H * W * Ci) * sizeof(float));
-                for (int64_t a = 0; a < sh; a++)
-                    for (int64_t b = 0; b < sw; b++) {
-                        const ct_wphase *e = &ph[a * sw + b];
-                        const int64_t T = e->th * e->tw;
-                        const int ns = e->h.ns * e->w.ns, tlh = e->h.tl, tlw = e->w.tl;
-                        const int prow = tlh + e->h.nt - 1, pcol = tlw + e->w.nt - 1;
-                        if (!e->active)
-                            continue;
-                        /* dy phase patches: w[ti*tl + r] = dy-phase[. + e0], and the x
-                         * tiles through A = G's shape */
+                if (dx != NULL)
+                    memset(dx + n * H * W * Ci, 0, (size_t)(H * W * Ci) * sizeof(float));
+            }
+            for (int64_t a = 0; a < sh; a++)
+                for (int64_t b = 0; b < sw; b++) {
+                    const ct_wphase *e = &ph[a * sw + b];
+                    const int64_t T = e->th * e->tw, R = gn * T;
+                    const int ns = e->h.ns * e->w.ns, tlh = e->h.tl, tlw = e->w.tl;
+                    const int prow = tlh + e->h.nt - 1, pcol = tlw + e->w.nt - 1;
+                    if (!e->active)
+                        continue;
+                    /* dy phase patches: w[ti*tl + r] = dy-phase[. + e0], and the x tiles
+                     * through A = G's shape; rows of the G images one after the other */
+                    for (int64_t gi = 0; gi < gn; gi++) {
+                        const float *dyn = dy + (n0 + gi) * OH * OW * Co;
+                        const float *xn = x + (n0 + gi) * H * W * Ci;
                         for (int64_t ti = 0; ti < e->th; ti++)
                             for (int64_t tj = 0; tj < e->tw; tj++) {
                                 const float *patch[9], *xt[4];
                                 float *outs[9];
-                                const int64_t t = ti * e->tw + tj;
+                                const int64_t t = gi * T + ti * e->tw + tj;
                                 for (int r = 0; r < prow; r++) {
                                     const int64_t m = ti * tlh + r + ah->e0[a];
                                     for (int q = 0; q < pcol; q++) {
@@ -1017,7 +1021,7 @@ int fc_conv2d_transpose_winograd_backward(const fc_conv2d_geometry *g, const flo
                                     }
                                 }
                                 for (int s = 0; s < ns; s++)
-                                    outs[s] = V + (s * T + t) * Co;
+                                    outs[s] = V + (s * R + t) * Co;
                                 ct_tx_pick(0, e->h.nt, e->w.nt)(patch, outs, Co, CT_STORE,
                                                                 NULL, 0);
                                 for (int i = 0; i < tlh; i++)
@@ -1027,31 +1031,34 @@ int fc_conv2d_transpose_winograd_backward(const fc_conv2d_geometry *g, const flo
                                                               ? xn + (ii * W + jj) * Ci : zero;
                                     }
                                 for (int s = 0; s < ns; s++)
-                                    outs[s] = X + (s * T + t) * Ci;
+                                    outs[s] = X + (s * R + t) * Ci;
                                 ct_tx_pick(1, e->h.nt, e->w.nt)(xt, outs, Ci, CT_STORE, NULL,
                                                                 0);
                             }
-                        for (int s = 0; s < ns; s++) {
-                            int rc = fc_sgemm_serial(1, 0, Co, Ci, T, 1.0f, V + s * T * Co, Co,
-                                                     X + s * T * Ci, Ci, 1.0f,
-                                                     part + (e->stream0 + s) * S, Ci);
-                            if (rc == FC_OK && dxn != NULL)
-                                rc = ct_wino_gemm(&rhs[e->stream0 + s], 0, T, V + s * T * Co,
-                                                  Mb + s * T * Ci);
-                            if (rc != FC_OK) {
+                    }
+                    for (int s = 0; s < ns; s++) {
+                        int rc = fc_sgemm_serial(1, 0, Co, Ci, R, 1.0f, V + s * R * Co, Co,
+                                                 X + s * R * Ci, Ci, 0.0f,
+                                                 part + (e->stream0 + s) * S, Ci);
+                        if (rc == FC_OK && dx != NULL)
+                            rc = ct_wino_gemm(&rhs[e->stream0 + s], 0, R, V + s * R * Co,
+                                              Mb + s * R * Ci);
+                        if (rc != FC_OK) {
 #pragma omp atomic write
-                                failed = 1;
-                            }
+                            failed = 1;
                         }
-                        if (dxn == NULL)
-                            continue;
+                    }
+                    if (dx == NULL)
+                        continue;
+                    for (int64_t gi = 0; gi < gn; gi++) {
+                        float *dxn = dx + (n0 + gi) * H * W * Ci;
                         for (int64_t ti = 0; ti < e->th; ti++)
                             for (int64_t tj = 0; tj < e->tw; tj++) {
                                 const float *ins[9];
                                 float *outs[4];
-                                const int64_t t = ti * e->tw + tj;
+                                const int64_t t = gi * T + ti * e->tw + tj;
                                 for (int s = 0; s < ns; s++)
-                                    ins[s] = Mb + (s * T + t) * Ci;
+                                    ins[s] = Mb + (s * R + t) * Ci;
                                 for (int i = 0; i < tlh; i++)
                                     for (int j = 0; j < tlw; j++) {
                                         const int64_t ii = ti * tlh + i, jj = tj * tlw + j;
@@ -1063,7 +1070,7 @@ int fc_conv2d_transpose_winograd_backward(const fc_conv2d_geometry *g, const flo
                                                                 NULL, 0);
                             }
                     }
-            }
+                }
         }
         fc_free(V);
         fc_free(X);
