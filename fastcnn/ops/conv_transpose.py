@@ -8,6 +8,15 @@ gradient this is" (input: the transposed conv's output (N, OH, OW, filters); out
 input (N, H, W, in_channels)). Keras' kernel layout (kh, kw, filters, in_channels) is that
 convolution's (kh, kw, C, F) kernel as it is, so no weight is copied or transposed.
 
+Strided transposed convs (the decoder's 3x3 stride 2) run instead by phase decomposition
+(csrc/conv_transpose.h): the output pixels of one phase (position mod stride) take a fixed
+subset of the taps, so each phase is a dense stride-1 correlation computed by GEMMs with no
+zero taps and no col2im scatter, and bias and ReLU are applied as the phases are written
+out interleaved; where no phase has more than 2 taps per axis (kernel <= 2 * stride) those
+correlations run as Winograd F(2, 2) (3x3 stride 2: 25 products per 2x2 input pixels
+instead of 36). The backward does the same on the phases of ``dy``; these paths allocate
+their own small scratch, so ``workspace`` is only used by the stride-1 path.
+
 Output size and padding are Keras 3's (``deconv_output_length`` /
 ``_convert_conv_transpose_padding_args_from_keras_to_jax``): ``valid`` gives
 ``(in - 1) * s + k + output_padding`` (``output_padding`` None: ``max(k, s) - k``);
