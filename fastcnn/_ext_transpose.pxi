@@ -38,6 +38,7 @@ def conv2d_transpose_forward(const float[:, :, :, ::1] x, const float[:, :, :, :
 cdef extern from "conv_transpose.h":
     int fc_conv2d_transpose_phase_applies(const fc_conv2d_geometry *g) nogil
     int fc_conv2d_transpose_winograd_applies(const fc_conv2d_geometry *g) nogil
+    int fc_conv2d_transpose_winograd_preferred(const fc_conv2d_geometry *g) nogil
     int fc_conv2d_transpose_winograd_backward(const fc_conv2d_geometry *g, const float *dy,
                                               const float *x, const float *kernel, float *dx,
                                               float *dkernel, float *dbias) nogil
@@ -51,6 +52,13 @@ def conv2d_transpose_phase_applies(tuple y_shape, tuple k_shape, tuple strides, 
     """Whether the phase-decomposition kernels run this transposed conv (strided)."""
     cdef fc_conv2d_geometry g = _conv2d_geometry(y_shape, k_shape, strides, pads, x_hw)
     return bool(fc_conv2d_transpose_phase_applies(&g))
+
+
+def conv2d_transpose_winograd_preferred(tuple y_shape, tuple k_shape, tuple strides,
+                                        tuple pads, tuple x_hw):
+    """Whether the "auto" algorithm runs this transposed conv as Winograd phases."""
+    cdef fc_conv2d_geometry g = _conv2d_geometry(y_shape, k_shape, strides, pads, x_hw)
+    return bool(fc_conv2d_transpose_winograd_preferred(&g))
 
 
 def conv2d_transpose_phase_backward(const float[:, :, :, ::1] dy,

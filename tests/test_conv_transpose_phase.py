@@ -195,14 +195,27 @@ def test_portable_transforms_match_reference(rng, x_shape, k_shape, strides, pad
     assert_close(db, rdb, 1e-5, 1e-5, "dbias")
 
 
-def test_auto_takes_winograd_where_it_applies(rng):
-    """The op's forward and backward give the Winograd path's bits for 3x3 stride 2."""
-    x, k, b = _data(rng, (3, 6, 5, 8), (3, 3, 7, 8))
+@pytest.mark.parametrize("cin,cout,winograd", [(48, 50, True), (64, 47, False),
+                                               (8, 7, False)])
+def test_auto_takes_winograd_with_enough_channels(rng, cin, cout, winograd):
+    """3x3 stride 2 with >= 48 channels both sides: the op's forward and backward give the
+    Winograd path's bits; else the input-gradient (im2col) path's."""
+    x, k, b = _data(rng, (5, 6, 5, cin), (3, 3, cout, cin))
     s, pads, y_shape = _geometry(x, k, (2, 2), "same", None)
     g = rng.standard_normal(y_shape).astype(np.float32)
+    assert _ext.conv2d_transpose_winograd_preferred(y_shape, k.shape, s, pads,
+                                                    x.shape[1:3]) == winograd
     y = ops.conv2d_transpose(x, k, b, (2, 2), "same")
-    assert y.tobytes() == _forward(x, k, b, s, pads, y_shape, False,
-                                   "phase_winograd").tobytes()
+    expect = _forward(x, k, b, s, pads, y_shape, False,
+                      "phase_winograd" if winograd else "im2col")
+    assert y.tobytes() == expect.tobytes()
     got = ops.conv2d_transpose_backward(g, x, k, (2, 2), "same")
-    for a, c in zip(got, _backward(g, x, k, s, pads, True)):
+    if winograd:
+        expect = _backward(g, x, k, s, pads, True)
+    else:
+        expect = (np.empty_like(x), np.empty_like(k), np.empty(cout, np.float32))
+        _ext.conv2d_forward(g, k, None, s, pads, False, expect[0], None)
+        _ext.conv2d_backward_kernel(x, g, s, pads, expect[1], None)
+        _ext.conv2d_backward_bias(g, expect[2])
+    for a, c in zip(got, expect):
         assert a.tobytes() == c.tobytes()
