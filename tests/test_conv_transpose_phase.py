@@ -136,18 +136,18 @@ def test_reference_gradients_match_finite_differences(rng):
                                                 ((2, 2), "valid", (1, 0)),
                                                 ((3, 2), "same", (2, 1))])
 def test_winograd_gradients_finite_differences(rng, strides, padding, op):
-    """The op's default (Winograd for these geometries) against float64 finite differences
-    of the reference forward, on odd sizes."""
+    """The Winograd backward against float64 finite differences of the reference forward,
+    on odd sizes."""
     x, k, b = _data(rng, (2, 3, 5, 3), (3, 3, 4, 3))
-    y_shape = ops.conv2d_transpose_output_shape(x.shape, k.shape, strides, padding, op)
-    g = rng.standard_normal(y_shape)
+    s, pads, y_shape = _geometry(x, k, strides, padding, op)
+    g = rng.standard_normal(y_shape).astype(np.float32)
 
     def loss(x_=x, k_=k, b_=b):
         return float(np.sum(ref_conv_transpose(np.asarray(x_, np.float64),
                                                np.asarray(k_, np.float64), b_, strides,
                                                padding, op) * g))
 
-    dx, dk, db = ops.conv2d_transpose_backward(g, x, k, strides, padding, op)
+    dx, dk, db = _backward(g, x, k, s, pads, True)
     assert_close(dx, fd_grad(lambda v: loss(x_=v), x), 1e-5, 1e-5, "dx")
     assert_close(dk, fd_grad(lambda v: loss(k_=v), k), 1e-5, 1e-5, "dkernel")
     assert_close(db, fd_grad(lambda v: loss(b_=v), b), 1e-5, 1e-5, "dbias")
