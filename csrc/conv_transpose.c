@@ -10,7 +10,7 @@
  * a constant, so the sums (and bits) do not depend on the thread count. */
 #define CT_CHUNK_IMAGES 4
 #define CT_MAX_STRIDE 64
-#define CT_WINOGRAD_MIN_CHANNELS 48
+#define CT_WINOGRAD_MIN_CHANNELS 32
 
 int fc_conv2d_transpose_forward(const fc_conv2d_geometry *g, const float *x,
                                 const float *kernel, const float *bias, int relu, float *y,
@@ -492,8 +492,8 @@ int fc_conv2d_transpose_winograd_applies(const fc_conv2d_geometry *g)
 
 int fc_conv2d_transpose_winograd_preferred(const fc_conv2d_geometry *g)
 {
-    /* with few channels the transforms cost what the saved products do: the input-gradient
-     * path measured as fast or faster there (32 -> 32, 64 -> 32 channels) */
+    /* with few channels the per-tile transforms cost more than the saved products: the
+     * input-gradient path measured faster below 32 (16 -> 16, 24 -> 16, 8 -> 8) */
     return fc_conv2d_transpose_winograd_applies(g) && g->c >= CT_WINOGRAD_MIN_CHANNELS
            && g->f >= CT_WINOGRAD_MIN_CHANNELS;
 }

@@ -56,7 +56,7 @@ int fc_conv2d_transpose_phase_backward(const fc_conv2d_geometry *g, const float 
 int fc_conv2d_transpose_winograd_applies(const fc_conv2d_geometry *g);
 
 /* What FC_CONV2D_AUTO runs (forward here, backward in fastcnn.ops): the Winograd phases
- * where they apply and both channel counts are >= 48 (measured faster there), else the
+ * where they apply and both channel counts are >= 32 (measured faster there), else the
  * input-gradient path. The plain phase path is only taken when asked for. */
 int fc_conv2d_transpose_winograd_preferred(const fc_conv2d_geometry *g);
 int fc_conv2d_transpose_winograd_forward(const fc_conv2d_geometry *g, const float *x,

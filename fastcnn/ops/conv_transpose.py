@@ -15,7 +15,8 @@ zero taps and no col2im scatter, and bias and ReLU are applied as the phases are
 out interleaved; where no phase has more than 2 taps per axis (kernel <= 2 * stride) those
 correlations run as Winograd F(2, 2) (3x3 stride 2: 25 products per 2x2 input pixels
 instead of 36). The backward does the same on the phases of ``dy``. The Winograd phases
-run where both channel counts are >= 48 (with fewer, the transforms cost what they save);
+run where both channel counts are >= 32 (with fewer, the transforms cost more than they
+save);
 they allocate their own small scratch and ignore ``workspace``.
 
 Output size and padding are Keras 3's (``deconv_output_length`` /
