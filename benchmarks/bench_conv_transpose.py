@@ -1,6 +1,7 @@
 """Conv2DTranspose 3x3, stride 2, ``same`` (16x16 -> 32x32): fastcnn against PyTorch.
 
     python benchmarks/bench_conv_transpose.py [--threads 2] [--rounds 7] [--batches 32,128]
+                                             [--clock wall|cpu]
                                              [--json benchmarks/results/conv_transpose.json]
 
 One training step's worth of work per call: the forward (with bias and ReLU) and the
@@ -12,12 +13,15 @@ layouts, NCHW and channels_last, and its faster one counts ("torch best"). Each
 (case, implementation) is timed in turn, round after round, as blocks of calls after a
 warm-up (see conv_ratio.py for why); the medians over rounds are printed with
 ratio = torch best / fastcnn (> 1: fastcnn is faster). Both libraries use ``--threads``
-threads.
+threads. ``--clock cpu`` times process CPU time instead of wall-clock (for A/B runs on a
+busy host, with ``--threads 1``: CPU time does not count the time other processes hold
+the cores).
 """
 import argparse
 import json
 import os
 import sys
+import time
 
 import numpy as np
 
@@ -72,11 +76,24 @@ def torch_step(torch, batch, cin, cout, rng, channels_last):
     return step
 
 
-def run(batches=(32, 128), rounds=7, threads=2):
+def cpu_time_block(fn, warmup=3, inner=15):
+    """Median process CPU seconds per call of fn after `warmup` untimed calls."""
+    for _ in range(warmup):
+        fn()
+    ts = []
+    for _ in range(inner):
+        t0 = time.process_time()
+        fn()
+        ts.append(time.process_time() - t0)
+    return float(np.median(ts))
+
+
+def run(batches=(32, 128), rounds=7, threads=2, clock="wall"):
     import torch
     fastcnn.set_num_threads(threads)
     torch.set_num_threads(threads)
     rng = np.random.default_rng(0)
+    timer = cpu_time_block if clock == "cpu" else time_block
     cases = {}
     for batch in batches:
         for cin, cout in CHANNELS:
@@ -90,12 +107,12 @@ def run(batches=(32, 128), rounds=7, threads=2):
         for c, impls in cases.items():
             order = list(impls) if r % 2 == 0 else list(impls)[::-1]
             for i in order:
-                times[(c, i)].append(time_block(impls[i]))
+                times[(c, i)].append(timer(impls[i]))
     rows = []
     print("Conv2DTranspose 3x3 stride 2 'same', %dx%d -> %dx%d, forward + backward, %d "
-          "threads, fastcnn simd %s, torch %s"
-          % (SIZE, SIZE, 2 * SIZE, 2 * SIZE, threads, fastcnn.config()["simd"],
-             torch.__version__))
+          "threads, %s time, fastcnn simd %s, torch %s"
+          % (SIZE, SIZE, 2 * SIZE, 2 * SIZE, threads, "CPU" if clock == "cpu" else "wall",
+             fastcnn.config()["simd"], torch.__version__))
     print("%-22s %12s %14s %20s %7s" % ("case", "fastcnn ms", "torch NCHW ms",
                                          "torch ch_last ms", "ratio"))
     for c in cases:
@@ -113,10 +130,13 @@ def main(argv=None):
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--rounds", type=int, default=7)
     ap.add_argument("--batches", default="32,128")
+    ap.add_argument("--clock", choices=("wall", "cpu"), default="wall",
+                    help="wall-clock (default) or process CPU time")
     ap.add_argument("--json", default=None, help="write the results to this JSON file")
     ap.add_argument("--note", default=None, help="a note stored in the JSON file")
     args = ap.parse_args(argv)
-    rows = run(tuple(int(b) for b in args.batches.split(",")), args.rounds, args.threads)
+    rows = run(tuple(int(b) for b in args.batches.split(",")), args.rounds, args.threads,
+               args.clock)
     if args.json:
         from side_by_side import machine_info
         doc = {"benchmark": "conv_transpose",

@@ -8,6 +8,17 @@ gradient this is" (input: the transposed conv's output (N, OH, OW, filters); out
 input (N, H, W, in_channels)). Keras' kernel layout (kh, kw, filters, in_channels) is that
 convolution's (kh, kw, C, F) kernel as it is, so no weight is copied or transposed.
 
+Strided transposed convs (the decoder's 3x3 stride 2) can run instead by phase decomposition
+(csrc/conv_transpose.h): the output pixels of one phase (position mod stride) take a fixed
+subset of the taps, so each phase is a dense stride-1 correlation computed by GEMMs with no
+zero taps and no col2im scatter, and bias and ReLU are applied as the phases are written
+out interleaved; where no phase has more than 2 taps per axis (kernel <= 2 * stride) those
+correlations run as Winograd F(2, 2) (3x3 stride 2: 25 products per 2x2 input pixels
+instead of 36). The backward does the same on the phases of ``dy``. The Winograd phases
+run where both channel counts are >= 32 (with fewer, the transforms cost more than they
+save);
+they allocate their own small scratch and ignore ``workspace``.
+
 Output size and padding are Keras 3's (``deconv_output_length`` /
 ``_convert_conv_transpose_padding_args_from_keras_to_jax``): ``valid`` gives
 ``(in - 1) * s + k + output_padding`` (``output_padding`` None: ``max(k, s) - k``);
@@ -222,6 +233,11 @@ def conv2d_transpose_backward(dy, x, kernel, strides=(1, 1), padding="valid",
         ("dx", dx, x.shape if need_input_grad else None),
         ("dkernel", dkernel, kernel.shape),
         ("dbias", dbias, (kernel.shape[2],) if use_bias else None)))
+    if _ext.conv2d_transpose_winograd_preferred(y_shape, k_shape, strides, pads,
+                                                x.shape[1:3]):
+        # as the forward: by Winograd phases, with their own scratch (no workspace)
+        _ext.conv2d_transpose_phase_backward(dy, x, kernel, strides, pads, dx, dkernel, dbias)
+        return dx, dkernel, dbias
     size = _ext.conv2d_workspace_size(y_shape, k_shape, strides, pads, x.shape[1:3])
     ws = _workspace(fn, workspace, size, inputs + outs)
     # the equivalent convolution: input dy, output x
