@@ -720,7 +720,7 @@ static void make_plan(gemm_plan *p, int trans_a, int trans_b, int64_t M, int64_t
         p->wide_direct = kernels_avx512[p->trans_a ? 2 : 1];
     }
 #endif
-    p->kc = ceil_div(K, ceil_div(K, KC_MAX));
+    p->kc = fc_sgemm_k_block(K);
     p->nc = min64(round_up(N, NR), NC_MAX);
 }
 
@@ -904,4 +904,9 @@ void fc_sgemm_reference(int trans_a, int trans_b, int64_t M, int64_t N, int64_t 
             float prev = beta == 0.0f ? 0.0f : beta * C[i * ldc + j];
             C[i * ldc + j] = (float)(alpha * acc) + prev;
         }
+}
+
+int64_t fc_sgemm_k_block(int64_t K)
+{
+    return K > 0 ? ceil_div(K, ceil_div(K, KC_MAX)) : 1;
 }

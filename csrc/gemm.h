@@ -43,6 +43,10 @@ int fc_sgemm_serial_packed_b(int trans_a, int64_t M, int64_t N, int64_t K, const
 int fc_gemm_avx512(void);
 void fc_gemm_force_avx512(int on);
 
+/* The depth of each K block the GEMM sums separately (then adds in order) for a product of
+ * depth K: code that must give the GEMM's bits without calling it blocks K the same way. */
+int64_t fc_sgemm_k_block(int64_t K);
+
 /* Plain triple loop with double accumulation: the oracle for tests. */
 void fc_sgemm_reference(int trans_a, int trans_b, int64_t M, int64_t N, int64_t K,
                         float alpha, const float *A, int64_t lda,

@@ -1,8 +1,7 @@
 /* One-row dense layer without packing (see lean_dense.h). */
 #include "lean_dense.h"
+#include "gemm.h"
 
-/* gemm.c's K blocking (KC_MAX): the block sums are added in this order there. */
-#define LEAN_KC_MAX 256
 #define LEAN_COLS 64 /* 8 ymm accumulators per column block */
 
 #ifdef FC_HAVE_AVX2_PATH
@@ -50,8 +49,7 @@ FC_TARGET_AVX2 static void dense_row_avx2(const float *x, const float *kernel,
                                           const float *bias, int64_t in, int64_t units,
                                           int relu, float *y)
 {
-    const int64_t blocks = (in + LEAN_KC_MAX - 1) / LEAN_KC_MAX;
-    const int64_t kc = (in + blocks - 1) / blocks;
+    const int64_t kc = fc_sgemm_k_block(in); /* the GEMM's block sums, added in its order */
     const __m256i all = _mm256_set1_epi32(-1);
     for (int64_t j0 = 0; j0 < units; j0 += LEAN_COLS) {
         const int64_t w = units - j0 < LEAN_COLS ? units - j0 : LEAN_COLS;
