@@ -221,6 +221,21 @@ def test_attributes_are_read_only_as_text(tmp_path):
     refused(path, "'layer_names' of / is not text", fastcnn_sequential().load_weights)
 
 
+def test_a_damaged_heap_that_makes_hdf5_loop_is_refused(tmp_path, monkeypatch):
+    """This one flipped bit makes libhdf5 loop forever reading layer_names (found by a
+    bit-flip scan): the attributes are read in a child process with a time limit first."""
+    monkeypatch.setattr(legacy_h5, "PROBE_SECONDS", 3)
+    data = bytearray(open(fixture("keras2_functional.h5"), "rb").read())
+    data[15281] ^= 1 << 3
+    path = tmp_path / "loops.h5"
+    path.write_bytes(bytes(data))
+    refused(path, "HDF5 did not finish reading its attributes in 3 s")
+    data[15281] ^= 1 << 3
+    data[1009] ^= 1 << 3  # model_config made a variable-length sequence: HDF5 crashed on it
+    path.write_bytes(bytes(data))
+    refused(path, "HDF5 crashed reading its attributes")
+
+
 def test_dispatch_leaves_fastcnn_files_alone(tmp_path):
     model = fastcnn_sequential()
     model.save(tmp_path / "native.h5")  # fastcnn's zip format under an .h5 name

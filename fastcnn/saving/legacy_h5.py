@@ -25,6 +25,8 @@ every problem is a ``ValueError`` naming the file. Optimizer state in the file i
 """
 import math
 import os
+import subprocess
+import sys
 import warnings
 
 import numpy as np
@@ -42,6 +44,36 @@ _INERT = {"BatchNormalization": {"fused": (None, True, False), "renorm": (False,
                                  "synchronized": (False,)}}
 _CODE_LAYERS = ("Lambda", "TFOpLambda", "SlicingOpLambda")
 _MODEL_CLASSES = ("Sequential", "Functional", "Model")
+
+
+# Reads every attribute of every object in a child process first: one flipped bit in a
+# variable-length string's global heap can make libhdf5 loop forever (or crash) inside a
+# single attribute read, which nothing in this process could interrupt.
+_PROBE = """
+import sys, h5py
+def read(obj):
+    for name in obj.attrs:
+        obj.attrs[name]
+with h5py.File(sys.argv[1], "r") as f:
+    read(f)
+    f.visititems(lambda name, obj: read(obj))
+"""
+PROBE_SECONDS = 60
+
+
+def _probe_attributes(path):
+    try:
+        done = subprocess.run([sys.executable, "-c", _PROBE, path], capture_output=True,
+                              timeout=PROBE_SECONDS, stdin=subprocess.DEVNULL)
+    except subprocess.TimeoutExpired:
+        _fail(path, "it is damaged: HDF5 did not finish reading its attributes in %d s"
+              % PROBE_SECONDS)
+    except OSError:
+        return  # no child processes here: the in-process checks still apply
+    if done.returncode < 0:
+        _fail(path, "it is damaged: HDF5 crashed reading its attributes (signal %d)"
+              % -done.returncode)
+    # an exception in the child: the in-process reader names the attribute
 
 
 # what h5py raises for a corrupted file besides OSError (HDF5's own errors surface as these)
@@ -82,6 +114,7 @@ class _File:
         if not is_hdf5(self.path):
             _fail(self.path, "it is not an HDF5 file (no HDF5 signature)")
         h5py = _h5py(self.path)
+        _probe_attributes(self.path)
         try:
             self.h5 = h5py.File(self.path, "r")
         except Exception as e:  # truncated / corrupted superblock
