@@ -353,35 +353,6 @@ FC_TARGET_AVX2 static inline double dsum_avx2(__m256d lo, __m256d hi)
     return ((a[0] + a[1]) + (a[2] + a[3])) + ((b[0] + b[1]) + (b[2] + b[3]));
 }
 #include "activations_vec.h"
-#undef VT
-#undef MT
-#undef VN
-#undef VTARGET
-#undef FN
-#undef VSET
-#undef VZERO
-#undef VADD
-#undef VSUB
-#undef VMUL
-#undef VDIV
-#undef VMIN
-#undef VMAX
-#undef VFMA
-#undef VFNMA
-#undef VFMS
-#undef VAND
-#undef VANDNOT
-#undef VOR
-#undef VCMP
-#undef VSEL
-#undef VKEEP
-#undef MAND
-#undef MOR
-#undef VLOAD
-#undef VSTORE
-#undef VEXP2BITS
-#undef VD
-#undef VDZERO
 
 #ifdef FC_HAVE_AVX512_PATH
 /* the AVX-512F instantiation: 16 lanes, comparisons into mask registers */
@@ -434,35 +405,6 @@ FC_TARGET_AVX512 static inline double dsum_avx512(__m512d lo, __m512d hi)
 }
 #include "activations_vec.h"
 #undef I512
-#undef VT
-#undef MT
-#undef VN
-#undef VTARGET
-#undef FN
-#undef VSET
-#undef VZERO
-#undef VADD
-#undef VSUB
-#undef VMUL
-#undef VDIV
-#undef VMIN
-#undef VMAX
-#undef VFMA
-#undef VFNMA
-#undef VFMS
-#undef VAND
-#undef VANDNOT
-#undef VOR
-#undef VCMP
-#undef VSEL
-#undef VKEEP
-#undef MAND
-#undef MOR
-#undef VLOAD
-#undef VSTORE
-#undef VEXP2BITS
-#undef VD
-#undef VDZERO
 #endif /* FC_HAVE_AVX512_PATH */
 
 #endif /* FC_HAVE_AVX2_PATH */

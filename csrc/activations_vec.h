@@ -420,3 +420,34 @@ VTARGET static void FN(softmax_row_backward)(const float *g, const float *o, flo
             FN(store_part)(d + j, r, n);
     }
 }
+
+/* the parameters end with each instantiation, so the next one can define them again */
+#undef VT
+#undef MT
+#undef VN
+#undef VTARGET
+#undef FN
+#undef VSET
+#undef VZERO
+#undef VADD
+#undef VSUB
+#undef VMUL
+#undef VDIV
+#undef VMIN
+#undef VMAX
+#undef VFMA
+#undef VFNMA
+#undef VFMS
+#undef VAND
+#undef VANDNOT
+#undef VOR
+#undef VCMP
+#undef VSEL
+#undef VKEEP
+#undef MAND
+#undef MOR
+#undef VLOAD
+#undef VSTORE
+#undef VEXP2BITS
+#undef VD
+#undef VDZERO

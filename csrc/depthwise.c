@@ -60,6 +60,33 @@ DW_INLINE void fwd_finish(dw_v8 *acc, const float *bias, int relu, int64_t q0, c
     }
 }
 
+/* One output pixel, every tap bounds-checked, NV (<= 4) vectors of 8 lanes. */
+DW_INLINE void fwd_pixel(const fc_depthwise_geometry *g, const float *const *rows,
+                         const float *k, const float *bias, int relu, int64_t Q, int64_t q0,
+                         const int NV, int64_t ow, float *out_line)
+{
+    dw_v8 acc[4];
+    int64_t i, j;
+    int v;
+    for (v = 0; v < NV; v++)
+        acc[v] = (dw_v8){0};
+    for (i = 0; i < g->kh; i++) {
+        if (!rows[i])
+            continue;
+        for (j = 0; j < g->kw; j++) {
+            const int64_t iw = ow * g->sw - g->pad_left + j * g->dw;
+            const float *xp, *kp;
+            if (iw < 0 || iw >= g->w)
+                continue;
+            xp = rows[i] + iw * Q + q0;
+            kp = k + (i * g->kw + j) * Q + q0;
+            for (v = 0; v < NV; v++)
+                acc[v] += DW_LOAD(xp + 8 * v) * DW_LOAD(kp + 8 * v);
+        }
+    }
+    fwd_finish(acc, bias, relu, q0, NV, out_line + ow * Q + q0);
+}
+
 /* Output pixels go in pairs (two independent accumulator sets hide the add latency); each
  * pixel still sums its taps in (i, j) order, as a lone pixel does. */
 DW_INLINE void fwd_vec(const fc_depthwise_geometry *g, const float *const *rows,
@@ -98,26 +125,8 @@ DW_INLINE void fwd_vec(const fc_depthwise_geometry *g, const float *const *rows,
         fwd_finish(a0, bias, relu, q0, NV, out_line + ow * Q + q0);
         fwd_finish(a1, bias, relu, q0, NV, out_line + (ow + 1) * Q + q0);
     }
-    for (; ow < g->ow; ow++) {
-        dw_v8 acc[4];
-        for (v = 0; v < NV; v++)
-            acc[v] = (dw_v8){0};
-        for (i = 0; i < g->kh; i++) {
-            if (!rows[i])
-                continue;
-            for (j = 0; j < g->kw; j++) {
-                const int64_t iw = ow * g->sw - g->pad_left + j * g->dw;
-                const float *xp, *kp;
-                if (iw < 0 || iw >= g->w)
-                    continue;
-                xp = rows[i] + iw * Q + q0;
-                kp = k + (i * g->kw + j) * Q + q0;
-                for (v = 0; v < NV; v++)
-                    acc[v] += DW_LOAD(xp + 8 * v) * DW_LOAD(kp + 8 * v);
-            }
-        }
-        fwd_finish(acc, bias, relu, q0, NV, out_line + ow * Q + q0);
-    }
+    for (; ow < g->ow; ow++)
+        fwd_pixel(g, rows, k, bias, relu, Q, q0, NV, ow, out_line);
 }
 
 DW_INLINE void fwd_tail(const fc_depthwise_geometry *g, const float *const *rows,
@@ -297,31 +306,6 @@ DW_INLINE void dk_tail(const fc_depthwise_geometry *g, const float *const *rows,
 #define DW_P 8      /* interior pixels per block: 8 accumulators + 3 taps + 1 x in 16 regs */
 #define DW_PG 4     /* the same with run-time kernel width / strides */
 
-DW_INLINE void fwd_pixel(const fc_depthwise_geometry *g, const float *const *rows,
-                         const float *k, const float *bias, int relu, int64_t Q, int64_t q0,
-                         const int NV, int64_t ow, float *out_line)
-{
-    dw_v8 acc[1];
-    int64_t i, j;
-    int v;
-    for (v = 0; v < NV; v++)
-        acc[v] = (dw_v8){0};
-    for (i = 0; i < g->kh; i++) {
-        if (!rows[i])
-            continue;
-        for (j = 0; j < g->kw; j++) {
-            const int64_t iw = ow * g->sw - g->pad_left + j * g->dw;
-            const float *xp, *kp;
-            if (iw < 0 || iw >= g->w)
-                continue;
-            xp = rows[i] + iw * Q + q0;
-            kp = k + (i * g->kw + j) * Q + q0;
-            for (v = 0; v < NV; v++)
-                acc[v] += DW_LOAD(xp + 8 * v) * DW_LOAD(kp + 8 * v);
-        }
-    }
-    fwd_finish(acc, bias, relu, q0, NV, out_line + ow * Q + q0);
-}
 
 /* P interior pixels from column x0 (= ow*SW - pad_left), lanes [q0, q0 + 8), for a constant
  * kernel width KW <= 3, stride SW and dilation DWD: x column c feeds pixel p through tap
