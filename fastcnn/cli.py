@@ -53,7 +53,8 @@ def _load_folder(args):
     split = args.validation_split or 0.2
     train_ds, val_ds = utils.image_dataset_from_directory(
         args.data, validation_split=split, subset="both", seed=args.seed,
-        image_size=(size, size), batch_size=args.batch_size)
+        image_size=(size, size), batch_size=args.batch_size,
+        label_mode="categorical" if args.label_smoothing else "int")
     names = train_ds.class_names
     n = len(train_ds.file_paths) + len(val_ds.file_paths)
     if n * size * size * 3 <= args.cache_mb * 2 ** 20:  # decoded once, then from memory
@@ -62,17 +63,28 @@ def _load_folder(args):
             (size, size, 3))
 
 
-def build_training_model(name, augment, input_shape=(32, 32, 3), num_classes=10):
+def build_training_model(name, augment, input_shape=(32, 32, 3), num_classes=10,
+                         images=None, shift=4, fill="constant"):
     """The zoo model, with a Rescaling(1/255) input layer (the data stays uint8 in memory)
-    and, with ``augment``, random flips and +-4-pixel translations (crop of the zero-padded
-    image), applied in C during training only."""
+    and, with ``augment``, random flips and translations of up to ``shift`` pixels (filled
+    as ``fill``: zeros, or the reflected image), applied in C during training only. A model
+    with a ``whiten`` layer (speedrun) gets it set from ``images`` (uint8 training images,
+    or a function returning them; required then)."""
+    import numpy as np
     from fastcnn import layers, models, zoo
     core = zoo.MODELS[name](input_shape=input_shape, num_classes=num_classes)
+    if any(layer.name == "whiten" for layer in core.layers):
+        if images is None:
+            raise ValueError("model %r sets its whitening layer from training images; none "
+                             "were given" % name)
+        images = images() if callable(images) else images
+        zoo.init_whitening(core.get_layer("whiten"),
+                           np.asarray(images[:5000], dtype=np.float32) / 255)
     front = [layers.Input(shape=input_shape), layers.Rescaling(1.0 / 255)]
     if augment:
         front += [layers.RandomFlip("horizontal"),
-                  layers.RandomTranslation(4 / input_shape[0], 4 / input_shape[1],
-                                           fill_mode="constant", interpolation="nearest")]
+                  layers.RandomTranslation(shift / input_shape[0], shift / input_shape[1],
+                                           fill_mode=fill, interpolation="nearest")]
     if isinstance(core, models.Sequential):
         return models.Sequential(front + list(core.layers), name=core.name)
     # a graph model: the preprocessing layers feed it as a nested model
@@ -123,13 +135,17 @@ def _cmd_train(args):
         (x_train, x_test), (y_train, y_test) = ((x_train[:split], x_train[split:]),
                                                 (y_train[:split], y_train[split:]))
 
-    model = _compiled_model(args, (32, 32, 3), len(class_names))
+    model = _compiled_model(args, (32, 32, 3), len(class_names), x_train,
+                            -(-len(x_train) // args.batch_size))
     model.class_names = list(class_names)
     cbs, ckpt = _callbacks(args, model)
+    targets = (_one_hot(y_train, len(class_names)), _one_hot(y_test, len(class_names))) \
+        if args.label_smoothing else (y_train, y_test)
     t0 = time.perf_counter()
     try:
-        history = model.fit(x_train, y_train, epochs=args.epochs, batch_size=args.batch_size,
-                            validation_data=(x_test, y_test), callbacks=cbs,
+        history = model.fit(x_train, targets[0], epochs=args.epochs,
+                            batch_size=args.batch_size,
+                            validation_data=(x_test, targets[1]), callbacks=cbs,
                             verbose=args.verbose)
     except KeyboardInterrupt:
         if args.chief:
@@ -137,15 +153,63 @@ def _cmd_train(args):
         print("\ninterrupted: model at the last completed step saved to %s" % ckpt)
         return 130
     return _finish(args, model, history, time.perf_counter() - t0, x_test, y_test,
-                   class_names)
+                   class_names, targets[1])
 
 
-def _compiled_model(args, input_shape, num_classes):
+def _tta_probabilities(model, images):
+    """Mean class probabilities over each image and its mirror, and over the four views
+    shifted one pixel up-left and down-right (reflect padding), mirrored or not."""
+    import numpy as np
+
+    def mean_probs(views):
+        total = 0
+        for x in views:
+            z = model.predict(x, batch_size=500, verbose=0)
+            e = np.exp(z - z.max(1, keepdims=True))
+            total = total + e / e.sum(1, keepdims=True)
+        return total / len(views)
+
+    padded = np.pad(images, ((0, 0), (1, 1), (1, 1), (0, 0)), mode="reflect")
+    h, w = images.shape[1:3]
+    shifts = [padded[:, :h, :w], padded[:, 2:h + 2, 2:w + 2]]
+    return (mean_probs([images, images[:, :, ::-1]]),
+            mean_probs(shifts + [x[:, :, ::-1] for x in shifts]))
+
+
+def _one_hot(labels, num_classes):
+    import numpy as np
+    return np.eye(num_classes, dtype=np.float32)[np.asarray(labels).reshape(-1)]
+
+
+def _sample_images(dataset, count):
+    """Up to ``count`` images from the first batches of a dataset of (images, labels)."""
+    import numpy as np
+    out, n = [], 0
+    for images, _ in dataset:
+        out.append(np.asarray(images))
+        n += len(out[-1])
+        if n >= count:
+            break
+    return np.concatenate(out)[:count]
+
+
+def _compiled_model(args, input_shape, num_classes, images, steps_per_epoch):
     from fastcnn import losses, optimizers
-    model = build_training_model(args.model, args.augment, input_shape, num_classes)
+    if args.schedule == "step" and not 0 <= args.warmup < args.epochs:
+        raise ValueError("--warmup must be in [0, --epochs), got %g" % args.warmup)
+    if not 0 <= args.shift < min(input_shape[:2]):
+        raise ValueError("--shift must be in [0, %d) pixels for %dx%d images, got %d"
+                         % (min(input_shape[:2]), input_shape[0], input_shape[1], args.shift))
+    model = build_training_model(args.model, args.augment, input_shape, num_classes, images,
+                                 args.shift, args.fill)
     model.summary()
     lr = args.lr or {"adam": 1e-3 if args.model == "tutorial" else 2e-3, "adamw": 2e-3,
                      "sgd": 0.1}[args.optimizer]
+    if args.schedule == "step":  # per-step: linear warm-up from lr/10, then cosine to 0
+        warmup = max(1, round(args.warmup * steps_per_epoch))
+        lr = optimizers.schedules.CosineDecay(
+            lr / 10, max(1, args.epochs * steps_per_epoch - warmup), warmup_target=lr,
+            warmup_steps=warmup)
     if args.optimizer == "sgd":
         opt = optimizers.SGD(learning_rate=lr, momentum=0.9, nesterov=True,
                              weight_decay=args.weight_decay)
@@ -153,8 +217,12 @@ def _compiled_model(args, input_shape, num_classes):
         opt = optimizers.AdamW(learning_rate=lr, weight_decay=args.weight_decay or 0.004)
     else:
         opt = optimizers.Adam(learning_rate=lr, weight_decay=args.weight_decay)
-    model.compile(optimizer=opt, loss=losses.SparseCategoricalCrossentropy(from_logits=True),
-                  metrics=["accuracy"])
+    if args.label_smoothing:  # Keras' sparse cross-entropy has none: one-hot targets then
+        loss = losses.CategoricalCrossentropy(from_logits=True,
+                                              label_smoothing=args.label_smoothing)
+    else:
+        loss = losses.SparseCategoricalCrossentropy(from_logits=True)
+    model.compile(optimizer=opt, loss=loss, metrics=["accuracy"])
     return model
 
 
@@ -162,7 +230,7 @@ def _callbacks(args, model):
     from fastcnn import callbacks
     ckpt = os.path.join(args.out, "checkpoint.keras")
     cbs = [callbacks.TerminateOnNaN(), callbacks.ModelCheckpoint(ckpt)]
-    if args.model != "tutorial":
+    if args.model != "tutorial" and args.schedule == "epoch":
         cbs.append(callbacks.LearningRateScheduler(
             _cosine_schedule(float(model.optimizer.learning_rate), args.epochs)))
     return cbs, ckpt
@@ -171,7 +239,8 @@ def _callbacks(args, model):
 def _train_folder(args):
     """`fastcnn train --data DIR` on a folder of class sub-folders."""
     train_ds, val_ds, class_names, shape = _load_folder(args)
-    model = _compiled_model(args, shape, len(class_names))
+    model = _compiled_model(args, shape, len(class_names),
+                            lambda: _sample_images(train_ds, 5000), len(train_ds))
     model.class_names = list(class_names)  # saved with the model for `fastcnn predict`
     cbs, ckpt = _callbacks(args, model)
     t0 = time.perf_counter()
@@ -200,22 +269,22 @@ def _train_folder(args):
     return 0
 
 
-def _finish(args, model, history, train_time, x_test, y_test, class_names):
+def _finish(args, model, history, train_time, x_test, y_test, class_names, test_targets):
     import numpy as np
     from fastcnn import plot
-    test_loss, test_acc = model.evaluate(x_test, y_test, verbose=0)
+    test_loss, test_acc = model.evaluate(x_test, test_targets, verbose=0)
     model_path = os.path.join(args.out, "model.keras")
     if args.chief:
         model.save(model_path)
     print("test accuracy: %.4f  test loss: %.4f  training wall time: %.1f s"
           % (test_acc, test_loss, train_time))
-    if args.tta:  # average the class probabilities of each image and its mirror image
-        logits = [model.predict(x, batch_size=500, verbose=0)
-                  for x in (x_test, x_test[:, :, ::-1])]
-        probs = sum(np.exp(z - z.max(1, keepdims=True))
-                    / np.exp(z - z.max(1, keepdims=True)).sum(1, keepdims=True) for z in logits)
+    if args.tta:
+        flip, shifted = _tta_probabilities(model, x_test)
+        labels = y_test.reshape(-1)
         print("test accuracy with horizontal-flip test-time augmentation: %.4f"
-              % float((probs.argmax(1) == y_test.reshape(-1)).mean()))
+              % float((flip.argmax(1) == labels).mean()))
+        print("test accuracy with flip and 1-pixel-shift test-time augmentation (6 views): "
+              "%.4f" % float(((flip + shifted).argmax(1) == labels).mean()))
     print("model saved to %s" % model_path)
 
     try:
@@ -334,9 +403,14 @@ def build_parser():
                         "this many MB (else decode every epoch)")
     p.add_argument("--out", default="fastcnn-out", help="where the model and figures go")
     p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--model", choices=["tutorial", "strong", "resnet20"], default="tutorial")
+    p.add_argument("--model", choices=["tutorial", "strong", "resnet20", "speedrun"],
+                   default="tutorial")
     p.add_argument("--augment", action="store_true",
-                   help="random crop (4-pixel zero padding) and horizontal flip, in C")
+                   help="random translation (--shift, --fill) and horizontal flip, in C")
+    p.add_argument("--shift", type=int, default=4,
+                   help="--augment: largest random translation in pixels (default 4)")
+    p.add_argument("--fill", choices=["constant", "reflect"], default="constant",
+                   help="--augment: pixels shifted in are zeros or the reflected image")
     p.add_argument("--lr", type=float, default=None,
                    help="peak learning rate (default: Adam 1e-3 for the tutorial, else 2e-3; "
                         "SGD 0.1)")
@@ -344,6 +418,15 @@ def build_parser():
                    help="sgd: momentum 0.9, Nesterov")
     p.add_argument("--weight-decay", type=float, default=None,
                    help="decoupled weight decay (Keras' weight_decay; AdamW default 0.004)")
+    p.add_argument("--schedule", choices=["epoch", "step"], default="epoch",
+                   help="learning rate for models other than the tutorial: epoch: per-epoch "
+                        "cosine with a 1-epoch warm-up; step: Keras' CosineDecay per step, "
+                        "warming up linearly from lr/10 over --warmup epochs, to 0")
+    p.add_argument("--warmup", type=float, default=1.0,
+                   help="warm-up epochs of --schedule step")
+    p.add_argument("--label-smoothing", type=float, default=0.0,
+                   help="cross-entropy on one-hot targets smoothed by this much (Keras' "
+                        "CategoricalCrossentropy(label_smoothing=...))")
     p.add_argument("--tta", action="store_true",
                    help="also report test accuracy averaging each image and its mirror")
     p.add_argument("--limit", type=int, default=0, help="use only the first N training images")

@@ -1,7 +1,10 @@
 """Ready-made models for the CLI and the examples."""
 from . import layers, models
 
-__all__ = ["tutorial_model", "strong_model", "resnet20", "resnet_v1", "MODELS"]
+import numpy as np
+
+__all__ = ["tutorial_model", "strong_model", "resnet20", "resnet_v1", "speedrun_model",
+           "init_whitening", "MODELS"]
 
 
 def tutorial_model(input_shape=(32, 32, 3), num_classes=10):
@@ -89,4 +92,101 @@ def resnet20(input_shape=(32, 32, 3), num_classes=10):
     return resnet_v1(20, input_shape, num_classes)
 
 
-MODELS = {"tutorial": tutorial_model, "strong": strong_model, "resnet20": resnet20}
+def speedrun_model(input_shape=(32, 32, 3), num_classes=10, widths=(32, 128, 128),
+                   whiten_filters=24, identity_init=True):
+    """A CIFAR-10 net built to reach high accuracy in few epochs, after Keller Jordan's
+    airbench (2024) and David Page's DAWNBench ResNet: a frozen 2x2 patch-whitening
+    convolution (set from the data by :func:`init_whitening`), three blocks of
+    [3x3 conv, BN, ReLU, 2x2 max pool, 3x3 conv, BN, ReLU] with ``widths`` filters (half of
+    airbench's 64/256/256 by default), global max pooling and a bias-free Dense layer whose
+    logits are scaled by 1/9.
+
+    Args:
+        input_shape: (height, width, channels); the whitening needs height and width >= 2.
+        num_classes: number of logits.
+        widths: filters of the three blocks.
+        whiten_filters: filters of the whitening convolution, an even number up to
+            2 * 4 * channels (each patch direction with both signs).
+        identity_init: the first min(filters, input channels) filters of each 3x3
+            convolution start as the identity (a centre tap of 1), the rest as Keras'
+            default (Glorot uniform), so that every block first passes its input through.
+
+    Example:
+
+        >>> model = fastcnn.zoo.speedrun_model()
+        >>> model.get_layer("whiten").trainable
+        False
+    """
+    channels = input_shape[-1]
+    if whiten_filters % 2 or not 2 <= whiten_filters <= 8 * channels:
+        raise ValueError("speedrun_model: whiten_filters must be even and in [2, %d] for %d "
+                         "input channels, got %r" % (8 * channels, channels, whiten_filters))
+    inputs = layers.Input(shape=input_shape)
+    x = layers.Conv2D(whiten_filters, 2, padding="same", activation="relu", name="whiten",
+                      trainable=False)(inputs)
+    convs = []
+    for w in widths:
+        for pool in (True, False):
+            convs.append(layers.Conv2D(w, 3, padding="same", use_bias=False))
+            x = convs[-1](x)
+            # momentum 0.6: the moving statistics must follow a net that changes fast
+            x = layers.BatchNormalization(momentum=0.6, epsilon=1e-5)(x)
+            x = layers.ReLU()(x)
+            if pool:
+                x = layers.MaxPooling2D(2)(x)
+    x = layers.GlobalMaxPooling2D()(x)
+    x = layers.Dense(num_classes, use_bias=False)(x)
+    outputs = layers.Rescaling(1.0 / 9)(x)
+    model = models.Model(inputs, outputs, name="speedrun")
+    if identity_init:
+        for conv in convs:
+            kernel = conv.get_weights()[0]
+            n = min(kernel.shape[2:])
+            kernel[:, :, :, :n] = 0
+            kernel[1, 1, np.arange(n), np.arange(n)] = 1
+            conv.set_weights([kernel])
+    return model
+
+
+def init_whitening(layer, images, max_patches=200_000, eps=5e-4, seed=0):
+    """Set a 2x2 ``Conv2D`` (``filters`` = 2k) to whiten 2x2 patches of ``images``: its
+    filters are the k leading eigenvectors of the patch covariance, divided by the square
+    root of their eigenvalue (+ ``eps``), with both signs; the bias centres the patches.
+
+    Args:
+        layer: a built ``Conv2D`` with kernel size 2x2.
+        images: (N, H, W, C) array, as the layer will see it (e.g. already rescaled).
+        max_patches: patches sampled for the covariance.
+        eps: added to the eigenvalues.
+        seed: the sampling seed.
+
+    Raises:
+        ValueError: a layer that is not a 2x2 Conv2D with an even number of filters and a
+            bias, or images of another channel count.
+    """
+    kernel, bias = (layer.get_weights() + [None, None])[:2]
+    if kernel is None or bias is None or kernel.shape[:2] != (2, 2) or kernel.shape[3] % 2:
+        raise ValueError("init_whitening: %r must be a 2x2 Conv2D with a bias and an even "
+                         "number of filters" % (getattr(layer, "name", layer),))
+    x = np.asarray(images)
+    if x.ndim != 4 or x.shape[3] != kernel.shape[2] or min(x.shape[1:3]) < 2:
+        raise ValueError("init_whitening: images must be (N, H>=2, W>=2, %d), got shape %s"
+                         % (kernel.shape[2], x.shape))
+    rng = np.random.default_rng(seed)
+    n, h, w, c = x.shape
+    take = min(max_patches, n * (h - 1) * (w - 1))
+    i, r, q = (rng.integers(0, n, take), rng.integers(0, h - 1, take),
+               rng.integers(0, w - 1, take))
+    patches = np.stack([x[i, r + a, q + b] for a in (0, 1) for b in (0, 1)], axis=1)
+    patches = patches.reshape(take, 4 * c).astype(np.float64)
+    mean = patches.mean(axis=0)
+    values, vectors = np.linalg.eigh(np.cov(patches, rowvar=False))
+    k = kernel.shape[3] // 2
+    top = vectors[:, ::-1][:, :k] / np.sqrt(values[::-1][:k] + eps)
+    filters = np.concatenate([top, -top], axis=1)  # (4c, 2k) in (row, col, channel) order
+    layer.set_weights([filters.reshape(2, 2, c, 2 * k).astype(np.float32),
+                       (-(mean @ filters)).astype(np.float32)])
+
+
+MODELS = {"tutorial": tutorial_model, "strong": strong_model, "resnet20": resnet20,
+          "speedrun": speedrun_model}
