@@ -139,8 +139,11 @@ def _cmd_train(args):
                             -(-len(x_train) // args.batch_size))
     model.class_names = list(class_names)
     cbs, ckpt = _callbacks(args, model)
-    targets = (_one_hot(y_train, len(class_names)), _one_hot(y_test, len(class_names))) \
-        if args.label_smoothing else (y_train, y_test)
+    if args.label_smoothing:  # CategoricalCrossentropy: one-hot targets
+        targets = tuple(fastcnn.utils.to_categorical(y, len(class_names))
+                        for y in (y_train, y_test))
+    else:
+        targets = (y_train, y_test)
     t0 = time.perf_counter()
     try:
         history = model.fit(x_train, targets[0], epochs=args.epochs,
@@ -174,11 +177,6 @@ def _tta_probabilities(model, images):
     shifts = [padded[:, :h, :w], padded[:, 2:h + 2, 2:w + 2]]
     return (mean_probs([images, images[:, :, ::-1]]),
             mean_probs(shifts + [x[:, :, ::-1] for x in shifts]))
-
-
-def _one_hot(labels, num_classes):
-    import numpy as np
-    return np.eye(num_classes, dtype=np.float32)[np.asarray(labels).reshape(-1)]
 
 
 def _sample_images(dataset, count):
