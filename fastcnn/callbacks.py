@@ -18,7 +18,7 @@ from . import utils
 
 __all__ = ["Callback", "CallbackList", "History", "ProgbarLogger", "EarlyStopping",
            "ModelCheckpoint", "ReduceLROnPlateau", "LearningRateScheduler", "TerminateOnNaN",
-           "LambdaCallback", "CSVLogger"]
+           "LambdaCallback", "CSVLogger", "Lookahead"]
 
 
 class Callback:
@@ -770,6 +770,90 @@ class TerminateOnNaN(Callback):
             _print("Epoch %d, batch %d: Invalid loss, terminating training (loss=%s)"
                    % (self._epoch + 1, batch, float(loss)))
             self.model.stop_training = True
+
+
+class Lookahead(Callback):
+    """Lookahead weight averaging, as Keller Jordan's airbench94 applies it: slow weights
+    that follow the trained (fast) ones with a lag, the model going on from the slow ones.
+
+    From epoch ``start_epoch`` on, every ``sync_period`` training steps the slow weights
+    move toward the model's, ``slow = model + rho * (slow - model)``, and the model takes
+    them; ``rho = max_decay * (t / T) ** decay_power`` grows from 0 (no averaging, the model
+    moves freely) to ``max_decay`` at the last of the T = ``epochs * steps`` steps of the
+    ``fit`` call, so the average is strongest while the learning rate anneals. After each
+    epoch's last step the model takes the slow weights, so the epoch's validation, its
+    checkpoint and the model ``fit`` returns are the average.
+    Every weight is averaged, batch-norm moving statistics included; the optimizer's own
+    state (momentum) is left alone.
+
+    Args:
+        sync_period: training steps between two updates, an integer >= 1.
+        max_decay: the largest ``rho``, in [0, 1] (default ``0.95 ** 5``).
+        decay_power: the exponent of the ramp, >= 0.
+        start_epoch: the first epoch (0-based) that averages; the slow weights start as
+            the model's weights at its first update.
+
+    Raises:
+        ValueError: an argument out of range, or (at the start of ``fit``) data whose
+            number of steps per epoch is unknown.
+
+    Example:
+        >>> look = fastcnn.callbacks.Lookahead()  # model.fit(..., callbacks=[look])
+        >>> look.sync_period, round(look.max_decay, 4)
+        (5, 0.7738)
+    """
+
+    def __init__(self, sync_period=5, max_decay=0.95 ** 5, decay_power=3.0, start_epoch=3):
+        super().__init__()
+        for name, value, low, high in (("max_decay", max_decay, 0.0, 1.0),
+                                       ("decay_power", decay_power, 0.0, math.inf)):
+            if isinstance(value, bool) or not isinstance(value, (int, float, np.floating)) or \
+                    not low <= float(value) <= high:
+                raise ValueError("Lookahead: %s must be a number in [%g, %g], got %r"
+                                 % (name, low, high, value))
+        for name, value, low in (("sync_period", sync_period, 1), ("start_epoch", start_epoch, 0)):
+            if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+                raise ValueError("Lookahead: %s must be an integer >= %d, got %r"
+                                 % (name, low, value))
+        self.sync_period, self.start_epoch = int(sync_period), int(start_epoch)
+        self.max_decay, self.decay_power = float(max_decay), float(decay_power)
+        self.slow = None
+        self._step = self._epoch = self._total = 0
+
+    def on_train_begin(self, logs=None):
+        steps, epochs = self.params.get("steps"), self.params.get("epochs")
+        if not steps or not epochs:
+            raise ValueError("Lookahead: the number of steps per epoch is unknown (a generator "
+                             "without steps_per_epoch); its decay ramp needs it")
+        self._total = int(steps) * int(epochs)
+        self._step, self.slow = 0, None
+
+    def on_epoch_begin(self, epoch, logs=None):
+        self._epoch = epoch
+
+    def on_train_batch_end(self, batch, logs=None):
+        self._step += 1
+        if self._epoch >= self.start_epoch and self._step % self.sync_period == 0:
+            self._sync()
+        if batch + 1 == self.params["steps"]:
+            self.on_epoch_end(self._epoch)
+
+    def _sync(self):
+        weights = self.model.get_weights()
+        if self.slow is None:
+            self.slow = [np.array(w) for w in weights]
+            return
+        rho = self.max_decay * min(1.0, self._step / self._total) ** self.decay_power
+        for slow, fast in zip(self.slow, weights):
+            if slow.dtype.kind == "f":  # fast + rho * (slow - fast): exactly fast at rho = 0
+                slow -= fast
+                slow *= slow.dtype.type(rho)
+                slow += fast
+        self.model.set_weights(self.slow)
+
+    def on_epoch_end(self, epoch, logs=None):
+        if self.slow is not None:
+            self.model.set_weights(self.slow)
 
 
 class LambdaCallback(Callback):

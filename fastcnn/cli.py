@@ -209,7 +209,7 @@ def _compiled_model(args, input_shape, num_classes, images, steps_per_epoch):
             lr / 10, max(1, args.epochs * steps_per_epoch - warmup), warmup_target=lr,
             warmup_steps=warmup)
     if args.optimizer == "sgd":
-        opt = optimizers.SGD(learning_rate=lr, momentum=0.9, nesterov=True,
+        opt = optimizers.SGD(learning_rate=lr, momentum=args.momentum, nesterov=True,
                              weight_decay=args.weight_decay)
     elif args.optimizer == "adamw":
         opt = optimizers.AdamW(learning_rate=lr, weight_decay=args.weight_decay or 0.004)
@@ -231,6 +231,8 @@ def _callbacks(args, model):
     if args.model != "tutorial" and args.schedule == "epoch":
         cbs.append(callbacks.LearningRateScheduler(
             _cosine_schedule(float(model.optimizer.learning_rate), args.epochs)))
+    if args.lookahead:  # before the checkpoint: it saves the averaged weights
+        cbs.insert(1, callbacks.Lookahead())
     return cbs, ckpt
 
 
@@ -413,7 +415,8 @@ def build_parser():
                    help="peak learning rate (default: Adam 1e-3 for the tutorial, else 2e-3; "
                         "SGD 0.1)")
     p.add_argument("--optimizer", choices=["adam", "adamw", "sgd"], default="adam",
-                   help="sgd: momentum 0.9, Nesterov")
+                   help="sgd: Nesterov momentum (--momentum)")
+    p.add_argument("--momentum", type=float, default=0.9, help="--optimizer sgd: momentum")
     p.add_argument("--weight-decay", type=float, default=None,
                    help="decoupled weight decay (Keras' weight_decay; AdamW default 0.004)")
     p.add_argument("--schedule", choices=["epoch", "step"], default="epoch",
@@ -425,6 +428,8 @@ def build_parser():
     p.add_argument("--label-smoothing", type=float, default=0.0,
                    help="cross-entropy on one-hot targets smoothed by this much (Keras' "
                         "CategoricalCrossentropy(label_smoothing=...))")
+    p.add_argument("--lookahead", action="store_true",
+                   help="average the weights as airbench does (callbacks.Lookahead)")
     p.add_argument("--tta", action="store_true",
                    help="also report test accuracy averaging each image and its mirror")
     p.add_argument("--limit", type=int, default=0, help="use only the first N training images")

@@ -95,11 +95,12 @@ def resnet20(input_shape=(32, 32, 3), num_classes=10):
 def speedrun_model(input_shape=(32, 32, 3), num_classes=10, widths=(32, 128, 128),
                    whiten_filters=24, identity_init=True):
     """A CIFAR-10 net built to reach high accuracy in few epochs, after Keller Jordan's
-    airbench (2024) and David Page's DAWNBench ResNet: a frozen 2x2 patch-whitening
-    convolution (set from the data by :func:`init_whitening`), three blocks of
-    [3x3 conv, BN, ReLU, 2x2 max pool, 3x3 conv, BN, ReLU] with ``widths`` filters (half of
+    airbench94 (2024) and David Page's DAWNBench ResNet: a frozen 2x2 patch-whitening
+    convolution (set from the data by :func:`init_whitening`) and GELU, three blocks of
+    [3x3 conv, 2x2 max pool, BN, GELU, 3x3 conv, BN, GELU] with ``widths`` filters (half of
     airbench's 64/256/256 by default), global max pooling and a bias-free Dense layer whose
-    logits are scaled by 1/9.
+    logits are scaled by 1/9. The batch norms learn a shift but no scale (``scale=False``):
+    each one's input is a bias-free conv, whose kernel sets the scale already.
 
     Args:
         input_shape: (height, width, channels); the whitening needs height and width >= 2.
@@ -122,18 +123,18 @@ def speedrun_model(input_shape=(32, 32, 3), num_classes=10, widths=(32, 128, 128
         raise ValueError("speedrun_model: whiten_filters must be even and in [2, %d] for %d "
                          "input channels, got %r" % (8 * channels, channels, whiten_filters))
     inputs = layers.Input(shape=input_shape)
-    x = layers.Conv2D(whiten_filters, 2, padding="same", activation="relu", name="whiten",
+    x = layers.Conv2D(whiten_filters, 2, padding="same", activation="gelu", name="whiten",
                       trainable=False)(inputs)
     convs = []
     for w in widths:
         for pool in (True, False):
             convs.append(layers.Conv2D(w, 3, padding="same", use_bias=False))
             x = convs[-1](x)
-            # momentum 0.6: the moving statistics must follow a net that changes fast
-            x = layers.BatchNormalization(momentum=0.6, epsilon=1e-5)(x)
-            x = layers.ReLU()(x)
-            if pool:
+            if pool:  # pooling first: batch norm and GELU on a quarter of the pixels
                 x = layers.MaxPooling2D(2)(x)
+            # momentum 0.6: the moving statistics must follow a net that changes fast
+            x = layers.BatchNormalization(momentum=0.6, epsilon=1e-5, scale=False)(x)
+            x = layers.Activation("gelu")(x)
     x = layers.GlobalMaxPooling2D()(x)
     x = layers.Dense(num_classes, use_bias=False)(x)
     outputs = layers.Rescaling(1.0 / 9)(x)

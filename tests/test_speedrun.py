@@ -80,12 +80,14 @@ def test_speedrun_model_shape_and_frozen_whitening(a, b):
     assert model.output_shape == (None, 10)
     whiten = model.get_layer("whiten")
     assert not whiten.trainable and len(whiten.non_trainable_weights) == 2
-    # 3x3 convolutions 24-a-a-b-b-b-b without biases, BN, a bias-free Dense
+    # 3x3 convolutions 24-a-a-b-b-b-b without biases, BN without scales, a bias-free Dense
     convs = 9 * (24 * a + a * a + a * b + 3 * b * b)
-    bn = 4 * (a * 2 + b * 4)
+    bn = 3 * (a * 2 + b * 4)
     assert model.count_params() == 2 * 2 * 3 * 24 + 24 + convs + bn + b * 10
     kinds = [step.kind for step in model.plan()]
-    assert kinds.count("conv2d_batch_norm_relu") == 6
+    # each block: conv, pool, BN, GELU, then conv and BN fused, GELU
+    assert kinds.count("conv2d_batch_norm") == 3 and kinds.count("MaxPooling2D") == 3
+    assert kinds.count("Activation") == 6
 
 
 def test_speedrun_model_refuses_bad_whitening_width():
@@ -125,7 +127,8 @@ def test_train_speedrun_on_an_image_folder_with_smoothing_and_step_schedule(tmp_
     rc = cli.main(["train", "--data", data, "--model", "speedrun", "--image-size", "32",
                    "--epochs", "2", "--batch-size", "8", "--optimizer", "sgd",
                    "--schedule", "step", "--warmup", "0.5", "--label-smoothing", "0.2",
-                   "--augment", "--verbose", "0", "--out", out])
+                   "--momentum", "0.85", "--lookahead", "--augment", "--verbose", "0",
+                   "--out", out])
     assert rc == 0
     assert "validation accuracy" in capsys.readouterr().out
     model = models.load_model(os.path.join(out, "model.keras"))
@@ -135,6 +138,7 @@ def test_train_speedrun_on_an_image_folder_with_smoothing_and_step_schedule(tmp_
     assert schedule["config"]["warmup_steps"] == 1 and schedule["config"]["decay_steps"] == 3
     assert schedule["config"]["warmup_target"] == pytest.approx(0.1)
     assert float(model.optimizer.learning_rate) == pytest.approx(0.0, abs=1e-7)
+    assert model.optimizer.get_config()["momentum"] == pytest.approx(0.85)
 
 
 @pytest.mark.realdata
