@@ -64,10 +64,11 @@ def _load_folder(args):
 
 
 def build_training_model(name, augment, input_shape=(32, 32, 3), num_classes=10,
-                         images=None, shift=4, fill="constant"):
+                         images=None, shift=4, fill="constant", flip=True):
     """The zoo model, with a Rescaling(1/255) input layer (the data stays uint8 in memory)
-    and, with ``augment``, random flips and translations of up to ``shift`` pixels (filled
-    as ``fill``: zeros, or the reflected image), applied in C during training only. A model
+    and, with ``augment``, random flips (unless ``flip`` is False: the data mirrors the
+    images itself) and translations of up to ``shift`` pixels (filled as ``fill``: zeros,
+    or the reflected image), applied in C during training only. A model
     with a ``whiten`` layer (speedrun) gets it set from ``images`` (uint8 training images,
     or a function returning them; required then)."""
     import numpy as np
@@ -81,9 +82,10 @@ def build_training_model(name, augment, input_shape=(32, 32, 3), num_classes=10,
         zoo.init_whitening(core.get_layer("whiten"),
                            np.asarray(images[:5000], dtype=np.float32) / 255)
     front = [layers.Input(shape=input_shape), layers.Rescaling(1.0 / 255)]
+    if augment and flip:
+        front.append(layers.RandomFlip("horizontal"))
     if augment:
-        front += [layers.RandomFlip("horizontal"),
-                  layers.RandomTranslation(shift / input_shape[0], shift / input_shape[1],
+        front += [layers.RandomTranslation(shift / input_shape[0], shift / input_shape[1],
                                            fill_mode=fill, interpolation="nearest")]
     if isinstance(core, models.Sequential):
         return models.Sequential(front + list(core.layers), name=core.name)
@@ -144,12 +146,14 @@ def _cmd_train(args):
                         for y in (y_train, y_test))
     else:
         targets = (y_train, y_test)
+    train = {"x": x_train, "y": targets[0], "batch_size": args.batch_size}
+    if args.augment and args.flip == "alternate":
+        from fastcnn import data
+        train = {"x": data.AlternatingFlip(x_train, targets[0], args.batch_size, args.seed)}
     t0 = time.perf_counter()
     try:
-        history = model.fit(x_train, targets[0], epochs=args.epochs,
-                            batch_size=args.batch_size,
-                            validation_data=(x_test, targets[1]), callbacks=cbs,
-                            verbose=args.verbose)
+        history = model.fit(epochs=args.epochs, validation_data=(x_test, targets[1]),
+                            callbacks=cbs, verbose=args.verbose, **train)
     except KeyboardInterrupt:
         if args.chief:
             model.save(ckpt)
@@ -198,8 +202,11 @@ def _compiled_model(args, input_shape, num_classes, images, steps_per_epoch):
     if not 0 <= args.shift < min(input_shape[:2]):
         raise ValueError("--shift must be in [0, %d) pixels for %dx%d images, got %d"
                          % (min(input_shape[:2]), input_shape[0], input_shape[1], args.shift))
+    if args.flip == "alternate" and callable(images):  # a folder: read lazily
+        raise ValueError("--flip alternate needs the images in memory (CIFAR-10), not an "
+                         "image folder")
     model = build_training_model(args.model, args.augment, input_shape, num_classes, images,
-                                 args.shift, args.fill)
+                                 args.shift, args.fill, flip=args.flip == "random")
     model.summary()
     lr = args.lr or {"adam": 1e-3 if args.model == "tutorial" else 2e-3, "adamw": 2e-3,
                      "sgd": 0.1}[args.optimizer]
@@ -409,6 +416,9 @@ def build_parser():
                    help="random translation (--shift, --fill) and horizontal flip, in C")
     p.add_argument("--shift", type=int, default=4,
                    help="--augment: largest random translation in pixels (default 4)")
+    p.add_argument("--flip", choices=["random", "alternate"], default="random",
+                   help="--augment: mirror each image at random, or on alternate epochs "
+                        "(data.AlternatingFlip; in-memory images only)")
     p.add_argument("--fill", choices=["constant", "reflect"], default="constant",
                    help="--augment: pixels shifted in are zeros or the reflected image")
     p.add_argument("--lr", type=float, default=None,

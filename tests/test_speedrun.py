@@ -149,7 +149,8 @@ def test_train_speedrun_on_cifar10_slice(tmp_path, capsys):
     rc = cli.main(["train", "--data", str(CIFAR_DIR), "--model", "speedrun", "--limit", "2048",
                    "--epochs", "2", "--batch-size", "256", "--optimizer", "sgd", "--lr", "0.4",
                    "--weight-decay", "5e-3", "--schedule", "step", "--label-smoothing", "0.2",
-                   "--augment", "--tta", "--verbose", "0", "--out", out])
+                   "--augment", "--flip", "alternate", "--lookahead", "--tta", "--verbose",
+                   "0", "--out", out])
     assert rc == 0
     text = capsys.readouterr().out
     acc = float(text.split("test accuracy: ")[1].split()[0])
@@ -190,6 +191,20 @@ def test_identity_init_passes_each_block_input_through():
     plain = zoo.speedrun_model(input_shape=(8, 8, 3), widths=(8, 16, 16), identity_init=False)
     kernel = [l for l in plain.layers if isinstance(l, layers.Conv2D)][1].get_weights()[0]
     assert np.count_nonzero(kernel[..., :8]) == kernel[..., :8].size
+
+
+def test_train_refuses_alternating_flips_on_an_image_folder(tmp_path, capsys):
+    pytest.importorskip("PIL")
+    data = _folder(str(tmp_path / "shades"))
+    rc = cli.main(["train", "--data", data, "--image-size", "32", "--epochs", "1",
+                   "--augment", "--flip", "alternate", "--out", str(tmp_path / "out")])
+    assert rc == 1 and "--flip alternate needs the images in memory" in capsys.readouterr().err
+
+
+def test_alternating_flip_model_has_no_flip_layer():
+    model = cli.build_training_model("tutorial", True, flip=False)
+    kinds = [type(layer).__name__ for layer in model.layers]
+    assert "RandomFlip" not in kinds and "RandomTranslation" in kinds
 
 
 def test_train_refuses_a_warmup_past_the_last_epoch(tmp_path, capsys):

@@ -6,9 +6,11 @@ batches decoded by background threads; ``Dataset.from_tensor_slices((x, y))`` wr
 iterables of batches (``fastcnn.training.adapters``).
 """
 from .dataset import AUTOTUNE, INFINITE_CARDINALITY, UNKNOWN_CARDINALITY, Dataset
+from .flip import AlternatingFlip
 from .py_dataset import PyDataset
 
 __all__ = ["Dataset", "AUTOTUNE", "INFINITE_CARDINALITY", "UNKNOWN_CARDINALITY", "PyDataset",
+           "AlternatingFlip",
            "image_dataset_from_directory", "load_img", "img_to_array", "array_to_img",
            "save_img"]
 
