@@ -108,6 +108,17 @@ def _cosine_schedule(base_lr, epochs, warmup=1, floor=0.02):
     return schedule
 
 
+def _triangle_schedule(base_lr, total_steps, warmup_steps, start=0.2, end=0.07):
+    """airbench's per-step learning rate: linear from start*lr to lr over the warm-up steps,
+    then linear to end*lr at the last step (the floor keeps Lookahead's average moving)."""
+    def rate(step):
+        if step < warmup_steps:
+            return base_lr * (start + (1 - start) * step / warmup_steps)
+        done = min(1.0, (step - warmup_steps) / max(1, total_steps - warmup_steps))
+        return base_lr * (1 + (end - 1) * done)
+    return rate
+
+
 def _cmd_train(args):
     import fastcnn
 
@@ -197,7 +208,8 @@ def _sample_images(dataset, count):
 
 def _compiled_model(args, input_shape, num_classes, images, steps_per_epoch):
     from fastcnn import losses, optimizers
-    if args.schedule == "step" and not 0 <= args.warmup < args.epochs:
+    args.steps_per_epoch = steps_per_epoch  # the triangle schedule's callback counts steps
+    if args.schedule in ("step", "triangle") and not 0 <= args.warmup < args.epochs:
         raise ValueError("--warmup must be in [0, --epochs), got %g" % args.warmup)
     if not 0 <= args.shift < min(input_shape[:2]):
         raise ValueError("--shift must be in [0, %d) pixels for %dx%d images, got %d"
@@ -238,6 +250,15 @@ def _callbacks(args, model):
     if args.model != "tutorial" and args.schedule == "epoch":
         cbs.append(callbacks.LearningRateScheduler(
             _cosine_schedule(float(model.optimizer.learning_rate), args.epochs)))
+    if args.schedule == "triangle":  # a float rate set before each step: Keras reads it
+        steps = args.steps_per_epoch
+        rate = _triangle_schedule(float(model.optimizer.learning_rate), args.epochs * steps,
+                                  round(args.warmup * steps))
+        optimizer = model.optimizer
+
+        def set_rate(batch, logs=None):
+            optimizer.learning_rate = rate(optimizer.iterations)
+        cbs.append(callbacks.LambdaCallback(on_train_batch_begin=set_rate))
     if args.lookahead:  # before the checkpoint: it saves the averaged weights
         cbs.insert(1, callbacks.Lookahead())
     return cbs, ckpt
@@ -429,10 +450,12 @@ def build_parser():
     p.add_argument("--momentum", type=float, default=0.9, help="--optimizer sgd: momentum")
     p.add_argument("--weight-decay", type=float, default=None,
                    help="decoupled weight decay (Keras' weight_decay; AdamW default 0.004)")
-    p.add_argument("--schedule", choices=["epoch", "step"], default="epoch",
+    p.add_argument("--schedule", choices=["epoch", "step", "triangle"], default="epoch",
                    help="learning rate for models other than the tutorial: epoch: per-epoch "
                         "cosine with a 1-epoch warm-up; step: Keras' CosineDecay per step, "
-                        "warming up linearly from lr/10 over --warmup epochs, to 0")
+                        "warming up linearly from lr/10 over --warmup epochs, to 0; "
+                        "triangle: per step, linear from lr/5 to lr over --warmup epochs, "
+                        "then linear to 0.07 lr (airbench's)")
     p.add_argument("--warmup", type=float, default=1.0,
                    help="warm-up epochs of --schedule step")
     p.add_argument("--label-smoothing", type=float, default=0.0,

@@ -207,6 +207,30 @@ def test_alternating_flip_model_has_no_flip_layer():
     assert "RandomFlip" not in kinds and "RandomTranslation" in kinds
 
 
+def test_triangle_schedule_values():
+    rate = cli._triangle_schedule(2.0, 10, 2)
+    assert [rate(t) for t in (0, 1, 2)] == pytest.approx([0.4, 1.2, 2.0])
+    assert rate(6) == pytest.approx(2.0 * (1 - 0.93 * 4 / 8))
+    assert rate(10) == pytest.approx(0.14) and rate(12) == pytest.approx(0.14)
+    assert cli._triangle_schedule(1.0, 4, 0)(0) == pytest.approx(1.0)
+
+
+def test_train_with_the_triangle_schedule_sets_each_step_rate(tmp_path):
+    pytest.importorskip("PIL")
+    data = _folder(str(tmp_path / "shades"))
+    out = str(tmp_path / "out")
+    rc = cli.main(["train", "--data", data, "--model", "speedrun", "--image-size", "32",
+                   "--epochs", "3", "--batch-size", "4", "--optimizer", "sgd", "--lr", "0.2",
+                   "--schedule", "triangle", "--warmup", "1", "--verbose", "0", "--out", out])
+    assert rc == 0
+    model = models.load_model(os.path.join(out, "model.keras"))
+    steps = model.optimizer.iterations
+    assert steps % 3 == 0 and steps >= 6
+    # a plain float in the file (Keras reads it); the last step's rate, set before it ran
+    assert model.optimizer.get_config()["learning_rate"] == pytest.approx(
+        cli._triangle_schedule(0.2, steps, steps // 3)(steps - 1))
+
+
 def test_train_refuses_a_warmup_past_the_last_epoch(tmp_path, capsys):
     pytest.importorskip("PIL")
     data = _folder(str(tmp_path / "shades"))
