@@ -234,6 +234,10 @@ def _compiled_model(args, input_shape, num_classes, images, steps_per_epoch):
         opt = optimizers.AdamW(learning_rate=lr, weight_decay=args.weight_decay or 0.004)
     else:
         opt = optimizers.Adam(learning_rate=lr, weight_decay=args.weight_decay)
+    if args.beta_lr_scale != 1:
+        if args.optimizer != "sgd":
+            raise ValueError("--beta-lr-scale needs --optimizer sgd")
+        opt.scale_learning_rate(args.beta_lr_scale, var_names=["beta"])
     if args.label_smoothing:  # Keras' sparse cross-entropy has none: one-hot targets then
         loss = losses.CategoricalCrossentropy(from_logits=True,
                                               label_smoothing=args.label_smoothing)
@@ -448,6 +452,9 @@ def build_parser():
     p.add_argument("--optimizer", choices=["adam", "adamw", "sgd"], default="adam",
                    help="sgd: Nesterov momentum (--momentum)")
     p.add_argument("--momentum", type=float, default=0.9, help="--optimizer sgd: momentum")
+    p.add_argument("--beta-lr-scale", type=float, default=1.0,
+                   help="--optimizer sgd: learning rate of batch-norm shifts (beta) times "
+                        "this, their weight decay unchanged (airbench: 64)")
     p.add_argument("--weight-decay", type=float, default=None,
                    help="decoupled weight decay (Keras' weight_decay; AdamW default 0.004)")
     p.add_argument("--schedule", choices=["epoch", "step", "triangle"], default="epoch",

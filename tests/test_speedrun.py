@@ -127,7 +127,8 @@ def test_train_speedrun_on_an_image_folder_with_smoothing_and_step_schedule(tmp_
     rc = cli.main(["train", "--data", data, "--model", "speedrun", "--image-size", "32",
                    "--epochs", "2", "--batch-size", "8", "--optimizer", "sgd",
                    "--schedule", "step", "--warmup", "0.5", "--label-smoothing", "0.2",
-                   "--momentum", "0.85", "--lookahead", "--augment", "--verbose", "0",
+                   "--momentum", "0.85", "--beta-lr-scale", "64", "--lookahead", "--augment",
+                   "--verbose", "0",
                    "--out", out])
     assert rc == 0
     assert "validation accuracy" in capsys.readouterr().out
@@ -229,6 +230,14 @@ def test_train_with_the_triangle_schedule_sets_each_step_rate(tmp_path):
     # a plain float in the file (Keras reads it); the last step's rate, set before it ran
     assert model.optimizer.get_config()["learning_rate"] == pytest.approx(
         cli._triangle_schedule(0.2, steps, steps // 3)(steps - 1))
+
+
+def test_train_refuses_a_beta_rate_scale_without_sgd(tmp_path, capsys):
+    pytest.importorskip("PIL")
+    data = _folder(str(tmp_path / "shades"))
+    rc = cli.main(["train", "--data", data, "--image-size", "32", "--epochs", "1",
+                   "--beta-lr-scale", "64", "--out", str(tmp_path / "out")])
+    assert rc == 1 and "--beta-lr-scale needs --optimizer sgd" in capsys.readouterr().err
 
 
 def test_train_refuses_a_warmup_past_the_last_epoch(tmp_path, capsys):

@@ -194,6 +194,7 @@ class Optimizer:
         self._exclude_vars = {}      # id(variable) -> variable, excluded from weight decay
         self._exclude_pattern = None
         self._decay_cache = {}       # id(variable) -> bool (is decayed)
+        self._rate_scale = None      # (factor, ids, name pattern): scale_learning_rate's
 
     # ------------------------------------------------------------------ learning rate
     def _set_learning_rate(self, value, initial=False):
@@ -305,6 +306,63 @@ class Optimizer:
             self._exclude_pattern = None
         self._decay_cache = {}
         self._plans = {}
+
+    # rules whose update is linear in the gradient: scaling one scales the step (SGD)
+    _gradient_scales_step = False
+
+    def scale_learning_rate(self, factor, var_list=None, var_names=None):
+        """Multiply the learning rate of some variables by ``factor``, leaving their weight
+        decay as it is (as airbench94 trains batch-norm shifts 64x faster). A fastcnn
+        extension: Keras has no per-variable rates.
+
+        The chosen variables' gradients are multiplied by ``factor`` before each step,
+        which scales their step exactly for SGD (with or without momentum), the one
+        optimizer that takes it. Must be called before the optimizer is built; each call
+        replaces the previous one; not part of ``get_config`` (a reloaded optimizer must be
+        told again).
+
+        Args:
+            factor: a finite number > 0.
+            var_list: variables chosen by identity.
+            var_names: strings; a variable is chosen when any of them occurs in its
+                ``name`` (as in :meth:`exclude_from_weight_decay`), e.g. ``["beta"]``.
+
+        Raises:
+            ValueError: the optimizer is not SGD, is built already, clips gradients, or
+                ``factor`` is not a finite number > 0.
+            TypeError: a name that is not a string.
+        """
+        who = "%s.scale_learning_rate" % type(self).__name__
+        if not self._gradient_scales_step:
+            raise ValueError("%s: only SGD's step is proportional to the gradient; scaling "
+                             "another optimizer's gradients would not scale its rate" % who)
+        if self.built:
+            raise ValueError("%s: call it before the optimizer is built (before the first "
+                             "fit or apply)" % who)
+        if self.clipnorm or self.global_clipnorm or self.clipvalue:
+            raise ValueError("%s: gradient clipping would clip the scaled gradients" % who)
+        if isinstance(factor, bool) or not isinstance(factor, numbers.Real) or not (
+                math.isfinite(factor) and factor > 0):
+            raise ValueError("%s: factor must be a finite number > 0, got %r" % (who, factor))
+        pattern = None
+        if var_names:
+            names = list(var_names)
+            for n in names:
+                if not isinstance(n, str):
+                    raise TypeError("%s: var_names must be strings, got %r" % (who, n))
+            pattern = re.compile("|".join(set(names)))
+        self._rate_scale = (float(factor), {id(v) for v in (var_list or ())}, pattern)
+        self._plans = {}
+
+    def _gradient_factors(self, variables):
+        """One gradient factor per variable (scale_learning_rate's), or None (all 1)."""
+        if self._rate_scale is None:
+            return None
+        factor, ids, pattern = self._rate_scale
+        factors = [factor if id(v) in ids or (
+            pattern is not None and pattern.search(str(getattr(v, "name", "")))) else None
+            for v in variables]
+        return factors if any(factors) else None
 
     def _use_weight_decay(self, variable):
         """Keras' rule: not excluded by identity nor by a ``var_names`` match on the name."""
@@ -439,7 +497,9 @@ class Optimizer:
             plan = self._plans.get(key)
             if plan is None:
                 plan = self._plans[key] = self._plan(variables)
-            slot_lists, acc, avg, decay = plan
+            slot_lists, acc, avg, decay, factors = plan
+            if factors is not None:  # scale_learning_rate: fresh arrays, the caller's stay
+                grads = [g if f is None else g * np.float32(f) for g, f in zip(grads, factors)]
             ema_m = None
             overwrite = False
             if self.use_ema:
@@ -479,7 +539,8 @@ class Optimizer:
             k += 1
         if self.use_ema:
             avg = [s[k] for s in per_var]
-        return slot_lists, acc, avg, self._decay_factors(variables)
+        return (slot_lists, acc, avg, self._decay_factors(variables),
+                self._gradient_factors(variables))
 
     def _hyper(self, step, lr):
         """(hyper-parameters, variant) of the rule for Keras' 1-based ``step``."""

@@ -35,6 +35,7 @@ class SGD(Optimizer):
     """
 
     _rule = "sgd"
+    _gradient_scales_step = True
 
     def __init__(self, learning_rate=0.01, momentum=0.0, nesterov=False, name="SGD", **kwargs):
         super().__init__(learning_rate, name=name, **kwargs)
