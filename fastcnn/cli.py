@@ -148,10 +148,10 @@ def _cmd_train(args):
         (x_train, x_test), (y_train, y_test) = ((x_train[:split], x_train[split:]),
                                                 (y_train[:split], y_train[split:]))
 
-    model = _compiled_model(args, (32, 32, 3), len(class_names), x_train,
-                            -(-len(x_train) // args.batch_size))
+    steps = -(-len(x_train) // args.batch_size)
+    model = _compiled_model(args, (32, 32, 3), len(class_names), x_train, steps)
     model.class_names = list(class_names)
-    cbs, ckpt = _callbacks(args, model)
+    cbs, ckpt = _callbacks(args, model, steps)
     if args.label_smoothing:  # CategoricalCrossentropy: one-hot targets
         targets = tuple(fastcnn.utils.to_categorical(y, len(class_names))
                         for y in (y_train, y_test))
@@ -208,7 +208,6 @@ def _sample_images(dataset, count):
 
 def _compiled_model(args, input_shape, num_classes, images, steps_per_epoch):
     from fastcnn import losses, optimizers
-    args.steps_per_epoch = steps_per_epoch  # the triangle schedule's callback counts steps
     if args.schedule in ("step", "triangle") and not 0 <= args.warmup < args.epochs:
         raise ValueError("--warmup must be in [0, --epochs), got %g" % args.warmup)
     if not 0 <= args.shift < min(input_shape[:2]):
@@ -247,7 +246,7 @@ def _compiled_model(args, input_shape, num_classes, images, steps_per_epoch):
     return model
 
 
-def _callbacks(args, model):
+def _callbacks(args, model, steps_per_epoch):
     from fastcnn import callbacks
     ckpt = os.path.join(args.out, "checkpoint.keras")
     cbs = [callbacks.TerminateOnNaN(), callbacks.ModelCheckpoint(ckpt)]
@@ -255,9 +254,9 @@ def _callbacks(args, model):
         cbs.append(callbacks.LearningRateScheduler(
             _cosine_schedule(float(model.optimizer.learning_rate), args.epochs)))
     if args.schedule == "triangle":  # a float rate set before each step: Keras reads it
-        steps = args.steps_per_epoch
-        rate = _triangle_schedule(float(model.optimizer.learning_rate), args.epochs * steps,
-                                  round(args.warmup * steps))
+        rate = _triangle_schedule(float(model.optimizer.learning_rate),
+                                  args.epochs * steps_per_epoch,
+                                  round(args.warmup * steps_per_epoch))
         optimizer = model.optimizer
 
         def set_rate(batch, logs=None):
@@ -274,7 +273,7 @@ def _train_folder(args):
     model = _compiled_model(args, shape, len(class_names),
                             lambda: _sample_images(train_ds, 5000), len(train_ds))
     model.class_names = list(class_names)  # saved with the model for `fastcnn predict`
-    cbs, ckpt = _callbacks(args, model)
+    cbs, ckpt = _callbacks(args, model, len(train_ds))
     t0 = time.perf_counter()
     try:
         history = model.fit(train_ds, validation_data=val_ds, epochs=args.epochs,

@@ -61,9 +61,11 @@ def test_fit_on_alternating_flips():
                                layers.Dense(2)])
     model.compile(optimizer=optimizers.SGD(0.05),
                   loss=losses.SparseCategoricalCrossentropy(from_logits=True))
-    history = model.fit(data.AlternatingFlip(x, y, batch_size=8, seed=0), epochs=2, verbose=0)
+    ds = data.AlternatingFlip(x, y, batch_size=8, seed=0)
+    history = model.fit(ds, epochs=2, verbose=0)
     assert len(history.history["loss"]) == 2
     assert all(np.isfinite(history.history["loss"]))
+    assert ds.epoch == 2  # fit ended each epoch through the dataset: the sides alternated
 
 
 @pytest.mark.parametrize("args, message", [
