@@ -730,16 +730,22 @@ int fc_depthwise_forward(const fc_depthwise_geometry *g, const float *x, const f
         use_avx2() ? (g->m == 1 ? fwd_line1_avx2 : fwd_line_avx2) :
 #endif
                    (g->m == 1 ? fwd_line1_generic : fwd_line_generic);
+    const int64_t L = g->ow * Q;
+    /* a large output goes line by line through a cached buffer and out with streaming
+     * stores: half the memory traffic of storing it in place */
+    const int stream = fc_stream_output(R * L * (int64_t)sizeof(float));
     int failed = 0;
 #pragma omp parallel num_threads(fc_get_num_threads()) if (R * g->ow * Q * g->kh * g->kw > 32768)
     {
-        float *buf = NULL;
+        float *buf = NULL, *line = NULL;
         /* rows[kh], rows[kh + 1]: rows to prefetch for the next lines (M == 1 lines only) */
         const float **rows = (const float **)fc_malloc((size_t)(g->kh + 2) * sizeof(float *));
         int64_t r;
         if (g->m > 1)
             buf = (float *)fc_malloc((size_t)(g->kh * g->w * Q) * sizeof(float));
-        if (!rows || (g->m > 1 && !buf)) {
+        if (stream)
+            line = (float *)fc_malloc((size_t)L * sizeof(float));
+        if (!rows || (g->m > 1 && !buf) || (stream && !line)) {
 #pragma omp atomic write
             failed = 1;
         }
@@ -750,9 +756,17 @@ int fc_depthwise_forward(const fc_depthwise_geometry *g, const float *x, const f
                 const int64_t n = r / g->oh, oh = r % g->oh;
                 gather_rows(g, x, n, oh, buf, rows);
                 prefetch_rows(g, x, n, oh, rows + g->kh);
-                fn(g, rows, kernel, bias, relu, Q, out + r * g->ow * Q);
+                if (stream) {
+                    fn(g, rows, kernel, bias, relu, Q, line);
+                    fc_stream_copy(out + r * L, line, L);
+                } else {
+                    fn(g, rows, kernel, bias, relu, Q, out + r * L);
+                }
             }
+            if (stream)
+                fc_stream_fence();
         }
+        fc_free(line);
         fc_free(buf);
         fc_free((void *)rows);
     }

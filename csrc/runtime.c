@@ -93,6 +93,52 @@ void fc_free(void *p)
 #endif
 }
 
+/* ---- streaming stores for large outputs ----------------------------------------------- */
+#if defined(__x86_64__) || defined(_M_X64)
+#include <emmintrin.h>
+#define FC_HAVE_STREAM 1
+#endif
+
+/* a thread's share of an output past this leaves the core's L2 and its share of L3 */
+#define FC_STREAM_MIN_BYTES_PER_THREAD ((int64_t)4 << 20)
+static int64_t g_stream_min = -1;
+
+void fc_set_stream_min_bytes(int64_t bytes_per_thread)
+{
+    g_stream_min = bytes_per_thread < 0 ? -1 : bytes_per_thread;
+}
+
+int fc_stream_output(int64_t bytes)
+{
+#ifdef FC_HAVE_STREAM
+    const int64_t min = g_stream_min < 0 ? FC_STREAM_MIN_BYTES_PER_THREAD : g_stream_min;
+    return bytes / fc_get_num_threads() >= min;
+#else
+    (void)bytes;
+    return 0;
+#endif
+}
+
+void fc_stream_copy(float *dst, const float *src, int64_t n)
+{
+    int64_t i = 0;
+#ifdef FC_HAVE_STREAM
+    for (; i < n && ((uintptr_t)(dst + i) & 15); i++)
+        dst[i] = src[i];
+    for (; i + 4 <= n; i += 4)
+        _mm_stream_ps(dst + i, _mm_loadu_ps(src + i));
+#endif
+    for (; i < n; i++)
+        dst[i] = src[i];
+}
+
+void fc_stream_fence(void)
+{
+#ifdef FC_HAVE_STREAM
+    _mm_sfence();
+#endif
+}
+
 /* ---- fp32 peak probe (benchmarks report "% of peak" against it) ---------------------- */
 #ifdef FC_HAVE_AVX2_PATH
 #include <immintrin.h>

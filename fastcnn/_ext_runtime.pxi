@@ -3,6 +3,8 @@ from libc.stdint cimport int64_t
 cdef extern from "fc_common.h":
     int fc_get_num_threads() nogil
     void fc_set_num_threads(int n) nogil
+    void fc_set_stream_min_bytes(int64_t bytes_per_thread) nogil
+    int fc_stream_output(int64_t nbytes) nogil
     int fc_openmp_enabled() nogil
     int fc_simd_level() nogil
     void fc_force_simd_level(int level) nogil
@@ -26,6 +28,17 @@ def get_num_threads():
 
 def set_num_threads(int n):
     fc_set_num_threads(n)
+
+
+def set_stream_min_bytes(int64_t bytes_per_thread):
+    """Outputs of at least this many bytes per thread are written with streaming stores
+    (0: every output, for tests); -1 restores the default."""
+    fc_set_stream_min_bytes(bytes_per_thread)
+
+
+def stream_output(int64_t nbytes):
+    """Whether an output of nbytes is written with streaming stores at the thread count."""
+    return bool(fc_stream_output(nbytes))
 
 
 def openmp_enabled():

@@ -35,6 +35,16 @@ def num_threads(n):
         fastcnn.set_num_threads(old)
 
 
+@contextlib.contextmanager
+def streaming_stores(on):
+    """Run the block with every kernel output written by streaming stores (on) or none."""
+    fastcnn._ext.set_stream_min_bytes(0 if on else 1 << 62)
+    try:
+        yield
+    finally:
+        fastcnn._ext.set_stream_min_bytes(-1)
+
+
 def assert_close(actual, expected, rtol=1e-5, atol=1e-5, what=""):
     """Like np.testing.assert_allclose, with a relative-to-max-magnitude atol for sums."""
     actual = np.asarray(actual, dtype=np.float64)

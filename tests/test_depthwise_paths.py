@@ -7,7 +7,7 @@ import pytest
 
 import fastcnn
 from fastcnn import ops
-from conftest import assert_close, num_threads
+from conftest import assert_close, num_threads, streaming_stores
 from test_depthwise import _pads, ref_depthwise
 
 # (x shape, kernel shape, strides, padding, dilation): widths 1..21 cover every interior
@@ -97,3 +97,46 @@ def test_paths_bitwise_threads_and_portable(rng, xs, ks, s, pad, d):
         fastcnn._ext.force_simd(-1)
     for a, b_, c in zip(one, two, slow):
         assert a.tobytes() == b_.tobytes() == c.tobytes()
+
+
+def _misaligned(shape):
+    """A C-contiguous float32 array of NaNs starting 4 bytes past a 16-byte boundary."""
+    n = int(np.prod(shape))
+    buf = np.full(n + 8, np.nan, np.float32)
+    off = (-(buf.ctypes.data // 4) + 1) % 4
+    return buf[off:off + n].reshape(shape)
+
+
+@pytest.mark.parametrize("xs,ks,s,pad,d", SHAPES)
+def test_streamed_outputs_bitwise_as_cached(rng, xs, ks, s, pad, d):
+    """Large outputs go out line by line with streaming stores: the same bits as in place,
+    into aligned and misaligned outputs, at 1 and 2 threads."""
+    x = rng.standard_normal(xs).astype(np.float32)
+    k = rng.standard_normal(ks).astype(np.float32)
+    b = rng.standard_normal(ks[2] * ks[3]).astype(np.float32)
+    dy = rng.standard_normal(ops.depthwise_conv2d_output_shape(x.shape, ks, s, pad, d))
+    dy = dy.astype(np.float32)
+
+    def run():
+        y = ops.depthwise_conv2d(x, k, b, s, pad, d, activation="relu",
+                                 out=_misaligned(dy.shape))
+        return [y, ops.depthwise_conv2d(x, k, b, s, pad, d),
+                ops.depthwise_conv2d_backward(dy, x, k, s, pad, d, dx=_misaligned(x.shape))[0]]
+
+    with streaming_stores(False):
+        want = run()
+    for n in (1, 2):
+        with streaming_stores(True), num_threads(n):
+            got = run()
+        for a, w in zip(got, want):
+            assert a.tobytes() == w.tobytes()
+
+
+def test_streaming_policy_scales_with_threads():
+    with num_threads(2):
+        assert fastcnn._ext.stream_output(64 << 20)
+        assert not fastcnn._ext.stream_output(1 << 20)
+        with streaming_stores(True):
+            assert fastcnn._ext.stream_output(4)
+        with streaming_stores(False):
+            assert not fastcnn._ext.stream_output(64 << 20)
