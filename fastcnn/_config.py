@@ -96,6 +96,7 @@ def config():
         "cflags": BUILD_CONFIG.get("cflags", ""),
         "openmp": bool(_ext.openmp_enabled()),
         "simd": _ext.simd_name(),
+        "avx512": bool(_ext.gemm_avx512()),
         "num_threads": get_num_threads(),
         "cpu_count": _cpu_count(),
     }
@@ -109,7 +110,8 @@ def show_config(file=None):
         "  python      : %s (%s)" % (c["python"], c["platform"]),
         "  compiler    : %s  [%s]" % (c["compiler"], c["cflags"]),
         "  openmp      : %s" % ("on" if c["openmp"] else "OFF (serial build)"),
-        "  simd path   : %s" % c["simd"],
+        "  simd path   : %s%s" % (c["simd"], ", AVX-512F in GEMM, Winograd and activations"
+                                  if c["avx512"] else ""),
         "  threads     : %d (of %d cpus)" % (c["num_threads"], c["cpu_count"]),
     ]
     print("\n".join(lines), file=file if file is not None else sys.stdout)

@@ -20,6 +20,21 @@ def test_config_reports_a_known_simd_path():
     assert fastcnn.config()["simd"] in ("avx2+fma", "generic")
 
 
+def test_show_config_says_when_avx512_kernels_run(capsys):
+    """An AVX-512 host must not read as AVX2-only: the GEMM's wider kernels are named."""
+    old = fastcnn._ext.gemm_avx512()
+    try:
+        for on in (0, 1):
+            fastcnn._ext.gemm_force_avx512(on)
+            fastcnn.show_config()
+            line = [ln for ln in capsys.readouterr().out.splitlines() if "simd path" in ln][0]
+            assert fastcnn.config()["avx512"] == fastcnn._ext.gemm_avx512()
+            assert ("AVX-512F" in line) == fastcnn._ext.gemm_avx512()
+    finally:
+        fastcnn._ext.gemm_force_avx512(-1)
+    assert fastcnn._ext.gemm_avx512() == old
+
+
 def test_set_num_threads_conventions():
     cpus = fastcnn.config()["cpu_count"]
     with num_threads(1):
