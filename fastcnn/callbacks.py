@@ -782,7 +782,9 @@ class Lookahead(Callback):
     moves freely) to ``max_decay`` at the last of the T = ``epochs * steps`` steps of the
     ``fit`` call, so the average is strongest while the learning rate anneals. After each
     epoch's last step the model takes the slow weights, so the epoch's validation, its
-    checkpoint and the model ``fit`` returns are the average.
+    checkpoint and the model ``fit`` returns are the average; a run resumed from such a
+    checkpoint with ``fit(initial_epoch=k)`` goes on with the ramp at epoch k and the
+    loaded weights as the slow ones, the steps of the uninterrupted run.
     Every weight is averaged, batch-norm moving statistics included; the optimizer's own
     state (momentum) is left alone.
 
@@ -830,6 +832,19 @@ class Lookahead(Callback):
 
     def on_epoch_begin(self, epoch, logs=None):
         self._epoch = epoch
+        if self._step == 0 and epoch > 0:
+            self._resume(epoch)
+
+    def _resume(self, epoch):
+        """fit(initial_epoch=epoch) after a checkpoint: the ramp goes on from that step, and
+        where earlier epochs averaged, the model (saved after an epoch's end, when it took
+        the slow weights) is the slow weights, so the run continues as if uninterrupted."""
+        steps = int(self.params["steps"])
+        self._step = epoch * steps
+        synced_before = self._step // self.sync_period > \
+            (self.start_epoch * steps) // self.sync_period
+        if epoch > self.start_epoch and synced_before:
+            self.slow = [np.array(w) for w in self.model.get_weights()]
 
     def on_train_batch_end(self, batch, logs=None):
         self._step += 1

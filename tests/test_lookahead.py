@@ -3,7 +3,7 @@ decay ramp, the epoch-end copy, batch-norm statistics averaged, and its refusals
 import numpy as np
 import pytest
 
-from fastcnn import callbacks, layers, losses, models, optimizers
+from fastcnn import callbacks, layers, losses, models, optimizers, utils
 
 
 def _model():
@@ -51,6 +51,35 @@ def test_lookahead_matches_a_numpy_replay_bitwise():
     for a, b in zip(got, replay.get_weights()):
         np.testing.assert_array_equal(a, b)
     for a, b in zip(got, slow):  # fit ends on the slow weights
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("start_epoch, resume_at", [(1, 2), (1, 1), (0, 3), (2, 1)])
+def test_lookahead_resumed_run_matches_uninterrupted(tmp_path, start_epoch, resume_at):
+    """A run stopped after epoch k, its checkpoint loaded and fitted on with
+    initial_epoch=k and a new Lookahead, ends bitwise where the uninterrupted run does."""
+    x, y = _data()
+    kw = dict(batch_size=8, epochs=4, verbose=0)
+
+    def look():
+        return callbacks.Lookahead(sync_period=3, max_decay=0.6, start_epoch=start_epoch)
+
+    class StopAfter(callbacks.Callback):
+        def on_epoch_end(self, epoch, logs=None):
+            if epoch + 1 == resume_at:
+                self.model.stop_training = True
+
+    utils.set_random_seed(7)  # the same weights, and shuffle seed drawn at the first fit
+    whole = _model()
+    whole.fit(x, y, callbacks=[look()], **kw)
+    utils.set_random_seed(7)
+    stopped = _model()
+    ckpt = str(tmp_path / "ckpt.keras")
+    stopped.fit(x, y, callbacks=[look(), callbacks.ModelCheckpoint(ckpt), StopAfter()], **kw)
+    resumed = models.load_model(ckpt)
+    assert resumed.optimizer.iterations == resume_at * 5
+    resumed.fit(x, y, initial_epoch=resume_at, callbacks=[look()], **kw)
+    for a, b in zip(resumed.get_weights(), whole.get_weights()):
         np.testing.assert_array_equal(a, b)
 
 
