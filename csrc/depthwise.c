@@ -811,6 +811,7 @@ int fc_depthwise_backward_input(const fc_depthwise_geometry *g, const float *dy,
 #endif
                    dx_line_generic;
     int64_t *src, iw, j;
+    const int stream = fc_stream_output(R * g->w * g->c * (int64_t)sizeof(float));
     int failed = 0;
     if (g->m == 1 && g->sh == 1 && g->sw == 1 && g->pad_top <= (g->kh - 1) * g->dh &&
         g->pad_left <= (g->kw - 1) * g->dw)
@@ -826,12 +827,14 @@ int fc_depthwise_backward_input(const fc_depthwise_geometry *g, const float *dy,
         }
 #pragma omp parallel num_threads(fc_get_num_threads()) if (R * g->w * Q * g->kh * g->kw > 32768)
     {
-        float *tline = NULL;
+        float *tline = NULL, *line = NULL;
         const float **dyrows = (const float **)fc_malloc((size_t)g->kh * sizeof(float *));
         int64_t r;
         if (g->m > 1)
             tline = (float *)fc_malloc((size_t)(g->w * Q) * sizeof(float));
-        if (!dyrows || (g->m > 1 && !tline)) {
+        if (stream)  /* a large dx goes out line by line with streaming stores */
+            line = (float *)fc_malloc((size_t)(g->w * g->c) * sizeof(float));
+        if (!dyrows || (g->m > 1 && !tline) || (stream && !line)) {
 #pragma omp atomic write
             failed = 1;
         }
@@ -840,7 +843,7 @@ int fc_depthwise_backward_input(const fc_depthwise_geometry *g, const float *dy,
 #pragma omp for schedule(static)
             for (r = 0; r < R; r++) {
                 const int64_t n = r / g->h, ih = r % g->h;
-                float *dline = dx + r * g->w * g->c;
+                float *dline = stream ? line : dx + r * g->w * g->c;
                 int64_t i;
                 for (i = 0; i < g->kh; i++) {
                     const int64_t t = ih + g->pad_top - i * g->dh;
@@ -862,8 +865,13 @@ int fc_depthwise_backward_input(const fc_depthwise_geometry *g, const float *dy,
                             dline[w * g->c + c] = s;
                         }
                 }
+                if (stream)
+                    fc_stream_copy(dx + r * g->w * g->c, line, g->w * g->c);
             }
+            if (stream)
+                fc_stream_fence();
         }
+        fc_free(line);
         fc_free(tline);
         fc_free((void *)dyrows);
     }
