@@ -24,6 +24,7 @@
  * multi-MB buffer per call costs more page faults than the wide channels save */
 #define DW_PARTIAL_FLOATS (1 << 16)
 #define DW_MIN_BLOCKS 8
+#define DW_PREFETCH_MIN_BYTES ((int64_t)4 << 20)  /* per thread, see prefetch_pays */
 #define DW_RUN 256          /* partial sums combined per step, per thread */
 
 /* 8 lanes as one value: GCC/Clang vector extensions give AVX2 code in the FC_TARGET_AVX2
@@ -711,6 +712,13 @@ static const float *next_row(const fc_depthwise_geometry *g, const float *x, int
     return ih < 0 ? NULL : x + (n * g->h + ih) * g->w * g->c;
 }
 
+/* Rows ahead are worth prefetching once the tensors read (`floats` of them) are past a
+ * thread's L2 and share of L3; below that the prefetch instructions cost more than they save. */
+static int prefetch_pays(int64_t floats)
+{
+    return floats * (int64_t)sizeof(float) / fc_get_num_threads() > DW_PREFETCH_MIN_BYTES;
+}
+
 /* The two rows to prefetch for the lines after (n, oh): at stride 1 the new row of each of
  * the next two lines, at larger strides the next line's last two rows. */
 static void prefetch_rows(const fc_depthwise_geometry *g, const float *x, int64_t n,
@@ -734,6 +742,7 @@ int fc_depthwise_forward(const fc_depthwise_geometry *g, const float *x, const f
     /* a large output goes line by line through a cached buffer and out with streaming
      * stores: half the memory traffic of storing it in place */
     const int stream = fc_stream_output(R * L * (int64_t)sizeof(float));
+    const int far = prefetch_pays(g->n * g->h * g->w * g->c);
     int failed = 0;
 #pragma omp parallel num_threads(fc_get_num_threads()) if (R * g->ow * Q * g->kh * g->kw > 32768)
     {
@@ -755,7 +764,10 @@ int fc_depthwise_forward(const fc_depthwise_geometry *g, const float *x, const f
             for (r = 0; r < R; r++) {
                 const int64_t n = r / g->oh, oh = r % g->oh;
                 gather_rows(g, x, n, oh, buf, rows);
-                prefetch_rows(g, x, n, oh, rows + g->kh);
+                if (far)
+                    prefetch_rows(g, x, n, oh, rows + g->kh);
+                else
+                    rows[g->kh] = rows[g->kh + 1] = NULL;
                 if (stream) {
                     fn(g, rows, kernel, bias, relu, Q, line);
                     fc_stream_copy(out + r * L, line, L);
@@ -894,6 +906,7 @@ int fc_depthwise_backward_kernel(const fc_depthwise_geometry *g, const float *dy
     const int64_t nb0 = R < lim ? R : lim;
     const int64_t per = (R + nb0 - 1) / nb0, nb = (R + per - 1) / per;
     const int fast = g->m == 1 && g->kh == 3 && g->kw == 3;
+    const int far = prefetch_pays(g->n * g->h * g->w * g->c + R * g->ow * Q);
     const dk_line_fn fn =
 #ifdef FC_HAVE_AVX2_PATH
         use_avx2() ? dk_line_avx2 :
@@ -935,8 +948,12 @@ int fc_depthwise_backward_kernel(const fc_depthwise_geometry *g, const float *dy
                     const float *dyline = dy + r * g->ow * Q;
                     gather_rows(g, x, n, oh, buf, rows);
                     if (fast) {
-                        prefetch_rows(g, x, n, oh, rows + 3);
-                        rows[5] = r + 1 < R ? dyline + g->ow * Q : NULL;
+                        if (far) {
+                            prefetch_rows(g, x, n, oh, rows + 3);
+                            rows[5] = r + 1 < R ? dyline + g->ow * Q : NULL;
+                        } else {
+                            rows[3] = rows[4] = rows[5] = NULL;
+                        }
                         fn3(g, rows, dyline, Q, p, pb);
                         continue;
                     }

@@ -71,8 +71,9 @@ double fc_fma_probe(int64_t iters, float *sink);
 /* Streaming (non-temporal) stores for outputs too large to stay in cache: writing them
  * through the cache first reads every line from memory (read for ownership) and then evicts
  * what the kernel still reads. fc_stream_output says whether an output of `bytes` written by
- * the current thread count should be streamed (its share per thread is past what a core's
- * caches hold; set by fc_set_stream_min_bytes for tests, -1: the default); fc_stream_copy
+ * the current thread count should be streamed (its share per thread, counting at least two
+ * threads, is past what the caches keep for it; set by fc_set_stream_min_bytes for tests, -1:
+ * the default); fc_stream_copy
  * copies n floats with such stores where the CPU has them (else plainly); a thread calls
  * fc_stream_fence after its last streamed copy, before other threads read the output. */
 int fc_stream_output(int64_t bytes);

@@ -99,8 +99,10 @@ void fc_free(void *p)
 #define FC_HAVE_STREAM 1
 #endif
 
-/* a thread's share of an output past this leaves the core's L2 and its share of L3 */
-#define FC_STREAM_MIN_BYTES_PER_THREAD ((int64_t)4 << 20)
+/* Per thread, counting at least two: an output that, with its input, still fits about half
+ * the L3 is read back from there faster than from memory after streaming it (the commit that
+ * set this has the crossover measured). */
+#define FC_STREAM_MIN_BYTES_PER_THREAD ((int64_t)6 << 20)
 static int64_t g_stream_min = -1;
 
 void fc_set_stream_min_bytes(int64_t bytes_per_thread)
@@ -112,7 +114,8 @@ int fc_stream_output(int64_t bytes)
 {
 #ifdef FC_HAVE_STREAM
     const int64_t min = g_stream_min < 0 ? FC_STREAM_MIN_BYTES_PER_THREAD : g_stream_min;
-    return bytes / fc_get_num_threads() >= min;
+    const int threads = fc_get_num_threads();
+    return bytes / (threads > 2 ? threads : 2) >= min;
 #else
     (void)bytes;
     return 0;

@@ -133,9 +133,15 @@ def test_streamed_outputs_bitwise_as_cached(rng, xs, ks, s, pad, d):
 
 
 def test_streaming_policy_scales_with_threads():
+    """6 MiB per thread, counting at least two threads."""
+    for n in (1, 2):
+        with num_threads(n):
+            assert fastcnn._ext.stream_output(12 << 20)
+            assert not fastcnn._ext.stream_output((12 << 20) - 4)
+    with num_threads(16):
+        assert not fastcnn._ext.stream_output(64 << 20)
+        assert fastcnn._ext.stream_output(96 << 20)
     with num_threads(2):
-        assert fastcnn._ext.stream_output(64 << 20)
-        assert not fastcnn._ext.stream_output(1 << 20)
         with streaming_stores(True):
             assert fastcnn._ext.stream_output(4)
         with streaming_stores(False):
