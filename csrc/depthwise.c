@@ -823,11 +823,11 @@ int fc_depthwise_backward_input(const fc_depthwise_geometry *g, const float *dy,
 #endif
                    dx_line_generic;
     int64_t *src, iw, j;
-    const int stream = fc_stream_output(R * g->w * g->c * (int64_t)sizeof(float));
-    int failed = 0;
+    int stream, failed = 0;
     if (g->m == 1 && g->sh == 1 && g->sw == 1 && g->pad_top <= (g->kh - 1) * g->dh &&
         g->pad_left <= (g->kw - 1) * g->dw)
         return backward_input_as_forward(g, dy, kernel, dx);
+    stream = fc_stream_output(R * g->w * g->c * (int64_t)sizeof(float));
     src = (int64_t *)fc_malloc((size_t)(g->w * g->kw) * sizeof(int64_t));
     if (!src)
         return FC_ENOMEM;

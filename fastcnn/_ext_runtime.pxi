@@ -31,8 +31,8 @@ def set_num_threads(int n):
 
 
 def set_stream_min_bytes(int64_t bytes_per_thread):
-    """Outputs of at least this many bytes per thread are written with streaming stores
-    (0: every output, for tests); -1 restores the default."""
+    """Outputs of at least this many bytes per thread (counting at least two threads) are
+    written with streaming stores (0: every output, for tests); -1 restores the default."""
     fc_set_stream_min_bytes(bytes_per_thread)
 
 

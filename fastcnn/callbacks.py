@@ -841,9 +841,8 @@ class Lookahead(Callback):
         the slow weights) is the slow weights, so the run continues as if uninterrupted."""
         steps = int(self.params["steps"])
         self._step = epoch * steps
-        synced_before = self._step // self.sync_period > \
-            (self.start_epoch * steps) // self.sync_period
-        if epoch > self.start_epoch and synced_before:
+        # a sync step in (start_epoch * steps, epoch * steps]: earlier epochs averaged
+        if self._step // self.sync_period > self.start_epoch * steps // self.sync_period:
             self.slow = [np.array(w) for w in self.model.get_weights()]
 
     def on_train_batch_end(self, batch, logs=None):
