@@ -7,7 +7,8 @@
  * With M == 1 (MobileNet's case) faster cores take over: the forward's register-blocked
  * pixel rows (fwd_line1), the input gradient at stride 1 as that forward with a flipped
  * kernel, and for 3x3 windows the kernel gradient's register-resident tap sums with the
- * bias gradient in the same pass (dk3_line).
+ * bias gradient in the same pass (dk3_line). Where both gradients take those paths and dx
+ * has dy's shape, fc_depthwise_backward runs them as one pass over dy.
  */
 #include <string.h>
 
@@ -790,24 +791,38 @@ int fc_depthwise_forward(const fc_depthwise_geometry *g, const float *x, const f
  * kernel flipped in both axes and the complementary padding: it takes the forward's
  * register-blocked path (dx row ih, column iw sums dy at ih + pad_top - i*dh and
  * iw + pad_left - j*dw, times tap (i, j)). */
+static void flipped_geometry(const fc_depthwise_geometry *g, fc_depthwise_geometry *t)
+{
+    *t = *g;
+    t->h = g->oh;
+    t->w = g->ow;
+    t->oh = g->h;
+    t->ow = g->w;
+    t->pad_top = (g->kh - 1) * g->dh - g->pad_top;
+    t->pad_left = (g->kw - 1) * g->dw - g->pad_left;
+}
+
+/* The (KH, KW, C, 1) kernel flipped in both axes, freshly allocated (NULL: no memory). */
+static float *flipped_kernel(const fc_depthwise_geometry *g, const float *kernel)
+{
+    const int64_t Q = g->c, T = g->kh * g->kw;
+    float *flipped = (float *)fc_malloc((size_t)(T * Q) * sizeof(float));
+    int64_t e;
+    if (flipped)
+        for (e = 0; e < T; e++)
+            memcpy(flipped + (T - 1 - e) * Q, kernel + e * Q, (size_t)Q * sizeof(float));
+    return flipped;
+}
+
 static int backward_input_as_forward(const fc_depthwise_geometry *g, const float *dy,
                                      const float *kernel, float *dx)
 {
-    const int64_t Q = g->c, T = g->kh * g->kw;
-    fc_depthwise_geometry t = *g;
-    float *flipped = (float *)fc_malloc((size_t)(T * Q) * sizeof(float));
-    int64_t e;
+    fc_depthwise_geometry t;
+    float *flipped = flipped_kernel(g, kernel);
     int rc;
     if (!flipped)
         return FC_ENOMEM;
-    for (e = 0; e < T; e++)
-        memcpy(flipped + (T - 1 - e) * Q, kernel + e * Q, (size_t)Q * sizeof(float));
-    t.h = g->oh;
-    t.w = g->ow;
-    t.oh = g->h;
-    t.ow = g->w;
-    t.pad_top = (g->kh - 1) * g->dh - g->pad_top;
-    t.pad_left = (g->kw - 1) * g->dw - g->pad_left;
+    flipped_geometry(g, &t);
     rc = fc_depthwise_forward(&t, dy, flipped, NULL, 0, dx);
     fc_free(flipped);
     return rc;
@@ -895,8 +910,21 @@ int fc_depthwise_backward_input(const fc_depthwise_geometry *g, const float *dy,
 typedef void (*dk3_line_fn)(const fc_depthwise_geometry *, const float *const *, const float *,
                             int64_t, float *, float *);
 
-int fc_depthwise_backward_kernel(const fc_depthwise_geometry *g, const float *dy,
-                                 const float *x, float *dkernel, float *dbias)
+/* The input gradient's lines, when the kernel gradient's blocks also write them (see
+ * fc_depthwise_backward): the forward of dy under the flipped geometry t. */
+typedef struct {
+    const fc_depthwise_geometry *t;
+    const float *flipped;  /* the kernel flipped in both axes */
+    fwd_line_fn fn;
+    int stream;            /* dx lines go out with streaming stores */
+    float *dx;
+} dx_lines;
+
+/* The kernel (and bias) gradient by fixed blocks of output lines; with `dxl`, block b also
+ * writes dx lines [b*per, (b+1)*per) just before its own use of the same dy lines. */
+static int backward_kernel_blocks(const fc_depthwise_geometry *g, const float *dy,
+                                  const float *x, float *dkernel, float *dbias,
+                                  const dx_lines *dxl)
 {
     const int64_t Q = g->c * g->m, R = g->n * g->oh, E = g->kh * g->kw * Q;
     const int64_t S = E + Q;  /* one block's partial sums: the kernel's, then the bias' */
@@ -906,7 +934,9 @@ int fc_depthwise_backward_kernel(const fc_depthwise_geometry *g, const float *dy
     const int64_t nb0 = R < lim ? R : lim;
     const int64_t per = (R + nb0 - 1) / nb0, nb = (R + per - 1) / per;
     const int fast = g->m == 1 && g->kh == 3 && g->kw == 3;
-    const int far = prefetch_pays(g->n * g->h * g->w * g->c + R * g->ow * Q);
+    /* the one-pass backward reads dy and x and writes dx line by line: prefetching rows
+     * ahead pays there even on inputs that fit in cache (MobileNet step, batch 32) */
+    const int far = dxl || prefetch_pays(g->n * g->h * g->w * g->c + R * g->ow * Q);
     const dk_line_fn fn =
 #ifdef FC_HAVE_AVX2_PATH
         use_avx2() ? dk_line_avx2 :
@@ -923,14 +953,18 @@ int fc_depthwise_backward_kernel(const fc_depthwise_geometry *g, const float *dy
         return FC_ENOMEM;
 #pragma omp parallel num_threads(fc_get_num_threads()) if (R * g->ow * E > 32768)
     {
-        float *buf = NULL;
-        /* 3 tap rows, then (fast path) two x rows and one dy line to prefetch */
+        float *buf = NULL, *line = NULL;
+        /* 3 tap rows, then (fast path) two x rows and one dy line to prefetch; with dxl,
+         * the dy rows of a dx line and two to prefetch after them */
         const float **rows =
             (const float **)fc_malloc((size_t)(g->kh > 3 ? g->kh : 6) * sizeof(float *));
+        const float *dyrows[5];
         int64_t b, e;
         if (g->m > 1)
             buf = (float *)fc_malloc((size_t)(g->kh * g->w * Q) * sizeof(float));
-        if (!rows || (g->m > 1 && !buf)) {
+        if (dxl && dxl->stream)
+            line = (float *)fc_malloc((size_t)(g->w * Q) * sizeof(float));
+        if (!rows || (g->m > 1 && !buf) || (dxl && dxl->stream && !line)) {
 #pragma omp atomic write
             failed = 1;
         }
@@ -946,11 +980,23 @@ int fc_depthwise_backward_kernel(const fc_depthwise_geometry *g, const float *dy
                 for (r = b * per; r < r1; r++) {
                     const int64_t n = r / g->oh, oh = r % g->oh;
                     const float *dyline = dy + r * g->ow * Q;
+                    if (dxl) {  /* dx line r reads dy lines r - 1 .. r + 1 */
+                        float *out = dxl->stream ? line : dxl->dx + r * g->w * Q;
+                        gather_rows(dxl->t, dy, n, oh, NULL, dyrows);
+                        if (far)
+                            prefetch_rows(dxl->t, dy, n, oh, dyrows + 3);
+                        else
+                            dyrows[3] = dyrows[4] = NULL;
+                        dxl->fn(dxl->t, dyrows, dxl->flipped, NULL, 0, Q, out);
+                        if (dxl->stream)
+                            fc_stream_copy(dxl->dx + r * g->w * Q, line, g->w * Q);
+                    }
                     gather_rows(g, x, n, oh, buf, rows);
                     if (fast) {
                         if (far) {
                             prefetch_rows(g, x, n, oh, rows + 3);
-                            rows[5] = r + 1 < R ? dyline + g->ow * Q : NULL;
+                            /* the dx line has already brought the next dy line in */
+                            rows[5] = r + 1 < R && !dxl ? dyline + g->ow * Q : NULL;
                         } else {
                             rows[3] = rows[4] = rows[5] = NULL;
                         }
@@ -964,6 +1010,8 @@ int fc_depthwise_backward_kernel(const fc_depthwise_geometry *g, const float *dy
                                 pb[q] += dyline[ow * Q + q];
                 }
             }
+            if (dxl && dxl->stream)
+                fc_stream_fence();
             /* runs of DW_RUN sums, blocks added in order along each run (contiguous,
              * vectorisable; the same order as one sum at a time) */
 #pragma omp for schedule(static)
@@ -985,9 +1033,48 @@ int fc_depthwise_backward_kernel(const fc_depthwise_geometry *g, const float *dy
                 }
             }
         }
+        fc_free(line);
         fc_free(buf);
         fc_free((void *)rows);
     }
     fc_free(partial);
     return failed ? FC_ENOMEM : FC_OK;
+}
+
+int fc_depthwise_backward_kernel(const fc_depthwise_geometry *g, const float *dy,
+                                 const float *x, float *dkernel, float *dbias)
+{
+    return backward_kernel_blocks(g, dy, x, dkernel, dbias, NULL);
+}
+
+int fc_depthwise_backward(const fc_depthwise_geometry *g, const float *dy, const float *x,
+                          const float *kernel, float *dx, float *dkernel, float *dbias)
+{
+    fc_depthwise_geometry t;
+    dx_lines dxl;
+    float *flipped;
+    int rc;
+    /* one pass where both take their M == 1, stride-1, 3x3 paths and dx has dy's lines */
+    if (!dx || g->m != 1 || g->kh != 3 || g->kw != 3 || g->sh != 1 || g->sw != 1 ||
+        g->h != g->oh || g->w != g->ow || g->pad_top > 2 * g->dh || g->pad_left > 2 * g->dw) {
+        if (dx && (rc = fc_depthwise_backward_input(g, dy, kernel, dx)) != FC_OK)
+            return rc;
+        return backward_kernel_blocks(g, dy, x, dkernel, dbias, NULL);
+    }
+    flipped = flipped_kernel(g, kernel);
+    if (!flipped)
+        return FC_ENOMEM;
+    flipped_geometry(g, &t);
+    dxl.t = &t;
+    dxl.flipped = flipped;
+    dxl.fn =
+#ifdef FC_HAVE_AVX2_PATH
+        use_avx2() ? fwd_line1_avx2 :
+#endif
+                   fwd_line1_generic;
+    dxl.stream = fc_stream_output(g->n * g->h * g->w * g->c * (int64_t)sizeof(float));
+    dxl.dx = dx;
+    rc = backward_kernel_blocks(g, dy, x, dkernel, dbias, &dxl);
+    fc_free(flipped);
+    return rc;
 }

@@ -44,4 +44,12 @@ int fc_depthwise_backward_input(const fc_depthwise_geometry *g, const float *dy,
 int fc_depthwise_backward_kernel(const fc_depthwise_geometry *g, const float *dy,
                                  const float *x, float *dkernel, float *dbias);
 
+/* Both gradients: dx as fc_depthwise_backward_input (unless dx is NULL), then dkernel and
+ * dbias as fc_depthwise_backward_kernel, with the same bits. Where both take their M == 1
+ * stride-1 3x3 paths and dx has dy's shape ('same' padding), one pass over dy: each block
+ * of the kernel gradient's lines first writes those dx lines, while the dy lines are in
+ * cache. */
+int fc_depthwise_backward(const fc_depthwise_geometry *g, const float *dy, const float *x,
+                          const float *kernel, float *dx, float *dkernel, float *dbias);
+
 #endif

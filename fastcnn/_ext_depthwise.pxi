@@ -31,6 +31,9 @@ cdef extern from "depthwise.h":
                                     const float *kernel, float *dx) nogil
     int fc_depthwise_backward_kernel(const fc_depthwise_geometry *g, const float *dy,
                                      const float *x, float *dkernel, float *dbias) nogil
+    int fc_depthwise_backward(const fc_depthwise_geometry *g, const float *dy, const float *x,
+                              const float *kernel, float *dx, float *dkernel,
+                              float *dbias) nogil
 
 
 cdef fc_conv2d_grouped_geometry _grouped_geometry(tuple x_shape, tuple k_shape, tuple strides,
@@ -168,6 +171,29 @@ def depthwise_backward_kernel(const float[:, :, :, ::1] dy, const float[:, :, :,
     with nogil:
         rc = fc_depthwise_backward_kernel(&g, &dy[0, 0, 0, 0], &x[0, 0, 0, 0],
                                           &dkernel[0, 0, 0, 0], pb)
+    _check(rc, "depthwise_conv2d_backward")
+
+
+def depthwise_backward(const float[:, :, :, ::1] dy, const float[:, :, :, ::1] x,
+                       const float[:, :, :, ::1] kernel, tuple strides, tuple dilation,
+                       tuple pads, float[:, :, :, ::1] dx, float[:, :, :, ::1] dkernel,
+                       float[::1] dbias=None):
+    """dx, dkernel (and dbias unless None) in one call (overwritten): the same bits as
+    depthwise_backward_input then depthwise_backward_kernel, in one pass over dy where the
+    shapes allow (fc_depthwise_backward)."""
+    cdef fc_depthwise_geometry g
+    cdef float *pb = &dbias[0] if dbias is not None and dbias.shape[0] > 0 else NULL
+    cdef int rc
+    if dx.size == 0 or dy.size == 0 or dkernel.size == 0:
+        depthwise_backward_input(dy, kernel, strides, dilation, pads, dx)
+        depthwise_backward_kernel(dy, x, strides, dilation, pads, dkernel, dbias)
+        return
+    g = _dw_geometry((x.shape[0], x.shape[1], x.shape[2], x.shape[3]),
+                     (kernel.shape[0], kernel.shape[1], kernel.shape[2], kernel.shape[3]),
+                     strides, dilation, pads, (dy.shape[1], dy.shape[2]))
+    with nogil:
+        rc = fc_depthwise_backward(&g, &dy[0, 0, 0, 0], &x[0, 0, 0, 0], &kernel[0, 0, 0, 0],
+                                   &dx[0, 0, 0, 0], &dkernel[0, 0, 0, 0], pb)
     _check(rc, "depthwise_conv2d_backward")
 
 

@@ -146,3 +146,34 @@ def test_streaming_policy_scales_with_threads():
             assert fastcnn._ext.stream_output(4)
         with streaming_stores(False):
             assert not fastcnn._ext.stream_output(64 << 20)
+
+
+@pytest.mark.parametrize("xs,ks,s,pad,d", SHAPES + [
+    ((3, 30, 5, 8), (3, 3, 8, 1), (1, 1), "same", (1, 1)),      # several lines per block
+    ((5, 17, 9, 11), (3, 3, 11, 1), (1, 1), "same", (2, 2))])   # single lanes, dilated
+def test_one_pass_backward_bitwise_as_two_passes(rng, xs, ks, s, pad, d):
+    """_ext.depthwise_backward (one pass over dy where the shapes allow) gives the bits of
+    the input-gradient and kernel-gradient kernels run one after the other, with and
+    without the bias gradient, streamed or not, at 1 and 2 threads."""
+    ext = fastcnn._ext
+    x = rng.standard_normal(xs).astype(np.float32)
+    k = rng.standard_normal(ks).astype(np.float32)
+    dy = rng.standard_normal(ops.depthwise_conv2d_output_shape(x.shape, ks, s, pad, d))
+    dy = dy.astype(np.float32)
+    _, pt, _ = _pads(xs[1], (ks[0] - 1) * d[0] + 1, s[0], pad)
+    _, pl, _ = _pads(xs[2], (ks[1] - 1) * d[1] + 1, s[1], pad)
+    geo = (tuple(s), tuple(d), (pt, pl))
+    q = ks[2] * ks[3]
+    want = [np.empty_like(x), np.empty_like(k), np.empty(q, np.float32)]
+    with streaming_stores(False):
+        ext.depthwise_backward_input(dy, k, *geo, want[0])
+        ext.depthwise_backward_kernel(dy, x, *geo, want[1], want[2])
+    for n in (1, 2):
+        for stream in (False, True):
+            got = [np.full(a.shape, np.nan, np.float32) for a in want]
+            with num_threads(n), streaming_stores(stream):
+                ext.depthwise_backward(dy, x, k, *geo, got[0], got[1], got[2])
+                nob = [np.full(a.shape, np.nan, np.float32) for a in want[:2]]
+                ext.depthwise_backward(dy, x, k, *geo, nob[0], nob[1], None)
+            for a, w in zip(got + nob, want + want[:2]):
+                assert a.tobytes() == w.tobytes()

@@ -142,6 +142,7 @@ def depthwise_conv2d_backward(dy, x, kernel, strides=(1, 1), padding="valid",
         ("dkernel", dkernel, kernel.shape),
         ("dbias", dbias, (q,) if use_bias else None)))
     if dx is not None:
-        _ext.depthwise_backward_input(dy, kernel, strides, dilation, pads, dx)
-    _ext.depthwise_backward_kernel(dy, x, strides, dilation, pads, dkernel, dbias)
+        _ext.depthwise_backward(dy, x, kernel, strides, dilation, pads, dx, dkernel, dbias)
+    else:
+        _ext.depthwise_backward_kernel(dy, x, strides, dilation, pads, dkernel, dbias)
     return dx, dkernel, dbias
