@@ -581,10 +581,12 @@ static void rotate_kernel(const fc_conv2d_geometry *g, const float *kernel, floa
 /* The forward (input_grad == 0: out = act(conv(in) + bias), or with pool_indices its 2x2
  * max-pool, see fc_wino_problem) or the input gradient (input_grad != 0: in = dy, out = dx,
  * the correlation of dy, padded by 2 - pad, with the kernel rotated by 180 degrees and
- * transposed) as Winograd with m x m output tiles. */
+ * transposed) as Winograd with m x m output tiles. u (and packed): the forward's kernel
+ * already transformed (and its GEMM operands packed, fc_wino_pack), or NULL to do it here. */
 static int winograd_pass(const fc_conv2d_geometry *g, int m, int input_grad, const float *in,
                          const float *kernel, const float *bias, int relu, float *out,
-                         int32_t *pool_indices, float *workspace)
+                         int32_t *pool_indices, float *workspace, const float *u,
+                         const float *packed)
 {
     int owned, rc;
     float *ws = workspace_acquire(g, workspace, &owned);
@@ -613,8 +615,12 @@ static int winograd_pass(const fc_conv2d_geometry *g, int m, int input_grad, con
         rotate_kernel(g, kernel, kr);
         kernel = kr;
     }
-    fc_wino_transform_kernel(m, p.cin, p.cout, kernel, ws); /* U (P, Cin, Cout) */
-    rc = fc_wino_conv(&p, in, ws, bias, relu, out, ws + head, wino_chunk_tiles(g, m));
+    if (u == NULL) {
+        fc_wino_transform_kernel(m, p.cin, p.cout, kernel, ws); /* U (P, Cin, Cout) */
+        u = ws;
+    }
+    rc = fc_wino_conv_prepacked(&p, in, u, packed, bias, relu, out, ws + head,
+                                wino_chunk_tiles(g, m));
     workspace_release(ws, owned);
     return rc;
 }
@@ -655,7 +661,64 @@ int fc_conv2d_winograd_relu_maxpool2_forward(const fc_conv2d_geometry *g, const 
     const int m = fc_conv2d_winograd_relu_maxpool2_tile(g);
     if (m == 0)
         return FC_CONV2D_ENOTFUSED;
-    return winograd_pass(g, m, 0, x, kernel, bias, 1, y, indices, workspace);
+    return winograd_pass(g, m, 0, x, kernel, bias, 1, y, indices, workspace, NULL, NULL);
+}
+
+/* The cached transform's rule, from measurements at one image (Zen 4, 1 and 2 threads,
+ * us, im2col / F(2x2) / F(4x4)): 15x15x32 -> 12x12x64 54.6 / 31.6 / 23.0 at 1 thread,
+ * 30.5 / 18.6 / 17.9 at 2; 6x6x64 -> 4x4x64 (one F(4x4) tile, whose 36 one-row GEMMs
+ * cost more than F(2x2)'s 16) 19.8 / 11.3 / 14.6 and 12.1 / 11.4 / 14.5; 8x8x16 -> 8x8x16
+ * 6.0 / 5.2 / 5.0 and 5.2 / 5.8 / 6.1 (too little work to split over threads): auto's
+ * rule without the per-call transforms, F(4x4) only from 4 tiles, and C * F >= 1024. */
+#ifndef FC_CONV2D_WINO_CACHED_MIN_CF
+#define FC_CONV2D_WINO_CACHED_MIN_CF 1024
+#endif
+#define FC_CONV2D_WINO_CACHED_F4_MIN_TILES 4
+
+int fc_conv2d_winograd_cached_tile(const fc_conv2d_geometry *g)
+{
+    if (!fc_conv2d_winograd_applies(g) || g->c < FC_CONV2D_WINO_MIN_C
+        || g->f < FC_CONV2D_WINO_MIN_F || g->c * g->f < FC_CONV2D_WINO_CACHED_MIN_CF
+        || g->n < 1 || g->oh < 1 || g->ow < 1)
+        return 0;
+    const double n = (double)g->n, f2 = wino_cost(g, FC_CONV2D_PASS_FORWARD, 2) * n;
+    const double f4 = wino_cost(g, FC_CONV2D_PASS_FORWARD, 4) * n;
+    const int m = f4 <= FC_CONV2D_WINO_F4_MAX_COST * f2
+                  && g->n * fc_wino_tiles(4, g->oh, g->ow) >= FC_CONV2D_WINO_CACHED_F4_MIN_TILES
+                      ? 4 : 2;
+    const double cost = m == 4 ? f4 : f2;
+    return cost <= FC_CONV2D_WINO_MAX_COST * 9.0 * (double)(g->oh * g->ow) * n ? m : 0;
+}
+
+/* The cache: a valid flag, the kernel it was made from, U, then (64-byte aligned, +16
+ * floats of slack) the packed GEMM operands. */
+int64_t fc_conv2d_winograd_cache_size(const fc_conv2d_geometry *g, int m)
+{
+    return 1 + 9 * g->c * g->f + fc_wino_points(m) * g->c * g->f + 16
+           + fc_wino_packed_size(m, g->c, g->f);
+}
+
+int fc_conv2d_winograd_cached_forward(const fc_conv2d_geometry *g, int m, const float *x,
+                                      const float *kernel, const float *bias, int relu,
+                                      float *out, float *cache, float *workspace)
+{
+    const int64_t kf = 9 * g->c * g->f;
+    float *copy = cache + 1, *u = copy + kf;
+    const uintptr_t at = (uintptr_t)(u + fc_wino_points(m) * g->c * g->f);
+    float *packed = fc_wino_packed_size(m, g->c, g->f) > 0
+                        ? (float *)((at + 63) & ~(uintptr_t)63) : NULL;
+    if (g->n <= 0 || g->oh <= 0 || g->ow <= 0 || g->f <= 0)
+        return FC_OK;
+    /* cache[0] == 1: u (and packed) hold the transform of the kernel in copy; a kernel
+     * changed in place since (training, set_weights, a batch norm refold) is redone */
+    if (cache[0] != 1.0f || memcmp(copy, kernel, (size_t)kf * sizeof(float)) != 0) {
+        fc_wino_transform_kernel(m, g->c, g->f, kernel, u);
+        if (packed != NULL)
+            fc_wino_pack(m, g->c, g->f, u, packed);
+        memcpy(copy, kernel, (size_t)kf * sizeof(float));
+        cache[0] = 1.0f;
+    }
+    return winograd_pass(g, m, 0, x, kernel, bias, relu, out, NULL, workspace, u, packed);
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -705,7 +768,7 @@ int fc_conv2d_forward(const fc_conv2d_geometry *g, const float *x, const float *
     const int algo = fc_conv2d_algorithm(g, FC_CONV2D_PASS_FORWARD, algorithm);
     const int tile = wino_tile_size(algo);
     if (tile > 0)
-        return winograd_pass(g, tile, 0, x, kernel, bias, relu, out, NULL, workspace);
+        return winograd_pass(g, tile, 0, x, kernel, bias, relu, out, NULL, workspace, NULL, NULL);
     float *ws = workspace_acquire(g, workspace, &owned);
     if (ws == NULL && !identity)
         return FC_ENOMEM;
@@ -778,7 +841,7 @@ int fc_conv2d_backward_input(const fc_conv2d_geometry *g, const float *dy, const
     const int tile = wino_tile_size(
         fc_conv2d_algorithm(g, FC_CONV2D_PASS_BACKWARD_INPUT, algorithm));
     if (tile > 0)
-        return winograd_pass(g, tile, 1, dy, kernel, NULL, 0, dx, NULL, workspace);
+        return winograd_pass(g, tile, 1, dy, kernel, NULL, 0, dx, NULL, workspace, NULL, NULL);
     if (im2col_is_identity(g)) /* dx viewed as (N*OH*OW, K) is dcols itself */
         return fc_sgemm(0, 1, lines * OW, K, F, 1.0f, dy, F, kernel, F, 0.0f, dx, K);
     float *ws = workspace_acquire(g, workspace, &owned);

@@ -139,4 +139,21 @@ int fc_conv2d_winograd_relu_maxpool2_forward(const fc_conv2d_geometry *g, const 
                                              const float *kernel, const float *bias, float *y,
                                              int32_t *indices, float *workspace);
 
+/* ---- A bound inference conv (fixed shapes, weights that rarely change) keeps its Winograd
+ * kernel transform and packed GEMM operands between calls: without their per-call cost
+ * Winograd pays down to one image. fc_conv2d_winograd_cached_tile gives the tile size (2
+ * or 4) auto's rule picks when they are free, or 0 where im2col stays cheaper (or
+ * Winograd does not apply). The cache holds fc_conv2d_winograd_cache_size(g, m) floats,
+ * its first set to 0 before the first call; each call compares the kernel with the copy
+ * the cache holds and redoes the transform where they differ. Results are bitwise
+ * fc_conv2d_forward's with the same tile size (FC_CONV2D_WINOGRAD_F2 / _F4). workspace as
+ * for the kernels above. Returns FC_OK or FC_ENOMEM. */
+int fc_conv2d_winograd_cached_tile(const fc_conv2d_geometry *g);
+
+int64_t fc_conv2d_winograd_cache_size(const fc_conv2d_geometry *g, int m);
+
+int fc_conv2d_winograd_cached_forward(const fc_conv2d_geometry *g, int m, const float *x,
+                                      const float *kernel, const float *bias, int relu,
+                                      float *out, float *cache, float *workspace);
+
 #endif

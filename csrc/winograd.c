@@ -453,8 +453,24 @@ static int run_piece(const fc_wino_problem *p, const wino_ops *ops, const float 
     return rc;
 }
 
-int fc_wino_conv(const fc_wino_problem *p, const float *x, const float *u, const float *bias,
-                 int relu, float *out, float *scratch, int64_t chunk_tiles)
+int64_t fc_wino_packed_size(int m, int64_t cin, int64_t cout)
+{
+    const int64_t pb = wino_prepacked_floats(m, cin, cout);
+    return pb > 0 ? fc_wino_points(m) * pb : 0;
+}
+
+void fc_wino_pack(int m, int64_t cin, int64_t cout, const float *u, float *packed)
+{
+    const int64_t pb = wino_prepacked_floats(m, cin, cout);
+    for (int64_t xi = 0; pb > 0 && xi < fc_wino_points(m); xi++)
+        fc_sgemm_pack_b(0, cin, cout, u + xi * cin * cout, cout, packed + xi * pb);
+}
+
+/* fc_wino_conv, with the packed B operands given (`prepacked`, as fc_wino_pack fills
+ * them) or, when NULL, packed here into the scratch where they are used. */
+static int wino_conv(const fc_wino_problem *p, const float *x, const float *u,
+                     const float *prepacked, const float *bias, int relu, float *out,
+                     float *scratch, int64_t chunk_tiles)
 {
     const int64_t P = fc_wino_points(p->m);
     const int64_t tile_floats = fc_wino_tile_floats(p->m, p->cin, p->cout);
@@ -481,7 +497,7 @@ int fc_wino_conv(const fc_wino_problem *p, const float *x, const float *u, const
     const int64_t pb = wino_prepacked_floats(p->m, p->cin, p->cout);
     /* packed panels are read with aligned loads: start them on a 64-byte boundary */
     float *packed = NULL;
-    if (pb > 0) {
+    if (pb > 0 && prepacked == NULL) {
         const uintptr_t at = (uintptr_t)(tiles + chunk_tiles * tile_floats);
         packed = (float *)((at + 63) & ~(uintptr_t)63);
     }
@@ -490,6 +506,7 @@ int fc_wino_conv(const fc_wino_problem *p, const float *x, const float *u, const
         const int t = fc_thread_id(), nt = fc_team_size();
         const int64_t a = total * t / nt, b = total * (t + 1) / nt;
         float *V = tiles + t * piece * tile_floats, *M = V + P * piece * p->cin;
+        const float *panels = pb > 0 ? (prepacked ? prepacked : packed) : NULL;
         int my_rc = FC_OK;
         int64_t xi;
         if (packed != NULL) {
@@ -500,7 +517,7 @@ int fc_wino_conv(const fc_wino_problem *p, const float *x, const float *u, const
         }
         for (int64_t t0 = a; t0 < b && my_rc == FC_OK; t0 += piece) {
             const int64_t cnt = b - t0 < piece ? b - t0 : piece;
-            my_rc = run_piece(p, &ops, x, zeros, u, packed, pb, bias, relu, out, V, M, t0, cnt);
+            my_rc = run_piece(p, &ops, x, zeros, u, panels, pb, bias, relu, out, V, M, t0, cnt);
         }
         if (my_rc != FC_OK) {
 #pragma omp atomic write
@@ -508,6 +525,19 @@ int fc_wino_conv(const fc_wino_problem *p, const float *x, const float *u, const
         }
     }
     return rc;
+}
+
+int fc_wino_conv(const fc_wino_problem *p, const float *x, const float *u, const float *bias,
+                 int relu, float *out, float *scratch, int64_t chunk_tiles)
+{
+    return wino_conv(p, x, u, NULL, bias, relu, out, scratch, chunk_tiles);
+}
+
+int fc_wino_conv_prepacked(const fc_wino_problem *p, const float *x, const float *u,
+                           const float *packed, const float *bias, int relu, float *out,
+                           float *scratch, int64_t chunk_tiles)
+{
+    return wino_conv(p, x, u, packed, bias, relu, out, scratch, chunk_tiles);
 }
 
 /* ---------------------------------------------------------------------------------- */

@@ -64,6 +64,14 @@ void fc_wino_transform_kernel(int m, int64_t c, int64_t f, const float *kernel, 
 int fc_wino_conv(const fc_wino_problem *p, const float *x, const float *u, const float *bias,
                  int relu, float *out, float *scratch, int64_t chunk_tiles);
 
+/* fc_wino_conv's GEMM B operands (the U matrices) packed once for reuse: packed holds
+ * fc_wino_packed_size(m, cin, cout) floats, 64-byte aligned (0: these shapes are not
+ * packed, pass NULL). fc_wino_conv_prepacked is fc_wino_conv with them, the same bits. */
+int64_t fc_wino_packed_size(int m, int64_t cin, int64_t cout);
+void fc_wino_pack(int m, int64_t cin, int64_t cout, const float *u, float *packed);
+int fc_wino_conv_prepacked(const fc_wino_problem *p, const float *x, const float *u,
+                           const float *packed, const float *bias, int relu, float *out,
+                           float *scratch, int64_t chunk_tiles);
 /* dkernel (3, 3, Cin, Cout) = the kernel gradient of the conv p for input x and output
  * gradient dy (N, OH, OW, Cout), summed over the batch; overwritten. du holds
  * parts * (m + 2)^2 * Cin * Cout floats (the partial sums of the tile ranges), scratch as

@@ -32,6 +32,11 @@ cdef extern from "conv2d.h":
                                                  const float *kernel, const float *bias,
                                                  float *y, int32_t *indices,
                                                  float *workspace) nogil
+    int fc_conv2d_winograd_cached_tile(const fc_conv2d_geometry *g) nogil
+    int64_t fc_conv2d_winograd_cache_size(const fc_conv2d_geometry *g, int m) nogil
+    int fc_conv2d_winograd_cached_forward(const fc_conv2d_geometry *g, int m, const float *x,
+                                          const float *kernel, const float *bias, int relu,
+                                          float *out, float *cache, float *workspace) nogil
     int fc_conv2d_relu_maxpool_applies(const fc_conv2d_geometry *g, int64_t ph,
                                        int64_t pw) nogil
     int fc_conv2d_relu_maxpool_forward(const fc_conv2d_geometry *g, int64_t ph, int64_t pw,
@@ -120,6 +125,51 @@ def conv2d_forward(const float[:, :, :, ::1] x, const float[:, :, :, ::1] kernel
     with nogil:
         rc = fc_conv2d_forward(&g, &x[0, 0, 0, 0], &kernel[0, 0, 0, 0], pb, relu,
                                &out[0, 0, 0, 0], pw, algo)
+    _check(rc, "conv2d_forward")
+
+
+def conv2d_winograd_cached_tile(tuple x_shape, tuple k_shape, tuple strides, tuple pads,
+                                tuple out_hw):
+    """The tile size (2 or 4) of a forward whose kernel transform is cached, or 0."""
+    cdef fc_conv2d_geometry g = _conv2d_geometry(x_shape, k_shape, strides, pads, out_hw)
+    return fc_conv2d_winograd_cached_tile(&g)
+
+
+def conv2d_winograd_cache_size(tuple x_shape, tuple k_shape, tuple pads, tuple out_hw,
+                               int m):
+    """Floats of conv2d_winograd_cached_forward's cache for tile size m."""
+    cdef fc_conv2d_geometry g = _conv2d_geometry(x_shape, k_shape, (1, 1), pads, out_hw)
+    return fc_conv2d_winograd_cache_size(&g, m)
+
+
+def conv2d_winograd_cached_forward(const float[:, :, :, ::1] x,
+                                   const float[:, :, :, ::1] kernel, const float[::1] bias,
+                                   tuple pads, bint relu, float[:, :, :, ::1] out,
+                                   float[::1] cache, float[::1] workspace, int m):
+    """out = act(conv(x, kernel) + bias) by Winograd F(m x m), stride 1, with the kernel
+    transform kept in ``cache`` between calls (redone when the kernel changes; zero its
+    first float to force it)."""
+    cdef fc_conv2d_geometry g = _conv2d_geometry(
+        (x.shape[0], x.shape[1], x.shape[2], x.shape[3]),
+        (kernel.shape[0], kernel.shape[1], kernel.shape[2], kernel.shape[3]), (1, 1), pads,
+        (out.shape[1], out.shape[2]))
+    cdef const float *pb = &bias[0] if bias is not None and bias.shape[0] > 0 else NULL
+    cdef float *pw = _ws_ptr(workspace)
+    cdef int rc
+    if m not in (2, 4) or fc_conv2d_winograd_applies(&g) == 0:
+        raise ValueError("conv2d_winograd_cached_forward: needs a 3x3 kernel and m 2 or 4, "
+                         "got kernel %dx%d and m %d" % (kernel.shape[0], kernel.shape[1], m))
+    if cache is None or cache.shape[0] < fc_conv2d_winograd_cache_size(&g, m):
+        raise ValueError("conv2d_winograd_cached_forward: the cache needs %d floats"
+                         % fc_conv2d_winograd_cache_size(&g, m))
+    if workspace is not None and workspace.shape[0] < fc_conv2d_workspace_size(&g):
+        raise ValueError("conv2d_winograd_cached_forward: the workspace needs %d floats"
+                         % fc_conv2d_workspace_size(&g))
+    if out.size == 0 or x.size == 0:
+        return
+    with nogil:
+        rc = fc_conv2d_winograd_cached_forward(&g, m, &x[0, 0, 0, 0], &kernel[0, 0, 0, 0], pb,
+                                               relu, &out[0, 0, 0, 0], &cache[0], pw)
     _check(rc, "conv2d_forward")
 
 

@@ -25,6 +25,7 @@ cdef enum:
     _LEAN_CONCAT
     _LEAN_SIGMOID
     _LEAN_GLOBAL_AVG_POOL2D
+    _LEAN_CONV2D_WINOGRAD_CACHED
 
 cdef enum:
     _LEAN_MAX_INPUTS = 8  # inputs of one merge step (add_relu, concat) at most
@@ -44,8 +45,9 @@ ctypedef struct _lean_step:
     float *fw                             # bn_fold: folded kernel
     float *fb                             # bn_fold: folded bias
     float *ws
+    float *cache                          # conv2d_winograd_cached: the kernel transform
     int32_t *idx
-    int algo, relu
+    int algo, relu                        # conv2d_winograd_cached: algo is the tile size
     int64_t p[8]                          # shapes and pooling/padding amounts
 
 
@@ -164,6 +166,22 @@ cdef class LeanProgram:
         s.ws = _lean_wr(workspace) if workspace is not None else NULL
         s.algo = CONV2D_ALGORITHMS[algorithm]
         self._hold((kernel, bias, workspace))
+
+    def add_conv2d_winograd_cached(self, x, kernel, bias, tuple pads, bint relu, out, cache,
+                                   workspace, int m):
+        """``_ext.conv2d_winograd_cached_forward`` with the same arguments."""
+        cdef const float[:, :, :, ::1] kv = kernel
+        cdef float[:, :, :, ::1] ov = out
+        cdef _lean_step *s = self._new(_LEAN_CONV2D_WINOGRAD_CACHED, [x], out)
+        s.g = _conv2d_geometry(tuple(x.shape), tuple(kernel.shape), (1, 1), pads,
+                               (ov.shape[1], ov.shape[2]))
+        s.w0 = &kv[0, 0, 0, 0]
+        s.w1 = _lean_rd(bias) if bias is not None else NULL
+        s.relu = relu
+        s.cache = _lean_wr(cache)
+        s.ws = _lean_wr(workspace) if workspace is not None else NULL
+        s.algo = m
+        self._hold((kernel, bias, cache, workspace))
 
     def add_conv2d_relu_maxpool(self, x, kernel, bias, tuple strides, tuple pads,
                                 tuple out_hw, tuple pool, out, indices):
@@ -284,6 +302,9 @@ cdef int _lean_exec(_lean_step *steps, Py_ssize_t count, const float **ph,
                        s.fw, s.fb)
         elif s.kind == _LEAN_CONV2D:
             rc = fc_conv2d_forward(&s.g, s.cur[0], s.w0, s.w1, s.relu, s.out, s.ws, s.algo)
+        elif s.kind == _LEAN_CONV2D_WINOGRAD_CACHED:
+            rc = fc_conv2d_winograd_cached_forward(&s.g, s.algo, s.cur[0], s.w0, s.w1, s.relu,
+                                                   s.out, s.cache, s.ws)
         elif s.kind == _LEAN_CONV2D_RELU_MAXPOOL:
             rc = fc_conv2d_relu_maxpool_forward(&s.g, s.p[0], s.p[1], s.cur[0], s.w0, s.w1,
                                                 s.out, s.idx)

@@ -21,7 +21,8 @@ from .merge import _amounts, _concat_geometry, add_relu, concatenate, zero_pad2d
 from . import nn as _nn
 from . import pool as _pool
 
-__all__ = ["latency_algorithm", "zero_pad_conv2d_applies", "bind_conv2d", "bind_conv2d_relu_max_pool2d", "bind_conv2d_winograd_relu_max_pool2d",
+__all__ = ["latency_algorithm", "winograd_cached_tile", "zero_pad_conv2d_applies",
+           "bind_conv2d", "bind_conv2d_relu_max_pool2d", "bind_conv2d_winograd_relu_max_pool2d",
            "bind_max_pool2d", "bind_dense", "bind_zero_pad2d", "bind_add_relu",
            "bind_concatenate", "bind_sigmoid", "bind_global_avg_pool2d",
            "bind_conv2d_batch_norm", "batch_norm_fold"]
@@ -102,7 +103,9 @@ def _zero_pad_conv2d_algorithm(x_shape, input_padding, k_shape, strides, padding
 
 def bind_conv2d(x_shape, kernel, bias=None, strides=(1, 1), padding="valid",
                 activation=None, output_size=None, input_padding=None):
-    """``conv2d`` for inputs of ``x_shape`` (see ops.conv2d) with latency_algorithm's choice.
+    """``conv2d`` for inputs of ``x_shape`` (see ops.conv2d): Winograd with its kernel
+    transform kept between calls where ``winograd_cached_tile`` says so (the transform is
+    redone when the kernel changes in place), else latency_algorithm's choice.
 
     ``input_padding`` (ZeroPadding2D's ``padding``, only where ``zero_pad_conv2d_applies``):
     ``run(x)`` computes the conv of ``x`` zero-padded so, without building the padded copy.
@@ -134,6 +137,10 @@ def bind_conv2d(x_shape, kernel, bias=None, strides=(1, 1), padding="valid",
             return out
         run_padded.lower = lower_padded
         return run_padded, out
+    cached = _bind_conv2d_winograd_cached(x_shape, kernel, bias, strides, padding, activation,
+                                          output_size)
+    if cached is not None:
+        return cached
     algorithm = latency_algorithm(x_shape, k_shape, strides, padding, output_size)
     size = _conv.conv2d_workspace_size(x_shape, k_shape, strides, padding,
                                        output_size=output_size)
@@ -150,6 +157,53 @@ def bind_conv2d(x_shape, kernel, bias=None, strides=(1, 1), padding="valid",
 
     def lower(program, x):
         program.add_conv2d(x, kernel, bias, strides, pads, relu, out, flat, algorithm)
+        return out
+    run.lower = lower
+    return run, out
+
+
+def winograd_cached_tile(x_shape, k_shape, strides=(1, 1), padding="valid",
+                         output_size=None):
+    """The Winograd tile size (2 or 4) a bound conv of these shapes runs with its kernel
+    transform kept between calls, or 0 where it runs another algorithm. For one image, the
+    rule of fc_conv2d_winograd_cached_tile (csrc/conv2d.h: auto's without the per-call
+    transforms, so batch-1 results may differ from auto's in the last bits); for more,
+    auto's own choice, so the bits stay those of ops.conv2d."""
+    x_shape, k_shape = tuple(x_shape), tuple(k_shape)
+    strides, _, pads, out_hw = _conv._geometry("bind_conv2d", x_shape, k_shape, strides,
+                                               padding)
+    if output_size is not None:
+        out_hw = tuple(output_size)
+    if x_shape[0] == 1:
+        return _ext.conv2d_winograd_cached_tile(x_shape, k_shape, strides, pads, out_hw)
+    auto = _ext.conv2d_algorithm(x_shape, k_shape, strides, pads, out_hw, "forward", "auto")
+    return {"winograd_f2": 2, "winograd_f4": 4}.get(auto, 0)
+
+
+def _bind_conv2d_winograd_cached(x_shape, kernel, bias, strides, padding, activation,
+                                 output_size):
+    """bind_conv2d's Winograd path with the kernel transform cached (None where it does not
+    run): results are ops.conv2d's with algorithm='winograd_f2' / 'winograd_f4'."""
+    k_shape = tuple(kernel.shape)
+    m = winograd_cached_tile(x_shape, k_shape, strides, padding, output_size)
+    if m == 0:
+        return None
+    size = _conv.conv2d_workspace_size(x_shape, k_shape, strides, padding,
+                                       output_size=output_size)
+    ws = np.empty(size, np.float32) if size > 0 else None
+    out = _conv.conv2d(_probe(x_shape), kernel, bias, strides, padding, activation,
+                       workspace=ws, algorithm="winograd_f%d" % m, output_size=output_size)
+    _, _, pads, _ = _conv._geometry("bind_conv2d", x_shape, k_shape, strides, padding)
+    cache = np.zeros(_ext.conv2d_winograd_cache_size(x_shape, k_shape, pads, out.shape[1:3],
+                                                     m), np.float32)
+    relu = activation == "relu"
+
+    def run(x):
+        _ext.conv2d_winograd_cached_forward(x, kernel, bias, pads, relu, out, cache, ws, m)
+        return out
+
+    def lower(program, x):
+        program.add_conv2d_winograd_cached(x, kernel, bias, pads, relu, out, cache, ws, m)
         return out
     run.lower = lower
     return run, out
