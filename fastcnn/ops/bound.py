@@ -126,17 +126,9 @@ def bind_conv2d(x_shape, kernel, bias=None, strides=(1, 1), padding="valid",
         out_hw = out.shape[1:3]
         size = int(_ext.conv2d_workspace_size(x_shape, k_shape, strides, in_pads, out_hw))
         ws = np.empty(size, np.float32).reshape(-1) if size > 0 else None
-        relu = activation == "relu"
-
-        def run_padded(x):
-            _ext.conv2d_forward(x, kernel, bias, strides, in_pads, relu, out, ws, algorithm)
-            return out
-
-        def lower_padded(program, x):
-            program.add_conv2d(x, kernel, bias, strides, in_pads, relu, out, ws, algorithm)
-            return out
-        run_padded.lower = lower_padded
-        return run_padded, out
+        args = (kernel, bias, strides, in_pads, activation == "relu", out, ws, algorithm)
+        return _bound(out, lambda x: _ext.conv2d_forward(x, *args),
+                      lambda program, x: program.add_conv2d(x, *args), "bind_conv2d")
     cached = _bind_conv2d_winograd_cached(x_shape, kernel, bias, strides, padding, activation,
                                           output_size)
     if cached is not None:
@@ -148,17 +140,25 @@ def bind_conv2d(x_shape, kernel, bias=None, strides=(1, 1), padding="valid",
     out = _conv.conv2d(_probe(x_shape), kernel, bias, strides, padding, activation,
                        workspace=ws, algorithm=algorithm, output_size=output_size)
     strides, _, pads, _ = _conv._geometry(fn, x_shape, k_shape, strides, padding)
-    relu = activation == "relu"
-    flat = None if ws is None else ws.reshape(-1)
+    args = (kernel, bias, strides, pads, activation == "relu", out,
+            None if ws is None else ws.reshape(-1), algorithm)
+    return _bound(out, lambda x: _ext.conv2d_forward(x, *args),
+                  lambda program, x: program.add_conv2d(x, *args), "bind_conv2d")
 
+
+def _bound(out, call, add, name):
+    """(run, out) of a bound kernel call: run(x) makes the call and returns out, run.lower
+    records it into a LeanProgram instead; ``name`` (the bind_* function) names the step
+    in profiles."""
     def run(x):
-        _ext.conv2d_forward(x, kernel, bias, strides, pads, relu, out, flat, algorithm)
+        call(x)
         return out
 
     def lower(program, x):
-        program.add_conv2d(x, kernel, bias, strides, pads, relu, out, flat, algorithm)
+        add(program, x)
         return out
     run.lower = lower
+    run.__qualname__ = name + ".<locals>.run"
     return run, out
 
 
@@ -196,17 +196,10 @@ def _bind_conv2d_winograd_cached(x_shape, kernel, bias, strides, padding, activa
     _, _, pads, _ = _conv._geometry("bind_conv2d", x_shape, k_shape, strides, padding)
     cache = np.zeros(_ext.conv2d_winograd_cache_size(x_shape, k_shape, pads, out.shape[1:3],
                                                      m), np.float32)
-    relu = activation == "relu"
-
-    def run(x):
-        _ext.conv2d_winograd_cached_forward(x, kernel, bias, pads, relu, out, cache, ws, m)
-        return out
-
-    def lower(program, x):
-        program.add_conv2d_winograd_cached(x, kernel, bias, pads, relu, out, cache, ws, m)
-        return out
-    run.lower = lower
-    return run, out
+    args = (kernel, bias, pads, activation == "relu", out, cache, ws, m)
+    return _bound(out, lambda x: _ext.conv2d_winograd_cached_forward(x, *args),
+                  lambda program, x: program.add_conv2d_winograd_cached(x, *args),
+                  "bind_conv2d")
 
 
 def bind_conv2d_relu_max_pool2d(x_shape, kernel, bias=None, strides=(1, 1), padding="valid",
