@@ -250,10 +250,14 @@ def test_a_failing_rank_ends_the_job_naming_the_rank(tmp_path, how):
     err = proc.stdout + proc.stderr
     if how == "raise":
         assert "rank 1 of 2 failed: RuntimeError: rank one fails on purpose" in err, err
-    else:  # mpiexec names the dead process's PID; fastcnn's start-up line maps it to rank 1
+    else:  # mpiexec names a dead process's PID; fastcnn's start-up line maps it to its rank
         pid = re.search(r"PID (\d+)", err)
         assert pid is not None, err
-        assert "rank 1 pid %s@" % pid.group(1) in err, err
+        pids = dict(re.findall(r"rank (\d+) pid (\d+)@", err))
+        assert sorted(pids) == ["0", "1"], err
+        # usually the killed rank 1, but hydra may report rank 0 instead, which it killed
+        # while cleaning up, when it reaps both in the same poll (seen once in CI)
+        assert pid.group(1) in pids.values(), err
 
 
 def test_resume_from_rank0_checkpoint_same_and_different_ranks(tmp_path):
