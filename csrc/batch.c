@@ -1,5 +1,4 @@
 /* Batch assembly kernels; see batch.h. */
-#include <math.h>
 #include <string.h>
 #include "batch.h"
 

@@ -1054,9 +1054,10 @@ int fc_depthwise_backward(const fc_depthwise_geometry *g, const float *dy, const
     dx_lines dxl;
     float *flipped;
     int rc;
-    /* one pass where both take their M == 1, stride-1, 3x3 paths and dx has dy's lines */
+    /* one pass where both take their M == 1, stride-1, 3x3 paths and dx has dy's lines
+     * (so the padding is 'same' and the input gradient is the flipped forward) */
     if (!dx || g->m != 1 || g->kh != 3 || g->kw != 3 || g->sh != 1 || g->sw != 1 ||
-        g->h != g->oh || g->w != g->ow || g->pad_top > 2 * g->dh || g->pad_left > 2 * g->dw) {
+        g->h != g->oh || g->w != g->ow) {
         if (dx && (rc = fc_depthwise_backward_input(g, dy, kernel, dx)) != FC_OK)
             return rc;
         return backward_kernel_blocks(g, dy, x, dkernel, dbias, NULL);

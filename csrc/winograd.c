@@ -501,12 +501,12 @@ static int wino_conv(const fc_wino_problem *p, const float *x, const float *u,
         const uintptr_t at = (uintptr_t)(tiles + chunk_tiles * tile_floats);
         packed = (float *)((at + 63) & ~(uintptr_t)63);
     }
+    const float *panels = pb > 0 && prepacked ? prepacked : packed; /* NULL: GEMMs on u */
 #pragma omp parallel num_threads(nthreads) if (total * P * p->cin * p->cout > 262144)
     {
         const int t = fc_thread_id(), nt = fc_team_size();
         const int64_t a = total * t / nt, b = total * (t + 1) / nt;
         float *V = tiles + t * piece * tile_floats, *M = V + P * piece * p->cin;
-        const float *panels = pb > 0 ? (prepacked ? prepacked : packed) : NULL;
         int my_rc = FC_OK;
         int64_t xi;
         if (packed != NULL) {
