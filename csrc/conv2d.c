@@ -578,15 +578,15 @@ static void rotate_kernel(const fc_conv2d_geometry *g, const float *kernel, floa
                 kr[(tap * F + f) * C + c] = kernel[((8 - tap) * C + c) * F + f];
 }
 
-/* The forward (input_grad == 0: out = act(conv(in) + bias), or with pool_indices its 2x2
- * max-pool, see fc_wino_problem) or the input gradient (input_grad != 0: in = dy, out = dx,
- * the correlation of dy, padded by 2 - pad, with the kernel rotated by 180 degrees and
- * transposed) as Winograd with m x m output tiles. u (and packed): the forward's kernel
+/* The forward (input_grad == 0: out = act(conv(in) + bias), or with pool its 2x2 max-pool
+ * and, unless NULL, pool_indices, see fc_wino_problem) or the input gradient (input_grad !=
+ * 0: in = dy, out = dx, the correlation of dy, padded by 2 - pad, with the kernel rotated
+ * by 180 degrees and transposed) as Winograd with m x m output tiles. u (and packed): the forward's kernel
  * already transformed (and its GEMM operands packed, fc_wino_pack), or NULL to do it here. */
 static int winograd_pass(const fc_conv2d_geometry *g, int m, int input_grad, const float *in,
                          const float *kernel, const float *bias, int relu, float *out,
-                         int32_t *pool_indices, float *workspace, const float *u,
-                         const float *packed)
+                         int pool, int32_t *pool_indices, float *workspace,
+                         const float *u, const float *packed)
 {
     int owned, rc;
     float *ws = workspace_acquire(g, workspace, &owned);
@@ -594,6 +594,7 @@ static int winograd_pass(const fc_conv2d_geometry *g, int m, int input_grad, con
         return FC_ENOMEM;
     fc_wino_problem p;
     p.m = m;
+    p.pool = pool;
     p.pool_indices = pool_indices;
     if (!input_grad) {
         p.n = g->n; p.h = g->h; p.w = g->w; p.cin = g->c; p.cout = g->f;
@@ -635,6 +636,7 @@ static int winograd_kernel_grad(const fc_conv2d_geometry *g, int m, const float 
         return FC_ENOMEM;
     fc_wino_problem p;
     p.m = m;
+    p.pool = 0;
     p.pool_indices = NULL;
     p.n = g->n; p.h = g->h; p.w = g->w; p.cin = g->c; p.cout = g->f;
     p.oh = g->oh; p.ow = g->ow; p.pad_top = g->pad_top; p.pad_left = g->pad_left;
@@ -661,7 +663,7 @@ int fc_conv2d_winograd_relu_maxpool2_forward(const fc_conv2d_geometry *g, const 
     const int m = fc_conv2d_winograd_relu_maxpool2_tile(g);
     if (m == 0)
         return FC_CONV2D_ENOTFUSED;
-    return winograd_pass(g, m, 0, x, kernel, bias, 1, y, indices, workspace, NULL, NULL);
+    return winograd_pass(g, m, 0, x, kernel, bias, 1, y, 1, indices, workspace, NULL, NULL);
 }
 
 /* The cached transform's rule, from measurements at one image (Zen 4, 1 and 2 threads,
@@ -718,7 +720,7 @@ int fc_conv2d_winograd_cached_forward(const fc_conv2d_geometry *g, int m, const 
         memcpy(copy, kernel, (size_t)kf * sizeof(float));
         cache[0] = 1.0f;
     }
-    return winograd_pass(g, m, 0, x, kernel, bias, relu, out, NULL, workspace, u, packed);
+    return winograd_pass(g, m, 0, x, kernel, bias, relu, out, 0, NULL, workspace, u, packed);
 }
 
 /* ---------------------------------------------------------------------------------- */
@@ -768,7 +770,8 @@ int fc_conv2d_forward(const fc_conv2d_geometry *g, const float *x, const float *
     const int algo = fc_conv2d_algorithm(g, FC_CONV2D_PASS_FORWARD, algorithm);
     const int tile = wino_tile_size(algo);
     if (tile > 0)
-        return winograd_pass(g, tile, 0, x, kernel, bias, relu, out, NULL, workspace, NULL, NULL);
+        return winograd_pass(g, tile, 0, x, kernel, bias, relu, out, 0, NULL, workspace, NULL,
+                             NULL);
     float *ws = workspace_acquire(g, workspace, &owned);
     if (ws == NULL && !identity)
         return FC_ENOMEM;
@@ -841,7 +844,7 @@ int fc_conv2d_backward_input(const fc_conv2d_geometry *g, const float *dy, const
     const int tile = wino_tile_size(
         fc_conv2d_algorithm(g, FC_CONV2D_PASS_BACKWARD_INPUT, algorithm));
     if (tile > 0)
-        return winograd_pass(g, tile, 1, dy, kernel, NULL, 0, dx, NULL, workspace, NULL, NULL);
+        return winograd_pass(g, tile, 1, dy, kernel, NULL, 0, dx, 0, NULL, workspace, NULL, NULL);
     if (im2col_is_identity(g)) /* dx viewed as (N*OH*OW, K) is dcols itself */
         return fc_sgemm(0, 1, lines * OW, K, F, 1.0f, dy, F, kernel, F, 0.0f, dx, K);
     float *ws = workspace_acquire(g, workspace, &owned);
@@ -1122,7 +1125,7 @@ int fc_conv2d_relu_maxpool_forward(const fc_conv2d_geometry *g, int64_t ph, int6
             const int64_t n = pl / PH, po = pl % PH;
             conv_lines_for_pool(g, &ops, x, kernel, bias, ph, n, po, cols, z);
             fc_direct_maxpool_lines(z, ph, pw, OW, F, PW, po * ph * OW * F, y + pl * PW * F,
-                                    indices + pl * PW * F);
+                                    indices != NULL ? indices + pl * PW * F : NULL);
         }
         fc_free(cols);
     }

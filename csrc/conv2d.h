@@ -105,7 +105,8 @@ void fc_conv2d_backward_bias(const fc_conv2d_geometry *g, const float *dy, float
  * conv output (N, OH, OW, F) is never written. y (N, OH/ph, OW/pw, F) is the pooled
  * output and indices (same shape) the conv-output offsets within one image
  * ((oh*OW + ow)*F + f) of each window's first maximum, exactly as max_pool2d would
- * give on the conv output; same values as the two kernels in turn. */
+ * give on the conv output; same values as the two kernels in turn. indices may be NULL
+ * (inference): the pooled values alone, the same. */
 #define FC_CONV2D_EBADINDEX (-2)
 
 int fc_conv2d_relu_maxpool_applies(const fc_conv2d_geometry *g, int64_t ph, int64_t pw);
@@ -129,8 +130,8 @@ int fc_conv2d_relu_maxpool_backward_kernel(const fc_conv2d_geometry *g, int64_t 
  * tiles that cover it exactly: fc_conv2d_winograd_relu_maxpool2_tile gives that tile size,
  * or 0. y and indices are (N, OH / 2, OW / 2, F), bitwise what fc_conv2d_forward(auto,
  * relu) and fc_max_pool2d_forward give (indices: offsets within one (OH, OW, F) conv
- * output). workspace as for the kernels above. Returns FC_OK, FC_ENOMEM or
- * FC_CONV2D_ENOTFUSED (the tile size is 0). */
+ * output; may be NULL: y alone). workspace as for the kernels above. Returns FC_OK,
+ * FC_ENOMEM or FC_CONV2D_ENOTFUSED (the tile size is 0). */
 #define FC_CONV2D_ENOTFUSED (-3)
 
 int fc_conv2d_winograd_relu_maxpool2_tile(const fc_conv2d_geometry *g);

@@ -38,7 +38,7 @@ void fc_direct_kernel_grad_rows(int64_t P, int64_t F, int64_t K, const float *A,
  * Max pool of ph conv lines z (ph, OW, F) with pw x ph windows, stride = window: the PW
  * pooled outputs y (PW, F) and the offsets base + ((r*OW + ow)*F + f) of each window's
  * first maximum in row-major window order (ties: the first; z holds ReLU outputs, no NaN
- * can appear). */
+ * can appear). indices may be NULL: the maxima only. */
 void fc_direct_maxpool_lines(const float *z, int64_t ph, int64_t pw, int64_t OW, int64_t F,
                              int64_t PW, int64_t base, float *y, int32_t *indices);
 

@@ -386,6 +386,7 @@ int64_t fc_conv2d_grouped_wino_workspace_size(const fc_conv2d_geometry *g, int64
 static void gw_problem(fc_wino_problem *p, const fc_conv2d_geometry *g, int m)
 {
     p->m = m;
+    p->pool = 0;
     p->pool_indices = NULL;
     p->n = g->n; p->h = g->h; p->w = g->w; p->cin = g->c; p->cout = g->f;
     p->oh = g->oh; p->ow = g->ow; p->pad_top = g->pad_top; p->pad_left = g->pad_left;
@@ -414,6 +415,7 @@ int fc_conv2d_grouped_wino_backward_input(const fc_conv2d_geometry *g, int64_t g
     float *kr = workspace + head - 9 * cg * F;
     fc_wino_problem p;
     p.m = m;
+    p.pool = 0;
     p.pool_indices = NULL;
     p.n = g->n; p.h = g->oh; p.w = g->ow; p.cin = F; p.cout = C;
     p.oh = g->h; p.ow = g->w; p.pad_top = 2 - g->pad_top; p.pad_left = 2 - g->pad_left;

@@ -24,12 +24,13 @@ typedef struct {
     int64_t pad_top, pad_left;  /* zeros before the first input row / column */
     int64_t ch, cw;             /* outputs computed: rows < ch <= oh, columns < cw <= ow
                                  * (the rest of the (oh, ow) output is not written) */
-    int32_t *pool_indices;      /* NULL, or fc_wino_conv max-pools 2x2 windows (stride 2)
-                                 * of the ch x cw outputs: out and pool_indices are then
-                                 * (N, ch / 2, cw / 2, Cout), the indices offsets within
-                                 * one (ch, cw, Cout) image (first maximum, row-major), as
-                                 * max_pool2d gives; needs ch % m == cw % m == 0 and
-                                 * ch * cw * Cout < 2^31. fc_wino_kernel_grad ignores it. */
+    int pool;                   /* fc_wino_conv max-pools 2x2 windows (stride 2) of the
+                                 * ch x cw outputs: out is then (N, ch / 2, cw / 2, Cout);
+                                 * needs ch % m == cw % m == 0 and ch * cw * Cout < 2^31.
+                                 * fc_wino_kernel_grad ignores it. */
+    int32_t *pool_indices;      /* with pool: NULL, or (N, ch / 2, cw / 2, Cout) offsets
+                                 * within one (ch, cw, Cout) image of each window's first
+                                 * maximum (row-major), as max_pool2d gives */
 } fc_wino_problem;
 
 /* Transformed values per (tile, channel): (m + 2)^2. */

@@ -109,16 +109,17 @@ WT_ATTR static void WT_NAME(gather_tiles)(const fc_wino_problem *p, const float 
 
 /* Output pixels of tiles [t0, t0 + cnt) = act(A^T m A + bias), m = tile r's P GEMM
  * results, each Cout long, at M + r * P * Cout + xi * Cout. Pixels past the computed
- * region's bottom/right edge (partial tiles) are not written. With p->pool_indices, the
- * tile's 2x2 windows are max-pooled instead (whole tiles only, see winograd.h): out and
- * pool_indices are (N, ch / 2, cw / 2, Cout), the index of a window's first maximum an
- * offset within the (ch, cw, Cout) conv output image, as max_pool2d records it. */
+ * region's bottom/right edge (partial tiles) are not written. With p->pool, the tile's
+ * 2x2 windows are max-pooled instead (whole tiles only, see winograd.h): out and
+ * pool_indices (unless NULL) are (N, ch / 2, cw / 2, Cout), the index of a window's first
+ * maximum an offset within the (ch, cw, Cout) conv output image, as max_pool2d records it. */
 WT_ATTR static void WT_NAME(scatter_tiles)(const fc_wino_problem *p, const float *M,
                                            const float *bias, int relu, int64_t t0,
                                            int64_t cnt, float *out)
 {
     const int64_t OH = p->oh, OW = p->ow, F = p->cout, tw = (p->cw + WT_M - 1) / WT_M;
     const int64_t per_image = fc_wino_tiles(WT_M, p->ch, p->cw);
+    const int pool = p->pool;
     int32_t *const pool_idx = p->pool_indices;
     const int64_t PH = p->ch / 2, PW = p->cw / 2, CWF = p->cw * F;
     for (int64_t r = 0; r < cnt; r++) {
@@ -131,8 +132,7 @@ WT_ATTR static void WT_NAME(scatter_tiles)(const fc_wino_problem *p, const float
                 const int64_t oy = WT_M * ty + i, ox = WT_M * tx + j;
                 const int k = WT_M * i + j;
                 inside[k] = oy < p->ch && ox < p->cw;
-                dst[k] = inside[k] && pool_idx == NULL ? out + ((n * OH + oy) * OW + ox) * F
-                                                        : out;
+                dst[k] = inside[k] && !pool ? out + ((n * OH + oy) * OW + ox) * F : out;
                 whole &= inside[k];
             }
         /* pooled: window (wy, wx) of the tile is pooled pixel (py0 + wy, px0 + wx); its
@@ -153,7 +153,7 @@ WT_ATTR static void WT_NAME(scatter_tiles)(const fc_wino_problem *p, const float
             if (relu)
                 for (int k = 0; k < WT_M * WT_M; k++)
                     y[k] = WT_RELU(y[k]);
-            if (pool_idx != NULL) {
+            if (pool) {
                 for (int wy = 0; wy < WT_M / 2; wy++)
                     for (int wx = 0; wx < WT_M / 2; wx++) {
                         const int k0 = 2 * wy * WT_M + 2 * wx;
@@ -166,7 +166,8 @@ WT_ATTR static void WT_NAME(scatter_tiles)(const fc_wino_problem *p, const float
                         WT_POOL_STEP(best, bidx, y[k0 + WT_M + 1], WT_IOTA(at + CWF + F));
                         const int64_t o = ((n * PH + py) * PW + px) * F + f;
                         WT_STORE(out + o, best);
-                        WT_STOREI(pool_idx + o, bidx);
+                        if (pool_idx != NULL)
+                            WT_STOREI(pool_idx + o, bidx);
                     }
             } else if (whole) {
                 for (int k = 0; k < WT_M * WT_M; k++)
@@ -187,10 +188,10 @@ WT_ATTR static void WT_NAME(scatter_tiles)(const fc_wino_problem *p, const float
                     y[k] = y[k] + bias[f];
                 if (relu)
                     y[k] = S_RELU(y[k]);
-                if (inside[k] && pool_idx == NULL)
+                if (inside[k] && !pool)
                     dst[k][f] = y[k];
             }
-            if (pool_idx != NULL)
+            if (pool)
                 for (int wy = 0; wy < WT_M / 2; wy++)
                     for (int wx = 0; wx < WT_M / 2; wx++) {
                         const int k0 = 2 * wy * WT_M + 2 * wx;
@@ -207,7 +208,8 @@ WT_ATTR static void WT_NAME(scatter_tiles)(const fc_wino_problem *p, const float
                             }
                         const int64_t o = ((n * PH + py) * PW + px) * F + f;
                         out[o] = best;
-                        pool_idx[o] = (int32_t)bi;
+                        if (pool_idx != NULL)
+                            pool_idx[o] = (int32_t)bi;
                     }
         }
     }

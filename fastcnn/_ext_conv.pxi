@@ -237,7 +237,7 @@ def conv2d_relu_maxpool_forward(const float[:, :, :, ::1] x, const float[:, :, :
                                 tuple out_hw, tuple pool, float[:, :, :, ::1] y,
                                 int32_t[:, :, :, ::1] indices):
     """y, indices = max pool (pool == strides, valid) of relu(conv(x) + bias); checked by
-    the caller (fastcnn.ops.conv)."""
+    the caller (fastcnn.ops.conv). indices may be None (inference): y alone."""
     cdef fc_conv2d_geometry g = _conv2d_geometry(
         (x.shape[0], x.shape[1], x.shape[2], x.shape[3]),
         (kernel.shape[0], kernel.shape[1], kernel.shape[2], kernel.shape[3]), strides, pads,
@@ -247,9 +247,10 @@ def conv2d_relu_maxpool_forward(const float[:, :, :, ::1] x, const float[:, :, :
     cdef int64_t ph = pool[0], pw = pool[1]
     if y.size == 0 or x.size == 0:
         return
+    cdef int32_t *pi = &indices[0, 0, 0, 0] if indices is not None else NULL
     with nogil:
         rc = fc_conv2d_relu_maxpool_forward(&g, ph, pw, &x[0, 0, 0, 0], &kernel[0, 0, 0, 0],
-                                            pb, &y[0, 0, 0, 0], &indices[0, 0, 0, 0])
+                                            pb, &y[0, 0, 0, 0], pi)
     _check(rc, "conv2d_relu_max_pool2d")
 
 
@@ -297,7 +298,7 @@ def conv2d_winograd_relu_maxpool2_forward(const float[:, :, :, ::1] x,
                                           float[:, :, :, ::1] y, int32_t[:, :, :, ::1] indices,
                                           float[::1] workspace):
     """y, indices = 2x2 max pool of relu(conv(x) + bias) over the out_hw conv outputs;
-    checked by the caller (fastcnn.ops.conv)."""
+    checked by the caller (fastcnn.ops.conv). indices may be None (inference): y alone."""
     cdef fc_conv2d_geometry g = _conv2d_geometry(
         (x.shape[0], x.shape[1], x.shape[2], x.shape[3]),
         (kernel.shape[0], kernel.shape[1], kernel.shape[2], kernel.shape[3]), (1, 1), pads,
@@ -307,10 +308,10 @@ def conv2d_winograd_relu_maxpool2_forward(const float[:, :, :, ::1] x,
     cdef int rc
     if y.size == 0 or x.size == 0:
         return
+    cdef int32_t *pi = &indices[0, 0, 0, 0] if indices is not None else NULL
     with nogil:
         rc = fc_conv2d_winograd_relu_maxpool2_forward(&g, &x[0, 0, 0, 0], &kernel[0, 0, 0, 0],
-                                                      pb, &y[0, 0, 0, 0],
-                                                      &indices[0, 0, 0, 0], pw)
+                                                      pb, &y[0, 0, 0, 0], pi, pw)
     _check(rc, "conv2d_winograd_relu_max_pool2d")
 
 

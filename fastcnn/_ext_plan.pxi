@@ -69,6 +69,14 @@ cdef inline float *_lean_wr(object a) except? NULL:
     return &v[0]
 
 
+cdef inline int32_t *_lean_idx(object indices) except? NULL:
+    """A pool's indices array, or NULL for None (the pooled values alone)."""
+    if indices is None:
+        return NULL
+    cdef int32_t[:, :, :, ::1] v = indices
+    return &v[0, 0, 0, 0]
+
+
 cdef class LeanProgram:
     """Kernel calls recorded once and executed by one nogil call (inference's lean path).
 
@@ -187,25 +195,23 @@ cdef class LeanProgram:
                                 tuple out_hw, tuple pool, out, indices):
         """``_ext.conv2d_relu_maxpool_forward`` with the same arguments."""
         cdef const float[:, :, :, ::1] kv = kernel
-        cdef int32_t[:, :, :, ::1] iv = indices
         cdef _lean_step *s = self._new(_LEAN_CONV2D_RELU_MAXPOOL, [x], out)
         s.g = _conv2d_geometry(tuple(x.shape), tuple(kernel.shape), strides, pads, out_hw)
         s.p[0], s.p[1] = pool
         s.w0 = &kv[0, 0, 0, 0]
         s.w1 = _lean_rd(bias) if bias is not None else NULL
-        s.idx = &iv[0, 0, 0, 0]
+        s.idx = _lean_idx(indices)
         self._hold((kernel, bias, indices))
 
     def add_conv2d_winograd_relu_maxpool2(self, x, kernel, bias, tuple pads, tuple out_hw,
                                           out, indices, workspace):
         """``_ext.conv2d_winograd_relu_maxpool2_forward`` with the same arguments."""
         cdef const float[:, :, :, ::1] kv = kernel
-        cdef int32_t[:, :, :, ::1] iv = indices
         cdef _lean_step *s = self._new(_LEAN_CONV2D_WINOGRAD_RELU_MAXPOOL2, [x], out)
         s.g = _conv2d_geometry(tuple(x.shape), tuple(kernel.shape), (1, 1), pads, out_hw)
         s.w0 = &kv[0, 0, 0, 0]
         s.w1 = _lean_rd(bias) if bias is not None else NULL
-        s.idx = &iv[0, 0, 0, 0]
+        s.idx = _lean_idx(indices)
         s.ws = _lean_wr(workspace) if workspace is not None else NULL
         self._hold((kernel, bias, indices, workspace))
 

@@ -1048,3 +1048,31 @@ def test_numpy_baseline_max_pool_agrees(rng):
     np.testing.assert_array_equal(y, ry)
     np.testing.assert_array_equal(dx, rdx)
     assert dx[0, 0, 0, 0] == dy[0, 0, 0, 0] and dx[0, 0, 1, 0] == 0
+
+
+# The bound (inference) forms of both fused conv + pool kernels skip the argmax indices
+# (no index stores): the pooled values must be the indexed kernels' bits.
+
+@pytest.mark.parametrize("threads", [1, 2])
+@pytest.mark.parametrize("simd", [-1, 0])
+def test_fused_conv_pool_values_only_equal_the_indexed_kernels(rng, threads, simd):
+    from fastcnn.ops import bind_conv2d_relu_max_pool2d, bind_conv2d_winograd_relu_max_pool2d
+    _ext.force_simd(simd)
+    try:
+        with num_threads(threads):
+            for case in _FUSED_CASES:
+                x_shape, k_shape, strides, padding, pool = case
+                x, k, b = _fused_data(rng, case)
+                x = np.concatenate([x] * 5)  # above the parallel threshold
+                y, _ = conv2d_relu_max_pool2d(x, k, b, strides, padding, pool)
+                run, out = bind_conv2d_relu_max_pool2d(x.shape, k, b, strides, padding, pool)
+                out.fill(np.nan)
+                np.testing.assert_array_equal(run(x), y, err_msg=str(case))
+            for x_shape, f, padding, crop in _WPOOL_CASES:
+                x, k, b = _data(rng, x_shape, (3, 3, x_shape[3], f))
+                y, _ = conv2d_winograd_relu_max_pool2d(x, k, b, padding, crop)
+                run, out = bind_conv2d_winograd_relu_max_pool2d(x.shape, k, b, padding, crop)
+                out.fill(np.nan)
+                np.testing.assert_array_equal(run(x), y, err_msg=str((x_shape, f)))
+    finally:
+        _ext.force_simd(-1)

@@ -205,17 +205,18 @@ def _bind_conv2d_winograd_cached(x_shape, kernel, bias, strides, padding, activa
 def bind_conv2d_relu_max_pool2d(x_shape, kernel, bias=None, strides=(1, 1), padding="valid",
                                 pool_size=(2, 2)):
     """``conv2d_relu_max_pool2d`` (the direct fused kernel) for inputs of ``x_shape``."""
-    out, idx = _conv.conv2d_relu_max_pool2d(_probe(x_shape), kernel, bias, strides, padding,
-                                            pool_size)
+    out, _ = _conv.conv2d_relu_max_pool2d(_probe(x_shape), kernel, bias, strides, padding,
+                                          pool_size)
     strides, pads, out_hw, pool, _ = _conv._fused_geometry(
         "conv2d_relu_max_pool2d", x_shape, tuple(kernel.shape), strides, padding, pool_size)
 
     def run(x):
-        _ext.conv2d_relu_maxpool_forward(x, kernel, bias, strides, pads, out_hw, pool, out, idx)
+        # inference needs no argmax indices: the kernel skips their stores
+        _ext.conv2d_relu_maxpool_forward(x, kernel, bias, strides, pads, out_hw, pool, out, None)
         return out
 
     def lower(program, x):
-        program.add_conv2d_relu_maxpool(x, kernel, bias, strides, pads, out_hw, pool, out, idx)
+        program.add_conv2d_relu_maxpool(x, kernel, bias, strides, pads, out_hw, pool, out, None)
         return out
     run.lower = lower
     return run, out
@@ -227,19 +228,19 @@ def bind_conv2d_winograd_relu_max_pool2d(x_shape, kernel, bias=None, padding="va
     k_shape = tuple(kernel.shape)
     size = _conv.conv2d_workspace_size(x_shape, k_shape, 1, padding, output_size=output_size)
     ws = np.empty(size, np.float32) if size > 0 else None
-    out, idx = _conv.conv2d_winograd_relu_max_pool2d(_probe(x_shape), kernel, bias, padding,
-                                                     output_size, workspace=ws)
+    out, _ = _conv.conv2d_winograd_relu_max_pool2d(_probe(x_shape), kernel, bias, padding,
+                                                   output_size, workspace=ws)
     _, _, pads, (oh, ow) = _conv._geometry("conv2d", x_shape, k_shape, (1, 1), padding)
     out_hw = (oh, ow) if output_size is None else tuple(output_size)
     flat = None if ws is None else ws.reshape(-1)
 
     def run(x):
-        _ext.conv2d_winograd_relu_maxpool2_forward(x, kernel, bias, pads, out_hw, out, idx,
+        _ext.conv2d_winograd_relu_maxpool2_forward(x, kernel, bias, pads, out_hw, out, None,
                                                    flat)
         return out
 
     def lower(program, x):
-        program.add_conv2d_winograd_relu_maxpool2(x, kernel, bias, pads, out_hw, out, idx,
+        program.add_conv2d_winograd_relu_maxpool2(x, kernel, bias, pads, out_hw, out, None,
                                                   flat)
         return out
     run.lower = lower
