@@ -6,6 +6,7 @@
 # Placeholders stand for the arrays run() is given (the model input, or values a Python
 # step computes between two programs): a recorded pointer equal to the i-th placeholder's
 # reads the i-th array of the call.
+cimport numpy as cnp
 from libc.string cimport memset
 from cpython.mem cimport PyMem_Realloc, PyMem_Free
 
@@ -67,6 +68,22 @@ cdef inline float *_lean_wr(object a) except? NULL:
     if v.shape[0] == 0:
         raise ValueError("LeanProgram: empty arrays are not compiled")
     return &v[0]
+
+
+cdef inline const float *_lean_in(object x, tuple shape, int i) except NULL:
+    """The data pointer of run()'s input i, checked to be a C-contiguous float32 array of
+    the compiled shape (through the array's header: a memoryview costs more than a small
+    program's kernels gain)."""
+    if not isinstance(x, cnp.ndarray):
+        raise ValueError("LeanProgram.run: input %d is a %s, not a NumPy array"
+                         % (i, type(x).__name__))
+    cdef cnp.ndarray a = <cnp.ndarray>x
+    if cnp.PyArray_TYPE(a) != cnp.NPY_FLOAT32 or not cnp.PyArray_ISCARRAY_RO(a):
+        raise ValueError("LeanProgram: arrays must be C-contiguous float32")
+    if tuple(x.shape) != shape:
+        raise ValueError("LeanProgram.run: input %d has shape %s, compiled for %s"
+                         % (i, tuple(x.shape), shape))
+    return <const float *>cnp.PyArray_DATA(a)
 
 
 cdef inline int32_t *_lean_idx(object indices) except? NULL:
@@ -279,12 +296,8 @@ cdef class LeanProgram:
         if len(xs) != self.nph:
             raise ValueError("LeanProgram.run: %d inputs, compiled for %d"
                              % (len(xs), self.nph))
-        for i in range(self.nph):
-            x = xs[i]
-            if tuple(x.shape) != self.shapes[i]:
-                raise ValueError("LeanProgram.run: input %d has shape %s, compiled for %s"
-                                 % (i, tuple(x.shape), self.shapes[i]))
-            self.xs[i] = _lean_rd(x)  # x's own memory: xs holds x during the call
+        for i in range(self.nph):  # x's own memory: xs holds x during the call
+            self.xs[i] = _lean_in(xs[i], self.shapes[i], i)
         with nogil:
             rc = _lean_exec(self.steps, self.count, self.ph, self.xs, self.nph, &failed)
         if rc != 0:

@@ -151,8 +151,12 @@ def test_program_rejects_bad_input():
         program.run([np.zeros((2, 4, 4, 2), np.float32)])
     with pytest.raises(ValueError, match="LeanProgram.run: 2 inputs"):
         program.run([x, x])
-    with pytest.raises(ValueError):
+    with pytest.raises(ValueError, match="float32"):
         program.run([np.zeros((1, 4, 4, 2), np.float64)])
+    with pytest.raises(ValueError, match="float32"):  # not in native byte order
+        program.run([np.zeros((1, 4, 4, 2), ">f4")])
+    with pytest.raises(ValueError, match="input 0 is a list"):
+        program.run([x.tolist()])
     with pytest.raises(ValueError, match="C-contiguous"):
         program.run([np.zeros((1, 4, 4, 4), np.float32)[..., ::2]])
     with pytest.raises(ValueError, match="placeholders"):
