@@ -11,12 +11,13 @@ from test_gemm import assert_gemm_close, operands
 pytestmark = pytest.mark.skipif(
     not _ext.gemm_avx512(), reason="the GEMM's AVX-512F kernels are not in use on this CPU")
 
-# (M, N, K): odd edges in every direction; N from one panel (AVX2 only) through pairs with a
-# partial second panel and an odd last panel; K small (A read in place) and large (packed A,
-# several kc blocks); M * N * K large enough for the threaded modes.
+# (M, N, K): odd edges in every direction; N from one panel (a partial one: AVX2 only; a
+# full one: the 12-row kernel, e.g. a 16-channel conv's forward and kernel gradient) through
+# pairs with a partial second panel and an odd last panel; K small (A read in place) and
+# large (packed A, several kc blocks); M * N * K large enough for the threaded modes.
 SHAPES = [(1, 1, 1), (7, 17, 5), (13, 31, 129), (6, 32, 64), (5, 33, 300), (37, 48, 77),
           (61, 100, 257), (200, 576, 64), (129, 47, 513), (300, 80, 600), (1000, 40, 36),
-          (96, 4100, 40)]
+          (96, 4100, 40), (200, 16, 144), (25, 16, 300), (144, 16, 2000)]
 
 
 def run(a, b, transpose_a, transpose_b, alpha, beta, c, avx512):
