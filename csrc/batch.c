@@ -80,21 +80,24 @@ static uint32_t count_nonfinite_block(const float *x, int64_t n)
     return bad;
 }
 
+/* block k of the n floats at x */
+static uint32_t count_nonfinite_at(const float *x, int64_t n, int64_t k)
+{
+    const int64_t i = k * NONFINITE_BLOCK;
+    return count_nonfinite_block(x + i, n - i < NONFINITE_BLOCK ? n - i : NONFINITE_BLOCK);
+}
+
 int64_t fc_count_nonfinite(const float *x, int64_t n)
 {
     const int64_t nb = (n + NONFINITE_BLOCK - 1) / NONFINITE_BLOCK;
     int64_t k, bad = 0;
     if (n <= 65536) { /* a few images: not even an if-false parallel region (~0.3 us) */
         for (k = 0; k < nb; k++)
-            bad += count_nonfinite_block(x + k * NONFINITE_BLOCK,
-                                         n - k * NONFINITE_BLOCK < NONFINITE_BLOCK
-                                             ? n - k * NONFINITE_BLOCK : NONFINITE_BLOCK);
+            bad += count_nonfinite_at(x, n, k);
         return bad;
     }
 #pragma omp parallel for schedule(static) reduction(+:bad) num_threads(fc_get_num_threads())
-    for (k = 0; k < nb; k++) {
-        const int64_t i = k * NONFINITE_BLOCK;
-        bad += count_nonfinite_block(x + i, n - i < NONFINITE_BLOCK ? n - i : NONFINITE_BLOCK);
-    }
+    for (k = 0; k < nb; k++)
+        bad += count_nonfinite_at(x, n, k);
     return bad;
 }

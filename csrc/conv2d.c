@@ -581,8 +581,9 @@ static void rotate_kernel(const fc_conv2d_geometry *g, const float *kernel, floa
 /* The forward (input_grad == 0: out = act(conv(in) + bias), or with pool its 2x2 max-pool
  * and, unless NULL, pool_indices, see fc_wino_problem) or the input gradient (input_grad !=
  * 0: in = dy, out = dx, the correlation of dy, padded by 2 - pad, with the kernel rotated
- * by 180 degrees and transposed) as Winograd with m x m output tiles. u (and packed): the forward's kernel
- * already transformed (and its GEMM operands packed, fc_wino_pack), or NULL to do it here. */
+ * by 180 degrees and transposed) as Winograd with m x m output tiles. u (and packed): the
+ * forward's kernel already transformed (and its GEMM operands packed, fc_wino_pack), or
+ * NULL to do it here. */
 static int winograd_pass(const fc_conv2d_geometry *g, int m, int input_grad, const float *in,
                          const float *kernel, const float *bias, int relu, float *out,
                          int pool, int32_t *pool_indices, float *workspace,
@@ -620,8 +621,7 @@ static int winograd_pass(const fc_conv2d_geometry *g, int m, int input_grad, con
         fc_wino_transform_kernel(m, p.cin, p.cout, kernel, ws); /* U (P, Cin, Cout) */
         u = ws;
     }
-    rc = fc_wino_conv_prepacked(&p, in, u, packed, bias, relu, out, ws + head,
-                                wino_chunk_tiles(g, m));
+    rc = fc_wino_conv(&p, in, u, packed, bias, relu, out, ws + head, wino_chunk_tiles(g, m));
     workspace_release(ws, owned);
     return rc;
 }
@@ -844,7 +844,8 @@ int fc_conv2d_backward_input(const fc_conv2d_geometry *g, const float *dy, const
     const int tile = wino_tile_size(
         fc_conv2d_algorithm(g, FC_CONV2D_PASS_BACKWARD_INPUT, algorithm));
     if (tile > 0)
-        return winograd_pass(g, tile, 1, dy, kernel, NULL, 0, dx, 0, NULL, workspace, NULL, NULL);
+        return winograd_pass(g, tile, 1, dy, kernel, NULL, 0, dx, 0, NULL, workspace, NULL,
+                             NULL);
     if (im2col_is_identity(g)) /* dx viewed as (N*OH*OW, K) is dcols itself */
         return fc_sgemm(0, 1, lines * OW, K, F, 1.0f, dy, F, kernel, F, 0.0f, dx, K);
     float *ws = workspace_acquire(g, workspace, &owned);

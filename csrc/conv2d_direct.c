@@ -210,7 +210,8 @@ static void maxpool_cols_generic(const float *FC_RESTRICT z, int64_t ph, int64_t
                     }
                 }
             y[pc * F + f] = best;
-            indices[pc * F + f] = (int32_t)(base + bi);
+            if (indices != NULL)
+                indices[pc * F + f] = (int32_t)(base + bi);
         }
 }
 
@@ -246,26 +247,9 @@ FC_TARGET_AVX2 static void maxpool_lines_avx2(const float *FC_RESTRICT z, int64_
 }
 #endif
 
+#ifdef FC_HAVE_AVX2_PATH
 /* Values only (inference): the same maxima, without the index stores' memory traffic.
  * max(v, best) keeps best where v is not greater, as the indexed loops' compare does. */
-static void maxpool_values_generic(const float *FC_RESTRICT z, int64_t ph, int64_t pw,
-                                   int64_t OW, int64_t F, int64_t PW, int64_t f0,
-                                   float *FC_RESTRICT y)
-{
-    for (int64_t pc = 0; pc < PW; pc++)
-        for (int64_t f = f0; f < F; f++) {
-            float best = z[pc * pw * F + f];
-            for (int64_t r = 0; r < ph; r++)
-                for (int64_t c = r == 0 ? 1 : 0; c < pw; c++) {
-                    const float v = z[(r * OW + pc * pw + c) * F + f];
-                    if (v > best)
-                        best = v;
-                }
-            y[pc * F + f] = best;
-        }
-}
-
-#ifdef FC_HAVE_AVX2_PATH
 FC_TARGET_AVX2 static void maxpool_values_avx2(const float *FC_RESTRICT z, int64_t ph,
                                                int64_t pw, int64_t OW, int64_t F, int64_t PW,
                                                float *FC_RESTRICT y)
@@ -281,26 +265,19 @@ FC_TARGET_AVX2 static void maxpool_values_avx2(const float *FC_RESTRICT z, int64
             _mm256_storeu_ps(y + pc * F + f, best);
         }
     if (F8 < F)
-        maxpool_values_generic(z, ph, pw, OW, F, PW, F8, y);
+        maxpool_cols_generic(z, ph, pw, OW, F, PW, 0, F8, y, NULL);
 }
 #endif
 
 void fc_direct_maxpool_lines(const float *z, int64_t ph, int64_t pw, int64_t OW, int64_t F,
                              int64_t PW, int64_t base, float *y, int32_t *indices)
 {
-    if (indices == NULL) {
-#ifdef FC_HAVE_AVX2_PATH
-        if (fc_simd_level() >= 1) {
-            maxpool_values_avx2(z, ph, pw, OW, F, PW, y);
-            return;
-        }
-#endif
-        maxpool_values_generic(z, ph, pw, OW, F, PW, 0, y);
-        return;
-    }
 #ifdef FC_HAVE_AVX2_PATH
     if (fc_simd_level() >= 1) {
-        maxpool_lines_avx2(z, ph, pw, OW, F, PW, base, y, indices);
+        if (indices == NULL)
+            maxpool_values_avx2(z, ph, pw, OW, F, PW, y);
+        else
+            maxpool_lines_avx2(z, ph, pw, OW, F, PW, base, y, indices);
         return;
     }
 #endif

@@ -466,11 +466,9 @@ void fc_wino_pack(int m, int64_t cin, int64_t cout, const float *u, float *packe
         fc_sgemm_pack_b(0, cin, cout, u + xi * cin * cout, cout, packed + xi * pb);
 }
 
-/* fc_wino_conv, with the packed B operands given (`prepacked`, as fc_wino_pack fills
- * them) or, when NULL, packed here into the scratch where they are used. */
-static int wino_conv(const fc_wino_problem *p, const float *x, const float *u,
-                     const float *prepacked, const float *bias, int relu, float *out,
-                     float *scratch, int64_t chunk_tiles)
+int fc_wino_conv(const fc_wino_problem *p, const float *x, const float *u,
+                 const float *prepacked, const float *bias, int relu, float *out,
+                 float *scratch, int64_t chunk_tiles)
 {
     const int64_t P = fc_wino_points(p->m);
     const int64_t tile_floats = fc_wino_tile_floats(p->m, p->cin, p->cout);
@@ -525,19 +523,6 @@ static int wino_conv(const fc_wino_problem *p, const float *x, const float *u,
         }
     }
     return rc;
-}
-
-int fc_wino_conv(const fc_wino_problem *p, const float *x, const float *u, const float *bias,
-                 int relu, float *out, float *scratch, int64_t chunk_tiles)
-{
-    return wino_conv(p, x, u, NULL, bias, relu, out, scratch, chunk_tiles);
-}
-
-int fc_wino_conv_prepacked(const fc_wino_problem *p, const float *x, const float *u,
-                           const float *packed, const float *bias, int relu, float *out,
-                           float *scratch, int64_t chunk_tiles)
-{
-    return wino_conv(p, x, u, packed, bias, relu, out, scratch, chunk_tiles);
 }
 
 /* ---------------------------------------------------------------------------------- */

@@ -57,22 +57,22 @@ int64_t fc_wino_scratch_size(int m, int64_t cin, int64_t cout, int64_t chunk_til
 void fc_wino_transform_kernel(int m, int64_t c, int64_t f, const float *kernel, float *u);
 
 /* out (N, OH, OW, Cout) = act(correlation of x with the 3x3 kernel + bias) for the
- * outputs p->ch x p->cw, with u = fc_wino_transform_kernel(p->m, Cin, Cout, kernel).
- * bias (Cout,) may be NULL; relu fuses max(., 0). scratch holds
+ * outputs p->ch x p->cw, with u = fc_wino_transform_kernel(p->m, Cin, Cout, kernel) and
+ * prepacked its GEMM operands as fc_wino_pack gives them (kept between calls), or NULL to
+ * pack them here (the same bits). bias (Cout,) may be NULL; relu fuses max(., 0). scratch holds
  * fc_wino_scratch_size(p->m, cin, cout, chunk_tiles) floats, chunk_tiles >= 1.
  * Threads split the tiles; every output's arithmetic is the same whoever computes it, so
  * results are bitwise identical for any thread count. Returns FC_OK or FC_ENOMEM. */
-int fc_wino_conv(const fc_wino_problem *p, const float *x, const float *u, const float *bias,
-                 int relu, float *out, float *scratch, int64_t chunk_tiles);
+int fc_wino_conv(const fc_wino_problem *p, const float *x, const float *u,
+                 const float *prepacked, const float *bias, int relu, float *out,
+                 float *scratch, int64_t chunk_tiles);
 
 /* fc_wino_conv's GEMM B operands (the U matrices) packed once for reuse: packed holds
  * fc_wino_packed_size(m, cin, cout) floats, 64-byte aligned (0: these shapes are not
- * packed, pass NULL). fc_wino_conv_prepacked is fc_wino_conv with them, the same bits. */
+ * packed, pass NULL as prepacked). */
 int64_t fc_wino_packed_size(int m, int64_t cin, int64_t cout);
 void fc_wino_pack(int m, int64_t cin, int64_t cout, const float *u, float *packed);
-int fc_wino_conv_prepacked(const fc_wino_problem *p, const float *x, const float *u,
-                           const float *packed, const float *bias, int relu, float *out,
-                           float *scratch, int64_t chunk_tiles);
+
 /* dkernel (3, 3, Cin, Cout) = the kernel gradient of the conv p for input x and output
  * gradient dy (N, OH, OW, Cout), summed over the batch; overwritten. du holds
  * parts * (m + 2)^2 * Cin * Cout floats (the partial sums of the tile ranges), scratch as

@@ -170,7 +170,7 @@ def conv2d_winograd_cached_forward(const float[:, :, :, ::1] x,
     with nogil:
         rc = fc_conv2d_winograd_cached_forward(&g, m, &x[0, 0, 0, 0], &kernel[0, 0, 0, 0], pb,
                                                relu, &out[0, 0, 0, 0], &cache[0], pw)
-    _check(rc, "conv2d_forward")
+    _check(rc, "conv2d_winograd_cached_forward")
 
 
 def conv2d_backward_input(const float[:, :, :, ::1] dy, const float[:, :, :, ::1] kernel,

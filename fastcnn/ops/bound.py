@@ -210,16 +210,11 @@ def bind_conv2d_relu_max_pool2d(x_shape, kernel, bias=None, strides=(1, 1), padd
     strides, pads, out_hw, pool, _ = _conv._fused_geometry(
         "conv2d_relu_max_pool2d", x_shape, tuple(kernel.shape), strides, padding, pool_size)
 
-    def run(x):
-        # inference needs no argmax indices: the kernel skips their stores
-        _ext.conv2d_relu_maxpool_forward(x, kernel, bias, strides, pads, out_hw, pool, out, None)
-        return out
-
-    def lower(program, x):
-        program.add_conv2d_relu_maxpool(x, kernel, bias, strides, pads, out_hw, pool, out, None)
-        return out
-    run.lower = lower
-    return run, out
+    # inference needs no argmax indices (None): the kernel skips their stores
+    args = (kernel, bias, strides, pads, out_hw, pool, out, None)
+    return _bound(out, lambda x: _ext.conv2d_relu_maxpool_forward(x, *args),
+                  lambda program, x: program.add_conv2d_relu_maxpool(x, *args),
+                  "bind_conv2d_relu_max_pool2d")
 
 
 def bind_conv2d_winograd_relu_max_pool2d(x_shape, kernel, bias=None, padding="valid",
@@ -232,19 +227,10 @@ def bind_conv2d_winograd_relu_max_pool2d(x_shape, kernel, bias=None, padding="va
                                                    output_size, workspace=ws)
     _, _, pads, (oh, ow) = _conv._geometry("conv2d", x_shape, k_shape, (1, 1), padding)
     out_hw = (oh, ow) if output_size is None else tuple(output_size)
-    flat = None if ws is None else ws.reshape(-1)
-
-    def run(x):
-        _ext.conv2d_winograd_relu_maxpool2_forward(x, kernel, bias, pads, out_hw, out, None,
-                                                   flat)
-        return out
-
-    def lower(program, x):
-        program.add_conv2d_winograd_relu_maxpool2(x, kernel, bias, pads, out_hw, out, None,
-                                                  flat)
-        return out
-    run.lower = lower
-    return run, out
+    args = (kernel, bias, pads, out_hw, out, None, None if ws is None else ws.reshape(-1))
+    return _bound(out, lambda x: _ext.conv2d_winograd_relu_maxpool2_forward(x, *args),
+                  lambda program, x: program.add_conv2d_winograd_relu_maxpool2(x, *args),
+                  "bind_conv2d_winograd_relu_max_pool2d")
 
 
 def bind_max_pool2d(x_shape, pool_size=(2, 2), strides=None, padding="valid",
@@ -270,63 +256,35 @@ def bind_max_pool2d(x_shape, pool_size=(2, 2), strides=None, padding="valid",
             raise ValueError("bind_max_pool2d: input_padding needs a 'valid' pool whose "
                              "windows each overlap the input")
 
-    def run(x):
-        _ext.max_pool2d_forward(x, ph, pw, sh, sw, pt, pl, out)
-        return out
-
-    def lower(program, x):
-        program.add_max_pool2d(x, ph, pw, sh, sw, pt, pl, out)
-        return out
-    run.lower = lower
-    return run, out
+    args = (ph, pw, sh, sw, pt, pl, out)
+    return _bound(out, lambda x: _ext.max_pool2d_forward(x, *args),
+                  lambda program, x: program.add_max_pool2d(x, *args), "bind_max_pool2d")
 
 
 def bind_dense(x_shape, kernel, bias=None, activation=None):
     """``dense`` for inputs of ``x_shape`` (N, in)."""
     out = _nn.dense(_probe(x_shape), kernel, bias, activation)
-    relu = _nn._ACTIVATIONS[activation]
-
-    def run(x):
-        _ext.dense_forward(x, kernel, bias, relu, out)
-        return out
-
-    def lower(program, x):
-        program.add_dense(x, kernel, bias, relu, out)
-        return out
-    run.lower = lower
-    return run, out
+    args = (kernel, bias, _nn._ACTIVATIONS[activation], out)
+    return _bound(out, lambda x: _ext.dense_forward(x, *args),
+                  lambda program, x: program.add_dense(x, *args), "bind_dense")
 
 
 def bind_zero_pad2d(x_shape, padding):
     """``zero_pad2d`` for inputs of ``x_shape``."""
     out = zero_pad2d(_probe(x_shape), padding)
     (top, bottom), (left, right) = _amounts(padding, "zero_pad2d", "padding")
-
-    def run(x):
-        _ext.pad2d(x, top, bottom, left, right, out)
-        return out
-
-    def lower(program, x):
-        program.add_pad2d(x, top, bottom, left, right, out)
-        return out
-    run.lower = lower
-    return run, out
+    args = (top, bottom, left, right, out)
+    return _bound(out, lambda x: _ext.pad2d(x, *args),
+                  lambda program, x: program.add_pad2d(x, *args), "bind_zero_pad2d")
 
 
 def bind_add_relu(x_shapes):
     """``add_relu`` for inputs of ``x_shapes`` (a list of equal shapes); ``run(xs)``."""
     out = add_relu([_probe(s) for s in x_shapes])
     flat = out.reshape(-1)
-
-    def run(xs):
-        _ext.add_relu_forward([x.reshape(-1) for x in xs], flat)
-        return out
-
-    def lower(program, xs):
-        program.add_add_relu([x.reshape(-1) for x in xs], flat)
-        return out
-    run.lower = lower
-    return run, out
+    return _bound(out, lambda xs: _ext.add_relu_forward([x.reshape(-1) for x in xs], flat),
+                  lambda program, xs: program.add_add_relu([x.reshape(-1) for x in xs], flat),
+                  "bind_add_relu")
 
 
 def bind_concatenate(x_shapes, axis=-1):
@@ -336,31 +294,18 @@ def bind_concatenate(x_shapes, axis=-1):
                                                  "concatenate")
     out2 = out.reshape(rows, sum(widths))
 
-    def run(xs):
-        _ext.concat_forward([x.reshape(rows, w) for x, w in zip(xs, widths)], out2)
-        return out
-
-    def lower(program, xs):
-        program.add_concat([x.reshape(rows, w) for x, w in zip(xs, widths)], out2)
-        return out
-    run.lower = lower
-    return run, out
+    def parts(xs):
+        return [x.reshape(rows, w) for x, w in zip(xs, widths)]
+    return _bound(out, lambda xs: _ext.concat_forward(parts(xs), out2),
+                  lambda program, xs: program.add_concat(parts(xs), out2), "bind_concatenate")
 
 
 def bind_sigmoid(x_shape):
     """``sigmoid`` for inputs of ``x_shape``."""
     out = _nn.sigmoid(_probe(x_shape))
     flat = out.reshape(-1)
-
-    def run(x):
-        _ext.sigmoid_forward(x.reshape(-1), flat)
-        return out
-
-    def lower(program, x):
-        program.add_sigmoid(x.reshape(-1), flat)
-        return out
-    run.lower = lower
-    return run, out
+    return _bound(out, lambda x: _ext.sigmoid_forward(x.reshape(-1), flat),
+                  lambda program, x: program.add_sigmoid(x.reshape(-1), flat), "bind_sigmoid")
 
 
 def bind_global_avg_pool2d(x_shape, keepdims=False):
@@ -368,16 +313,9 @@ def bind_global_avg_pool2d(x_shape, keepdims=False):
     ``keepdims``)."""
     out = _pool.global_avg_pool2d(_probe(x_shape))
     result = out.reshape(x_shape[0], 1, 1, x_shape[3]) if keepdims else out
-
-    def run(x):
-        _ext.global_avg_pool2d_forward(x, out)
-        return result
-
-    def lower(program, x):
-        program.add_global_avg_pool2d(x, out)
-        return result
-    run.lower = lower
-    return run, result
+    return _bound(result, lambda x: _ext.global_avg_pool2d_forward(x, out),
+                  lambda program, x: program.add_global_avg_pool2d(x, out),
+                  "bind_global_avg_pool2d")
 
 
 def batch_norm_fold(kernel, bias, gamma, beta, moving_mean, moving_variance, epsilon,
@@ -428,17 +366,14 @@ def bind_conv2d_batch_norm(x_shape, kernel, bias, gamma, beta, moving_mean, movi
     conv_run, out = bind_conv2d(x_shape, folded_kernel, folded_bias, strides, padding,
                                 activation, input_padding=input_padding)
     c = kernel.shape[-1]
-    k2, fk2 = kernel.reshape(-1, c), folded_kernel.reshape(-1, c)
-    eps = float(epsilon)
+    fold = (kernel.reshape(-1, c), bias, gamma, beta, moving_mean, moving_variance,
+            float(epsilon), folded_kernel.reshape(-1, c), folded_bias)
 
-    def run(x):
-        _ext.bn_fold(k2, bias, gamma, beta, moving_mean, moving_variance, eps, fk2,
-                     folded_bias)
-        return conv_run(x)
+    def call(x):
+        _ext.bn_fold(*fold)
+        conv_run(x)
 
-    def lower(program, x):
-        program.add_bn_fold(k2, bias, gamma, beta, moving_mean, moving_variance, eps, fk2,
-                            folded_bias)
-        return conv_run.lower(program, x)
-    run.lower = lower
-    return run, out
+    def add(program, x):
+        program.add_bn_fold(*fold)
+        conv_run.lower(program, x)
+    return _bound(out, call, add, "bind_conv2d_batch_norm")
